@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { globals, printJson, EXIT, type GlobalOpts } from './output.js';
+import { openSession, type OpenOptions, type Session } from '../session.js';
+import { LockBusyError } from '../util/pidlock.js';
+
+export function storeOpts(g: GlobalOpts): OpenOptions {
+  return { repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle };
+}
+
+export async function withSession<T>(g: GlobalOpts, extra: Partial<OpenOptions>, fn: (s: Session) => Promise<T>): Promise<T> {
+  const s = await openSession({
+    ...storeOpts(g), ...extra,
+    onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n'),
+  });
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/**
+ * Wraps a command's action: any thrown error becomes one clear line on stderr (and a JSON
+ * object with --json) and a non-zero exit code. The action returns its exit code.
+ */
+export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise<number | void>) {
+  return async (...args: any[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    try {
+      const code = (await fn(g, args.slice(0, -1), cmd)) ?? EXIT.OK;
+      process.exitCode = code;
+    } catch (e) {
+      const err = e as Error;
+      const code = e instanceof LockBusyError ? EXIT.LOCKED : EXIT.FAIL;
+      if (g.json) printJson({ error: err.message, errors: [{ path: '', message: err.message }] });
+      process.stderr.write(`snapfill: ${err.message}\n`);
+      if (process.env.SNAPFILL_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
+      process.exitCode = code;
+    }
+  };
+}
+
+export function collect(value: string, prev: string[] = []): string[] {
+  return [...prev, value];
+}

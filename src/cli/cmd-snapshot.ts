@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { action, collect, withSession } from './action.js';
+import { EXIT, humanBytes, info, printJson } from './output.js';
+import { Progress, rate } from './progress.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
+import { display } from '../util/rawpath.js';
+
+export function register(program: Command): void {
+  program.command('snapshot')
+    .alias('backup')
+    .description('take a snapshot of one or more paths; unchanged files are not read again')
+    .argument('<path...>', 'source paths to snapshot')
+    .option('-e, --exclude <glob>', 'exclude matching paths (repeatable); a glob with "/" matches the full path, otherwise the name', collect, [])
+    .option('-t, --tag <tag>', 'tag the snapshot (repeatable)', collect, [])
+    .option('--time <iso>', 'record this time instead of now (ISO 8601)')
+    .option('--host <name>', 'record this host name instead of the machine\'s')
+    .option('-x, --one-file-system', 'do not cross file-system boundaries below a source path')
+    .addHelpText('after', `
+Examples:
+  snapfill snapshot /home /etc --exclude '*.tmp' --exclude '/home/*/cache'
+  snapfill --json snapshot /home --tag nightly
+
+Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see errors), 1 failure.`)
+    .action(action(async (g, [paths, opts]) => {
+      let time: Date | undefined;
+      if (opts.time) {
+        time = new Date(opts.time);
+        if (Number.isNaN(time.getTime())) throw new Error(`--time: "${opts.time}" is not a valid ISO 8601 time`);
+      }
+      const progress = new Progress({ quiet: g.quiet });
+      const result = await withSession(g, { create: true }, async (s) => {
+        s.lockCatalog('snapshot');
+        return new Snapshotter(s.repo, s.catalog, {
+          paths, excludes: opts.exclude, tags: opts.tag, time, host: opts.host, oneFileSystem: opts.oneFileSystem,
+          onProgress: (p) => progress.update((t) =>
+            `${p.files} files, ${humanBytes(p.bytesRead)} read (${rate(p.bytesRead / 1048576, t)} MB/s), ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`),
+        }).run();
+      });
+      progress.done();
+      if (g.json) printJson(result);
+      else {
+        info(g, `snapshot ${result.snapshot_id.slice(0, 8)} saved${result.parent ? ` (parent ${result.parent.slice(0, 8)})` : ''}`);
+        info(g, `files: ${result.files_total} total, ${result.files_new} new, ${result.files_changed} changed, ${result.files_unchanged} unchanged; ${result.dirs} dirs`);
+        info(g, `read ${humanBytes(result.bytes_read)}, added ${humanBytes(result.bytes_added)} to the repository in ${result.duration_s.toFixed(1)}s`);
+        for (const e of result.errors.slice(0, 20)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+        if (result.errors.length > 20) process.stderr.write(`... and ${result.errors.length - 20} more errors (use --json for all)\n`);
+      }
+      return result.errors.length ? EXIT.PARTIAL : EXIT.OK;
+    }));
+}

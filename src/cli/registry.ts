@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+
+/**
+ * Commands added by other modules (restore, verify, check, forget, prune, run, schedule, mount, ...).
+ * One import and one list entry per command file keeps parallel work on separate commands from colliding.
+ */
+export const extraCommands: ((program: Command) => void)[] = [];

@@ -1,0 +1,463 @@
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { BlobId } from '../pack/blobid.js';
+import type { PackIndex } from '../pack/format.js';
+import { ENTRY_TYPES, type Entry, type EntryType } from '../repo/tree.js';
+import { basename, dirname, fromBlob, subtreeRange, toBlob, type RawPath } from '../util/rawpath.js';
+
+/**
+ * The local SQLite catalog: an index of the repository, rebuildable from it.
+ *
+ * Entry versions are stored once and shared by every snapshot they appear in: a row is valid
+ * for snapshots of its lineage (host + source paths) with from_seq <= seq <= to_seq, and
+ * to_seq is NULL while the row is still in the lineage's newest snapshot. A snapshot of an
+ * unchanged tree therefore writes no rows at all.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packs(
+  id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, type TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs(
+  hash BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
+CREATE TABLE IF NOT EXISTS lineages(id INTEGER PRIMARY KEY, host TEXT NOT NULL, paths TEXT NOT NULL, UNIQUE(host, paths));
+CREATE TABLE IF NOT EXISTS snapshots(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, lineage INTEGER NOT NULL, state TEXT NOT NULL,
+  pid INTEGER, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL, tags TEXT NOT NULL,
+  tree TEXT, parent TEXT, record TEXT);
+CREATE TABLE IF NOT EXISTS paths(
+  id INTEGER PRIMARY KEY, parent INTEGER, name BLOB NOT NULL, path BLOB NOT NULL UNIQUE);
+CREATE INDEX IF NOT EXISTS paths_parent ON paths(parent, name);
+CREATE TABLE IF NOT EXISTS versions(
+  id INTEGER PRIMARY KEY, path INTEGER NOT NULL, lineage INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL, to_seq INTEGER,
+  type INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+  uname TEXT NOT NULL, gname TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,
+  ino INTEGER NOT NULL, dev INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,
+  target BLOB, fp BLOB, content BLOB, tree BLOB, flags INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS versions_path ON versions(path, lineage, from_seq);
+CREATE INDEX IF NOT EXISTS versions_open ON versions(lineage, to_seq, from_seq);
+CREATE TABLE IF NOT EXISTS pending_close(seq INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY(seq, version)) WITHOUT ROWID;
+`;
+const SCHEMA_VERSION = '1';
+
+export interface SnapshotRow {
+  seq: number;
+  id: string;
+  lineage: number;
+  time: string;
+  host: string;
+  paths: RawPath[];
+  tags: string[];
+  tree: string;
+  parent: string | null;
+  record: Record<string, any>;
+}
+
+export interface VersionRow extends Entry {
+  versionId: number;
+  pathId: number;
+  path: RawPath;
+}
+
+export interface BlobLocationRow {
+  pack: string;
+  offset: number;
+  length: number;
+}
+
+const VCOLS = `v.id AS vid, v.path AS pid, p.path AS ppath, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size,
+  v.mtime, v.ctime, v.ino, v.dev, v.nlink, v.rdev, v.target, v.fp, v.content, v.tree, v.flags`;
+const IN_SNAP = `v.lineage = @lineage AND v.from_seq <= @seq AND (v.to_seq IS NULL OR v.to_seq >= @seq)`;
+
+function contentToBlob(c: BlobId[] | null): Buffer | null {
+  if (!c) return null;
+  return Buffer.from(c.join(''), 'hex');
+}
+
+function contentFromBlob(b: Buffer | null): BlobId[] | null {
+  if (!b) return null;
+  const hex = b.toString('hex');
+  const out: BlobId[] = [];
+  for (let i = 0; i < hex.length; i += 64) out.push(hex.slice(i, i + 64));
+  return out;
+}
+
+function rowToVersion(r: any): VersionRow {
+  const p = fromBlob(r.ppath);
+  return {
+    versionId: Number(r.vid), pathId: Number(r.pid), path: p, name: basename(p),
+    type: ENTRY_TYPES[Number(r.type)] as EntryType, mode: Number(r.mode), uid: Number(r.uid), gid: Number(r.gid),
+    user: r.uname, group: r.gname, size: Number(r.size), mtime: BigInt(r.mtime), ctime: BigInt(r.ctime),
+    ino: BigInt.asUintN(64, BigInt(r.ino)), dev: BigInt.asUintN(64, BigInt(r.dev)), nlink: Number(r.nlink), rdev: Number(r.rdev),
+    target: r.target ? fromBlob(r.target) : null, fp: r.fp ? (r.fp as Buffer).toString('hex') : null,
+    content: contentFromBlob(r.content), tree: r.tree ? (r.tree as Buffer).toString('hex') : null, flags: Number(r.flags),
+  };
+}
+
+function rowToSnapshot(r: any): SnapshotRow {
+  return {
+    seq: Number(r.seq), id: r.id, lineage: Number(r.lineage), time: r.time, host: r.host,
+    paths: JSON.parse(r.paths), tags: JSON.parse(r.tags), tree: r.tree, parent: r.parent,
+    record: r.record ? JSON.parse(r.record) : {},
+  };
+}
+
+export class Catalog {
+  readonly db: Database.Database;
+  private readonly stmts = new Map<string, Database.Statement>();
+  private txOpen = false;
+  private txWrites = 0;
+
+  private constructor(readonly file: string, readonly repoId: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('cache_size = -65536');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(SCHEMA);
+    const have = this.db.prepare(`SELECT value FROM meta WHERE key='repo_id'`).get() as { value: string } | undefined;
+    if (have && have.value !== repoId) {
+      this.db.close();
+      throw new Error(`catalog ${file} belongs to repository ${have.value}, not ${repoId}; pass another --catalog or delete it`);
+    }
+    this.db.prepare(`INSERT OR REPLACE INTO meta VALUES('repo_id', ?), ('schema', ?)`).run(repoId, SCHEMA_VERSION);
+  }
+
+  static open(file: string, repoId: string): Catalog {
+    return new Catalog(file, repoId);
+  }
+
+  close(): void {
+    this.flush();
+    try { this.db.pragma('wal_checkpoint(TRUNCATE)'); } catch { /* busy: fine */ }
+    this.db.close();
+  }
+
+  private st(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      // Nanosecond times exceed 2^53: read entry rows as BigInt so they round-trip exactly.
+      if (s.reader && sql.includes('v.mtime')) s.safeIntegers(true);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /**
+   * Streams a query on its own read-only connection: better-sqlite3 forbids other statements
+   * on a connection while it iterates, and streams must not block writes or each other.
+   */
+  private *stream(sql: string, params: unknown): Iterable<any> {
+    this.flush();
+    const conn = new Database(this.file, { readonly: true });
+    try {
+      conn.pragma('busy_timeout = 10000');
+      const stmt = conn.prepare(sql);
+      if (sql.includes('v.mtime')) stmt.safeIntegers(true);
+      yield* (params === undefined ? stmt.iterate() : stmt.iterate(params as any)) as Iterable<any>;
+    } finally {
+      conn.close();
+    }
+  }
+
+  // ---- batched write transactions -------------------------------------------------------
+
+  /** Counts a write; commits every few thousand so a crash loses at most the last batch. */
+  private wrote(n = 1): void {
+    if (!this.txOpen) {
+      this.db.exec('BEGIN');
+      this.txOpen = true;
+    }
+    this.txWrites += n;
+    if (this.txWrites >= 20000) this.flush();
+  }
+
+  flush(): void {
+    if (this.txOpen) {
+      this.db.exec('COMMIT');
+      this.txOpen = false;
+      this.txWrites = 0;
+    }
+  }
+
+  /** Runs `fn` atomically (flushing any open batch first). */
+  atomic<T>(fn: () => T): T {
+    this.flush();
+    return this.db.transaction(fn)();
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.st(`SELECT value FROM meta WHERE key=?`).get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.st(`INSERT OR REPLACE INTO meta VALUES(?, ?)`).run(key, value);
+  }
+
+  // ---- packs and blobs ------------------------------------------------------------------
+
+  hasBlob(id: BlobId): boolean {
+    return this.st(`SELECT 1 FROM blobs WHERE hash=?`).get(Buffer.from(id, 'hex')) !== undefined;
+  }
+
+  blobLocation(id: BlobId): BlobLocationRow | undefined {
+    const r = this.st(`SELECT p.hash AS pack, b.offset, b.length FROM blobs b JOIN packs p ON p.id=b.pack WHERE b.hash=?`)
+      .get(Buffer.from(id, 'hex')) as BlobLocationRow | undefined;
+    return r;
+  }
+
+  hasPack(packId: string): boolean {
+    return this.st(`SELECT 1 FROM packs WHERE hash=?`).get(packId) !== undefined;
+  }
+
+  addPackIndex(idx: PackIndex): void {
+    this.atomic(() => {
+      const r = this.st(`INSERT OR IGNORE INTO packs(hash, type, size) VALUES(?,?,?)`).run(idx.pack, idx.type, idx.size);
+      const packRow = r.changes
+        ? Number(r.lastInsertRowid)
+        : (this.st(`SELECT id FROM packs WHERE hash=?`).get(idx.pack) as { id: number }).id;
+      const ins = this.st(`INSERT OR IGNORE INTO blobs VALUES(?,?,?,?)`);
+      for (const b of idx.blobs) ins.run(Buffer.from(b.id, 'hex'), packRow, b.offset, b.length);
+    });
+  }
+
+  packIds(): string[] {
+    return (this.st(`SELECT hash FROM packs`).all() as { hash: string }[]).map((r) => r.hash);
+  }
+
+  removePack(packId: string): void {
+    this.atomic(() => {
+      const r = this.st(`SELECT id FROM packs WHERE hash=?`).get(packId) as { id: number } | undefined;
+      if (!r) return;
+      this.st(`DELETE FROM blobs WHERE pack=?`).run(r.id);
+      this.st(`DELETE FROM packs WHERE id=?`).run(r.id);
+    });
+  }
+
+  countBlobs(): number {
+    return (this.st(`SELECT count(*) AS n FROM blobs`).get() as { n: number }).n;
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------
+
+  lineageId(host: string, paths: RawPath[]): number {
+    const key = JSON.stringify([...paths].sort());
+    const r = this.st(`SELECT id FROM lineages WHERE host=? AND paths=?`).get(host, key) as { id: number } | undefined;
+    if (r) return r.id;
+    return Number(this.st(`INSERT INTO lineages(host, paths) VALUES(?,?)`).run(host, key).lastInsertRowid);
+  }
+
+  /** Seq of the newest committed snapshot of a lineage: its open rows are the change-detection parent. */
+  lineageHead(lineage: number): SnapshotRow | undefined {
+    const r = this.st(`SELECT * FROM snapshots WHERE lineage=? AND state='committed' ORDER BY seq DESC LIMIT 1`).get(lineage);
+    return r ? rowToSnapshot(r) : undefined;
+  }
+
+  beginSnapshot(lineage: number, time: string, host: string, paths: RawPath[], tags: string[]): number {
+    this.flush();
+    return Number(this.st(`INSERT INTO snapshots(lineage, state, pid, time, host, paths, tags) VALUES(?, 'pending', ?, ?, ?, ?, ?)`)
+      .run(lineage, process.pid, time, host, JSON.stringify(paths), JSON.stringify(tags)).lastInsertRowid);
+  }
+
+  /** Makes a pending snapshot visible: closes the rows it superseded, in one transaction. */
+  commitSnapshot(seq: number, id: string, tree: string, parent: string | null, record: object): void {
+    this.atomic(() => {
+      this.st(`UPDATE versions SET to_seq=? WHERE id IN (SELECT version FROM pending_close WHERE seq=?)`).run(seq - 1, seq);
+      this.st(`DELETE FROM pending_close WHERE seq=?`).run(seq);
+      this.st(`UPDATE snapshots SET state='committed', id=?, tree=?, parent=?, record=?, pid=NULL WHERE seq=?`)
+        .run(id, tree, parent, JSON.stringify(record), seq);
+    });
+  }
+
+  /** Drops the traces of snapshots whose process died before committing. */
+  discardAbandoned(isAlive: (pid: number) => boolean): number {
+    const rows = this.st(`SELECT seq, pid FROM snapshots WHERE state='pending'`).all() as { seq: number; pid: number }[];
+    let n = 0;
+    for (const r of rows) {
+      if (r.pid && r.pid !== process.pid && isAlive(r.pid)) continue;
+      this.discardPending(r.seq);
+      n++;
+    }
+    return n;
+  }
+
+  discardPending(seq: number): void {
+    this.atomic(() => {
+      this.st(`DELETE FROM versions WHERE from_seq=?`).run(seq);
+      this.st(`DELETE FROM pending_close WHERE seq=?`).run(seq);
+      this.st(`DELETE FROM snapshots WHERE seq=? AND state='pending'`).run(seq);
+    });
+  }
+
+  listSnapshots(): SnapshotRow[] {
+    return (this.st(`SELECT * FROM snapshots WHERE state='committed' ORDER BY time, seq`).all()).map(rowToSnapshot);
+  }
+
+  snapshotById(id: string): SnapshotRow | undefined {
+    const r = this.st(`SELECT * FROM snapshots WHERE id=? AND state='committed'`).get(id);
+    return r ? rowToSnapshot(r) : undefined;
+  }
+
+  /** Removes a snapshot from the catalog, and the rows no other snapshot uses. */
+  forgetSnapshot(id: string): void {
+    const s = this.snapshotById(id);
+    if (!s) return;
+    this.atomic(() => {
+      const prev = this.st(`SELECT max(seq) AS m FROM snapshots WHERE lineage=? AND seq<? AND state='committed'`).get(s.lineage, s.seq) as { m: number | null };
+      const next = this.st(`SELECT min(seq) AS m FROM snapshots WHERE lineage=? AND seq>? AND state='committed'`).get(s.lineage, s.seq) as { m: number | null };
+      const lo = prev.m ?? -1;
+      const hi = next.m ?? Number.MAX_SAFE_INTEGER;
+      // Rows valid only inside (prev, next) belonged to this snapshot alone.
+      this.st(`DELETE FROM versions WHERE lineage=? AND from_seq>? AND from_seq<=? AND ((to_seq IS NULL AND ?=${Number.MAX_SAFE_INTEGER}) OR to_seq<?)`)
+        .run(s.lineage, lo, s.seq, hi, hi);
+      this.st(`DELETE FROM snapshots WHERE seq=?`).run(s.seq);
+    });
+  }
+
+  // ---- paths ----------------------------------------------------------------------------
+
+  pathId(p: RawPath): number | undefined {
+    const r = this.st(`SELECT id FROM paths WHERE path=?`).get(toBlob(p)) as { id: number } | undefined;
+    return r?.id;
+  }
+
+  ensurePath(p: RawPath): number {
+    const have = this.pathId(p);
+    if (have !== undefined) return have;
+    const parent = p === '/' ? null : this.ensurePath(dirname(p));
+    this.wrote();
+    return Number(this.st(`INSERT INTO paths(parent, name, path) VALUES(?,?,?)`)
+      .run(parent, toBlob(p === '/' ? '' : basename(p)), toBlob(p)).lastInsertRowid);
+  }
+
+  childPathId(parentId: number, parentPath: RawPath, name: RawPath): number {
+    const p = parentPath === '/' ? '/' + name : parentPath + '/' + name;
+    const r = this.st(`SELECT id FROM paths WHERE path=?`).get(toBlob(p)) as { id: number } | undefined;
+    if (r) return r.id;
+    this.wrote();
+    return Number(this.st(`INSERT INTO paths(parent, name, path) VALUES(?,?,?)`).run(parentId, toBlob(name), toBlob(p)).lastInsertRowid);
+  }
+
+  // ---- versions: writing ------------------------------------------------------------------
+
+  /** The parent snapshot's children of a directory: the lineage's open rows. */
+  openChildren(dirPathId: number, lineage: number, beforeSeq: number): Map<RawPath, VersionRow> {
+    const rows = this.st(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id
+      WHERE p.parent=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).all(dirPathId, lineage, beforeSeq);
+    const m = new Map<RawPath, VersionRow>();
+    for (const r of rows) {
+      const v = rowToVersion(r);
+      m.set(v.name, v);
+    }
+    return m;
+  }
+
+  openVersion(pathId: number, lineage: number, beforeSeq: number): VersionRow | undefined {
+    const r = this.st(`SELECT ${VCOLS} FROM versions v JOIN paths p ON p.id=v.path
+      WHERE v.path=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).get(pathId, lineage, beforeSeq);
+    return r ? rowToVersion(r) : undefined;
+  }
+
+  insertVersion(pathId: number, lineage: number, seq: number, e: Entry): void {
+    this.wrote();
+    this.st(`INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
+      ino, dev, nlink, rdev, target, fp, content, tree, flags) VALUES(?,?,?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
+      pathId, lineage, seq, ENTRY_TYPES.indexOf(e.type), e.mode, e.uid, e.gid, e.user, e.group, e.size, e.mtime, e.ctime,
+      BigInt.asIntN(64, e.ino), BigInt.asIntN(64, e.dev), e.nlink, e.rdev, e.target === null ? null : toBlob(e.target),
+      e.fp === null ? null : Buffer.from(e.fp, 'hex'), contentToBlob(e.content), e.tree === null ? null : Buffer.from(e.tree, 'hex'), e.flags);
+  }
+
+  /** Marks a parent row as superseded; it is closed when the pending snapshot commits. */
+  closeVersion(seq: number, versionId: number): void {
+    this.wrote();
+    this.st(`INSERT OR IGNORE INTO pending_close VALUES(?,?)`).run(seq, versionId);
+  }
+
+  /** Supersedes every open row strictly below `dir` (the directory vanished or was excluded). */
+  closeSubtree(seq: number, lineage: number, dir: RawPath): void {
+    const [lo, hi] = subtreeRange(dir);
+    this.wrote(10);
+    this.st(`INSERT OR IGNORE INTO pending_close SELECT ?, v.id FROM paths p JOIN versions v ON v.path=p.id
+      WHERE p.path>=? AND p.path<? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`)
+      .run(seq, toBlob(lo), toBlob(hi), lineage, seq);
+  }
+
+  // ---- versions: reading a committed snapshot -------------------------------------------
+
+  entry(snap: SnapshotRow, p: RawPath): VersionRow | undefined {
+    const r = this.st(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id WHERE p.path=@path AND ${IN_SNAP}`)
+      .get({ path: toBlob(p), lineage: snap.lineage, seq: snap.seq });
+    return r ? rowToVersion(r) : undefined;
+  }
+
+  /** The entries of one directory, by name; uses the parent index, never scans the snapshot. */
+  *listDir(snap: SnapshotRow, dir: RawPath): Iterable<VersionRow> {
+    const pid = this.pathId(dir);
+    if (pid === undefined) return;
+    for (const r of this.stream(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id
+      WHERE p.parent=@pid AND ${IN_SNAP} ORDER BY p.name`, { pid, lineage: snap.lineage, seq: snap.seq })) yield rowToVersion(r);
+  }
+
+  /** Streams `root` and everything below it in path order (a directory before its contents). */
+  *walk(snap: SnapshotRow, root: RawPath = '/'): Iterable<VersionRow> {
+    if (root !== '/') {
+      const top = this.entry(snap, root);
+      if (top) yield top;
+    }
+    const [lo, hi] = subtreeRange(root);
+    for (const r of this.stream(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id
+      WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq })) yield rowToVersion(r);
+  }
+
+  countEntries(snap: SnapshotRow): { entries: number; files: number; bytes: number } {
+    const r = this.st(`SELECT count(*) AS n, sum(type IN (0,3)) AS f, sum(CASE WHEN type IN (0,3) THEN size ELSE 0 END) AS b
+      FROM versions v WHERE ${IN_SNAP}`).get({ lineage: snap.lineage, seq: snap.seq }) as { n: number; f: number | null; b: number | null };
+    return { entries: r.n, files: r.f ?? 0, bytes: r.b ?? 0 };
+  }
+
+  /** Every stored path matching `match`, with each version across committed snapshots. */
+  *findVersions(match: (p: RawPath) => boolean): Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
+    const snaps = this.listSnapshots();
+    const byLineage = new Map<number, SnapshotRow[]>();
+    for (const s of snaps) byLineage.set(s.lineage, [...(byLineage.get(s.lineage) ?? []), s]);
+    const vers = this.st(`SELECT ${VCOLS}, v.lineage AS lin, v.from_seq AS fs, v.to_seq AS ts FROM versions v JOIN paths p ON p.id=v.path WHERE v.path=?`);
+    const hits: { id: number; path: RawPath }[] = [];
+    for (const r of this.stream(`SELECT id, path FROM paths ORDER BY path`, undefined) as Iterable<{ id: number; path: Buffer }>) {
+      const p = fromBlob(r.path);
+      if (match(p)) hits.push({ id: r.id, path: p });
+    }
+    for (const h of hits) {
+      for (const r of vers.all(h.id) as any[]) {
+        const in_ = (byLineage.get(Number(r.lin)) ?? []).filter((s) => s.seq >= Number(r.fs) && (r.ts === null || s.seq <= Number(r.ts)));
+        if (in_.length) yield { path: h.path, snapshots: in_, version: rowToVersion(r) };
+      }
+    }
+  }
+
+  /** Drops every snapshot and entry (packs and blobs stay): the start of a rebuild. */
+  clearSnapshots(): void {
+    this.atomic(() => {
+      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages;`);
+    });
+  }
+
+  clearAll(): void {
+    this.atomic(() => {
+      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM packs;`);
+    });
+  }
+
+  sizeOnDisk(): number {
+    this.flush();
+    try { this.db.pragma('wal_checkpoint(TRUNCATE)'); } catch { /* ignore */ }
+    let n = 0;
+    for (const f of [this.file, this.file + '-wal']) {
+      try { n += fs.statSync(f).size; } catch { /* absent */ }
+    }
+    return n;
+  }
+}

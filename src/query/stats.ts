@@ -1,0 +1,30 @@
+import type { Session } from '../session.js';
+
+export interface RepoStats {
+  snapshots: number;
+  packs: number;
+  pack_bytes: number;
+  blobs: number;
+  index_bytes: number;
+  snapshot_bytes: number;
+  catalog_bytes: number;
+  latest?: { id: string; files: number; entries: number; bytes: number };
+}
+
+export async function repoStats(s: Session): Promise<RepoStats> {
+  let packs = 0, packBytes = 0, indexBytes = 0, snapshotBytes = 0;
+  for await (const o of s.repo.store.list('data/')) { packs++; packBytes += o.size; }
+  for await (const o of s.repo.store.list('index/')) indexBytes += o.size;
+  for await (const o of s.repo.store.list('snapshots/')) snapshotBytes += o.size;
+  const snaps = s.catalog.listSnapshots();
+  const out: RepoStats = {
+    snapshots: snaps.length, packs, pack_bytes: packBytes, blobs: s.catalog.countBlobs(), index_bytes: indexBytes,
+    snapshot_bytes: snapshotBytes, catalog_bytes: s.catalog.sizeOnDisk(),
+  };
+  const latest = snaps[snaps.length - 1];
+  if (latest) {
+    const c = s.catalog.countEntries(latest);
+    out.latest = { id: latest.id, files: c.files, entries: c.entries, bytes: c.bytes };
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+import type { BlobId } from '../pack/blobid.js';
+import type { RawPath } from '../util/rawpath.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
+
+export const ENTRY_TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink', 'fifo', 'chardev', 'blockdev', 'socket'];
+
+/** Flags recorded on an entry. */
+export const FLAG_CHANGED_DURING_READ = 1;
+
+/**
+ * One file-system entry as recorded in a snapshot. Times are nanoseconds since the epoch.
+ * `name` is a raw (byte) path component. A `hardlink` entry names in `target` the absolute
+ * path of the first entry of its inode in the snapshot, and also carries the content so a
+ * restore of just the link still works.
+ */
+export interface Entry {
+  name: RawPath;
+  type: EntryType;
+  /** Permission and special bits (st_mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  user: string;
+  group: string;
+  size: number;
+  mtime: bigint;
+  ctime: bigint;
+  ino: bigint;
+  dev: bigint;
+  nlink: number;
+  rdev: number;
+  /** Symlink target, or the first path of a hardlinked inode. */
+  target: RawPath | null;
+  /** xxh64 of the content, as 16 hex chars; the cheap change detector. */
+  fp: string | null;
+  /** Content blobs in order. */
+  content: BlobId[] | null;
+  /** For a directory: the id of its tree blob. */
+  tree: BlobId | null;
+  flags: number;
+}
+
+/** A tree blob: the entries of one directory, sorted by name (byte order). */
+export interface Tree {
+  v: 1;
+  entries: Entry[];
+}
+
+const TYPE_CODE: Record<EntryType, string> = {
+  file: 'f', dir: 'd', symlink: 'l', hardlink: 'h', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's',
+};
+const CODE_TYPE: Record<string, EntryType> = Object.fromEntries(
+  Object.entries(TYPE_CODE).map(([k, v]) => [v, k as EntryType]),
+);
+
+/** Encodes a tree to its canonical bytes (equal trees give equal bytes, hence equal ids). */
+export function encodeTree(entries: Entry[]): Buffer {
+  const rows = entries.map((e) => {
+    const o: Record<string, unknown> = {
+      n: e.name, t: TYPE_CODE[e.type], m: e.mode, u: e.uid, g: e.gid, U: e.user, G: e.group,
+      s: e.size, mt: e.mtime.toString(), ct: e.ctime.toString(), i: e.ino.toString(), d: e.dev.toString(), nl: e.nlink,
+    };
+    if (e.rdev) o.rd = e.rdev;
+    if (e.target !== null) o.l = e.target;
+    if (e.fp !== null) o.fp = e.fp;
+    if (e.content !== null) o.c = e.content;
+    if (e.tree !== null) o.st = e.tree;
+    if (e.flags) o.x = e.flags;
+    return o;
+  });
+  // Raw names are latin1 strings; JSON carries each byte as one code point, losslessly.
+  return Buffer.from(JSON.stringify({ v: 1, e: rows }), 'utf8');
+}
+
+export function decodeTree(bytes: Buffer): Entry[] {
+  const obj = JSON.parse(bytes.toString('utf8')) as { v: number; e: Record<string, any>[] };
+  if (obj.v !== 1 || !Array.isArray(obj.e)) throw new Error('unsupported tree format');
+  return obj.e.map((o) => {
+    const type = CODE_TYPE[o.t];
+    if (!type) throw new Error(`unknown entry type code ${JSON.stringify(o.t)}`);
+    return {
+      name: String(o.n), type, mode: o.m, uid: o.u, gid: o.g, user: o.U ?? '', group: o.G ?? '', size: o.s,
+      mtime: BigInt(o.mt), ctime: BigInt(o.ct), ino: BigInt(o.i), dev: BigInt(o.d), nlink: o.nl, rdev: o.rd ?? 0,
+      target: o.l ?? null, fp: o.fp ?? null, content: o.c ?? null, tree: o.st ?? null, flags: o.x ?? 0,
+    } satisfies Entry;
+  });
+}
+
+/** True when two entries record the same state (so a catalog row can be shared). */
+export function sameEntry(a: Entry, b: Entry): boolean {
+  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.user === b.user &&
+    a.group === b.group && a.size === b.size && a.mtime === b.mtime && a.ctime === b.ctime && a.ino === b.ino &&
+    a.dev === b.dev && a.nlink === b.nlink && a.rdev === b.rdev && a.target === b.target && a.fp === b.fp &&
+    a.tree === b.tree && a.flags === b.flags && sameList(a.content, b.content);
+}
+
+function sameList(a: string[] | null, b: string[] | null): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,73 @@
+import type { Repository } from '../repo/repository.js';
+import type { Catalog } from '../index/catalog.js';
+import type { PackWriter } from '../pack/packwriter.js';
+import type { BlobId } from '../pack/blobid.js';
+import type { BlobType } from '../pack/format.js';
+
+/**
+ * Deduplicates blobs against the catalog and the packs still being written, groups new ones
+ * into packs, and uploads full packs in the background (bounded, so memory stays bounded).
+ * A blob is registered in the catalog only after its pack and index are durable.
+ */
+export class BlobSink {
+  private writers: Partial<Record<BlobType, PackWriter>> = {};
+  private pending = new Set<BlobId>();
+  private inFlight = new Set<Promise<void>>();
+  private failure: Error | null = null;
+  packsWritten = 0;
+  bytesAdded = 0;
+  blobsAdded = 0;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly catalog: Catalog,
+    private readonly opts: { packSize: number; maxInFlight?: number; onUpload?: (bytes: number) => Promise<void> | void },
+  ) {}
+
+  has(id: BlobId): boolean {
+    return this.pending.has(id) || this.catalog.hasBlob(id);
+  }
+
+  /** Adds a blob unless it is already stored; returns true when it was new. */
+  async add(type: BlobType, id: BlobId, data: Buffer): Promise<boolean> {
+    if (this.failure) throw this.failure;
+    if (this.has(id)) return false;
+    const w = (this.writers[type] ??= this.repo.newPackWriter(type));
+    w.add(id, data);
+    this.pending.add(id);
+    this.blobsAdded++;
+    this.bytesAdded += data.length;
+    if (w.size >= this.opts.packSize) {
+      delete this.writers[type];
+      await this.upload(w);
+    }
+    return true;
+  }
+
+  private async upload(w: PackWriter): Promise<void> {
+    while (this.inFlight.size >= (this.opts.maxInFlight ?? 2)) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const p = (async () => {
+      if (this.opts.onUpload) await this.opts.onUpload(w.size);
+      const idx = await this.repo.savePack(w);
+      this.catalog.addPackIndex(idx);
+      for (const b of idx.blobs) this.pending.delete(b.id);
+      this.packsWritten++;
+    })().catch((e: Error) => {
+      this.failure ??= e;
+    });
+    const tracked = p.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  /** Writes out partial packs and waits until every pack and index is stored. */
+  async finish(): Promise<void> {
+    for (const t of ['data', 'tree'] as BlobType[]) {
+      const w = this.writers[t];
+      delete this.writers[t];
+      if (w && w.count > 0) await this.upload(w);
+    }
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+}

@@ -1,0 +1,404 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { createHash } from 'node:crypto';
+import type { Repository, SnapshotRecord } from '../repo/repository.js';
+import type { Catalog, VersionRow } from '../index/catalog.js';
+import { encodeTree, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
+import { blobIdOf, type BlobId } from '../pack/blobid.js';
+import { BlobSink } from './blobsink.js';
+import { xxh, fpHex } from './hasher.js';
+import { makeMatcher } from './exclude.js';
+import { IdNames } from '../util/ids.js';
+import { display, fromFs, fromUser, isUnder, join, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
+import type { XXHashAPI } from 'xxhash-wasm';
+
+export interface SnapshotOptions {
+  paths: string[];
+  excludes?: string[];
+  tags?: string[];
+  time?: Date;
+  host?: string;
+  oneFileSystem?: boolean;
+  /** Called with each read's size before it is consumed; a throttle can delay here. */
+  onRead?: (bytes: number) => Promise<void> | void;
+  onUpload?: (bytes: number) => Promise<void> | void;
+  onProgress?: (p: SnapshotProgress) => void;
+}
+
+export interface SnapshotProgress {
+  files: number;
+  dirs: number;
+  bytesRead: number;
+  bytesAdded: number;
+  current: RawPath;
+}
+
+export interface PathError {
+  path: string;
+  message: string;
+}
+
+export interface SnapshotResult {
+  snapshot_id: string;
+  parent: string | null;
+  time: string;
+  files_total: number;
+  files_new: number;
+  files_changed: number;
+  files_unchanged: number;
+  dirs: number;
+  other_entries: number;
+  bytes_total: number;
+  bytes_read: number;
+  bytes_added: number;
+  blobs_added: number;
+  packs_written: number;
+  duration_s: number;
+  errors: PathError[];
+}
+
+const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
+const READ_RETRIES = 3;
+
+function typeOf(st: fs.BigIntStats): EntryType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  return 'socket';
+}
+
+/** Whether a file's stat proves it unchanged since the parent snapshot, so it need not be opened. */
+function statUnchanged(prev: VersionRow, e: Entry): boolean {
+  return (prev.type === 'file' || prev.type === 'hardlink') && prev.content !== null && prev.size === e.size &&
+    prev.mtime === e.mtime && prev.ctime === e.ctime && prev.ino === e.ino && prev.mode === e.mode &&
+    (prev.flags & FLAG_CHANGED_DURING_READ) === 0;
+}
+
+function sameStat(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
+}
+
+/**
+ * Walks the sources, reads only new or changed files, stores their content and the
+ * directory trees, and commits the snapshot record last.
+ */
+export class Snapshotter {
+  private readonly ids = new IdNames();
+  private readonly errors: PathError[] = [];
+  private readonly hardlinks = new Map<string, { path: RawPath; fp: string | null; content: BlobId[] | null }>();
+  private readonly stats = { files: 0, new: 0, changed: 0, unchanged: 0, dirs: 0, other: 0, bytesTotal: 0, bytesRead: 0 };
+  private sink!: BlobSink;
+  private hash!: XXHashAPI;
+  private seq = 0;
+  private lineage = 0;
+  private sources = new Set<RawPath>();
+  private excluded: (p: RawPath) => boolean = () => false;
+  private lastProgress = 0;
+  private chunkBuf: Buffer;
+
+  constructor(private readonly repo: Repository, private readonly catalog: Catalog, private readonly opts: SnapshotOptions) {
+    this.chunkBuf = Buffer.allocUnsafe(repo.config.chunk_size);
+  }
+
+  async run(): Promise<SnapshotResult> {
+    const started = Date.now();
+    if (!this.opts.paths.length) throw new Error('no source paths given: name at least one directory to snapshot');
+    this.hash = await xxh();
+    this.excluded = makeMatcher(this.opts.excludes ?? []);
+    const sources = this.resolveSources(this.opts.paths);
+    this.sources = new Set(sources);
+    const host = this.opts.host ?? os.hostname();
+    const time = (this.opts.time ?? new Date()).toISOString();
+    this.lineage = this.catalog.lineageId(host, sources);
+    const parent = this.catalog.lineageHead(this.lineage);
+    this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
+    this.sink = new BlobSink(this.repo, this.catalog, { packSize: this.repo.config.pack_size, onUpload: this.opts.onUpload });
+    try {
+      const rootId = this.catalog.ensurePath('/');
+      const tree = await this.walkDir('/', rootId, false, null);
+      await this.sink.finish();
+      this.catalog.flush();
+      const result: Omit<SnapshotResult, 'snapshot_id' | 'duration_s'> = {
+        parent: parent?.id ?? null, time,
+        files_total: this.stats.files, files_new: this.stats.new, files_changed: this.stats.changed,
+        files_unchanged: this.stats.unchanged, dirs: this.stats.dirs, other_entries: this.stats.other,
+        bytes_total: this.stats.bytesTotal, bytes_read: this.stats.bytesRead, bytes_added: this.sink.bytesAdded,
+        blobs_added: this.sink.blobsAdded, packs_written: this.sink.packsWritten, errors: this.errors,
+      };
+      const rec: SnapshotRecord = {
+        v: 1, time, host, username: os.userInfo().username, paths: sources, tags: this.opts.tags ?? [],
+        excludes: this.opts.excludes ?? [], tree, parent: parent?.id ?? null,
+        summary: {
+          files_total: result.files_total, files_new: result.files_new, files_changed: result.files_changed,
+          files_unchanged: result.files_unchanged, dirs: result.dirs, bytes_total: result.bytes_total,
+          bytes_added: result.bytes_added, errors: this.errors.length,
+        },
+        program: 'snapfill 0.1.0',
+      };
+      // Packs and indexes are durable; only now does the snapshot record make the snapshot visible.
+      const id = await this.repo.saveSnapshot(rec);
+      this.catalog.commitSnapshot(this.seq, id, tree, rec.parent, rec);
+      return { snapshot_id: id, ...result, duration_s: (Date.now() - started) / 1000 };
+    } catch (e) {
+      this.catalog.flush();
+      this.catalog.discardPending(this.seq);
+      throw e;
+    }
+  }
+
+  private resolveSources(paths: string[]): RawPath[] {
+    const out: RawPath[] = [];
+    for (const p0 of paths) {
+      const abs = normalizeAbs(fromUser(p0.startsWith('/') ? p0 : `${process.cwd()}/${p0}`));
+      const st = fs.lstatSync(toFs(abs), { throwIfNoEntry: false });
+      if (!st) throw new Error(`source path does not exist: ${display(abs)}`);
+      out.push(abs);
+      // A source that is a symlink is recorded as the link, and its target is snapshotted too:
+      // backing up "/home -> /data/home" must not silently store only a link.
+      if (st.isSymbolicLink()) {
+        try {
+          const real = fromFs(fs.realpathSync(toFs(abs), { encoding: 'buffer' }));
+          if (fs.statSync(toFs(real)).isDirectory() || fs.statSync(toFs(real)).isFile()) out.push(real);
+        } catch (e) {
+          this.errors.push({ path: display(abs), message: `source symlink cannot be resolved: ${(e as Error).message}` });
+        }
+      }
+    }
+    // Drop sources nested inside other sources; they are covered already.
+    const sorted = [...new Set(out)].sort();
+    return sorted.filter((p) => !sorted.some((q) => q !== p && isUnder(p, q)));
+  }
+
+  /** True when `p` is needed only as an ancestor of a source. */
+  private leadsToSource(p: RawPath): boolean {
+    for (const s of this.sources) if (isUnder(s, p)) return true;
+    return false;
+  }
+
+  private error(p: RawPath, e: unknown): void {
+    const err = e as NodeJS.ErrnoException;
+    this.errors.push({ path: display(p), message: err.code ? `${err.code}: ${err.syscall ?? 'error'}` : String(err.message ?? e) });
+  }
+
+  private progress(current: RawPath): void {
+    if (!this.opts.onProgress) return;
+    const now = Date.now();
+    if (now - this.lastProgress < 200) return;
+    this.lastProgress = now;
+    this.opts.onProgress({ files: this.stats.files, dirs: this.stats.dirs, bytesRead: this.stats.bytesRead, bytesAdded: this.sink.bytesAdded, current });
+  }
+
+  private entryFromStat(name: RawPath, st: fs.BigIntStats): Entry {
+    const uid = Number(st.uid);
+    const gid = Number(st.gid);
+    const type = typeOf(st);
+    return {
+      name, type, mode: Number(st.mode) & 0o7777, uid, gid, user: this.ids.user(uid), group: this.ids.group(gid),
+      size: type === 'file' ? Number(st.size) : 0, mtime: st.mtimeNs, ctime: st.ctimeNs, ino: st.ino, dev: st.dev,
+      nlink: Number(st.nlink), rdev: type === 'chardev' || type === 'blockdev' ? Number(st.rdev) : 0,
+      target: null, fp: null, content: null, tree: null, flags: 0,
+    };
+  }
+
+  /** Snapshots one directory's selected children; returns the id of its tree blob. */
+  private async walkDir(dir: RawPath, dirPathId: number, fully: boolean, fsDev: bigint | null): Promise<BlobId> {
+    let names: RawPath[];
+    try {
+      names = (fs.readdirSync(toFs(dir), { encoding: 'buffer' }) as Buffer[]).map(fromFs);
+    } catch (e) {
+      this.error(dir, e);
+      names = [];
+    }
+    names.sort();
+    const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
+    const entries: Entry[] = [];
+    for (const name of names) {
+      const p = join(dir, name);
+      const isSource = this.sources.has(p);
+      if (!fully && !isSource && !this.leadsToSource(p)) continue;
+      if ((fully || isSource) && this.excluded(p)) continue;
+      let st: fs.BigIntStats | undefined;
+      try {
+        st = fs.lstatSync(toFs(p), { bigint: true, throwIfNoEntry: false });
+      } catch (e) {
+        this.error(p, e);
+        continue;
+      }
+      if (!st) {
+        this.errors.push({ path: display(p), message: 'vanished during the walk' });
+        continue;
+      }
+      const prev = prevChildren.get(name);
+      prevChildren.delete(name);
+      const pathId = prev?.pathId ?? this.catalog.childPathId(dirPathId, dir, name);
+      const e = this.entryFromStat(name, st);
+      const childFully = fully || isSource;
+      if (e.type === 'dir') {
+        this.stats.dirs++;
+        const crossing = this.opts.oneFileSystem && fsDev !== null && st.dev !== fsDev;
+        if (!childFully) {
+          e.tree = await this.walkDir(p, pathId, false, null);
+        } else if (crossing) {
+          e.tree = await this.emptyTree();
+          this.catalog.closeSubtree(this.seq, this.lineage, p);
+        } else {
+          e.tree = await this.walkDir(p, pathId, true, isSource ? st.dev : fsDev);
+        }
+      } else if (!childFully) {
+        continue; // an ancestor path that is not a directory: nothing to walk
+      } else if (e.type === 'file') {
+        this.stats.files++;
+        this.stats.bytesTotal += e.size;
+        await this.recordFile(p, e, st, prev);
+      } else if (e.type === 'symlink') {
+        this.stats.other++;
+        try {
+          e.target = fromFs(fs.readlinkSync(toFs(p), { encoding: 'buffer' }));
+        } catch (err) {
+          this.error(p, err);
+          continue;
+        }
+      } else {
+        this.stats.other++;
+      }
+      if (prev && sameEntry(prev, e)) {
+        // Same state as the parent snapshot: its catalog row stays open and is shared.
+      } else {
+        if (prev) {
+          this.catalog.closeVersion(this.seq, prev.versionId);
+          if (prev.type === 'dir' && e.type !== 'dir') this.catalog.closeSubtree(this.seq, this.lineage, p);
+        }
+        this.catalog.insertVersion(pathId, this.lineage, this.seq, e);
+      }
+      entries.push(e);
+      this.progress(p);
+    }
+    // Entries of the parent snapshot that are gone now.
+    for (const [name, prev] of prevChildren) {
+      this.catalog.closeVersion(this.seq, prev.versionId);
+      if (prev.type === 'dir') this.catalog.closeSubtree(this.seq, this.lineage, join(dir, name));
+    }
+    const bytes = encodeTree(entries);
+    const id = blobIdOf(bytes);
+    await this.sink.add('tree', id, bytes);
+    return id;
+  }
+
+  private async emptyTree(): Promise<BlobId> {
+    const bytes = encodeTree([]);
+    const id = blobIdOf(bytes);
+    await this.sink.add('tree', id, bytes);
+    return id;
+  }
+
+  private async recordFile(p: RawPath, e: Entry, st: fs.BigIntStats, prev: VersionRow | undefined): Promise<void> {
+    if (e.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = this.hardlinks.get(key);
+      if (first) {
+        e.type = 'hardlink';
+        e.target = first.path;
+        e.fp = first.fp;
+        e.content = first.content;
+        this.stats.unchanged++;
+        return;
+      }
+    }
+    if (prev && statUnchanged(prev, e)) {
+      e.fp = prev.fp;
+      e.content = prev.content;
+      this.stats.unchanged++;
+    } else {
+      await this.readFile(p, e, st);
+      if (prev) this.stats.changed++;
+      else this.stats.new++;
+    }
+    if (e.nlink > 1) this.hardlinks.set(`${st.dev}:${st.ino}`, { path: p, fp: e.fp, content: e.content });
+  }
+
+  /** Reads a file once: fingerprints it, cuts it into chunks, stores new chunks. Detects change during the read. */
+  private async readFile(p: RawPath, e: Entry, st0: fs.BigIntStats): Promise<void> {
+    let st = st0;
+    for (let attempt = 1; ; attempt++) {
+      let fd: number;
+      try {
+        fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | O_NOATIME);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPERM' && O_NOATIME) {
+          try { fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch (err2) { this.fail(p, e, err2); return; }
+        } else { this.fail(p, e, err); return; }
+      }
+      try {
+        const before = fs.fstatSync(fd, { bigint: true });
+        if (before.ino !== st.ino || !before.isFile()) {
+          // Replaced between lstat and open: describe what we are actually reading.
+          st = before;
+          Object.assign(e, { ...this.entryFromStat(e.name, before), name: e.name });
+        }
+        const xh = this.hash.create64();
+        const content: BlobId[] = [];
+        let total = 0;
+        for (;;) {
+          const n = readFull(fd, this.chunkBuf);
+          if (n === 0) break;
+          if (this.opts.onRead) await this.opts.onRead(n);
+          const chunk = this.chunkBuf.subarray(0, n);
+          xh.update(chunk);
+          const id = blobIdOf(chunk);
+          content.push(id);
+          if (!this.sink.has(id)) await this.sink.add('data', id, Buffer.from(chunk));
+          total += n;
+          if (n < this.chunkBuf.length) break;
+        }
+        this.stats.bytesRead += total;
+        const after = fs.fstatSync(fd, { bigint: true });
+        if (sameStat(st, after) && total === Number(after.size)) {
+          e.fp = fpHex(xh.digest());
+          e.content = content;
+          e.size = total;
+          return;
+        }
+        if (attempt >= READ_RETRIES) {
+          Object.assign(e, { ...this.entryFromStat(e.name, after), name: e.name });
+          e.fp = fpHex(xh.digest());
+          e.content = content;
+          e.size = total;
+          e.flags |= FLAG_CHANGED_DURING_READ;
+          this.errors.push({ path: display(p), message: `changed while being read (${READ_RETRIES} attempts); stored content may be inconsistent` });
+          return;
+        }
+        st = after;
+        Object.assign(e, { ...this.entryFromStat(e.name, after), name: e.name });
+      } catch (err) {
+        this.fail(p, e, err);
+        return;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+
+  private fail(p: RawPath, e: Entry, err: unknown): void {
+    // Recorded without content: a restore recreates nothing it cannot vouch for.
+    this.error(p, err);
+    e.content = null;
+    e.fp = null;
+  }
+}
+
+function readFull(fd: number, buf: Buffer): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, null);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+export function sha256Hex(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}

@@ -1,0 +1,25 @@
+import { LocalStore } from './local.js';
+import type { ObjectStore } from './store.js';
+
+export interface StoreOptions {
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3PathStyle?: boolean;
+  objectLockDays?: number;
+}
+
+/** Opens the store a repository URL names: a directory path, or `s3://bucket/prefix`. */
+export async function openStore(url: string, opts: StoreOptions = {}): Promise<ObjectStore> {
+  if (url.startsWith('s3://')) {
+    let mod: { S3Store: { fromUrl(url: string, opts: StoreOptions): ObjectStore } };
+    try {
+      const s3Module = './s3.js'; // loaded on demand: local users never pay for the AWS SDK
+      mod = await import(s3Module);
+    } catch (e) {
+      throw new Error(`S3 repositories are not available in this build: ${(e as Error).message}`);
+    }
+    return mod.S3Store.fromUrl(url, opts);
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error(`unsupported repository URL scheme: ${url} (use a directory path or s3://bucket/prefix)`);
+  return new LocalStore(url);
+}

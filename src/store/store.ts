@@ -1,0 +1,43 @@
+/**
+ * The object store: the only thing a backend implements. It knows nothing of snapshots or
+ * packs; keys are slash-separated names such as `data/ab/ab12...`.
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+export interface PutOptions {
+  /** Fail with ObjectExistsError instead of replacing an existing object. */
+  ifAbsent?: boolean;
+}
+
+export class ObjectExistsError extends Error {
+  constructor(key: string) {
+    super(`object already exists: ${key}`);
+    this.name = 'ObjectExistsError';
+  }
+}
+
+export class ObjectNotFoundError extends Error {
+  constructor(key: string) {
+    super(`object not found: ${key}`);
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+export interface ObjectStore {
+  /** Human-readable location, e.g. `/srv/backup` or `s3://bucket/prefix`. */
+  readonly location: string;
+  /** Atomically stores `data` under `key`: readers see the whole object or none of it. */
+  put(key: string, data: Buffer, opts?: PutOptions): Promise<void>;
+  get(key: string): Promise<Buffer>;
+  getRange(key: string, offset: number, length: number): Promise<Buffer>;
+  /** Every object whose key starts with `prefix`. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removing a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Size of the object, or null when it does not exist. */
+  head(key: string): Promise<ObjectInfo | null>;
+  close?(): Promise<void>;
+}

@@ -1,0 +1,79 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BIN = path.join(ROOT, 'bin', 'snapfill');
+export const IS_ROOT = process.getuid?.() === 0;
+
+/** A fresh temp directory removed at process exit. */
+export function tmpDir(prefix = 'snapfill-test-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.once('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+/** Runs the real executable, as a user would. */
+export function cli(args: string[], env: Record<string, string> = {}, opts: { input?: string; cwd?: string } = {}): CliResult {
+  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8', env: { ...process.env, ...env }, input: opts.input, cwd: opts.cwd, maxBuffer: 256 * 1024 * 1024,
+  });
+  let json: any = null;
+  if (args.includes('--json')) {
+    try { json = JSON.parse(r.stdout.trim().split('\n').pop() ?? ''); } catch { json = null; }
+  }
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** A repository + catalog location pair for one test. */
+export function repoEnv(base: string): Record<string, string> {
+  return { SNAPFILL_REPO: path.join(base, 'repo'), SNAPFILL_CACHE: path.join(base, 'cache') };
+}
+
+export function write(file: string, content: string | Buffer, mode?: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content);
+  if (mode !== undefined) fs.chmodSync(file, mode);
+}
+
+/** A comparable description of a tree: type, mode, owner, size, mtime, content hash, link target. */
+export function describeTree(root: string, opts: { mtimeDirs?: boolean } = {}): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: Buffer, rel: string) => {
+    for (const nameB of (fs.readdirSync(dir, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) {
+      const full = Buffer.concat([dir, Buffer.from('/'), nameB]);
+      const r = rel + '/' + nameB.toString('latin1');
+      const st = fs.lstatSync(full, { bigint: true });
+      let desc = `${st.mode.toString(8)} ${st.uid}:${st.gid}`;
+      if (st.isFile()) {
+        const h = require_crypto().createHash('sha256').update(fs.readFileSync(full)).digest('hex').slice(0, 16);
+        desc += ` f ${st.size} ${st.mtimeNs} ${h} nl${st.nlink}`;
+      } else if (st.isSymbolicLink()) desc += ` l ${fs.readlinkSync(full, { encoding: 'buffer' }).toString('latin1')}`;
+      else if (st.isDirectory()) desc += ` d${opts.mtimeDirs ? ' ' + st.mtimeNs : ''}`;
+      else desc += ` o ${st.rdev}`;
+      out.set(r, desc);
+      if (st.isDirectory()) walk(full, r);
+    }
+  };
+  walk(Buffer.from(root), '');
+  return out;
+}
+
+import * as crypto from 'node:crypto';
+function require_crypto() { return crypto; }
+
+export function diffTrees(a: Map<string, string>, b: Map<string, string>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of a) if (b.get(k) !== v) out.push(`${k}: ${v} != ${b.get(k) ?? '(missing)'}`);
+  for (const k of b.keys()) if (!a.has(k)) out.push(`${k}: (missing) != ${b.get(k)}`);
+  return out;
+}
