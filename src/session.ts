@@ -5,6 +5,7 @@ import { Catalog } from './index/catalog.js';
 import { syncCatalog, type SyncReport } from './index/sync.js';
 import { catalogPathFor, resolveRepoLocation } from './config/location.js';
 import { acquirePidLock, LockBusyError } from './util/pidlock.js';
+import { RepoLock } from './repo/lock.js';
 
 export interface OpenOptions extends StoreOptions {
   repo?: string;
@@ -28,6 +29,16 @@ export class Session {
   /** Serializes writers of this catalog on this machine. */
   lockCatalog(what: string): void {
     if (!this.releaseLock) this.releaseLock = acquirePidLock(this.catalog.file + '.lock', what);
+  }
+
+  /** Runs `fn` holding a repository lock: shared for writers that add, exclusive for those that delete. */
+  async withRepoLock<T>(operation: string, exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    const lock = await RepoLock.acquire(this.repo.store, operation, exclusive);
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
   }
 
   unlockCatalog(): void {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { globals, printJson, EXIT, type GlobalOpts } from './output.js';
 import { openSession, type OpenOptions, type Session } from '../session.js';
 import { LockBusyError } from '../util/pidlock.js';
+import { RepoLockedError } from '../repo/lock.js';
 
 export function storeOpts(g: GlobalOpts): OpenOptions {
   return { repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle };
@@ -32,7 +33,7 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
       process.exitCode = code;
     } catch (e) {
       const err = e as Error;
-      const code = e instanceof LockBusyError ? EXIT.LOCKED : EXIT.FAIL;
+      const code = e instanceof LockBusyError || e instanceof RepoLockedError ? EXIT.LOCKED : EXIT.FAIL;
       if (g.json) printJson({ error: err.message, errors: [{ path: '', message: err.message }] });
       process.stderr.write(`snapfill: ${err.message}\n`);
       if (process.env.SNAPFILL_DEBUG && err.stack) process.stderr.write(err.stack + '\n');

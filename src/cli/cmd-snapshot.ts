@@ -30,11 +30,11 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
       const progress = new Progress({ quiet: g.quiet });
       const result = await withSession(g, { create: true }, async (s) => {
         s.lockCatalog('snapshot');
-        return new Snapshotter(s.repo, s.catalog, {
+        return s.withRepoLock('snapshot', false, () => new Snapshotter(s.repo, s.catalog, {
           paths, excludes: opts.exclude, tags: opts.tag, time, host: opts.host, oneFileSystem: opts.oneFileSystem,
           onProgress: (p) => progress.update((t) =>
             `${p.files} files, ${humanBytes(p.bytesRead)} read (${rate(p.bytesRead / 1048576, t)} MB/s), ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`),
-        }).run();
+        }).run());
       });
       progress.done();
       if (g.json) printJson(result);

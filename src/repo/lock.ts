@@ -1,0 +1,114 @@
+import * as os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { ObjectStore } from '../store/store.js';
+
+/**
+ * Repository locks, safe on S3: each holder writes its own object `locks/<random id>` (no
+ * shared object is ever overwritten, so no read-modify-write race), refreshes it while it
+ * works, and treats locks not refreshed for `staleAfterMs` as stale (the holder died).
+ *
+ * - shared (snapshot, restore, check): may coexist with other shared locks.
+ * - exclusive (prune, forget): requires no other live lock. After writing its lock the taker
+ *   lists again; if it then sees another live exclusive lock or shared lock it backs off, so
+ *   two racing takers cannot both proceed (at worst both back off and report "locked").
+ */
+export interface LockInfo {
+  id: string;
+  exclusive: boolean;
+  host: string;
+  pid: number;
+  operation: string;
+  created: string;
+  refreshed: string;
+}
+
+export class RepoLockedError extends Error {
+  constructor(readonly holders: LockInfo[], operation: string) {
+    super(`repository is locked: cannot ${operation} while ${holders.map((h) => `${h.operation} (${h.exclusive ? 'exclusive' : 'shared'}, host ${h.host}, pid ${h.pid}, since ${h.created})`).join('; ')} runs. ` +
+      `If that process is dead, its lock goes stale after it stops being refreshed; "snapfill unlock" removes stale locks.`);
+    this.name = 'RepoLockedError';
+  }
+}
+
+export const LOCK_STALE_MS = 30 * 60 * 1000;
+const REFRESH_MS = 5 * 60 * 1000;
+
+export class RepoLock {
+  private timer: NodeJS.Timeout | null = null;
+
+  private constructor(private readonly store: ObjectStore, readonly info: LockInfo) {}
+
+  static async acquire(store: ObjectStore, operation: string, exclusive: boolean, opts: { staleAfterMs?: number } = {}): Promise<RepoLock> {
+    const stale = opts.staleAfterMs ?? LOCK_STALE_MS;
+    const conflicts = (all: LockInfo[], self?: string) =>
+      all.filter((l) => l.id !== self && !isStale(l, stale) && (exclusive || l.exclusive));
+    const before = conflicts(await listLocks(store));
+    if (before.length) throw new RepoLockedError(before, operation);
+    const now = new Date().toISOString();
+    const info: LockInfo = {
+      id: randomBytes(16).toString('hex'), exclusive, host: os.hostname(), pid: process.pid, operation, created: now, refreshed: now,
+    };
+    await store.put(`locks/${info.id}`, Buffer.from(JSON.stringify(info)), { ifAbsent: true });
+    const after = conflicts(await listLocks(store), info.id);
+    // A shared taker only yields to exclusive locks; an exclusive one yields to anything.
+    if (after.length) {
+      await store.delete(`locks/${info.id}`);
+      throw new RepoLockedError(after, operation);
+    }
+    const lock = new RepoLock(store, info);
+    lock.timer = setInterval(() => { void lock.refresh(); }, REFRESH_MS);
+    lock.timer.unref();
+    return lock;
+  }
+
+  async refresh(): Promise<void> {
+    this.info.refreshed = new Date().toISOString();
+    try {
+      await this.store.put(`locks/${this.info.id}`, Buffer.from(JSON.stringify(this.info)));
+    } catch {
+      // The next refresh retries; a lock that cannot be refreshed for long goes stale by design.
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.store.delete(`locks/${this.info.id}`);
+  }
+}
+
+export function isStale(l: LockInfo, staleAfterMs = LOCK_STALE_MS): boolean {
+  // A lock of a dead process on this host is stale at once; elsewhere only by age.
+  if (l.host === os.hostname() && l.pid !== process.pid) {
+    try {
+      process.kill(l.pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    }
+  }
+  return Date.now() - Date.parse(l.refreshed) > staleAfterMs;
+}
+
+export async function listLocks(store: ObjectStore): Promise<LockInfo[]> {
+  const out: LockInfo[] = [];
+  for await (const o of store.list('locks/')) {
+    try {
+      out.push(JSON.parse((await store.get(o.key)).toString('utf8')) as LockInfo);
+    } catch {
+      // Vanished between list and get (released), or unreadable: ignore.
+    }
+  }
+  return out;
+}
+
+/** Removes stale locks; returns how many. */
+export async function removeStaleLocks(store: ObjectStore, staleAfterMs = LOCK_STALE_MS): Promise<number> {
+  let n = 0;
+  for (const l of await listLocks(store)) {
+    if (isStale(l, staleAfterMs)) {
+      await store.delete(`locks/${l.id}`);
+      n++;
+    }
+  }
+  return n;
+}
