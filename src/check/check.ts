@@ -1,0 +1,317 @@
+import { createHash } from 'node:crypto';
+import type { Repository, StoredSnapshot } from '../repo/repository.js';
+import type { Catalog } from '../index/catalog.js';
+import type { PackIndex } from '../pack/format.js';
+import { blobIdOf, type BlobId } from '../pack/blobid.js';
+import { decodeTree, type Entry } from '../repo/tree.js';
+import { display, join, type RawPath } from '../util/rawpath.js';
+
+/**
+ * Repository integrity check.
+ *
+ * Structure (always): every snapshot record loads and matches its id; every pack index loads;
+ * every indexed pack exists with the size its index records; every tree of every snapshot
+ * loads (and so verifies its SHA-256); every blob a tree refers to is in an indexed pack; the
+ * catalog holds exactly the repository's snapshots and packs.
+ *
+ * Data (`readData`, or a subset of packs): each selected pack is read once, its SHA-256 must
+ * equal its id, and every blob in it must hash to its id.
+ *
+ * Damage is reported per pack, with the snapshots and paths it affects, found by walking the
+ * snapshots' trees (the repository is the source of truth; the catalog may be stale or gone).
+ */
+export interface CheckOptions {
+  readData?: boolean;
+  /** Read only a deterministic subset of packs: `{ part, of }` (1-based part) or a percentage. */
+  subset?: PackSubset;
+  /** Day number used by a percentage subset (defaults to days since the epoch, UTC). */
+  day?: number;
+  onProgress?: (msg: string) => void;
+}
+
+export type PackSubset = { part: number; of: number } | { percent: number };
+
+export interface CheckError {
+  path: string;
+  message: string;
+}
+
+export interface AffectedPath {
+  snapshot_id: string;
+  path: string;
+}
+
+export interface BrokenPack {
+  pack: string;
+  problem: string;
+  bad_blobs: number;
+  snapshots: string[];
+  paths: AffectedPath[];
+}
+
+export interface CheckResult {
+  ok: boolean;
+  snapshots_checked: number;
+  trees_checked: number;
+  packs_checked: number;
+  packs_read: number;
+  blobs_checked: number;
+  bytes_read: number;
+  broken_packs: BrokenPack[];
+  /** Packs without an index: leftovers of an interrupted snapshot; harmless, removed by prune. */
+  unindexed_packs: string[];
+  catalog_synced: boolean;
+  errors: CheckError[];
+}
+
+interface BlobHome {
+  pack: string;
+  offset: number;
+  length: number;
+}
+
+/** Parses `10%`, `2.5%` or `n/m` (e.g. `3/7`). */
+export function parseSubset(s: string): PackSubset {
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(s.trim());
+  if (pct) {
+    const percent = Number(pct[1]);
+    if (!(percent > 0 && percent <= 100)) throw new Error(`--read-data-subset: ${s}: the percentage must be in (0, 100]`);
+    return { percent };
+  }
+  const frac = /^(\d+)\/(\d+)$/.exec(s.trim());
+  if (frac) {
+    const part = Number(frac[1]);
+    const of = Number(frac[2]);
+    if (!(of >= 1 && part >= 1 && part <= of)) throw new Error(`--read-data-subset: ${s}: need 1 <= n <= m in n/m`);
+    return { part, of };
+  }
+  throw new Error(`--read-data-subset: "${s}" is neither a percentage (10%) nor a part n/m (3/7)`);
+}
+
+/** A pack's fixed position in [0, 1), from its id: stable across runs and machines. */
+function packPosition(packId: string): number {
+  return parseInt(packId.slice(0, 13), 16) / 2 ** 52;
+}
+
+/**
+ * Whether a pack belongs to the subset. `n/m` splits packs into m fixed buckets. A percentage
+ * is a window of that width over the packs' positions that moves by its width every day, so
+ * a daily cron with 10% reads every pack once in 10 days, and new packs are covered too.
+ */
+export function inSubset(packId: string, subset: PackSubset, day: number): boolean {
+  const pos = packPosition(packId);
+  if ('part' in subset) return Math.floor(pos * subset.of) === subset.part - 1;
+  const width = subset.percent / 100;
+  if (width >= 1) return true;
+  const start = (day * width) % 1;
+  const rel = (pos - start + 1) % 1;
+  return rel < width;
+}
+
+export async function checkRepository(repo: Repository, catalog: Catalog | null, opts: CheckOptions = {}): Promise<CheckResult> {
+  const log = opts.onProgress ?? (() => {});
+  const errors: CheckError[] = [];
+  const broken = new Map<string, { problem: string; badBlobs: Set<BlobId> }>();
+  const markBroken = (pack: string, problem: string, blobs: Iterable<BlobId>) => {
+    const b = broken.get(pack) ?? { problem, badBlobs: new Set<BlobId>() };
+    if (!b.problem.includes(problem)) b.problem += `; ${problem}`;
+    for (const id of blobs) b.badBlobs.add(id);
+    broken.set(pack, b);
+  };
+  const result: CheckResult = {
+    ok: false, snapshots_checked: 0, trees_checked: 0, packs_checked: 0, packs_read: 0, blobs_checked: 0, bytes_read: 0,
+    broken_packs: [], unindexed_packs: [], catalog_synced: catalog !== null, errors,
+  };
+
+  // 1. Packs and their indexes.
+  const packSizes = new Map<string, number>();
+  for await (const p of repo.listPacks()) packSizes.set(p.id, p.size);
+  const indexes = new Map<string, PackIndex>();
+  const blobHome = new Map<BlobId, BlobHome>();
+  for await (const id of repo.listPackIndexes()) {
+    let idx: PackIndex;
+    try {
+      idx = await repo.loadPackIndex(id);
+    } catch (e) {
+      errors.push({ path: `index/${id}`, message: `pack index cannot be loaded: ${(e as Error).message}` });
+      markBroken(id, 'pack index unreadable', []);
+      continue;
+    }
+    indexes.set(id, idx);
+    for (const b of idx.blobs) if (!blobHome.has(b.id)) blobHome.set(b.id, { pack: id, offset: b.offset, length: b.length });
+  }
+  for (const [id, idx] of indexes) {
+    result.packs_checked++;
+    const size = packSizes.get(id);
+    if (size === undefined) {
+      errors.push({ path: `pack ${id}`, message: 'pack file is missing (its index exists)' });
+      markBroken(id, 'pack missing', idx.blobs.map((b) => b.id));
+    } else if (size !== idx.size) {
+      errors.push({ path: `pack ${id}`, message: `pack size ${size} differs from the ${idx.size} bytes its index records (truncated or damaged)` });
+      // Blobs past the end are certainly lost; the rest is judged by --read-data.
+      markBroken(id, size < idx.size ? 'pack truncated' : 'pack size mismatch', idx.blobs.filter((b) => b.offset + b.length > size).map((b) => b.id));
+    }
+  }
+  for (const id of packSizes.keys()) if (!indexes.has(id)) result.unindexed_packs.push(id);
+  log(`check: ${indexes.size} packs indexed, ${blobHome.size} blobs`);
+
+  // 2. Read data: every selected pack once, in id order.
+  if (opts.readData || opts.subset) {
+    const day = opts.day ?? Math.floor(Date.now() / 86_400_000);
+    const ids = [...indexes.keys()].filter((id) => packSizes.has(id)).sort();
+    const selected = opts.subset ? ids.filter((id) => inSubset(id, opts.subset!, day)) : ids;
+    let n = 0;
+    for (const id of selected) {
+      await readPackData(repo, indexes.get(id)!, result, errors, markBroken);
+      if (++n % 50 === 0) log(`check: read ${n}/${selected.length} packs`);
+    }
+  }
+
+  // 3. Snapshots and their trees; attribute every bad or absent blob to snapshot paths.
+  const snapIds: string[] = [];
+  for await (const id of repo.listSnapshotIds()) snapIds.push(id);
+  snapIds.sort();
+  const walker = new TreeWalker(repo, blobHome, broken);
+  const affected = new Map<string, AffectedPath[]>();
+  for (const id of snapIds) {
+    let snap: StoredSnapshot;
+    try {
+      snap = await repo.loadSnapshot(id);
+    } catch (e) {
+      errors.push({ path: `snapshot ${id}`, message: `snapshot record cannot be loaded: ${(e as Error).message}` });
+      continue;
+    }
+    result.snapshots_checked++;
+    const hits = await walker.damageBelow(snap.tree, 'dir');
+    for (const h of hits) {
+      const list = affected.get(h.pack) ?? [];
+      list.push({ snapshot_id: id, path: display(h.path) });
+      affected.set(h.pack, list);
+      errors.push({ path: display(h.path), message: `snapshot ${id.slice(0, 8)}: ${h.message}` });
+    }
+  }
+  result.trees_checked = walker.treesRead;
+
+  // 4. The catalog must describe exactly what the repository holds.
+  if (catalog) {
+    const catSnaps = new Set(catalog.listSnapshots().map((s) => s.id));
+    const loadable = new Set(snapIds);
+    for (const id of loadable) if (!catSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: 'snapshot is in the repository but not in the catalog (run "snapfill catalog rebuild")' });
+    for (const id of catSnaps) if (!loadable.has(id)) errors.push({ path: `snapshot ${id}`, message: 'catalog lists a snapshot the repository does not have (run "snapfill catalog rebuild")' });
+    const catPacks = new Set(catalog.packIds());
+    for (const id of indexes.keys()) if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: 'pack is in the repository but not in the catalog (run "snapfill catalog rebuild")' });
+    for (const id of catPacks) if (!indexes.has(id)) errors.push({ path: `pack ${id}`, message: 'catalog lists a pack the repository does not have (run "snapfill catalog rebuild")' });
+  }
+
+  if (affected.has('(none)')) markBroken('(none)', 'blobs referenced by snapshots but absent from every pack index', []);
+  for (const [pack, b] of [...broken].sort(([a], [c]) => (a < c ? -1 : 1))) {
+    const paths = affected.get(pack) ?? [];
+    result.broken_packs.push({
+      pack, problem: b.problem, bad_blobs: b.badBlobs.size,
+      snapshots: [...new Set(paths.map((p) => p.snapshot_id))].sort(), paths,
+    });
+  }
+  result.ok = errors.length === 0;
+  return result;
+}
+
+async function readPackData(
+  repo: Repository, idx: PackIndex, result: CheckResult, errors: CheckError[],
+  markBroken: (pack: string, problem: string, blobs: Iterable<BlobId>) => void,
+): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = await repo.readPack(idx.pack);
+  } catch (e) {
+    errors.push({ path: `pack ${idx.pack}`, message: `pack cannot be read: ${(e as Error).message}` });
+    markBroken(idx.pack, 'pack unreadable', idx.blobs.map((b) => b.id));
+    return;
+  }
+  result.packs_read++;
+  result.bytes_read += bytes.length;
+  if (createHash('sha256').update(bytes).digest('hex') !== idx.pack) {
+    errors.push({ path: `pack ${idx.pack}`, message: 'pack content does not match its id (SHA-256 mismatch)' });
+    markBroken(idx.pack, 'pack hash mismatch', []);
+  }
+  const bad: BlobId[] = [];
+  for (const b of idx.blobs) {
+    result.blobs_checked++;
+    if (b.offset + b.length > bytes.length || blobIdOf(bytes.subarray(b.offset, b.offset + b.length)) !== b.id) bad.push(b.id);
+  }
+  if (bad.length) {
+    errors.push({ path: `pack ${idx.pack}`, message: `${bad.length} of ${idx.blobs.length} blobs are corrupt (content does not match their SHA-256 id)` });
+    markBroken(idx.pack, 'corrupt blobs', bad);
+  }
+}
+
+interface Damage {
+  path: RawPath;
+  pack: string;
+  message: string;
+}
+
+/**
+ * Walks trees, reading each distinct tree once. Damage found below a tree is memoized by tree
+ * id (as paths relative to it), so snapshots sharing unchanged subtrees cost nothing more and
+ * still get every affected path named.
+ */
+class TreeWalker {
+  treesRead = 0;
+  private readonly memo = new Map<BlobId, Damage[]>();
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly blobHome: Map<BlobId, BlobHome>,
+    private readonly broken: Map<string, { problem: string; badBlobs: Set<BlobId> }>,
+  ) {}
+
+  /** Problems of one blob: absent from every index, or in a pack known to be damaged. */
+  private blobDamage(id: BlobId): { pack: string; message: string } | null {
+    const home = this.blobHome.get(id);
+    if (!home) return { pack: '(none)', message: `blob ${id.slice(0, 12)} is not in any pack` };
+    const b = this.broken.get(home.pack);
+    if (b && b.badBlobs.has(id)) return { pack: home.pack, message: `blob ${id.slice(0, 12)} in pack ${home.pack.slice(0, 12)} is damaged (${b.problem})` };
+    return null;
+  }
+
+  /** Damage below tree `treeId`, paths relative to it ('' is the tree's own directory). */
+  async damageBelow(treeId: BlobId, _kind: 'dir'): Promise<Damage[]> {
+    const hit = this.memo.get(treeId);
+    if (hit) return hit;
+    const out: Damage[] = [];
+    const own = this.blobDamage(treeId);
+    let entries: Entry[] | null = null;
+    if (own) {
+      out.push({ path: '/', pack: own.pack, message: `directory listing lost: ${own.message}` });
+    } else {
+      const home = this.blobHome.get(treeId)!;
+      try {
+        const data = await this.repo.readBlob(home.pack, home.offset, home.length, treeId);
+        this.treesRead++;
+        entries = decodeTree(data);
+      } catch (e) {
+        const b = this.broken.get(home.pack) ?? { problem: 'corrupt tree blob', badBlobs: new Set<BlobId>() };
+        b.badBlobs.add(treeId);
+        this.broken.set(home.pack, b);
+        out.push({ path: '/', pack: home.pack, message: `directory listing lost: tree blob ${treeId.slice(0, 12)} in pack ${home.pack.slice(0, 12)}: ${(e as Error).message}` });
+      }
+    }
+    for (const e of entries ?? []) {
+      const p = join('/', e.name);
+      if (e.type === 'dir') {
+        if (!e.tree) continue;
+        for (const d of await this.damageBelow(e.tree, 'dir')) out.push({ ...d, path: d.path === '/' ? p : p + d.path });
+      } else if (e.content) {
+        for (const id of e.content) {
+          const d = this.blobDamage(id);
+          if (d) {
+            out.push({ path: p, ...d });
+            break; // one line per file is enough to say it is affected
+          }
+        }
+      }
+    }
+    this.memo.set(treeId, out);
+    return out;
+  }
+}

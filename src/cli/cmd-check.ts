@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { action, storeOpts } from './action.js';
+import { EXIT, humanBytes, info, printJson } from './output.js';
+import { openSession } from '../session.js';
+import { syncCatalog } from '../index/sync.js';
+import { checkRepository, parseSubset } from '../check/check.js';
+import { LockBusyError } from '../util/pidlock.js';
+
+const SHOW = 20;
+
+export function register(program: Command): void {
+  program.command('check')
+    .description('check the repository: snapshots, trees, packs and indexes; with --read-data also every blob\'s content')
+    .option('--read-data', 'read every pack once and verify every blob\'s SHA-256')
+    .option('--read-data-subset <subset>', 'read only part of the packs: "10%" (a window that moves every day) or "n/m" (part n of m)')
+    .addHelpText('after', `
+Examples:
+  snapfill check                          # structure only: fast, reads indexes and trees
+  snapfill check --read-data              # everything, every byte
+  snapfill check --read-data-subset 10%   # daily cron: the whole repository is read every 10 days
+
+Exit codes: 0 no problems, 1 damage found or the check could not run, 4 locked by prune/forget.`)
+    .action(action(async (g, [opts]) => {
+      const subset = opts.readDataSubset ? parseSubset(opts.readDataSubset) : undefined;
+      const log = g.quiet ? undefined : (m: string) => process.stderr.write(m + '\n');
+      // No automatic sync: a damaged snapshot must not stop the check from reporting it.
+      const s = await openSession({ ...storeOpts(g), noSync: true, onProgress: log });
+      try {
+        const result = await s.withRepoLock('check', false, async () => {
+          let synced = true;
+          try {
+            s.lockCatalog('check');
+            await syncCatalog(s.repo, s.catalog, log);
+          } catch (e) {
+            synced = false;
+            log?.(`note: catalog not synced (${e instanceof LockBusyError ? 'busy' : (e as Error).message}); checking the repository alone`);
+          } finally {
+            s.unlockCatalog();
+          }
+          return checkRepository(s.repo, synced ? s.catalog : null, { readData: opts.readData, subset, onProgress: log });
+        });
+        if (g.json) {
+          printJson(result);
+        } else {
+          info(g, `${result.snapshots_checked} snapshots, ${result.trees_checked} trees, ${result.packs_checked} packs checked` +
+            (result.packs_read ? `; read ${result.packs_read} packs (${humanBytes(result.bytes_read)}), ${result.blobs_checked} blobs verified` : ''));
+          if (result.unindexed_packs.length) info(g, `${result.unindexed_packs.length} packs without index (left by an interrupted snapshot; prune removes them)`);
+          for (const b of result.broken_packs) {
+            process.stderr.write(`broken pack ${b.pack}: ${b.problem}; ${b.bad_blobs} bad blobs; affects ${b.snapshots.length} snapshots, ${b.paths.length} paths\n`);
+            for (const p of b.paths.slice(0, SHOW)) process.stderr.write(`  ${p.snapshot_id.slice(0, 8)} ${p.path}\n`);
+            if (b.paths.length > SHOW) process.stderr.write(`  ... and ${b.paths.length - SHOW} more (use --json for all)\n`);
+          }
+          for (const e of result.errors.slice(0, SHOW)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+          if (result.errors.length > SHOW) process.stderr.write(`... and ${result.errors.length - SHOW} more errors (use --json for all)\n`);
+          info(g, result.ok ? 'no errors found' : `${result.errors.length} errors found`);
+        }
+        return result.ok ? EXIT.OK : EXIT.FAIL;
+      } finally {
+        await s.close();
+      }
+    }));
+}
