@@ -5,7 +5,7 @@ import { LockBusyError } from '../util/pidlock.js';
 import { RepoLockedError } from '../repo/lock.js';
 
 export function storeOpts(g: GlobalOpts): OpenOptions {
-  return { repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle };
+  return { repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle, objectLockDays: g.objectLockDays };
 }
 
 export async function withSession<T>(g: GlobalOpts, extra: Partial<OpenOptions>, fn: (s: Session) => Promise<T>): Promise<T> {

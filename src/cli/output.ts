@@ -8,6 +8,7 @@ export interface GlobalOpts {
   s3Endpoint?: string;
   s3Region?: string;
   s3PathStyle?: boolean;
+  objectLockDays?: number;
 }
 
 export function globals(cmd: Command): GlobalOpts {

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { register as init } from './cmd-init.js';
 import { register as snapshot } from './cmd-snapshot.js';
 import { register as snapshots } from './cmd-snapshots.js';
@@ -22,6 +22,10 @@ export function buildProgram(): Command {
     .option('--s3-endpoint <url>', 'S3 endpoint for non-AWS servers (env SNAPFILL_S3_ENDPOINT)')
     .option('--s3-region <region>', 'S3 region (env SNAPFILL_S3_REGION)')
     .option('--s3-path-style', 'use path-style S3 URLs (env SNAPFILL_S3_PATH_STYLE=1)')
+    .option('--object-lock-days <n>', 'S3: upload with Object Lock retention of N days (env SNAPFILL_OBJECT_LOCK_DAYS)', (v: string) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('a whole number of days');
+      return Number(v);
+    })
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `
 Quick start:

@@ -6,6 +6,7 @@ export interface StoreOptions {
   s3Region?: string;
   s3PathStyle?: boolean;
   objectLockDays?: number;
+  objectLockMode?: 'COMPLIANCE' | 'GOVERNANCE';
 }
 
 /** Opens the store a repository URL names: a directory path, or `s3://bucket/prefix`. */

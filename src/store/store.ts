@@ -26,6 +26,14 @@ export class ObjectNotFoundError extends Error {
   }
 }
 
+/** A delete refused because the object is still under retention (S3 Object Lock). */
+export class ObjectRetainedError extends Error {
+  constructor(readonly key: string, readonly until: Date) {
+    super(`object ${key} is retained (object lock) until ${until.toISOString()}; it cannot be deleted before then`);
+    this.name = 'ObjectRetainedError';
+  }
+}
+
 export interface ObjectStore {
   /** Human-readable location, e.g. `/srv/backup` or `s3://bucket/prefix`. */
   readonly location: string;
@@ -39,5 +47,11 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Size of the object, or null when it does not exist. */
   head(key: string): Promise<ObjectInfo | null>;
+  /**
+   * When the object may be deleted at the earliest (S3 Object Lock retention), or null when
+   * it is not retained. Stores without retention do not implement it. Prune/forget skip keys
+   * retained in the future; `delete` of such a key throws ObjectRetainedError.
+   */
+  retainedUntil?(key: string): Promise<Date | null>;
   close?(): Promise<void>;
 }
