@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
+import { register as restore } from './cmd-restore.js';
 import { register as check } from './cmd-check.js';
 import { register as verify } from './cmd-verify.js';
+import { register as mount } from './cmd-mount.js';
+import { register as cat } from './cmd-cat.js';
+import { register as dump } from './cmd-dump.js';
 
 /**
  * Commands added by other modules (restore, verify, check, forget, prune, run, schedule, mount, ...).
  * One import and one list entry per command file keeps parallel work on separate commands from colliding.
  */
-export const extraCommands: ((program: Command) => void)[] = [check, verify];
+export const extraCommands: ((program: Command) => void)[] = [restore, check, verify, mount, cat, dump];

@@ -1,0 +1,120 @@
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import { toBlob, fromBlob, type RawPath } from '../util/rawpath.js';
+import type { WireEntry } from './protocol.js';
+
+export interface ContentRow {
+  rel: RawPath;
+  e: WireEntry;
+  blobs: string[];
+  pack: string | null;
+  off: number;
+  len: number;
+  replace: boolean;
+}
+
+/**
+ * The restore plan lives in a scratch SQLite file, not in memory: a million pending writes
+ * stay on disk and stream back ordered by pack and offset, so every pack is read once.
+ */
+export class RestorePlan {
+  private readonly db: Database.Database;
+  private readonly insContent: Database.Statement;
+  private readonly insLink: Database.Statement;
+  private readonly insDir: Database.Statement;
+  private pending = 0;
+
+  constructor(readonly file: string) {
+    try { fs.rmSync(file, { force: true }); } catch { /* fresh */ }
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = OFF');
+    this.db.pragma('synchronous = OFF');
+    this.db.exec(`
+      CREATE TABLE content(id INTEGER PRIMARY KEY, pack TEXT, off INTEGER, len INTEGER, nblobs INTEGER, blobs TEXT, rel BLOB, e TEXT, replace INTEGER);
+      CREATE TABLE links(id INTEGER PRIMARY KEY, rel BLOB, first BLOB, e TEXT, blobs TEXT, replace INTEGER);
+      CREATE TABLE dirs(rel BLOB PRIMARY KEY, e TEXT);
+    `);
+    this.insContent = this.db.prepare(`INSERT INTO content(pack, off, len, nblobs, blobs, rel, e, replace) VALUES(?,?,?,?,?,?,?,?)`);
+    this.insLink = this.db.prepare(`INSERT INTO links(rel, first, e, blobs, replace) VALUES(?,?,?,?,?)`);
+    this.insDir = this.db.prepare(`INSERT INTO dirs(rel, e) VALUES(?, ?) ON CONFLICT(rel) DO UPDATE SET e=coalesce(excluded.e, dirs.e)`);
+    this.db.exec('BEGIN');
+  }
+
+  private tick(): void {
+    if (++this.pending >= 5000) {
+      this.db.exec('COMMIT; BEGIN');
+      this.pending = 0;
+    }
+  }
+
+  addContent(rel: RawPath, e: WireEntry, blobs: string[], loc: { pack: string; offset: number; length: number } | undefined, replace: boolean): void {
+    this.insContent.run(loc?.pack ?? null, loc?.offset ?? 0, loc?.length ?? 0, blobs.length, blobs.join(','), toBlob(rel), JSON.stringify(e), replace ? 1 : 0);
+    this.tick();
+  }
+
+  addLink(rel: RawPath, first: RawPath, e: WireEntry, blobs: string[], replace: boolean): void {
+    this.insLink.run(toBlob(rel), toBlob(first), JSON.stringify(e), blobs.join(','), replace ? 1 : 0);
+    this.tick();
+  }
+
+  /** A directory whose metadata is set at the end; `e` null = created on demand, look it up later. */
+  addDir(rel: RawPath, e: WireEntry | null): void {
+    this.insDir.run(toBlob(rel), e ? JSON.stringify(e) : null);
+    this.tick();
+  }
+
+  private commit(): void {
+    this.db.exec('COMMIT');
+    this.pending = 0;
+  }
+
+  private *stream(sql: string): Iterable<any> {
+    this.commit();
+    try {
+      yield* this.db.prepare(sql).iterate() as Iterable<any>;
+    } finally {
+      this.db.exec('BEGIN');
+    }
+  }
+
+  /** Whole-blob files ordered by pack and offset; multi-chunk files come separately. */
+  *singleBlobFiles(): Iterable<ContentRow> {
+    for (const r of this.stream(`SELECT * FROM content WHERE nblobs=1 AND pack IS NOT NULL ORDER BY pack, off`)) yield toRow(r);
+  }
+
+  *otherFiles(): Iterable<ContentRow> {
+    for (const r of this.stream(`SELECT * FROM content WHERE nblobs<>1 OR pack IS NULL ORDER BY rel`)) yield toRow(r);
+  }
+
+  *links(): Iterable<{ rel: RawPath; first: RawPath; e: WireEntry; blobs: string[]; replace: boolean }> {
+    for (const r of this.stream(`SELECT * FROM links ORDER BY id`)) {
+      yield { rel: fromBlob(r.rel), first: fromBlob(r.first), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], replace: !!r.replace };
+    }
+  }
+
+  /** Directories deepest first, so a parent's times are set after its children are done. */
+  *dirsDeepestFirst(): Iterable<{ rel: RawPath; e: WireEntry | null }> {
+    for (const r of this.stream(`SELECT rel, e FROM dirs ORDER BY rel DESC`)) yield { rel: fromBlob(r.rel), e: r.e ? JSON.parse(r.e) : null };
+  }
+
+  counts(): { content: number; bytes: number; links: number; dirs: number } {
+    this.commit();
+    const c = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(json_extract(e, '$.s')),0) AS b FROM content`).get() as { n: number; b: number };
+    const l = this.db.prepare(`SELECT count(*) AS n FROM links`).get() as { n: number };
+    const d = this.db.prepare(`SELECT count(*) AS n FROM dirs`).get() as { n: number };
+    this.db.exec('BEGIN');
+    return { content: c.n, bytes: c.b, links: l.n, dirs: d.n };
+  }
+
+  close(): void {
+    try { this.db.exec('COMMIT'); } catch { /* none open */ }
+    this.db.close();
+    fs.rmSync(this.file, { force: true });
+  }
+}
+
+function toRow(r: any): ContentRow {
+  return {
+    rel: fromBlob(r.rel), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace,
+  };
+}

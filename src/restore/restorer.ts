@@ -1,0 +1,634 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Session } from '../session.js';
+import type { SnapshotRow, VersionRow } from '../index/catalog.js';
+import { makeMatcher } from '../snapshot/exclude.js';
+import { IdNames } from '../util/ids.js';
+import { components, display, fromUser, isSafeName, isUnder, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
+import { blobIdOf } from '../pack/blobid.js';
+import { WorkerPool } from './pool.js';
+import { RestorePlan, type ContentRow } from './plan.js';
+import { SafeRoot, procPath, splitParent, UnsafePathError } from './safefs.js';
+import type { ClassifyResult, ItemResult, RestoreMode, WireEntry, WriteItem } from './protocol.js';
+import type { PathError } from '../snapshot/snapshotter.js';
+
+export type { RestoreMode } from './protocol.js';
+
+export interface RestoreOptions {
+  snapshot: SnapshotRow;
+  /** Paths inside the snapshot to restore (default: the snapshot's source paths). */
+  paths?: string[];
+  /** Restore under this directory instead of in place. */
+  target?: string;
+  mode?: RestoreMode;
+  include?: string[];
+  exclude?: string[];
+  account?: string;
+  accountsRoot?: string;
+  ownerByName?: boolean;
+  delete?: boolean;
+  dryRun?: boolean;
+  overwriteNewer?: boolean;
+  threads?: number;
+  onProgress?: (p: RestoreProgress) => void;
+}
+
+export interface RestoreProgress {
+  phase: 'plan' | 'content' | 'links' | 'delete' | 'metadata';
+  entries: number;
+  files: number;
+  bytes: number;
+  plannedFiles: number;
+  plannedBytes: number;
+}
+
+export interface RestoreAction {
+  path: string;
+  action: string;
+  bytes?: number;
+  reason?: string;
+}
+
+export interface RestoreResult {
+  snapshot_id: string;
+  mode: RestoreMode;
+  target: string;
+  dry_run: boolean;
+  files_restored: number;
+  dirs_created: number;
+  files_skipped: number;
+  skipped_newer: string[];
+  metadata_fixed: number;
+  deleted: number;
+  bytes_written: number;
+  planned: Record<string, { count: number; bytes: number }>;
+  errors: PathError[];
+  actions?: RestoreAction[];
+  duration_s: number;
+}
+
+const BATCH = 256;
+const MAX_LISTED_SKIPS = 10000;
+
+/** Puts back what is missing or differs, from a snapshot, in parallel. See docs/OPERATIONS.md. */
+export async function restore(session: Session, o: RestoreOptions): Promise<RestoreResult> {
+  return new Restorer(session, o).run();
+}
+
+class Restorer {
+  private readonly mode: RestoreMode;
+  private readonly snap: SnapshotRow;
+  private readonly targetRoot: RawPath;
+  private readonly ids = new IdNames();
+  private readonly chown = process.getuid?.() === 0;
+  private readonly excluded: (p: RawPath) => boolean;
+  private readonly included: ((p: RawPath) => boolean) | null;
+  private readonly res: RestoreResult;
+  private readonly createdDirs = new Set<RawPath>();
+  private plan!: RestorePlan;
+  private pool!: WorkerPool;
+  private progress: RestoreProgress = { phase: 'plan', entries: 0, files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0 };
+  private lastProgress = 0;
+  private readonly started = Date.now();
+
+  constructor(private readonly s: Session, private readonly o: RestoreOptions) {
+    this.mode = o.mode ?? 'missing';
+    if (!['missing', 'changed', 'checksum', 'metadata', 'all'].includes(this.mode)) {
+      throw new Error(`unknown --mode "${this.mode}": use missing, changed, checksum, metadata or all`);
+    }
+    this.snap = o.snapshot;
+    this.targetRoot = o.target ? normalizeAbs(fromUser(path.resolve(o.target))) : '/';
+    this.excluded = makeMatcher(o.exclude ?? []);
+    this.included = o.include?.length ? makeMatcher(o.include) : null;
+    this.res = {
+      snapshot_id: this.snap.id, mode: this.mode, target: display(this.targetRoot), dry_run: !!o.dryRun,
+      files_restored: 0, dirs_created: 0, files_skipped: 0, skipped_newer: [], metadata_fixed: 0, deleted: 0, bytes_written: 0,
+      planned: {}, errors: [], duration_s: 0,
+    };
+    if (o.dryRun) this.res.actions = [];
+  }
+
+  /** The snapshot paths to restore, validated. */
+  private roots(): RawPath[] {
+    let roots: RawPath[] = [];
+    for (const p of this.o.paths ?? []) {
+      if (!p) throw new Error('empty path argument');
+      roots.push(normalizeAbs(fromUser(p.startsWith('/') ? p : '/' + p)));
+    }
+    if (this.o.account !== undefined) {
+      if (!/^[A-Za-z0-9._-]+$/.test(this.o.account) || this.o.account === '.' || this.o.account === '..') {
+        throw new Error(`invalid account name "${this.o.account}"`);
+      }
+      roots.push(normalizeAbs(fromUser(`${this.o.accountsRoot ?? '/home'}/${this.o.account}`)));
+    }
+    const scoped = roots.length > 0 || !!this.included;
+    if (this.o.delete) {
+      if (!scoped) throw new Error('--delete needs a scope: name paths, --include patterns or --account (refusing to delete across the whole snapshot)');
+      if (roots.includes('/')) throw new Error('--delete refuses the root directory "/" as a scope');
+    }
+    if (!roots.length) roots = [...this.snap.paths];
+    for (const r of roots) {
+      if (r !== '/' && !this.s.catalog.entry(this.snap, r)) {
+        throw new Error(`${display(r)} is not in snapshot ${this.snap.id.slice(0, 8)}${this.o.account ? ' (check --account / --accounts-root)' : ''}`);
+      }
+    }
+    roots.sort();
+    return roots.filter((r) => !roots.some((q) => q !== r && isUnder(r, q)));
+  }
+
+  async run(): Promise<RestoreResult> {
+    const roots = this.roots();
+    if (this.o.target && !this.o.dryRun) fs.mkdirSync(toFs(this.targetRoot), { recursive: true, mode: 0o700 });
+    if (this.o.target && this.o.dryRun && !fs.existsSync(toFs(this.targetRoot))) {
+      // Nothing exists there yet: every entry is missing. Plan against an empty scratch root.
+    }
+    const rootForWorkers = this.o.target && this.o.dryRun && !fs.existsSync(toFs(this.targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : this.targetRoot;
+    this.plan = new RestorePlan(path.join(path.dirname(this.s.catalog.file), `restore-plan-${process.pid}.db`));
+    this.pool = await WorkerPool.start(Math.max(1, this.o.threads ?? Math.min(4, Math.max(2, os.cpus().length))), {
+      root: rootForWorkers, mode: this.mode, dryRun: !!this.o.dryRun, overwriteNewer: !!this.o.overwriteNewer,
+      snapshotTimeNs: (BigInt(Date.parse(this.snap.time)) * 1000000n).toString(), chown: this.chown,
+    });
+    try {
+      await this.classifyAll(roots);
+      const c = this.plan.counts();
+      this.progress.plannedFiles = c.content + c.links;
+      this.progress.plannedBytes = c.bytes;
+      if (!this.o.dryRun) {
+        await this.writeContent();
+        await this.writeLinks();
+        if (this.o.delete) this.deleteExtras(roots);
+        for (const rel of this.createdDirs) this.plan.addDir(rel, null);
+        await this.setDirMetadata();
+      } else if (this.o.delete) {
+        this.deleteExtras(roots);
+      }
+    } finally {
+      await this.pool.close();
+      this.plan.close();
+      if (rootForWorkers !== this.targetRoot) fs.rmSync(rootForWorkers, { recursive: true, force: true });
+    }
+    this.res.duration_s = (Date.now() - this.started) / 1000;
+    return this.res;
+  }
+
+  private relOf(p: RawPath): RawPath {
+    return p.slice(1);
+  }
+
+  private wire(v: VersionRow, anc = false): WireEntry {
+    let uid = v.uid;
+    let gid = v.gid;
+    if (this.o.ownerByName) {
+      uid = this.ids.uidOf(v.user) ?? uid;
+      gid = this.ids.gidOf(v.group) ?? gid;
+    }
+    return {
+      rel: this.relOf(v.path), t: v.type, m: v.mode, u: uid, g: gid, s: v.size, mt: v.mtime.toString(), fp: v.fp,
+      tg: v.target, rd: v.rdev, content: v.content !== null, ...(anc ? { anc: true } : {}),
+    };
+  }
+
+  private error(p: RawPath, message: string): void {
+    this.res.errors.push({ path: display(p), message });
+  }
+
+  private note(kind: string, bytes = 0): void {
+    const e = (this.res.planned[kind] ??= { count: 0, bytes: 0 });
+    e.count++;
+    e.bytes += bytes;
+  }
+
+  private tick(force = false): void {
+    if (!this.o.onProgress) return;
+    const now = Date.now();
+    if (!force && now - this.lastProgress < 250) return;
+    this.lastProgress = now;
+    this.o.onProgress({ ...this.progress });
+  }
+
+  /** Rejects names a damaged or hostile repository could use to escape the target. */
+  private safePath(p: RawPath): boolean {
+    if (!p.startsWith('/') || p.includes('\0')) return false;
+    return components(p).every(isSafeName) && normalizeAbs(p) === p;
+  }
+
+  // ---- phase 1: compare the snapshot with the live tree -------------------------------
+
+  private async classifyAll(roots: RawPath[]): Promise<void> {
+    const inflight: Promise<void>[] = [];
+    let batch: { v: VersionRow; w: WireEntry }[] = [];
+    const flush = async () => {
+      if (!batch.length) return;
+      const items = batch;
+      batch = [];
+      const p = this.pool.submit({ op: 'classify', items: items.map((x) => x.w) }).then((reply) => {
+        reply.results.forEach((r, i) => this.onClassified(items[i].v, items[i].w, r as ClassifyResult));
+        for (const d of reply.createdDirs) this.createdDirs.add(d);
+      });
+      inflight.push(p);
+      if (inflight.length > this.pool.size * 4) await Promise.all(inflight.splice(0, inflight.length - this.pool.size * 2));
+    };
+    const add = async (v: VersionRow, anc = false) => {
+      batch.push({ v, w: this.wire(v, anc) });
+      this.progress.entries++;
+      if (batch.length >= BATCH) await flush();
+    };
+    for (const root of roots) {
+      // Ancestors first: created when missing so the tree has the snapshot's owners and modes there too.
+      let anc = '';
+      for (const c of components(root).slice(0, -1)) {
+        anc += '/' + c;
+        const v = this.s.catalog.entry(this.snap, anc);
+        if (v && v.type === 'dir') await add(v, true);
+      }
+      let skipBelow: RawPath | null = null;
+      for (const v of this.s.catalog.walk(this.snap, root)) {
+        if (skipBelow !== null && isUnder(v.path, skipBelow)) continue;
+        skipBelow = null;
+        if (!this.safePath(v.path) || (v.type === 'hardlink' && (v.target === null || !this.safePath(v.target)))) {
+          this.error(v.path, 'unsafe path in the snapshot (.., NUL, or an invalid name); refused');
+          if (v.type === 'dir') skipBelow = v.path;
+          continue;
+        }
+        if (this.excluded(v.path)) {
+          if (v.type === 'dir') skipBelow = v.path;
+          continue;
+        }
+        if (this.included && v.type !== 'dir' && !this.included(v.path)) continue;
+        if (this.included && v.type === 'dir') continue; // created on demand for included files
+        await add(v);
+        this.tick();
+      }
+    }
+    await flush();
+    await Promise.all(inflight);
+  }
+
+  private onClassified(v: VersionRow, w: WireEntry, r: ClassifyResult): void {
+    const bytes = v.type === 'file' || v.type === 'hardlink' ? v.size : 0;
+    const action = (a: string, reason?: string) => {
+      this.res.actions?.push({ path: display(v.path), action: a, ...(bytes && a.startsWith('restore') ? { bytes } : {}), ...(reason ? { reason } : {}) });
+    };
+    switch (r.c) {
+      case 'content': {
+        const blobs = v.content ?? [];
+        const loc = blobs.length === 1 ? this.s.catalog.blobLocation(blobs[0]) : undefined;
+        if (blobs.length === 1 && !loc) {
+          this.error(v.path, `content blob ${blobs[0].slice(0, 12)} is not in the repository index`);
+          return;
+        }
+        this.plan.addContent(w.rel, w, blobs, loc, !!r.replace);
+        this.note(r.replace ? 'replace' : 'restore', v.size);
+        action(r.replace ? 'restore (replace)' : 'restore');
+        if (this.o.dryRun) this.res.files_restored++;
+        return;
+      }
+      case 'link': {
+        const first = this.relOf(v.target!);
+        this.plan.addLink(w.rel, first, w, v.content ?? [], !!r.replace);
+        this.note('hardlink');
+        action('restore (hardlink)');
+        if (this.o.dryRun) this.res.files_restored++;
+        return;
+      }
+      case 'created':
+        this.note(v.type === 'dir' ? 'mkdir' : `create ${v.type}`);
+        action(v.type === 'dir' ? 'mkdir' : `restore (${v.type})`);
+        if (v.type === 'dir') {
+          this.res.dirs_created++;
+          if (!this.o.dryRun) this.plan.addDir(w.rel, w);
+        } else this.res.files_restored++;
+        return;
+      case 'meta':
+        this.note('metadata');
+        action('metadata');
+        this.res.metadata_fixed++;
+        return;
+      case 'dirmeta':
+        this.note('metadata');
+        action('metadata');
+        this.res.metadata_fixed++;
+        if (!this.o.dryRun) this.plan.addDir(w.rel, w);
+        return;
+      case 'error':
+        this.error(v.path, r.msg ?? 'failed');
+        action('error', r.msg);
+        return;
+      default: {
+        if (v.type !== 'dir') this.res.files_skipped++;
+        this.note(r.c);
+        if (r.c === 'skip-newer' && this.res.skipped_newer.length < MAX_LISTED_SKIPS) this.res.skipped_newer.push(display(v.path));
+        if (r.c === 'skip-nocontent') this.error(v.path, r.msg ?? 'no content in the snapshot');
+        if (this.res.actions && r.c !== 'skip-present' && r.c !== 'skip-same') action(r.c, r.msg);
+        else if (this.res.actions && v.type !== 'dir') action(r.c);
+      }
+    }
+  }
+
+  // ---- phase 2: file content, pack by pack ----------------------------------------------
+
+  private async writeContent(): Promise<void> {
+    this.progress.phase = 'content';
+    const inflight: Promise<void>[] = [];
+    let group: ContentRow[] = [];
+    const flushGroup = async () => {
+      if (!group.length) return;
+      const rows = group;
+      group = [];
+      await this.writePackGroup(rows, inflight);
+      // Keep at most two packs' worth of buffers alive.
+      while (inflight.length > this.pool.size * 3) await inflight.shift();
+    };
+    for (const row of this.plan.singleBlobFiles()) {
+      if (group.length && group[0].pack !== row.pack) await flushGroup();
+      group.push(row);
+    }
+    await flushGroup();
+    await Promise.all(inflight);
+    // Files of several chunks (large files) and empty files: written here, chunk by chunk.
+    const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel));
+    try {
+      for (const row of this.plan.otherFiles()) await this.writeLargeFile(main, row);
+    } finally {
+      main.close();
+    }
+  }
+
+  private async writePackGroup(rows: ContentRow[], inflight: Promise<void>[]): Promise<void> {
+    const pack = rows[0].pack!;
+    // Distinct blobs in offset order; read spans that cover them, coalescing small gaps.
+    const blobs = new Map<string, { off: number; len: number }>();
+    for (const r of rows) blobs.set(r.blobs[0], { off: r.off, len: r.len });
+    const list = [...blobs.entries()].sort((a, b) => a[1].off - b[1].off);
+    const spans: { off: number; end: number }[] = [];
+    for (const [, b] of list) {
+      const last = spans[spans.length - 1];
+      if (last && b.off - last.end <= 256 * 1024) last.end = Math.max(last.end, b.off + b.len);
+      else spans.push({ off: b.off, end: b.off + b.len });
+    }
+    const total = spans.reduce((n, s) => n + (s.end - s.off), 0);
+    const sab = new SharedArrayBuffer(total);
+    const view = Buffer.from(sab);
+    const where = new Map<string, number>(); // blob -> offset in sab
+    let pos = 0;
+    try {
+      for (const sp of spans) {
+        const data = await this.s.repo.store.getRange(`data/${pack.slice(0, 2)}/${pack}`, sp.off, sp.end - sp.off);
+        data.copy(view, pos);
+        for (const [id, b] of list) if (b.off >= sp.off && b.off + b.len <= sp.end) where.set(id, pos + (b.off - sp.off));
+        pos += sp.end - sp.off;
+      }
+    } catch (e) {
+      for (const r of rows) this.error('/' + r.rel, `cannot read pack ${pack.slice(0, 12)}: ${(e as Error).message}`);
+      return;
+    }
+    const bad = new Set<string>();
+    for (const [id, b] of list) {
+      const at = where.get(id)!;
+      if (blobIdOf(view.subarray(at, at + b.len)) !== id) bad.add(id);
+    }
+    let batch: WriteItem[] = [];
+    let batchRows: ContentRow[] = [];
+    const send = () => {
+      if (!batch.length) return;
+      const items = batch;
+      const rs = batchRows;
+      batch = [];
+      batchRows = [];
+      inflight.push(this.pool.submit({ op: 'write', items }).then((reply) => {
+        reply.results.forEach((res, i) => this.onWritten(rs[i], res as ItemResult));
+        for (const d of reply.createdDirs) this.createdDirs.add(d);
+      }));
+    };
+    for (const r of rows) {
+      if (bad.has(r.blobs[0])) {
+        this.error('/' + r.rel, `content blob ${r.blobs[0].slice(0, 12)} in pack ${pack.slice(0, 12)} is corrupt; file not restored`);
+        continue;
+      }
+      batch.push({ rel: r.rel, e: r.e, sab, off: where.get(r.blobs[0])!, len: r.len, replace: r.replace });
+      batchRows.push(r);
+      if (batch.length >= 64) {
+        send();
+        while (inflight.length > this.pool.size * 3) await inflight.shift();
+      }
+    }
+    send();
+  }
+
+  private onWritten(row: ContentRow, r: ItemResult): void {
+    if (!r.ok) this.error('/' + row.rel, r.msg ?? 'write failed');
+    else if (r.skipped) {
+      this.res.files_skipped++;
+      if (r.msg?.includes('after the snapshot') && this.res.skipped_newer.length < MAX_LISTED_SKIPS) this.res.skipped_newer.push(display('/' + row.rel));
+    } else {
+      this.res.files_restored++;
+      this.res.bytes_written += row.e.s;
+      this.progress.files++;
+      this.progress.bytes += row.e.s;
+      this.tick();
+    }
+  }
+
+  /** Writes a file chunk by chunk in this thread (big files are few; their chunks are large). */
+  private async writeLargeFile(root: SafeRoot, row: ContentRow): Promise<void> {
+    const p = '/' + row.rel;
+    const [parentRel, name] = splitParent(row.rel);
+    let dfd: number | null;
+    try {
+      dfd = root.dirFd(parentRel, true);
+    } catch (e) {
+      this.error(p, e instanceof UnsafePathError ? e.message : String((e as Error).message));
+      return;
+    }
+    if (dfd === null) { this.error(p, 'parent directory missing'); return; }
+    const tmp = `.snapfill-tmp-${process.pid}-big`;
+    const tp = procPath(dfd, tmp);
+    try { fs.unlinkSync(tp); } catch { /* none */ }
+    const fd = fs.openSync(tp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    let ok = false;
+    try {
+      for (const id of row.blobs) {
+        const loc = this.s.catalog.blobLocation(id);
+        if (!loc) throw new Error(`content blob ${id.slice(0, 12)} is not in the repository index`);
+        const data = await this.s.repo.readBlob(loc.pack, loc.offset, loc.length, id);
+        let off = 0;
+        while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+      }
+      if (this.chown) fs.fchownSync(fd, row.e.u, row.e.g);
+      fs.fchmodSync(fd, row.e.m);
+      const t = Number(BigInt(row.e.mt)) / 1e9;
+      fs.futimesSync(fd, t, t);
+      ok = true;
+    } catch (e) {
+      this.error(p, `${(e as Error).message}; file not restored`);
+    } finally {
+      fs.closeSync(fd);
+      if (!ok) fs.rmSync(tp, { force: true });
+    }
+    if (!ok) return;
+    const dest = procPath(dfd, name);
+    if (row.replace) {
+      if (!this.o.overwriteNewer) {
+        const st = fs.lstatSync(dest, { bigint: true, throwIfNoEntry: false });
+        if (st && st.mtimeNs > BigInt(Date.parse(this.snap.time)) * 1000000n) {
+          fs.unlinkSync(tp);
+          this.onWritten(row, { ok: true, skipped: true, msg: 'modified after the snapshot' });
+          return;
+        }
+      }
+      fs.renameSync(tp, dest);
+    } else {
+      try {
+        fs.linkSync(tp, dest);
+      } catch (e) {
+        fs.unlinkSync(tp);
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') { this.onWritten(row, { ok: true, skipped: true }); return; }
+        this.error(p, String((e as Error).message));
+        return;
+      }
+      fs.unlinkSync(tp);
+    }
+    this.onWritten(row, { ok: true });
+  }
+
+  // ---- phase 3: hardlinks ---------------------------------------------------------------
+
+  private async writeLinks(): Promise<void> {
+    this.progress.phase = 'links';
+    const fallback: ContentRow[] = [];
+    const inflight: Promise<void>[] = [];
+    let batch: { rel: RawPath; first: RawPath; e: WireEntry; blobs: string[]; replace: boolean }[] = [];
+    const send = () => {
+      const items = batch;
+      batch = [];
+      inflight.push(this.pool.submit({ op: 'link', items: items.map((x) => ({ rel: x.rel, first: x.first, e: x.e, replace: x.replace })) }).then((reply) => {
+        reply.results.forEach((r, i) => {
+          const res = r as ItemResult;
+          const it = items[i];
+          if (res.ok && !res.skipped) { this.res.files_restored++; this.progress.files++; }
+          else if (res.ok) this.res.files_skipped++;
+          // The first path of the inode was not restored: write this one as a file of its own.
+          else if (it.blobs.length) fallback.push({ rel: it.rel, e: { ...it.e, t: 'file' }, blobs: it.blobs, pack: null, off: 0, len: 0, replace: it.replace });
+          else this.error('/' + it.rel, res.msg ?? 'hardlink failed');
+        });
+      }));
+    };
+    for (const l of this.plan.links()) {
+      batch.push(l);
+      if (batch.length >= BATCH) send();
+    }
+    if (batch.length) send();
+    await Promise.all(inflight);
+    if (fallback.length) {
+      const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel));
+      try {
+        for (const row of fallback) await this.writeLargeFile(main, row);
+      } finally {
+        main.close();
+      }
+    }
+  }
+
+  // ---- phase 4: --delete ------------------------------------------------------------------
+
+  /** Removes live entries the snapshot does not have, strictly inside the restore roots. */
+  private deleteExtras(roots: RawPath[]): void {
+    this.progress.phase = 'delete';
+    const safe = new SafeRoot(this.targetRoot);
+    try {
+      for (const r of roots) {
+        const v = this.s.catalog.entry(this.snap, r);
+        if (v?.type === 'dir') this.deleteIn(safe, r);
+      }
+    } finally {
+      safe.close();
+    }
+  }
+
+  private deleteIn(safe: SafeRoot, dir: RawPath): void {
+    const rel = this.relOf(dir);
+    let fd: number | null;
+    try {
+      fd = safe.dirFd(rel, false);
+    } catch (e) {
+      this.error(dir, (e as Error).message);
+      return;
+    }
+    if (fd === null) return;
+    const want = new Map<RawPath, VersionRow>();
+    for (const v of this.s.catalog.listDir(this.snap, dir)) want.set(v.name, v);
+    const live = (fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('latin1'));
+    for (const name of live) {
+      const p = dir === '/' ? '/' + name : dir + '/' + name;
+      const snapV = want.get(name);
+      const st = fs.lstatSync(procPath(fd, name), { throwIfNoEntry: false });
+      if (!st) continue;
+      if (snapV) {
+        if (snapV.type === 'dir' && st.isDirectory() && !this.excluded(p)) this.deleteIn(safe, p);
+        continue;
+      }
+      if (this.excluded(p)) continue;
+      if (this.included && (st.isDirectory() || !this.included(p))) continue;
+      this.res.actions?.push({ path: display(p), action: 'delete' });
+      this.note('delete');
+      if (this.o.dryRun) { this.res.deleted++; continue; }
+      try {
+        this.res.deleted += removeTree(fd, name);
+      } catch (e) {
+        this.error(p, `cannot delete: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  // ---- phase 5: directory metadata, children before parents -------------------------------
+
+  private async setDirMetadata(): Promise<void> {
+    this.progress.phase = 'metadata';
+    const inflight: Promise<void>[] = [];
+    let batch: WireEntry[] = [];
+    const send = () => {
+      const items = batch;
+      batch = [];
+      inflight.push(this.pool.submit({ op: 'dirmeta', items }).then((reply) => {
+        reply.results.forEach((r, i) => {
+          const res = r as ItemResult;
+          if (!res.ok) this.error('/' + items[i].rel, res.msg ?? 'cannot set directory metadata');
+        });
+      }));
+    };
+    // Setting a child's metadata never changes its parent's mtime, so batches may run in parallel;
+    // only entry creation does, and that is finished before this phase.
+    for (const d of this.plan.dirsDeepestFirst()) {
+      let e = d.e;
+      if (!e) {
+        const v = this.s.catalog.entry(this.snap, '/' + d.rel);
+        if (!v || v.type !== 'dir') continue;
+        e = this.wire(v);
+      }
+      batch.push(e);
+      if (batch.length >= BATCH) send();
+    }
+    if (batch.length) send();
+    await Promise.all(inflight);
+  }
+}
+
+/** rm -rf without following symlinks: directories are opened with O_NOFOLLOW. Returns entries removed. */
+function removeTree(parentFd: number, name: RawPath): number {
+  const p = procPath(parentFd, name);
+  const st = fs.lstatSync(p);
+  if (!st.isDirectory()) {
+    fs.unlinkSync(p);
+    return 1;
+  }
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  let n = 0;
+  try {
+    for (const child of fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]) n += removeTree(fd, child.toString('latin1'));
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.rmdirSync(p);
+  return n + 1;
+}
