@@ -126,6 +126,9 @@ export class S3Store implements ObjectStore {
   }
 
   static makeClient(s: S3Settings): S3Client {
+    // The SDK warns on every run under Node < 22 that *future* SDK releases will need Node 22.
+    // The locked SDK version works on Node 20 (our engines floor); keep stderr for real problems.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const agentOpts = { keepAlive: true, maxSockets: s.concurrency + 4 };
     return new S3Client({
       region: s.region,
@@ -138,6 +141,8 @@ export class S3Store implements ObjectStore {
       requestHandler: {
         connectionTimeout: Math.min(s.timeoutMs, 10_000),
         requestTimeout: s.timeoutMs,
+        // Without this the handler only logs a warning and the request hangs on.
+        throwOnRequestTimeout: true,
         httpAgent: new http.Agent(agentOpts),
         httpsAgent: new https.Agent(agentOpts),
       },
