@@ -19,6 +19,7 @@ export function buildProgram(): Command {
     .option('--catalog <file>', 'local catalog file (env SNAPFILL_CATALOG; default under SNAPFILL_CACHE)')
     .option('--json', 'print one JSON object on stdout at the end; progress goes to stderr')
     .option('-q, --quiet', 'no progress or informational output')
+    .option('-c, --config <file>', 'config file for run/schedule/forget (env SNAPFILL_CONFIG; default /etc/snapfill/config.json)')
     .option('--s3-endpoint <url>', 'S3 endpoint for non-AWS servers (env SNAPFILL_S3_ENDPOINT)')
     .option('--s3-region <region>', 'S3 region (env SNAPFILL_S3_REGION)')
     .option('--s3-path-style', 'use path-style S3 URLs (env SNAPFILL_S3_PATH_STYLE=1)')

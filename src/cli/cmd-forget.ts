@@ -1,0 +1,94 @@
+import type { Command } from 'commander';
+import { action, collect, withSession } from './action.js';
+import { humanBytes, info, printJson } from './output.js';
+import { forget, pruneSession } from '../retention/forget.js';
+import { DEFAULT_POLICY, formatDuration, parseDuration, policyIsEmpty, type RetentionPolicy } from '../retention/policy.js';
+import { configPath, loadRetention } from '../config/config.js';
+import type { PruneReport } from '../repo/prune.js';
+
+function count(flag: string) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v)) throw new Error(`${flag}: expected a whole number, got "${v}"`);
+    return Number(v);
+  };
+}
+
+export function parseThreshold(v: string): number {
+  const n = v.endsWith('%') ? Number(v.slice(0, -1)) / 100 : Number(v);
+  if (!(n >= 0 && n <= 1)) throw new Error(`--repack-threshold: expected a share 0..1 or a percentage, got "${v}"`);
+  return n;
+}
+
+export function describePolicy(p: RetentionPolicy): string {
+  const parts: string[] = [];
+  if (p.withinMs) parts.push(`all within ${formatDuration(p.withinMs)}`);
+  for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) if (p[k]) parts.push(`${p[k]} ${k}`);
+  if (p.tags?.length) parts.push(`tags ${p.tags.join(',')}`);
+  return parts.join(', ');
+}
+
+export function printPruneReport(g: { quiet?: boolean; json?: boolean }, r: PruneReport): void {
+  info(g, `${r.dry_run ? 'would free' : 'freed'} ${humanBytes(Math.max(0, r.bytes_freed))}: ${r.packs_deleted} unused packs deleted, ` +
+    `${r.packs_repacked} repacked into ${r.packs_written} new, ${r.orphan_packs_deleted} orphan packs removed ` +
+    `(${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)} -> ${humanBytes(r.bytes_after)})`);
+  if (r.retained_skipped.length) info(g, `${r.retained_skipped.length} packs are still under object-lock retention and were kept`);
+}
+
+export function register(program: Command): void {
+  program.command('forget')
+    .description('remove snapshots by a retention policy (per host + source paths); data is freed by prune')
+    .option('--keep-last <n>', 'keep the n newest snapshots', count('--keep-last'))
+    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', count('--keep-hourly'))
+    .option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one', count('--keep-daily'))
+    .option('--keep-weekly <n>', 'same per ISO week', count('--keep-weekly'))
+    .option('--keep-monthly <n>', 'same per month', count('--keep-monthly'))
+    .option('--keep-yearly <n>', 'same per year', count('--keep-yearly'))
+    .option('--keep-within <duration>', 'keep every snapshot within this duration of the newest one (e.g. 7d, 36h, 2w, 1y6m)')
+    .option('--keep-tag <tag>', 'keep every snapshot with this tag (repeatable)', collect, [])
+    .option('--host <name>', 'only apply the policy to this host\'s snapshots')
+    .option('-n, --dry-run', 'show which snapshots would go and why; change nothing')
+    .option('--prune', 'run prune afterwards to free the space')
+    .option('--repack-threshold <share>', 'with --prune: repack packs with more than this share unused (default 0.25)', parseThreshold)
+    .addHelpText('after', `
+With no --keep-* option the policy comes from the config file when --config (or SNAPFILL_CONFIG)
+is given, else the default: every snapshot within 7 days of the newest, plus 4 weekly.
+Time buckets are UTC; weeks are ISO weeks. A group never loses all of its snapshots.
+
+Examples:
+  snapfill forget --dry-run
+  snapfill forget --keep-within 7d --keep-weekly 4 --keep-monthly 6 --prune`)
+    .action(action(async (g, [opts]) => {
+      let policy: RetentionPolicy = {
+        last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly,
+        yearly: opts.keepYearly, withinMs: opts.keepWithin ? parseDuration(opts.keepWithin) : undefined,
+        tags: opts.keepTag.length ? opts.keepTag : undefined,
+      };
+      let source = 'the command line';
+      if (policyIsEmpty(policy)) {
+        const cfgFile = (g as { config?: string }).config ?? process.env.SNAPFILL_CONFIG;
+        if (cfgFile) {
+          policy = loadRetention(configPath(cfgFile));
+          source = `config ${cfgFile}`;
+        } else {
+          policy = { ...DEFAULT_POLICY };
+          source = 'the default policy';
+        }
+      }
+      info(g, `policy (${source}): ${describePolicy(policy)}`);
+      const result = await withSession(g, {}, async (s) => {
+        const f = await forget(s, { policy, dryRun: opts.dryRun, host: opts.host, onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n') });
+        let pr: PruneReport | null = null;
+        if (opts.prune && !opts.dryRun) pr = await pruneSession(s, { repackThreshold: opts.repackThreshold, onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n') });
+        return { ...f, prune: pr };
+      });
+      if (g.json) { printJson(result); return; }
+      for (const grp of result.groups) {
+        info(g, `host ${grp.host}, paths ${grp.paths.join(' ')}: keep ${grp.keep.length}, ${result.dry_run ? 'would remove' : 'remove'} ${grp.remove.length}`);
+        for (const k of grp.keep) info(g, `  keep   ${k.id.slice(0, 8)}  ${k.time}  ${k.reasons.join('; ')}`);
+        for (const r of grp.remove) info(g, `  ${result.dry_run ? 'would remove' : 'remove'} ${r.id.slice(0, 8)}  ${r.time}  ${r.reasons.join('; ')}`);
+      }
+      info(g, `${result.dry_run ? 'dry run: would remove' : 'removed'} ${result.removed.length} snapshots, kept ${result.kept}` +
+        (result.retained.length ? `; ${result.retained.length} kept because of object-lock retention` : ''));
+      if (result.prune) printPruneReport(g, result.prune);
+    }));
+}

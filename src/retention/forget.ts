@@ -1,0 +1,122 @@
+import type { Session } from '../session.js';
+import type { SnapshotRow } from '../index/catalog.js';
+import { syncCatalog } from '../index/sync.js';
+import { display } from '../util/rawpath.js';
+import { applyPolicy, policyIsEmpty, type RetentionPolicy } from './policy.js';
+import { prune, type PruneOptions, type PruneReport } from '../repo/prune.js';
+
+export interface ForgetOptions {
+  policy: RetentionPolicy;
+  dryRun?: boolean;
+  /** Only consider snapshots of this host (the others are left alone). */
+  host?: string;
+  onProgress?: (msg: string) => void;
+}
+
+export interface ForgetSnapshotLine {
+  id: string;
+  time: string;
+  tags: string[];
+  reasons: string[];
+}
+
+export interface ForgetGroup {
+  host: string;
+  paths: string[];
+  keep: ForgetSnapshotLine[];
+  remove: ForgetSnapshotLine[];
+}
+
+export interface ForgetReport {
+  dry_run: boolean;
+  groups: ForgetGroup[];
+  kept: number;
+  removed: string[];
+  /** Snapshots the policy would remove but S3 Object Lock still protects. */
+  retained: { id: string; until: string }[];
+}
+
+export class RetentionRefusedError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'RetentionRefusedError';
+  }
+}
+
+/** Snapshots of one host and one set of source paths: the unit a policy applies to. */
+export function groupSnapshots(rows: SnapshotRow[]): SnapshotRow[][] {
+  const groups = new Map<string, SnapshotRow[]>();
+  for (const r of rows) {
+    const key = JSON.stringify([r.host, [...r.paths].sort()]);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()];
+}
+
+/** Decides every group first; refuses before deleting anything if a group would lose all its snapshots. */
+export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): ForgetGroup[] {
+  if (policyIsEmpty(policy)) {
+    throw new RetentionRefusedError('no keep rule given: refusing to forget (a policy that keeps nothing would remove every snapshot)');
+  }
+  const line = (x: { item: SnapshotRow; reasons: string[] }): ForgetSnapshotLine =>
+    ({ id: x.item.id, time: x.item.time, tags: x.item.tags, reasons: x.reasons });
+  const out: ForgetGroup[] = [];
+  for (const g of groupSnapshots(rows)) {
+    const d = applyPolicy(g, policy);
+    const group: ForgetGroup = { host: g[0].host, paths: g[0].paths.map(display), keep: d.keep.map(line), remove: d.remove.map(line) };
+    if (!group.keep.length) {
+      throw new RetentionRefusedError(`refusing to remove all ${g.length} snapshots of host ${group.host}, paths ${group.paths.join(' ')}: ` +
+        'the policy keeps none of them (add --keep-last 1 or a time rule)');
+    }
+    out.push(group);
+  }
+  return out;
+}
+
+/**
+ * Applies a retention policy. Deleting a snapshot removes its record from the repository,
+ * then from the catalog; its data stays until `prune`. Holds the exclusive repository lock,
+ * and re-syncs the catalog under it so the decision sees every snapshot (also those another
+ * host added since the session opened).
+ */
+export async function forget(s: Session, opts: ForgetOptions): Promise<ForgetReport> {
+  const run = async (): Promise<ForgetReport> => {
+    if (!opts.dryRun) await syncCatalog(s.repo, s.catalog, opts.onProgress);
+    const rows = s.catalog.listSnapshots().filter((r) => !opts.host || r.host === opts.host);
+    const groups = planForget(rows, opts.policy);
+    const report: ForgetReport = { dry_run: Boolean(opts.dryRun), groups, kept: 0, removed: [], retained: [] };
+    for (const g of groups) report.kept += g.keep.length;
+    if (opts.dryRun) {
+      for (const g of groups) report.removed.push(...g.remove.map((r) => r.id));
+      return report;
+    }
+    const store = s.repo.store as unknown as { retainedUntil?: (key: string) => Promise<Date | null> };
+    for (const g of groups) {
+      for (const r of g.remove) {
+        // S3 Object Lock: a snapshot record under retention stays (and keeps its data alive).
+        const until = store.retainedUntil ? await store.retainedUntil(`snapshots/${r.id}`) : null;
+        if (until) {
+          report.retained.push({ id: r.id, until: until.toISOString() });
+          opts.onProgress?.(`snapshot ${r.id.slice(0, 8)} is under retention until ${until.toISOString()}: kept`);
+          continue;
+        }
+        // Repository first: it is the truth. A crash between the two is repaired by the next sync.
+        await s.repo.deleteSnapshot(r.id);
+        s.catalog.forgetSnapshot(r.id);
+        report.removed.push(r.id);
+        opts.onProgress?.(`removed snapshot ${r.id.slice(0, 8)} (${r.time})`);
+      }
+    }
+    return report;
+  };
+  if (opts.dryRun) return run();
+  s.lockCatalog('forget');
+  return s.withRepoLock('forget', true, run);
+}
+
+/** Prune under the exclusive repository lock and the local catalog lock (see src/repo/prune.ts). */
+export async function pruneSession(s: Session, opts: PruneOptions): Promise<PruneReport> {
+  if (opts.dryRun) return prune(s.repo, s.catalog, opts);
+  s.lockCatalog('prune');
+  return s.withRepoLock('prune', true, () => prune(s.repo, s.catalog, opts));
+}
