@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { action, withSession } from './action.js';
+import { EXIT } from './output.js';
+import { resolveSnapshot } from '../index/resolve.js';
+import { copyFileContent, FileContentReader, lookupFileForRead } from '../repo/filereader.js';
+import { fromUser, normalizeAbs } from '../util/rawpath.js';
+import { endQuietlyOnEpipe } from './stdout.js';
+
+export function register(program: Command): void {
+  program.command('cat')
+    .description('write one file\'s content from a snapshot to stdout (symlinks inside the snapshot are followed)')
+    .argument('<snap>', 'snapshot id, id prefix, or "latest"')
+    .argument('<file>', 'absolute path of the file as it was backed up')
+    .addHelpText('after', `
+Examples:
+  snapfill cat latest /home/alice/public_html/wp-config.php
+  snapfill cat 3fa2c1 /home/alice/Maildir/cur/1700000000.M1P2.host:2,S > mail.eml`)
+    .action(action(async (g, [ref, file]) => {
+      endQuietlyOnEpipe();
+      return withSession(g, { readOnly: true }, async (s) => {
+        const snap = resolveSnapshot(s.catalog, ref);
+        const v = lookupFileForRead(s.catalog, snap, normalizeAbs(fromUser(file.startsWith('/') ? file : '/' + file)));
+        // One pass: no blob cache, memory holds one blob at a time.
+        await copyFileContent(new FileContentReader(s.repo, s.catalog, 0), v, process.stdout);
+        return EXIT.OK;
+      });
+    }));
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { action, withSession } from './action.js';
+import { EXIT, info, printJson } from './output.js';
+import { loadFuse, mountSnapshots } from '../mount/fuse.js';
+
+export function register(program: Command): void {
+  program.command('mount')
+    .description('browse all snapshots read-only through FUSE until Ctrl-C (needs /dev/fuse and the optional fuse-native module)')
+    .argument('<mountpoint>', 'an existing empty directory')
+    .option('--accounts-root <dir>', 'where account homes live, for /accounts/<name>/<time>/', '/home')
+    .option('--allow-other', 'let other users use the mount (non-root needs user_allow_other in /etc/fuse.conf)')
+    .option('--cache-mb <n>', 'memory for cached content blobs, in MiB', '64')
+    .addHelpText('after', `
+Layout:
+  MOUNTPOINT/snapshots/<time>_<id>/<original paths>
+  MOUNTPOINT/latest -> snapshots/<newest>
+  MOUNTPOINT/accounts/<name>/<time>/      one account's home in every snapshot that has it
+
+The command stays in the foreground; Ctrl-C or SIGTERM unmounts. A mount left behind by a
+killed process ("Transport endpoint is not connected") is removed with:
+  fusermount -u MOUNTPOINT        (or, as root: umount -l MOUNTPOINT)
+
+Examples:
+  snapfill mount /mnt/snapfill &
+  cp -a /mnt/snapfill/accounts/alice/2026-11-20T030000Z/. /home/alice/`)
+    .action(action(async (g, [mountpoint, opts]) => {
+      loadFuse(); // fail with the reason before touching the repository
+      const cacheMb = Number(opts.cacheMb);
+      if (!Number.isFinite(cacheMb) || cacheMb < 0) throw new Error(`--cache-mb: "${opts.cacheMb}" is not a number of MiB`);
+      return withSession(g, { readOnly: true }, async (s) => {
+        const handle = await mountSnapshots(s, {
+          mountpoint, accountsRoot: opts.accountsRoot, allowOther: opts.allowOther, cacheBytes: cacheMb * 1024 * 1024,
+          onLog: (m) => process.stderr.write(`snapfill mount: ${m}\n`),
+        });
+        if (g.json) printJson({ mountpoint: handle.mountpoint, mounted: true });
+        info(g, `mounted ${s.catalog.listSnapshots().length} snapshot(s) at ${handle.mountpoint}; Ctrl-C to unmount ` +
+          `(if this process is killed, run "fusermount -u ${handle.mountpoint}")`);
+        await new Promise<void>((resolve) => {
+          const stop = (sig: string) => {
+            process.off('SIGINT', onInt);
+            process.off('SIGTERM', onTerm);
+            info(g, `${sig}: unmounting ${handle.mountpoint}`);
+            resolve();
+          };
+          const onInt = () => stop('SIGINT');
+          const onTerm = () => stop('SIGTERM');
+          process.on('SIGINT', onInt);
+          process.on('SIGTERM', onTerm);
+        });
+        await handle.unmount();
+        info(g, `unmounted ${handle.mountpoint}`);
+        return EXIT.OK;
+      });
+    }));
+}

@@ -1,0 +1,114 @@
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { pack as tarPack, type Header } from 'tar-stream';
+
+type TarHeader = Partial<Header> & Pick<Header, 'name'>;
+import type { Catalog, SnapshotRow } from '../index/catalog.js';
+import type { Repository } from '../repo/repository.js';
+import { FileContentReader } from '../repo/filereader.js';
+import { display, dirname, type RawPath } from '../util/rawpath.js';
+
+export interface DumpResult {
+  entries: number;
+  files: number;
+  bytes: number;
+  /** Entries the archive could not carry faithfully (e.g. a file without content); the archive goes on. */
+  errors: { path: string; message: string }[];
+}
+
+const TAR_TYPE: Record<string, Header['type']> = {
+  dir: 'directory', symlink: 'symlink', fifo: 'fifo', chardev: 'character-device', blockdev: 'block-device',
+};
+
+/** Linux dev_t split (glibc gnu_dev_major/minor). */
+function devMajor(rdev: number): number {
+  return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
+}
+function devMinor(rdev: number): number {
+  return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & 0xfff00n));
+}
+
+/**
+ * Streams a snapshot subtree as a POSIX (ustar, pax for long names) tar archive: names are
+ * relative to the subtree's parent (dumping /home/alice gives alice/...), as
+ * `tar -C /home -cf - alice` would. Entries come from catalog.walk in path order and content
+ * blob by blob, so memory stays bounded whatever the subtree's size. Hardlinks become tar
+ * links to the first member of their inode inside the archive.
+ *
+ * Limits of the format as tar-stream writes it: mtimes in whole seconds, and names that are
+ * not valid UTF-8 are written with U+FFFD in place of their invalid bytes.
+ */
+export async function dumpTar(
+  repo: Repository, catalog: Catalog, snap: SnapshotRow, root: RawPath, out: NodeJS.WritableStream,
+): Promise<DumpResult> {
+  const top = root === '/' ? null : catalog.entry(snap, root);
+  if (root !== '/' && !top) throw new Error(`${display(root)} is not in snapshot ${snap.id.slice(0, 8)}`);
+  const base = root === '/' ? '/' : dirname(root);
+  const rel = (p: RawPath) => display(base === '/' ? p.slice(1) : p.slice(base.length + 1));
+  const reader = new FileContentReader(repo, catalog, 0);
+  const result: DumpResult = { entries: 0, files: 0, bytes: 0, errors: [] };
+  const pack = tarPack();
+  const done = pipeline(pack, out as NodeJS.WritableStream);
+  // inode key (the first path of a hardlinked inode) -> the archive member that carries its content
+  const linkedMembers = new Map<RawPath, string>();
+
+  const writeEntry = async (header: TarHeader, body?: AsyncIterable<Buffer>) => {
+    let entry!: ReturnType<typeof pack.entry>;
+    const finished = new Promise<void>((resolve, reject) => {
+      entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    });
+    if (body) {
+      // The entry stream pushes back when the archive's reader (stdout) is slower than the repository.
+      for await (const chunk of body) if (!entry.write(chunk)) await once(entry as any, 'drain');
+    }
+    entry.end(undefined);
+    await finished;
+  };
+
+  try {
+    for (const v of catalog.walk(snap, root)) {
+      const name = rel(v.path);
+      if (!name) continue;
+      const header: TarHeader = {
+        name, mode: v.mode & 0o7777, uid: v.uid, gid: v.gid, uname: v.user, gname: v.group,
+        mtime: new Date(Number(v.mtime / 1_000_000n)), size: 0,
+      };
+      result.entries++;
+      if (v.type === 'file' || v.type === 'hardlink') {
+        const key = v.type === 'hardlink' && v.target !== null ? v.target : v.nlink > 1 ? v.path : null;
+        const first = key === null ? undefined : linkedMembers.get(key);
+        if (first !== undefined) {
+          await writeEntry({ ...header, type: 'link', linkname: first });
+          continue;
+        }
+        if (v.content === null && v.size > 0) {
+          // The snapshot could not read this file: say so rather than write an empty file as if it were the content.
+          result.errors.push({ path: display(v.path), message: 'no content in the snapshot (unreadable at snapshot time); left out of the archive' });
+          result.entries--;
+          continue;
+        }
+        // Later paths of this inode (and its first path, when path order put a link before it) link here.
+        if (key !== null) linkedMembers.set(key, name);
+        await writeEntry({ ...header, type: 'file', size: v.size }, reader.stream(v, display(v.path)));
+        result.files++;
+        result.bytes += v.size;
+      } else if (v.type === 'symlink') {
+        await writeEntry({ ...header, type: 'symlink', linkname: display(v.target ?? '') });
+      } else if (v.type === 'socket') {
+        result.errors.push({ path: display(v.path), message: 'sockets cannot be stored in tar; skipped' });
+        result.entries--;
+      } else {
+        const dev = v.type === 'chardev' || v.type === 'blockdev' ? { devmajor: devMajor(v.rdev), devminor: devMinor(v.rdev) } : {};
+        await writeEntry({ ...header, type: TAR_TYPE[v.type], ...dev });
+      }
+    }
+    pack.finalize();
+  } catch (e) {
+    pack.destroy(e as Error);
+    await done.catch(() => {});
+    throw e;
+  }
+  await done;
+  return result;
+}
+

@@ -1,0 +1,200 @@
+import * as fs from 'node:fs';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import type { Session } from '../session.js';
+import { FileContentReader, type FilePieces } from '../repo/filereader.js';
+import { SnapshotTree, ViewError, type NodeAttr } from './snaptree.js';
+
+/**
+ * `snapfill mount`: serves a SnapshotTree read-only through FUSE with fuse-native, an optional
+ * dependency (a native module). Everything here is glue: FUSE callbacks -> SnapshotTree /
+ * FileContentReader -> errno.
+ */
+
+export class MountUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MountUnavailableError';
+  }
+}
+
+type FuseCtor = any;
+
+/** Loads fuse-native, or explains exactly why FUSE cannot be used here. */
+export function loadFuse(): FuseCtor {
+  if (process.platform !== 'linux') throw new MountUnavailableError(`mount needs Linux FUSE; this is ${process.platform}. Use "snapfill ls", "cat" or "dump" instead`);
+  if (!fs.existsSync('/dev/fuse')) {
+    throw new MountUnavailableError('cannot mount: /dev/fuse does not exist (load the fuse kernel module with "modprobe fuse", or in a container pass --device /dev/fuse). Use "snapfill ls", "cat" or "dump" instead');
+  }
+  try {
+    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    throw new MountUnavailableError('cannot mount: no read/write access to /dev/fuse (run as root or add the user to the fuse group)');
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    return require('fuse-native');
+  } catch (e) {
+    throw new MountUnavailableError(
+      `cannot mount: the optional module fuse-native is not installed or did not build here (${(e as Error).message.split('\n')[0]}). ` +
+      'Install it with "npm install fuse-native" (needs a C toolchain and libfuse headers, e.g. apt-get install build-essential libfuse-dev), ' +
+      'or use "snapfill ls", "cat" or "dump" instead');
+  }
+}
+
+export interface MountOptions {
+  mountpoint: string;
+  accountsRoot?: string;
+  /** Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root). */
+  allowOther?: boolean;
+  /** Blob cache budget in bytes. */
+  cacheBytes?: number;
+  debug?: boolean;
+  onLog?: (msg: string) => void;
+}
+
+export interface MountHandle {
+  mountpoint: string;
+  unmount(): Promise<void>;
+}
+
+const ERRNO: Record<string, number> = { ENOENT: -2, EIO: -5, EBADF: -9, EACCES: -13, ENOTDIR: -20, EISDIR: -21, EINVAL: -22, EROFS: -30 };
+
+function errnoOf(e: unknown): number {
+  if (e instanceof ViewError) return ERRNO[e.code];
+  return ERRNO.EIO;
+}
+
+function statOf(a: NodeAttr): Record<string, number> {
+  return { ...a, blksize: 4096, dev: 0 };
+}
+
+/** Mounts; resolves once the kernel has the file system. Keep the session open until unmount. */
+export async function mountSnapshots(session: Session, opts: MountOptions): Promise<MountHandle> {
+  const Fuse = loadFuse();
+  let mnt: string;
+  try {
+    mnt = fs.realpathSync(opts.mountpoint);
+    if (!fs.statSync(mnt).isDirectory()) throw new Error(`mount point ${mnt} is not a directory`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') {
+      throw new Error(`${opts.mountpoint} is a stale mount (its snapfill process died): run "fusermount -u ${opts.mountpoint}" (or "umount -l ${opts.mountpoint}" as root), then mount again`);
+    }
+    if (code === 'ENOENT') throw new Error(`mount point ${opts.mountpoint} does not exist: create an empty directory first`);
+    throw e;
+  }
+  const tree = new SnapshotTree(session.catalog, { accountsRoot: opts.accountsRoot });
+  const reader = new FileContentReader(session.repo, session.catalog, opts.cacheBytes ?? 64 * 1024 * 1024);
+  const handles = new Map<number, FilePieces>();
+  let nextFd = 10;
+  const log = opts.onLog ?? (() => {});
+  // The catalog may also be written by a snapshot process; a failed query is an EIO for that call, not a crash.
+  const guard = <T>(what: string, fn: () => T, cb: (err: number, v?: T) => void) => {
+    let v: T;
+    try {
+      v = fn();
+    } catch (e) {
+      if (!(e instanceof ViewError)) log(`${what}: ${(e as Error).message}`);
+      return cb(errnoOf(e));
+    }
+    cb(0, v);
+  };
+
+  const ops = {
+    getattr: (p: string, cb: (err: number, st?: unknown) => void) =>
+      guard(`stat ${p}`, () => statOf(tree.attr(p)), cb),
+    readdir: (p: string, cb: (err: number, names?: string[], stats?: unknown[]) => void) => {
+      try {
+        const { names, attrs } = tree.list(p);
+        cb(0, names, attrs.map(statOf));
+      } catch (e) {
+        if (!(e instanceof ViewError)) log(`readdir ${p}: ${(e as Error).message}`);
+        cb(errnoOf(e));
+      }
+    },
+    readlink: (p: string, cb: (err: number, target?: string) => void) => guard(`readlink ${p}`, () => tree.readlink(p), cb),
+    open: (p: string, flags: number, cb: (err: number, fd?: number) => void) => {
+      if ((flags & 3) !== fs.constants.O_RDONLY) return cb(ERRNO.EROFS);
+      guard(`open ${p}`, () => {
+        const node = tree.resolve(p);
+        if (node.kind !== 'entry' || !node.version) throw new ViewError('EISDIR', p);
+        const v = node.version;
+        if (v.type === 'dir') throw new ViewError('EISDIR', p);
+        const pieces = v.type === 'file' || v.type === 'hardlink' ? reader.layout(v, p) : [];
+        const fd = nextFd++;
+        handles.set(fd, pieces);
+        return fd;
+      }, cb);
+    },
+    read: (_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
+      const pieces = handles.get(fd);
+      if (!pieces) return cb(ERRNO.EBADF);
+      reader.readInto(pieces, pos, buf, len).then(cb, (e) => {
+        log(`read ${_p}: ${(e as Error).message}`);
+        cb(ERRNO.EIO);
+      });
+    },
+    release: (_p: string, fd: number, cb: (err: number) => void) => {
+      handles.delete(fd);
+      cb(0);
+    },
+    statfs: (_p: string, cb: (err: number, st?: unknown) => void) =>
+      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
+  };
+
+  // fuse-native passes only the options it knows; these three matter here, so add them:
+  // ro (the kernel refuses writes), use_ino (our inode numbers, so hardlinks share one),
+  // fsname (what mount(8) and fusermount show).
+  const FuseBase: new (mnt: string, ops: object, opts: object) => any = Fuse;
+  class SnapFuse extends FuseBase {
+    _fuseOptions(): string {
+      const base: string = super._fuseOptions();
+      const extra = 'ro,use_ino,fsname=snapfill,subtype=snapfill';
+      return base ? `${base},${extra}` : `-o${extra}`;
+    }
+  }
+  // Snapshots never change: let the kernel cache names, attributes and data for a while.
+  const fuse = new SnapFuse(mnt, ops, {
+    allowOther: opts.allowOther, debug: opts.debug, kernelCache: true,
+    entryTimeout: 60, attrTimeout: 60, timeout: false,
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err: Error | null) => (err ? reject(mountError(err, mnt)) : resolve())));
+
+  let unmounting: Promise<void> | null = null;
+  return {
+    mountpoint: mnt,
+    unmount: () => {
+      unmounting ??= new Promise<void>((resolve, reject) => {
+        fuse.unmount((err: Error | null) => {
+          if (!err) return resolve();
+          // fuse-native calls "fusermount -uz"; fall back to fusermount3 and umount before giving up.
+          lazyUnmount(mnt).then(resolve, () => reject(new Error(`could not unmount ${mnt}: ${err.message}; run "fusermount -u ${mnt}" (or "umount -l ${mnt}" as root)`)));
+        });
+      });
+      return unmounting;
+    },
+  };
+}
+
+function mountError(err: Error, mnt: string): Error {
+  const msg = err.message || String(err);
+  if (/in use|busy|already/i.test(msg)) {
+    return new Error(`cannot mount on ${mnt}: ${msg}. If an earlier snapfill mount died, remove it with "fusermount -u ${mnt}" (or "umount -l ${mnt}" as root) and try again`);
+  }
+  return new Error(`cannot mount on ${mnt}: ${msg}`);
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => execFile(cmd, args, (e) => (e ? reject(e) : resolve())));
+}
+
+async function lazyUnmount(mnt: string): Promise<void> {
+  for (const [cmd, args] of [['fusermount3', ['-uz', mnt]], ['fusermount', ['-uz', mnt]], ['umount', ['-l', mnt]]] as const) {
+    try {
+      await run(cmd, [...args]);
+      return;
+    } catch { /* try the next one */ }
+  }
+  throw new Error('no unmount command succeeded');
+}
