@@ -13,7 +13,8 @@ export interface SnapEntry {
   uid: number;
   gid: number;
   size: number;
-  mtimeNs: bigint;
+  /** Modification time in whole microseconds (a safe JS number; see MTIME_TOLERANCE_US). */
+  mtimeUs: number;
   target: string | null; // raw
   fp: string | null;
   rdev: number;
@@ -27,9 +28,10 @@ export type Finding =
 
 /**
  * Restore sets times through utimes(), whose seconds argument is a double: at today's epoch
- * that keeps ~0.25 µs. A difference below 1 µs is therefore "same time", not drift.
+ * that keeps ~0.25 µs; the live mtimeMs is a double too, and the snapshot time is compared in
+ * whole microseconds. A difference below 2 µs is therefore "same time", not drift.
  */
-const MTIME_TOLERANCE_MS = 0.001;
+const MTIME_TOLERANCE_US = 2;
 
 function liveType(st: fs.Stats): EntryType {
   if (st.isFile()) return 'file';
@@ -53,7 +55,7 @@ export function compareEntry(
   const want: EntryType = s.type === 'hardlink' ? 'file' : s.type;
   const have = liveType(st);
   if (want !== have) return { kind: 'changed', reason: `type: ${s.type} in the snapshot, ${have} now` };
-  const sameMtime = Math.abs(st.mtimeMs - Number(s.mtimeNs) / 1e6) < MTIME_TOLERANCE_MS;
+  const sameMtime = Math.abs(st.mtimeMs * 1000 - s.mtimeUs) < MTIME_TOLERANCE_US;
   const fields: string[] = [];
   if (want === 'file') {
     if (st.size !== s.size) return { kind: 'changed', reason: `size: ${s.size} in the snapshot, ${st.size} now` };

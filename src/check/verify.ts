@@ -83,7 +83,7 @@ export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: 
     }
     const e: SnapEntry = {
       pathId: v.pathId, path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, size: v.size,
-      mtimeNs: v.mtime, target: v.target, fp: v.fp, rdev: v.rdev,
+      mtimeUs: Number(v.mtime / 1000n), target: v.target, fp: v.fp, rdev: v.rdev,
     };
     const lp = Buffer.from(target + root, 'latin1');
     acc.checked++;
