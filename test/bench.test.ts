@@ -1,0 +1,81 @@
+// Runs the benchmark generator and runner at a tiny size so bench/ cannot silently rot.
+// No timing is asserted (speed is what bench/ measures, not what tests check): only that
+// every scenario produced a checked result or a stated reason to skip, and that the table
+// and the results file are written.
+import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { ROOT, tmpDir } from './helpers.js';
+
+const RUNNER = path.join(ROOT, 'bench', 'run.mjs');
+const GENERATOR = path.join(ROOT, 'bench', 'gen-dataset.mjs');
+
+interface ToolCell { median?: number | null; ok?: boolean; skipped?: string; wrong?: string[] }
+interface Row { fs: string; scenario: string; title: string; tools: Record<string, ToolCell> }
+
+describe('bench', () => {
+  it('generates the same dataset from the same seed', () => {
+    const base = tmpDir('snapfill-bench-gen-');
+    const describeGen = (out: string) => {
+      const r = spawnSync(process.execPath, [GENERATOR, '--out', out, '--files', '200', '--seed', '7', '--no-create-users', '--json'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      const files: string[] = [];
+      const walk = (d: string) => {
+        for (const n of fs.readdirSync(d).sort()) {
+          const f = path.join(d, n);
+          const st = fs.lstatSync(f);
+          if (st.isDirectory()) walk(f);
+          else files.push(`${path.relative(out, f)} ${st.size} ${(st.mode & 0o7777).toString(8)} ${st.isSymbolicLink() ? fs.readlinkSync(f) : ''}`);
+        }
+      };
+      walk(out);
+      return { s, files };
+    };
+    const a = describeGen(path.join(base, 'a'));
+    const b = describeGen(path.join(base, 'b'));
+    expect(a.files).toEqual(b.files);
+    expect(a.s.files).toBeGreaterThan(150);
+    expect(a.s.symlinks).toBeGreaterThan(0);
+    expect(a.s.hardlinks).toBeGreaterThan(0);
+    // WordPress core is byte-identical across accounts.
+    const core = (acct: string) => fs.readFileSync(path.join(base, 'a', 'home', acct, 'public_html', 'index.php'));
+    expect(core('sfb00001').equals(core('sfb00002'))).toBe(true);
+  });
+
+  it('runs every scenario at a tiny size and checks the results', () => {
+    const base = tmpDir('snapfill-bench-run-');
+    const fastDir = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/snapfill-bench-test-') : path.join(base, 'fast');
+    process.once('exit', () => fs.rmSync(fastDir, { recursive: true, force: true }));
+    const md = path.join(base, 'BENCHMARKS.md');
+    fs.writeFileSync(md, '# Benchmarks\n\nhand-written text stays\n');
+    const r = spawnSync(process.execPath, [RUNNER, '--profile', 'tiny', '--runs', '1', '--fs', 'tmpfs', '--tmpfs-dir', fastDir,
+      '--no-install', '--no-create-users', '--results-dir', path.join(base, 'results'), '--markdown', md], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(r.status, r.stderr.slice(-3000) + r.stdout.slice(-2000)).toBe(0);
+    expect(r.stdout).toContain('| scenario | snapfill |');
+
+    const files = fs.readdirSync(path.join(base, 'results'));
+    expect(files).toHaveLength(1);
+    const res = JSON.parse(fs.readFileSync(path.join(base, 'results', files[0]), 'utf8'));
+    const rows: Row[] = res.summary.rows;
+    const scenarios = ['full_snapshot', 'nochange_snapshot', 'churn_snapshot', 'repo_size', 'full_restore',
+      'restore_missing_7d', 'restore_missing_10pct', 'metadata_repair', 'account_restore'];
+    expect(rows.map((x) => x.scenario)).toEqual(scenarios);
+    for (const row of rows) {
+      for (const [tool, c] of Object.entries(row.tools)) {
+        if (c.skipped) { console.log(`bench test: ${row.scenario} / ${tool} skipped: ${c.skipped}`); continue; }
+        expect(c.ok, `${row.scenario} / ${tool}: ${c.wrong?.join('; ')}`).toBe(true);
+        expect(typeof c.median).toBe('number');
+      }
+      expect(row.tools.snapfill?.median ?? row.tools.snapfill?.skipped, `${row.scenario}: snapfill has no result`).toBeTruthy();
+    }
+    expect(res.catalog_growth?.after_first?.metadata_bytes).toBeGreaterThan(0);
+    expect(res.datasets.tmpfs.files).toBeGreaterThan(200);
+
+    const text = fs.readFileSync(md, 'utf8');
+    expect(text).toContain('hand-written text stays');
+    expect(text).toContain('<!-- bench:tiny:begin -->');
+    expect(text).toContain('| full restore to an empty target |');
+  });
+});
