@@ -1,0 +1,208 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { cli, repoEnv, tmpDir, write } from './helpers.js';
+
+/**
+ * Damaged repositories: a flipped byte, a truncated pack, a deleted pack. `check` must find
+ * each and name the snapshots and paths affected; a restore meeting a broken blob must restore
+ * everything else, write no wrong bytes, list the affected paths and exit non-zero.
+ */
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+interface PackInfo { id: string; file: string; index: { type: string; size: number; blobs: { id: string; offset: number; length: number }[] } }
+
+function packs(repo: string): PackInfo[] {
+  return fs.readdirSync(path.join(repo, 'index')).filter((n) => !n.startsWith('.')).map((id) => ({
+    id, file: path.join(repo, 'data', id.slice(0, 2), id),
+    index: JSON.parse(fs.readFileSync(path.join(repo, 'index', id), 'utf8')),
+  }));
+}
+
+function packOf(repo: string, blob: string): { pack: PackInfo; offset: number; length: number } {
+  for (const p of packs(repo)) {
+    const b = p.index.blobs.find((x) => x.id === blob);
+    if (b) return { pack: p, offset: b.offset, length: b.length };
+  }
+  throw new Error(`blob ${blob} not in any pack`);
+}
+
+function flipByte(file: string, at: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  b[0] ^= 0x40;
+  fs.writeSync(fd, b, 0, 1, at);
+  fs.closeSync(fd);
+}
+
+describe('corrupted repository data', () => {
+  let base: string;
+  let src: string;
+  let snaps: string[];
+  const content = {
+    one: 'first file, unique content 1\n',
+    two: 'second file, unique content 2\n',
+    three: 'third file, only in the second snapshot\n',
+  };
+  let big: Buffer;
+
+  /** A private copy of the pristine repository and catalog for one damage scenario. */
+  function copy(name: string): { env: Record<string, string>; repo: string; dir: string } {
+    const dir = path.join(base, name);
+    fs.cpSync(path.join(base, 'orig', 'repo'), path.join(dir, 'repo'), { recursive: true });
+    fs.cpSync(path.join(base, 'orig', 'cache'), path.join(dir, 'cache'), { recursive: true });
+    return { env: repoEnv(dir), repo: path.join(dir, 'repo'), dir };
+  }
+
+  beforeAll(() => {
+    base = tmpDir();
+    src = path.join(base, 'src');
+    const env = repoEnv(path.join(base, 'orig'));
+    expect(cli(['init'], env).code).toBe(0);
+    write(`${src}/site/one.txt`, content.one);
+    write(`${src}/site/two.txt`, content.two);
+    big = Buffer.alloc(9 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i * 2654435761 >>> 0, i);
+    write(`${src}/site/big.bin`, big); // two chunks: 8 MiB + 1 MiB
+    snaps = [cli(['--json', 'snapshot', src], env).json.snapshot_id];
+    write(`${src}/site/three.txt`, content.three);
+    snaps.push(cli(['--json', 'snapshot', src], env).json.snapshot_id);
+    expect(snaps.every(Boolean)).toBe(true);
+    const ok = cli(['--json', 'check', '--read-data'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.ok).toBe(true);
+    expect(ok.json.errors).toEqual([]);
+  });
+
+  it('a flipped byte in a blob: check --read-data names the pack, both snapshots and the exact path', () => {
+    const c = copy('flip');
+    const loc = packOf(c.repo, sha(content.two));
+    flipByte(loc.pack.file, loc.offset + 3);
+    // Structure alone cannot see a same-size flip inside file content...
+    expect(cli(['--json', 'check'], c.env).json.ok).toBe(true);
+    // ...reading the data does.
+    const r = cli(['--json', 'check', '--read-data'], c.env);
+    expect(r.code).toBe(1);
+    expect(r.json.ok).toBe(false);
+    const bp = r.json.broken_packs.find((b: any) => b.pack === loc.pack.id);
+    expect(bp, JSON.stringify(r.json)).toBeTruthy();
+    expect(bp.bad_blobs).toBe(1);
+    expect(bp.snapshots.sort()).toEqual([...snaps].sort());
+    expect(new Set(bp.paths.map((p: any) => p.path))).toEqual(new Set([`${src}/site/two.txt`]));
+    expect(r.stderr + r.stdout).not.toContain('one.txt');
+    // Human output names the pack and the path too.
+    const h = cli(['check', '--read-data'], c.env);
+    expect(h.code).toBe(1);
+    expect(h.stderr).toContain(`broken pack ${loc.pack.id}`);
+    expect(h.stderr).toContain(`${src}/site/two.txt`);
+  });
+
+  it('a truncated pack: found by the structural check, with the files whose blobs are cut off', () => {
+    const c = copy('trunc');
+    const loc = packOf(c.repo, sha(big.subarray(8 * 1024 * 1024)));
+    fs.truncateSync(loc.pack.file, loc.offset + 10);
+    const r = cli(['--json', 'check'], c.env);
+    expect(r.code).toBe(1);
+    const bp = r.json.broken_packs.find((b: any) => b.pack === loc.pack.id);
+    expect(bp.problem).toContain('truncated');
+    expect(bp.paths.map((p: any) => p.path)).toContain(`${src}/site/big.bin`);
+    expect(bp.snapshots.sort()).toEqual([...snaps].sort());
+    expect(r.json.errors.some((e: any) => e.message.includes('truncated'))).toBe(true);
+  });
+
+  it('a deleted pack: check names every file that had a blob in it', () => {
+    const c = copy('delete');
+    const loc = packOf(c.repo, sha(content.three));
+    const inPack = new Set(loc.pack.index.blobs.map((b) => b.id));
+    fs.rmSync(loc.pack.file);
+    const r = cli(['--json', 'check'], c.env);
+    expect(r.code).toBe(1);
+    const bp = r.json.broken_packs.find((b: any) => b.pack === loc.pack.id);
+    expect(bp.problem).toContain('missing');
+    const expected: string[] = [];
+    for (const [name, text] of Object.entries(content)) if (inPack.has(sha(text))) expected.push(`${src}/site/${name}.txt`);
+    const paths = new Set(bp.paths.map((p: any) => p.path));
+    for (const p of expected) expect(paths.has(p)).toBe(true);
+    expect(bp.paths.filter((p: any) => p.path === `${src}/site/three.txt`).map((p: any) => p.snapshot_id)).toEqual([snaps[1]]);
+  });
+
+  it('a damaged tree blob: the structural check finds it and names the directory', () => {
+    const c = copy('tree');
+    const tp = packs(c.repo).find((p) => p.index.type === 'tree')!;
+    const b = tp.index.blobs[0];
+    flipByte(tp.file, b.offset + Math.floor(b.length / 2));
+    const r = cli(['--json', 'check'], c.env);
+    expect(r.code).toBe(1);
+    const bp = r.json.broken_packs.find((x: any) => x.pack === tp.id);
+    expect(bp).toBeTruthy();
+    expect(bp.paths.length).toBeGreaterThan(0);
+  });
+
+  it('a damaged snapshot record is reported by its id', () => {
+    const c = copy('snaprec');
+    const f = path.join(c.repo, 'snapshots', snaps[0]);
+    fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('"v": 1', '"v": 2'));
+    const r = cli(['--json', 'check'], c.env);
+    expect(r.code).toBe(1);
+    expect(r.json.errors.some((e: any) => e.path.includes(snaps[0]) && e.message.includes('hash mismatch'))).toBe(true);
+  });
+
+  it('--read-data-subset: n/m parts cover every pack exactly once; a percentage reads a share', () => {
+    const c = copy('subset');
+    const total = packs(c.repo).length;
+    let sum = 0;
+    for (let part = 1; part <= 3; part++) {
+      const r = cli(['--json', 'check', '--read-data-subset', `${part}/3`], c.env);
+      expect(r.code, r.stderr).toBe(0);
+      sum += r.json.packs_read;
+    }
+    expect(sum).toBe(total);
+    expect(cli(['--json', 'check', '--read-data-subset', '100%'], c.env).json.packs_read).toBe(total);
+    const bad = cli(['check', '--read-data-subset', '0%'], c.env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('percentage');
+  });
+
+  it('restore meeting a broken blob restores everything else, writes no wrong bytes, lists the paths, exits non-zero', () => {
+    const c = copy('restore');
+    const loc = packOf(c.repo, sha(content.two));
+    flipByte(loc.pack.file, loc.offset + 3);
+    const bigLoc = packOf(c.repo, sha(big.subarray(8 * 1024 * 1024)));
+    flipByte(bigLoc.pack.file, bigLoc.offset + 100); // the second chunk of a two-chunk file
+    const target = path.join(c.dir, 'target');
+    const r = cli(['--json', 'restore', 'latest', '--target', target], c.env);
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.code).not.toBe(1); // finished, with per-path errors
+    const errPaths = new Set(r.json.errors.map((e: any) => e.path));
+    expect(errPaths).toEqual(new Set([`${src}/site/two.txt`, `${src}/site/big.bin`]));
+    const t = (n: string) => path.join(target, src, 'site', n);
+    expect(fs.readFileSync(t('one.txt'), 'utf8')).toBe(content.one);
+    expect(fs.readFileSync(t('three.txt'), 'utf8')).toBe(content.three);
+    // No wrong bytes: the damaged files are absent (not partially or wrongly written).
+    for (const n of ['two.txt', 'big.bin']) {
+      if (fs.existsSync(t(n))) {
+        const want = n === 'big.bin' ? big : Buffer.from(content.two);
+        expect(fs.readFileSync(t(n)).equals(want)).toBe(true);
+      }
+    }
+    // Nothing half-written is left behind either.
+    expect(fs.readdirSync(path.join(target, src, 'site')).sort()).toEqual(['one.txt', 'three.txt']);
+  });
+
+  it('restore in place over a damaged blob leaves the existing file untouched', () => {
+    const c = copy('inplace');
+    const loc = packOf(c.repo, sha(content.two));
+    flipByte(loc.pack.file, loc.offset + 3);
+    const live = path.join(c.dir, 'live');
+    fs.cpSync(src, path.join(live, src), { recursive: true });
+    const mine = path.join(live, src, 'site', 'two.txt');
+    fs.writeFileSync(mine, 'local edit that is newer\n');
+    fs.utimesSync(mine, new Date(2000, 1, 1), new Date(2000, 1, 1)); // older than the snapshot
+    const r = cli(['--json', 'restore', 'latest', '--target', live, '--mode', 'all'], c.env);
+    expect(r.code).toBe(3);
+    expect(r.json.errors.map((e: any) => e.path)).toContain(`${src}/site/two.txt`);
+    expect(fs.readFileSync(mine, 'utf8')).toBe('local edit that is newer\n');
+  });
+});
