@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS versions(
   ino INTEGER NOT NULL, dev INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,
   target BLOB, fp BLOB, content BLOB, tree BLOB, flags INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS versions_path ON versions(path, lineage, from_seq);
-CREATE INDEX IF NOT EXISTS versions_open ON versions(lineage, to_seq, from_seq);
+DROP INDEX IF EXISTS versions_open;
+CREATE INDEX IF NOT EXISTS versions_from ON versions(lineage, from_seq);
 CREATE TABLE IF NOT EXISTS pending_close(seq INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY(seq, version)) WITHOUT ROWID;
 `;
 const SCHEMA_VERSION = '1';
@@ -110,6 +111,8 @@ export class Catalog {
   private txOpen = false;
   private txWrites = 0;
 
+  // Joins are written as CROSS JOIN: SQLite then keeps paths as the outer loop (by parent or path
+  // range) and probes versions by path, instead of scanning every open row of a lineage.
   private constructor(readonly file: string, readonly repoId: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
@@ -346,7 +349,7 @@ export class Catalog {
 
   /** The parent snapshot's children of a directory: the lineage's open rows. */
   openChildren(dirPathId: number, lineage: number, beforeSeq: number): Map<RawPath, VersionRow> {
-    const rows = this.st(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id
+    const rows = this.st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
       WHERE p.parent=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).all(dirPathId, lineage, beforeSeq);
     const m = new Map<RawPath, VersionRow>();
     for (const r of rows) {
@@ -357,7 +360,7 @@ export class Catalog {
   }
 
   openVersion(pathId: number, lineage: number, beforeSeq: number): VersionRow | undefined {
-    const r = this.st(`SELECT ${VCOLS} FROM versions v JOIN paths p ON p.id=v.path
+    const r = this.st(`SELECT ${VCOLS} FROM versions v CROSS JOIN paths p ON p.id=v.path
       WHERE v.path=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).get(pathId, lineage, beforeSeq);
     return r ? rowToVersion(r) : undefined;
   }
@@ -381,7 +384,7 @@ export class Catalog {
   closeSubtree(seq: number, lineage: number, dir: RawPath): void {
     const [lo, hi] = subtreeRange(dir);
     this.wrote(10);
-    this.st(`INSERT OR IGNORE INTO pending_close SELECT ?, v.id FROM paths p JOIN versions v ON v.path=p.id
+    this.st(`INSERT OR IGNORE INTO pending_close SELECT ?, v.id FROM paths p CROSS JOIN versions v ON v.path=p.id
       WHERE p.path>=? AND p.path<? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`)
       .run(seq, toBlob(lo), toBlob(hi), lineage, seq);
   }
@@ -389,7 +392,7 @@ export class Catalog {
   // ---- versions: reading a committed snapshot -------------------------------------------
 
   entry(snap: SnapshotRow, p: RawPath): VersionRow | undefined {
-    const r = this.st(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id WHERE p.path=@path AND ${IN_SNAP}`)
+    const r = this.st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id WHERE p.path=@path AND ${IN_SNAP}`)
       .get({ path: toBlob(p), lineage: snap.lineage, seq: snap.seq });
     return r ? rowToVersion(r) : undefined;
   }
@@ -398,7 +401,7 @@ export class Catalog {
   *listDir(snap: SnapshotRow, dir: RawPath): Iterable<VersionRow> {
     const pid = this.pathId(dir);
     if (pid === undefined) return;
-    for (const r of this.stream(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id
+    for (const r of this.stream(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
       WHERE p.parent=@pid AND ${IN_SNAP} ORDER BY p.name`, { pid, lineage: snap.lineage, seq: snap.seq })) yield rowToVersion(r);
   }
 
@@ -409,7 +412,7 @@ export class Catalog {
       if (top) yield top;
     }
     const [lo, hi] = subtreeRange(root);
-    for (const r of this.stream(`SELECT ${VCOLS} FROM paths p JOIN versions v ON v.path=p.id
+    for (const r of this.stream(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
       WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq })) yield rowToVersion(r);
   }
 
@@ -424,7 +427,7 @@ export class Catalog {
     const snaps = this.listSnapshots();
     const byLineage = new Map<number, SnapshotRow[]>();
     for (const s of snaps) byLineage.set(s.lineage, [...(byLineage.get(s.lineage) ?? []), s]);
-    const vers = this.st(`SELECT ${VCOLS}, v.lineage AS lin, v.from_seq AS fs, v.to_seq AS ts FROM versions v JOIN paths p ON p.id=v.path WHERE v.path=?`);
+    const vers = this.st(`SELECT ${VCOLS}, v.lineage AS lin, v.from_seq AS fs, v.to_seq AS ts FROM versions v CROSS JOIN paths p ON p.id=v.path WHERE v.path=?`);
     const hits: { id: number; path: RawPath }[] = [];
     for (const r of this.stream(`SELECT id, path FROM paths ORDER BY path`, undefined) as Iterable<{ id: number; path: Buffer }>) {
       const p = fromBlob(r.path);
