@@ -2,6 +2,17 @@ import type { Repository, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from './catalog.js';
 import { decodeTree, sameEntry } from '../repo/tree.js';
 import { join, type RawPath } from '../util/rawpath.js';
+import { PackCache } from '../repo/packcache.js';
+
+/** Objects fetched at once while importing (on S3 each is a request: latency, not bandwidth, is the cost). */
+const FETCH_BATCH = 32;
+
+/** Runs `load` over `ids` FETCH_BATCH at a time, handing results to `use` in order (bounded memory). */
+async function batched<T>(ids: string[], load: (id: string) => Promise<T>, use: (v: T) => void): Promise<void> {
+  for (let i = 0; i < ids.length; i += FETCH_BATCH) {
+    for (const v of await Promise.all(ids.slice(i, i + FETCH_BATCH).map(load))) use(v);
+  }
+}
 
 export interface SyncReport {
   packs_added: number;
@@ -29,14 +40,20 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   const report: SyncReport = { packs_added: 0, packs_removed: 0, snapshots_added: 0, snapshots_removed: 0, abandoned_discarded: 0 };
   report.abandoned_discarded = catalog.discardAbandoned(isAlive);
 
+  // Snapshots are listed before pack indexes: a writer stores packs, then indexes, then the
+  // snapshot record, so every snapshot seen here has all its indexes in the listing below even
+  // while another host is writing (the other order can see a record whose trees it lacks).
+  const repoSnaps = new Set<string>();
+  for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
+
   const repoPacks = new Set<string>();
   for await (const id of repo.listPackIndexes()) repoPacks.add(id);
-  for (const id of repoPacks) {
-    if (catalog.hasPack(id)) continue;
-    catalog.addPackIndex(await repo.loadPackIndex(id));
+  const missingPacks = [...repoPacks].filter((id) => !catalog.hasPack(id));
+  await batched(missingPacks, (id) => repo.loadPackIndex(id), (idx) => {
+    catalog.addPackIndex(idx);
     report.packs_added++;
     if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
-  }
+  });
   for (const id of catalog.packIds()) {
     if (!repoPacks.has(id)) {
       catalog.removePack(id);
@@ -44,8 +61,6 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
     }
   }
 
-  const repoSnaps = new Set<string>();
-  for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
   const known = new Map(catalog.listSnapshots().map((s) => [s.id, s]));
   for (const [id] of known) {
     if (!repoSnaps.has(id)) {
@@ -54,7 +69,7 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
     }
   }
   const fresh: StoredSnapshot[] = [];
-  for (const id of repoSnaps) if (!known.has(id)) fresh.push(await repo.loadSnapshot(id));
+  await batched([...repoSnaps].filter((id) => !known.has(id)), (id) => repo.loadSnapshot(id), (s) => fresh.push(s));
   if (!fresh.length) return report;
 
   fresh.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
@@ -67,12 +82,13 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   if (outOfOrder) {
     catalog.clearSnapshots();
     toImport = [];
-    for (const id of repoSnaps) toImport.push(await repo.loadSnapshot(id));
+    await batched([...repoSnaps], (id) => repo.loadSnapshot(id), (s) => toImport.push(s));
     toImport.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
   let n = 0;
+  const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
   for (const s of toImport) {
-    await importSnapshot(repo, catalog, s);
+    await importSnapshot(repo, catalog, s, trees);
     n++;
     onProgress?.(`catalog: imported snapshot ${s.id.slice(0, 8)} (${n}/${toImport.length})`);
   }
@@ -81,12 +97,12 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
 }
 
 /** Adds one snapshot to the catalog by walking its trees; subtrees equal to the parent's are skipped whole. */
-export async function importSnapshot(repo: Repository, catalog: Catalog, s: StoredSnapshot): Promise<void> {
+export async function importSnapshot(repo: Repository, catalog: Catalog, s: StoredSnapshot, trees = new PackCache(repo)): Promise<void> {
   const lineage = catalog.lineageId(s.host, s.paths);
   const seq = catalog.beginSnapshot(lineage, s.time, s.host, s.paths, s.tags);
   try {
     const rootId = catalog.ensurePath('/');
-    await importTree(repo, catalog, lineage, seq, '/', rootId, s.tree);
+    await importTree(repo, catalog, lineage, seq, '/', rootId, s.tree, trees);
     catalog.commitSnapshot(seq, s.id, s.tree, s.parent, s);
   } catch (e) {
     catalog.flush();
@@ -95,14 +111,14 @@ export async function importSnapshot(repo: Repository, catalog: Catalog, s: Stor
   }
 }
 
-async function readTree(repo: Repository, catalog: Catalog, treeId: string) {
+async function readTree(catalog: Catalog, treeId: string, trees: PackCache) {
   const loc = catalog.blobLocation(treeId);
   if (!loc) throw new Error(`tree blob ${treeId.slice(0, 12)} is not in any pack`);
-  return decodeTree(await repo.readBlob(loc.pack, loc.offset, loc.length, treeId));
+  return decodeTree(await trees.readBlob(loc.pack, loc.offset, loc.length, treeId));
 }
 
-async function importTree(repo: Repository, catalog: Catalog, lineage: number, seq: number, dir: RawPath, dirPathId: number, treeId: string): Promise<void> {
-  const entries = await readTree(repo, catalog, treeId);
+async function importTree(repo: Repository, catalog: Catalog, lineage: number, seq: number, dir: RawPath, dirPathId: number, treeId: string, trees: PackCache): Promise<void> {
+  const entries = await readTree(catalog, treeId, trees);
   const prevChildren = catalog.openChildren(dirPathId, lineage, seq);
   for (const e of entries) {
     const prev = prevChildren.get(e.name);
@@ -115,7 +131,7 @@ async function importTree(repo: Repository, catalog: Catalog, lineage: number, s
       if (prev.type === 'dir' && e.type !== 'dir') catalog.closeSubtree(seq, lineage, p);
     }
     catalog.insertVersion(pathId, lineage, seq, e);
-    if (e.type === 'dir' && e.tree) await importTree(repo, catalog, lineage, seq, p, pathId, e.tree);
+    if (e.type === 'dir' && e.tree) await importTree(repo, catalog, lineage, seq, p, pathId, e.tree, trees);
   }
   for (const [name, prev] of prevChildren) {
     catalog.closeVersion(seq, prev.versionId);
