@@ -6,7 +6,7 @@ type TarHeader = Partial<Header> & Pick<Header, 'name'>;
 import type { Catalog, SnapshotRow } from '../index/catalog.js';
 import type { Repository } from '../repo/repository.js';
 import { FileContentReader } from '../repo/filereader.js';
-import { display, dirname, type RawPath } from '../util/rawpath.js';
+import { display, dirname, fromUser, type RawPath } from '../util/rawpath.js';
 
 export interface DumpResult {
   entries: number;
@@ -69,6 +69,9 @@ export async function dumpTar(
     for (const v of catalog.walk(snap, root)) {
       const name = rel(v.path);
       if (!name) continue;
+      if (fromUser(display(v.path)) !== v.path) {
+        result.errors.push({ path: display(v.path), message: 'name is not valid UTF-8: written with U+FFFD in place of the invalid bytes (use restore or the mount for the exact name)' });
+      }
       const header: TarHeader = {
         name, mode: v.mode & 0o7777, uid: v.uid, gid: v.gid, uname: v.user, gname: v.group,
         mtime: new Date(Number(v.mtime / 1_000_000n)), size: 0,
@@ -98,6 +101,7 @@ export async function dumpTar(
         result.errors.push({ path: display(v.path), message: 'sockets cannot be stored in tar; skipped' });
         result.entries--;
       } else {
+        if (v.type === 'dir') header.name += '/';
         const dev = v.type === 'chardev' || v.type === 'blockdev' ? { devmajor: devMajor(v.rdev), devminor: devMinor(v.rdev) } : {};
         await writeEntry({ ...header, type: TAR_TYPE[v.type], ...dev });
       }

@@ -1,4 +1,5 @@
 import type { Catalog, SnapshotRow, VersionRow } from '../index/catalog.js';
+import { lookupEntry } from '../index/lookup.js';
 import { display, fromUser, join, normalizeAbs, type RawPath } from '../util/rawpath.js';
 
 /**
@@ -161,25 +162,9 @@ export class SnapshotTree {
   private entryNode(snap: SnapshotRow, prefix: RawPath, parts: string[]): ViewNode {
     const raw = parts.reduce((dir, part) => join(dir, fromUser(part)), prefix);
     if (raw === '/') return { kind: 'entry', snap, path: '/', version: null, attr: this.virtualAttr(`/snap/${snap.id}`, S_IFDIR | 0o755) };
-    let v = this.catalog.entry(snap, raw);
-    // Names that are not valid UTF-8 reach us with U+FFFD in place of their bytes: find them by listing.
-    if (!v && parts.some((p) => p.includes('\uFFFD'))) v = this.findByDisplay(snap, prefix, parts);
+    const v = lookupEntry(this.catalog, snap, raw, prefix);
     if (!v) throw new ViewError('ENOENT', `${display(raw)} is not in snapshot ${snap.id.slice(0, 8)}`);
     return { kind: 'entry', snap, path: v.path, version: v, attr: this.entryAttr(snap, v) };
-  }
-
-  private findByDisplay(snap: SnapshotRow, prefix: RawPath, parts: string[]): VersionRow | undefined {
-    let dir: RawPath = prefix;
-    let found: VersionRow | undefined;
-    for (const part of parts) {
-      found = undefined;
-      const direct = this.catalog.entry(snap, join(dir, fromUser(part)));
-      if (direct) found = direct;
-      else for (const v of this.catalog.listDir(snap, dir)) if (display(v.name) === part) { found = v; break; }
-      if (!found) return undefined;
-      dir = found.path;
-    }
-    return found;
   }
 
   /** stat of a view path, served from the listing cache when a readdir just produced it. */

@@ -1,6 +1,7 @@
 import type { BlobId } from '../pack/blobid.js';
 import type { Catalog, SnapshotRow, VersionRow } from '../index/catalog.js';
 import { display, dirname, join, normalizeAbs, type RawPath } from '../util/rawpath.js';
+import { lookupEntry } from '../index/lookup.js';
 import type { Repository } from './repository.js';
 import type { Entry } from './tree.js';
 
@@ -119,11 +120,11 @@ export type FilePieces = Piece[];
 export function lookupFileForRead(catalog: Catalog, snap: SnapshotRow, path: RawPath): VersionRow {
   let p = normalizeAbs(path);
   for (let hops = 0; hops < 40; hops++) {
-    const v = catalog.entry(snap, p);
+    const v = lookupEntry(catalog, snap, p);
     if (!v) throw new ContentUnavailableError(`${display(p)} is not in snapshot ${snap.id.slice(0, 8)}`);
     if (v.type === 'file' || v.type === 'hardlink') return v;
     if (v.type === 'symlink' && v.target !== null) {
-      p = normalizeAbs(v.target.startsWith('/') ? v.target : join(dirname(p), v.target));
+      p = normalizeAbs(v.target.startsWith('/') ? v.target : join(dirname(v.path), v.target));
       continue;
     }
     throw new ContentUnavailableError(`${display(p)} is a ${v.type === 'dir' ? 'directory' : v.type}, not a file`);
