@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { action, collect } from './action.js';
 import { info, printJson } from './output.js';
@@ -12,10 +13,10 @@ function initOf(v: string | undefined, root: string): InitSystem {
 }
 
 function specFrom(g: { config?: string }, opts: { time: string[]; randomizedDelay?: string; name: string }): ScheduleSpec {
-  const file = fs.realpathSync.native(configPath(g.config)).toString();
   // The timer runs without this shell's environment: the config file alone must be complete,
   // so it is validated with an empty environment (no SNAPFILL_REPO to lean on).
-  const cfg = loadConfig(file, {}, {});
+  const cfg = loadConfig(path.resolve(configPath(g.config)), {}, {});
+  const file = fs.realpathSync(cfg.file);
   let delay = cfg.schedule.randomizedDelayMinutes;
   if (opts.randomizedDelay !== undefined) {
     delay = Number(opts.randomizedDelay);

@@ -42,7 +42,6 @@ export function renderSystemd(spec: ScheduleSpec): ScheduleFiles {
   const service = `# Written by "snapfill schedule install"; change the config file, then run it again.
 [Unit]
 Description=snapfill scheduled snapshot (${spec.configFile})
-Documentation=man:snapfill(1)
 Wants=network-online.target
 After=network-online.target
 
