@@ -422,16 +422,32 @@ export class Catalog {
     return { entries: r.n, files: r.f ?? 0, bytes: r.b ?? 0 };
   }
 
-  /** Every stored path matching `match`, with each version across committed snapshots. */
-  *findVersions(match: (p: RawPath) => boolean): Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
+  /**
+   * Every stored path matching `match`, with each version across committed snapshots.
+   * `scope` narrows the candidate paths through the paths.path unique index: `exact` looks up
+   * one path, `under` scans only that subtree's key range; without it every path is tested.
+   */
+  *findVersions(match: (p: RawPath) => boolean, scope: { exact?: RawPath; under?: RawPath } = {}):
+    Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
     const snaps = this.listSnapshots();
     const byLineage = new Map<number, SnapshotRow[]>();
     for (const s of snaps) byLineage.set(s.lineage, [...(byLineage.get(s.lineage) ?? []), s]);
     const vers = this.st(`SELECT ${VCOLS}, v.lineage AS lin, v.from_seq AS fs, v.to_seq AS ts FROM versions v CROSS JOIN paths p ON p.id=v.path WHERE v.path=?`);
     const hits: { id: number; path: RawPath }[] = [];
-    for (const r of this.stream(`SELECT id, path FROM paths ORDER BY path`, undefined) as Iterable<{ id: number; path: Buffer }>) {
-      const p = fromBlob(r.path);
-      if (match(p)) hits.push({ id: r.id, path: p });
+    if (scope.exact !== undefined) {
+      const id = this.pathId(scope.exact);
+      if (id !== undefined && match(scope.exact)) hits.push({ id, path: scope.exact });
+    } else {
+      const [lo, hi] = scope.under !== undefined ? subtreeRange(scope.under) : ['', '\xff'];
+      if (scope.under !== undefined && scope.under !== '/') {
+        const top = this.pathId(scope.under);
+        if (top !== undefined && match(scope.under)) hits.push({ id: top, path: scope.under });
+      }
+      for (const r of this.stream(`SELECT id, path FROM paths WHERE path>=@lo AND path<@hi ORDER BY path`,
+        { lo: toBlob(lo), hi: toBlob(hi) }) as Iterable<{ id: number; path: Buffer }>) {
+        const p = fromBlob(r.path);
+        if (match(p)) hits.push({ id: r.id, path: p });
+      }
     }
     for (const h of hits) {
       for (const r of vers.all(h.id) as any[]) {
