@@ -68,8 +68,10 @@ export interface BlobLocationRow {
   length: number;
 }
 
+// Nanosecond times (and some inode numbers) exceed 2^53: they are read as text and parsed to
+// BigInt, which is far cheaper than safeIntegers() turning every integer column into a BigInt.
 const VCOLS = `v.id AS vid, v.path AS pid, p.path AS ppath, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size,
-  v.mtime, v.ctime, v.ino, v.dev, v.nlink, v.rdev, v.target, v.fp, v.content, v.tree, v.flags`;
+  CAST(v.mtime AS TEXT) AS mtime, CAST(v.ctime AS TEXT) AS ctime, CAST(v.ino AS TEXT) AS ino, CAST(v.dev AS TEXT) AS dev, v.nlink, v.rdev, v.target, v.fp, v.content, v.tree, v.flags`;
 const IN_SNAP = `v.lineage = @lineage AND v.from_seq <= @seq AND (v.to_seq IS NULL OR v.to_seq >= @seq)`;
 
 function contentToBlob(c: BlobId[] | null): Buffer | null {
@@ -143,8 +145,6 @@ export class Catalog {
     let s = this.stmts.get(sql);
     if (!s) {
       s = this.db.prepare(sql);
-      // Nanosecond times exceed 2^53: read entry rows as BigInt so they round-trip exactly.
-      if (s.reader && sql.includes('v.mtime')) s.safeIntegers(true);
       this.stmts.set(sql, s);
     }
     return s;
@@ -160,7 +160,6 @@ export class Catalog {
     try {
       conn.pragma('busy_timeout = 10000');
       const stmt = conn.prepare(sql);
-      if (sql.includes('v.mtime')) stmt.safeIntegers(true);
       yield* (params === undefined ? stmt.iterate() : stmt.iterate(params as any)) as Iterable<any>;
     } finally {
       conn.close();
@@ -414,6 +413,29 @@ export class Catalog {
     const [lo, hi] = subtreeRange(root);
     for (const r of this.stream(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
       WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq })) yield rowToVersion(r);
+  }
+
+  /**
+   * Like walk(), with the pack location of each file's first content blob joined in, so a
+   * restore needs no lookup per file. Rows carry `loc` = { pack, offset, length } or null.
+   */
+  *walkWithLocations(snap: SnapshotRow, root: RawPath = '/'): Iterable<VersionRow & { loc: BlobLocationRow | null }> {
+    const withLoc = (v: VersionRow): VersionRow & { loc: BlobLocationRow | null } => {
+      const loc = v.content && v.content.length ? this.blobLocation(v.content[0]) ?? null : null;
+      return Object.assign(v, { loc });
+    };
+    if (root !== '/') {
+      const top = this.entry(snap, root);
+      if (top) yield withLoc(top);
+    }
+    const [lo, hi] = subtreeRange(root);
+    for (const r of this.stream(`SELECT ${VCOLS}, k.hash AS lpack, b.offset AS loff, b.length AS llen
+      FROM paths p CROSS JOIN versions v ON v.path=p.id
+      LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack
+      WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq })) {
+      const v = rowToVersion(r);
+      yield Object.assign(v, { loc: r.lpack ? { pack: r.lpack as string, offset: Number(r.loff), length: Number(r.llen) } : null });
+    }
   }
 
   countEntries(snap: SnapshotRow): { entries: number; files: number; bytes: number } {

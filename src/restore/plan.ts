@@ -11,6 +11,7 @@ export interface ContentRow {
   off: number;
   len: number;
   replace: boolean;
+  fresh: boolean;
 }
 
 /**
@@ -30,11 +31,11 @@ export class RestorePlan {
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
     this.db.exec(`
-      CREATE TABLE content(id INTEGER PRIMARY KEY, pack TEXT, off INTEGER, len INTEGER, nblobs INTEGER, blobs TEXT, rel BLOB, e TEXT, replace INTEGER);
+      CREATE TABLE content(id INTEGER PRIMARY KEY, pack TEXT, off INTEGER, len INTEGER, nblobs INTEGER, blobs TEXT, rel BLOB, e TEXT, replace INTEGER, fresh INTEGER);
       CREATE TABLE links(id INTEGER PRIMARY KEY, rel BLOB, first BLOB, e TEXT, blobs TEXT, replace INTEGER);
       CREATE TABLE dirs(rel BLOB PRIMARY KEY, e TEXT);
     `);
-    this.insContent = this.db.prepare(`INSERT INTO content(pack, off, len, nblobs, blobs, rel, e, replace) VALUES(?,?,?,?,?,?,?,?)`);
+    this.insContent = this.db.prepare(`INSERT INTO content(pack, off, len, nblobs, blobs, rel, e, replace, fresh) VALUES(?,?,?,?,?,?,?,?,?)`);
     this.insLink = this.db.prepare(`INSERT INTO links(rel, first, e, blobs, replace) VALUES(?,?,?,?,?)`);
     this.insDir = this.db.prepare(`INSERT INTO dirs(rel, e) VALUES(?, ?) ON CONFLICT(rel) DO UPDATE SET e=coalesce(excluded.e, dirs.e)`);
     this.db.exec('BEGIN');
@@ -47,8 +48,8 @@ export class RestorePlan {
     }
   }
 
-  addContent(rel: RawPath, e: WireEntry, blobs: string[], loc: { pack: string; offset: number; length: number } | undefined, replace: boolean): void {
-    this.insContent.run(loc?.pack ?? null, loc?.offset ?? 0, loc?.length ?? 0, blobs.length, blobs.join(','), toBlob(rel), JSON.stringify(e), replace ? 1 : 0);
+  addContent(rel: RawPath, e: WireEntry, blobs: string[], loc: { pack: string; offset: number; length: number } | undefined, replace: boolean, fresh: boolean): void {
+    this.insContent.run(loc?.pack ?? null, loc?.offset ?? 0, loc?.length ?? 0, blobs.length, blobs.join(','), toBlob(rel), JSON.stringify(e), replace ? 1 : 0, fresh ? 1 : 0);
     this.tick();
   }
 
@@ -115,6 +116,6 @@ export class RestorePlan {
 
 function toRow(r: any): ContentRow {
   return {
-    rel: fromBlob(r.rel), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace,
+    rel: fromBlob(r.rel), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace, fresh: !!r.fresh,
   };
 }

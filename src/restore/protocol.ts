@@ -24,6 +24,10 @@ export interface WorkerInit {
   overwriteNewer: boolean;
   snapshotTimeNs: string;
   chown: boolean;
+  /** Local repository directory: workers read pack files themselves (direct strategy). */
+  repoDir: string | null;
+  /** The process umask during the restore (0 lets files be created with their final mode). */
+  umask: number;
 }
 
 export type ClassifyCode =
@@ -32,6 +36,7 @@ export type ClassifyCode =
   | 'created' // created now (dir, symlink, fifo, device)
   | 'meta' // metadata fixed now (or would be, in a dry run)
   | 'dirmeta' // directory metadata to set at the end
+  | 'written' // content written (direct strategy)
   | 'skip-present' | 'skip-same' | 'skip-newer' | 'skip-conflict' | 'skip-unsupported' | 'skip-nocontent'
   | 'error';
 
@@ -39,6 +44,7 @@ export interface ClassifyResult {
   c: ClassifyCode;
   msg?: string;
   replace?: boolean; // an existing entry will be replaced
+  fresh?: boolean; // the parent directory was created by this restore: nothing else can be there
 }
 
 export interface WriteItem {
@@ -49,6 +55,22 @@ export interface WriteItem {
   len: number;
   /** May replace what exists (changed/checksum/all); otherwise only create. */
   replace: boolean;
+  /** Parent created by this restore (mode 0700, ours): a plain rename cannot clobber anyone's data. */
+  fresh: boolean;
+}
+
+/** Where one content chunk is: pack file, offset, length, and its id to verify. */
+export interface ChunkRef {
+  pack: string;
+  off: number;
+  len: number;
+  id: string;
+}
+
+/** Classify an entry and, when content is needed, write it straight from the local packs. */
+export interface RestoreItem {
+  e: WireEntry;
+  chunks: ChunkRef[] | null;
 }
 
 export interface LinkItem {
@@ -68,6 +90,7 @@ export type ToWorker =
   | { op: 'init'; init: WorkerInit }
   | { op: 'classify'; id: number; items: WireEntry[] }
   | { op: 'write'; id: number; items: WriteItem[] }
+  | { op: 'restore'; id: number; items: RestoreItem[] }
   | { op: 'link'; id: number; items: LinkItem[] }
   | { op: 'dirmeta'; id: number; items: WireEntry[] };
 

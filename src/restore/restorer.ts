@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Session } from '../session.js';
-import type { SnapshotRow, VersionRow } from '../index/catalog.js';
+import type { BlobLocationRow, SnapshotRow, VersionRow } from '../index/catalog.js';
 import { makeMatcher } from '../snapshot/exclude.js';
 import { IdNames } from '../util/ids.js';
 import { components, display, fromUser, isSafeName, isUnder, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
@@ -10,7 +10,7 @@ import { blobIdOf } from '../pack/blobid.js';
 import { WorkerPool } from './pool.js';
 import { RestorePlan, type ContentRow } from './plan.js';
 import { SafeRoot, procPath, splitParent, UnsafePathError } from './safefs.js';
-import type { ClassifyResult, ItemResult, RestoreMode, WireEntry, WriteItem } from './protocol.js';
+import type { ChunkRef, ClassifyResult, ItemResult, RestoreMode, WireEntry, WriteItem } from './protocol.js';
 import type { PathError } from '../snapshot/snapshotter.js';
 
 export type { RestoreMode } from './protocol.js';
@@ -91,6 +91,12 @@ class Restorer {
   private progress: RestoreProgress = { phase: 'plan', entries: 0, files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0 };
   private lastProgress = 0;
   private readonly started = Date.now();
+  /**
+   * Local repositories are restored "direct": workers compare, read the pack files and write in
+   * one step (snapshots pack blobs in walk order, so walk order reads packs nearly in order).
+   * Remote stores go through the plan: sorted by pack, each pack fetched once in large ranges.
+   */
+  private readonly direct: boolean;
 
   constructor(private readonly s: Session, private readonly o: RestoreOptions) {
     this.mode = o.mode ?? 'missing';
@@ -98,6 +104,7 @@ class Restorer {
       throw new Error(`unknown --mode "${this.mode}": use missing, changed, checksum, metadata or all`);
     }
     this.snap = o.snapshot;
+    this.direct = typeof s.repo.store.localPath === 'function' && process.env.SNAPFILL_RESTORE_STRATEGY !== 'planned';
     this.targetRoot = o.target ? normalizeAbs(fromUser(path.resolve(o.target))) : '/';
     this.excluded = makeMatcher(o.exclude ?? []);
     this.included = o.include?.length ? makeMatcher(o.include) : null;
@@ -145,25 +152,36 @@ class Restorer {
     }
     const rootForWorkers = this.o.target && this.o.dryRun && !fs.existsSync(toFs(this.targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : this.targetRoot;
     this.plan = new RestorePlan(path.join(path.dirname(this.s.catalog.file), `restore-plan-${process.pid}.db`));
+    // umask 0 for the duration: files are created with their snapshot mode directly (one chmod less per file).
+    const oldUmask = this.o.dryRun ? null : process.umask(0);
     this.pool = await WorkerPool.start(Math.max(1, this.o.threads ?? Math.min(4, Math.max(2, os.cpus().length))), {
       root: rootForWorkers, mode: this.mode, dryRun: !!this.o.dryRun, overwriteNewer: !!this.o.overwriteNewer,
       snapshotTimeNs: (BigInt(Date.parse(this.snap.time)) * 1000000n).toString(), chown: this.chown,
-    });
+      umask: oldUmask === null ? process.umask() : 0, repoDir: this.direct ? this.s.repo.store.localPath!('') : null,
+    }, 4);
+    const t0 = Date.now();
+    const debug = (m: string) => { if (process.env.SNAPFILL_DEBUG) process.stderr.write(`[restore ${((Date.now() - t0) / 1000).toFixed(2)}s] ${m}\n`); };
     try {
+      debug('workers started');
       await this.classifyAll(roots);
+      debug('classified');
       const c = this.plan.counts();
       this.progress.plannedFiles = c.content + c.links;
       this.progress.plannedBytes = c.bytes;
       if (!this.o.dryRun) {
         await this.writeContent();
+        debug('content written');
         await this.writeLinks();
+        debug('links written');
         if (this.o.delete) this.deleteExtras(roots);
         for (const rel of this.createdDirs) this.plan.addDir(rel, null);
         await this.setDirMetadata();
+        debug('dir metadata set');
       } else if (this.o.delete) {
         this.deleteExtras(roots);
       }
     } finally {
+      if (oldUmask !== null) process.umask(oldUmask);
       await this.pool.close();
       this.plan.close();
       if (rootForWorkers !== this.targetRoot) fs.rmSync(rootForWorkers, { recursive: true, force: true });
@@ -217,20 +235,23 @@ class Restorer {
 
   private async classifyAll(roots: RawPath[]): Promise<void> {
     const inflight: Promise<void>[] = [];
-    let batch: { v: VersionRow; w: WireEntry }[] = [];
+    let batch: { v: VersionRow; w: WireEntry; loc?: BlobLocationRow | null }[] = [];
     const flush = async () => {
       if (!batch.length) return;
       const items = batch;
       batch = [];
-      const p = this.pool.submit({ op: 'classify', items: items.map((x) => x.w) }).then((reply) => {
+      const msg = this.direct
+        ? { op: 'restore' as const, items: items.map((x) => ({ e: x.w, chunks: this.chunksOf(x.v, x.loc) })) }
+        : { op: 'classify' as const, items: items.map((x) => x.w) };
+      const p = this.pool.submit(msg).then((reply) => {
         reply.results.forEach((r, i) => this.onClassified(items[i].v, items[i].w, r as ClassifyResult));
         for (const d of reply.createdDirs) this.createdDirs.add(d);
       });
       inflight.push(p);
       if (inflight.length > this.pool.size * 4) await Promise.all(inflight.splice(0, inflight.length - this.pool.size * 2));
     };
-    const add = async (v: VersionRow, anc = false) => {
-      batch.push({ v, w: this.wire(v, anc) });
+    const add = async (v: VersionRow, anc = false, loc?: BlobLocationRow | null) => {
+      batch.push({ v, w: this.wire(v, anc), loc });
       this.progress.entries++;
       if (batch.length >= BATCH) await flush();
     };
@@ -243,7 +264,7 @@ class Restorer {
         if (v && v.type === 'dir') await add(v, true);
       }
       let skipBelow: RawPath | null = null;
-      for (const v of this.s.catalog.walk(this.snap, root)) {
+      for (const v of this.s.catalog.walkWithLocations(this.snap, root)) {
         if (skipBelow !== null && isUnder(v.path, skipBelow)) continue;
         skipBelow = null;
         if (!this.safePath(v.path) || (v.type === 'hardlink' && (v.target === null || !this.safePath(v.target)))) {
@@ -257,12 +278,24 @@ class Restorer {
         }
         if (this.included && v.type !== 'dir' && !this.included(v.path)) continue;
         if (this.included && v.type === 'dir') continue; // created on demand for included files
-        await add(v);
+        await add(v, false, v.loc);
         this.tick();
       }
     }
     await flush();
     await Promise.all(inflight);
+  }
+
+  /** Chunk locations for the direct strategy; null when a chunk is not in the index. */
+  private chunksOf(v: VersionRow, first: BlobLocationRow | null | undefined): ChunkRef[] | null {
+    if (!v.content || (v.type !== 'file' && v.type !== 'hardlink')) return null;
+    const out: ChunkRef[] = [];
+    for (let i = 0; i < v.content.length; i++) {
+      const loc = i === 0 && first ? first : this.s.catalog.blobLocation(v.content[i]);
+      if (!loc) return null;
+      out.push({ pack: loc.pack, off: loc.offset, len: loc.length, id: v.content[i] });
+    }
+    return out;
   }
 
   private onClassified(v: VersionRow, w: WireEntry, r: ClassifyResult): void {
@@ -271,6 +304,13 @@ class Restorer {
       this.res.actions?.push({ path: display(v.path), action: a, ...(bytes && a.startsWith('restore') ? { bytes } : {}), ...(reason ? { reason } : {}) });
     };
     switch (r.c) {
+      case 'written':
+        this.note('restore', v.size);
+        this.res.files_restored++;
+        this.res.bytes_written += v.size;
+        this.progress.files++;
+        this.progress.bytes += v.size;
+        return;
       case 'content': {
         const blobs = v.content ?? [];
         const loc = blobs.length === 1 ? this.s.catalog.blobLocation(blobs[0]) : undefined;
@@ -278,7 +318,7 @@ class Restorer {
           this.error(v.path, `content blob ${blobs[0].slice(0, 12)} is not in the repository index`);
           return;
         }
-        this.plan.addContent(w.rel, w, blobs, loc, !!r.replace);
+        this.plan.addContent(w.rel, w, blobs, loc, !!r.replace, !!r.fresh);
         this.note(r.replace ? 'replace' : 'restore', v.size);
         action(r.replace ? 'restore (replace)' : 'restore');
         if (this.o.dryRun) this.res.files_restored++;
@@ -337,8 +377,8 @@ class Restorer {
       const rows = group;
       group = [];
       await this.writePackGroup(rows, inflight);
-      // Keep at most two packs' worth of buffers alive.
-      while (inflight.length > this.pool.size * 3) await inflight.shift();
+      // Bounded: a few packs' worth of buffers alive at most.
+      while (inflight.length > this.pool.size * 6) await inflight.shift();
     };
     for (const row of this.plan.singleBlobFiles()) {
       if (group.length && group[0].pack !== row.pack) await flushGroup();
@@ -406,11 +446,11 @@ class Restorer {
         this.error('/' + r.rel, `content blob ${r.blobs[0].slice(0, 12)} in pack ${pack.slice(0, 12)} is corrupt; file not restored`);
         continue;
       }
-      batch.push({ rel: r.rel, e: r.e, sab, off: where.get(r.blobs[0])!, len: r.len, replace: r.replace });
+      batch.push({ rel: r.rel, e: r.e, sab, off: where.get(r.blobs[0])!, len: r.len, replace: r.replace, fresh: r.fresh });
       batchRows.push(r);
-      if (batch.length >= 64) {
+      if (batch.length >= 128) {
         send();
-        while (inflight.length > this.pool.size * 3) await inflight.shift();
+        while (inflight.length > this.pool.size * 6) await inflight.shift();
       }
     }
     send();
@@ -509,7 +549,7 @@ class Restorer {
           if (res.ok && !res.skipped) { this.res.files_restored++; this.progress.files++; }
           else if (res.ok) this.res.files_skipped++;
           // The first path of the inode was not restored: write this one as a file of its own.
-          else if (it.blobs.length) fallback.push({ rel: it.rel, e: { ...it.e, t: 'file' }, blobs: it.blobs, pack: null, off: 0, len: 0, replace: it.replace });
+          else if (it.blobs.length) fallback.push({ rel: it.rel, e: { ...it.e, t: 'file' }, blobs: it.blobs, pack: null, off: 0, len: 0, replace: it.replace, fresh: false });
           else this.error('/' + it.rel, res.msg ?? 'hardlink failed');
         });
       }));

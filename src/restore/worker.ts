@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import xxhash, { type XXHashAPI } from 'xxhash-wasm';
 import { SafeRoot, procPath, procPathForChild, splitParent, UnsafePathError } from './safefs.js';
-import type { ClassifyResult, FromWorker, ItemResult, LinkItem, ToWorker, WireEntry, WorkerInit, WriteItem } from './protocol.js';
+import type { ChunkRef, ClassifyResult, FromWorker, ItemResult, LinkItem, RestoreItem, ToWorker, WireEntry, WorkerInit, WriteItem } from './protocol.js';
+import { createHash } from 'node:crypto';
 import { toFs } from '../util/rawpath.js';
 
 let init!: WorkerInit;
@@ -53,6 +54,9 @@ function metaDiffers(st: fs.BigIntStats, e: WireEntry, withMtime: boolean): bool
   // Node sets times through a double: compare at microsecond precision.
   return withMtime && usec(st.mtimeNs) !== usec(BigInt(e.mt));
 }
+
+/** Directories this worker created in this run: entries below them are known to be missing. */
+const freshDirs = new Set<string>();
 
 /** Dir fd of the parent of `rel`, creating missing parents when `create`. */
 function parentFd(rel: string, create: boolean): { fd: number | null; name: string } {
@@ -142,6 +146,11 @@ function install(dfd: number, tmp: string, name: string, replace: boolean): Item
 }
 
 function classify(e: WireEntry): ClassifyResult {
+  const parentRel = splitParent(e.rel)[0];
+  if (freshDirs.has(parentRel) && !init.dryRun) {
+    // Created by us moments ago: the entry cannot exist yet, no need to look.
+    return { ...create(e), fresh: true };
+  }
   const { fd: dfd, name } = parentFd(e.rel, false);
   const st = dfd === null ? undefined : lstatAt(dfd, name);
   const mode = init.mode;
@@ -222,19 +231,104 @@ function write(it: WriteItem): ItemResult {
     if (st && st.mtimeNs > BigInt(init.snapshotTimeNs)) return { ok: true, skipped: true, msg: 'modified after the snapshot' };
   }
   const tmp = tmpName();
-  const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
+  // The orchestrator sets umask 0, so the file is created with its final permission bits; only
+  // set-id/sticky bits need a chmod after chown (chown clears them).
+  const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, it.e.m & 0o777);
   try {
     const data = new Uint8Array(it.sab, it.off, it.len);
     let off = 0;
     while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-    applyMetaFd(fd, it.e);
+    if (init.chown) fs.fchownSync(fd, it.e.u, it.e.g);
+    if (it.e.m & 0o7000 || init.umask !== 0) fs.fchmodSync(fd, it.e.m);
+    const t = mtimeSeconds(it.e);
+    fs.futimesSync(fd, t, t);
   } catch (e) {
     fs.closeSync(fd);
     fs.unlinkSync(procPath(dfd, tmp));
     throw e;
   }
   fs.closeSync(fd);
-  return install(dfd, tmp, name, it.replace);
+  return install(dfd, tmp, name, it.replace || it.fresh);
+}
+
+// ---- direct strategy: read pack files of a local repository in this thread ---------------
+
+const packFds = new Map<string, number>();
+let chunkBuf = Buffer.allocUnsafe(1 << 20);
+
+function packFd(pack: string): number {
+  let fd = packFds.get(pack);
+  if (fd === undefined) {
+    if (packFds.size >= 64) {
+      const [k, v] = packFds.entries().next().value as [string, number];
+      packFds.delete(k);
+      fs.closeSync(v);
+    }
+    fd = fs.openSync(`${init.repoDir}/data/${pack.slice(0, 2)}/${pack}`, 'r');
+    packFds.set(pack, fd);
+  } else {
+    // Keep recently used packs at the end (LRU order).
+    packFds.delete(pack);
+    packFds.set(pack, fd);
+  }
+  return fd;
+}
+
+class CorruptChunkError extends Error {}
+
+/** Reads and verifies one chunk; the returned view is valid until the next call. */
+function readChunk(c: ChunkRef): Buffer {
+  if (chunkBuf.length < c.len) chunkBuf = Buffer.allocUnsafe(Math.max(c.len, chunkBuf.length * 2));
+  const buf = chunkBuf.subarray(0, c.len);
+  const fd = packFd(c.pack);
+  let got = 0;
+  while (got < c.len) {
+    const n = fs.readSync(fd, buf, got, c.len - got, c.off + got);
+    if (n === 0) throw new CorruptChunkError(`pack ${c.pack.slice(0, 12)} is truncated`);
+    got += n;
+  }
+  if (createHash('sha256').update(buf).digest('hex') !== c.id) {
+    throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} is corrupt`);
+  }
+  return buf;
+}
+
+/** Writes a file from its chunks to a temp name, then installs it; nothing lands at the final path unless complete and verified. */
+function writeFromChunks(e: WireEntry, chunks: ChunkRef[], replace: boolean, fresh: boolean): ClassifyResult {
+  const { fd: dfd, name } = parentFd(e.rel, true);
+  if (dfd === null) return { c: 'error', msg: 'parent directory missing' };
+  if (replace && !init.overwriteNewer) {
+    const st = lstatAt(dfd, name);
+    if (st && st.mtimeNs > BigInt(init.snapshotTimeNs)) return { c: 'skip-newer', msg: 'modified after the snapshot' };
+  }
+  const tmp = tmpName();
+  const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, e.m & 0o777);
+  try {
+    for (const c of chunks) {
+      const data = readChunk(c);
+      let off = 0;
+      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+    }
+    if (init.chown) fs.fchownSync(fd, e.u, e.g);
+    if (e.m & 0o7000 || init.umask !== 0) fs.fchmodSync(fd, e.m);
+    const t = mtimeSeconds(e);
+    fs.futimesSync(fd, t, t);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.unlinkSync(procPath(dfd, tmp));
+    if (err instanceof CorruptChunkError) return { c: 'error', msg: `${err.message}; file not restored` };
+    throw err;
+  }
+  fs.closeSync(fd);
+  const r = install(dfd, tmp, name, replace || fresh);
+  return r.skipped ? { c: 'skip-present', msg: r.msg } : { c: 'written' };
+}
+
+function restoreItem(it: RestoreItem): ClassifyResult {
+  const r = classify(it.e);
+  if (r.c !== 'content' || init.dryRun) return r;
+  if (!it.chunks) return { c: 'error', msg: 'content blob is not in the repository index' };
+  return writeFromChunks(it.e, it.chunks, !!r.replace, !!r.fresh);
 }
 
 function link(it: LinkItem): ItemResult {
@@ -270,7 +364,7 @@ parentPort!.on('message', async (msg: ToWorker) => {
   try {
     if (msg.op === 'init') {
       init = msg.init;
-      root = new SafeRoot(init.root, (rel) => createdDirs.push(rel));
+      root = new SafeRoot(init.root, (rel) => { createdDirs.push(rel); freshDirs.add(rel); });
       hasher = await xxhash();
       parentPort!.postMessage({ id: -1, results: [], createdDirs: [] } satisfies FromWorker);
       return;
@@ -279,6 +373,7 @@ parentPort!.on('message', async (msg: ToWorker) => {
     let results: (ClassifyResult | ItemResult)[];
     if (msg.op === 'classify') results = run(msg.items, classify, (x) => x.rel);
     else if (msg.op === 'write') results = run(msg.items, write, (x) => x.rel);
+    else if (msg.op === 'restore') results = run(msg.items, restoreItem, (x) => x.e.rel);
     else if (msg.op === 'link') results = run(msg.items, link, (x) => x.rel);
     else results = run(msg.items, dirmeta, (x) => x.rel);
     parentPort!.postMessage({ id: msg.id, results, createdDirs } satisfies FromWorker);

@@ -21,6 +21,10 @@ export class LocalStore implements ObjectStore {
     this.location = path.resolve(root);
   }
 
+  localPath(key: string): string {
+    return this.file(key);
+  }
+
   private file(key: string): string {
     if (key.includes('..') || key.startsWith('/')) throw new Error(`invalid object key: ${key}`);
     return path.join(this.location, key);

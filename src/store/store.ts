@@ -53,5 +53,7 @@ export interface ObjectStore {
    * retained in the future; `delete` of such a key throws ObjectRetainedError.
    */
   retainedUntil?(key: string): Promise<Date | null>;
+  /** For stores on the local file system: the file holding `key`, so hot paths can pread it directly. */
+  localPath?(key: string): string;
   close?(): Promise<void>;
 }
