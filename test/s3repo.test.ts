@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { tmpDir, write, describeTree, diffTrees } from './helpers.js';
 import { FaultProxy } from './support/faultproxy.js';
-import { startS3rver, s3rverBin, cliAsync, s3Env, type S3Server } from './support/s3server.js';
+import { startS3rver, s3rverBin, cliAsync, s3Env, S3_CREDENTIALS, type S3Server } from './support/s3server.js';
+import { S3Store } from '../src/store/s3.js';
 
 const skip = !s3rverBin();
 if (skip) console.log('skipping S3 repository tests: s3rver is not installed (npm ci installs it as a devDependency)');
@@ -76,7 +77,7 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(check1.code, check1.stderr + check1.stdout).toBe(0);
     expect(check1.json.ok).toBe(true);
 
-    // 2. an interrupted snapshot (every request fails after the first few) never damages the repository
+    // 2. a snapshot whose record cannot be stored (every PUT of it answers 503) fails and damages nothing
     write(`${src}/home/alice/new-after-first.txt`, 'new content');
     proxy.faults = { error503: 1, only: (r) => r.method === 'PUT' && r.key.includes('/snapshots/') };
     const broken = await cliAsync(['--json', 'snapshot', src], { ...env, SNAPFILL_S3_RETRIES: '3' });
@@ -148,9 +149,8 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     expect(a.json.snapshot_id).not.toBe(b.json.snapshot_id);
-    // host B's catalog did not know the shared blob when it started only if it never synced; either
-    // way the bucket holds the shared 5 MB at most twice (concurrent first uploads) and here once:
-    // host A stored it before host B's snapshot began, and host B's session synced the catalog first.
+    // Host A stored the shared 5 MB before host B started, and B's session synced its catalog
+    // from the bucket first: B does not upload it again.
     expect(b.json.bytes_added).toBeLessThan(shared.length);
 
     const all = await cliAsync(['--json', 'snapshots'], envA);
@@ -180,8 +180,8 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     const env = s3Env(proxy.url, repo, path.join(base, 'cache-locked'));
     expect((await cliAsync(['init'], env)).code).toBe(0);
     proxy.resetCounts();
-    const r = await cliAsync(['--json', '--object-lock-days', '30', 'snapshot', src], env);
-    expect(r.code, r.stderr).toBe(0);
+    const first = await cliAsync(['--json', '--object-lock-days', '30', 'snapshot', src], env);
+    expect(first.code, first.stderr).toBe(0);
     const puts = proxy.log.filter((x) => x.method === 'PUT');
     const locked = puts.filter((x) => x.headers['x-amz-object-lock-mode'] === 'COMPLIANCE');
     expect(locked.some((x) => x.key.includes('/data/'))).toBe(true);
@@ -189,5 +189,45 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(puts.filter((x) => x.key.includes('/locks/')).every((x) => x.headers['x-amz-object-lock-mode'] === undefined)).toBe(true);
     const bad = await cliAsync(['--object-lock-days', 'soon', 'snapshots'], env);
     expect(bad.code).not.toBe(0);
+
+    // forget + prune never delete retained objects early
+    write(`${src}/f.txt`, 'changed, and the old content is garbage now');
+    const second = await cliAsync(['--json', '--object-lock-days', '30', 'snapshot', src], env);
+    expect(second.code, second.stderr).toBe(0);
+    proxy.resetCounts();
+    const fg = await cliAsync(['--json', 'forget', '--keep-last', '1', '--prune'], env);
+    expect(fg.code, fg.stderr).toBe(0);
+    expect(fg.json.retained.map((r: any) => r.id)).toEqual([first.json.snapshot_id]);
+    const deletes = proxy.log.filter((x) => x.method === 'DELETE' && !x.key.includes('/locks/'));
+    expect(deletes).toEqual([]);
+    const after = await cliAsync(['--json', 'check', '--read-data'], env);
+    expect(after.code, after.stderr + after.stdout).toBe(0);
+  });
+  it('locks over S3: a live exclusive lock blocks a snapshot; a stale one is ignored and removed by unlock', async () => {
+    const repo = 's3://bkt-main/locking';
+    const src = path.join(base, 'src-locking');
+    write(`${src}/f.txt`, 'x');
+    const env = s3Env(proxy.url, repo, path.join(base, 'cache-locking'));
+    expect((await cliAsync(['init'], env)).code).toBe(0);
+    Object.assign(process.env, S3_CREDENTIALS);
+    const store = S3Store.fromUrl(repo, { s3Endpoint: server.url });
+    const lock = (id: string, refreshed: Date) => Buffer.from(JSON.stringify({
+      id, exclusive: true, host: 'other-host', pid: 1, operation: 'prune', created: refreshed.toISOString(), refreshed: refreshed.toISOString(),
+    }));
+    await store.put('locks/live1', lock('live1', new Date()));
+    const blocked = await cliAsync(['--json', 'snapshot', src], env);
+    expect(blocked.code).toBe(4);
+    expect(blocked.stderr).toMatch(/locked.*prune.*other-host/);
+    await store.delete('locks/live1');
+    await store.put('locks/stale1', lock('stale1', new Date(Date.now() - 3 * 3600_000)));
+    const ok = await cliAsync(['--json', 'snapshot', src], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    const un = await cliAsync(['--json', 'unlock'], env);
+    expect(un.code, un.stderr).toBe(0);
+    expect(un.json).toEqual({ removed: 1, live: [] });
+    const left: string[] = [];
+    for await (const o of store.list('locks/')) left.push(o.key);
+    expect(left).toEqual([]); // the snapshot released its own lock too
+    await store.close();
   });
 });

@@ -9,9 +9,10 @@ import { register as forget } from './cmd-forget.js';
 import { register as prune } from './cmd-prune.js';
 import { register as run } from './cmd-run.js';
 import { register as schedule } from './cmd-schedule.js';
+import { register as unlock } from './cmd-unlock.js';
 
 /**
  * Commands added by other modules (restore, verify, check, forget, prune, run, schedule, mount, ...).
  * One import and one list entry per command file keeps parallel work on separate commands from colliding.
  */
-export const extraCommands: ((program: Command) => void)[] = [restore, check, verify, mount, cat, dump, forget, prune, run, schedule];
+export const extraCommands: ((program: Command) => void)[] = [restore, check, verify, mount, cat, dump, forget, prune, run, schedule, unlock];
