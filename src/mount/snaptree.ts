@@ -1,4 +1,4 @@
-import type { Catalog, SnapshotRow, VersionRow } from '../index/catalog.js';
+import type { Catalog, DirStatRow, SnapshotRow, VersionRow } from '../index/catalog.js';
 import { lookupEntry } from '../index/lookup.js';
 import { display, fromUser, join, normalizeAbs, type RawPath } from '../util/rawpath.js';
 
@@ -37,6 +37,9 @@ export interface NodeAttr {
   atime: number;
   ctime: number;
 }
+
+/** The fields stat needs, shared by full catalog rows and lean listing rows. */
+type StatFields = Pick<DirStatRow, 'versionId' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'ctimeMs' | 'nlink' | 'rdev' | 'target'>;
 
 export type ViewNode =
   | { kind: 'dir'; attr: NodeAttr }
@@ -191,7 +194,7 @@ export class SnapshotTree {
       return { names, attrs };
     }
     if (node.version && node.version.type !== 'dir') throw new ViewError('ENOTDIR', `${viewPath} is not a directory`);
-    for (const v of this.catalog.listDir(node.snap, node.path)) add(display(v.name), this.entryAttr(node.snap, v));
+    for (const r of this.catalog.listDirStat(node.snap, node.path)) add(display(r.name), this.statAttr(node.snap, r));
     return { names, attrs };
   }
 
@@ -228,17 +231,22 @@ export class SnapshotTree {
    * hardlink reports the number of the first path of its inode, so cp -a / rsync -H relink them.
    */
   entryAttr(snap: SnapshotRow, v: VersionRow): NodeAttr {
+    return this.statAttr(snap, {
+      ...v, mtimeMs: Number(v.mtime / 1_000_000n), ctimeMs: Number(v.ctime / 1_000_000n),
+    });
+  }
+
+  private statAttr(snap: SnapshotRow, v: StatFields): NodeAttr {
     let ino = v.versionId;
     if (v.type === 'hardlink' && v.target !== null) {
       const first = this.catalog.entry(snap, v.target);
       if (first) ino = first.versionId;
     }
     const size = v.type === 'symlink' && v.target !== null ? v.target.length : v.size; // raw target: one char per byte
-    const mtime = Number(v.mtime / 1_000_000n);
     return {
       mode: (TYPE_BITS[v.type] ?? S_IFREG) | (v.mode & 0o7777), uid: v.uid, gid: v.gid, size,
       blocks: Math.ceil(size / 512), ino: ino >>> 0, nlink: Math.max(1, v.type === 'dir' ? 2 : v.nlink), rdev: v.rdev,
-      mtime, atime: mtime, ctime: Number(v.ctime / 1_000_000n),
+      mtime: v.mtimeMs, atime: v.mtimeMs, ctime: v.ctimeMs,
     };
   }
 
