@@ -136,7 +136,8 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     write(`${srcB}/home/acct/shared.tar`, shared);
     const envA = s3Env(proxy.url, repo, path.join(base, 'cacheA'));
     const envB = s3Env(proxy.url, repo, path.join(base, 'cacheB'));
-    expect((await cliAsync(['init'], envA)).code).toBe(0);
+    const init_envA = await cliAsync(['init'], envA);
+    expect(init_envA.code, init_envA.stderr).toBe(0);
     // a seeded snapshot from host A first, so the shared blob is in the repository
     const first = await cliAsync(['--json', 'snapshot', srcA, '--host', 'web1'], envA);
     expect(first.code, first.stderr).toBe(0);
@@ -178,7 +179,8 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     const src = path.join(base, 'src-locked');
     write(`${src}/f.txt`, 'keep me');
     const env = s3Env(proxy.url, repo, path.join(base, 'cache-locked'));
-    expect((await cliAsync(['init'], env)).code).toBe(0);
+    const init_env = await cliAsync(['init'], env);
+    expect(init_env.code, init_env.stderr).toBe(0);
     proxy.resetCounts();
     const first = await cliAsync(['--json', '--object-lock-days', '30', 'snapshot', src], env);
     expect(first.code, first.stderr).toBe(0);
@@ -208,7 +210,8 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     const src = path.join(base, 'src-locking');
     write(`${src}/f.txt`, 'x');
     const env = s3Env(proxy.url, repo, path.join(base, 'cache-locking'));
-    expect((await cliAsync(['init'], env)).code).toBe(0);
+    const init_env = await cliAsync(['init'], env);
+    expect(init_env.code, init_env.stderr).toBe(0);
     Object.assign(process.env, S3_CREDENTIALS);
     const store = S3Store.fromUrl(repo, { s3Endpoint: server.url });
     const lock = (id: string, refreshed: Date) => Buffer.from(JSON.stringify({
