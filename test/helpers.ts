@@ -45,7 +45,11 @@ export function write(file: string, content: string | Buffer, mode?: number): vo
   if (mode !== undefined) fs.chmodSync(file, mode);
 }
 
-/** A comparable description of a tree: type, mode, owner, size, mtime, content hash, link target. */
+/**
+ * A comparable description of a tree: type, mode, owner, size, mtime, content hash, link target.
+ * mtimes are compared in microseconds: Node sets file times through a double (utimes), so the
+ * sub-microsecond part of a restored mtime is lost (documented in docs/FORMAT.md).
+ */
 export function describeTree(root: string, opts: { mtimeDirs?: boolean } = {}): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (dir: Buffer, rel: string) => {
@@ -56,9 +60,9 @@ export function describeTree(root: string, opts: { mtimeDirs?: boolean } = {}): 
       let desc = `${st.mode.toString(8)} ${st.uid}:${st.gid}`;
       if (st.isFile()) {
         const h = require_crypto().createHash('sha256').update(fs.readFileSync(full)).digest('hex').slice(0, 16);
-        desc += ` f ${st.size} ${st.mtimeNs} ${h} nl${st.nlink}`;
+        desc += ` f ${st.size} ${st.mtimeNs / 1000n} ${h} nl${st.nlink}`;
       } else if (st.isSymbolicLink()) desc += ` l ${fs.readlinkSync(full, { encoding: 'buffer' }).toString('latin1')}`;
-      else if (st.isDirectory()) desc += ` d${opts.mtimeDirs ? ' ' + st.mtimeNs : ''}`;
+      else if (st.isDirectory()) desc += ` d${opts.mtimeDirs ? ' ' + st.mtimeNs / 1000n : ''}`;
       else desc += ` o ${st.rdev}`;
       out.set(r, desc);
       if (st.isDirectory()) walk(full, r);

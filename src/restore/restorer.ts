@@ -12,6 +12,8 @@ import { RestorePlan, type ContentRow } from './plan.js';
 import { SafeRoot, procPath, splitParent, UnsafePathError } from './safefs.js';
 import type { ChunkRef, ClassifyResult, ItemResult, RestoreMode, WireEntry, WriteItem } from './protocol.js';
 import type { PathError } from '../snapshot/snapshotter.js';
+import { utimesSeconds } from './times.js';
+import { RestoreJournal, sweepTemps, TMP_PREFIX } from './journal.js';
 
 export type { RestoreMode } from './protocol.js';
 
@@ -152,12 +154,19 @@ class Restorer {
     }
     const rootForWorkers = this.o.target && this.o.dryRun && !fs.existsSync(toFs(this.targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : this.targetRoot;
     this.plan = new RestorePlan(path.join(path.dirname(this.s.catalog.file), `restore-plan-${process.pid}.db`));
+    const journal = new RestoreJournal(path.dirname(this.s.catalog.file), this.targetRoot);
+    const interrupted = !this.o.dryRun && journal.hadInterruptedRun();
+    if (interrupted) {
+      // Directories an interrupted run created still carry their temporary 0700 state: finish them.
+      for (const rel of journal.leftovers()) this.createdDirs.add(rel);
+    }
+    if (!this.o.dryRun) journal.open();
     // umask 0 for the duration: files are created with their snapshot mode directly (one chmod less per file).
     const oldUmask = this.o.dryRun ? null : process.umask(0);
     this.pool = await WorkerPool.start(Math.max(1, this.o.threads ?? Math.min(4, Math.max(2, os.cpus().length))), {
       root: rootForWorkers, mode: this.mode, dryRun: !!this.o.dryRun, overwriteNewer: !!this.o.overwriteNewer,
       snapshotTimeNs: (BigInt(Date.parse(this.snap.time)) * 1000000n).toString(), chown: this.chown,
-      umask: oldUmask === null ? process.umask() : 0, repoDir: this.direct ? this.s.repo.store.localPath!('') : null,
+      umask: oldUmask === null ? process.umask() : 0, journalDir: this.o.dryRun ? null : journal.dir, repoDir: this.direct ? this.s.repo.store.localPath!('') : null,
     }, 4);
     const t0 = Date.now();
     const debug = (m: string) => { if (process.env.SNAPFILL_DEBUG) process.stderr.write(`[restore ${((Date.now() - t0) / 1000).toFixed(2)}s] ${m}\n`); };
@@ -174,8 +183,13 @@ class Restorer {
         await this.writeLinks();
         debug('links written');
         if (this.o.delete) this.deleteExtras(roots);
+        if (interrupted) {
+          const sweep = new SafeRoot(this.targetRoot);
+          try { for (const r of roots) sweepTemps(sweep, this.relOf(r)); } finally { sweep.close(); }
+        }
         for (const rel of this.createdDirs) this.plan.addDir(rel, null);
         await this.setDirMetadata();
+        journal.finish();
         debug('dir metadata set');
       } else if (this.o.delete) {
         this.deleteExtras(roots);
@@ -482,7 +496,7 @@ class Restorer {
       return;
     }
     if (dfd === null) { this.error(p, 'parent directory missing'); return; }
-    const tmp = `.snapfill-tmp-${process.pid}-big`;
+    const tmp = `${TMP_PREFIX}${name.length > 200 ? blobIdOf(Buffer.from(name, 'latin1')) : name}`;
     const tp = procPath(dfd, tmp);
     try { fs.unlinkSync(tp); } catch { /* none */ }
     const fd = fs.openSync(tp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
@@ -497,7 +511,7 @@ class Restorer {
       }
       if (this.chown) fs.fchownSync(fd, row.e.u, row.e.g);
       fs.fchmodSync(fd, row.e.m);
-      const t = Number(BigInt(row.e.mt)) / 1e9;
+      const t = utimesSeconds(row.e.mt);
       fs.futimesSync(fd, t, t);
       ok = true;
     } catch (e) {

@@ -3,7 +3,7 @@
  * match tar; a promise per syscall costs ~4x). Every path goes through SafeRoot, so nothing
  * in the target tree is ever followed as a symlink.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import xxhash, { type XXHashAPI } from 'xxhash-wasm';
@@ -11,12 +11,14 @@ import { SafeRoot, procPath, procPathForChild, splitParent, UnsafePathError } fr
 import type { ChunkRef, ClassifyResult, FromWorker, ItemResult, LinkItem, RestoreItem, ToWorker, WireEntry, WorkerInit, WriteItem } from './protocol.js';
 import { createHash } from 'node:crypto';
 import { toFs } from '../util/rawpath.js';
+import { utimesSeconds } from './times.js';
+import { TMP_PREFIX } from './journal.js';
 
 let init!: WorkerInit;
 let root!: SafeRoot;
 let hasher!: XXHashAPI;
-let tmpCounter = 0;
 let createdDirs: string[] = [];
+let journal: number | null = null;
 const hashBuf = Buffer.allocUnsafe(1 << 20);
 
 const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
@@ -33,7 +35,7 @@ function usec(ns: bigint): bigint {
 }
 
 function mtimeSeconds(e: WireEntry): number {
-  return Number(BigInt(e.mt)) / 1e9;
+  return utimesSeconds(e.mt);
 }
 
 function typeMatches(st: fs.BigIntStats, t: string): boolean {
@@ -112,8 +114,18 @@ function applyMetaAt(dfd: number, name: string, e: WireEntry, st: fs.BigIntStats
   fs.utimesSync(p, t, t);
 }
 
-function tmpName(): string {
-  return `.snapfill-tmp-${process.pid}-${++tmpCounter}`;
+/**
+ * The temp name for an entry: derived from the final name, so a re-run after a crash reuses
+ * (and so removes) what an interrupted run left. Long names are shortened with a hash.
+ */
+function tmpName(finalName: string): string {
+  const n = finalName.length > 200 ? createHash('sha256').update(finalName, 'latin1').digest('hex') : finalName;
+  return `${TMP_PREFIX}${n}`;
+}
+
+/** Removes a leftover temp entry of an interrupted run, so O_EXCL creation can proceed. */
+function clearTmp(dfd: number, tmp: string): void {
+  try { fs.unlinkSync(procPath(dfd, tmp)); } catch { /* none */ }
 }
 
 /** Moves a finished temp entry into place: rename when replacing is allowed, else link (fails if something appeared). */
@@ -205,7 +217,8 @@ function create(e: WireEntry, replace = false): ClassifyResult {
     return { c: 'created' };
   }
   const { fd: dfd, name } = parentFd(e.rel, true);
-  const tmp = tmpName();
+  const tmp = tmpName(name);
+  clearTmp(dfd!, tmp);
   const tp = procPath(dfd!, tmp);
   if (e.t === 'symlink') {
     fs.symlinkSync(toFs(e.tg ?? ''), tp);
@@ -230,7 +243,8 @@ function write(it: WriteItem): ItemResult {
     const st = lstatAt(dfd, name);
     if (st && st.mtimeNs > BigInt(init.snapshotTimeNs)) return { ok: true, skipped: true, msg: 'modified after the snapshot' };
   }
-  const tmp = tmpName();
+  const tmp = tmpName(name);
+  clearTmp(dfd!, tmp);
   // The orchestrator sets umask 0, so the file is created with its final permission bits; only
   // set-id/sticky bits need a chmod after chown (chown clears them).
   const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, it.e.m & 0o777);
@@ -301,7 +315,8 @@ function writeFromChunks(e: WireEntry, chunks: ChunkRef[], replace: boolean, fre
     const st = lstatAt(dfd, name);
     if (st && st.mtimeNs > BigInt(init.snapshotTimeNs)) return { c: 'skip-newer', msg: 'modified after the snapshot' };
   }
-  const tmp = tmpName();
+  const tmp = tmpName(name);
+  if (!fresh) clearTmp(dfd, tmp); // a fresh directory cannot hold leftovers
   const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, e.m & 0o777);
   try {
     for (const c of chunks) {
@@ -337,7 +352,8 @@ function link(it: LinkItem): ItemResult {
   const src = lstatAt(first.fd, first.name);
   if (!src || !src.isFile()) return { ok: false, msg: 'hardlink source missing' };
   const { fd: dfd, name } = parentFd(it.rel, true);
-  const tmp = tmpName();
+  const tmp = tmpName(name);
+  clearTmp(dfd!, tmp);
   fs.linkSync(procPath(first.fd, first.name), procPath(dfd!, tmp));
   return install(dfd!, tmp, name, it.replace);
 }
@@ -364,7 +380,13 @@ parentPort!.on('message', async (msg: ToWorker) => {
   try {
     if (msg.op === 'init') {
       init = msg.init;
-      root = new SafeRoot(init.root, (rel) => { createdDirs.push(rel); freshDirs.add(rel); });
+      journal = init.journalDir ? fs.openSync(`${init.journalDir}/worker-${process.pid}-${threadId}.log`, 'a', 0o600) : null;
+      root = new SafeRoot(init.root, (rel) => {
+        createdDirs.push(rel);
+        freshDirs.add(rel);
+        // Written before anything goes into the directory: a killed run's re-run finds and finishes it.
+        if (journal !== null) fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
+      });
       hasher = await xxhash();
       parentPort!.postMessage({ id: -1, results: [], createdDirs: [] } satisfies FromWorker);
       return;

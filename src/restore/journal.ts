@@ -1,0 +1,69 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import type { RawPath } from '../util/rawpath.js';
+import { procPath, SafeRoot } from './safefs.js';
+
+/** Temp entries of a restore are named `<prefix><final name>` in the final directory. */
+export const TMP_PREFIX = '.snapfill-tmp.';
+
+/**
+ * A restore journal: the directories a restore created (mode 0700 until the end of the run)
+ * are appended to it before anything is put in them. A run killed before the end leaves it
+ * behind; the next run into the same target reads it, sets those directories' metadata from
+ * the snapshot and sweeps leftover temp entries. A completed run removes it.
+ */
+export class RestoreJournal {
+  readonly dir: string;
+
+  constructor(cacheDir: string, targetRoot: RawPath) {
+    this.dir = path.join(cacheDir, 'restore-journal', createHash('sha256').update(targetRoot, 'latin1').digest('hex').slice(0, 32));
+  }
+
+  /** Directories created by interrupted runs (relative raw paths); empty when none. */
+  leftovers(): RawPath[] {
+    let files: string[];
+    try { files = fs.readdirSync(this.dir); } catch { return []; }
+    const out = new Set<RawPath>();
+    for (const f of files) {
+      for (const line of fs.readFileSync(path.join(this.dir, f), 'utf8').split('\n')) {
+        if (line) out.add(Buffer.from(line, 'base64').toString('latin1'));
+      }
+    }
+    return [...out];
+  }
+
+  hadInterruptedRun(): boolean {
+    try { return fs.readdirSync(this.dir).length > 0; } catch { return false; }
+  }
+
+  open(): void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  finish(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes temp entries left by a killed run below `rel` (never following symlinks). Returns how many. */
+export function sweepTemps(root: SafeRoot, rel: RawPath): number {
+  let fd: number | null;
+  try { fd = root.dirFd(rel, false); } catch { return 0; }
+  if (fd === null) return 0;
+  let n = 0;
+  let names: Buffer[];
+  try { names = fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]; } catch { return 0; }
+  for (const b of names) {
+    const name = b.toString('latin1');
+    const st = fs.lstatSync(procPath(fd, name), { throwIfNoEntry: false });
+    if (!st) continue;
+    if (name.startsWith(TMP_PREFIX) && !st.isDirectory()) {
+      fs.unlinkSync(procPath(fd, name));
+      n++;
+    } else if (st.isDirectory()) {
+      n += sweepTemps(root, rel === '' ? name : `${rel}/${name}`);
+    }
+  }
+  return n;
+}
