@@ -9,16 +9,20 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * than the bucket is allowed and puts the bucket into debt, so callers that move data in big
  * chunks (8 MiB reads, 16 MiB packs) still average exactly the configured rate. Concurrent
  * callers share the debt, so two parallel uploads together stay under the limit.
+ *
+ * The bucket starts empty (no burst at the start of a run) and holds up to one second of
+ * tokens (as restic's limiter does): time the caller spends hashing, packing or descheduled
+ * on a busy machine is credited, up to a second, so the long-run rate stays at the limit
+ * instead of falling below it by every stall.
  */
 export class TokenBucket {
-  private tokens: number;
+  private tokens = 0;
   private last = Date.now();
   /** Total time spent waiting, for reports. */
   waitedMs = 0;
 
-  constructor(readonly bytesPerSec: number, readonly burstBytes = Math.max(64 * 1024, bytesPerSec / 4)) {
+  constructor(readonly bytesPerSec: number, readonly burstBytes = Math.max(64 * 1024, bytesPerSec)) {
     if (!(bytesPerSec > 0)) throw new Error(`throttle rate must be positive, got ${bytesPerSec}`);
-    this.tokens = burstBytes;
   }
 
   async take(n: number): Promise<void> {

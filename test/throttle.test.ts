@@ -1,0 +1,83 @@
+import { describe, it, expect } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { TokenBucket, LoadGate, throttleHooks } from '../src/util/throttle.js';
+import { LocalStore } from '../src/store/local.js';
+import { Repository } from '../src/repo/repository.js';
+import { Catalog } from '../src/index/catalog.js';
+import { Snapshotter } from '../src/snapshot/snapshotter.js';
+import { tmpDir, write } from './helpers.js';
+
+// Rates are reported here and asserted only loosely ("not faster than the limit allows");
+// bench/throttle.mjs measures them against the configured limits.
+const MB = 1_000_000;
+
+describe('throttle', () => {
+  it('a token bucket never lets more through than rate x time + burst', async () => {
+    const b = new TokenBucket(2 * MB, 64 * 1024);
+    const t0 = Date.now();
+    for (let i = 0; i < 16; i++) await b.take(64 * 1024);
+    const s = (Date.now() - t0) / 1000;
+    const bytes = 16 * 64 * 1024;
+    console.log(`token bucket: ${(bytes / s / MB).toFixed(2)} MB/s measured, 2 MB/s configured`);
+    expect(s).toBeGreaterThanOrEqual((bytes - 64 * 1024) / (2 * MB) - 0.02);
+  });
+
+  it('concurrent takers share one limit, and a chunk larger than the bucket is allowed (debt)', async () => {
+    const b = new TokenBucket(4 * MB, 64 * 1024);
+    const t0 = Date.now();
+    await Promise.all([b.take(1 * MB), b.take(1 * MB)]);
+    const s = (Date.now() - t0) / 1000;
+    console.log(`two parallel 1 MB takes at 4 MB/s: ${s.toFixed(3)} s`);
+    expect(s).toBeGreaterThanOrEqual((2 * MB - 64 * 1024) / (4 * MB) - 0.02);
+    expect(b.waitedMs).toBeGreaterThan(0);
+  });
+
+  it('pauses while the load average is above the limit, and says so', async () => {
+    const loads = [9, 9, 9, 0.5];
+    const logs: string[] = [];
+    const g = new LoadGate(2, (m) => logs.push(m), { checkEveryMs: 0, pollMs: 10, loadavg: () => loads.shift() ?? 0.5 });
+    await g.wait();
+    expect(logs[0]).toBe('load average 9.00 is above --max-load 2: waiting');
+    expect(logs[1]).toMatch(/^load average 0.50 is back under 2 after \d+s: continuing$/);
+    expect(loads).toEqual([]);
+    await g.wait(); // under the limit: returns at once, no log
+    expect(logs).toHaveLength(2);
+    expect(() => new LoadGate(0, () => {})).toThrow(/positive/);
+  });
+
+  it('limits a real snapshot\'s read and upload rates', async () => {
+    const base = tmpDir();
+    const src = path.join(base, 'src');
+    for (let i = 0; i < 8; i++) write(path.join(src, `f${i}.bin`), randomBytes(250_000));
+    fs.mkdirSync(path.join(base, 'repo'));
+    const run = async (limits: { limitReadMBps?: number; limitUploadMBps?: number }) => {
+      const repo = await Repository.init(await freshStore(base), { packSize: 256 * 1024 });
+      const catalog = Catalog.open(path.join(base, `cat-${repo.config.id}.db`), repo.config.id);
+      const th = throttleHooks(limits, () => {});
+      const t0 = Date.now();
+      const r = await new Snapshotter(repo, catalog, { paths: [src], onRead: th.onRead, onUpload: th.onUpload }).run();
+      const s = (Date.now() - t0) / 1000;
+      catalog.close();
+      return { r, s, stats: th.stats() };
+    };
+    const read = await run({ limitReadMBps: 4 });
+    console.log(`snapshot read: ${(read.r.bytes_read / read.s / MB).toFixed(2)} MB/s measured, 4 MB/s configured`);
+    expect(read.r.bytes_read).toBe(2_000_000);
+    expect(read.s).toBeGreaterThanOrEqual((2_000_000 - 400_000) / (4 * MB) - 0.02);
+    expect(read.stats.read_wait_s).toBeGreaterThan(0);
+
+    const up = await run({ limitUploadMBps: 4 });
+    console.log(`snapshot upload: ${(up.r.bytes_added / up.s / MB).toFixed(2)} MB/s measured, 4 MB/s configured`);
+    expect(up.s).toBeGreaterThanOrEqual((up.r.bytes_added - 400_000) / (4 * MB) - 0.02);
+    expect(up.stats.upload_wait_s).toBeGreaterThan(0);
+  });
+});
+
+let storeN = 0;
+async function freshStore(base: string): Promise<LocalStore> {
+  const dir = path.join(base, 'repo', `r${storeN++}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return new LocalStore(dir);
+}
