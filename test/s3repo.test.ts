@@ -223,11 +223,12 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(blocked.stderr).toMatch(/locked.*prune.*other-host/);
     await store.delete('locks/live1');
     await store.put('locks/stale1', lock('stale1', new Date(Date.now() - 3 * 3600_000)));
+    await store.put('locks/garbage', Buffer.from('{}')); // not a lock any process wrote: stale too
     const ok = await cliAsync(['--json', 'snapshot', src], env);
     expect(ok.code, ok.stderr).toBe(0);
     const un = await cliAsync(['--json', 'unlock'], env);
     expect(un.code, un.stderr).toBe(0);
-    expect(un.json).toEqual({ removed: 1, live: [] });
+    expect(un.json).toEqual({ removed: 2, live: [] });
     const left: string[] = [];
     for await (const o of store.list('locks/')) left.push(o.key);
     expect(left).toEqual([]); // the snapshot released its own lock too

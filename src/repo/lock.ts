@@ -86,14 +86,17 @@ export function isStale(l: LockInfo, staleAfterMs = LOCK_STALE_MS): boolean {
       if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
     }
   }
-  return Date.now() - Date.parse(l.refreshed) > staleAfterMs;
+  // An object without a readable refresh time is no lock any live process wrote: stale.
+  const refreshed = Date.parse(l.refreshed);
+  return Number.isNaN(refreshed) || Date.now() - refreshed > staleAfterMs;
 }
 
 export async function listLocks(store: ObjectStore): Promise<LockInfo[]> {
   const out: LockInfo[] = [];
   for await (const o of store.list('locks/')) {
     try {
-      out.push(JSON.parse((await store.get(o.key)).toString('utf8')) as LockInfo);
+      // The id is the key's: what `unlock` deletes must be the object that was listed.
+      out.push({ ...(JSON.parse((await store.get(o.key)).toString('utf8')) as LockInfo), id: o.key.slice('locks/'.length) });
     } catch {
       // Vanished between list and get (released), or unreadable: ignore.
     }

@@ -273,7 +273,8 @@ export class S3Store implements ObjectStore {
   /**
    * Whether `If-None-Match: *` on PUT is honoured. AWS S3 (since 2024), MinIO and recent Ceph
    * do; s3rver and older servers ignore the header and overwrite. In 'auto' mode this is found
-   * out once per process by writing a probe object twice (3 small requests).
+   * out once per process by writing a probe object `tmp/conditional-write-probe-*` twice and
+   * deleting it (3 small requests).
    */
   async supportsConditionalWrites(): Promise<boolean> {
     if (this.conditional !== null) return this.conditional;
@@ -282,7 +283,8 @@ export class S3Store implements ObjectStore {
   }
 
   private async probeConditionalWrites(): Promise<boolean> {
-    const key = this.k(`locks/probe-${randomBytes(8).toString('hex')}`);
+    // Not under locks/: lock readers would take the probe for a lock while it exists.
+    const key = this.k(`tmp/conditional-write-probe-${randomBytes(8).toString('hex')}`);
     const body = Buffer.from('{}');
     const put = () => this.request(`PUT ${key}`, () => {
       this.stats.put++;
