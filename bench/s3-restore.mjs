@@ -5,7 +5,10 @@
 // so the catalog rebuild from the bucket is part of it and reported separately) and for a
 // single-file restore. Numbers are reported, never asserted.
 //
-//   npm run build && node bench/s3-restore.mjs [--files 20000] [--seed 1] [--dir /dev/shm/snapfill-s3-bench] [--keep]
+//   npm run build && node bench/s3-restore.mjs [--files 20000] [--seed 1] [--dir /dev/shm/snapfill-s3-bench] [--keep] [--no-local]
+//
+// Unless --no-local, the same tree is also restored from a local repository in the same run, and
+// the ratio is reported (the disk and the machine are noisy: compare within one run only).
 //
 // Target (issue 5): fewer than 0.05 GET requests per file for a full restore.
 import * as fs from 'node:fs';
@@ -40,14 +43,15 @@ function freezeBuild() {
 
 function args() {
   const a = process.argv.slice(2);
-  const o = { files: PROFILES.quick, seed: 1, dir: '/dev/shm/snapfill-s3-bench', keep: false };
+  const o = { files: PROFILES.quick, seed: 1, dir: '/dev/shm/snapfill-s3-bench', keep: false, noLocal: false };
   for (let i = 0; i < a.length; i++) {
     if (a[i] === '--files') o.files = Number(a[++i]);
     else if (a[i] === '--profile') o.files = PROFILES[a[++i]];
     else if (a[i] === '--seed') o.seed = Number(a[++i]);
     else if (a[i] === '--dir') o.dir = a[++i];
     else if (a[i] === '--keep') o.keep = true;
-    else { console.log('usage: node bench/s3-restore.mjs [--files N | --profile quick|default] [--seed N] [--dir DIR] [--keep]'); process.exit(a[i] === '--help' ? 0 : 2); }
+    else if (a[i] === '--no-local') o.noLocal = true;
+    else { console.log('usage: node bench/s3-restore.mjs [--files N | --profile quick|default] [--seed N] [--dir DIR] [--keep] [--no-local]'); process.exit(a[i] === '--help' ? 0 : 2); }
   }
   return o;
 }
@@ -173,6 +177,19 @@ async function main() {
       mb_downloaded: c.bytes_down / 1e6, errors: rest.json?.errors?.length ?? null, first_errors: rest.json?.errors?.slice(0, 3),
     };
 
+    // The same restore from a local repository, same run: separates S3 cost from restore cost.
+    if (!o.noLocal) {
+      const local = { SNAPFILL_REPO: path.join(o.dir, 'local-repo'), SNAPFILL_CACHE: path.join(o.dir, 'cache-local') };
+      await run(['init'], local);
+      process.stderr.write('local repository: snapshot + full restore for comparison...\n');
+      await run(['--json', '-q', 'snapshot', src], local);
+      const lt = path.join(o.dir, 'target-local');
+      const lr = await run(['--json', '-q', 'restore', 'latest', '--target', lt], local);
+      result.local_restore = { seconds: lr.seconds, files_per_s: (lr.json?.files_restored ?? files) / lr.seconds, errors: lr.json?.errors?.length ?? null };
+      result.s3_over_local = rest.seconds / lr.seconds;
+      fs.rmSync(lt, { recursive: true, force: true });
+    }
+
     // One file back: ranged reads only, not whole packs.
     const one = (await run(['--json', '-q', 'ls', '-R', 'latest'], fresh)).json?.entries?.find((e) => e.type === 'file' && e.size > 1000);
     if (one) {
@@ -188,7 +205,8 @@ async function main() {
   console.log(JSON.stringify(result, null, 2));
   const fr = result.full_restore;
   process.stderr.write(`\nfull restore from S3: ${fr.files_restored} files in ${fr.seconds.toFixed(1)} s = ${fr.files_per_s.toFixed(0)} files/s, ${fr.mb_per_s.toFixed(1)} MB/s, ` +
-    `${fr.requests.get} GETs (${fr.get_per_file.toFixed(4)} per file; target < 0.05)\n`);
+    `${fr.requests.get} GETs (${fr.get_per_file.toFixed(4)} per file; target < 0.05)` +
+    (result.local_restore ? `; local repository: ${result.local_restore.seconds.toFixed(1)} s (S3/local = ${result.s3_over_local.toFixed(2)})` : '') + '\n');
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
