@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS versions(
 CREATE INDEX IF NOT EXISTS versions_path ON versions(path, lineage, from_seq);
 DROP INDEX IF EXISTS versions_open;
 CREATE INDEX IF NOT EXISTS versions_from ON versions(lineage, from_seq);
+CREATE TABLE IF NOT EXISTS dirstate(tree BLOB PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_close(seq INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY(seq, version)) WITHOUT ROWID;
 `;
 const SCHEMA_VERSION = '1';
@@ -380,13 +381,43 @@ export class Catalog {
     return r ? rowToVersion(r) : undefined;
   }
 
-  insertVersion(pathId: number, lineage: number, seq: number, e: Entry): void {
+  insertVersion(pathId: number, lineage: number, seq: number, e: Entry): number {
     this.wrote();
-    this.st(`INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
+    return Number(this.st(`INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
       ino, dev, nlink, rdev, target, fp, content, tree, flags) VALUES(?,?,?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
       pathId, lineage, seq, ENTRY_TYPES.indexOf(e.type), e.mode, e.uid, e.gid, e.user, e.group, e.size, e.mtime, e.ctime,
       BigInt.asIntN(64, e.ino), BigInt.asIntN(64, e.dev), e.nlink, e.rdev, e.target === null ? null : toBlob(e.target),
-      e.fp === null ? null : Buffer.from(e.fp, 'hex'), contentToBlob(e.content), e.tree === null ? null : Buffer.from(e.tree, 'hex'), e.flags);
+      e.fp === null ? null : Buffer.from(e.fp, 'hex'), contentToBlob(e.content), e.tree === null ? null : Buffer.from(e.tree, 'hex'), e.flags).lastInsertRowid);
+  }
+
+  /**
+   * The digest of the stat fields of a tree's entries, as the snapshot walk computes it from
+   * lstat. Every field it covers is recorded in the tree, so it is a function of the tree id and
+   * never goes stale; a snapshot that finds a directory with the same digest (and unchanged
+   * subdirectories) reuses the parent's tree without reading catalog rows.
+   */
+  treeDigest(treeId: string): string | undefined {
+    const r = this.st(`SELECT digest FROM dirstate WHERE tree=?`).get(Buffer.from(treeId, 'hex')) as { digest: Buffer } | undefined;
+    return r?.digest.toString('hex');
+  }
+
+  setTreeDigest(treeId: string, digest: string): void {
+    this.wrote();
+    this.st(`INSERT OR REPLACE INTO dirstate VALUES(?, ?)`).run(Buffer.from(treeId, 'hex'), Buffer.from(digest, 'hex'));
+  }
+
+  /** Just what the snapshot walk needs of a directory's open row: cheaper than a full row. */
+  openDirState(p: RawPath, lineage: number, beforeSeq: number): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
+    const r = this.st(`SELECT v.id AS vid, v.path AS pid, v.type, v.tree FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.path=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).get(toBlob(p), lineage, beforeSeq) as any;
+    return r ? { versionId: r.vid, pathId: r.pid, type: ENTRY_TYPES[r.type], tree: r.tree ? (r.tree as Buffer).toString('hex') : null } : undefined;
+  }
+
+  /** The open row of a path in a lineage (the parent snapshot's state of it). */
+  openVersionByPath(p: RawPath, lineage: number, beforeSeq: number): VersionRow | undefined {
+    const r = this.st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.path=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).get(toBlob(p), lineage, beforeSeq);
+    return r ? rowToVersion(r) : undefined;
   }
 
   /** Marks a parent row as superseded; it is closed when the pending snapshot commits. */
@@ -521,7 +552,7 @@ export class Catalog {
 
   clearAll(): void {
     this.atomic(() => {
-      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM packs;`);
+      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM packs; DELETE FROM dirstate;`);
     });
   }
 

@@ -57,6 +57,24 @@ export interface SnapshotResult {
   errors: PathError[];
 }
 
+interface Child {
+  name: RawPath;
+  p: RawPath;
+  st: fs.BigIntStats;
+  isSource: boolean;
+  childFully: boolean;
+}
+
+type DirState = { versionId: number; pathId: number; type: EntryType; tree: string | null };
+
+interface DirResult {
+  tree: BlobId;
+  /** Same tree as in the parent snapshot. */
+  same: boolean;
+  digest: string | null;
+  crossing?: boolean;
+}
+
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const READ_RETRIES = 3;
 
@@ -98,6 +116,7 @@ export class Snapshotter {
   private excluded: (p: RawPath) => boolean = () => false;
   private lastProgress = 0;
   private chunkBuf: Buffer;
+  private digestBuf = Buffer.allocUnsafe(64 * 1024);
 
   constructor(private readonly repo: Repository, private readonly catalog: Catalog, private readonly opts: SnapshotOptions) {
     this.chunkBuf = Buffer.allocUnsafe(repo.config.chunk_size);
@@ -117,8 +136,8 @@ export class Snapshotter {
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
     this.sink = new BlobSink(this.repo, this.catalog, { packSize: this.repo.config.pack_size, onUpload: this.opts.onUpload });
     try {
-      const rootId = this.catalog.ensurePath('/');
-      const tree = await this.walkDir('/', rootId, false, null);
+      this.catalog.ensurePath('/');
+      const { tree } = await this.walkDir('/', false, null, undefined);
       await this.sink.finish();
       this.catalog.flush();
       const result: Omit<SnapshotResult, 'snapshot_id' | 'duration_s'> = {
@@ -203,18 +222,30 @@ export class Snapshotter {
     };
   }
 
-  /** Snapshots one directory's selected children; returns the id of its tree blob. */
-  private async walkDir(dir: RawPath, dirPathId: number, fully: boolean, fsDev: bigint | null): Promise<BlobId> {
+  /**
+   * Snapshots one directory's selected children and returns its tree id. `prev` is this
+   * directory's row in the parent snapshot (undefined: none; null: not looked up yet).
+   *
+   * Fast path: the children's stat fields are digested; when the digest equals the one recorded
+   * for the parent snapshot's tree and every subdirectory came back unchanged, that tree is
+   * reused whole, without reading catalog rows or building a tree. Subdirectories are walked
+   * before the files of a directory, in name order, in both paths (this fixes which name of a
+   * hardlinked inode is "first").
+   */
+  private async walkDir(dir: RawPath, fully: boolean, fsDev: bigint | null, prev: DirState | null | undefined): Promise<DirResult> {
+    if (prev === null) prev = dir === '/' ? undefined : this.catalog.openDirState(dir, this.lineage, this.seq);
     let names: RawPath[];
+    let unreadable = false;
     try {
       names = (fs.readdirSync(toFs(dir), { encoding: 'buffer' }) as Buffer[]).map(fromFs);
     } catch (e) {
       this.error(dir, e);
       names = [];
+      unreadable = true;
     }
     names.sort();
-    const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
-    const entries: Entry[] = [];
+    const children: Child[] = [];
+    let dpos = 0;
     for (const name of names) {
       const p = join(dir, name);
       const isSource = this.sources.has(p);
@@ -225,51 +256,86 @@ export class Snapshotter {
         st = fs.lstatSync(toFs(p), { bigint: true, throwIfNoEntry: false });
       } catch (e) {
         this.error(p, e);
+        unreadable = true;
         continue;
       }
       if (!st) {
         this.errors.push({ path: display(p), message: 'vanished during the walk' });
         continue;
       }
-      const prev = prevChildren.get(name);
+      if (!fully && !isSource && !st.isDirectory()) continue; // an ancestor path that is not a directory
+      children.push({ name, p, st, isSource, childFully: fully || isSource });
+      dpos = this.digestChild(dpos, name, st);
+    }
+    const digest = unreadable ? null : fpHex(this.hash.h64Raw(this.digestBuf.subarray(0, dpos)));
+
+    // Subdirectories first.
+    const dirResults = new Map<RawPath, DirResult>();
+    let allSame = true;
+    for (const c of children) {
+      if (!c.st.isDirectory()) continue;
+      this.stats.dirs++;
+      const crossing = c.childFully && this.opts.oneFileSystem && fsDev !== null && c.st.dev !== fsDev;
+      let r: DirResult;
+      if (!c.childFully) r = await this.walkDir(c.p, false, null, null);
+      else if (crossing) {
+        r = { tree: await this.emptyTree(), same: false, digest: null, crossing: true };
+      } else r = await this.walkDir(c.p, true, c.isSource ? c.st.dev : fsDev, null);
+      dirResults.set(c.name, r);
+      if (!r.same) allSame = false;
+    }
+
+    if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
+      for (const c of children) {
+        if (c.st.isFile()) {
+          this.stats.files++;
+          this.stats.unchanged++;
+          this.stats.bytesTotal += Number(c.st.size);
+          if (c.st.nlink > 1n) this.noteHardlinkUnchanged(c.p, c.st);
+        } else if (!c.st.isDirectory()) this.stats.other++;
+      }
+      this.progress(dir);
+      return { tree: prev.tree, same: true, digest };
+    }
+
+    const dirPathId = prev?.pathId ?? this.catalog.ensurePath(dir);
+    const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
+    const entries: Entry[] = [];
+    let digestable = digest !== null;
+    // Files after subdirectories (see above), each group in name order; the tree is sorted at the end.
+    const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
+    for (const c of ordered) {
+      const { name, p, st } = c;
+      const prevRow = prevChildren.get(name);
       prevChildren.delete(name);
-      const pathId = prev?.pathId ?? this.catalog.childPathId(dirPathId, dir, name);
+      const pathId = prevRow?.pathId ?? this.catalog.childPathId(dirPathId, dir, name);
       const e = this.entryFromStat(name, st);
-      const childFully = fully || isSource;
+      let sub: DirResult | undefined;
       if (e.type === 'dir') {
-        this.stats.dirs++;
-        const crossing = this.opts.oneFileSystem && fsDev !== null && st.dev !== fsDev;
-        if (!childFully) {
-          e.tree = await this.walkDir(p, pathId, false, null);
-        } else if (crossing) {
-          e.tree = await this.emptyTree();
-          this.catalog.closeSubtree(this.seq, this.lineage, p);
-        } else {
-          e.tree = await this.walkDir(p, pathId, true, isSource ? st.dev : fsDev);
-        }
-      } else if (!childFully) {
-        continue; // an ancestor path that is not a directory: nothing to walk
+        sub = dirResults.get(name)!;
+        e.tree = sub.tree;
+        if (sub.crossing) this.catalog.closeSubtree(this.seq, this.lineage, p);
       } else if (e.type === 'file') {
         this.stats.files++;
         this.stats.bytesTotal += e.size;
-        await this.recordFile(p, e, st, prev);
+        await this.recordFile(p, e, st, prevRow);
+        if (e.content === null || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
       } else if (e.type === 'symlink') {
         this.stats.other++;
         try {
           e.target = fromFs(fs.readlinkSync(toFs(p), { encoding: 'buffer' }));
         } catch (err) {
           this.error(p, err);
+          digestable = false;
           continue;
         }
       } else {
         this.stats.other++;
       }
-      if (prev && sameEntry(prev, e)) {
-        // Same state as the parent snapshot: its catalog row stays open and is shared.
-      } else {
-        if (prev) {
-          this.catalog.closeVersion(this.seq, prev.versionId);
-          if (prev.type === 'dir' && e.type !== 'dir') this.catalog.closeSubtree(this.seq, this.lineage, p);
+      if (!(prevRow && sameEntry(prevRow, e))) {
+        if (prevRow) {
+          this.catalog.closeVersion(this.seq, prevRow.versionId);
+          if (prevRow.type === 'dir' && e.type !== 'dir') this.catalog.closeSubtree(this.seq, this.lineage, p);
         }
         this.catalog.insertVersion(pathId, this.lineage, this.seq, e);
       }
@@ -277,14 +343,43 @@ export class Snapshotter {
       this.progress(p);
     }
     // Entries of the parent snapshot that are gone now.
-    for (const [name, prev] of prevChildren) {
-      this.catalog.closeVersion(this.seq, prev.versionId);
-      if (prev.type === 'dir') this.catalog.closeSubtree(this.seq, this.lineage, join(dir, name));
+    for (const [name, gone] of prevChildren) {
+      this.catalog.closeVersion(this.seq, gone.versionId);
+      if (gone.type === 'dir') this.catalog.closeSubtree(this.seq, this.lineage, join(dir, name));
     }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const bytes = encodeTree(entries);
     const id = blobIdOf(bytes);
     await this.sink.add('tree', id, bytes);
-    return id;
+    if (digestable && digest !== null) this.catalog.setTreeDigest(id, digest);
+    return { tree: id, same: prev !== undefined && prev.tree === id, digest };
+  }
+
+  /** Appends one child's name and stat fields to the digest buffer (binary: cheaper than text). */
+  private digestChild(pos: number, name: RawPath, st: fs.BigIntStats): number {
+    const need = pos + name.length + 1 + 10 * 8;
+    if (need > this.digestBuf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.digestBuf.length * 2));
+      this.digestBuf.copy(bigger, 0, 0, pos);
+      this.digestBuf = bigger;
+    }
+    const b = this.digestBuf;
+    pos += b.write(name, pos, 'latin1');
+    b[pos++] = 0;
+    for (const v of [st.mode, st.uid, st.gid, st.isFile() ? st.size : 0n, st.mtimeNs, st.ctimeNs, st.ino, st.dev, st.nlink, st.rdev]) {
+      b.writeBigUInt64LE(BigInt.asUintN(64, v), pos);
+      pos += 8;
+    }
+    return pos;
+  }
+
+  /** A hardlinked file in a directory reused whole: its inode is still "seen" for later names. */
+  private noteHardlinkUnchanged(p: RawPath, st: fs.BigIntStats): void {
+    const key = `${st.dev}:${st.ino}`;
+    if (this.hardlinks.has(key)) return;
+    const row = this.catalog.openVersionByPath(p, this.lineage, this.seq);
+    if (row && row.type === 'file') this.hardlinks.set(key, { path: p, fp: row.fp, content: row.content });
+    else if (row && row.type === 'hardlink' && row.target) this.hardlinks.set(key, { path: row.target, fp: row.fp, content: row.content });
   }
 
   private async emptyTree(): Promise<BlobId> {
