@@ -119,6 +119,26 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
     await st.close();
   });
 
+  it('a multipart upload whose completion answer is lost (applied, connection cut) is recognised as done', async () => {
+    const st = store(proxy.url, 's3://unit-bucket/mp-lost', { SNAPFILL_S3_MULTIPART_THRESHOLD: String(6 * 1024 * 1024), SNAPFILL_S3_PART_SIZE: String(5 * 1024 * 1024) });
+    let cut = false;
+    proxy.faults = { drop: 1, only: (r) => r.method === 'POST' && /uploadId=/.test(r.query) && !cut && (cut = true) };
+    proxy.resetCounts();
+    const data = randomBytes(7 * 1024 * 1024);
+    try {
+      await st.put('data/aa/lost', data);
+    } finally {
+      proxy.faults = {};
+    }
+    expect(cut).toBe(true);
+    // the retry first looks for the object, finds it complete, and does not complete again
+    const completes = proxy.log.findIndex((r) => r.method === 'POST' && /uploadId=/.test(r.query));
+    expect(proxy.log.filter((r) => r.method === 'POST' && /uploadId=/.test(r.query)).length).toBe(1);
+    expect(proxy.log.slice(completes + 1).some((r) => r.method === 'HEAD' && r.key.endsWith('data/aa/lost'))).toBe(true);
+    expect((await st.get('data/aa/lost')).equals(data)).toBe(true);
+    await st.close();
+  });
+
   it('sends no SDK checksum headers by default (third-party servers reject them), only Content-MD5', async () => {
     const st = store(proxy.url, 's3://unit-bucket/cks');
     proxy.resetCounts();

@@ -37,6 +37,13 @@ export interface S3Stats {
   bytesUp: number;
 }
 
+/** A conditional PUT answered 412; which attempt got that answer decides what it means. */
+class PreconditionFailed extends Error {
+  constructor(readonly attempt: number) {
+    super('precondition failed');
+  }
+}
+
 type ErrorLike = Error & { name: string; $metadata?: { httpStatusCode?: number }; Code?: string };
 
 function status(e: unknown): number | undefined {
@@ -197,23 +204,27 @@ export class S3Store implements ObjectStore {
 
   private async putSingle(key: string, fullKey: string, data: Buffer, conditional: boolean): Promise<void> {
     const md5 = md5b64(data);
-    await this.request(`PUT ${fullKey}`, async (attempt) => {
-      this.stats.put++;
-      try {
-        await this.client.send(new PutObjectCommand({
-          Bucket: this.settings.bucket, Key: fullKey, Body: data, ContentLength: data.length, ContentMD5: md5,
-          ContentType: 'application/octet-stream', ...(conditional ? { IfNoneMatch: '*' } : {}), ...this.retention(key),
-        }));
-        this.stats.bytesUp += data.length;
-      } catch (e) {
-        if (conditional && status(e) === 412) {
-          // On a retry, "already exists" may be our own first attempt whose answer was lost.
-          if (attempt > 1 && (await this.sameContent(key, data))) return;
-          throw new ObjectExistsError(key);
+    try {
+      await this.request(`PUT ${fullKey}`, async (attempt) => {
+        this.stats.put++;
+        try {
+          await this.client.send(new PutObjectCommand({
+            Bucket: this.settings.bucket, Key: fullKey, Body: data, ContentLength: data.length, ContentMD5: md5,
+            ContentType: 'application/octet-stream', ...(conditional ? { IfNoneMatch: '*' } : {}), ...this.retention(key),
+          }));
+          this.stats.bytesUp += data.length;
+        } catch (e) {
+          if (conditional && status(e) === 412) throw new PreconditionFailed(attempt);
+          throw e;
         }
-        throw e;
-      }
-    });
+      });
+    } catch (e) {
+      if (!(e instanceof PreconditionFailed)) throw e;
+      // On a retry, "already exists" may be our own first attempt whose answer was lost.
+      // (Checked here, outside the attempt: a request inside one could wait for its own slot.)
+      if (e.attempt > 1 && (await this.sameContent(key, data))) return;
+      throw new ObjectExistsError(key);
+    }
   }
 
   private async putMultipart(key: string, fullKey: string, data: Buffer, conditional: boolean): Promise<void> {
@@ -240,17 +251,16 @@ export class S3Store implements ObjectStore {
         });
       }));
       await this.request(`CompleteMultipartUpload ${fullKey}`, async (attempt) => {
+        // An earlier attempt may have been applied with its answer lost: servers then answer a
+        // repeated complete with NoSuchUpload (AWS) or even a 500 (s3rver). If the object is in
+        // place with the right size, it is ours (multipart is used for content-addressed packs).
+        if (attempt > 1 && (await this.quickSize(fullKey)) === data.length) return;
         this.stats.multipart++;
         try {
           await this.client.send(new CompleteMultipartUploadCommand({
             Bucket: bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...(conditional ? { IfNoneMatch: '*' } : {}),
           }));
         } catch (e) {
-          // A retried complete whose first answer was lost finds the upload gone but the object in place.
-          if (attempt > 1 && ((e as ErrorLike).name === 'NoSuchUpload' || status(e) === 404)) {
-            const h = await this.head(key);
-            if (h && h.size === data.length) return;
-          }
           if (conditional && status(e) === 412) throw new ObjectExistsError(key);
           throw e;
         }
@@ -259,6 +269,17 @@ export class S3Store implements ObjectStore {
       // Best effort: an abandoned upload only costs storage until the bucket's lifecycle rule removes it.
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: fullKey, UploadId: uploadId })).catch(() => {});
       throw e;
+    }
+  }
+
+  /** One HEAD without retries or a concurrency slot (called from inside an attempt): size, or null. */
+  private async quickSize(fullKey: string): Promise<number | null> {
+    try {
+      this.stats.head++;
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: fullKey }));
+      return h.ContentLength ?? null;
+    } catch {
+      return null;
     }
   }
 
