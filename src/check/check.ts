@@ -5,6 +5,9 @@ import type { PackIndex } from '../pack/format.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { decodeTree, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
+import type { Session } from '../session.js';
+import { syncCatalog } from '../index/sync.js';
+import { LockBusyError } from '../util/pidlock.js';
 
 /**
  * Repository integrity check.
@@ -106,6 +109,28 @@ export function inSubset(packId: string, subset: PackSubset, day: number): boole
   const start = (day * width) % 1;
   const rel = (pos - start + 1) % 1;
   return rel < width;
+}
+
+/**
+ * `snapfill check` on an open session (opened without sync): under a shared repository lock,
+ * brings the catalog up to date when it can, then checks. A damaged snapshot that stops the
+ * catalog sync does not stop the check: the repository is then checked alone.
+ */
+export async function checkSession(s: Session, opts: CheckOptions = {}): Promise<CheckResult> {
+  const log = opts.onProgress;
+  return s.withRepoLock('check', false, async () => {
+    let synced = true;
+    try {
+      s.lockCatalog('check');
+      await syncCatalog(s.repo, s.catalog, log);
+    } catch (e) {
+      synced = false;
+      log?.(`note: catalog not synced (${e instanceof LockBusyError ? 'busy' : (e as Error).message}); checking the repository alone`);
+    } finally {
+      s.unlockCatalog();
+    }
+    return checkRepository(s.repo, synced ? s.catalog : null, opts);
+  });
 }
 
 export async function checkRepository(repo: Repository, catalog: Catalog | null, opts: CheckOptions = {}): Promise<CheckResult> {

@@ -2,9 +2,7 @@ import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { EXIT, humanBytes, info, printJson } from './output.js';
 import { openSession } from '../session.js';
-import { syncCatalog } from '../index/sync.js';
-import { checkRepository, parseSubset } from '../check/check.js';
-import { LockBusyError } from '../util/pidlock.js';
+import { checkSession, parseSubset } from '../check/check.js';
 
 const SHOW = 20;
 
@@ -26,19 +24,7 @@ Exit codes: 0 no problems, 1 damage found or the check could not run, 4 locked b
       // No automatic sync: a damaged snapshot must not stop the check from reporting it.
       const s = await openSession({ ...storeOpts(g), noSync: true, onProgress: log });
       try {
-        const result = await s.withRepoLock('check', false, async () => {
-          let synced = true;
-          try {
-            s.lockCatalog('check');
-            await syncCatalog(s.repo, s.catalog, log);
-          } catch (e) {
-            synced = false;
-            log?.(`note: catalog not synced (${e instanceof LockBusyError ? 'busy' : (e as Error).message}); checking the repository alone`);
-          } finally {
-            s.unlockCatalog();
-          }
-          return checkRepository(s.repo, synced ? s.catalog : null, { readData: opts.readData, subset, onProgress: log });
-        });
+        const result = await checkSession(s, { readData: opts.readData, subset, onProgress: log });
         if (g.json) {
           printJson(result);
         } else {
