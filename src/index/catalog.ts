@@ -79,6 +79,31 @@ export interface DirStatRow {
   target: RawPath | null;
 }
 
+/** An entry as a restore needs it: no BigInts, the first blob's location joined in. */
+export interface LightEntry {
+  path: RawPath;
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  user: string;
+  group: string;
+  size: number;
+  mtimeNs: string;
+  target: RawPath | null;
+  fp: string | null;
+  content: BlobId[] | null;
+  rdev: number;
+  loc: BlobLocationRow | null;
+}
+
+export function lightFromVersion(v: VersionRow, loc: BlobLocationRow | null): LightEntry {
+  return {
+    path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, user: v.user, group: v.group, size: v.size,
+    mtimeNs: v.mtime.toString(), target: v.target, fp: v.fp, content: v.content, rdev: v.rdev, loc,
+  };
+}
+
 export interface BlobLocationRow {
   pack: string;
   offset: number;
@@ -499,6 +524,36 @@ export class Catalog {
       WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq })) {
       const v = rowToVersion(r);
       yield Object.assign(v, { loc: r.lpack ? { pack: r.lpack as string, offset: Number(r.loff), length: Number(r.llen) } : null });
+    }
+  }
+
+  /**
+   * The restore walk: like walkWithLocations() but in raw row mode and without BigInt
+   * conversions (the mtime stays a decimal string), since a restore touches every row once.
+   */
+  *walkForRestore(snap: SnapshotRow, root: RawPath = '/'): Iterable<LightEntry> {
+    if (root !== '/') {
+      const top = this.entry(snap, root);
+      if (top) yield lightFromVersion(top, top.content?.length ? this.blobLocation(top.content[0]) ?? null : null);
+    }
+    const [lo, hi] = subtreeRange(root);
+    this.flush();
+    const conn = new Database(this.file, { readonly: true });
+    try {
+      const stmt = conn.prepare(`SELECT p.path, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size, CAST(v.mtime AS TEXT),
+        v.target, v.fp, v.content, v.rdev, k.hash, b.offset, b.length
+        FROM paths p CROSS JOIN versions v ON v.path=p.id
+        LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack
+        WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`).raw(true);
+      for (const r of stmt.iterate({ lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq }) as Iterable<any[]>) {
+        yield {
+          path: fromBlob(r[0]), type: ENTRY_TYPES[r[1]], mode: r[2], uid: r[3], gid: r[4], user: r[5], group: r[6], size: r[7],
+          mtimeNs: r[8], target: r[9] ? fromBlob(r[9]) : null, fp: r[10] ? (r[10] as Buffer).toString('hex') : null,
+          content: contentFromBlob(r[11]), rdev: r[12], loc: r[13] ? { pack: r[13], offset: r[14], length: r[15] } : null,
+        };
+      }
+    } finally {
+      conn.close();
     }
   }
 

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Session } from '../session.js';
-import type { BlobLocationRow, SnapshotRow, VersionRow } from '../index/catalog.js';
+import { lightFromVersion, type BlobLocationRow, type LightEntry, type SnapshotRow, type VersionRow } from '../index/catalog.js';
 import { makeMatcher } from '../snapshot/exclude.js';
 import { IdNames } from '../util/ids.js';
 import { components, display, fromUser, isSafeName, isUnder, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
@@ -208,7 +208,7 @@ class Restorer {
     return p.slice(1);
   }
 
-  private wire(v: VersionRow, anc = false): WireEntry {
+  private wire(v: LightEntry, anc = false): WireEntry {
     let uid = v.uid;
     let gid = v.gid;
     if (this.o.ownerByName) {
@@ -216,7 +216,7 @@ class Restorer {
       gid = this.ids.gidOf(v.group) ?? gid;
     }
     return {
-      rel: this.relOf(v.path), t: v.type, m: v.mode, u: uid, g: gid, s: v.size, mt: v.mtime.toString(), fp: v.fp,
+      rel: this.relOf(v.path), t: v.type, m: v.mode, u: uid, g: gid, s: v.size, mt: v.mtimeNs, fp: v.fp,
       tg: v.target, rd: v.rdev, content: v.content !== null, ...(anc ? { anc: true } : {}),
     };
   }
@@ -249,7 +249,7 @@ class Restorer {
 
   private async classifyAll(roots: RawPath[]): Promise<void> {
     const inflight: Promise<void>[] = [];
-    let batch: { v: VersionRow; w: WireEntry; loc?: BlobLocationRow | null }[] = [];
+    let batch: { v: LightEntry; w: WireEntry; loc?: BlobLocationRow | null }[] = [];
     const flush = async () => {
       if (!batch.length) return;
       const items = batch;
@@ -264,7 +264,7 @@ class Restorer {
       inflight.push(p);
       if (inflight.length > this.pool.size * 4) await Promise.all(inflight.splice(0, inflight.length - this.pool.size * 2));
     };
-    const add = async (v: VersionRow, anc = false, loc?: BlobLocationRow | null) => {
+    const add = async (v: LightEntry, anc = false, loc?: BlobLocationRow | null) => {
       batch.push({ v, w: this.wire(v, anc), loc });
       this.progress.entries++;
       if (batch.length >= BATCH) await flush();
@@ -275,10 +275,10 @@ class Restorer {
       for (const c of components(root).slice(0, -1)) {
         anc += '/' + c;
         const v = this.s.catalog.entry(this.snap, anc);
-        if (v && v.type === 'dir') await add(v, true);
+        if (v && v.type === 'dir') await add(lightFromVersion(v, null), true);
       }
       let skipBelow: RawPath | null = null;
-      for (const v of this.s.catalog.walkWithLocations(this.snap, root)) {
+      for (const v of this.s.catalog.walkForRestore(this.snap, root)) {
         if (skipBelow !== null && isUnder(v.path, skipBelow)) continue;
         skipBelow = null;
         if (!this.safePath(v.path) || (v.type === 'hardlink' && (v.target === null || !this.safePath(v.target)))) {
@@ -301,7 +301,7 @@ class Restorer {
   }
 
   /** Chunk locations for the direct strategy; null when a chunk is not in the index. */
-  private chunksOf(v: VersionRow, first: BlobLocationRow | null | undefined): ChunkRef[] | null {
+  private chunksOf(v: LightEntry, first: BlobLocationRow | null | undefined): ChunkRef[] | null {
     if (!v.content || (v.type !== 'file' && v.type !== 'hardlink')) return null;
     const out: ChunkRef[] = [];
     for (let i = 0; i < v.content.length; i++) {
@@ -312,7 +312,7 @@ class Restorer {
     return out;
   }
 
-  private onClassified(v: VersionRow, w: WireEntry, r: ClassifyResult): void {
+  private onClassified(v: LightEntry, w: WireEntry, r: ClassifyResult): void {
     const bytes = v.type === 'file' || v.type === 'hardlink' ? v.size : 0;
     const action = (a: string, reason?: string) => {
       this.res.actions?.push({ path: display(v.path), action: a, ...(bytes && a.startsWith('restore') ? { bytes } : {}), ...(reason ? { reason } : {}) });
@@ -658,7 +658,7 @@ class Restorer {
       if (!e) {
         const v = this.s.catalog.entry(this.snap, '/' + d.rel);
         if (!v || v.type !== 'dir') continue;
-        e = this.wire(v);
+        e = this.wire(lightFromVersion(v, null));
       }
       batch.push(e);
       if (batch.length >= BATCH) send();
