@@ -109,16 +109,24 @@ async function mountBench(o, env, src, results) {
   try {
     const dir = path.join(mnt, 'latest', src, 'big', 'files');
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024;
+    // CPU seconds the mount process spent: steadier than wall time on a shared, loaded machine.
+    const cpu = () => { const f = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
     const rssBefore = rss();
     const plain = [];
     const long = [];
+    const plainCpu = [];
+    const longCpu = [];
     // First runs are cold (nothing cached in the mount process or the kernel); later ones warm.
     for (let i = 0; i < o.runs; i++) {
+      let c0 = cpu();
       const a = timed('ls', ['-f', dir]);
       plain.push(a.s);
+      plainCpu.push(cpu() - c0);
       const entries = a.stdout.split('\n').filter((x) => x && x !== '.' && x !== '..').length;
       if (entries !== o.bigdir) throw new Error(`ls listed ${entries} entries, expected ${o.bigdir}`);
+      c0 = cpu();
       long.push(timed('ls', ['-l', '--color=never', dir]).s);
+      longCpu.push(cpu() - c0);
     }
     // Another snapshot's copy of the same directory: cold for the mount's attribute cache.
     const snaps = fs.readdirSync(path.join(mnt, 'snapshots')).sort();
@@ -131,6 +139,8 @@ async function mountBench(o, env, src, results) {
       dir_entries: o.bigdir,
       ls_f_first_s: plain[0], ls_f_median_s: median(plain),
       ls_l_first_s: long[0], ls_l_median_s: median(long), ls_l_other_snapshot_cold_s: coldLong,
+      mount_cpu_s_ls_f_median: median(plainCpu), mount_cpu_s_ls_l_first: longCpu[0], mount_cpu_s_ls_l_median: median(longCpu),
+      load_average: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       find_one_account_s: findAll.s, find_one_account_entries: findAll.stdout.split('\n').length - 1,
       mount_rss_mib_before: Math.round(rssBefore), mount_rss_mib_after: Math.round(rss()),
     };

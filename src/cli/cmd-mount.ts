@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .addHelpText('after', `
 Layout:
   MOUNTPOINT/snapshots/<time>_<id>/<original paths>
-  MOUNTPOINT/latest -> snapshots/<newest>
+  MOUNTPOINT/latest/...                   the newest snapshot
   MOUNTPOINT/accounts/<name>/<time>/      one account's home in every snapshot that has it
 
 The command stays in the foreground; Ctrl-C or SIGTERM unmounts. A mount left behind by a

@@ -6,7 +6,7 @@ import { display, fromUser, join, normalizeAbs, type RawPath } from '../util/raw
  * The browsable view of a repository that `snapfill mount` serves, independent of FUSE:
  *
  *   /snapshots/<time>_<shortid>/<original absolute paths>
- *   /latest -> snapshots/<newest>
+ *   /latest/...                   the newest snapshot (a directory: see resolve())
  *   /accounts/<name>/<time>/...   one account's home (<accounts root>/<name>) in each snapshot
  *
  * Every answer comes from the SQLite catalog with indexed queries (one directory or one path
@@ -41,9 +41,47 @@ export interface NodeAttr {
 /** The fields stat needs, shared by full catalog rows and lean listing rows. */
 type StatFields = Pick<DirStatRow, 'versionId' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'ctimeMs' | 'nlink' | 'rdev' | 'target'>;
 
+/**
+ * Attributes packed as fuse-native's 18 uint32 stat layout: mode, uid, gid, size (lo, hi), dev,
+ * nlink, ino, rdev, blksize, blocks (lo, hi), atime, mtime, ctime (ms, lo and hi each).
+ * A 100k-entry listing is one 7 MB typed array instead of 100k objects for the GC.
+ */
+export const STAT_INTS = 18;
+const TWO32 = 4294967296;
+
+export function packAttr(a: NodeAttr, out: Uint32Array, at: number): void {
+  const dbl = (i: number, n: number) => {
+    const lo = n % TWO32;
+    out[at + i] = lo;
+    out[at + i + 1] = (n - lo) / TWO32;
+  };
+  out[at] = a.mode;
+  out[at + 1] = a.uid;
+  out[at + 2] = a.gid;
+  dbl(3, a.size);
+  out[at + 5] = 0;
+  out[at + 6] = a.nlink;
+  out[at + 7] = a.ino;
+  out[at + 8] = a.rdev;
+  out[at + 9] = 4096;
+  dbl(10, a.blocks);
+  dbl(12, Math.max(0, a.atime));
+  dbl(14, Math.max(0, a.mtime));
+  dbl(16, Math.max(0, a.ctime));
+}
+
+/** A directory listing: names in order, and their packed attributes. */
+export interface Listing {
+  names: string[];
+  stats: Uint32Array;
+  index: Map<string, number> | null;
+}
+
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
 export type ViewNode =
   | { kind: 'dir'; attr: NodeAttr }
-  | { kind: 'symlink'; attr: NodeAttr; target: string }
   | { kind: 'entry'; attr: NodeAttr; snap: SnapshotRow; path: RawPath; version: VersionRow | null };
 
 export class ViewError extends Error {
@@ -73,8 +111,8 @@ interface SnapCache {
 export interface SnapshotTreeOptions {
   /** Where account homes live in the snapshots (default /home). */
   accountsRoot?: string;
-  /** Bound on cached child attributes (filled by directory listings, read by stat). */
-  attrCacheEntries?: number;
+  /** Bound on the entries of cached directory listings (read back by stat). */
+  listingCacheEntries?: number;
   /** How long the snapshot list is trusted before re-reading the catalog (new snapshots appear). */
   snapshotListTtlMs?: number;
 }
@@ -83,15 +121,17 @@ export class SnapshotTree {
   readonly accountsRoot: RawPath;
   private snaps: SnapCache | null = null;
   private readonly virtualIno = new Map<string, number>();
-  private readonly attrCache = new Map<string, NodeAttr>();
-  private readonly attrCacheMax: number;
+  /** Recent directory listings by view path, oldest first; `listed` counts their entries. */
+  private readonly listings = new Map<string, Listing>();
+  private listed = 0;
+  private readonly listedMax: number;
   private readonly ttl: number;
   private readonly accountsBySnap = new Map<string, Set<string>>();
   private readonly mountedAt = Date.now();
 
   constructor(readonly catalog: Catalog, opts: SnapshotTreeOptions = {}) {
     this.accountsRoot = normalizeAbs(fromUser(opts.accountsRoot ?? '/home'));
-    this.attrCacheMax = opts.attrCacheEntries ?? 200_000;
+    this.listedMax = opts.listingCacheEntries ?? 300_000;
     this.ttl = opts.snapshotListTtlMs ?? 2000;
   }
 
@@ -138,10 +178,12 @@ export class SnapshotTree {
     const parts = viewPath.split('/').filter((x) => x !== '');
     if (parts.length === 0) return this.virtualDir('/');
     const [top, a, b, ...rest] = parts;
-    if (top === 'latest' && parts.length === 1) {
+    if (top === 'latest') {
+      // A directory, not a symlink to snapshots/<newest>: the kernel does not cache FUSE
+      // symlinks, so every path through a symlink would cost a readlink round trip.
       const list = this.snapshots().list;
       if (!list.length) throw new ViewError('ENOENT', 'no snapshots');
-      return this.virtualLink('/latest', 'snapshots/' + snapshotLabel(list[list.length - 1]));
+      return this.entryNode(list[list.length - 1], '/', parts.slice(1));
     }
     if (top === 'snapshots') {
       if (a === undefined) return this.virtualDir('/snapshots');
@@ -170,32 +212,73 @@ export class SnapshotTree {
     return { kind: 'entry', snap, path: v.path, version: v, attr: this.entryAttr(snap, v) };
   }
 
-  /** stat of a view path, served from the listing cache when a readdir just produced it. */
+  /** stat of a view path (resolved through the catalog; see stat() for the cached form). */
   attr(viewPath: string): NodeAttr {
-    const hit = this.attrCache.get(viewPath);
-    if (hit) return hit;
     return this.resolve(viewPath).attr;
   }
 
-  /** A directory's names and attributes, in order. Entry directories stream from the catalog. */
-  list(viewPath: string): { names: string[]; attrs: NodeAttr[] } {
+  /**
+   * stat of a view path as a packed STAT_INTS row. A path inside a recently listed directory
+   * is answered from that listing's table (ls -l, cp -a and rsync stat every name they just
+   * listed); anything else goes through the catalog.
+   */
+  stat(viewPath: string): Uint32Array {
+    const cut = viewPath.lastIndexOf('/');
+    const listing = this.listings.get(cut <= 0 ? '/' : viewPath.slice(0, cut));
+    if (listing) {
+      listing.index ??= new Map(listing.names.map((n, i) => [n, i]));
+      const i = listing.index.get(viewPath.slice(cut + 1));
+      if (i !== undefined) return listing.stats.subarray(i * STAT_INTS, (i + 1) * STAT_INTS);
+    }
+    const out = new Uint32Array(STAT_INTS);
+    packAttr(this.resolve(viewPath).attr, out, 0);
+    return out;
+  }
+
+  /**
+   * A directory's names and packed attributes, in name order. Entry directories are one
+   * indexed catalog query; the result is kept (bounded by entry count) for the stats that follow.
+   */
+  list(viewPath: string): Listing {
+    const key = viewPath.length > 1 ? viewPath.replace(/\/+$/, '') : '/';
+    const cached = this.listings.get(key);
+    if (cached) {
+      this.listings.delete(key); // LRU: move to the end
+      this.listings.set(key, cached);
+      return cached;
+    }
     const node = this.resolve(viewPath);
-    if (node.kind === 'symlink') throw new ViewError('ENOTDIR', `${viewPath} is a symlink`);
-    const names: string[] = [];
-    const attrs: NodeAttr[] = [];
-    const base = viewPath === '/' ? '' : viewPath.replace(/\/+$/, '');
-    const add = (name: string, attr: NodeAttr) => {
-      names.push(name);
-      attrs.push(attr);
-      this.cacheAttr(base + '/' + name, attr);
-    };
+    let listing: Listing;
     if (node.kind === 'dir') {
-      for (const name of this.virtualChildren(viewPath)) add(name, this.resolve(base + '/' + name).attr);
-      return { names, attrs };
+      const names = this.virtualChildren(viewPath);
+      const stats = new Uint32Array(names.length * STAT_INTS);
+      names.forEach((name, i) => packAttr(this.resolve((key === '/' ? '' : key) + '/' + name).attr, stats, i * STAT_INTS));
+      // Virtual directories change as snapshots come and go: never cached.
+      return { names, stats, index: null };
     }
     if (node.version && node.version.type !== 'dir') throw new ViewError('ENOTDIR', `${viewPath} is not a directory`);
-    for (const r of this.catalog.listDirStat(node.snap, node.path)) add(display(r.name), this.statAttr(node.snap, r));
-    return { names, attrs };
+    const rows = this.catalog.listDirStat(node.snap, node.path);
+    const names = new Array<string>(rows.length);
+    const stats = new Uint32Array(rows.length * STAT_INTS);
+    for (let i = 0; i < rows.length; i++) {
+      const n = rows[i].name;
+      names[i] = ASCII.test(n) ? n : display(n);
+      packAttr(this.statAttr(node.snap, rows[i]), stats, i * STAT_INTS);
+    }
+    listing = { names, stats, index: null };
+    this.remember(key, listing);
+    return listing;
+  }
+
+  private remember(key: string, listing: Listing): void {
+    if (listing.names.length > this.listedMax) return;
+    this.listings.set(key, listing);
+    this.listed += listing.names.length;
+    for (const [k, l] of this.listings) {
+      if (this.listed <= this.listedMax) break;
+      this.listings.delete(k);
+      this.listed -= l.names.length;
+    }
   }
 
   private virtualChildren(viewPath: string): string[] {
@@ -209,21 +292,11 @@ export class SnapshotTree {
 
   readlink(viewPath: string): string {
     const node = this.resolve(viewPath);
-    if (node.kind === 'symlink') return node.target;
     if (node.kind === 'entry' && node.version?.type === 'symlink' && node.version.target !== null) return display(node.version.target);
     throw new ViewError('EINVAL', `${viewPath} is not a symlink`);
   }
 
   // ---- attributes ------------------------------------------------------------------------
-
-  private cacheAttr(key: string, attr: NodeAttr): void {
-    this.attrCache.delete(key);
-    this.attrCache.set(key, attr);
-    if (this.attrCache.size > this.attrCacheMax) {
-      const oldest = this.attrCache.keys().next().value;
-      if (oldest !== undefined) this.attrCache.delete(oldest);
-    }
-  }
 
   /**
    * An entry's stat. The inode number is the catalog's version id: unchanged entries keep
@@ -262,9 +335,5 @@ export class SnapshotTree {
 
   private virtualDir(key: string): ViewNode {
     return { kind: 'dir', attr: this.virtualAttr(key, S_IFDIR | 0o555) };
-  }
-
-  private virtualLink(key: string, target: string): ViewNode {
-    return { kind: 'symlink', target, attr: this.virtualAttr(key + '->' + target, S_IFLNK | 0o777, Buffer.byteLength(target)) };
   }
 }
