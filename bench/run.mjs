@@ -19,7 +19,8 @@ import { generate, churn, listFiles, PROFILES, rng } from './gen-dataset.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const BIN = path.join(ROOT, 'bin', 'snapfill');
+// The snapfill executable; main() points it at a private copy of the build (see freezeBuild).
+let BIN = path.join(ROOT, 'bin', 'snapfill');
 const DAY = 86_400;
 // restic always encrypts and needs a password; a fixed one keeps the runs unattended.
 const RESTIC_PASSWORD = 'snapfill-bench-fixed-password';
@@ -286,6 +287,33 @@ function damageMetadata(home) {
   fs.lchownSync(home, nobody, nobody);
 }
 
+/**
+ * Copies bin/ and dist/ to a private directory and returns its executable: a benchmark runs for
+ * a long time and a `tsc` in the working tree must not swap the build under it halfway. The copy
+ * is checked to load; a build caught mid-write is retried.
+ */
+function freezeBuild(notes) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-bench-build-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  for (let attempt = 1; ; attempt++) {
+    fs.rmSync(path.join(dir, 'dist'), { recursive: true, force: true });
+    fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+    fs.cpSync(path.join(ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+    if (!fs.existsSync(path.join(dir, 'node_modules'))) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    const bin = path.join(dir, 'bin', 'snapfill');
+    const r = spawnSync(process.execPath, [bin, 'restore', '--help'], { encoding: 'utf8' });
+    const v = spawnSync(process.execPath, [bin, 'stats', '--help'], { encoding: 'utf8' });
+    if (r.status === 0 && v.status === 0) return bin;
+    if (attempt >= 6) {
+      notes.push('snapfill build did not load after 6 attempts; using it as is');
+      return bin;
+    }
+    log(`snapfill build does not load (being rebuilt?), retrying in 20 s: ${(r.stderr || v.stderr).split('\n')[0]}`);
+    spawnSync('sleep', ['20']);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Machine and peers
 
@@ -362,6 +390,10 @@ class Bench {
     let ok = t.status === 0;
     const errLines = (t.stderr || String(t.error ?? '')).trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l));
     let detail = ok ? '' : `exit ${t.status}: ${errLines.slice(0, 3).join(' | ').slice(0, 400)}`;
+    const errs = ok ? null : lastJson(t.stdout)?.errors;
+    if (Array.isArray(errs) && errs.length) {
+      detail += ` ${errs.length} errors, e.g. ${errs.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`.slice(0, 600);
+    }
     if (ok && check) {
       try {
         const c = check(t);
@@ -570,6 +602,7 @@ class Bench {
     const name = ctx.account;
     const live = path.join(ctx.home, name);
     const stash = path.join(ctx.root, 'stash-' + name);
+    const homeTimes = fs.statSync(ctx.home); // the rename moves /home's mtime; put it back after
     fs.renameSync(live, stash); // the customer deleted their home directory
     try {
       const r = ctx.repo;
@@ -592,6 +625,7 @@ class Bench {
     } finally {
       sh('rm', ['-rf', live]);
       fs.renameSync(stash, live);
+      fs.utimesSync(ctx.home, homeTimes.atime, homeTimes.mtime);
     }
   }
 
@@ -808,6 +842,7 @@ async function main() {
   const bench = new Bench(o);
   const started = new Date();
   installPeers(o, bench.notes);
+  if (fs.existsSync(path.join(ROOT, 'dist', 'cli', 'program.js'))) BIN = freezeBuild(bench.notes);
   if (!fs.existsSync(TIME)) bench.notes.push('GNU time (/usr/bin/time) is missing: no peak RSS.');
   for (const t of ALL_TOOLS) { const why = bench.available(t); if (why && o.tools.includes(t)) log(`${t}: ${why}; its scenarios are skipped`); }
   let canDrop = false;

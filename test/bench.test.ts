@@ -5,11 +5,24 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { ROOT, tmpDir } from './helpers.js';
 
 const RUNNER = path.join(ROOT, 'bench', 'run.mjs');
 const GENERATOR = path.join(ROOT, 'bench', 'gen-dataset.mjs');
+
+/** Runs a node script without blocking the event loop (vitest's worker must keep answering its RPC). */
+function runNode(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 interface ToolCell { median?: number | null; ok?: boolean; skipped?: string; wrong?: string[] }
 interface Row { fs: string; scenario: string; title: string; tools: Record<string, ToolCell> }
@@ -44,14 +57,14 @@ describe('bench', () => {
     expect(core('sfb00001').equals(core('sfb00002'))).toBe(true);
   });
 
-  it('runs every scenario at a tiny size and checks the results', () => {
+  it('runs every scenario at a tiny size and checks the results', async () => {
     const base = tmpDir('snapfill-bench-run-');
     const fastDir = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/snapfill-bench-test-') : path.join(base, 'fast');
     process.once('exit', () => fs.rmSync(fastDir, { recursive: true, force: true }));
     const md = path.join(base, 'BENCHMARKS.md');
     fs.writeFileSync(md, '# Benchmarks\n\nhand-written text stays\n');
-    const r = spawnSync(process.execPath, [RUNNER, '--profile', 'tiny', '--runs', '1', '--fs', 'tmpfs', '--tmpfs-dir', fastDir,
-      '--no-install', '--no-create-users', '--results-dir', path.join(base, 'results'), '--markdown', md], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const r = await runNode([RUNNER, '--profile', 'tiny', '--runs', '1', '--fs', 'tmpfs', '--tmpfs-dir', fastDir,
+      '--no-install', '--no-create-users', '--results-dir', path.join(base, 'results'), '--markdown', md]);
     expect(r.status, r.stderr.slice(-3000) + r.stdout.slice(-2000)).toBe(0);
     expect(r.stdout).toContain('| scenario | snapfill |');
 
