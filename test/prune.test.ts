@@ -23,7 +23,7 @@ function snap(env: Record<string, string>, src: string, copies: string, time: st
 function restoresExactly(env: Record<string, string>, base: string, src: string, k: Kept): void {
   const target = path.join(base, 'restore-' + k.id.slice(0, 8) + '-' + randomBytes(3).toString('hex'));
   const r = cli(['--json', 'restore', k.id, '--target', target, '--mode', 'all'], env);
-  expect(r.code, r.stderr).toBe(0);
+  expect(r.code, r.stdout.slice(0, 2000) + r.stderr).toBe(0);
   expect(r.json.errors).toEqual([]);
   const want = describeTree(k.copy);
   const got = describeTree(path.join(target, src));
@@ -172,5 +172,61 @@ describe('snapfill prune', () => {
     expect(b.code).toBe(1);
     expect(b.stderr).toMatch(/nothing was deleted|damaged/);
     expect(fs.readdirSync(path.join(env.SNAPFILL_REPO, 'data'), { recursive: true }).length).toBe(before);
+  });
+});
+
+describe('prune killed at random moments', () => {
+  it('leaves a repository that checks and restores after every SIGKILL, and a re-run finishes', async () => {
+    const { spawn } = await import('node:child_process');
+    const { BIN } = await import('./helpers.js');
+    const base = tmpDir();
+    const env = repoEnv(base);
+    const src = path.join(base, 'src');
+    const copies = path.join(base, 'copies');
+    fs.mkdirSync(copies);
+    // Small packs, so prune has many objects to delete and rewrite: many moments to die in.
+    fs.mkdirSync(env.SNAPFILL_REPO, { recursive: true });
+    await Repository.init(new LocalStore(env.SNAPFILL_REPO), { packSize: 24 * 1024 });
+    const files = 48;
+    for (let i = 0; i < files; i++) write(path.join(src, `d${i % 4}`, `f${i}.bin`), randomBytes(6000 + i * 200));
+    snap(env, src, copies, '2026-11-01T03:00:00Z');
+    for (let i = 0; i < files; i += 2) write(path.join(src, `d${i % 4}`, `f${i}.bin`), randomBytes(7000));
+    snap(env, src, copies, '2026-11-01T11:00:00Z');
+    for (let i = 0; i < files; i += 3) write(path.join(src, `d${i % 4}`, `f${i}.bin`), randomBytes(5000));
+    const last = snap(env, src, copies, '2026-11-01T19:00:00Z');
+    expect(cli(['forget', '--keep-last', '1', '-q'], env).code).toBe(0);
+
+    let kills = 0;
+    let finishes = 0;
+    let latest = last;
+    for (let round = 0; round < 10; round++) {
+      const child = spawn(process.execPath, [BIN, 'prune', '--repack-threshold', '0.05', '-q'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      // Kill at a random moment after prune took its lock (node start-up is too long and too
+      // variable on a busy machine to aim with a plain delay from spawn).
+      let exitCode: number | null | undefined;
+      void exited.then((c) => { exitCode = c; });
+      const locks = path.join(env.SNAPFILL_REPO, 'locks');
+      while (exitCode === undefined && !(fs.existsSync(locks) && fs.readdirSync(locks).length)) await new Promise((r) => setTimeout(r, 2));
+      const timer = setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 500));
+      const code = await exited;
+      clearTimeout(timer);
+      checkOk(env);
+      restoresExactly(env, base, src, latest);
+      if (code !== 0) { kills++; continue; }
+      // It finished: make new garbage so the next rounds have work to be killed in.
+      finishes++;
+      for (let i = round % 3; i < files; i += 3) write(path.join(src, `d${i % 4}`, `f${i}.bin`), randomBytes(5000 + round));
+      latest = snap(env, src, copies, `2026-11-0${2 + round % 7}T03:00:00Z`);
+      expect(cli(['forget', '--keep-last', '1', '-q'], env).code).toBe(0);
+    }
+    console.log(`prune: ${kills} runs killed at random moments, ${finishes} finished; check and restore passed after each`);
+    expect(kills).toBeGreaterThan(0);
+    const final = cli(['--json', 'prune', '--repack-threshold', '0.05'], env);
+    expect(final.code, final.stderr).toBe(0);
+    checkOk(env);
+    restoresExactly(env, base, src, latest);
+    const again = cli(['--json', 'prune', '--repack-threshold', '0.05'], env).json;
+    expect([again.packs_deleted, again.packs_repacked, again.orphan_packs_deleted]).toEqual([0, 0, 0]);
   });
 });

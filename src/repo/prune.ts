@@ -63,7 +63,9 @@ interface PackPlan {
  *     is unreferenced garbage that the next prune removes (orphan), while an index without
  *     its pack would make a snapshot skip storing a blob it thinks exists;
  *  3. duplicates left by an interrupted repack (a blob in an old and a new pack) are
- *     resolved on the next run by giving each blob one home pack.
+ *     resolved on the next run by giving each blob one home pack;
+ *  4. a pack this run writes is never deleted by it, even when an earlier interrupted run
+ *     left a pack with the same id (same blobs, same bytes) marked as garbage.
  * If any snapshot's tree cannot be read, or references a blob that is in no pack, prune
  * stops before deleting anything: it cannot know what that snapshot needs.
  */
@@ -218,25 +220,41 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
   await flush('data');
   await flush('tree');
 
-  // 6. Delete: index first, then pack (packs under retention were taken out above).
+  // 6. The catalog first, in one transaction: drop the packs about to go and point every
+  //    blob at its surviving copy. Done before any delete, so a kill during the deletes
+  //    cannot leave the catalog without a location for a blob that still exists (a later
+  //    sync only adds packs it lacks; it would not repair such a row).
+  //    A pack id is the hash of its bytes, so a repack after an interrupted run can write
+  //    exactly the pack that run left behind as an orphan or duplicate: never delete an id
+  //    this run has just written.
+  const justWritten = new Set(newIndexes.map((i) => i.pack));
+  const doomed = [...toDelete, ...toRepack.map((p) => p.index.pack), ...orphans].filter((id) => !justWritten.has(id));
+  if (catalog) {
+    const doomedSet = new Set(doomed);
+    const live: PackIndex[] = [...newIndexes, ...[...plans.values()].map((p) => p.index).filter((i) => !doomedSet.has(i.pack) && !justWritten.has(i.pack))];
+    const liveBlobs = new Set<BlobId>();
+    for (const idx of live) for (const b of idx.blobs) liveBlobs.add(b.id);
+    catalog.atomic(() => {
+      for (const id of doomed) catalog.removePack(id);
+      for (const idx of newIndexes) catalog.addPackIndex(idx);
+      // Only if rows are missing (the removed packs held the row of a blob that lives on in
+      // an already-known pack, or an earlier crash lost one) re-add every live index.
+      if (catalog.countBlobs() < liveBlobs.size) for (const idx of live) catalog.addPackIndex(idx);
+    });
+  }
+
+  // 7. Delete: index first, then pack (packs under retention were taken out above).
   let freed = 0;
   const deletePack = async (id: string, hasIndex: boolean): Promise<boolean> => {
+    if (justWritten.has(id)) return false;
     if (hasIndex) await repo.store.delete(indexKey(id));
     await repo.store.delete(packKey(id));
-    catalog?.removePack(id);
     freed += packObjects.get(id) ?? 0;
     return true;
   };
   for (const id of toDelete) if (await deletePack(id, true)) report.packs_deleted++;
   for (const p of toRepack) if (await deletePack(p.index.pack, true)) report.packs_repacked++;
   for (const id of orphans) if (await deletePack(id, false)) report.orphan_packs_deleted++;
-
-  // 7. Catalog: re-add every live index, so blobs whose catalog row pointed at a removed pack
-  //    point at their surviving copy (addPackIndex only fills what is missing).
-  if (catalog) {
-    for (const idx of newIndexes) catalog.addPackIndex(idx);
-    for (const plan of plans.values()) if (catalog.hasPack(plan.index.pack)) catalog.addPackIndex(plan.index);
-  }
   const written = newIndexes.reduce((n, i) => n + i.size, 0);
   report.bytes_freed = freed - written;
   report.bytes_after = bytesBefore - report.bytes_freed;
