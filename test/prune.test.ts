@@ -199,7 +199,7 @@ describe('prune killed at random moments', () => {
     let kills = 0;
     let finishes = 0;
     let latest = last;
-    for (let round = 0; round < 10; round++) {
+    for (let round = 0; round < 6; round++) {
       const child = spawn(process.execPath, [BIN, 'prune', '--repack-threshold', '0.05', '-q'], { env: { ...process.env, ...env }, stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       // Kill at a random moment after prune took its lock (node start-up is too long and too
