@@ -148,9 +148,13 @@ describe('snapfill run', () => {
 
   it('applies throttle settings from flags and reports the wait', () => {
     const t = setup();
+    const prio = path.join(t.base, 'prio.txt');
+    // The hook inherits the run's priorities: it records them.
+    write(t.cfg, JSON.stringify({ repository: t.env.SNAPFILL_REPO, sources: [t.src], hooks: { pre: [`(nice; ionice -p $$) > ${prio}`] } }));
     write(path.join(t.src, 'big.bin'), Buffer.alloc(600_000, 1));
     const r = cli(['--json', '--config', t.cfg, 'run', '--limit-read', '0.5', '--io-priority', 'idle', '--max-load', '1000'], t.env);
     expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(prio, 'utf8')).toBe('19\nidle\n');
     // ~650 kB at 0.5 MB/s with a 125 kB burst: the limiter must have made it wait.
     expect(r.json.throttle.read_wait_s).toBeGreaterThan(0.5);
     expect(cli(['--config', t.cfg, 'run', '--io-priority', 'low'], t.env).stderr).toMatch(/--io-priority: expected idle or normal/);
