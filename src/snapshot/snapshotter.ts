@@ -233,6 +233,10 @@ export class Snapshotter {
    * hardlinked inode is "first").
    */
   private async walkDir(dir: RawPath, fully: boolean, fsDev: bigint | null, prev: DirState | null | undefined): Promise<DirResult> {
+    // (issue 6, deep trees) The recursion below has no await before descending, so a
+    // 2,000-level tree nested 2,000 frames and overflowed the stack. Yielding to the event
+    // loop every 256 levels unwinds the synchronous stack; other directories pay nothing.
+    if (dir.length >= 512 && depthOf(dir) % 256 === 0) await new Promise((r) => setImmediate(r));
     if (prev === null) prev = dir === '/' ? undefined : this.catalog.openDirState(dir, this.lineage, this.seq);
     let names: RawPath[];
     let unreadable = false;
@@ -482,6 +486,13 @@ export class Snapshotter {
     e.content = null;
     e.fp = null;
   }
+}
+
+/** Number of components of an absolute raw path. */
+function depthOf(p: RawPath): number {
+  let n = 0;
+  for (let i = 0; i < p.length; i++) if (p.charCodeAt(i) === 0x2f) n++;
+  return n;
 }
 
 function readFull(fd: number, buf: Buffer): number {
