@@ -7,21 +7,41 @@
 //   node bench/find.mjs --files 20000 --bigdir 10000 --snapshots 5     # a quick look
 //   node bench/find.mjs --reuse            # skip the build when the work dir holds a finished one
 //
+// It runs the committed code (git HEAD, built in a private temp dir); --use-checkout runs dist/.
 // Builds under /dev/shm (tmpfs: this measures snapfill, not the noisy disk) unless --work DIR.
 // The repository is built with `snapfill snapshot --time` (one snapshot per 8 hours, ~0.2% churn
 // in between, and one tracked file rewritten every 4th snapshot). Each timing is the median of
 // --runs runs of the real command line, node start-up and catalog open included.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, churn } from './gen-dataset.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const BIN = path.join(HERE, '..', 'bin', 'snapfill');
+const ROOT = path.resolve(HERE, '..');
+let BIN = path.join(ROOT, 'bin', 'snapfill');
+
+/**
+ * Builds the committed tree (git HEAD) in a private directory, so that work in progress in the
+ * shared checkout (a half-edited file, a rebuild of dist/) cannot change the program mid-run.
+ */
+function freezeCommittedBuild() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-find-bench-build-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const head = spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
+  const archive = spawnSync('sh', ['-c', `git -C "${ROOT}" archive HEAD | tar -x -C "${dir}"`], { encoding: 'utf8' });
+  if (archive.status !== 0) throw new Error(`git archive failed: ${archive.stderr}`);
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+  if (tsc.status !== 0) throw new Error(`building HEAD failed: ${tsc.stdout}${tsc.stderr}`);
+  log(`built HEAD ${head} in ${dir}`);
+  return { bin: path.join(dir, 'bin', 'snapfill'), head };
+}
 
 function parseArgs(argv) {
-  const o = { files: 200_000, bigdir: 100_000, snapshots: 21, runs: 5, work: null, reuse: false, churn: 0.002 };
+  const o = { files: 200_000, bigdir: 100_000, snapshots: 21, runs: 5, work: null, reuse: false, churn: 0.002, build: 'head' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => argv[++i];
@@ -32,8 +52,9 @@ function parseArgs(argv) {
     else if (a === '--work') o.work = v();
     else if (a === '--churn') o.churn = Number(v());
     else if (a === '--reuse') o.reuse = true;
+    else if (a === '--use-checkout') o.build = 'checkout';
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node bench/find.mjs [--files N] [--bigdir N] [--snapshots N] [--runs N] [--churn F] [--work DIR] [--reuse]\n');
+      process.stdout.write('usage: node bench/find.mjs [--files N] [--bigdir N] [--snapshots N] [--runs N] [--churn F] [--work DIR] [--reuse] [--use-checkout]\n');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -81,7 +102,9 @@ function build(o, env, src, tracked) {
       churn(path.join(src, 'home'), { seed: 1, round: i, fraction: o.churn });
       if (i % 4 === 0) fs.writeFileSync(tracked, `version ${i}\n`.repeat(i));
     }
-    const r = sf(env, ['-q', 'snapshot', src, '--time', new Date(t0 + i * 8 * 3600_000).toISOString()]);
+    const r = sf(env, ['--json', '-q', 'snapshot', src, '--time', new Date(t0 + i * 8 * 3600_000).toISOString()]);
+    const res = JSON.parse(r.stdout);
+    if (!res.snapshot_id || res.files_total < 0.9 * o.files) throw new Error(`snapshot ${i + 1} looks wrong: ${r.stdout.slice(0, 300)}`);
     times.push(r.s);
     log(`snapshot ${i + 1}/${o.snapshots}: ${fmt(r.s)}`);
   }
@@ -157,11 +180,17 @@ async function main() {
   const src = path.join(o.work, 'src');
   const tracked = path.join(src, 'home', 'sfb00001', 'public_html', 'tracked-report.txt');
   const results = { files: o.files, bigdir: o.bigdir, snapshots: o.snapshots, work: o.work };
+  if (o.build === 'head') {
+    const b = freezeCommittedBuild();
+    BIN = b.bin;
+    results.commit = b.head;
+  } else results.commit = 'working checkout';
   if (o.reuse && fs.existsSync(path.join(o.work, 'built.json'))) log(`reusing ${o.work}`);
   else results.snapshot_seconds = build(o, env, src, tracked);
 
   const stats = JSON.parse(sf(env, ['--json', 'stats']).stdout);
   results.repo = stats;
+  if (stats.snapshots !== o.snapshots) throw new Error(`the repository holds ${stats.snapshots} snapshots, expected ${o.snapshots}`);
   const exact = [];
   const exactJson = [];
   const account = [];

@@ -49,6 +49,9 @@ function hasCmd(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 
+/** FUSE 3 systems only have fusermount3. */
+const FUSERMOUNT = hasCmd('fusermount') ? 'fusermount' : 'fusermount3';
+
 const why = fuseUnavailable();
 if (why) console.log(`mount tests skipped: ${why}`);
 
@@ -112,7 +115,7 @@ describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
 
   afterAll(async () => {
     await stopMount();
-    if (isMounted(mnt)) run('fusermount', ['-uz', mnt]);
+    if (isMounted(mnt)) run(FUSERMOUNT, ['-uz', mnt]);
   });
 
   it('shows the layout: snapshots, latest, accounts', () => {
@@ -191,13 +194,13 @@ describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
     expect(isMounted(mnt)).toBe(false);
     expect(childOut).toContain('unmounted');
     await startMount();
-    expect(childOut).toContain('fusermount -u');
+    expect(childOut).toContain(`${FUSERMOUNT} -u ${mnt}`);
     await stopMount('SIGKILL');
     expect(isMounted(mnt)).toBe(true); // the kernel keeps a dead mount
     const again = cli(['mount', mnt], env);
     expect(again.code).not.toBe(0);
-    expect(again.stderr).toContain(`fusermount -u ${mnt}`);
-    expect(run('fusermount', ['-u', mnt]).code).toBe(0);
+    expect(again.stderr).toContain(`${FUSERMOUNT} -u ${mnt}`);
+    expect(run(FUSERMOUNT, ['-u', mnt]).code).toBe(0);
     expect(isMounted(mnt)).toBe(false);
     // and SIGINT (Ctrl-C) unmounts too
     await startMount();

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { loadFuse, mountSnapshots } from '../mount/fuse.js';
+import { loadFuse, mountSnapshots, unmountHint } from '../mount/fuse.js';
 
 export function register(program: Command): void {
   program.command('mount')
@@ -18,7 +18,7 @@ Layout:
 
 The command stays in the foreground; Ctrl-C or SIGTERM unmounts. A mount left behind by a
 killed process ("Transport endpoint is not connected") is removed with:
-  fusermount -u MOUNTPOINT        (or, as root: umount -l MOUNTPOINT)
+  fusermount -u MOUNTPOINT        (fusermount3 -u on FUSE 3 systems; or, as root: umount -l MOUNTPOINT)
 
 Examples:
   snapfill mount /mnt/snapfill &
@@ -34,7 +34,7 @@ Examples:
         });
         if (g.json) printJson({ mountpoint: handle.mountpoint, mounted: true });
         info(g, `mounted ${s.catalog.listSnapshots().length} snapshot(s) at ${handle.mountpoint}; Ctrl-C to unmount ` +
-          `(if this process is killed, run "fusermount -u ${handle.mountpoint}")`);
+          `(if this process is killed, run ${unmountHint(handle.mountpoint)})`);
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {
             process.off('SIGINT', onInt);
@@ -47,7 +47,13 @@ Examples:
           process.on('SIGINT', onInt);
           process.on('SIGTERM', onTerm);
         });
-        await handle.unmount();
+        try {
+          await handle.unmount();
+        } catch (e) {
+          // fuse-native's thread may still hold the event loop: say why and leave for sure.
+          process.stderr.write(`snapfill: ${(e as Error).message}\n`);
+          process.exit(EXIT.FAIL);
+        }
         info(g, `unmounted ${handle.mountpoint}`);
         return EXIT.OK;
       });

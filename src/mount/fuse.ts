@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import type { Session } from '../session.js';
@@ -19,6 +20,18 @@ export class MountUnavailableError extends Error {
 }
 
 type FuseCtor = any;
+
+/** The parts of a fuse-native Fuse object this module uses or overrides (it ships no types). */
+interface FuseNative {
+  mnt: string;
+  _thread: Buffer;
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+  _fuseOptions(): string;
+  _close(cb: (err: Error | null) => void): void;
+  _op_getattr(signal: (err: number, st?: Uint32Array) => void, p: string): void;
+  _op_readdir(signal: (err: number, names?: string[], stats?: Uint32Array[]) => void, p: string): void;
+}
 
 /** Loads fuse-native, or explains exactly why FUSE cannot be used here. */
 export function loadFuse(): FuseCtor {
@@ -75,7 +88,7 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN') {
-      throw new Error(`${opts.mountpoint} is a stale mount (its snapfill process died): run "fusermount -u ${opts.mountpoint}" (or "umount -l ${opts.mountpoint}" as root), then mount again`);
+      throw new Error(`${opts.mountpoint} is a stale mount (its snapfill process died): run ${unmountHint(opts.mountpoint)}, then mount again`);
     }
     if (code === 'ENOENT') throw new Error(`mount point ${opts.mountpoint} does not exist: create an empty directory first`);
     throw e;
@@ -150,9 +163,9 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
   // fuse-native passes only the options it knows; these three matter here, so add them:
   // ro (the kernel refuses writes), use_ino (our inode numbers, so hardlinks share one),
   // fsname (what mount(8) and fusermount show).
-  const FuseBase: new (mnt: string, ops: object, opts: object) => any = Fuse;
+  const FuseBase: new (mnt: string, ops: object, opts: object) => FuseNative = Fuse;
   class SnapFuse extends FuseBase {
-    _fuseOptions(): string {
+    override _fuseOptions(): string {
       const base: string = super._fuseOptions();
       const extra = 'ro,use_ino,fsname=snapfill,subtype=snapfill';
       return base ? `${base},${extra}` : `-o${extra}`;
@@ -161,11 +174,24 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
     // fuse-native converts stat objects to its 18-uint32 layout one object at a time; the tree
     // already keeps attributes in that layout, so hand the rows over as they are. This halves
     // the CPU of listing and stat-ing a 100k-entry directory and spares the GC 100k objects.
-    _op_getattr(signal: (err: number, st?: Uint32Array) => void, p: string): void {
+    override _op_getattr(signal: (err: number, st?: Uint32Array) => void, p: string): void {
       ops.getattr(p, (err, st) => (err ? signal(err, new Uint32Array(STAT_INTS)) : signal(0, st)));
     }
 
-    _op_readdir(signal: (err: number, names?: string[], stats?: Uint32Array[]) => void, p: string): void {
+    // fuse-native unmounts with "fusermount -uz" only, which FUSE 3 systems lack (they have
+    // fusermount3): try each way, then stop fuse-native's thread as its own _close does.
+    override _close(cb: (err: Error | null) => void): void {
+      lazyUnmount(this.mnt).then(() => {
+        try {
+          fuseBinding().fuse_native_unmount(this.mnt, this._thread);
+        } catch (e) {
+          return cb(e as Error);
+        }
+        cb(null);
+      }, (e: Error) => cb(e));
+    }
+
+    override _op_readdir(signal: (err: number, names?: string[], stats?: Uint32Array[]) => void, p: string): void {
       ops.readdir(p, (err, names, stats) => (err ? signal(err) : signal(0, names, stats)));
     }
   }
@@ -184,8 +210,7 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
       unmounting ??= new Promise<void>((resolve, reject) => {
         fuse.unmount((err: Error | null) => {
           if (!err) return resolve();
-          // fuse-native calls "fusermount -uz"; fall back to fusermount3 and umount before giving up.
-          lazyUnmount(mnt).then(resolve, () => reject(new Error(`could not unmount ${mnt}: ${err.message}; run "fusermount -u ${mnt}" (or "umount -l ${mnt}" as root)`)));
+          reject(new Error(`could not unmount ${mnt}: ${err.message}; run ${unmountHint(mnt)}`));
         });
       });
       return unmounting;
@@ -193,10 +218,17 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
   };
 }
 
+/** The command that removes a (stale) FUSE mount on this machine: FUSE 3 systems only have fusermount3. */
+export function unmountHint(mnt: string): string {
+  const has = (cmd: string) => (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => d && fs.existsSync(`${d}/${cmd}`));
+  const tool = has('fusermount') ? 'fusermount' : has('fusermount3') ? 'fusermount3' : 'fusermount';
+  return `"${tool} -u ${mnt}" (or, as root, "umount -l ${mnt}")`;
+}
+
 function mountError(err: Error, mnt: string): Error {
   const msg = err.message || String(err);
   if (/in use|busy|already/i.test(msg)) {
-    return new Error(`cannot mount on ${mnt}: ${msg}. If an earlier snapfill mount died, remove it with "fusermount -u ${mnt}" (or "umount -l ${mnt}" as root) and try again`);
+    return new Error(`cannot mount on ${mnt}: ${msg}. If an earlier snapfill mount died, remove it with ${unmountHint(mnt)} and try again`);
   }
   return new Error(`cannot mount on ${mnt}: ${msg}`);
 }
@@ -206,11 +238,21 @@ function run(cmd: string, args: string[]): Promise<void> {
 }
 
 async function lazyUnmount(mnt: string): Promise<void> {
-  for (const [cmd, args] of [['fusermount3', ['-uz', mnt]], ['fusermount', ['-uz', mnt]], ['umount', ['-l', mnt]]] as const) {
+  const failures: string[] = [];
+  for (const [cmd, args] of [['fusermount', ['-uz', mnt]], ['fusermount3', ['-uz', mnt]], ['umount', ['-l', mnt]]] as const) {
     try {
       await run(cmd, [...args]);
       return;
-    } catch { /* try the next one */ }
+    } catch (e) {
+      failures.push(`${cmd}: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
-  throw new Error('no unmount command succeeded');
+  throw new Error(failures.join('; '));
+}
+
+/** fuse-native's native binding (the same loaded instance fuse-native uses). */
+function fuseBinding(): { fuse_native_unmount(mnt: string, thread: Buffer): void } {
+  const fuseMain = createRequire(import.meta.url).resolve('fuse-native');
+  const gypBuild = createRequire(fuseMain)('node-gyp-build') as (dir: string) => any;
+  return gypBuild(path.dirname(fuseMain));
 }
