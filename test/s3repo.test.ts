@@ -195,6 +195,9 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(puts.filter((x) => x.key.includes('/locks/')).every((x) => x.headers['x-amz-object-lock-mode'] === undefined)).toBe(true);
     const bad = await cliAsync(['--object-lock-days', 'soon', 'snapshots'], env);
     expect(bad.code).not.toBe(0);
+    const local = await cliAsync(['--repo', path.join(base, 'local-repo'), '--object-lock-days', '3', 'snapshots'], env);
+    expect(local.code).toBe(1);
+    expect(local.stderr).toMatch(/needs an S3 repository/);
 
     // forget + prune never delete retained objects early
     write(`${src}/f.txt`, 'changed, and the old content is garbage now');
