@@ -138,13 +138,17 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     const shared = randomBytes(5 * 1024 * 1024);
     write(`${srcA}/home/acct/shared.tar`, shared);
     write(`${srcB}/home/acct/shared.tar`, shared);
-    const envA = s3Env(proxy.url, repo, path.join(base, 'cacheA'));
-    const envB = s3Env(proxy.url, repo, path.join(base, 'cacheB'));
+    // packs of 5 MiB and more go up as multipart uploads here, through the faults below
+    const mp = { SNAPFILL_S3_MULTIPART_THRESHOLD: String(5 * 1024 * 1024), SNAPFILL_S3_PART_SIZE: String(5 * 1024 * 1024) };
+    const envA = s3Env(proxy.url, repo, path.join(base, 'cacheA'), mp);
+    const envB = s3Env(proxy.url, repo, path.join(base, 'cacheB'), mp);
     const init_envA = await cliAsync(['init'], envA);
     expect(init_envA.code, init_envA.stderr).toBe(0);
     // a seeded snapshot from host A first, so the shared blob is in the repository
+    proxy.resetCounts();
     const first = await cliAsync(['--json', 'snapshot', srcA, '--host', 'web1'], envA);
     expect(first.code, first.stderr).toBe(0);
+    expect(proxy.log.some((r) => r.method === 'PUT' && /partNumber=2/.test(r.query))).toBe(true);
     proxy.faults = { error503: 0.05, drop: 0.05 };
     const [a, b] = await Promise.all([
       cliAsync(['--json', 'snapshot', srcA, '--host', 'web1', '--tag', 'second'], envA),
