@@ -57,6 +57,7 @@ function usage() {
   --results-dir DIR  where the JSON goes (default bench/results)
   --markdown FILE    where the rendered section goes (default BENCHMARKS.md; "none" to skip)
   --keep             keep the bench directories afterwards
+  --render FILE      only re-render a results JSON into the markdown file (no run)
 `;
 }
 
@@ -84,6 +85,7 @@ function parseArgs(argv) {
     else if (a === '--results-dir') o.resultsDir = path.resolve(v());
     else if (a === '--markdown') { const m = v(); o.markdown = m === 'none' ? null : path.resolve(m); }
     else if (a === '--keep') o.keep = true;
+    else if (a === '--render') o.render = path.resolve(v());
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); process.exit(0); }
     else throw new Error(`unknown argument ${a}\n${usage()}`);
   }
@@ -809,6 +811,8 @@ function renderMarkdown(res) {
     out.push('');
     out.push(renderTable(res.summary, fsName));
   }
+  out.push('');
+  out.push(`Peak RSS over every scenario (MiB): ${Object.entries(res.summary.peak_rss_mib).map(([t, v]) => `${t} ${v.toFixed(0)}`).join(', ')}.`);
   if (res.catalog_growth) {
     const g = res.catalog_growth;
     out.push('');
@@ -839,6 +843,14 @@ function updateMarkdown(file, profile, section) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  if (o.render) {
+    const res = JSON.parse(fs.readFileSync(o.render, 'utf8'));
+    const p = res.options;
+    if (!o.markdown) throw new Error('--render needs a markdown file');
+    updateMarkdown(o.markdown, p.profile === 'default' && p.files !== PROFILES.default ? `files-${p.files}` : p.profile, renderMarkdown(res));
+    process.stdout.write(`updated ${o.markdown} from ${o.render}\n`);
+    return;
+  }
   const bench = new Bench(o);
   const started = new Date();
   installPeers(o, bench.notes);
@@ -846,9 +858,9 @@ async function main() {
   if (!fs.existsSync(TIME)) bench.notes.push('GNU time (/usr/bin/time) is missing: no peak RSS.');
   for (const t of ALL_TOOLS) { const why = bench.available(t); if (why && o.tools.includes(t)) log(`${t}: ${why}; its scenarios are skipped`); }
   let canDrop = false;
-  try { fs.writeFileSync('/proc/sys/vm/drop_caches', '1\n'); canDrop = true; } catch { /* read-only in a container */ }
+  try { fs.accessSync('/proc/sys/vm/drop_caches', fs.constants.W_OK); canDrop = true; } catch { /* read-only in a container */ }
   bench.notes.push(canDrop
-    ? (o.dropCaches ? 'The page cache was dropped before each timed disk operation.' : 'The page cache was NOT dropped (pass --drop-caches): disk reads may come from memory.')
+    ? (o.dropCaches ? 'The page cache was dropped before each timed disk operation.' : 'The page cache was NOT dropped (it is machine-wide; pass --drop-caches on a quiet machine): disk reads may come from memory.')
     : 'The page cache cannot be dropped here (/proc/sys/vm/drop_caches is read-only in this container): disk numbers include warm-cache reads.');
   bench.notes.push(`restic uses a fixed password (${RESTIC_PASSWORD}) because it always encrypts; borg runs with \`init -e none\`; snapfill does not encrypt.`,
     'rsync runs with -aH (hardlinks preserved) from a plain copy made untimed after the third snapshot.',
