@@ -3,11 +3,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TokenBucket, LoadGate, throttleHooks } from '../src/util/throttle.js';
-import { LocalStore } from '../src/store/local.js';
-import { Repository } from '../src/repo/repository.js';
-import { Catalog } from '../src/index/catalog.js';
-import { Snapshotter } from '../src/snapshot/snapshotter.js';
-import { tmpDir, write } from './helpers.js';
+import { ROOT, tmpDir, write } from './helpers.js';
+
+// The snapshot test runs the built library (dist/, built by `npm test` first): the snapshotter
+// may start worker threads, which need compiled JavaScript files.
+const lib = async () => ({
+  LocalStore: (await import(path.join(ROOT, 'dist/store/local.js'))).LocalStore,
+  Repository: (await import(path.join(ROOT, 'dist/repo/repository.js'))).Repository,
+  Catalog: (await import(path.join(ROOT, 'dist/index/catalog.js'))).Catalog,
+  Snapshotter: (await import(path.join(ROOT, 'dist/snapshot/snapshotter.js'))).Snapshotter,
+});
 
 // Rates are reported here and asserted only loosely ("not faster than the limit allows");
 // bench/throttle.mjs measures them against the configured limits.
@@ -48,12 +53,13 @@ describe('throttle', () => {
   });
 
   it('limits a real snapshot\'s read and upload rates', async () => {
+    const { LocalStore, Repository, Catalog, Snapshotter } = await lib();
     const base = tmpDir();
     const src = path.join(base, 'src');
     for (let i = 0; i < 8; i++) write(path.join(src, `f${i}.bin`), randomBytes(250_000));
     fs.mkdirSync(path.join(base, 'repo'));
     const run = async (limits: { limitReadMBps?: number; limitUploadMBps?: number }) => {
-      const repo = await Repository.init(await freshStore(base), { packSize: 256 * 1024 });
+      const repo = await Repository.init(await freshStore(base, LocalStore), { packSize: 256 * 1024 });
       const catalog = Catalog.open(path.join(base, `cat-${repo.config.id}.db`), repo.config.id);
       const th = throttleHooks(limits, () => {});
       const t0 = Date.now();
@@ -76,7 +82,7 @@ describe('throttle', () => {
 });
 
 let storeN = 0;
-async function freshStore(base: string): Promise<LocalStore> {
+async function freshStore(base: string, LocalStore: any): Promise<unknown> {
   const dir = path.join(base, 'repo', `r${storeN++}`);
   fs.mkdirSync(dir, { recursive: true });
   return new LocalStore(dir);
