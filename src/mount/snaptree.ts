@@ -127,6 +127,7 @@ export class SnapshotTree {
   private readonly listedMax: number;
   private readonly ttl: number;
   private readonly accountsBySnap = new Map<string, Set<string>>();
+  private readonly accountCache = new Map<string, { snaps: SnapCache; map: Map<string, SnapshotRow> }>();
   private readonly mountedAt = Date.now();
 
   constructor(readonly catalog: Catalog, opts: SnapshotTreeOptions = {}) {
@@ -147,6 +148,17 @@ export class SnapshotTree {
 
   /** The snapshots that hold an account's home, labelled by time (plus the id where times collide). */
   accountSnapshots(name: string): Map<string, SnapshotRow> {
+    // Every path under /accounts/<name>/ resolves through here: keep the answer as long as the snapshot list.
+    const snaps = this.snapshots();
+    const hit = this.accountCache.get(name);
+    if (hit && hit.snaps === snaps) return hit.map;
+    const map = this.computeAccountSnapshots(name);
+    if (this.accountCache.size > 10_000) this.accountCache.clear();
+    this.accountCache.set(name, { snaps, map });
+    return map;
+  }
+
+  private computeAccountSnapshots(name: string): Map<string, SnapshotRow> {
     const home = join(this.accountsRoot, fromUser(name));
     const hits = this.snapshots().list.filter((s) => this.accountsOf(s).has(name) && this.catalog.entry(s, home)?.type === 'dir');
     const count = new Map<string, number>();
