@@ -49,14 +49,20 @@ function checkOk(env: Record<string, string>): void {
   expect(c.json.errors).toEqual([]);
 }
 
+/** A temp dir with a repository (created by `init` unless told not to), a source and a place for copies. */
+function newRepo(init = true) {
+  const base = tmpDir();
+  const env = repoEnv(base);
+  const src = path.join(base, 'src');
+  const copies = path.join(base, 'copies');
+  fs.mkdirSync(copies);
+  if (init) expect(cli(['init'], env).code).toBe(0);
+  return { base, env, src, copies };
+}
+
 describe('snapfill prune', () => {
   it('frees unused packs, repacks mostly-unused ones; every kept snapshot still checks and restores byte-identically', async () => {
-    const base = tmpDir();
-    const env = repoEnv(base);
-    const src = path.join(base, 'src');
-    const copies = path.join(base, 'copies');
-    fs.mkdirSync(copies);
-    expect(cli(['init'], env).code).toBe(0);
+    const { base, env, src, copies } = newRepo();
     write(path.join(src, 'a.bin'), randomBytes(40_000));
     write(path.join(src, 'b.bin'), randomBytes(200_000));
     write(path.join(src, 'c.bin'), randomBytes(200_000));
@@ -111,12 +117,7 @@ describe('snapfill prune', () => {
   });
 
   it('finishes an interrupted prune: orphan packs and duplicated blobs are cleaned up', async () => {
-    const base = tmpDir();
-    const env = repoEnv(base);
-    const src = path.join(base, 'src');
-    const copies = path.join(base, 'copies');
-    fs.mkdirSync(copies);
-    expect(cli(['init'], env).code).toBe(0);
+    const { base, env, src, copies } = newRepo();
     for (let i = 0; i < 4; i++) write(path.join(src, `f${i}.bin`), randomBytes(30_000));
     const s1 = snap(env, src, copies, '2026-11-01T03:00:00Z');
 
@@ -179,12 +180,8 @@ describe('prune killed at random moments', () => {
   it('leaves a repository that checks and restores after every SIGKILL, and a re-run finishes', async () => {
     const { spawn } = await import('node:child_process');
     const { BIN } = await import('./helpers.js');
-    const base = tmpDir();
-    const env = repoEnv(base);
-    const src = path.join(base, 'src');
-    const copies = path.join(base, 'copies');
-    fs.mkdirSync(copies);
     // Small packs, so prune has many objects to delete and rewrite: many moments to die in.
+    const { base, env, src, copies } = newRepo(false);
     fs.mkdirSync(env.SNAPFILL_REPO, { recursive: true });
     await Repository.init(new LocalStore(env.SNAPFILL_REPO), { packSize: 24 * 1024 });
     const files = 48;
