@@ -3,6 +3,7 @@ import type { Repository, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from '../index/catalog.js';
 import type { PackIndex } from '../pack/format.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
+import { openBlob } from '../pack/codec.js';
 import { decodeTree, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
 import type { Session } from '../session.js';
@@ -261,7 +262,7 @@ async function readPackData(
   const bad: BlobId[] = [];
   for (const b of idx.blobs) {
     result.blobs_checked++;
-    if (b.offset + b.length > bytes.length || blobIdOf(bytes.subarray(b.offset, b.offset + b.length)) !== b.id) bad.push(b.id);
+    if (b.offset + b.length > bytes.length || openBlob(bytes.subarray(b.offset, b.offset + b.length), b.id) === null) bad.push(b.id);
   }
   if (bad.length) {
     errors.push({ path: `pack ${idx.pack}`, message: `${bad.length} of ${idx.blobs.length} blobs are corrupt (content does not match their SHA-256 id)` });

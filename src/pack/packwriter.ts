@@ -4,15 +4,22 @@ import type { BlobId } from './blobid.js';
 import { TAR_BLOCK, tarEntrySpan, type BlobLocation, type BlobType, type PackIndex } from './format.js';
 
 /**
- * Collects blobs into one tar archive (one entry per blob, named by its id). Offsets are
- * computed from the tar layout, so a reader can fetch one blob with a ranged read.
+ * Collects blobs into one tar archive. Blobs are laid back to back in tar entries of up to
+ * SEGMENT bytes (a 512-byte header plus padding per small blob would cost more than a
+ * compressed mail file itself). Offsets are computed from the tar layout and recorded in the
+ * pack index, so a reader fetches one blob with a ranged read.
  */
+const SEGMENT = 1024 * 1024;
+
 export class PackWriter {
   private readonly tar = tarPack();
   private readonly chunks: Buffer[] = [];
   private readonly blobs: BlobLocation[] = [];
   private readonly ids = new Set<BlobId>();
   private pos = 0;
+  private segment: { id: BlobId; data: Buffer }[] = [];
+  private segmentBytes = 0;
+  private segments = 0;
   private readonly ended: Promise<void>;
 
   constructor(readonly type: BlobType) {
@@ -24,11 +31,11 @@ export class PackWriter {
   }
 
   get size(): number {
-    return this.pos;
+    return this.pos + this.segmentBytes;
   }
 
   get count(): number {
-    return this.blobs.length;
+    return this.blobs.length + this.segment.length;
   }
 
   has(id: BlobId): boolean {
@@ -38,14 +45,29 @@ export class PackWriter {
   add(id: BlobId, data: Buffer): void {
     if (this.ids.has(id)) return;
     this.ids.add(id);
-    // A fixed mtime keeps identical blob sets byte-identical across runs.
-    this.tar.entry({ name: id, size: data.length, mode: 0o644, mtime: new Date(0), type: 'file' }, data);
-    this.blobs.push({ id, offset: this.pos + TAR_BLOCK, length: data.length });
-    this.pos += tarEntrySpan(data.length);
+    if (this.segmentBytes + data.length > SEGMENT && this.segment.length) this.flushSegment();
+    this.segment.push({ id, data });
+    this.segmentBytes += data.length;
+  }
+
+  private flushSegment(): void {
+    if (!this.segment.length) return;
+    const body = Buffer.concat(this.segment.map((b) => b.data));
+    let at = this.pos + TAR_BLOCK;
+    for (const b of this.segment) {
+      this.blobs.push({ id: b.id, offset: at, length: b.data.length });
+      at += b.data.length;
+    }
+    // Named after its first blob; a fixed mtime keeps identical blob sets byte-identical across runs.
+    this.tar.entry({ name: `${this.segment[0].id.slice(0, 40)}.${this.segments++}`, size: body.length, mode: 0o644, mtime: new Date(0), type: 'file' }, body);
+    this.pos += tarEntrySpan(body.length);
+    this.segment = [];
+    this.segmentBytes = 0;
   }
 
   /** Ends the archive; returns its bytes and index. The pack id is the SHA-256 of the bytes. */
   async finish(): Promise<{ id: string; bytes: Buffer; index: PackIndex }> {
+    this.flushSegment();
     this.tar.finalize();
     await this.ended;
     const bytes = Buffer.concat(this.chunks);

@@ -32,8 +32,7 @@ export class PackCache {
     const pack = await this.pack(packId);
     if (offset + length > pack.length) throw new Error(`blob ${id.slice(0, 12)} lies beyond the end of pack ${packId.slice(0, 12)}`);
     const data = Buffer.from(pack.subarray(offset, offset + length)); // a copy: the pack may be evicted
-    verifyBlob(data, id, packId);
-    return data;
+    return verifyBlob(data, id, packId);
   }
 
   private pack(packId: string): Promise<Buffer> {

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ObjectStore } from '../store/store.js';
 import { ObjectNotFoundError } from '../store/store.js';
-import { blobIdOf, type BlobId } from '../pack/blobid.js';
+import type { BlobId } from '../pack/blobid.js';
+import { openBlob } from '../pack/codec.js';
 import { PackWriter } from '../pack/packwriter.js';
 import { indexKey, packKey, type BlobType, type PackIndex } from '../pack/format.js';
 
@@ -86,7 +88,8 @@ export class Repository {
   async savePack(writer: PackWriter): Promise<PackIndex> {
     const { id, bytes, index } = await writer.finish();
     await this.store.put(packKey(id), bytes);
-    await this.store.put(indexKey(id), Buffer.from(JSON.stringify(index)));
+    // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
+    await this.store.put(indexKey(id), gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 }));
     return index;
   }
 
@@ -95,7 +98,9 @@ export class Repository {
   }
 
   async loadPackIndex(packId: string): Promise<PackIndex> {
-    const idx = JSON.parse((await this.store.get(indexKey(packId))).toString('utf8')) as PackIndex;
+    const raw = await this.store.get(indexKey(packId));
+    const text = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw, { maxOutputLength: 256 * 1024 * 1024 }) : raw;
+    const idx = JSON.parse(text.toString('utf8')) as PackIndex;
     if (idx.v !== 1 || idx.pack !== packId || !Array.isArray(idx.blobs)) throw new Error(`invalid pack index ${packId}`);
     return idx;
   }
@@ -104,11 +109,10 @@ export class Repository {
     for await (const o of this.store.list('data/')) yield { id: o.key.slice(o.key.lastIndexOf('/') + 1), size: o.size };
   }
 
-  /** Reads one blob and checks its identity, so corruption is never returned as content. */
+  /** Reads one blob (decompressing it) and checks its identity, so corruption is never returned as content. */
   async readBlob(packId: string, offset: number, length: number, id: BlobId): Promise<Buffer> {
     const data = await this.store.getRange(packKey(packId), offset, length);
-    verifyBlob(data, id, packId);
-    return data;
+    return verifyBlob(data, id, packId);
   }
 
   async readPack(packId: string): Promise<Buffer> {
@@ -149,6 +153,9 @@ export class BlobCorruptError extends Error {
   }
 }
 
-export function verifyBlob(data: Buffer, id: BlobId, packId: string): void {
-  if (blobIdOf(data) !== id) throw new BlobCorruptError(id, packId);
+/** Checks a stored blob against its id and returns its plain content (see src/pack/codec.ts). */
+export function verifyBlob(stored: Buffer, id: BlobId, packId: string): Buffer {
+  const plain = openBlob(stored, id);
+  if (plain === null) throw new BlobCorruptError(id, packId);
+  return plain;
 }

@@ -7,6 +7,7 @@ import { makeMatcher } from '../snapshot/exclude.js';
 import { IdNames } from '../util/ids.js';
 import { components, display, fromUser, isSafeName, isUnder, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
 import { blobIdOf } from '../pack/blobid.js';
+import { openBlob } from '../pack/codec.js';
 import { WorkerPool } from './pool.js';
 import { RestorePlan, type ContentRow } from './plan.js';
 import { SafeRoot, procPath, splitParent, UnsafePathError } from './safefs.js';
@@ -421,26 +422,34 @@ class Restorer {
       if (last && b.off - last.end <= 256 * 1024) last.end = Math.max(last.end, b.off + b.len);
       else spans.push({ off: b.off, end: b.off + b.len });
     }
-    const total = spans.reduce((n, s) => n + (s.end - s.off), 0);
-    const sab = new SharedArrayBuffer(total);
-    const view = Buffer.from(sab);
-    const where = new Map<string, number>(); // blob -> offset in sab
-    let pos = 0;
+    // Fetch the spans, then decode (decompress + verify) each distinct blob once into a shared
+    // buffer that the workers write from.
+    const plain = new Map<string, Buffer>();
+    const bad = new Set<string>();
     try {
       for (const sp of spans) {
         const data = await this.s.repo.store.getRange(`data/${pack.slice(0, 2)}/${pack}`, sp.off, sp.end - sp.off);
-        data.copy(view, pos);
-        for (const [id, b] of list) if (b.off >= sp.off && b.off + b.len <= sp.end) where.set(id, pos + (b.off - sp.off));
-        pos += sp.end - sp.off;
+        for (const [id, b] of list) {
+          if (b.off < sp.off || b.off + b.len > sp.end || plain.has(id)) continue;
+          const p = openBlob(data.subarray(b.off - sp.off, b.off - sp.off + b.len), id);
+          if (p === null) bad.add(id);
+          else plain.set(id, p);
+        }
       }
     } catch (e) {
       for (const r of rows) this.error('/' + r.rel, `cannot read pack ${pack.slice(0, 12)}: ${(e as Error).message}`);
       return;
     }
-    const bad = new Set<string>();
-    for (const [id, b] of list) {
-      const at = where.get(id)!;
-      if (blobIdOf(view.subarray(at, at + b.len)) !== id) bad.add(id);
+    let total = 0;
+    for (const p of plain.values()) total += p.length;
+    const sab = new SharedArrayBuffer(Math.max(1, total));
+    const view = Buffer.from(sab);
+    const where = new Map<string, { at: number; len: number }>();
+    let pos = 0;
+    for (const [id, p] of plain) {
+      p.copy(view, pos);
+      where.set(id, { at: pos, len: p.length });
+      pos += p.length;
     }
     let batch: WriteItem[] = [];
     let batchRows: ContentRow[] = [];
@@ -460,7 +469,9 @@ class Restorer {
         this.error('/' + r.rel, `content blob ${r.blobs[0].slice(0, 12)} in pack ${pack.slice(0, 12)} is corrupt; file not restored`);
         continue;
       }
-      batch.push({ rel: r.rel, e: r.e, sab, off: where.get(r.blobs[0])!, len: r.len, replace: r.replace, fresh: r.fresh });
+      const w = where.get(r.blobs[0]);
+      if (!w) { this.error('/' + r.rel, `content blob ${r.blobs[0].slice(0, 12)} missing from pack ${pack.slice(0, 12)}`); continue; }
+      batch.push({ rel: r.rel, e: r.e, sab, off: w.at, len: w.len, replace: r.replace, fresh: r.fresh });
       batchRows.push(r);
       if (batch.length >= 128) {
         send();

@@ -6,6 +6,9 @@ import type { Catalog, VersionRow } from '../index/catalog.js';
 import { encodeTree, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
+import { HashPool } from './hashpool.js';
+import type { HashResult } from './hashprotocol.js';
+import { encodeForStore } from '../pack/codec.js';
 import { xxh, fpHex } from './hasher.js';
 import { makeMatcher } from './exclude.js';
 import { IdNames } from '../util/ids.js';
@@ -109,6 +112,7 @@ export class Snapshotter {
   private readonly hardlinks = new Map<string, { path: RawPath; fp: string | null; content: BlobId[] | null }>();
   private readonly stats = { files: 0, new: 0, changed: 0, unchanged: 0, dirs: 0, other: 0, bytesTotal: 0, bytesRead: 0 };
   private sink!: BlobSink;
+  private pool!: HashPool;
   private hash!: XXHashAPI;
   private seq = 0;
   private lineage = 0;
@@ -135,6 +139,7 @@ export class Snapshotter {
     const parent = this.catalog.lineageHead(this.lineage);
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
     this.sink = new BlobSink(this.repo, this.catalog, { packSize: this.repo.config.pack_size, onUpload: this.opts.onUpload });
+    this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.repo.config.chunk_size);
     try {
       this.catalog.ensurePath('/');
       const { tree } = await this.walkDir('/', false, null, undefined);
@@ -165,6 +170,8 @@ export class Snapshotter {
       this.catalog.flush();
       this.catalog.discardPending(this.seq);
       throw e;
+    } finally {
+      await this.pool.close();
     }
   }
 
@@ -308,6 +315,7 @@ export class Snapshotter {
     let digestable = digest !== null;
     // Files after subdirectories (see above), each group in name order; the tree is sorted at the end.
     const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
+    const reads = this.startReads(ordered, prevChildren);
     for (const c of ordered) {
       const { name, p, st } = c;
       const prevRow = prevChildren.get(name);
@@ -322,7 +330,7 @@ export class Snapshotter {
       } else if (e.type === 'file') {
         this.stats.files++;
         this.stats.bytesTotal += e.size;
-        await this.recordFile(p, e, st, prevRow);
+        await this.recordFile(p, e, st, prevRow, reads.get(name));
         if (e.content === null || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
       } else if (e.type === 'symlink') {
         this.stats.other++;
@@ -354,7 +362,7 @@ export class Snapshotter {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const bytes = encodeTree(entries);
     const id = blobIdOf(bytes);
-    await this.sink.add('tree', id, bytes);
+    if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 9));
     if (digestable && digest !== null) this.catalog.setTreeDigest(id, digest);
     return { tree: id, same: prev !== undefined && prev.tree === id, digest };
   }
@@ -393,7 +401,54 @@ export class Snapshotter {
     return id;
   }
 
-  private async recordFile(p: RawPath, e: Entry, st: fs.BigIntStats, prev: VersionRow | undefined): Promise<void> {
+  /**
+   * Hands the reads this directory needs (new or changed files of at most one chunk) to the
+   * reader threads up front, so they read and hash in parallel while this thread records.
+   */
+  private startReads(children: Child[], prevChildren: Map<RawPath, VersionRow>): Map<RawPath, Promise<HashResult>> {
+    const out = new Map<RawPath, Promise<HashResult>>();
+    const inodes = new Set<string>();
+    for (const c of children) {
+      if (!c.st.isFile() || !c.childFully) continue;
+      if (c.st.nlink > 1n) {
+        const key = `${c.st.dev}:${c.st.ino}`;
+        if (this.hardlinks.has(key) || inodes.has(key)) continue; // a later name: no read
+        inodes.add(key);
+      }
+      const prev = prevChildren.get(c.name);
+      if (prev && statUnchanged(prev, this.entryFromStat(c.name, c.st))) continue;
+      if (c.st.size > BigInt(this.repo.config.chunk_size) || this.opts.onRead) continue; // big or throttled: this thread reads it
+      out.set(c.name, this.pool.hash({ p: c.p, size: c.st.size.toString(), mtime: c.st.mtimeNs.toString(), ctime: c.st.ctimeNs.toString(), ino: c.st.ino.toString() }));
+    }
+    return out;
+  }
+
+  /** Applies a reader thread's result to the entry; false when this thread must read the file itself. */
+  private async applyRead(p: RawPath, e: Entry, r: HashResult): Promise<boolean> {
+    if (r.code === 'big') return false;
+    if (r.code === 'error') {
+      this.errors.push({ path: display(p), message: r.msg });
+      e.content = null;
+      e.fp = null;
+      return true;
+    }
+    const st = r.st;
+    Object.assign(e, {
+      mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, user: this.ids.user(st.uid), group: this.ids.group(st.gid),
+      size: r.read, mtime: BigInt(st.mtime), ctime: BigInt(st.ctime), ino: BigInt(st.ino), dev: BigInt(st.dev), nlink: st.nlink,
+    });
+    e.fp = r.fp;
+    e.content = r.id ? [r.id] : [];
+    if (r.id && r.stored && !this.sink.has(r.id)) await this.sink.add('data', r.id, Buffer.from(r.stored.buffer, r.stored.byteOffset, r.stored.byteLength));
+    this.stats.bytesRead += r.read;
+    if (r.torn) {
+      e.flags |= FLAG_CHANGED_DURING_READ;
+      this.errors.push({ path: display(p), message: `changed while being read (${READ_RETRIES} attempts); stored content may be inconsistent` });
+    }
+    return true;
+  }
+
+  private async recordFile(p: RawPath, e: Entry, st: fs.BigIntStats, prev: VersionRow | undefined, read?: Promise<HashResult>): Promise<void> {
     if (e.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.hardlinks.get(key);
@@ -411,7 +466,7 @@ export class Snapshotter {
       e.content = prev.content;
       this.stats.unchanged++;
     } else {
-      await this.readFile(p, e, st);
+      if (!read || !(await this.applyRead(p, e, await read))) await this.readFile(p, e, st);
       if (prev) this.stats.changed++;
       else this.stats.new++;
     }
@@ -448,7 +503,7 @@ export class Snapshotter {
           xh.update(chunk);
           const id = blobIdOf(chunk);
           content.push(id);
-          if (!this.sink.has(id)) await this.sink.add('data', id, Buffer.from(chunk));
+          if (!this.sink.has(id)) await this.sink.add('data', id, encodeForStore(Buffer.from(chunk)));
           total += n;
           if (n < this.chunkBuf.length) break;
         }

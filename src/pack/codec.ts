@@ -1,0 +1,45 @@
+import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import type { BlobId } from './blobid.js';
+
+/**
+ * Stored blob encoding. A blob is stored either as its plain bytes or deflate-compressed
+ * (raw deflate, RFC 1951). Its id is always the SHA-256 of the plain bytes, so the stored
+ * form describes itself: bytes whose SHA-256 is the id are plain; otherwise they must inflate
+ * to bytes whose SHA-256 is the id. Anything else is corruption. No index field is needed,
+ * and packs written before compression existed stay readable.
+ */
+
+/** Inflated blobs are chunks of at most a few MiB: a larger output is a decompression bomb. */
+const MAX_BLOB = 64 * 1024 * 1024;
+
+export function openBlob(stored: Buffer, id: BlobId): Buffer | null {
+  if (createHash('sha256').update(stored).digest('hex') === id) return stored;
+  let plain: Buffer;
+  try {
+    plain = inflateRawSync(stored, { maxOutputLength: MAX_BLOB });
+  } catch {
+    return null;
+  }
+  return createHash('sha256').update(plain).digest('hex') === id ? plain : null;
+}
+
+/** Inflates a blob already known to be compressed and valid (verified earlier). */
+export function inflateKnown(stored: Buffer): Buffer {
+  return inflateRawSync(stored, { maxOutputLength: MAX_BLOB });
+}
+
+/**
+ * The form to store: compressed when that saves at least 1/8, plain otherwise. Level 1 keeps
+ * file content cheap; trees (small, very repetitive JSON) use a higher level (text such as PHP, HTML and mail shrinks 3-5x; media does not, and is kept plain).
+ */
+export function encodeForStore(plain: Buffer, level = 1): Buffer {
+  if (plain.length < 256) return plain;
+  // Probe a sample first: incompressible data (uploads, archives) is not worth a full pass.
+  if (plain.length > 64 * 1024) {
+    const probe = deflateRawSync(plain.subarray(0, 16 * 1024), { level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
+    if (probe.length > 15 * 1024) return plain;
+  }
+  const z = deflateRawSync(plain, { level });
+  return z.length <= plain.length - (plain.length >> 3) ? z : plain;
+}

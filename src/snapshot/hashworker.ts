@@ -1,0 +1,102 @@
+/**
+ * Snapshot reader thread: reads a small file whole, fingerprints it (xxh64), identifies it
+ * (SHA-256) and compresses it for the repository, off the main thread (DESIGN.md: synchronous
+ * calls in a few threads). Files larger than one chunk go back to the main thread.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import xxhash, { type XXHashAPI } from 'xxhash-wasm';
+import { encodeForStore } from '../pack/codec.js';
+import type { HashItem, HashResult, HashStat } from './hashprotocol.js';
+
+const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
+const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+const RETRIES = 3;
+let hasher: XXHashAPI;
+let noatime = O_NOATIME;
+let buf = Buffer.allocUnsafe(1 << 16);
+/** Content this thread already stored: no need to compress it again (the main thread has it). */
+const seen = new Set<string>();
+
+function statOf(st: fs.BigIntStats): HashStat {
+  return {
+    mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtime: st.mtimeNs.toString(),
+    ctime: st.ctimeNs.toString(), ino: st.ino.toString(), dev: st.dev.toString(), nlink: Number(st.nlink), isFile: st.isFile(),
+  };
+}
+
+function open(p: Buffer): number {
+  try {
+    return fs.openSync(p, FLAGS | noatime);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPERM' && noatime) {
+      noatime = 0; // not the owner and not root: O_NOATIME is refused
+      return fs.openSync(p, FLAGS);
+    }
+    throw e;
+  }
+}
+
+function hashOne(it: HashItem, chunkSize: number): HashResult {
+  const path = Buffer.from(it.p, 'latin1');
+  let expect = { size: BigInt(it.size), mtime: BigInt(it.mtime), ctime: BigInt(it.ctime), ino: BigInt(it.ino) };
+  for (let attempt = 1; ; attempt++) {
+    let fd: number;
+    try {
+      fd = open(path);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      return { code: 'error', msg: err.code ? `${err.code}: ${err.syscall ?? 'open'}` : String(err.message) };
+    }
+    try {
+      const before = fs.fstatSync(fd, { bigint: true });
+      if (!before.isFile()) return { code: 'error', msg: 'no longer a regular file' };
+      if (before.size > BigInt(chunkSize)) return { code: 'big' };
+      const want = Number(before.size) + 1; // one byte more shows growth during the read
+      if (buf.length < want) buf = Buffer.allocUnsafe(Math.max(want, buf.length * 2));
+      let n = 0;
+      while (n < want) {
+        const r = fs.readSync(fd, buf, n, want - n, null);
+        if (r === 0) break;
+        n += r;
+      }
+      if (n > chunkSize) return { code: 'big' };
+      const after = fs.fstatSync(fd, { bigint: true });
+      const stable = after.size === expect.size && after.mtimeNs === expect.mtime && after.ctimeNs === expect.ctime &&
+        after.ino === expect.ino && BigInt(n) === after.size;
+      if (!stable && attempt < RETRIES) {
+        expect = { size: after.size, mtime: after.mtimeNs, ctime: after.ctimeNs, ino: after.ino };
+        continue;
+      }
+      const data = buf.subarray(0, n);
+      const fp = hasher.h64Raw(data).toString(16).padStart(16, '0');
+      if (n === 0) return { code: 'ok', fp, id: null, stored: null, st: statOf(after), torn: !stable, read: 0 };
+      const id = createHash('sha256').update(data).digest('hex');
+      let stored: Uint8Array | null = null;
+      if (!seen.has(id)) {
+        const enc = encodeForStore(data);
+        stored = new Uint8Array(enc === data ? Buffer.from(data) : enc);
+        if (seen.size > 500000) seen.clear();
+        seen.add(id);
+      }
+      return { code: 'ok', fp, id, stored, st: statOf(after), torn: !stable, read: n };
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      return { code: 'error', msg: err.code ? `${err.code}: ${err.syscall ?? 'read'}` : String(err.message) };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+parentPort!.on('message', async (m: { id: number; items: HashItem[]; chunkSize: number } | { init: true }) => {
+  if ('init' in m) {
+    hasher = await xxhash();
+    parentPort!.postMessage({ id: -1 });
+    return;
+  }
+  const results = m.items.map((it) => hashOne(it, m.chunkSize));
+  const transfer = results.flatMap((r) => (r.code === 'ok' && r.stored ? [r.stored.buffer as ArrayBuffer] : []));
+  parentPort!.postMessage({ id: m.id, results }, transfer);
+});
