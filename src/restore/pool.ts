@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { workerUrl } from '../util/workerurl.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 type Op = Exclude<ToWorker, { op: 'init' }>;
@@ -18,7 +19,7 @@ export class WorkerPool {
 
   static async start(n: number, init: WorkerInit, depth = 2): Promise<WorkerPool> {
     const pool = new WorkerPool(depth);
-    const url = new URL('./worker.js', import.meta.url);
+    const url = workerUrl(import.meta.url, 'worker.js');
     await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve, reject) => {
       const w = new Worker(url);
       const slot = { w, busy: 0 };

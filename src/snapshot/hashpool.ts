@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { workerUrl } from '../util/workerurl.js';
 import type { HashItem, HashResult } from './hashprotocol.js';
 
 /** Reader threads for the snapshot: items are sent in small batches; each item gets its own promise. */
@@ -13,7 +14,7 @@ export class HashPool {
 
   static async start(n: number, chunkSize: number): Promise<HashPool> {
     const pool = new HashPool(chunkSize);
-    const url = new URL('./hashworker.js', import.meta.url);
+    const url = workerUrl(import.meta.url, 'hashworker.js');
     await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve, reject) => {
       const w = new Worker(url);
       const slot = { w, busy: 0 };
