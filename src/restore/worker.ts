@@ -310,7 +310,7 @@ function readChunk(c: ChunkRef): Buffer {
   if (known === false) return inflateKnown(buf);
   const plainData = openBlob(buf, c.id);
   if (plainData === null) throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} is corrupt`);
-  if (verified.size >= 200000) verified.clear();
+  if (verified.size >= 50000) verified.clear(); // bounded memory; a miss only costs a re-hash
   verified.set(c.id, plainData === buf);
   return plainData;
 }

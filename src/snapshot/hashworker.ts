@@ -77,7 +77,7 @@ function hashOne(it: HashItem, chunkSize: number): HashResult {
       if (!seen.has(id)) {
         const enc = encodeForStore(data);
         stored = new Uint8Array(enc === data ? Buffer.from(data) : enc);
-        if (seen.size > 500000) seen.clear();
+        if (seen.size > 100000) seen.clear(); // bounded memory; a miss only costs a redundant compression
         seen.add(id);
       }
       return { code: 'ok', fp, id, stored, st: statOf(after), torn: !stable, read: n };
