@@ -1,7 +1,11 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, execSync } from 'node:child_process';
+
+function spawnSyncOk(cmd: string): void {
+  execSync(cmd, { stdio: 'pipe', shell: '/bin/sh' });
+}
 import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write, IS_ROOT } from './helpers.js';
 
 const DAY = 86400;
@@ -253,7 +257,34 @@ describe('restore', () => {
     expect(diffTrees(before, describeTree(src))).toEqual([]);
   });
 
-  it('include/exclude globs, --owner-by-name and dry-run JSON', () => {
+  it('--owner-by-name maps a recreated account to its new uid/gid', () => {
+    if (!IS_ROOT) { console.log('skipped: needs root to create users and chown'); return; }
+    const user = `sft${process.pid % 100000}`;
+    const sh = (cmd: string) => spawnSyncOk(cmd);
+    sh(`groupadd -g 43001 ${user} && useradd -M -N -u 43001 -g 43001 ${user}`);
+    try {
+      const home = `${src}/home/${user}`;
+      write(`${home}/site/index.html`, 'hello');
+      for (const p of [home, `${home}/site`, `${home}/site/index.html`]) fs.chownSync(p, 43001, 43001);
+      snap(env, src);
+      fs.rmSync(home, { recursive: true });
+      // The account is deleted and created again: new numbers, same names.
+      sh(`userdel ${user}; groupdel ${user} 2>/dev/null; groupadd -g 43002 ${user} && useradd -M -N -u 43002 -g 43002 ${user}`);
+      const plain = restore(env, ['latest', '--account', user, '--accounts-root', `${src}/home`, '--target', path.join(base, 'numeric')]);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(fs.statSync(`${base}/numeric${home}/site/index.html`).uid).toBe(43001);
+      const r = restore(env, ['latest', '--account', user, '--accounts-root', `${src}/home`, '--owner-by-name']);
+      expect(r.code, r.stderr).toBe(0);
+      for (const p of [home, `${home}/site`, `${home}/site/index.html`]) {
+        expect(fs.statSync(p).uid, p).toBe(43002);
+        expect(fs.statSync(p).gid, p).toBe(43002);
+      }
+    } finally {
+      spawnSyncOk(`userdel ${user} 2>/dev/null; groupdel ${user} 2>/dev/null; true`);
+    }
+  });
+
+  it('include/exclude globs and dry-run JSON', () => {
     snap(env, src);
     const target = path.join(base, 't');
     const r = restore(env, ['latest', '--target', target, '--include', '*.mail', '--exclude', '*hardlink*']);
