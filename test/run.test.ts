@@ -160,3 +160,29 @@ describe('snapfill run', () => {
     expect(cli(['--config', t.cfg, 'run', '--io-priority', 'low'], t.env).stderr).toMatch(/--io-priority: expected idle or normal/);
   });
 });
+
+describe('snapfill run after another host pruned', () => {
+  it('keeps this host\'s catalog able to restore (blob locations refilled after a repack elsewhere)', () => {
+    const t = setup();
+    const hostA = { ...t.env, SNAPFILL_CACHE: path.join(t.base, 'cache-a') };
+    const hostB = t.env;
+    write(path.join(t.src, 'site', 'a.bin'), Buffer.alloc(40_000, 1));
+    write(path.join(t.src, 'site', 'b.bin'), Buffer.alloc(200_000, 2));
+    expect(cli(['snapshot', t.src, '-q', '--time', '2026-10-01T00:00:00Z'], hostA).code).toBe(0);
+    write(path.join(t.src, 'site', 'b.bin'), Buffer.alloc(200_000, 3));
+    expect(cli(['snapshot', t.src, '-q', '--time', '2026-11-01T00:00:00Z'], hostA).code).toBe(0);
+    expect(cli(['snapshots', '-q'], hostB).code).toBe(0); // B's catalog knows the old packs
+    const p = cli(['--json', 'forget', '--keep-last', '1', '--prune'], hostA);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.json.prune.packs_repacked).toBeGreaterThan(0); // a.bin moved to a new pack
+    // No prune on B: prune would repair B's catalog too; this checks the run's own repair.
+    write(t.cfg, JSON.stringify({ repository: t.env.SNAPFILL_REPO, sources: [t.src], prune: { enabled: false } }));
+    const r = cli(['--json', '--config', t.cfg, 'run'], hostB);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/catalog: \d+ blob locations restored after packs were pruned elsewhere/);
+    const target = path.join(t.base, 'out');
+    const res = cli(['--json', 'restore', r.json.snapshot.snapshot_id, '--target', target, '--mode', 'all'], hostB);
+    expect(res.code, res.stdout.slice(0, 1000)).toBe(0);
+    expect(fs.readFileSync(path.join(target, t.src, 'site', 'a.bin'))).toEqual(Buffer.alloc(40_000, 1));
+  });
+});

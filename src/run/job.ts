@@ -112,7 +112,9 @@ export async function runJob(cfg: Config, opts: { log?: (msg: string) => void; n
         report.snapshot = await s.withRepoLock('snapshot', false, async () => {
           // Re-sync under the lock: a prune by another host between open and lock would
           // otherwise leave this catalog naming blobs that no longer exist.
-          await syncCatalog(s.repo, s.catalog, say);
+          const sync = await syncCatalog(s.repo, s.catalog, say);
+          // (The session's own sync at open may have been the one that saw the packs go.)
+          if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, say);
           return new Snapshotter(s.repo, s.catalog, {
             paths: cfg.sources, excludes: cfg.excludes, tags: cfg.tags, host: cfg.host, oneFileSystem: cfg.oneFileSystem,
             onRead: th.onRead, onUpload: th.onUpload,
@@ -190,6 +192,20 @@ export async function runJob(cfg: Config, opts: { log?: (msg: string) => void; n
   });
   release();
   return report;
+}
+
+/**
+ * After packs vanished from the repository (a prune, maybe by another host), a blob's catalog
+ * row may have pointed at a removed copy while another copy lives on in a pack the catalog
+ * already knew; the sync adds only packs it lacks, so that row stays missing and a restore
+ * would not find the blob. Re-adding every index fills exactly those rows (it never moves
+ * rows that exist). One index read per pack, and only after packs were removed.
+ */
+async function refillBlobLocations(s: Session, say: (m: string) => void): Promise<void> {
+  const before = s.catalog.countBlobs();
+  for await (const id of s.repo.listPackIndexes()) s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
+  const filled = s.catalog.countBlobs() - before;
+  if (filled) say(`catalog: ${filled} blob locations restored after packs were pruned elsewhere`);
 }
 
 /** The one-line summary a cron mail or journal shows. */
