@@ -50,7 +50,7 @@ export function loadFuse(): FuseCtor {
   } catch (e) {
     throw new MountUnavailableError(
       `cannot mount: the optional module fuse-native is not installed or did not build here (${(e as Error).message.split('\n')[0]}). ` +
-      'Install it with "npm install fuse-native" (needs a C toolchain and libfuse headers, e.g. apt-get install build-essential libfuse-dev), ' +
+      'Install it with "npm install fuse-native" (x64 Linux uses a prebuilt binary; elsewhere it compiles: apt-get install build-essential python3), ' +
       'or use "snapfill ls", "cat" or "dump" instead');
   }
 }
