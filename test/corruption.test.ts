@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { cli, repoEnv, tmpDir, write } from './helpers.js';
 
 /**
@@ -13,10 +14,16 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 
 interface PackInfo { id: string; file: string; index: { type: string; size: number; blobs: { id: string; offset: number; length: number }[] } }
 
+/** Pack indexes are JSON, gzipped when written by a snapfill that compresses them. */
+function readIndex(file: string): PackInfo['index'] {
+  const raw = fs.readFileSync(file);
+  return JSON.parse((raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8'));
+}
+
 function packs(repo: string): PackInfo[] {
   return fs.readdirSync(path.join(repo, 'index')).filter((n) => !n.startsWith('.')).map((id) => ({
     id, file: path.join(repo, 'data', id.slice(0, 2), id),
-    index: JSON.parse(fs.readFileSync(path.join(repo, 'index', id), 'utf8')),
+    index: readIndex(path.join(repo, 'index', id)),
   }));
 }
 
@@ -63,8 +70,9 @@ describe('corrupted repository data', () => {
     expect(cli(['init'], env).code).toBe(0);
     write(`${src}/site/one.txt`, content.one);
     write(`${src}/site/two.txt`, content.two);
-    big = Buffer.alloc(9 * 1024 * 1024);
-    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i * 2654435761 >>> 0, i);
+    // Incompressible, so it is stored as is and any flipped byte changes it (a flip inside a
+    // deflate stream can land in bits that do not change the output: no damage to find).
+    big = randomBytes(9 * 1024 * 1024);
     write(`${src}/site/big.bin`, big); // two chunks: 8 MiB + 1 MiB
     snaps = [cli(['--json', 'snapshot', src], env).json.snapshot_id];
     write(`${src}/site/three.txt`, content.three);
@@ -132,7 +140,8 @@ describe('corrupted repository data', () => {
     const c = copy('tree');
     const tp = packs(c.repo).find((p) => p.index.type === 'tree')!;
     const b = tp.index.blobs[0];
-    flipByte(tp.file, b.offset + Math.floor(b.length / 2));
+    // Trees are stored compressed; damage several bytes so the change cannot be a no-op.
+    for (let k = 1; k <= 8; k++) flipByte(tp.file, b.offset + Math.floor((b.length * k) / 9));
     const r = cli(['--json', 'check'], c.env);
     expect(r.code).toBe(1);
     const bp = r.json.broken_packs.find((x: any) => x.pack === tp.id);
