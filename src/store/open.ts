@@ -23,6 +23,8 @@ export async function openStore(url: string, opts: StoreOptions = {}): Promise<O
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error(`unsupported repository URL scheme: ${url} (use a directory path or s3://bucket/prefix)`);
   // Asking for immutability where it cannot be had must not pass silently.
-  if (opts.objectLockDays) throw new Error(`--object-lock-days needs an S3 repository (with Object Lock enabled); ${url} is a local directory`);
+  if (opts.objectLockDays || Number(process.env.SNAPFILL_OBJECT_LOCK_DAYS)) {
+    throw new Error(`--object-lock-days / SNAPFILL_OBJECT_LOCK_DAYS needs an S3 repository (with Object Lock enabled); ${url} is a local directory`);
+  }
   return new LocalStore(url);
 }
