@@ -107,6 +107,24 @@ describe('corrupted repository data', () => {
     expect(h.stderr).toContain(`${src}/site/two.txt`);
   });
 
+  it('the runbook repair: quarantine a lost pack, re-store from the live files, older snapshots are whole again', () => {
+    const c = copy('heal');
+    const loc = packOf(c.repo, sha(content.two));
+    const q = path.join(c.dir, 'quarantine');
+    fs.mkdirSync(q);
+    fs.renameSync(loc.pack.file, path.join(q, loc.pack.id));
+    fs.renameSync(path.join(c.repo, 'index', loc.pack.id), path.join(q, `${loc.pack.id}.index`));
+    expect(cli(['check'], c.env).code).toBe(1);
+    expect(cli(['catalog', 'sync'], c.env).code).toBe(0);
+    const heal = cli(['--json', 'snapshot', src, '--host', 'heal-test', '--tag', 'heal'], c.env);
+    expect(heal.code, heal.stderr).toBe(0);
+    const r = cli(['--json', 'check', '--read-data'], c.env);
+    expect(r.json.errors, JSON.stringify(r.json.errors).slice(0, 500)).toEqual([]);
+    const target = path.join(c.dir, 'target');
+    expect(cli(['restore', snaps[0], '--target', target], c.env).code).toBe(0);
+    expect(fs.readFileSync(path.join(target, src, 'site', 'two.txt'), 'utf8')).toBe(content.two);
+  });
+
   it('a truncated pack: found by the structural check, with the files whose blobs are cut off', () => {
     const c = copy('trunc');
     const loc = packOf(c.repo, sha(big.subarray(8 * 1024 * 1024)));
