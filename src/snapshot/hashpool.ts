@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../util/workerurl.js';
-import type { HashItem, HashResult } from './hashprotocol.js';
+import type { HashItem, HashResult, ScanResult } from './hashprotocol.js';
 
 /** Reader threads for the snapshot: items are sent in small batches; each item gets its own promise. */
 export class HashPool {
@@ -20,8 +20,15 @@ export class HashPool {
       const slot = { w, busy: 0 };
       pool.workers.push(slot);
       w.once('error', reject);
-      w.on('message', (m: { id: number; results?: HashResult[] }) => {
+      w.on('message', (m: { id: number; results?: HashResult[]; scan?: ScanResult }) => {
         if (m.id === -1) { resolve(); return; }
+        if (m.scan) {
+          const sw = pool.scans.get(m.id);
+          pool.scans.delete(m.id);
+          slot.busy--;
+          sw?.(m.scan);
+          return;
+        }
         const waiter = pool.waiting.get(m.id);
         if (!waiter) return;
         pool.waiting.delete(m.id);
@@ -34,6 +41,20 @@ export class HashPool {
       w.postMessage({ init: true });
     })));
     return pool;
+  }
+
+  private readonly scans = new Map<number, (r: ScanResult) => void>();
+
+  /** Lists and lstats one directory in a worker. */
+  scan(dir: string): Promise<ScanResult> {
+    return new Promise((resolve) => {
+      let slot = this.workers[0];
+      for (const s of this.workers) if (s.busy < slot.busy) slot = s;
+      const id = this.nextId++;
+      slot.busy++;
+      this.scans.set(id, resolve);
+      slot.w.postMessage({ id, scan: dir });
+    });
   }
 
   hash(item: HashItem): Promise<HashResult> {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import xxhash, { type XXHashAPI } from 'xxhash-wasm';
 import { encodeForStore } from '../pack/codec.js';
-import type { HashItem, HashResult, HashStat } from './hashprotocol.js';
+import { SCAN_FIELDS, type HashItem, type HashResult, type HashStat, type ScanResult } from './hashprotocol.js';
 
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -90,10 +90,47 @@ function hashOne(it: HashItem, chunkSize: number): HashResult {
   }
 }
 
-parentPort!.on('message', async (m: { id: number; items: HashItem[]; chunkSize: number } | { init: true }) => {
+/** Lists a directory and lstats its entries: the walk's syscalls, done off the main thread. */
+function scanDir(dir: string): ScanResult {
+  let names: string[];
+  try {
+    names = (fs.readdirSync(Buffer.from(dir, 'latin1'), { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('latin1'));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return { error: err.code ? `${err.code}: ${err.syscall ?? 'scandir'}` : String(err.message) };
+  }
+  names.sort();
+  const stats = new BigUint64Array(names.length * SCAN_FIELDS);
+  const status = new Uint8Array(names.length);
+  const errors: string[] = [];
+  const prefix = dir === '/' ? '/' : dir + '/';
+  for (let i = 0; i < names.length; i++) {
+    let st: fs.BigIntStats | undefined;
+    try {
+      st = fs.lstatSync(Buffer.from(prefix + names[i], 'latin1'), { bigint: true, throwIfNoEntry: false });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      status[i] = 2;
+      errors.push(err.code ? `${err.code}: lstat` : String(err.message));
+      continue;
+    }
+    if (!st) { status[i] = 1; continue; }
+    const o = i * SCAN_FIELDS;
+    stats[o] = st.mode; stats[o + 1] = st.uid; stats[o + 2] = st.gid; stats[o + 3] = st.size; stats[o + 4] = st.mtimeNs;
+    stats[o + 5] = st.ctimeNs; stats[o + 6] = st.ino; stats[o + 7] = st.dev; stats[o + 8] = st.nlink; stats[o + 9] = st.rdev;
+  }
+  return { names, stats, status, errors };
+}
+
+parentPort!.on('message', async (m: { id: number; items: HashItem[]; chunkSize: number } | { init: true } | { id: number; scan: string }) => {
   if ('init' in m) {
     hasher = await xxhash();
     parentPort!.postMessage({ id: -1 });
+    return;
+  }
+  if ('scan' in m) {
+    const r = scanDir(m.scan);
+    parentPort!.postMessage({ id: m.id, scan: r }, 'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : []);
     return;
   }
   const results = m.items.map((it) => hashOne(it, m.chunkSize));

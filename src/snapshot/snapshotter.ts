@@ -7,7 +7,7 @@ import { encodeTree, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type Entry
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import { HashPool } from './hashpool.js';
-import type { HashResult } from './hashprotocol.js';
+import { ScanStat, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
 import { xxh, fpHex } from './hasher.js';
 import { makeMatcher } from './exclude.js';
@@ -63,7 +63,7 @@ export interface SnapshotResult {
 interface Child {
   name: RawPath;
   p: RawPath;
-  st: fs.BigIntStats;
+  st: StatLike;
   isSource: boolean;
   childFully: boolean;
 }
@@ -81,7 +81,7 @@ interface DirResult {
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const READ_RETRIES = 3;
 
-function typeOf(st: fs.BigIntStats): EntryType {
+function typeOf(st: StatLike): EntryType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -98,7 +98,7 @@ function statUnchanged(prev: VersionRow, e: Entry): boolean {
     (prev.flags & FLAG_CHANGED_DURING_READ) === 0;
 }
 
-function sameStat(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
+function sameStat(a: StatLike, b: StatLike): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
 }
 
@@ -217,7 +217,7 @@ export class Snapshotter {
     this.opts.onProgress({ files: this.stats.files, dirs: this.stats.dirs, bytesRead: this.stats.bytesRead, bytesAdded: this.sink.bytesAdded, current });
   }
 
-  private entryFromStat(name: RawPath, st: fs.BigIntStats): Entry {
+  private entryFromStat(name: RawPath, st: StatLike): Entry {
     const uid = Number(st.uid);
     const gid = Number(st.gid);
     const type = typeOf(st);
@@ -245,39 +245,42 @@ export class Snapshotter {
     // loop every 256 levels unwinds the synchronous stack; other directories pay nothing.
     if (dir.length >= 512 && depthOf(dir) % 256 === 0) await new Promise((r) => setImmediate(r));
     if (prev === null) prev = dir === '/' ? undefined : this.catalog.openDirState(dir, this.lineage, this.seq);
-    let names: RawPath[];
+    const listing = await this.listDir(dir);
     let unreadable = false;
-    try {
-      names = (fs.readdirSync(toFs(dir), { encoding: 'buffer' }) as Buffer[]).map(fromFs);
-    } catch (e) {
-      this.error(dir, e);
-      names = [];
+    if ('error' in listing) {
+      this.errors.push({ path: display(dir), message: listing.error });
       unreadable = true;
     }
-    names.sort();
+    const names = 'names' in listing ? listing.names : [];
     const children: Child[] = [];
     let dpos = 0;
-    for (const name of names) {
+    let errAt = 0;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
       const p = join(dir, name);
+      const status = (listing as { status: Uint8Array }).status[i];
       const isSource = this.sources.has(p);
-      if (!fully && !isSource && !this.leadsToSource(p)) continue;
-      if ((fully || isSource) && this.excluded(p)) continue;
-      let st: fs.BigIntStats | undefined;
-      try {
-        st = fs.lstatSync(toFs(p), { bigint: true, throwIfNoEntry: false });
-      } catch (e) {
-        this.error(p, e);
-        unreadable = true;
+      const wanted = (fully || isSource || this.leadsToSource(p)) && !((fully || isSource) && this.excluded(p));
+      if (status === 2) {
+        const msg = (listing as { errors: string[] }).errors[errAt++];
+        if (wanted) {
+          this.errors.push({ path: display(p), message: msg });
+          unreadable = true;
+        }
         continue;
       }
-      if (!st) {
+      if (!wanted) continue;
+      if (status === 1) {
         this.errors.push({ path: display(p), message: 'vanished during the walk' });
         continue;
       }
+      const st = new ScanStat((listing as { stats: BigUint64Array }).stats, i);
       if (!fully && !isSource && !st.isDirectory()) continue; // an ancestor path that is not a directory
       children.push({ name, p, st, isSource, childFully: fully || isSource });
       dpos = this.digestChild(dpos, name, st);
     }
+    // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
+    for (const c of children) if (c.st.isDirectory()) this.prefetch(c.p);
     const digest = unreadable ? null : fpHex(this.hash.h64Raw(this.digestBuf.subarray(0, dpos)));
 
     // Subdirectories first.
@@ -367,8 +370,25 @@ export class Snapshotter {
     return { tree: id, same: prev !== undefined && prev.tree === id, digest };
   }
 
+  private readonly listings = new Map<RawPath, Promise<ScanResult>>();
+
+  /** A directory's listing with lstat fields, from a reader thread (prefetched when possible). */
+  private listDir(dir: RawPath): Promise<ScanResult> {
+    const p = this.listings.get(dir);
+    if (p) {
+      this.listings.delete(dir);
+      return p;
+    }
+    return this.pool.scan(dir);
+  }
+
+  private prefetch(dir: RawPath): void {
+    // Bounded look-ahead: enough to keep the threads busy, not a copy of the whole tree.
+    if (this.listings.size < 256 && !this.listings.has(dir)) this.listings.set(dir, this.pool.scan(dir));
+  }
+
   /** Appends one child's name and stat fields to the digest buffer (binary: cheaper than text). */
-  private digestChild(pos: number, name: RawPath, st: fs.BigIntStats): number {
+  private digestChild(pos: number, name: RawPath, st: StatLike): number {
     const need = pos + name.length + 1 + 10 * 8;
     if (need > this.digestBuf.length) {
       const bigger = Buffer.allocUnsafe(Math.max(need, this.digestBuf.length * 2));
@@ -386,7 +406,7 @@ export class Snapshotter {
   }
 
   /** A hardlinked file in a directory reused whole: its inode is still "seen" for later names. */
-  private noteHardlinkUnchanged(p: RawPath, st: fs.BigIntStats): void {
+  private noteHardlinkUnchanged(p: RawPath, st: StatLike): void {
     const key = `${st.dev}:${st.ino}`;
     if (this.hardlinks.has(key)) return;
     const row = this.catalog.openVersionByPath(p, this.lineage, this.seq);
@@ -448,7 +468,7 @@ export class Snapshotter {
     return true;
   }
 
-  private async recordFile(p: RawPath, e: Entry, st: fs.BigIntStats, prev: VersionRow | undefined, read?: Promise<HashResult>): Promise<void> {
+  private async recordFile(p: RawPath, e: Entry, st: StatLike, prev: VersionRow | undefined, read?: Promise<HashResult>): Promise<void> {
     if (e.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.hardlinks.get(key);
@@ -474,7 +494,7 @@ export class Snapshotter {
   }
 
   /** Reads a file once: fingerprints it, cuts it into chunks, stores new chunks. Detects change during the read. */
-  private async readFile(p: RawPath, e: Entry, st0: fs.BigIntStats): Promise<void> {
+  private async readFile(p: RawPath, e: Entry, st0: StatLike): Promise<void> {
     let st = st0;
     for (let attempt = 1; ; attempt++) {
       let fd: number;
