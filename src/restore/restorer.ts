@@ -79,6 +79,12 @@ export async function restore(session: Session, o: RestoreOptions): Promise<Rest
   return new Restorer(session, o).run();
 }
 
+interface PackData {
+  plain: Map<string, Buffer>;
+  bad: Set<string>;
+  error?: string;
+}
+
 class Restorer {
   private readonly mode: RestoreMode;
   private readonly snap: SnapshotRow;
@@ -387,19 +393,30 @@ class Restorer {
     this.progress.phase = 'content';
     const inflight: Promise<void>[] = [];
     let group: ContentRow[] = [];
+    // Read-ahead: the next packs are fetched while the current one is written, so a remote
+    // store's first-byte latency overlaps with work. Bounded to READ_AHEAD packs in memory.
+    const READ_AHEAD = 2;
+    const fetched: { rows: ContentRow[]; data: Promise<PackData> }[] = [];
+    const drainOne = async () => {
+      const g = fetched.shift()!;
+      await this.writePackGroup(g.rows, await g.data, inflight);
+      while (inflight.length > this.pool.size * 6) await inflight.shift();
+    };
     const flushGroup = async () => {
       if (!group.length) return;
       const rows = group;
       group = [];
-      await this.writePackGroup(rows, inflight);
-      // Bounded: a few packs' worth of buffers alive at most.
-      while (inflight.length > this.pool.size * 6) await inflight.shift();
+      const data = this.fetchPackGroup(rows);
+      data.catch(() => undefined); // handled when drained
+      fetched.push({ rows, data });
+      if (fetched.length > READ_AHEAD) await drainOne();
     };
     for (const row of this.plan.singleBlobFiles()) {
       if (group.length && group[0].pack !== row.pack) await flushGroup();
       group.push(row);
     }
     await flushGroup();
+    while (fetched.length) await drainOne();
     await Promise.all(inflight);
     // Files of several chunks (large files) and empty files: written here, chunk by chunk.
     const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel));
@@ -410,7 +427,8 @@ class Restorer {
     }
   }
 
-  private async writePackGroup(rows: ContentRow[], inflight: Promise<void>[]): Promise<void> {
+  /** Fetches what a pack group needs and decodes each distinct blob once (decompress + verify). */
+  private async fetchPackGroup(rows: ContentRow[]): Promise<PackData> {
     const pack = rows[0].pack!;
     // Distinct blobs in offset order; read spans that cover them, coalescing small gaps.
     const blobs = new Map<string, { off: number; len: number }>();
@@ -437,7 +455,16 @@ class Restorer {
         }
       }
     } catch (e) {
-      for (const r of rows) this.error('/' + r.rel, `cannot read pack ${pack.slice(0, 12)}: ${(e as Error).message}`);
+      return { error: (e as Error).message, plain, bad };
+    }
+    return { plain, bad };
+  }
+
+  private async writePackGroup(rows: ContentRow[], data: PackData, inflight: Promise<void>[]): Promise<void> {
+    const pack = rows[0].pack!;
+    const { plain, bad } = data;
+    if (data.error) {
+      for (const r of rows) this.error('/' + r.rel, `cannot read pack ${pack.slice(0, 12)}: ${data.error}`);
       return;
     }
     let total = 0;
