@@ -9,10 +9,12 @@ import type { Entry } from './tree.js';
 interface Piece {
   id: BlobId;
   pack: string;
+  /** The stored (possibly compressed) bytes in the pack. */
   offset: number;
   length: number;
-  /** Offset of this blob's first byte inside the file. */
+  /** The plain bytes: offset of the blob's first byte inside the file, and its size. */
   start: number;
+  size: number;
 }
 
 export class ContentUnavailableError extends Error {
@@ -40,22 +42,28 @@ export class FileContentReader {
     readonly cacheBytes = 64 * 1024 * 1024,
   ) {}
 
-  /** The blobs of a file with their positions; fails closed when the catalog lacks one. */
+  /**
+   * The blobs of a file with their positions. Content is cut into fixed-size chunks of the
+   * repository's chunk_size (docs/FORMAT.md), so blob i holds bytes [i*chunk, (i+1)*chunk);
+   * stored lengths say nothing about that (blobs may be compressed). Fails closed when the
+   * catalog lacks a blob or the blob count does not fit the size.
+   */
   layout(e: Pick<Entry, 'content' | 'size'>, label = 'file'): Piece[] {
     if (e.content === null) {
       if (e.size === 0) return [];
       throw new ContentUnavailableError(`${label}: the snapshot holds no content for it (it could not be read at snapshot time)`);
     }
-    const pieces: Piece[] = [];
-    let start = 0;
-    for (const id of e.content) {
+    const chunk = this.repo.config.chunk_size;
+    const want = Math.ceil(e.size / chunk);
+    if (e.content.length !== want) {
+      throw new ContentUnavailableError(`${label}: the snapshot lists ${e.content.length} blobs for ${e.size} bytes; chunks of ${chunk} bytes need ${want}`);
+    }
+    return e.content.map((id, i) => {
       const loc = this.catalog.blobLocation(id);
       if (!loc) throw new ContentUnavailableError(`${label}: blob ${id.slice(0, 12)} is not in any pack the catalog knows (run "snapfill check")`);
-      pieces.push({ id, pack: loc.pack, offset: loc.offset, length: loc.length, start });
-      start += loc.length;
-    }
-    if (start !== e.size) throw new ContentUnavailableError(`${label}: its blobs hold ${start} bytes but the snapshot records ${e.size}`);
-    return pieces;
+      const start = i * chunk;
+      return { id, pack: loc.pack, offset: loc.offset, length: loc.length, start, size: Math.min(chunk, e.size - start) };
+    });
   }
 
   /** One whole blob, from the cache or the repository (concurrent requests share one fetch). */
@@ -68,7 +76,10 @@ export class FileContentReader {
     }
     let pending = this.inflight.get(p.id);
     if (!pending) {
-      pending = this.repo.readBlob(p.pack, p.offset, p.length, p.id).finally(() => this.inflight.delete(p.id));
+      pending = this.repo.readBlob(p.pack, p.offset, p.length, p.id).then((data) => {
+        if (data.length !== p.size) throw new ContentUnavailableError(`blob ${p.id.slice(0, 12)} holds ${data.length} bytes where the file layout needs ${p.size}`);
+        return data;
+      }).finally(() => this.inflight.delete(p.id));
       this.inflight.set(p.id, pending);
       const data = await pending;
       this.remember(p.id, data);
@@ -93,12 +104,12 @@ export class FileContentReader {
     let done = 0;
     for (const p of pieces) {
       if (done >= length) break;
-      const end = p.start + p.length;
+      const end = p.start + p.size;
       const pos = position + done;
       if (pos >= end || pos < p.start) continue;
       const data = await this.blob(p);
       const from = pos - p.start;
-      const n = Math.min(p.length - from, length - done);
+      const n = Math.min(p.size - from, length - done);
       data.copy(out, done, from, from + n);
       done += n;
     }
