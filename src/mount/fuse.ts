@@ -206,7 +206,7 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
   return {
     mountpoint: mnt,
     unmount: () => {
-      if (process.env.SNAPFILL_DEBUG) log(`operations served: ${JSON.stringify(counts)}`);
+      if (process.env.SNAPFILL_DEBUG) log(`operations served: ${JSON.stringify(counts)}; memory: ${JSON.stringify(process.memoryUsage())}`);
       unmounting ??= new Promise<void>((resolve, reject) => {
         fuse.unmount((err: Error | null) => {
           if (!err) return resolve();
