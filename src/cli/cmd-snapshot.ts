@@ -3,6 +3,16 @@ import { action, collect, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson } from './output.js';
 import { Progress, rate } from './progress.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
+import { syncCatalog } from '../index/sync.js';
+import { reexecAtIdlePriority, throttleHooks } from '../util/throttle.js';
+
+function positiveNumber(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!(n > 0)) throw new Error(`${flag}: expected a positive number, got "${v}"`);
+    return n;
+  };
+}
 import { display } from '../util/rawpath.js';
 
 export function register(program: Command): void {
@@ -15,6 +25,10 @@ export function register(program: Command): void {
     .option('--time <iso>', 'record this time instead of now (ISO 8601)')
     .option('--host <name>', 'record this host name instead of the machine\'s')
     .option('-x, --one-file-system', 'do not cross file-system boundaries below a source path')
+    .option('--limit-read <MB/s>', 'cap reading from the source disks (MB/s, 10^6 bytes)', positiveNumber('--limit-read'))
+    .option('--limit-upload <MB/s>', 'cap writing to the repository (MB/s)', positiveNumber('--limit-upload'))
+    .option('--io-priority <class>', 'idle: run at idle IO priority and nice 19 (re-executes under ionice/nice)')
+    .option('--max-load <n>', 'pause while the 1-minute load average is above n', positiveNumber('--max-load'))
     .addHelpText('after', `
 Examples:
   snapfill snapshot /home /etc --exclude '*.tmp' --exclude '/home/*/cache'
@@ -27,14 +41,27 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
         time = new Date(opts.time);
         if (Number.isNaN(time.getTime())) throw new Error(`--time: "${opts.time}" is not a valid ISO 8601 time`);
       }
+      if (opts.ioPriority && !['idle', 'normal'].includes(opts.ioPriority)) throw new Error(`--io-priority: expected idle or normal, got "${opts.ioPriority}"`);
+      const say = (m: string) => { if (!g.quiet) process.stderr.write(m + '\n'); };
+      if (opts.ioPriority === 'idle') {
+        const code = await reexecAtIdlePriority(say);
+        if (code !== null) return code;
+      }
+      const throttle = throttleHooks({ limitReadMBps: opts.limitRead, limitUploadMBps: opts.limitUpload, maxLoad: opts.maxLoad }, say);
       const progress = new Progress({ quiet: g.quiet });
       const result = await withSession(g, { create: true }, async (s) => {
         s.lockCatalog('snapshot');
-        return s.withRepoLock('snapshot', false, () => new Snapshotter(s.repo, s.catalog, {
+        return s.withRepoLock('snapshot', false, async () => {
+          // Re-read the repository under the lock: a prune that finished in between may have
+          // moved blobs, and dedup must only trust blobs that still exist.
+          await syncCatalog(s.repo, s.catalog);
+          return new Snapshotter(s.repo, s.catalog, {
           paths, excludes: opts.exclude, tags: opts.tag, time, host: opts.host, oneFileSystem: opts.oneFileSystem,
+          onRead: throttle.onRead, onUpload: throttle.onUpload,
           onProgress: (p) => progress.update((t) =>
             `${p.files} files, ${humanBytes(p.bytesRead)} read (${rate(p.bytesRead / 1048576, t)} MB/s), ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`),
-        }).run());
+        }).run();
+        });
       });
       progress.done();
       if (g.json) printJson(result);

@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS packs(
 CREATE TABLE IF NOT EXISTS blobs(
   hash BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
+CREATE TABLE IF NOT EXISTS blob_alt(
+  hash BLOB NOT NULL, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY(hash, pack)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_alt_pack ON blob_alt(pack);
 CREATE TABLE IF NOT EXISTS lineages(id INTEGER PRIMARY KEY, host TEXT NOT NULL, paths TEXT NOT NULL, UNIQUE(host, paths));
 CREATE TABLE IF NOT EXISTS snapshots(
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, lineage INTEGER NOT NULL, state TEXT NOT NULL,
@@ -265,7 +268,13 @@ export class Catalog {
         ? Number(r.lastInsertRowid)
         : (this.st(`SELECT id FROM packs WHERE hash=?`).get(idx.pack) as { id: number }).id;
       const ins = this.st(`INSERT OR IGNORE INTO blobs VALUES(?,?,?,?)`);
-      for (const b of idx.blobs) ins.run(Buffer.from(b.id, 'hex'), packRow, b.offset, b.length);
+      const alt = this.st(`INSERT OR IGNORE INTO blob_alt VALUES(?,?,?,?)`);
+      for (const b of idx.blobs) {
+        const h = Buffer.from(b.id, 'hex');
+        // A blob already known in another pack (a repack by prune, or two hosts storing the
+        // same content) keeps this copy as an alternative, used when that other pack goes away.
+        if (ins.run(h, packRow, b.offset, b.length).changes === 0) alt.run(h, packRow, b.offset, b.length);
+      }
     });
   }
 
@@ -277,7 +286,12 @@ export class Catalog {
     this.atomic(() => {
       const r = this.st(`SELECT id FROM packs WHERE hash=?`).get(packId) as { id: number } | undefined;
       if (!r) return;
+      // Blobs of this pack that have a copy elsewhere move to it; the others are gone.
+      this.st(`INSERT OR REPLACE INTO blobs SELECT a.hash, a.pack, a.offset, a.length FROM blob_alt a
+        WHERE a.hash IN (SELECT hash FROM blobs WHERE pack=?) AND a.pack<>?
+        AND a.pack = (SELECT min(a2.pack) FROM blob_alt a2 WHERE a2.hash=a.hash AND a2.pack<>?)`).run(r.id, r.id, r.id);
       this.st(`DELETE FROM blobs WHERE pack=?`).run(r.id);
+      this.st(`DELETE FROM blob_alt WHERE pack=? OR hash IN (SELECT hash FROM blobs WHERE blobs.pack=blob_alt.pack)`).run(r.id);
       this.st(`DELETE FROM packs WHERE id=?`).run(r.id);
     });
   }
@@ -607,7 +621,7 @@ export class Catalog {
 
   clearAll(): void {
     this.atomic(() => {
-      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM packs; DELETE FROM dirstate;`);
+      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM blob_alt; DELETE FROM packs; DELETE FROM dirstate;`);
     });
   }
 
