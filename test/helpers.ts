@@ -9,9 +9,16 @@ export const BIN = path.join(ROOT, 'bin', 'snapfill');
 export const IS_ROOT = process.getuid?.() === 0;
 
 /** A fresh temp directory removed at process exit. */
+const tmpDirs: string[] = [];
+process.once('exit', () => {
+  for (const d of tmpDirs) {
+    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
+
 export function tmpDir(prefix = 'snapfill-test-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  process.once('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  tmpDirs.push(d);
   return d;
 }
 
