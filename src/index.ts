@@ -20,3 +20,5 @@ export { prune, PruneAbortedError, type PruneOptions, type PruneReport } from '.
 export { runJob, summaryLine, RunOverlapError, type RunReport } from './run/job.js';
 export { renderSchedule, installSchedule, removeSchedule, type ScheduleSpec } from './schedule/schedule.js';
 export { TokenBucket, LoadGate, throttleHooks, type ThrottleSettings } from './util/throttle.js';
+export { checkRepository, checkSession, parseSubset, inSubset, type CheckOptions, type CheckResult, type BrokenPack, type PackSubset } from './check/check.js';
+export { verifySnapshot, type VerifyOptions, type VerifyResult } from './check/verify.js';
