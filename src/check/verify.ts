@@ -127,8 +127,9 @@ export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: 
   };
 }
 
+/** The same default as restore (src/restore/restorer.ts): 2-4 threads by CPU count. */
 function defaultThreads(): number {
-  return Math.max(2, Math.min(8, os.availableParallelism()));
+  return Math.min(4, Math.max(2, os.availableParallelism()));
 }
 
 function dropNested(paths: RawPath[]): RawPath[] {

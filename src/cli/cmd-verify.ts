@@ -15,6 +15,7 @@ export function register(program: Command): void {
     .argument('[path...]', 'only these paths (as recorded in the snapshot); default: the snapshot\'s source paths')
     .option('--target <dir>', 'compare the tree restored under DIR (DIR + original path) instead of the original location')
     .option('--checksum', 'read files of equal size and compare their content fingerprint (xxh64) instead of trusting mtime')
+    .option('--threads <n>', 'worker threads (default: 2-4 by CPU count, as restore)', (v) => Number.parseInt(v, 10))
     .option('--show <n>', 'how many paths of each kind the human report lists', String(SHOW))
     .addHelpText('after', `
 Examples:
@@ -25,11 +26,14 @@ Examples:
 Exit codes: 0 the tree matches the snapshot, 3 differences found (see the lists), 1 failure.`)
     .action(action(async (g, [ref, paths, opts]) => {
       const show = Math.max(0, Number(opts.show) || 0);
+      if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 64)) {
+        throw new Error('--threads must be an integer between 1 and 64');
+      }
       const target = opts.target ? fromUser(path.resolve(opts.target)) : undefined;
       const result = await withSession(g, { readOnly: true }, async (s) => {
         const snap = resolveSnapshot(s.catalog, ref);
         return verifySnapshot(s.catalog, snap, {
-          paths: (paths as string[]).map((p) => normalizeAbs(fromUser(p))), target, checksum: !!opts.checksum,
+          paths: (paths as string[]).map((p) => normalizeAbs(fromUser(p))), target, checksum: !!opts.checksum, threads: opts.threads,
         });
       });
       if (g.json) printJson(result);
