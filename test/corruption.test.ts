@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { cli, repoEnv, tmpDir, write } from './helpers.js';
+import { openSession } from '../src/session.js';
+import { compareCatalog } from '../src/check/check.js';
 
 /**
  * Damaged repositories: a flipped byte, a truncated pack, a deleted pack. `check` must find
@@ -174,6 +176,22 @@ describe('corrupted repository data', () => {
     const r = cli(['--json', 'check'], c.env);
     expect(r.code).toBe(1);
     expect(r.json.errors.some((e: any) => e.path.includes(snaps[0]) && e.message.includes('hash mismatch'))).toBe(true);
+  });
+
+  it('catalog and repository disagreeing (a catalog not synced, or a sync bug) is reported both ways', async () => {
+    const c = copy('catalog');
+    const s = await openSession({ repo: c.repo, catalog: fs.readdirSync(path.join(c.dir, 'cache')).map((d) => path.join(c.dir, 'cache', d, 'catalog.db'))[0], noSync: true });
+    try {
+      // The repository loses a snapshot record and gains a pack the catalog never saw.
+      fs.renameSync(path.join(c.repo, 'snapshots', snaps[0]), path.join(c.dir, 'gone'));
+      const idx = packs(c.repo)[0];
+      fs.copyFileSync(path.join(c.repo, 'index', idx.id), path.join(c.repo, 'index', 'f'.repeat(64)));
+      const errs = await compareCatalog(s.repo, s.catalog);
+      expect(errs.map((e) => e.path).sort()).toEqual([`pack ${'f'.repeat(64)}`, `snapshot ${snaps[0]}`]);
+      expect(errs.every((e) => e.message.includes('catalog rebuild'))).toBe(true);
+    } finally {
+      await s.close();
+    }
   });
 
   it('--read-data-subset: n/m parts cover every pack exactly once; a percentage reads a share', () => {

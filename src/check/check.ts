@@ -121,17 +121,42 @@ export async function checkSession(s: Session, opts: CheckOptions = {}): Promise
   const log = opts.onProgress;
   return s.withRepoLock('check', false, async () => {
     let synced = true;
+    let catalogErrors: CheckError[] = [];
     try {
       s.lockCatalog('check');
       await syncCatalog(s.repo, s.catalog, log);
+      // Compared while the catalog lock still keeps local snapshots out: a snapshot finishing
+      // during a long --read-data must not look like a disagreement.
+      catalogErrors = await compareCatalog(s.repo, s.catalog);
     } catch (e) {
       synced = false;
       log?.(`note: catalog not synced (${e instanceof LockBusyError ? 'busy' : (e as Error).message}); checking the repository alone`);
     } finally {
       s.unlockCatalog();
     }
-    return checkRepository(s.repo, synced ? s.catalog : null, opts);
+    const result = await checkRepository(s.repo, null, opts);
+    result.catalog_synced = synced;
+    result.errors.push(...catalogErrors);
+    result.ok = result.errors.length === 0;
+    return result;
   });
+}
+
+/** Disagreements between the catalog and the repository's current snapshot and pack lists. */
+export async function compareCatalog(repo: Repository, catalog: Catalog): Promise<CheckError[]> {
+  const errors: CheckError[] = [];
+  const hint = '(run "snapfill catalog rebuild")';
+  const repoSnaps = new Set<string>();
+  for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
+  const catSnaps = new Set(catalog.listSnapshots().map((x) => x.id));
+  for (const id of repoSnaps) if (!catSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: `snapshot is in the repository but not in the catalog ${hint}` });
+  for (const id of catSnaps) if (!repoSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: `catalog lists a snapshot the repository does not have ${hint}` });
+  const repoPacks = new Set<string>();
+  for await (const id of repo.listPackIndexes()) repoPacks.add(id);
+  const catPacks = new Set(catalog.packIds());
+  for (const id of repoPacks) if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
+  for (const id of catPacks) if (!repoPacks.has(id)) errors.push({ path: `pack ${id}`, message: `catalog lists a pack the repository does not have ${hint}` });
+  return errors;
 }
 
 export async function checkRepository(repo: Repository, catalog: Catalog | null, opts: CheckOptions = {}): Promise<CheckResult> {
@@ -219,15 +244,7 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
   result.trees_checked = walker.treesRead;
 
   // 4. The catalog must describe exactly what the repository holds.
-  if (catalog) {
-    const catSnaps = new Set(catalog.listSnapshots().map((s) => s.id));
-    const loadable = new Set(snapIds);
-    for (const id of loadable) if (!catSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: 'snapshot is in the repository but not in the catalog (run "snapfill catalog rebuild")' });
-    for (const id of catSnaps) if (!loadable.has(id)) errors.push({ path: `snapshot ${id}`, message: 'catalog lists a snapshot the repository does not have (run "snapfill catalog rebuild")' });
-    const catPacks = new Set(catalog.packIds());
-    for (const id of indexes.keys()) if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: 'pack is in the repository but not in the catalog (run "snapfill catalog rebuild")' });
-    for (const id of catPacks) if (!indexes.has(id)) errors.push({ path: `pack ${id}`, message: 'catalog lists a pack the repository does not have (run "snapfill catalog rebuild")' });
-  }
+  if (catalog) errors.push(...await compareCatalog(repo, catalog));
 
   if (affected.has('(none)')) markBroken('(none)', 'blobs referenced by snapshots but absent from every pack index', []);
   for (const [pack, b] of [...broken].sort(([a], [c]) => (a < c ? -1 : 1))) {
