@@ -346,6 +346,7 @@ function machine() {
   const git = spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim();
   return {
     nproc: out('nproc', []),
+    load_start: os.loadavg()[0].toFixed(1),
     cpu: os.cpus()[0]?.model ?? '',
     free: out('free', ['-m']),
     df: out('df', ['-h', '/dev/shm', '/var/tmp']),
@@ -792,7 +793,8 @@ function renderMarkdown(res) {
   const out = [];
   out.push(`### Profile \`${o.profile}\`: ${res.datasets.tmpfs?.files ?? res.datasets.disk?.files ?? o.files} files, ${o.runs} run(s), ${res.date}`);
   out.push('');
-  out.push(`Command: \`${res.command}\` (snapfill ${res.machine.snapfill ?? '?'}). Raw results: \`${res.results_file}\`.`);
+  out.push(`Command: \`${res.command}\` (snapfill: the working tree's build at commit ${res.machine.snapfill ?? '?'}). Raw results: \`${res.results_file}\`. Took ${(res.seconds / 60).toFixed(0)} min.`);
+  if (res.machine.load_start) out.push(`Load average (1 min) at start ${res.machine.load_start}, at end ${res.machine.load_end} on ${res.machine.nproc} CPUs: other jobs were running.`);
   out.push('');
   out.push(`Machine: ${res.machine.nproc} CPUs (${res.machine.cpu}), Linux ${res.machine.kernel}, Node ${res.machine.node}; ${res.machine.restic}; ${res.machine.borg}; ${res.machine.tar}; ${res.machine.rsync}.`);
   out.push('');
@@ -867,6 +869,7 @@ async function main() {
     'On disk a `sync -f` runs (untimed) before each timed command so earlier writeback is not billed to it.');
   const machineInfo = machine();
   for (const fsName of o.fs) bench.runFs(fsName, fsName === 'tmpfs' ? o.tmpfsDir : o.diskDir);
+  machineInfo.load_end = os.loadavg()[0].toFixed(1);
   const summary = bench.summary();
   const stamp = started.toISOString().replace(/:/g, '').replace(/\..*/, 'Z');
   fs.mkdirSync(o.resultsDir, { recursive: true });
