@@ -133,7 +133,8 @@ describe('snapshot engine', () => {
     const writer = spawn(process.execPath, ['-e', `
       const fs=require('fs'); const b=Buffer.alloc(65536,2);
       const end=Date.now()+8000; (function loop(){ fs.appendFileSync(${JSON.stringify(f)}, b); if(Date.now()<end) setImmediate(loop); })();`]);
-    await new Promise((r) => setTimeout(r, 100));
+    // Start the snapshot only once the writer is really appending.
+    for (let i = 0; i < 200 && fs.statSync(f).size <= 64 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 25));
     const r = cli(['--json', 'snapshot', src], env);
     writer.kill();
     expect(r.json).not.toBeNull();
