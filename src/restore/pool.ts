@@ -31,8 +31,8 @@ export class WorkerPool {
         if (!waiter) return;
         pool.waiting.delete(m.id);
         waiter.slot.busy--;
-        const free = pool.slotFree.shift();
-        if (free) free();
+        // Wake every waiter: each re-checks whether its (possibly specific) worker has room.
+        for (const free of pool.slotFree.splice(0)) free();
         if ('fatal' in m) waiter.reject(new Error(`restore worker failed: ${m.fatal}`));
         else waiter.resolve(m);
       });
@@ -49,11 +49,12 @@ export class WorkerPool {
   }
 
   /** Sends a batch; resolves with the worker's reply. Waits first while every worker is saturated. */
-  async submit(msg: Omit<Op, 'id'>, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    let slot = this.pickSlot();
+  async submit(msg: Omit<Op, 'id'>, transfer: ArrayBuffer[] = [], worker?: number): Promise<Reply> {
+    const pick = () => (worker === undefined ? this.pickSlot() : this.workers[worker].busy < this.depth ? this.workers[worker] : undefined);
+    let slot = pick();
     while (!slot) {
       await new Promise<void>((r) => this.slotFree.push(r));
-      slot = this.pickSlot();
+      slot = pick();
     }
     const id = this.nextId++;
     slot.busy++;

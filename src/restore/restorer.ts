@@ -72,6 +72,8 @@ export interface RestoreResult {
 }
 
 const BATCH = 256;
+/** A NUL byte, `//`, `/./`, `/../`, or a trailing `/`, `/.`, `/..`. */
+const UNSAFE_PATH = /\0|\/\/|\/\.\.?(\/|$)|\/$/;
 const MAX_LISTED_SKIPS = 10000;
 
 /** Puts back what is missing or differs, from a snapshot, in parallel. See docs/OPERATIONS.md. */
@@ -248,23 +250,38 @@ class Restorer {
 
   /** Rejects names a damaged or hostile repository could use to escape the target. */
   private safePath(p: RawPath): boolean {
-    if (!p.startsWith('/') || p.includes('\0')) return false;
-    return components(p).every(isSafeName) && normalizeAbs(p) === p;
+    // Absolute, no NUL, no empty, "." or ".." component, no trailing slash (one scan, no splitting).
+    return p.length > 1 && p.charCodeAt(0) === 47 && !UNSAFE_PATH.test(p);
   }
 
   // ---- phase 1: compare the snapshot with the live tree -------------------------------
 
   private async classifyAll(roots: RawPath[]): Promise<void> {
     const inflight: Promise<void>[] = [];
-    let batch: { v: LightEntry; w: WireEntry; loc?: BlobLocationRow | null }[] = [];
-    const flush = async () => {
-      if (!batch.length) return;
-      const items = batch;
-      batch = [];
+    // Entries are routed by subtree (the first component below the restore root), so the worker
+    // that creates a directory also gets its contents and knows they cannot exist yet.
+    const batches: { v: LightEntry; w: WireEntry; loc?: BlobLocationRow | null }[][] = Array.from({ length: this.pool.size }, () => []);
+    let rootDepth = 0;
+    const route = (p: RawPath): number => {
+      let i = 0;
+      for (let d = 0; d <= rootDepth; d++) {
+        i = p.indexOf('/', i + 1);
+        if (i < 0) return 0;
+      }
+      const end = p.indexOf('/', i + 1);
+      const key = end < 0 ? p.slice(i + 1) : p.slice(i + 1, end);
+      let h = 0;
+      for (let k = 0; k < key.length; k++) h = (h * 31 + key.charCodeAt(k)) | 0;
+      return Math.abs(h) % this.pool.size;
+    };
+    const flush = async (wi: number) => {
+      const items = batches[wi];
+      if (!items.length) return;
+      batches[wi] = [];
       const msg = this.direct
         ? { op: 'restore' as const, items: items.map((x) => ({ e: x.w, chunks: this.chunksOf(x.v, x.loc) })) }
         : { op: 'classify' as const, items: items.map((x) => x.w) };
-      const p = this.pool.submit(msg).then((reply) => {
+      const p = this.pool.submit(msg, [], wi).then((reply) => {
         reply.results.forEach((r, i) => this.onClassified(items[i].v, items[i].w, r as ClassifyResult));
         for (const d of reply.createdDirs) this.createdDirs.add(d);
       });
@@ -272,11 +289,13 @@ class Restorer {
       if (inflight.length > this.pool.size * 4) await Promise.all(inflight.splice(0, inflight.length - this.pool.size * 2));
     };
     const add = async (v: LightEntry, anc = false, loc?: BlobLocationRow | null) => {
-      batch.push({ v, w: this.wire(v, anc), loc });
+      const wi = anc ? 0 : route(v.path);
+      batches[wi].push({ v, w: this.wire(v, anc), loc });
       this.progress.entries++;
-      if (batch.length >= BATCH) await flush();
+      if (batches[wi].length >= BATCH) await flush(wi);
     };
     for (const root of roots) {
+      rootDepth = root === '/' ? 0 : components(root).length;
       // Ancestors first: created when missing so the tree has the snapshot's owners and modes there too.
       let anc = '';
       for (const c of components(root).slice(0, -1)) {
@@ -302,8 +321,9 @@ class Restorer {
         await add(v, false, v.loc);
         this.tick();
       }
+      // Ancestors and a root's entries must be in place before the next root's.
+      for (let wi = 0; wi < batches.length; wi++) await flush(wi);
     }
-    await flush();
     await Promise.all(inflight);
   }
 
