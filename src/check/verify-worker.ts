@@ -19,23 +19,30 @@ db.pragma('busy_timeout = 10000');
 // CROSS JOIN fixes the join order (paths first, by parent or path range, then that path's
 // versions): without statistics SQLite otherwise scans the lineage's every version per query.
 const IN_SNAP = 'v.lineage = @lineage AND v.from_seq <= @seq AND (v.to_seq IS NULL OR v.to_seq >= @seq)';
-// Rows as arrays, and mtime in whole microseconds (< 2^53, so no BigInt per row): this query
-// runs once per directory and its per-row cost is most of verify's own CPU time.
-const childrenStmt = db.prepare(`SELECT p.id, p.name, v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000, v.target, v.fp, v.rdev
+// This query runs once per directory and its per-row cost is most of verify's own CPU time,
+// so: rows as arrays; mtime in whole microseconds (< 2^53, no BigInt per row); and no BLOB
+// column unless needed (each becomes a Buffer, ~2x the cost of the row): the name as TEXT
+// (exact for ASCII; other names are fetched as bytes on their own), the symlink target only
+// for symlinks, the fingerprint only with --checksum.
+const SYMLINK = ENTRY_TYPES.indexOf('symlink');
+const childrenStmt = db.prepare(`SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000,
+  CASE WHEN v.type = ${SYMLINK} THEN v.target END, ${init.checksum ? 'v.fp' : 'NULL'}, v.rdev
   FROM paths p CROSS JOIN versions v ON v.path = p.id WHERE p.parent = @pid AND ${IN_SNAP}`).raw(true);
+const nameStmt = db.prepare('SELECT name FROM paths WHERE id = ?').pluck();
+const NON_ASCII = /[^\x00-\x7f]/;
 const subtreeStmt = db.prepare(`SELECT p.path FROM paths p CROSS JOIN versions v ON v.path = p.id
   WHERE p.path >= @lo AND p.path < @hi AND ${IN_SNAP} ORDER BY p.path`);
 const snapParams = { lineage: init.lineage, seq: init.seq };
 const target = init.target;
 const BUDGET_ENTRIES = 2000;
 
-const hasher = await xxh();
+const hasher = init.checksum ? await xxh() : null; // wasm compile only when content is compared
 const readBuf = Buffer.allocUnsafe(1 << 20);
 
 function fingerprint(p: Buffer): string {
   const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
-    const h = hasher.create64();
+    const h = hasher!.create64();
     for (;;) {
       const n = fs.readSync(fd, readBuf, 0, readBuf.length, null);
       if (n === 0) break;
@@ -66,7 +73,8 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
   const rows = childrenStmt.all({ ...snapParams, pid: task.id }) as any[][];
   const wanted = new Map<string, SnapEntry>();
   for (const r of rows) {
-    const name = (r[1] as Buffer).toString('latin1');
+    const text = r[1] as string;
+    const name = NON_ASCII.test(text) ? (nameStmt.get(r[0]) as Buffer).toString('latin1') : text;
     wanted.set(name, rowToEntry(r, childPath(task.path, name)));
   }
   // null when the directory cannot be listed: then each entry is looked up on its own.
