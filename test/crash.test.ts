@@ -236,13 +236,7 @@ describe('crash safety under SIGKILL', () => {
       expect(again.code, `${ctx}: ${again.stderr}`).toBe(0);
       expect(diffTrees(bytesOf(refs.get(id)!), bytesOf(path.join(target, src))).join('\n'), `${ctx}: content`).toBe('');
       const drift = treeDiff(describeTree(refs.get(id)!), describeTree(path.join(target, src)));
-      // KNOWN BUG (reported to the lead, issue 6): src/restore/safefs.ts creates a directory
-      // (mode 0700) before the journal records it, and the main thread's SafeRoots
-      // (restorer.ts) never journal; a kill in between leaves a 0700 directory the re-run does
-      // not finish. Tolerated here, loudly, until fixed; any other drift fails.
-      const known = drift.filter((d) => /: 40\d{3} (\d+:\d+) d != 40700 \1 d$/.test(d));
-      if (known.length) process.stdout.write(`KNOWN BUG after ${ctx}: directories left at 0700: ${known.join('; ')}\n`);
-      expect(drift.filter((d) => !known.includes(d)).join('\n'), `${ctx}: metadata`).toBe('');
+      expect(drift.join('\n'), `${ctx}: metadata`).toBe('');
       fs.rmSync(target, { recursive: true, force: true });
     }
     expect(killed).toBeGreaterThanOrEqual(Math.floor(KILLS / 2));

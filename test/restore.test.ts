@@ -181,12 +181,13 @@ describe('restore', () => {
     const before = describeTree(src);
     const id = snap(env, src);
     const target = path.join(base, 'killed');
-    for (const delay of [150, 300, 600]) {
+    for (const delay of [60, 150, 300, 600]) {
       fs.rmSync(target, { recursive: true, force: true });
       const child = spawn(process.execPath, [BIN, 'restore', id, '--target', target, '--threads', '2'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r)); // attached now: the restore may finish before the kill
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await exited;
       // Whatever reached its final name is complete.
       const partial = fs.existsSync(`${target}${src}`) ? describeTree(`${target}${src}`) : new Map<string, string>();
       for (const [p, d] of partial) {

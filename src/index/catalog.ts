@@ -440,6 +440,11 @@ export class Catalog {
     return r?.digest.toString('hex');
   }
 
+  clearTreeDigests(): void {
+    this.flush();
+    this.db.exec('DELETE FROM dirstate');
+  }
+
   setTreeDigest(treeId: string, digest: string): void {
     this.wrote();
     this.st(`INSERT OR REPLACE INTO dirstate VALUES(?, ?)`).run(Buffer.from(treeId, 'hex'), Buffer.from(digest, 'hex'));

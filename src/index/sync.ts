@@ -60,6 +60,12 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
       report.packs_removed++;
     }
   }
+  if (report.packs_removed > 0) {
+    // Packs went away (a prune, or damage). Until the next snapshot has checked them, unchanged
+    // files and directories must not be taken on trust: their blobs may be among the lost ones.
+    catalog.clearTreeDigests();
+    catalog.setMeta('verify_reuse', '1');
+  }
 
   const known = new Map(catalog.listSnapshots().map((s) => [s.id, s]));
   for (const [id] of known) {
@@ -93,6 +99,8 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
     onProgress?.(`catalog: imported snapshot ${s.id.slice(0, 8)} (${n}/${toImport.length})`);
   }
   report.snapshots_added = toImport.length;
+  // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
+  catalog.setMeta('verify_reuse', '1');
   return report;
 }
 

@@ -37,11 +37,21 @@ export class RestoreJournal {
     try { return fs.readdirSync(this.dir).length > 0; } catch { return false; }
   }
 
+  private fd: number | null = null;
+
   open(): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
+  /** Records a directory this (main) thread is about to create. */
+  append(rel: RawPath): void {
+    this.fd ??= fs.openSync(path.join(this.dir, `main-${process.pid}.log`), 'a', 0o600);
+    fs.writeSync(this.fd, Buffer.from(rel, 'latin1').toString('base64') + '\n');
+  }
+
   finish(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

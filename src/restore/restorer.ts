@@ -97,6 +97,7 @@ class Restorer {
   private readonly included: ((p: RawPath) => boolean) | null;
   private readonly res: RestoreResult;
   private readonly createdDirs = new Set<RawPath>();
+  private journal: RestoreJournal | null = null;
   private plan!: RestorePlan;
   private pool!: WorkerPool;
   private progress: RestoreProgress = { phase: 'plan', entries: 0, files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0 };
@@ -164,6 +165,7 @@ class Restorer {
     const rootForWorkers = this.o.target && this.o.dryRun && !fs.existsSync(toFs(this.targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : this.targetRoot;
     this.plan = new RestorePlan(path.join(path.dirname(this.s.catalog.file), `restore-plan-${process.pid}.db`));
     const journal = new RestoreJournal(path.dirname(this.s.catalog.file), this.targetRoot);
+    if (!this.o.dryRun) this.journal = journal;
     const interrupted = !this.o.dryRun && journal.hadInterruptedRun();
     if (interrupted) {
       // Directories an interrupted run created still carry their temporary 0700 state: finish them.
@@ -439,7 +441,7 @@ class Restorer {
     while (fetched.length) await drainOne();
     await Promise.all(inflight);
     // Files of several chunks (large files) and empty files: written here, chunk by chunk.
-    const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel));
+    const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel), (rel) => this.journal?.append(rel));
     try {
       for (const row of this.plan.otherFiles()) await this.writeLargeFile(main, row);
     } finally {
@@ -633,7 +635,7 @@ class Restorer {
     if (batch.length) send();
     await Promise.all(inflight);
     if (fallback.length) {
-      const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel));
+      const main = new SafeRoot(this.targetRoot, (rel) => this.createdDirs.add(rel), (rel) => this.journal?.append(rel));
       try {
         for (const row of fallback) await this.writeLargeFile(main, row);
       } finally {

@@ -22,7 +22,16 @@ export class SafeRoot {
   private readonly fds = new Map<RawPath, number>();
   private readonly rootFd: number;
   /** `root` is trusted as given (the admin named it); nothing below it is. */
-  constructor(readonly root: RawPath, private readonly onCreate: (rel: RawPath) => void = () => {}, private readonly maxOpen = 256) {
+  /**
+   * `beforeCreate` runs before a directory is made (a crash journal must know of a directory
+   * before it exists); `onCreate` after it was made by us.
+   */
+  constructor(
+    readonly root: RawPath,
+    private readonly onCreate: (rel: RawPath) => void = () => {},
+    private readonly beforeCreate: (rel: RawPath) => void = () => {},
+    private readonly maxOpen = 256,
+  ) {
     this.rootFd = fs.openSync(toFs(root), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   }
 
@@ -56,6 +65,7 @@ export class SafeRoot {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && create) {
         try {
+          this.beforeCreate(rel);
           fs.mkdirSync(p, 0o700);
           this.onCreate(rel);
         } catch (e2) {

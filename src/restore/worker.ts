@@ -392,7 +392,8 @@ parentPort!.on('message', async (msg: ToWorker) => {
       root = new SafeRoot(init.root, (rel) => {
         createdDirs.push(rel);
         freshDirs.add(rel);
-        // Written before anything goes into the directory: a killed run's re-run finds and finishes it.
+      }, (rel) => {
+        // Journaled before the directory exists: a killed run's re-run finds and finishes it.
         if (journal !== null) fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
       });
       hasher = await xxhash();

@@ -112,6 +112,8 @@ export class Snapshotter {
   private readonly hardlinks = new Map<string, { path: RawPath; fp: string | null; content: BlobId[] | null }>();
   private readonly stats = { files: 0, new: 0, changed: 0, unchanged: 0, dirs: 0, other: 0, bytesTotal: 0, bytesRead: 0 };
   private sink!: BlobSink;
+  /** Set after packs disappeared from the repository: reused content must be proven present. */
+  private verifyReuse = false;
   private pool!: HashPool;
   private hash!: XXHashAPI;
   private seq = 0;
@@ -135,6 +137,7 @@ export class Snapshotter {
     this.sources = new Set(sources);
     const host = this.opts.host ?? os.hostname();
     const time = (this.opts.time ?? new Date()).toISOString();
+    this.verifyReuse = this.catalog.getMeta('verify_reuse') === '1';
     this.lineage = this.catalog.lineageId(host, sources);
     const parent = this.catalog.lineageHead(this.lineage);
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
@@ -165,6 +168,7 @@ export class Snapshotter {
       // Packs and indexes are durable; only now does the snapshot record make the snapshot visible.
       const id = await this.repo.saveSnapshot(rec);
       this.catalog.commitSnapshot(this.seq, id, tree, rec.parent, rec);
+      if (this.verifyReuse) this.catalog.setMeta('verify_reuse', '0');
       return { snapshot_id: id, ...result, duration_s: (Date.now() - started) / 1000 };
     } catch (e) {
       this.catalog.flush();
@@ -436,7 +440,7 @@ export class Snapshotter {
         inodes.add(key);
       }
       const prev = prevChildren.get(c.name);
-      if (prev && statUnchanged(prev, this.entryFromStat(c.name, c.st))) continue;
+      if (prev && statUnchanged(prev, this.entryFromStat(c.name, c.st)) && (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))) continue;
       if (c.st.size > BigInt(this.repo.config.chunk_size) || this.opts.onRead) continue; // big or throttled: this thread reads it
       out.set(c.name, this.pool.hash({ p: c.p, size: c.st.size.toString(), mtime: c.st.mtimeNs.toString(), ctime: c.st.ctimeNs.toString(), ino: c.st.ino.toString() }));
     }
@@ -481,7 +485,7 @@ export class Snapshotter {
         return;
       }
     }
-    if (prev && statUnchanged(prev, e)) {
+    if (prev && statUnchanged(prev, e) && (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))) {
       e.fp = prev.fp;
       e.content = prev.content;
       this.stats.unchanged++;
