@@ -4,6 +4,7 @@ import type { Catalog } from '../index/catalog.js';
 import type { PackIndex } from '../pack/format.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { openBlob } from '../pack/codec.js';
+import { PackCache } from '../repo/packcache.js';
 import { decodeTree, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
 import type { Session } from '../session.js';
@@ -301,12 +302,16 @@ interface Damage {
 class TreeWalker {
   treesRead = 0;
   private readonly memo = new Map<BlobId, Damage[]>();
+  /** Tree blobs are read a whole (tree) pack at a time: one request per pack, not per directory, on S3. */
+  private readonly trees: PackCache;
 
   constructor(
     private readonly repo: Repository,
     private readonly blobHome: Map<BlobId, BlobHome>,
     private readonly broken: Map<string, { problem: string; badBlobs: Set<BlobId> }>,
-  ) {}
+  ) {
+    this.trees = new PackCache(repo);
+  }
 
   /** Problems of one blob: absent from every index, or in a pack known to be damaged. */
   private blobDamage(id: BlobId): { pack: string; message: string } | null {
@@ -329,7 +334,7 @@ class TreeWalker {
     } else {
       const home = this.blobHome.get(treeId)!;
       try {
-        const data = await this.repo.readBlob(home.pack, home.offset, home.length, treeId);
+        const data = await this.trees.readBlob(home.pack, home.offset, home.length, treeId);
         this.treesRead++;
         entries = decodeTree(data);
       } catch (e) {
