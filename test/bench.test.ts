@@ -2,7 +2,7 @@
 // No timing is asserted (speed is what bench/ measures, not what tests check): only that
 // every scenario produced a checked result or a stated reason to skip, and that the table
 // and the results file are written.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -60,7 +60,7 @@ describe('bench', () => {
   it('runs every scenario at a tiny size and checks the results', async () => {
     const base = tmpDir('snapfill-bench-run-');
     const fastDir = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/snapfill-bench-test-') : path.join(base, 'fast');
-    process.once('exit', () => fs.rmSync(fastDir, { recursive: true, force: true }));
+    onTestFinished(() => fs.rmSync(fastDir, { recursive: true, force: true })); // exit hooks do not run in vitest's forks
     const md = path.join(base, 'BENCHMARKS.md');
     fs.writeFileSync(md, '# Benchmarks\n\nhand-written text stays\n');
     const r = await runNode([RUNNER, '--profile', 'tiny', '--runs', '1', '--fs', 'tmpfs', '--tmpfs-dir', fastDir,
