@@ -30,6 +30,7 @@ interface Row { fs: string; scenario: string; title: string; tools: Record<strin
 describe('bench', () => {
   it('generates the same dataset from the same seed', () => {
     const base = tmpDir('snapfill-bench-gen-');
+    onTestFinished(() => fs.rmSync(base, { recursive: true, force: true }));
     const describeGen = (out: string) => {
       const r = spawnSync(process.execPath, [GENERATOR, '--out', out, '--files', '200', '--seed', '7', '--no-create-users', '--json'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
@@ -59,6 +60,7 @@ describe('bench', () => {
 
   it('runs every scenario at a tiny size and checks the results', async () => {
     const base = tmpDir('snapfill-bench-run-');
+    onTestFinished(() => fs.rmSync(base, { recursive: true, force: true }));
     const fastDir = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/snapfill-bench-test-') : path.join(base, 'fast');
     onTestFinished(() => fs.rmSync(fastDir, { recursive: true, force: true })); // exit hooks do not run in vitest's forks
     const md = path.join(base, 'BENCHMARKS.md');
