@@ -67,6 +67,18 @@ function parentFd(rel: string, create: boolean): { fd: number | null; name: stri
   return { fd: root.dirFd(parentRel, create), name };
 }
 
+/** Names in a live directory, read once (entries arrive in path order, so a small cache suffices). */
+const dirNameCache = new Map<string, Set<string>>();
+function dirNames(rel: string, fd: number): Set<string> {
+  let names = dirNameCache.get(rel);
+  if (!names) {
+    names = new Set((fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('latin1')));
+    if (dirNameCache.size >= 64) dirNameCache.delete(dirNameCache.keys().next().value as string);
+    dirNameCache.set(rel, names);
+  }
+  return names;
+}
+
 function lstatAt(fd: number, name: string): fs.BigIntStats | undefined {
   return fs.lstatSync(procPath(fd, name), { bigint: true, throwIfNoEntry: false });
 }
@@ -165,8 +177,13 @@ function classify(e: WireEntry): ClassifyResult {
     return { ...create(e), fresh: true };
   }
   const { fd: dfd, name } = parentFd(e.rel, false);
-  const st = dfd === null ? undefined : lstatAt(dfd, name);
   const mode = init.mode;
+  if (mode === 'missing' && !e.anc) {
+    // Only existence matters: one readdir per directory instead of one lstat per entry.
+    if (dfd !== null && dirNames(parentRel, dfd).has(name)) return { c: 'skip-present' };
+    return create(e);
+  }
+  const st = dfd === null ? undefined : lstatAt(dfd, name);
   if (!st) {
     if (mode === 'metadata') return { c: 'skip-present', msg: 'missing; metadata mode writes no content' };
     return create(e);
