@@ -32,6 +32,7 @@ export function acquirePidLock(file: string, what: string): () => void {
       const release = () => {
         if (released) return;
         released = true;
+        process.removeListener('exit', release); // long-lived library users take many locks
         try {
           if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.unlinkSync(file);
         } catch { /* already gone */ }
