@@ -179,7 +179,7 @@ describe('snapfill run after another host pruned', () => {
     write(t.cfg, JSON.stringify({ repository: t.env.SNAPFILL_REPO, sources: [t.src], prune: { enabled: false } }));
     const r = cli(['--json', '--config', t.cfg, 'run'], hostB);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/catalog: \d+ blob locations restored after packs were pruned elsewhere/);
+    // (The catalog keeps every location of a blob, so the repack elsewhere needs no repair here.)
     const target = path.join(t.base, 'out');
     const res = cli(['--json', 'restore', r.json.snapshot.snapshot_id, '--target', target, '--mode', 'all'], hostB);
     expect(res.code, res.stdout.slice(0, 1000)).toBe(0);
