@@ -40,6 +40,8 @@ export function encodeForStore(plain: Buffer, level = 1): Buffer {
     const probe = deflateRawSync(plain.subarray(0, 16 * 1024), { level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
     if (probe.length > 15 * 1024) return plain;
   }
-  const z = deflateRawSync(plain, { level });
+  // Small blobs (mail, PHP, HTML) cost the same per call at a higher level: there the per-call
+  // overhead dominates, and they are most of what compresses.
+  const z = deflateRawSync(plain, { level: plain.length <= 32 * 1024 ? Math.max(level, 6) : level });
   return z.length <= plain.length - (plain.length >> 3) ? z : plain;
 }

@@ -60,7 +60,7 @@ export class HashPool {
   hash(item: HashItem): Promise<HashResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.queue.length >= 16) this.flush();
+      if (this.queue.length >= 32) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
         queueMicrotask(() => { this.flushScheduled = false; this.flush(); });
@@ -70,7 +70,7 @@ export class HashPool {
 
   private flush(): void {
     while (this.queue.length) {
-      const batch = this.queue.splice(0, 16);
+      const batch = this.queue.splice(0, 32);
       let slot = this.workers[0];
       for (const s of this.workers) if (s.busy < slot.busy) slot = s;
       const id = this.nextId++;

@@ -287,6 +287,10 @@ export class Snapshotter {
     for (const c of children) if (c.st.isDirectory()) this.prefetch(c.p);
     const digest = unreadable ? null : fpHex(this.hash.h64Raw(this.digestBuf.subarray(0, dpos)));
 
+    // A directory the parent snapshot did not have: every file in it is new, so its reads can
+    // start now and run in the reader threads while this thread walks the subdirectories.
+    const earlyReads = prev === undefined ? this.startReads(children.filter((c) => !c.st.isDirectory()), new Map()) : null;
+
     // Subdirectories first.
     const dirResults = new Map<RawPath, DirResult>();
     let allSame = true;
@@ -322,7 +326,7 @@ export class Snapshotter {
     let digestable = digest !== null;
     // Files after subdirectories (see above), each group in name order; the tree is sorted at the end.
     const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
-    const reads = this.startReads(ordered, prevChildren);
+    const reads = earlyReads ?? this.startReads(ordered, prevChildren);
     for (const c of ordered) {
       const { name, p, st } = c;
       const prevRow = prevChildren.get(name);
@@ -369,7 +373,7 @@ export class Snapshotter {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const bytes = encodeTree(entries);
     const id = blobIdOf(bytes);
-    if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 9));
+    if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 6));
     if (digestable && digest !== null) this.catalog.setTreeDigest(id, digest);
     return { tree: id, same: prev !== undefined && prev.tree === id, digest };
   }
