@@ -143,6 +143,28 @@ describe('snapshot engine', () => {
     fs.rmSync(f);
   });
 
+  it('keeps the content of a file read early whose inode turned out to be a hardlink seen in a subdirectory', () => {
+    const base2 = tmpDir();
+    const env2 = repoEnv(base2);
+    expect(cli(['init'], env2).code).toBe(0);
+    // Many such directories, so the reader threads' batching cannot hide the case by chance.
+    const dirs: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const d = path.join(base2, 'src', `A${i}`);
+      dirs.push(d);
+      const body = `same content ${i} `.repeat(100);
+      write(`${d}/sub/y`, body);
+      fs.linkSync(`${d}/sub/y`, `${d}/x`); // x is a later name of sub/y (subdirectories are walked first)
+      write(`${d}/z`, body); // same bytes, separate inode
+    }
+    expect(cli(['snapshot', path.join(base2, 'src')], env2).code).toBe(0);
+    const out = path.join(base2, 'out');
+    const r = cli(['--json', 'restore', 'latest', '--target', out], env2);
+    expect(r.code, JSON.stringify(r.json?.errors)).toBe(0);
+    for (const [i, d] of dirs.entries()) expect(fs.readFileSync(`${out}${d}/z`, 'utf8')).toBe(`same content ${i} `.repeat(100));
+    expect(cli(['--json', 'check', '--read-data'], env2).json.ok).toBe(true);
+  });
+
   it('uses a default repository when none is named', () => {
     const home = tmpDir();
     const r = cli(['--json', 'snapshot', `${src}/home/bob`], { SNAPFILL_REPO: '', SNAPFILL_CACHE: path.join(home, 'cache'), HOME: home });

@@ -451,6 +451,13 @@ export class Snapshotter {
     return out;
   }
 
+  /** Stores the blob of a read result that is not otherwise used. */
+  private async keepStored(r: HashResult): Promise<void> {
+    if (r.code === 'ok' && r.id && r.stored && !this.sink.has(r.id)) {
+      await this.sink.add('data', r.id, Buffer.from(r.stored.buffer, r.stored.byteOffset, r.stored.byteLength));
+    }
+  }
+
   /** Applies a reader thread's result to the entry; false when this thread must read the file itself. */
   private async applyRead(p: RawPath, e: Entry, r: HashResult): Promise<boolean> {
     if (r.code === 'big') return false;
@@ -486,6 +493,9 @@ export class Snapshotter {
         e.fp = first.fp;
         e.content = first.content;
         this.stats.unchanged++;
+        // A read started early for this name (its first name turned up in a subdirectory
+        // meanwhile) may carry the only copy of a blob the reader thread will not send again.
+        if (read) await this.keepStored(await read);
         return;
       }
     }
@@ -493,6 +503,7 @@ export class Snapshotter {
       e.fp = prev.fp;
       e.content = prev.content;
       this.stats.unchanged++;
+      if (read) await this.keepStored(await read);
     } else {
       if (!read || !(await this.applyRead(p, e, await read))) await this.readFile(p, e, st);
       if (prev) this.stats.changed++;
