@@ -45,3 +45,12 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
 export function collect(value: string, prev: string[] = []): string[] {
   return [...prev, value];
 }
+
+/** A commander parser for options that take a positive number (MB/s, load average). */
+export function positiveNumber(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!(n > 0)) throw new Error(`${flag}: expected a positive number, got "${v}"`);
+    return n;
+  };
+}

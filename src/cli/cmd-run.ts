@@ -1,25 +1,18 @@
 import type { Command } from 'commander';
-import { action } from './action.js';
+import { action, positiveNumber } from './action.js';
 import { EXIT, printJson } from './output.js';
 import { configPath, loadConfig } from '../config/config.js';
 import { runJob, summaryLine } from '../run/job.js';
 import { reexecAtIdlePriority, type ThrottleSettings } from '../util/throttle.js';
 
-function positive(flag: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!(n > 0)) throw new Error(`${flag}: expected a positive number, got "${v}"`);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   program.command('run')
     .description('the scheduled job: pre-hooks, snapshot of the configured sources, retention, prune when due, post-hooks')
-    .option('--limit-read <MB/s>', 'cap reading from the source disks (MB/s, 10^6 bytes)', positive('--limit-read'))
-    .option('--limit-upload <MB/s>', 'cap writing to the repository (MB/s)', positive('--limit-upload'))
+    .option('--limit-read <MB/s>', 'cap reading from the source disks (MB/s, 10^6 bytes)', positiveNumber('--limit-read'))
+    .option('--limit-upload <MB/s>', 'cap writing to the repository (MB/s)', positiveNumber('--limit-upload'))
     .option('--io-priority <class>', 'idle: run at idle IO priority and nice 19; normal: leave as is')
-    .option('--max-load <n>', 'pause while the 1-minute load average is above n', positive('--max-load'))
+    .option('--max-load <n>', 'pause while the 1-minute load average is above n', positiveNumber('--max-load'))
     .addHelpText('after', `
 Reads the config file (--config, SNAPFILL_CONFIG, default /etc/snapfill/config.json); a
 missing or invalid file stops the run before anything changes. Environment and flags

@@ -1,18 +1,10 @@
 import type { Command } from 'commander';
-import { action, collect, withSession } from './action.js';
+import { action, collect, positiveNumber, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson } from './output.js';
 import { Progress, rate } from './progress.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { syncCatalog } from '../index/sync.js';
 import { reexecAtIdlePriority, throttleHooks } from '../util/throttle.js';
-
-function positiveNumber(flag: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!(n > 0)) throw new Error(`${flag}: expected a positive number, got "${v}"`);
-    return n;
-  };
-}
 import { display } from '../util/rawpath.js';
 
 export function register(program: Command): void {
