@@ -16,6 +16,7 @@ import * as crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, churn, listFiles, PROFILES, rng } from './gen-dataset.mjs';
+import { freezeBuild } from './freeze-build.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -287,33 +288,6 @@ function damageMetadata(home) {
   };
   walk(home);
   fs.lchownSync(home, nobody, nobody);
-}
-
-/**
- * Copies bin/ and dist/ to a private directory and returns its executable: a benchmark runs for
- * a long time and a `tsc` in the working tree must not swap the build under it halfway. The copy
- * is checked to load; a build caught mid-write is retried.
- */
-function freezeBuild(notes) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-bench-build-'));
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  for (let attempt = 1; ; attempt++) {
-    fs.rmSync(path.join(dir, 'dist'), { recursive: true, force: true });
-    fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
-    fs.cpSync(path.join(ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
-    if (!fs.existsSync(path.join(dir, 'node_modules'))) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-    const bin = path.join(dir, 'bin', 'snapfill');
-    const r = spawnSync(process.execPath, [bin, 'restore', '--help'], { encoding: 'utf8' });
-    const v = spawnSync(process.execPath, [bin, 'stats', '--help'], { encoding: 'utf8' });
-    if (r.status === 0 && v.status === 0) return bin;
-    if (attempt >= 6) {
-      notes.push('snapfill build did not load after 6 attempts; using it as is');
-      return bin;
-    }
-    log(`snapfill build does not load (being rebuilt?), retrying in 20 s: ${(r.stderr || v.stderr).split('\n')[0]}`);
-    spawnSync('sleep', ['20']);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -856,7 +830,7 @@ async function main() {
   const bench = new Bench(o);
   const started = new Date();
   installPeers(o, bench.notes);
-  if (fs.existsSync(path.join(ROOT, 'dist', 'cli', 'program.js'))) BIN = freezeBuild(bench.notes);
+  if (fs.existsSync(path.join(ROOT, 'dist', 'cli', 'program.js'))) BIN = freezeBuild(ROOT, { notes: bench.notes, log });
   if (!fs.existsSync(TIME)) bench.notes.push('GNU time (/usr/bin/time) is missing: no peak RSS.');
   for (const t of ALL_TOOLS) { const why = bench.available(t); if (why && o.tools.includes(t)) log(`${t}: ${why}; its scenarios are skipped`); }
   let canDrop = false;

@@ -18,28 +18,11 @@ import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, PROFILES } from './gen-dataset.mjs';
+import { freezeBuild } from './freeze-build.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 let BIN = path.join(ROOT, 'bin', 'snapfill');
-
-/** A private copy of the build, so that others rebuilding dist/ mid-run cannot break the measurement. */
-function freezeBuild() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-s3bench-build-'));
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  for (let attempt = 1; ; attempt++) {
-    fs.rmSync(path.join(dir, 'dist'), { recursive: true, force: true });
-    fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
-    fs.cpSync(path.join(ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
-    if (!fs.existsSync(path.join(dir, 'node_modules'))) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-    const bin = path.join(dir, 'bin', 'snapfill');
-    const r = spawnSync(process.execPath, [bin, 'restore', '--help'], { encoding: 'utf8' });
-    if (r.status === 0 || attempt >= 6) return bin;
-    process.stderr.write(`build does not load (being rebuilt?), retrying in 10 s: ${r.stderr.split('\n').find((l) => /Error/.test(l)) ?? ''}\n`);
-    spawnSync('sleep', ['10']);
-  }
-}
 
 function args() {
   const a = process.argv.slice(2);
@@ -136,7 +119,7 @@ function countFiles(dir) {
 
 async function main() {
   const o = args();
-  BIN = freezeBuild();
+  BIN = freezeBuild(ROOT, { retryS: 10 });
   fs.rmSync(o.dir, { recursive: true, force: true });
   fs.mkdirSync(o.dir, { recursive: true });
   const src = path.join(o.dir, 'src');

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { EntryType } from '../repo/tree.js';
+import { entryTypeOf, type EntryType } from '../repo/tree.js';
 
 /**
  * Comparison of one snapshot entry with the live file-system entry at the same place.
@@ -33,16 +33,6 @@ export type Finding =
  */
 const MTIME_TOLERANCE_US = 2;
 
-function liveType(st: fs.Stats): EntryType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return 'socket';
-}
-
 /**
  * `fingerprint` is called only in checksum mode, only for a regular file whose size matches;
  * it returns the xxh64 hex of the live content (as the snapshotter computes it).
@@ -53,7 +43,7 @@ export function compareEntry(
 ): Finding {
   if (!st) return { kind: 'missing' };
   const want: EntryType = s.type === 'hardlink' ? 'file' : s.type;
-  const have = liveType(st);
+  const have = entryTypeOf(st);
   if (want !== have) return { kind: 'changed', reason: `type: ${s.type} in the snapshot, ${have} now` };
   const sameMtime = Math.abs(st.mtimeMs * 1000 - s.mtimeUs) < MTIME_TOLERANCE_US;
   const fields: string[] = [];

@@ -414,12 +414,6 @@ export class Catalog {
     return m;
   }
 
-  openVersion(pathId: number, lineage: number, beforeSeq: number): VersionRow | undefined {
-    const r = this.st(`SELECT ${VCOLS} FROM versions v CROSS JOIN paths p ON p.id=v.path
-      WHERE v.path=? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`).get(pathId, lineage, beforeSeq);
-    return r ? rowToVersion(r) : undefined;
-  }
-
   insertVersion(pathId: number, lineage: number, seq: number, e: Entry): number {
     this.wrote();
     return Number(this.st(`INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
@@ -524,31 +518,8 @@ export class Catalog {
   }
 
   /**
-   * Like walk(), with the pack location of each file's first content blob joined in, so a
-   * restore needs no lookup per file. Rows carry `loc` = { pack, offset, length } or null.
-   */
-  *walkWithLocations(snap: SnapshotRow, root: RawPath = '/'): Iterable<VersionRow & { loc: BlobLocationRow | null }> {
-    const withLoc = (v: VersionRow): VersionRow & { loc: BlobLocationRow | null } => {
-      const loc = v.content && v.content.length ? this.blobLocation(v.content[0]) ?? null : null;
-      return Object.assign(v, { loc });
-    };
-    if (root !== '/') {
-      const top = this.entry(snap, root);
-      if (top) yield withLoc(top);
-    }
-    const [lo, hi] = subtreeRange(root);
-    for (const r of this.stream(`SELECT ${VCOLS}, k.hash AS lpack, b.offset AS loff, b.length AS llen
-      FROM paths p CROSS JOIN versions v ON v.path=p.id
-      LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack
-      WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq })) {
-      const v = rowToVersion(r);
-      yield Object.assign(v, { loc: r.lpack ? { pack: r.lpack as string, offset: Number(r.loff), length: Number(r.llen) } : null });
-    }
-  }
-
-  /**
-   * The restore walk: like walkWithLocations() but in raw row mode and without BigInt
-   * conversions (the mtime stays a decimal string), since a restore touches every row once.
+   * The restore walk: like walk(), with the first content blob's pack location joined in, in
+   * raw row mode and without BigInt conversions (the mtime stays a decimal string), since a restore touches every row once.
    */
   *walkForRestore(snap: SnapshotRow, root: RawPath = '/'): Iterable<LightEntry> {
     if (root !== '/') {

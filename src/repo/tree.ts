@@ -5,6 +5,20 @@ export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'char
 
 export const ENTRY_TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink', 'fifo', 'chardev', 'blockdev', 'socket'];
 
+/** The entry type of an lstat result (fs.Stats, fs.BigIntStats or the walk's scan stats). */
+export function entryTypeOf(st: {
+  isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean;
+  isCharacterDevice(): boolean; isBlockDevice(): boolean;
+}): EntryType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  return 'socket';
+}
+
 /** Flags recorded on an entry. */
 export const FLAG_CHANGED_DURING_READ = 1;
 

@@ -1,9 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { createHash } from 'node:crypto';
 import type { Repository, SnapshotRecord } from '../repo/repository.js';
 import type { Catalog, VersionRow } from '../index/catalog.js';
-import { encodeTree, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
+import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import { HashPool } from './hashpool.js';
@@ -80,16 +79,6 @@ interface DirResult {
 
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const READ_RETRIES = 3;
-
-function typeOf(st: StatLike): EntryType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return 'socket';
-}
 
 /** Whether a file's stat proves it unchanged since the parent snapshot, so it need not be opened. */
 function statUnchanged(prev: VersionRow, e: Entry): boolean {
@@ -224,7 +213,7 @@ export class Snapshotter {
   private entryFromStat(name: RawPath, st: StatLike): Entry {
     const uid = Number(st.uid);
     const gid = Number(st.gid);
-    const type = typeOf(st);
+    const type = entryTypeOf(st);
     return {
       name, type, mode: Number(st.mode) & 0o7777, uid, gid, user: this.ids.user(uid), group: this.ids.group(gid),
       size: type === 'file' ? Number(st.size) : 0, mtime: st.mtimeNs, ctime: st.ctimeNs, ino: st.ino, dev: st.dev,
@@ -597,8 +586,4 @@ function readFull(fd: number, buf: Buffer): number {
     got += n;
   }
   return got;
-}
-
-export function sha256Hex(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
 }
