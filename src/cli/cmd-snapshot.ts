@@ -41,7 +41,7 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
       }
       const throttle = throttleHooks({ limitReadMBps: opts.limitRead, limitUploadMBps: opts.limitUpload, maxLoad: opts.maxLoad }, say);
       const progress = new Progress({ quiet: g.quiet });
-      const result = await withSession(g, { create: true }, async (s) => {
+      const result = await withSession(g, { create: true, noSync: true }, async (s) => { // synced once, under the lock below
         s.lockCatalog('snapshot');
         return s.withRepoLock('snapshot', false, async () => {
           // Re-read the repository under the lock: a prune that finished in between may have
