@@ -2,51 +2,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cli, repoEnv, tmpDir } from './helpers.js';
-import { LocalStore } from '../src/store/local.js';
-import { Repository } from '../src/repo/repository.js';
-import { encodeTree, type Entry } from '../src/repo/tree.js';
-import { blobIdOf } from '../src/pack/blobid.js';
-
-/**
- * A damaged or malicious repository: tree blobs whose names hold `..`, `/`, absolute paths or
- * NUL bytes, a symlink followed by an entry below it, hardlinks pointing outside. A restore
- * must refuse those entries with a clear error and write nothing outside the target.
- */
-function entry(name: string, type: Entry['type'], extra: Partial<Entry> = {}): Entry {
-  return {
-    name, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, user: 'root', group: 'root', size: 0,
-    mtime: 1_700_000_000_000_000_000n, ctime: 1_700_000_000_000_000_000n, ino: 1n, dev: 1n, nlink: 1, rdev: 0,
-    target: null, fp: null, content: null, tree: null, flags: 0, ...extra,
-  };
-}
-
-/** Writes a snapshot whose source `/data` holds `children`, with the given file contents. */
-async function craftSnapshot(repoDir: string, children: Entry[], files: Record<string, Buffer>, sub: Record<string, Entry[]> = {}): Promise<void> {
-  const repo = await Repository.open(new LocalStore(repoDir));
-  const data = repo.newPackWriter('data');
-  for (const b of Object.values(files)) data.add(blobIdOf(b), b);
-  const trees = repo.newPackWriter('tree');
-  const addTree = (entries: Entry[]) => {
-    const bytes = encodeTree(entries);
-    const id = blobIdOf(bytes);
-    if (!trees.has(id)) trees.add(id, bytes);
-    return id;
-  };
-  // Subtrees named in `sub` are attached to the directory entries of that name.
-  const kids = children.map((e) => (e.type === 'dir' ? { ...e, tree: addTree(sub[e.name] ?? []) } : e));
-  const dataTree = addTree(kids);
-  const root = addTree([entry('data', 'dir', { tree: dataTree })]);
-  if (data.count) await repo.savePack(data);
-  await repo.savePack(trees);
-  await repo.saveSnapshot({
-    v: 1, time: new Date().toISOString(), host: 'evil', username: 'root', paths: ['/data'], tags: [], excludes: [],
-    tree: root, parent: null, summary: {}, program: 'crafted',
-  });
-}
-
-function fileEntry(name: string, content: Buffer, extra: Partial<Entry> = {}): Entry {
-  return entry(name, 'file', { size: content.length, content: [blobIdOf(content)], fp: '0000000000000000', ...extra });
-}
+import type { Entry } from '../src/repo/tree.js';
+import { craftSnapshot, entry, fileEntry } from './support/craft.js';
 
 /** Every file below `dir`, for proving nothing was written outside the target. */
 function listAll(dir: string): string[] {
@@ -54,6 +11,11 @@ function listAll(dir: string): string[] {
   return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
 }
 
+/**
+ * A damaged or malicious repository: tree blobs whose names hold `..`, `/`, absolute paths or
+ * NUL bytes, a symlink followed by an entry below it, hardlinks pointing outside. A restore
+ * must refuse those entries with a clear error and write nothing outside the target.
+ */
 describe('hostile repository content', () => {
   let base: string;
   const evil = Buffer.from('attacker bytes\n');

@@ -10,6 +10,7 @@ import { display, join, type RawPath } from '../util/rawpath.js';
 import type { Session } from '../session.js';
 import { syncCatalog } from '../index/sync.js';
 import { LockBusyError } from '../util/pidlock.js';
+import { nameProblem, quoteName, refusedPath } from '../index/names.js';
 
 /**
  * Repository integrity check.
@@ -17,7 +18,8 @@ import { LockBusyError } from '../util/pidlock.js';
  * Structure (always): every snapshot record loads and matches its id; every pack index loads;
  * every indexed pack exists with the size its index records; every tree of every snapshot
  * loads (and so verifies its SHA-256); every blob a tree refers to is in an indexed pack; the
- * catalog holds exactly the repository's snapshots and packs.
+ * catalog holds exactly the repository's snapshots and packs, and for each pack exactly what
+ * the pack's index object in the repository says (a warm catalog must not hide an altered index).
  *
  * Data (`readData`, or a subset of packs): each selected pack is read once, its SHA-256 must
  * equal its id, and every blob in it must hash to its id.
@@ -31,6 +33,12 @@ export interface CheckOptions {
   subset?: PackSubset;
   /** Day number used by a percentage subset (defaults to days since the epoch, UTC). */
   day?: number;
+  /**
+   * Compare every pack index read from the repository with what this catalog holds for that
+   * pack. Restores read blob locations from the catalog, so a warm catalog would hide an index
+   * object altered in the repository until a new machine rebuilt from it.
+   */
+  compareIndexesWith?: Catalog;
   onProgress?: (msg: string) => void;
 }
 
@@ -135,10 +143,16 @@ export async function checkSession(s: Session, opts: CheckOptions = {}): Promise
     } finally {
       s.unlockCatalog();
     }
-    const result = await checkRepository(s.repo, null, opts);
+    const result = await checkRepository(s.repo, null, { ...opts, compareIndexesWith: synced ? s.catalog : undefined });
     result.catalog_synced = synced;
     result.errors.push(...catalogErrors);
     result.ok = result.errors.length === 0;
+    // Temp objects of dead writers are garbage, not damage: a warning (prune removes them)
+    // that leaves `ok` and the exit code alone.
+    const temps = (await s.repo.store.listStaleTemps?.()) ?? [];
+    const tempBytes = temps.reduce((n, t) => n + t.size, 0);
+    if (temps.length) log?.(`warning: ${temps.length} stale temporary objects (${tempBytes} bytes) left by interrupted writes; "snapfill prune" removes them`);
+    Object.assign(result, { stale_temp_objects: temps.length, stale_temp_bytes: tempBytes });
     return result;
   });
 }
@@ -190,6 +204,9 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
       continue;
     }
     indexes.set(id, idx);
+    const cmp = catalog ?? opts.compareIndexesWith;
+    const differs = cmp ? compareIndex(cmp, idx) : null;
+    if (differs) errors.push(differs);
     for (const b of idx.blobs) if (!blobHome.has(b.id)) blobHome.set(b.id, { pack: id, offset: b.offset, length: b.length });
   }
   for (const [id, idx] of indexes) {
@@ -257,6 +274,39 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
   }
   result.ok = errors.length === 0;
   return result;
+}
+
+/**
+ * A pack index object from the repository against the catalog's copy (imported from it
+ * earlier): type, size, and every blob's offset and length. Null when they agree, or when the
+ * catalog does not know the pack (compareCatalog reports that).
+ */
+export function compareIndex(catalog: Catalog, idx: PackIndex): CheckError | null {
+  const have = catalog.packContents(idx.pack);
+  if (!have) return null;
+  const diffs: string[] = [];
+  let blobs = 0;
+  if (have.type !== idx.type) diffs.push(`type "${idx.type}" in the repository, "${have.type}" in the catalog`);
+  if (have.size !== idx.size) diffs.push(`pack size ${idx.size} in the repository, ${have.size} in the catalog`);
+  const seen = new Set<BlobId>();
+  for (const b of idx.blobs) {
+    seen.add(b.id);
+    const c = have.blobs.get(b.id);
+    if (c && c.offset === b.offset && c.length === b.length) continue;
+    blobs++;
+    if (diffs.length < 3) diffs.push(c ? `blob ${b.id.slice(0, 12)} at ${b.offset}+${b.length} in the repository, ${c.offset}+${c.length} in the catalog` : `blob ${b.id.slice(0, 12)} is not in the catalog`);
+  }
+  for (const id of have.blobs.keys()) {
+    if (seen.has(id)) continue;
+    blobs++;
+    if (diffs.length < 3) diffs.push(`blob ${id.slice(0, 12)} is missing from the repository's index`);
+  }
+  if (!diffs.length) return null;
+  return {
+    path: `index/${idx.pack}`,
+    message: `pack index differs from the catalog's copy (${blobs} blobs differ; ${diffs.join('; ')}): the index object or the catalog was altered. ` +
+      '"snapfill check --read-data" shows which blobs are damaged; then "snapfill catalog rebuild"',
+  };
 }
 
 async function readPackData(
@@ -344,7 +394,15 @@ class TreeWalker {
         out.push({ path: '/', pack: home.pack, message: `directory listing lost: tree blob ${treeId.slice(0, 12)} in pack ${home.pack.slice(0, 12)}: ${(e as Error).message}` });
       }
     }
+    const seen = new Set<string>();
     for (const e of entries ?? []) {
+      // The same rule as the catalog import (src/index/sync.ts), which refuses these entries.
+      const bad = nameProblem(e.name) ?? (seen.has(e.name) ? 'appears twice in its directory' : null);
+      if (bad) {
+        out.push({ path: refusedPath('/', e.name), pack: '', message: `unsafe entry name ${quoteName(e.name)} ${bad} (refused by restore, ls, dump)` });
+        continue;
+      }
+      seen.add(e.name);
       const p = join('/', e.name);
       if (e.type === 'dir') {
         if (!e.tree) continue;

@@ -62,8 +62,9 @@ export function compareEntry(
   } else if ((want === 'chardev' || want === 'blockdev') && st.rdev !== s.rdev) {
     return { kind: 'changed', reason: 'device number differs' };
   }
-  // A symlink's own mode is always 0777 on Linux; a directory's mtime moves with every change
-  // inside it, so neither is reported as drift.
+  // A symlink's own mode is always 0777 on Linux. A directory's mtime is restored (a restore that
+  // wrote into it sets it back), so a difference is drift like any other.
+  if (want === 'dir' && !sameMtime) fields.push('mtime');
   if (want !== 'symlink' && (st.mode & 0o7777) !== s.mode) fields.push('mode');
   if (st.uid !== s.uid || st.gid !== s.gid) fields.push('owner');
   if (fields.length) return { kind: 'metadata', fields };

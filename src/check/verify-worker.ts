@@ -25,8 +25,9 @@ const IN_SNAP = 'v.lineage = @lineage AND v.from_seq <= @seq AND (v.to_seq IS NU
 // (exact for ASCII; other names are fetched as bytes on their own), the symlink target only
 // for symlinks, the fingerprint only with --checksum.
 const SYMLINK = ENTRY_TYPES.indexOf('symlink');
+const HARDLINK = ENTRY_TYPES.indexOf('hardlink');
 const childrenStmt = db.prepare(`SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000,
-  CASE WHEN v.type = ${SYMLINK} THEN v.target END, ${init.checksum ? 'v.fp' : 'NULL'}, v.rdev
+  CASE WHEN v.type IN (${SYMLINK}, ${HARDLINK}) THEN v.target END, ${init.checksum ? 'v.fp' : 'NULL'}, v.rdev
   FROM paths p CROSS JOIN versions v ON v.path = p.id WHERE p.parent = @pid AND ${IN_SNAP}`).raw(true);
 const nameStmt = db.prepare('SELECT name FROM paths WHERE id = ?').pluck();
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -101,7 +102,9 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
         if (e.type === 'dir') addMissingSubtree(e.path, out);
         continue;
       }
-      if (f.kind === 'changed') out.changed.push({ path: e.path, reason: f.reason });
+      const broken = f.kind !== 'changed' && e.type === 'hardlink' && st ? brokenLink(e, st) : null;
+      if (broken) out.changed.push({ path: e.path, reason: broken });
+      else if (f.kind === 'changed') out.changed.push({ path: e.path, reason: f.reason });
       else if (f.kind === 'metadata') out.metadata.push({ path: e.path, fields: f.fields });
     } catch (err) {
       out.errors.push({ path: e.path, message: `cannot compare: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
@@ -112,6 +115,17 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
       else addMissingSubtree(e.path, out); // replaced by a non-directory: all below is gone
     }
   }
+}
+
+/**
+ * A hardlink name must still be the same inode as the first name of its group: a group
+ * restored as separate copies has the right bytes but is not what the snapshot recorded.
+ */
+function brokenLink(e: SnapEntry, st: fs.Stats): string | null {
+  if (e.target === null) return null;
+  const first = lstatOrUndefined(livePath(e.target));
+  if (first && first.ino === st.ino && first.dev === st.dev) return null;
+  return `hard link broken: no longer the same file as ${Buffer.from(e.target, 'latin1').toString('utf8')}`;
 }
 
 /** Everything the snapshot holds below a directory that is gone counts as missing. */

@@ -29,6 +29,7 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
     const cmd = args[args.length - 1] as Command;
     const g = globals(cmd);
     try {
+      rejectEmptyGlobals(g);
       const code = (await fn(g, args.slice(0, -1), cmd)) ?? EXIT.OK;
       process.exitCode = code;
     } catch (e) {
@@ -40,6 +41,19 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
       process.exitCode = code;
     }
   };
+}
+
+/**
+ * `--repo "$UNSET_VAR"` must fail before anything runs, naming the option, instead of falling
+ * back to SNAPFILL_REPO or the default repository (and creating it on a first snapshot).
+ */
+function rejectEmptyGlobals(g: GlobalOpts & { config?: string }): void {
+  const given: [string, string | undefined, string][] = [
+    ['--repo', g.repo, 'a directory or s3://bucket/prefix'], ['--catalog', g.catalog, 'a file'], ['--config', g.config, 'a file'],
+  ];
+  for (const [flag, value, what] of given) {
+    if (value !== undefined && !value.trim()) throw new Error(`${flag} is empty: give ${what}, or leave the option out`);
+  }
 }
 
 export function collect(value: string, prev: string[] = []): string[] {

@@ -1,13 +1,26 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
-import { info, printJson } from './output.js';
+import { EXIT, info, printJson } from './output.js';
 import { openSession } from '../session.js';
-import { rebuildCatalog, syncCatalog } from '../index/sync.js';
+import { rebuildCatalog, syncCatalog, type SyncReport } from '../index/sync.js';
+
+/**
+ * Damage met while importing (refused names, lost directory listings) is named on stderr and
+ * makes the command exit 3: the catalog holds everything else, and restore, ls, find and dump
+ * name the same paths whenever they touch them.
+ */
+function reportDamage(rep: SyncReport): number {
+  for (const d of rep.damaged) process.stderr.write(`error: snapshot ${d.snapshot_id.slice(0, 8)}: ${d.path}: ${d.message}\n`);
+  return rep.damaged.length ? EXIT.PARTIAL : EXIT.OK;
+}
 
 export function register(program: Command): void {
   const cat = program.command('catalog').description('manage the local SQLite catalog (an index rebuildable from the repository)');
   cat.command('rebuild')
     .description('rebuild the catalog from the repository alone (e.g. on a new machine)')
+    .addHelpText('after', `
+Exit codes: 0 rebuilt; 3 rebuilt, but some snapshots have damaged or refused entries (listed on stderr:
+unreadable tree blobs lose their directory's contents, unsafe names are refused); 1 failure.`)
     .action(action(async (g) => {
       const log = g.quiet ? undefined : (m: string) => process.stderr.write(m + '\n');
       const s = await openSession({ ...storeOpts(g), noSync: true, onProgress: log });
@@ -18,6 +31,7 @@ export function register(program: Command): void {
         const out = { ...rep, duration_s: (Date.now() - started) / 1000, catalog: s.catalog.file };
         if (g.json) printJson(out);
         else info(g, `catalog rebuilt: ${rep.snapshots_added} snapshots, ${rep.packs_added} packs in ${out.duration_s.toFixed(1)}s (${s.catalog.file})`);
+        return reportDamage(rep);
       } finally {
         await s.close();
       }
@@ -31,6 +45,7 @@ export function register(program: Command): void {
         const rep = await syncCatalog(s.repo, s.catalog);
         if (g.json) printJson(rep);
         else info(g, `catalog synced: +${rep.snapshots_added}/-${rep.snapshots_removed} snapshots, +${rep.packs_added}/-${rep.packs_removed} packs`);
+        return reportDamage(rep);
       } finally {
         await s.close();
       }

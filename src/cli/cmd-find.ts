@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import picomatch from 'picomatch';
 import { action, withSession } from './action.js';
-import { info, printJson } from './output.js';
+import { EXIT, info, printJson } from './output.js';
 import { display, fromUser, isUnder, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import { modeString, timeString } from './format.js';
 import { pathHistories } from '../query/versions.js';
@@ -50,7 +50,10 @@ export function register(program: Command): void {
 Examples:
   snapfill find /home/alice/public_html/wp-config.php      # every version, and how they differ
   snapfill find '*.eml' --account alice --newer 2026-11-17 --older 2026-11-18
-  snapfill find '/home/*/public_html/*.php' --min-size 1M`)
+  snapfill find '/home/*/public_html/*.php' --min-size 1M
+
+Exit codes: 0 done; 3 done, but some snapshots lost or refused entries where the pattern could
+match (a damaged directory listing, unsafe names: named on stderr); 1 failure.`)
     .action(action(async (g, [pattern, opts]) => {
       const raw = fromUser(pattern);
       const hasGlob = /[*?[\]{}]/.test(pattern);
@@ -89,7 +92,17 @@ Examples:
 
       const results: Record<string, unknown>[] = [];
       let paths = 0;
+      const errors: { path: string; message: string; snapshots: string[] }[] = [];
       await withSession(g, { readOnly: true }, async (s) => {
+        // Damage where the pattern could match (refused names, lost listings) hides versions: name it, once per path.
+        const byKey = new Map<string, { path: string; message: string; snapshots: string[] }>();
+        for (const d of s.catalog.damagedInAll(scope.exact ?? scope.under ?? '/')) {
+          const key = d.path + '\0' + d.message;
+          const e = byKey.get(key) ?? { path: display(d.path), message: d.message, snapshots: [] };
+          e.snapshots.push(d.snapshot.id);
+          byKey.set(key, e);
+        }
+        errors.push(...byKey.values());
         for (const h of pathHistories(s.catalog.findVersions(match, scope))) {
           const shown = h.versions.filter((x) => wanted(x.version));
           if (!shown.length) continue;
@@ -115,7 +128,11 @@ Examples:
           }
         }
       });
-      if (g.json) printJson({ matches: results, paths });
+      for (const e of errors) {
+        process.stderr.write(`error: ${e.path}: ${e.message} (snapshot${e.snapshots.length === 1 ? '' : 's'} ${e.snapshots.map((x) => x.slice(0, 8)).join(', ')})\n`);
+      }
+      if (g.json) printJson({ matches: results, paths, errors });
       else if (!paths) info(g, 'no matches');
+      return errors.length ? EXIT.PARTIAL : EXIT.OK;
     }));
 }

@@ -12,12 +12,20 @@ export function register(program: Command): void {
     .argument('[path]', 'directory or file inside the snapshot', '/')
     .option('-l, --long', 'long listing: mode, owner, size, mtime, like ls -l')
     .option('-R, --recursive', 'list everything below the path')
+    .addHelpText('after', `
+Exit codes: 0 listed; 3 listed, but the snapshot lost or refused entries at or below the path
+(a damaged directory listing, unsafe names: named on stderr); 1 failure.`)
     .action(action(async (g, [ref, p, opts]) => {
       const path = normalizeAbs(fromUser(p));
       return withSession(g, { readOnly: true }, async (s) => {
         const snap = resolveSnapshot(s.catalog, ref);
         const top = path === '/' ? undefined : s.catalog.entry(snap, path);
-        if (path !== '/' && !top) throw new Error(`${display(path)} is not in snapshot ${snap.id.slice(0, 8)}`);
+        // Refused entries and lost directory listings at or below the path (or hiding it).
+        const damage = s.catalog.damagedUnder(snap, path);
+        if (path !== '/' && !top) {
+          const why = damage.length ? ` (${display(damage[0].path)}: ${damage[0].message})` : '';
+          throw new Error(`${display(path)} is not in snapshot ${snap.id.slice(0, 8)}${why}`);
+        }
         const rows = opts.recursive
           ? s.catalog.walk(snap, path)
           : top && top.type !== 'dir' ? [top] : s.catalog.listDir(snap, path);
@@ -27,8 +35,10 @@ export function register(program: Command): void {
           else if (opts.long) info(g, longLine(v, opts.recursive ? display(v.path) : display(basename(v.path))));
           else info(g, opts.recursive ? display(v.path) : display(basename(v.path)));
         }
-        if (g.json) printJson({ snapshot_id: snap.id, path: display(path), entries: out });
-        return EXIT.OK;
+        const errors = damage.map((d) => ({ path: display(d.path), message: d.message }));
+        for (const e of errors) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+        if (g.json) printJson({ snapshot_id: snap.id, path: display(path), entries: out, errors });
+        return errors.length ? EXIT.PARTIAL : EXIT.OK;
       });
     }));
 }

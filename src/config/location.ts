@@ -9,8 +9,17 @@ export function defaultRepoLocation(): string {
   return path.join(os.homedir(), '.local', 'share', 'snapfill', 'repo');
 }
 
+/**
+ * The repository: the explicit location, else SNAPFILL_REPO, else the default. An explicit but
+ * empty location (`--repo "$UNSET"`) is an error: falling through to another repository would
+ * snapshot into, or restore from, the wrong one. An empty SNAPFILL_REPO counts as unset
+ * (`SNAPFILL_REPO= snapfill ...` is how a shell unsets a variable for one command).
+ */
 export function resolveRepoLocation(flag?: string): { location: string; isDefault: boolean } {
-  if (flag) return { location: flag, isDefault: false };
+  if (flag !== undefined) {
+    if (!flag.trim()) throw new Error('the repository location given is empty: name a directory or s3://bucket/prefix');
+    return { location: flag, isDefault: false };
+  }
   const env = process.env.SNAPFILL_REPO;
   if (env) return { location: env, isDefault: false };
   return { location: defaultRepoLocation(), isDefault: true };
@@ -24,5 +33,8 @@ export function cacheDir(): string {
 }
 
 export function catalogPathFor(repoId: string, flag?: string): string {
-  return flag ?? process.env.SNAPFILL_CATALOG ?? path.join(cacheDir(), repoId, 'catalog.db');
+  // As for the repository: an explicit empty path is an error (SQLite would open a throw-away
+  // temp database for ""), an empty SNAPFILL_CATALOG counts as unset.
+  if (flag !== undefined && !flag.trim()) throw new Error('the catalog file given is empty: name a file, or give none for the default');
+  return flag ?? (process.env.SNAPFILL_CATALOG || path.join(cacheDir(), repoId, 'catalog.db'));
 }

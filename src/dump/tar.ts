@@ -7,6 +7,22 @@ import type { Catalog, SnapshotRow } from '../index/catalog.js';
 import type { Repository } from '../repo/repository.js';
 import { FileContentReader } from '../repo/filereader.js';
 import { display, dirname, fromUser, type RawPath } from '../util/rawpath.js';
+import { nameProblem, quoteName } from '../index/names.js';
+
+/**
+ * Why a member name must not go into the archive, or null. Extracting tars is where `..`,
+ * absolute and empty names do harm (tar -x as root writes where they point), and a NUL ends
+ * the name in the header. The catalog import already refuses such names; this holds for
+ * catalogs imported before it did, and for whatever else might build a path.
+ */
+function memberProblem(rel: RawPath): string | null {
+  if (rel.startsWith('/')) return 'is absolute';
+  for (const part of rel.split('/')) {
+    const bad = nameProblem(part);
+    if (bad) return `has a component ${quoteName(part)} that ${bad}`;
+  }
+  return null;
+}
 
 export interface DumpResult {
   entries: number;
@@ -42,11 +58,16 @@ export async function dumpTar(
   repo: Repository, catalog: Catalog, snap: SnapshotRow, root: RawPath, out: NodeJS.WritableStream,
 ): Promise<DumpResult> {
   const top = root === '/' ? null : catalog.entry(snap, root);
-  if (root !== '/' && !top) throw new Error(`${display(root)} is not in snapshot ${snap.id.slice(0, 8)}`);
+  // What the snapshot lost or refused in this subtree (or above it): named, and the dump exits 3.
+  const damage = catalog.damagedUnder(snap, root);
+  if (root !== '/' && !top) {
+    const why = damage.length ? ` (${display(damage[0].path)}: ${damage[0].message})` : '';
+    throw new Error(`${display(root)} is not in snapshot ${snap.id.slice(0, 8)}${why}`);
+  }
   const base = root === '/' ? '/' : dirname(root);
-  const rel = (p: RawPath) => display(base === '/' ? p.slice(1) : p.slice(base.length + 1));
+  const relRaw = (p: RawPath) => (base === '/' ? p.slice(1) : p.slice(base.length + 1));
   const reader = new FileContentReader(repo, catalog, 0);
-  const result: DumpResult = { entries: 0, files: 0, bytes: 0, errors: [] };
+  const result: DumpResult = { entries: 0, files: 0, bytes: 0, errors: damage.map((d) => ({ path: display(d.path), message: d.message })) };
   const pack = tarPack();
   const done = pipeline(pack, out as NodeJS.WritableStream);
   // inode key (the first path of a hardlinked inode) -> the archive member that carries its content
@@ -67,8 +88,13 @@ export async function dumpTar(
 
   try {
     for (const v of catalog.walk(snap, root)) {
-      const name = rel(v.path);
-      if (!name) continue;
+      const raw = relRaw(v.path);
+      const bad = memberProblem(raw);
+      if (bad) {
+        result.errors.push({ path: display(v.path), message: `unsafe member name: ${bad}; refused (left out of the archive)` });
+        continue;
+      }
+      const name = display(raw);
       if (fromUser(display(v.path)) !== v.path) {
         result.errors.push({ path: display(v.path), message: 'name is not valid UTF-8: written with U+FFFD in place of the invalid bytes (use restore or the mount for the exact name)' });
       }
@@ -79,6 +105,9 @@ export async function dumpTar(
       result.entries++;
       if (v.type === 'file' || v.type === 'hardlink') {
         const key = v.type === 'hardlink' && v.target !== null ? v.target : v.nlink > 1 ? v.path : null;
+        // A tar link only ever names a member already in this archive (checked above), never the
+        // recorded target itself: a target outside the subtree, or a hostile one (/etc/shadow),
+        // gets the entry's own content as a regular file instead.
         const first = key === null ? undefined : linkedMembers.get(key);
         if (first !== undefined) {
           await writeEntry({ ...header, type: 'link', linkname: first });
@@ -96,6 +125,12 @@ export async function dumpTar(
         result.files++;
         result.bytes += v.size;
       } else if (v.type === 'symlink') {
+        if (v.target === null || v.target === '' || v.target.includes('\0')) {
+          // tar would write an empty or NUL-cut target: a different link than the snapshot's.
+          result.errors.push({ path: display(v.path), message: 'symlink target is empty or holds a NUL byte; refused (left out of the archive)' });
+          result.entries--;
+          continue;
+        }
         await writeEntry({ ...header, type: 'symlink', linkname: display(v.target ?? '') });
       } else if (v.type === 'socket') {
         result.errors.push({ path: display(v.path), message: 'sockets cannot be stored in tar; skipped' });

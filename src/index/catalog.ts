@@ -44,6 +44,8 @@ DROP INDEX IF EXISTS versions_open;
 CREATE INDEX IF NOT EXISTS versions_from ON versions(lineage, from_seq);
 CREATE TABLE IF NOT EXISTS dirstate(tree BLOB PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_close(seq INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY(seq, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS damaged(
+  seq INTEGER NOT NULL, path BLOB NOT NULL, dir BLOB NOT NULL, message TEXT NOT NULL, PRIMARY KEY(seq, path)) WITHOUT ROWID;
 `;
 const SCHEMA_VERSION = '1';
 
@@ -97,13 +99,15 @@ export interface LightEntry {
   fp: string | null;
   content: BlobId[] | null;
   rdev: number;
+  /** Link count recorded at snapshot time: a live file with more links is not the snapshot's file. */
+  nlink: number;
   loc: BlobLocationRow | null;
 }
 
 export function lightFromVersion(v: VersionRow, loc: BlobLocationRow | null): LightEntry {
   return {
     path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, user: v.user, group: v.group, size: v.size,
-    mtimeNs: v.mtime.toString(), target: v.target, fp: v.fp, content: v.content, rdev: v.rdev, loc,
+    mtimeNs: v.mtime.toString(), target: v.target, fp: v.fp, content: v.content, rdev: v.rdev, nlink: v.nlink, loc,
   };
 }
 
@@ -347,6 +351,7 @@ export class Catalog {
     this.atomic(() => {
       this.st(`DELETE FROM versions WHERE from_seq=?`).run(seq);
       this.st(`DELETE FROM pending_close WHERE seq=?`).run(seq);
+      this.st(`DELETE FROM damaged WHERE seq=?`).run(seq);
       this.st(`DELETE FROM snapshots WHERE seq=? AND state='pending'`).run(seq);
     });
   }
@@ -372,6 +377,7 @@ export class Catalog {
       // Rows valid only inside (prev, next) belonged to this snapshot alone.
       this.st(`DELETE FROM versions WHERE lineage=? AND from_seq>? AND from_seq<=? AND ((to_seq IS NULL AND ?=${Number.MAX_SAFE_INTEGER}) OR to_seq<?)`)
         .run(s.lineage, lo, s.seq, hi, hi);
+      this.st(`DELETE FROM damaged WHERE seq=?`).run(s.seq);
       this.st(`DELETE FROM snapshots WHERE seq=?`).run(s.seq);
     });
   }
@@ -531,7 +537,7 @@ export class Catalog {
     const conn = new Database(this.file, { readonly: true });
     try {
       const stmt = conn.prepare(`SELECT p.path, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size, CAST(v.mtime AS TEXT),
-        v.target, v.fp, v.content, v.rdev, k.hash, b.offset, b.length
+        v.target, v.fp, v.content, v.rdev, k.hash, b.offset, b.length, v.nlink
         FROM paths p CROSS JOIN versions v ON v.path=p.id
         LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack
         WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`).raw(true);
@@ -539,7 +545,7 @@ export class Catalog {
         yield {
           path: fromBlob(r[0]), type: ENTRY_TYPES[r[1]], mode: r[2], uid: r[3], gid: r[4], user: r[5], group: r[6], size: r[7],
           mtimeNs: r[8], target: r[9] ? fromBlob(r[9]) : null, fp: r[10] ? (r[10] as Buffer).toString('hex') : null,
-          content: contentFromBlob(r[11]), rdev: r[12], loc: r[13] ? { pack: r[13], offset: r[14], length: r[15] } : null,
+          content: contentFromBlob(r[11]), rdev: r[12], nlink: r[16], loc: r[13] ? { pack: r[13], offset: r[14], length: r[15] } : null,
         };
       }
     } finally {
@@ -588,16 +594,93 @@ export class Catalog {
     }
   }
 
+  // ---- damage: what an import could not take -----------------------------------------------
+
+  /**
+   * Records a problem met while importing snapshot `seq`: an entry refused (unsafe name) or a
+   * directory whose tree blob cannot be read. `dir` is the directory whose listing held the
+   * problem; `path` is what is reported: the directory itself when its listing is lost, else
+   * the directory plus the quoted name. Rows belong to one snapshot, so forget/discard drop them.
+   */
+  addDamage(seq: number, dir: RawPath, path: RawPath, message: string): void {
+    this.wrote();
+    this.st(`INSERT OR REPLACE INTO damaged VALUES(?,?,?,?)`).run(seq, toBlob(path), toBlob(dir), message);
+  }
+
+  hasDamage(seq: number): boolean {
+    return this.st(`SELECT 1 FROM damaged WHERE seq=? LIMIT 1`).get(seq) !== undefined;
+  }
+
+  /**
+   * An import skips a subtree identical to the parent snapshot's (its rows are shared); its
+   * damage is shared too: copies the records of `fromSeq` at or below `root` to `toSeq`.
+   */
+  carryDamage(fromSeq: number, toSeq: number, root: RawPath): void {
+    const [lo, hi] = subtreeRange(root);
+    this.wrote();
+    this.st(`INSERT OR IGNORE INTO damaged SELECT ?, path, dir, message FROM damaged WHERE seq=? AND (path=? OR (path>=? AND path<?))`)
+      .run(toSeq, fromSeq, toBlob(root), toBlob(lo), toBlob(hi));
+  }
+
+  /**
+   * What a snapshot lacks at or below `root`: refused entries and lost directory listings there,
+   * plus a lost listing of an ancestor of `root` (which hides `root` itself). Ordered by path.
+   */
+  damagedUnder(snap: SnapshotRow, root: RawPath): { path: RawPath; message: string }[] {
+    const [lo, hi] = subtreeRange(root);
+    const out: { path: RawPath; message: string }[] = [];
+    const lost = this.st(`SELECT message FROM damaged WHERE seq=? AND path=? AND dir=path`);
+    for (let a = root; a !== '/';) {
+      a = dirname(a);
+      const r = lost.get(snap.seq, toBlob(a)) as { message: string } | undefined;
+      if (r) out.push({ path: a, message: r.message });
+    }
+    const rows = this.st(`SELECT path, message FROM damaged WHERE seq=? AND (path=? OR (path>=? AND path<?)) ORDER BY path`)
+      .all(snap.seq, toBlob(root), toBlob(lo), toBlob(hi)) as { path: Buffer; message: string }[];
+    for (const r of rows) out.push({ path: fromBlob(r.path), message: r.message });
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Why the listing of directory `dir` is lost in this snapshot, or undefined when it is whole. */
+  dirLost(snap: SnapshotRow, dir: RawPath): string | undefined {
+    return (this.st(`SELECT message FROM damaged WHERE seq=? AND path=? AND dir=path`).get(snap.seq, toBlob(dir)) as { message: string } | undefined)?.message;
+  }
+
+  /** damagedUnder for every committed snapshot that has damage (for queries across snapshots, e.g. find). */
+  damagedInAll(root: RawPath): { snapshot: SnapshotRow; path: RawPath; message: string }[] {
+    const seqs = new Set((this.st(`SELECT DISTINCT seq FROM damaged`).all() as { seq: number }[]).map((r) => r.seq));
+    const out: { snapshot: SnapshotRow; path: RawPath; message: string }[] = [];
+    for (const s of this.listSnapshots()) if (seqs.has(s.seq)) for (const d of this.damagedUnder(s, root)) out.push({ snapshot: s, ...d });
+    return out;
+  }
+
+  /**
+   * What the catalog holds for one pack (from its imported index), blobs by id; undefined when
+   * the pack is unknown. `check` compares it with the index object in the repository.
+   */
+  packContents(packId: string): { type: string; size: number; blobs: Map<BlobId, { offset: number; length: number }> } | undefined {
+    const p = this.st(`SELECT id, type, size FROM packs WHERE hash=?`).get(packId) as { id: number; type: string; size: number } | undefined;
+    if (!p) return undefined;
+    const blobs = new Map<BlobId, { offset: number; length: number }>();
+    // A blob stored in several packs has one row in blobs and the others in blob_alt.
+    for (const sql of [`SELECT hash, offset, length FROM blobs WHERE pack=?`, `SELECT hash, offset, length FROM blob_alt WHERE pack=?`]) {
+      for (const r of this.st(sql).all(p.id) as { hash: Buffer; offset: number; length: number }[]) {
+        blobs.set(r.hash.toString('hex'), { offset: r.offset, length: r.length });
+      }
+    }
+    return { type: p.type, size: p.size, blobs };
+  }
+
   /** Drops every snapshot and entry (packs and blobs stay): the start of a rebuild. */
   clearSnapshots(): void {
     this.atomic(() => {
-      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages;`);
+      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM damaged;`);
     });
   }
 
   clearAll(): void {
     this.atomic(() => {
-      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM blob_alt; DELETE FROM packs; DELETE FROM dirstate;`);
+      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM blobs; DELETE FROM blob_alt; DELETE FROM packs; DELETE FROM dirstate; DELETE FROM damaged;`);
     });
   }
 

@@ -1,8 +1,11 @@
 import type { Repository, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from './catalog.js';
-import { decodeTree, sameEntry } from '../repo/tree.js';
-import { join, type RawPath } from '../util/rawpath.js';
+import { BlobCorruptError } from '../repo/repository.js';
+import { decodeTree, sameEntry, type Entry } from '../repo/tree.js';
+import { display, join, type RawPath } from '../util/rawpath.js';
 import { PackCache } from '../repo/packcache.js';
+import { ObjectNotFoundError } from '../store/store.js';
+import { nameProblem, quoteName, refusedPath } from './names.js';
 
 /** Objects fetched at once while importing (on S3 each is a request: latency, not bandwidth, is the cost). */
 const FETCH_BATCH = 32;
@@ -20,6 +23,17 @@ export interface SyncReport {
   snapshots_added: number;
   snapshots_removed: number;
   abandoned_discarded: number;
+  /**
+   * What the imported snapshots lack (refused entry names, directories whose tree blob is
+   * unreadable), per snapshot: the rest of each snapshot was imported. Display strings.
+   */
+  damaged: { snapshot_id: string; path: string; message: string }[];
+}
+
+/** One problem of an imported snapshot, as Catalog.damagedUnder reports it. */
+export interface ImportDamage {
+  path: RawPath;
+  message: string;
 }
 
 function isAlive(pid: number): boolean {
@@ -37,7 +51,7 @@ function isAlive(pid: number): boolean {
  * the repository no longer has. On an empty catalog this is a full rebuild.
  */
 export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress?: (msg: string) => void): Promise<SyncReport> {
-  const report: SyncReport = { packs_added: 0, packs_removed: 0, snapshots_added: 0, snapshots_removed: 0, abandoned_discarded: 0 };
+  const report: SyncReport = { packs_added: 0, packs_removed: 0, snapshots_added: 0, snapshots_removed: 0, abandoned_discarded: 0, damaged: [] };
   report.abandoned_discarded = catalog.discardAbandoned(isAlive);
 
   // Snapshots are listed before pack indexes: a writer stores packs, then indexes, then the
@@ -94,7 +108,9 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   let n = 0;
   const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
   for (const s of toImport) {
-    await importSnapshot(repo, catalog, s, trees);
+    const damage = await importSnapshot(repo, catalog, s, trees);
+    for (const d of damage) report.damaged.push({ snapshot_id: s.id, path: display(d.path), message: d.message });
+    if (damage.length) onProgress?.(`warning: snapshot ${s.id.slice(0, 8)} imported without ${damage.length} damaged or refused entries (first: ${display(damage[0].path)}: ${damage[0].message})`);
     n++;
     onProgress?.(`catalog: imported snapshot ${s.id.slice(0, 8)} (${n}/${toImport.length})`);
   }
@@ -104,14 +120,29 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   return report;
 }
 
-/** Adds one snapshot to the catalog by walking its trees; subtrees equal to the parent's are skipped whole. */
-export async function importSnapshot(repo: Repository, catalog: Catalog, s: StoredSnapshot, trees = new PackCache(repo)): Promise<void> {
+/**
+ * Adds one snapshot to the catalog by walking its trees; subtrees equal to the parent's are
+ * skipped whole. What cannot be taken is recorded in the catalog's damage table and returned,
+ * and the rest is imported: an unsafe entry name is refused with its subtree, and an
+ * unreadable tree blob loses that directory's contents only (a repository's damaged part
+ * loses only that part). Errors that are not damage (a store that cannot be reached) still
+ * fail the import, so a network failure is never recorded as lost data.
+ */
+export async function importSnapshot(repo: Repository, catalog: Catalog, s: StoredSnapshot, trees = new PackCache(repo)): Promise<ImportDamage[]> {
   const lineage = catalog.lineageId(s.host, s.paths);
+  const parent = catalog.lineageHead(lineage);
   const seq = catalog.beginSnapshot(lineage, s.time, s.host, s.paths, s.tags);
+  const ctx: ImportContext = {
+    catalog, lineage, seq, trees,
+    // Subtrees shared with the parent carry its damage along (only looked up when it has some).
+    carryFrom: parent && catalog.hasDamage(parent.seq) ? parent.seq : null,
+  };
   try {
     const rootId = catalog.ensurePath('/');
-    await importTree(repo, catalog, lineage, seq, '/', rootId, s.tree, trees);
+    await importTree(ctx, '/', rootId, s.tree);
     catalog.commitSnapshot(seq, s.id, s.tree, s.parent, s);
+    // Found here or carried from the parent with a shared subtree: all of this snapshot's damage.
+    return catalog.hasDamage(seq) ? catalog.damagedUnder(catalog.snapshotById(s.id)!, '/') : [];
   } catch (e) {
     catalog.flush();
     catalog.discardPending(seq);
@@ -119,27 +150,67 @@ export async function importSnapshot(repo: Repository, catalog: Catalog, s: Stor
   }
 }
 
-async function readTree(catalog: Catalog, treeId: string, trees: PackCache) {
-  const loc = catalog.blobLocation(treeId);
-  if (!loc) throw new Error(`tree blob ${treeId.slice(0, 12)} is not in any pack`);
-  return decodeTree(await trees.readBlob(loc.pack, loc.offset, loc.length, treeId));
+interface ImportContext {
+  catalog: Catalog;
+  lineage: number;
+  seq: number;
+  trees: PackCache;
+  carryFrom: number | null;
 }
 
-async function importTree(repo: Repository, catalog: Catalog, lineage: number, seq: number, dir: RawPath, dirPathId: number, treeId: string, trees: PackCache): Promise<void> {
-  const entries = await readTree(catalog, treeId, trees);
+/** A tree's entries, or why they are lost (the blob is absent, corrupt or not a tree). */
+async function readTree(catalog: Catalog, treeId: string, trees: PackCache): Promise<Entry[] | string> {
+  const id = `tree blob ${treeId.slice(0, 12)}`;
+  const loc = catalog.blobLocation(treeId);
+  if (!loc) return `${id} is not in any pack`;
+  let bytes: Buffer;
+  try {
+    bytes = await trees.readBlob(loc.pack, loc.offset, loc.length, treeId);
+  } catch (e) {
+    if (e instanceof BlobCorruptError) return `${id} is corrupt (content hash mismatch, pack ${loc.pack.slice(0, 12)})`;
+    if (e instanceof ObjectNotFoundError) return `${id}: its pack ${loc.pack.slice(0, 12)} is missing`;
+    if (/beyond the end of pack/.test((e as Error).message)) return `${id} is cut off (pack ${loc.pack.slice(0, 12)} is truncated)`;
+    throw e; // not damage: e.g. the store could not be reached
+  }
+  try {
+    return decodeTree(bytes);
+  } catch (e) {
+    return `${id} is not a valid tree (${(e as Error).message})`;
+  }
+}
+
+async function importTree(ctx: ImportContext, dir: RawPath, dirPathId: number, treeId: string): Promise<void> {
+  const { catalog, lineage, seq } = ctx;
+  let entries = await readTree(catalog, treeId, ctx.trees);
+  if (typeof entries === 'string') {
+    catalog.addDamage(seq, dir, dir, `${entries}: directory contents lost`);
+    entries = []; // the parent's children are not known to be here: they are closed below
+  }
   const prevChildren = catalog.openChildren(dirPathId, lineage, seq);
+  const seen = new Set<RawPath>();
   for (const e of entries) {
+    // Names become paths here: this is where unsafe ones are stopped, for every reader of the catalog.
+    const bad = nameProblem(e.name) ?? (seen.has(e.name) ? 'appears twice in its directory' : null);
+    if (bad) {
+      catalog.addDamage(seq, dir, refusedPath(dir, e.name), `unsafe entry name ${quoteName(e.name)} ${bad}: refused with everything below it`);
+      continue;
+    }
+    seen.add(e.name);
     const prev = prevChildren.get(e.name);
     prevChildren.delete(e.name);
     const p = join(dir, e.name);
     const pathId = prev?.pathId ?? catalog.childPathId(dirPathId, dir, e.name);
-    if (prev && sameEntry(prev, e)) continue; // identical, and for a directory its whole subtree too
+    if (prev && sameEntry(prev, e)) {
+      // identical, and for a directory its whole subtree too (with any damage in it)
+      if (ctx.carryFrom !== null && e.type === 'dir') catalog.carryDamage(ctx.carryFrom, seq, p);
+      continue;
+    }
     if (prev) {
       catalog.closeVersion(seq, prev.versionId);
       if (prev.type === 'dir' && e.type !== 'dir') catalog.closeSubtree(seq, lineage, p);
     }
     catalog.insertVersion(pathId, lineage, seq, e);
-    if (e.type === 'dir' && e.tree) await importTree(repo, catalog, lineage, seq, p, pathId, e.tree, trees);
+    if (e.type === 'dir' && e.tree) await importTree(ctx, p, pathId, e.tree);
   }
   for (const [name, prev] of prevChildren) {
     catalog.closeVersion(seq, prev.versionId);

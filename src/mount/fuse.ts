@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type { Session } from '../session.js';
 import { FileContentReader, type FilePieces } from '../repo/filereader.js';
 import { SnapshotTree, STAT_INTS, ViewError } from './snaptree.js';
+import { display } from '../util/rawpath.js';
 
 /**
  * `snapfill mount`: serves a SnapshotTree read-only through FUSE with fuse-native, an optional
@@ -98,6 +99,8 @@ export async function mountSnapshots(session: Session, opts: MountOptions): Prom
   const handles = new Map<number, FilePieces>();
   let nextFd = 10;
   const log = opts.onLog ?? (() => {});
+  // Entries the catalog import refused or lost are not in the mount: say so once, loudly.
+  for (const d of session.catalog.damagedInAll('/')) log(`warning: snapshot ${d.snapshot.id.slice(0, 8)}: ${display(d.path)}: ${d.message} (not shown in the mount)`);
   // The catalog may also be written by a snapshot process; a failed query is an EIO for that call, not a crash.
   const guard = <T>(what: string, fn: () => T, cb: (err: number, v?: T) => void) => {
     let v: T;

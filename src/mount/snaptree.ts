@@ -269,6 +269,10 @@ export class SnapshotTree {
       return { names, stats, index: null };
     }
     if (node.version && node.version.type !== 'dir') throw new ViewError('ENOTDIR', `${viewPath} is not a directory`);
+    // A directory whose listing the repository lost is an I/O error (logged by the mount), not an
+    // empty directory: cp -a and rsync then report it instead of copying nothing in silence.
+    const lost = this.catalog.dirLost(node.snap, node.path);
+    if (lost !== undefined) throw new Error(`${display(node.path)} in snapshot ${node.snap.id.slice(0, 8)}: ${lost}`);
     const rows = this.catalog.listDirStat(node.snap, node.path);
     const names = new Array<string>(rows.length);
     const stats = new Uint32Array(rows.length * STAT_INTS);

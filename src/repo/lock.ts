@@ -42,7 +42,9 @@ export class RepoLock {
     const stale = opts.staleAfterMs ?? LOCK_STALE_MS;
     const conflicts = (all: LockInfo[], self?: string) =>
       all.filter((l) => l.id !== self && !isStale(l, stale) && (exclusive || l.exclusive));
-    const before = conflicts(await listLocks(store));
+    const listed = await listLocks(store);
+    await removeDeadLocalLocks(store, listed);
+    const before = conflicts(listed);
     if (before.length) throw new RepoLockedError(before, operation);
     const now = new Date().toISOString();
     const info: LockInfo = {
@@ -77,15 +79,36 @@ export class RepoLock {
   }
 }
 
-export function isStale(l: LockInfo, staleAfterMs = LOCK_STALE_MS): boolean {
-  // A lock of a dead process on this host is stale at once; elsewhere only by age.
-  if (l.host === os.hostname() && l.pid !== process.pid) {
+/** Whether the lock's holder is a process of this host that no longer exists. */
+function heldByDeadLocalProcess(l: LockInfo): boolean {
+  if (l.host !== os.hostname() || l.pid === process.pid || !Number.isInteger(l.pid) || l.pid <= 0) return false;
+  try {
+    process.kill(l.pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH'; // EPERM: alive, another user's
+  }
+}
+
+/**
+ * Deletes the locks of this host's dead processes (SIGKILL, OOM kill, power loss): nothing
+ * will ever release them, and left alone they pile up in locks/ until someone runs `unlock`.
+ * Other hosts' locks are judged by age only, by `unlock`: their processes cannot be seen here.
+ */
+async function removeDeadLocalLocks(store: ObjectStore, locks: LockInfo[]): Promise<void> {
+  for (const l of locks) {
+    if (!heldByDeadLocalProcess(l)) continue;
     try {
-      process.kill(l.pid, 0);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
+      await store.delete(`locks/${l.id}`);
+    } catch {
+      // Best effort: the lock stays ignored as stale, and the next taker tries again.
     }
   }
+}
+
+export function isStale(l: LockInfo, staleAfterMs = LOCK_STALE_MS): boolean {
+  // A lock of a dead process on this host is stale at once; elsewhere only by age.
+  if (heldByDeadLocalProcess(l)) return true;
   // An object without a readable refresh time is no lock any live process wrote: stale.
   const refreshed = Date.parse(l.refreshed);
   return Number.isNaN(refreshed) || Date.now() - refreshed > staleAfterMs;

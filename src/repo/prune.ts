@@ -30,6 +30,9 @@ export interface PruneReport {
   bytes_before: number;
   bytes_after: number;
   bytes_freed: number;
+  /** Temp objects of interrupted writes (killed processes) removed (with --dry-run: found). */
+  stale_temps_removed: number;
+  stale_temp_bytes_removed: number;
 }
 
 /** An optional store capability (S3 Object Lock): when an object may be deleted again. */
@@ -181,11 +184,16 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
     for (const p of toRepack) if (!(await retained(p.index.pack))) keepRepack.push(p);
     toRepack.splice(0, toRepack.length, ...keepRepack);
   }
+  // Temp objects of dead writers: referenced by nothing, invisible to list(). Removed first,
+  // as on a full disk they may be what stops the repack below from writing.
+  const temps = (await (opts.dryRun ? repo.store.listStaleTemps?.() : repo.store.removeStaleTemps?.())) ?? [];
+  if (temps.length) log(`prune: ${opts.dryRun ? 'would remove' : 'removed'} ${temps.length} stale temporary objects`);
   const bytesBefore = [...packObjects.values()].reduce((a, b) => a + b, 0);
   const report: PruneReport = {
     dry_run: Boolean(opts.dryRun), snapshots: snapshotIds.length, trees_walked: trees, blobs_used: used.size,
     packs_before: packObjects.size, packs_deleted: 0, packs_repacked: 0, packs_written: 0, orphan_packs_deleted: 0,
     retained_skipped: retainedSkipped, bytes_before: bytesBefore, bytes_after: bytesBefore, bytes_freed: 0,
+    stale_temps_removed: temps.length, stale_temp_bytes_removed: temps.reduce((n, t) => n + t.size, 0),
   };
   if (opts.dryRun) {
     const freed = [...toDelete, ...orphans].reduce((n, id) => n + (packObjects.get(id) ?? 0), 0) +

@@ -4,6 +4,7 @@ import { toBlob, fromBlob, type RawPath } from '../util/rawpath.js';
 import type { WireEntry } from './protocol.js';
 
 export interface ContentRow {
+  id?: number;
   rel: RawPath;
   e: WireEntry;
   blobs: string[];
@@ -12,6 +13,24 @@ export interface ContentRow {
   len: number;
   replace: boolean;
   fresh: boolean;
+}
+
+/** What the snapshot recorded of a hardlink's first name, checked against the live entry before linking. */
+export interface LinkSource {
+  s: number;
+  mt: string;
+  u: number;
+  g: number;
+  nl: number;
+}
+
+export interface LinkRow {
+  rel: RawPath;
+  first: RawPath;
+  e: WireEntry;
+  blobs: string[];
+  replace: boolean;
+  source: LinkSource;
 }
 
 /**
@@ -23,6 +42,7 @@ export class RestorePlan {
   private readonly insContent: Database.Statement;
   private readonly insLink: Database.Statement;
   private readonly insDir: Database.Statement;
+  private readonly insSurvivor: Database.Statement;
   private pending = 0;
 
   constructor(readonly file: string) {
@@ -32,11 +52,14 @@ export class RestorePlan {
     this.db.pragma('synchronous = OFF');
     this.db.exec(`
       CREATE TABLE content(id INTEGER PRIMARY KEY, pack TEXT, off INTEGER, len INTEGER, nblobs INTEGER, blobs TEXT, rel BLOB, e TEXT, replace INTEGER, fresh INTEGER);
-      CREATE TABLE links(id INTEGER PRIMARY KEY, rel BLOB, first BLOB, e TEXT, blobs TEXT, replace INTEGER);
+      CREATE TABLE links(id INTEGER PRIMARY KEY, rel BLOB, first BLOB, e TEXT, blobs TEXT, replace INTEGER, source TEXT);
+      CREATE TABLE survivors(first BLOB, rel BLOB, e TEXT);
+      CREATE INDEX survivors_first ON survivors(first);
       CREATE TABLE dirs(rel BLOB PRIMARY KEY, e TEXT);
     `);
     this.insContent = this.db.prepare(`INSERT INTO content(pack, off, len, nblobs, blobs, rel, e, replace, fresh) VALUES(?,?,?,?,?,?,?,?,?)`);
-    this.insLink = this.db.prepare(`INSERT INTO links(rel, first, e, blobs, replace) VALUES(?,?,?,?,?)`);
+    this.insLink = this.db.prepare(`INSERT INTO links(rel, first, e, blobs, replace, source) VALUES(?,?,?,?,?,?)`);
+    this.insSurvivor = this.db.prepare(`INSERT INTO survivors(first, rel, e) VALUES(?,?,?)`);
     this.insDir = this.db.prepare(`INSERT INTO dirs(rel, e) VALUES(?, ?) ON CONFLICT(rel) DO UPDATE SET e=coalesce(excluded.e, dirs.e)`);
     this.db.exec('BEGIN');
   }
@@ -53,8 +76,28 @@ export class RestorePlan {
     this.tick();
   }
 
-  addLink(rel: RawPath, first: RawPath, e: WireEntry, blobs: string[], replace: boolean): void {
-    this.insLink.run(toBlob(rel), toBlob(first), JSON.stringify(e), blobs.join(','), replace ? 1 : 0);
+  addLink(rel: RawPath, first: RawPath, e: WireEntry, blobs: string[], replace: boolean, source: LinkSource): void {
+    this.insLink.run(toBlob(rel), toBlob(first), JSON.stringify(e), blobs.join(','), replace ? 1 : 0, JSON.stringify(source));
+    this.tick();
+  }
+
+  /** A hardlink name that is still present: a missing first name of its group may be linked to it. */
+  addSurvivor(first: RawPath, rel: RawPath, e: WireEntry): void {
+    this.insSurvivor.run(toBlob(first), toBlob(rel), JSON.stringify(e));
+    this.tick();
+  }
+
+  /** Missing first names of hard-link groups (to be created, not replaced) that have a surviving name. */
+  *groupFirstsWithSurvivor(): Iterable<{ id: number; rel: RawPath; e: WireEntry; replace: boolean; survivor: RawPath; survivorE: WireEntry }> {
+    for (const r of this.stream(`SELECT c.id, c.rel, c.e, c.replace, min(s.rel) AS srel, s.e AS se FROM content c JOIN survivors s ON s.first = c.rel
+      WHERE c.replace = 0 AND json_extract(c.e, '$.nl') > 1 GROUP BY c.id`)) {
+      yield { id: r.id, rel: fromBlob(r.rel), e: JSON.parse(r.e), replace: !!r.replace, survivor: fromBlob(r.srel), survivorE: JSON.parse(r.se) };
+    }
+  }
+
+  /** A content row made unnecessary (its name was linked to a surviving name instead). */
+  dropContent(id: number): void {
+    this.db.prepare(`DELETE FROM content WHERE id=?`).run(id);
     this.tick();
   }
 
@@ -87,9 +130,9 @@ export class RestorePlan {
     for (const r of this.stream(`SELECT * FROM content WHERE nblobs<>1 OR pack IS NULL ORDER BY rel`)) yield toRow(r);
   }
 
-  *links(): Iterable<{ rel: RawPath; first: RawPath; e: WireEntry; blobs: string[]; replace: boolean }> {
+  *links(): Iterable<LinkRow> {
     for (const r of this.stream(`SELECT * FROM links ORDER BY id`)) {
-      yield { rel: fromBlob(r.rel), first: fromBlob(r.first), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], replace: !!r.replace };
+      yield { rel: fromBlob(r.rel), first: fromBlob(r.first), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], replace: !!r.replace, source: JSON.parse(r.source) };
     }
   }
 
@@ -116,6 +159,6 @@ export class RestorePlan {
 
 function toRow(r: any): ContentRow {
   return {
-    rel: fromBlob(r.rel), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace, fresh: !!r.fresh,
+    id: r.id, rel: fromBlob(r.rel), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace, fresh: !!r.fresh,
   };
 }

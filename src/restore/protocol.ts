@@ -13,6 +13,7 @@ export interface WireEntry {
   fp: string | null;
   tg: string | null; // symlink target (raw)
   rd: number;
+  nl: number; // link count recorded in the snapshot (a live file with more links is someone else's inode)
   content: boolean; // has stored content
   anc?: boolean; // an ancestor of a restore root: created when missing, never modified
 }
@@ -47,6 +48,8 @@ export interface ClassifyResult {
   msg?: string;
   replace?: boolean; // an existing entry will be replaced
   fresh?: boolean; // the parent directory was created by this restore: nothing else can be there
+  /** Why an existing entry is replaced (shown in the plan), e.g. extra hard links. */
+  why?: string;
 }
 
 export interface WriteItem {
@@ -80,6 +83,12 @@ export interface LinkItem {
   first: string;
   e: WireEntry;
   replace: boolean;
+  /**
+   * What the snapshot recorded for the inode at `first`: the live entry there is linked only
+   * when it still matches (regular file, size, mtime, owner, link count within the record), so
+   * a restore never links a name to an inode it did not create or verify.
+   */
+  source: { s: number; mt: string; u: number; g: number; nl: number };
 }
 
 export interface ItemResult {
@@ -97,5 +106,5 @@ export type ToWorker =
   | { op: 'dirmeta'; id: number; items: WireEntry[] };
 
 export type FromWorker =
-  | { id: number; results: (ClassifyResult | ItemResult)[]; createdDirs: string[] }
+  | { id: number; results: (ClassifyResult | ItemResult)[]; createdDirs: string[]; touchedDirs: string[] }
   | { id: number; fatal: string };

@@ -9,11 +9,12 @@ import { components, display, fromUser, isSafeName, isUnder, normalizeAbs, toFs,
 import { blobIdOf } from '../pack/blobid.js';
 import { openBlob } from '../pack/codec.js';
 import { WorkerPool } from './pool.js';
-import { RestorePlan, type ContentRow } from './plan.js';
+import { RestorePlan, type ContentRow, type LinkRow } from './plan.js';
 import { SafeRoot, procPath, splitParent, UnsafePathError } from './safefs.js';
 import type { ChunkRef, ClassifyResult, ItemResult, RestoreMode, WireEntry, WriteItem } from './protocol.js';
 import type { PathError } from '../snapshot/snapshotter.js';
 import { utimesSeconds } from './times.js';
+import { SPARSE_BLOCK, writeAt } from './sparse.js';
 import { RestoreJournal, sweepTemps, TMP_PREFIX } from './journal.js';
 
 export type { RestoreMode } from './protocol.js';
@@ -97,6 +98,8 @@ class Restorer {
   private readonly included: ((p: RawPath) => boolean) | null;
   private readonly res: RestoreResult;
   private readonly createdDirs = new Set<RawPath>();
+  private readonly touchedDirs = new Set<RawPath>();
+  private readonly rootsInScope: RawPath[] = [];
   private journal: RestoreJournal | null = null;
   private plan!: RestorePlan;
   private pool!: WorkerPool;
@@ -158,6 +161,18 @@ class Restorer {
 
   async run(): Promise<RestoreResult> {
     const roots = this.roots();
+    // (issue 11) Entries the catalog import refused (unsafe names) or lost (unreadable tree blob):
+    // everything else is restored, these are named and the restore exits 3. --delete would take a
+    // lost listing for an empty directory and delete the live contents: refused outright.
+    for (const r of roots) {
+      for (const d of this.s.catalog.damagedUnder(this.snap, r)) {
+        if (this.o.delete && this.s.catalog.dirLost(this.snap, d.path) !== undefined) {
+          throw new Error(`--delete refused: the snapshot lost the listing of ${display(d.path)} (${d.message}); restore without --delete, or that path from another snapshot`);
+        }
+        this.error(d.path, d.message);
+      }
+    }
+    this.rootsInScope.push(...roots);
     if (this.o.target && !this.o.dryRun) fs.mkdirSync(toFs(this.targetRoot), { recursive: true, mode: 0o700 });
     if (this.o.target && this.o.dryRun && !fs.existsSync(toFs(this.targetRoot))) {
       // Nothing exists there yet: every entry is missing. Plan against an empty scratch root.
@@ -189,6 +204,7 @@ class Restorer {
       this.progress.plannedFiles = c.content + c.links;
       this.progress.plannedBytes = c.bytes;
       if (!this.o.dryRun) {
+        await this.relinkGroupFirsts();
         await this.writeContent();
         debug('content written');
         await this.writeLinks();
@@ -199,6 +215,7 @@ class Restorer {
           try { for (const r of roots) sweepTemps(sweep, this.relOf(r)); } finally { sweep.close(); }
         }
         for (const rel of this.createdDirs) this.plan.addDir(rel, null);
+        for (const rel of this.touchedDirs) this.plan.addDir(rel, null);
         await this.setDirMetadata();
         journal.finish();
         debug('dir metadata set');
@@ -219,6 +236,16 @@ class Restorer {
     return p.slice(1);
   }
 
+  /**
+   * Directories workers created get their metadata at the end. So do existing directories they
+   * wrote into, in the modes that restore metadata: a write moved their mtime to "now".
+   */
+  private noteDirs(reply: { createdDirs: string[]; touchedDirs: string[] }): void {
+    for (const d of reply.createdDirs) this.createdDirs.add(d);
+    if (this.mode === 'missing' || this.mode === 'metadata') return;
+    for (const d of reply.touchedDirs) this.touchedDirs.add(d);
+  }
+
   private wire(v: LightEntry, anc = false): WireEntry {
     let uid = v.uid;
     let gid = v.gid;
@@ -228,7 +255,7 @@ class Restorer {
     }
     return {
       rel: this.relOf(v.path), t: v.type, m: v.mode, u: uid, g: gid, s: v.size, mt: v.mtimeNs, fp: v.fp,
-      tg: v.target, rd: v.rdev, content: v.content !== null, ...(anc ? { anc: true } : {}),
+      tg: v.target, rd: v.rdev, nl: v.nlink, content: v.content !== null, ...(anc ? { anc: true } : {}),
     };
   }
 
@@ -285,7 +312,7 @@ class Restorer {
         : { op: 'classify' as const, items: items.map((x) => x.w) };
       const p = this.pool.submit(msg, [], wi).then((reply) => {
         reply.results.forEach((r, i) => this.onClassified(items[i].v, items[i].w, r as ClassifyResult));
-        for (const d of reply.createdDirs) this.createdDirs.add(d);
+        this.noteDirs(reply);
       });
       inflight.push(p);
       if (inflight.length > this.pool.size * 4) await Promise.all(inflight.splice(0, inflight.length - this.pool.size * 2));
@@ -348,7 +375,7 @@ class Restorer {
     };
     switch (r.c) {
       case 'written':
-        this.note('restore', v.size);
+        this.note(r.why ? 'replace (extra hard links)' : 'restore', v.size);
         this.res.files_restored++;
         this.res.bytes_written += v.size;
         this.progress.files++;
@@ -362,19 +389,15 @@ class Restorer {
           return;
         }
         this.plan.addContent(w.rel, w, blobs, loc, !!r.replace, !!r.fresh);
-        this.note(r.replace ? 'replace' : 'restore', v.size);
-        action(r.replace ? 'restore (replace)' : 'restore');
+        // A name holding someone else's inode (extra hard links) gets a fresh copy; the plan says so.
+        this.note(r.why ? 'replace (extra hard links)' : r.replace ? 'replace' : 'restore', v.size);
+        action(r.replace ? 'restore (replace)' : 'restore', r.why);
         if (this.o.dryRun) this.res.files_restored++;
         return;
       }
-      case 'link': {
-        const first = this.relOf(v.target!);
-        this.plan.addLink(w.rel, first, w, v.content ?? [], !!r.replace);
-        this.note('hardlink');
-        action('restore (hardlink)');
-        if (this.o.dryRun) this.res.files_restored++;
+      case 'link':
+        this.planLink(v, w, r);
         return;
-      }
       case 'created':
         this.note(v.type === 'dir' ? 'mkdir' : `create ${v.type}`);
         action(v.type === 'dir' ? 'mkdir' : `restore (${v.type})`);
@@ -400,12 +423,66 @@ class Restorer {
         return;
       default: {
         if (v.type !== 'dir') this.res.files_skipped++;
+        // A surviving name of a hard-link group: a missing first name can be linked back to it.
+        if (v.type === 'hardlink' && v.target !== null && (r.c === 'skip-present' || r.c === 'skip-same') && !this.o.dryRun) {
+          this.plan.addSurvivor(this.relOf(v.target), w.rel, w);
+        }
         this.note(r.c);
         if (r.c === 'skip-newer' && this.res.skipped_newer.length < MAX_LISTED_SKIPS) this.res.skipped_newer.push(display(v.path));
         if (r.c === 'skip-nocontent') this.error(v.path, r.msg ?? 'no content in the snapshot');
         if (this.res.actions && r.c !== 'skip-present' && r.c !== 'skip-same') action(r.c, r.msg);
         else if (this.res.actions && v.type !== 'dir') action(r.c);
       }
+    }
+  }
+
+  /**
+   * A missing hardlink name. Its target must be a file entry of this snapshot (a hostile
+   * snapshot may name any path, /etc/shadow included): anything else is refused as unsafe.
+   * A target inside the restored scope is linked once it is restored or verified; one outside
+   * the scope is never touched, this name gets a copy of the content of its own.
+   */
+  private planLink(v: LightEntry, w: WireEntry, r: ClassifyResult): void {
+    const target = v.target;
+    const first = target !== null && target !== v.path ? this.s.catalog.entry(this.snap, target) : undefined;
+    if (!first || first.type !== 'file') {
+      this.error(v.path, `unsafe hardlink in the snapshot: its target ${display(target ?? '(none)')} is not a file of this snapshot; refused`);
+      return;
+    }
+    const inScope = this.rootsInScope.some((root) => isUnder(target!, root)) && !this.excluded(target!) && (!this.included || this.included(target!));
+    if (!inScope) {
+      this.onClassified(v, { ...w, t: 'file' }, { c: 'content', replace: r.replace });
+      return;
+    }
+    const src = this.wire(lightFromVersion(first, null));
+    this.plan.addLink(w.rel, this.relOf(target!), w, v.content ?? [], !!r.replace, { s: src.s, mt: src.mt, u: src.u, g: src.g, nl: src.nl });
+    this.note('hardlink');
+    this.res.actions?.push({ path: display(v.path), action: 'restore (hardlink)' });
+    if (this.o.dryRun) this.res.files_restored++;
+  }
+
+  /**
+   * The first name of a hard-link group is missing but another name survived: link it back to
+   * that survivor (when the survivor still matches the snapshot) instead of writing a copy, so
+   * the group is one inode again. Whatever cannot be linked is written as usual next.
+   */
+  private async relinkGroupFirsts(): Promise<void> {
+    const jobs = [...this.plan.groupFirstsWithSurvivor()];
+    for (let i = 0; i < jobs.length; i += BATCH) {
+      const batch = jobs.slice(i, i + BATCH);
+      const reply = await this.pool.submit({ op: 'link', items: batch.map((j) => ({
+        rel: j.rel, first: j.survivor, e: j.e, replace: j.replace,
+        source: { s: j.survivorE.s, mt: j.survivorE.mt, u: j.survivorE.u, g: j.survivorE.g, nl: j.survivorE.nl },
+      })) });
+      this.noteDirs(reply);
+      reply.results.forEach((res, k) => {
+        const it = res as ItemResult;
+        if (it.ok && !it.skipped) {
+          this.plan.dropContent(batch[k].id);
+          this.res.files_restored++;
+          this.progress.files++;
+        }
+      });
     }
   }
 
@@ -510,7 +587,7 @@ class Restorer {
       batchRows = [];
       inflight.push(this.pool.submit({ op: 'write', items }).then((reply) => {
         reply.results.forEach((res, i) => this.onWritten(rs[i], res as ItemResult));
-        for (const d of reply.createdDirs) this.createdDirs.add(d);
+        this.noteDirs(reply);
       }));
     };
     for (const r of rows) {
@@ -562,13 +639,15 @@ class Restorer {
     const fd = fs.openSync(tp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     let ok = false;
     try {
+      let pos = 0;
       for (const id of row.blobs) {
         const loc = this.s.catalog.blobLocation(id);
         if (!loc) throw new Error(`content blob ${id.slice(0, 12)} is not in the repository index`);
         const data = await this.s.repo.readBlob(loc.pack, loc.offset, loc.length, id);
-        let off = 0;
-        while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+        writeAt(fd, data, pos);
+        pos += data.length;
       }
+      if (pos > SPARSE_BLOCK) fs.ftruncateSync(fd, pos);
       if (this.chown) fs.fchownSync(fd, row.e.u, row.e.g);
       fs.fchmodSync(fd, row.e.m);
       const t = utimesSeconds(row.e.mt);
@@ -581,6 +660,7 @@ class Restorer {
       if (!ok) fs.rmSync(tp, { force: true });
     }
     if (!ok) return;
+    if (!this.createdDirs.has(parentRel) && this.mode !== 'missing' && this.mode !== 'metadata') this.touchedDirs.add(parentRel);
     const dest = procPath(dfd, name);
     if (row.replace) {
       if (!this.o.overwriteNewer) {
@@ -612,11 +692,12 @@ class Restorer {
     this.progress.phase = 'links';
     const fallback: ContentRow[] = [];
     const inflight: Promise<void>[] = [];
-    let batch: { rel: RawPath; first: RawPath; e: WireEntry; blobs: string[]; replace: boolean }[] = [];
+    let batch: LinkRow[] = [];
     const send = () => {
       const items = batch;
       batch = [];
-      inflight.push(this.pool.submit({ op: 'link', items: items.map((x) => ({ rel: x.rel, first: x.first, e: x.e, replace: x.replace })) }).then((reply) => {
+      inflight.push(this.pool.submit({ op: 'link', items: items.map((x) => ({ rel: x.rel, first: x.first, e: x.e, replace: x.replace, source: x.source })) }).then((reply) => {
+        this.noteDirs(reply);
         reply.results.forEach((r, i) => {
           const res = r as ItemResult;
           const it = items[i];
@@ -689,6 +770,7 @@ class Restorer {
       if (this.o.dryRun) { this.res.deleted++; continue; }
       try {
         this.res.deleted += removeTree(fd, name);
+        if (this.mode !== 'missing' && this.mode !== 'metadata') this.touchedDirs.add(rel);
       } catch (e) {
         this.error(p, `cannot delete: ${(e as Error).message}`);
       }

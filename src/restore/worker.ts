@@ -14,16 +14,22 @@ import { toFs } from '../util/rawpath.js';
 import { utimesSeconds } from './times.js';
 import { TMP_PREFIX } from './journal.js';
 import { inflateKnown, openBlob } from '../pack/codec.js';
+import { SPARSE_BLOCK, writeAt } from './sparse.js';
 
 let init!: WorkerInit;
 let root!: SafeRoot;
 let hasher!: XXHashAPI;
 let createdDirs: string[] = [];
+/** Existing directories this batch created, replaced or linked entries in: their times moved. */
+let touchedDirs = new Set<string>();
 let journal: number | null = null;
 const hashBuf = Buffer.allocUnsafe(1 << 20);
 
 const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
 const O_NONBLOCK = fs.constants.O_NONBLOCK;
+/** Linux O_PATH: pins an inode without opening it for I/O (no side effects on FIFOs or devices). */
+const O_PATH = 0o10000000;
+
 
 function errMsg(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
@@ -106,25 +112,46 @@ function applyMetaFd(fd: number, e: WireEntry): void {
   fs.futimesSync(fd, t, t);
 }
 
-/** Metadata of an existing non-directory entry, never following a symlink. */
+/**
+ * A live non-directory entry is the snapshot's only if it has no more hard links than the
+ * snapshot recorded: a customer who replaced its file by a link to a file it does not own
+ * (another account's upload, /etc/passwd) must not get that inode chowned, chmod-ed or re-timed.
+ */
+function foreignLinks(st: fs.BigIntStats, e: WireEntry): boolean {
+  return !st.isDirectory() && Number(st.nlink) > Math.max(1, e.nl);
+}
+
+class ForeignInodeError extends Error {}
+
+/**
+ * Metadata of an existing non-directory entry, never following a symlink. The inode is pinned
+ * with O_PATH (no open side effects on FIFOs and devices) and proven to be the one classified
+ * (same inode, no extra links), so a swap between the lstat and this call cannot redirect it.
+ */
 function applyMetaAt(dfd: number, name: string, e: WireEntry, st: fs.BigIntStats): void {
   const p = procPath(dfd, name);
   if (st.isSymbolicLink()) {
+    // No O_PATH trick for a symlink's own inode in Node; lchown/lutimes never follow the link.
     if (init.chown) fs.lchownSync(p, e.u, e.g);
     const t = mtimeSeconds(e);
     fs.lutimesSync(p, t, t);
     return;
   }
-  if (st.isFile() || st.isFIFO()) {
-    const fd = fs.openSync(p, fs.constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    try { applyMetaFd(fd, e); } finally { fs.closeSync(fd); }
-    return;
+  const fd = fs.openSync(p, O_PATH | O_NOFOLLOW);
+  try {
+    const now = fs.fstatSync(fd, { bigint: true });
+    if (now.ino !== st.ino || now.dev !== st.dev || foreignLinks(now, e)) {
+      throw new ForeignInodeError('changed during the restore (another inode or extra hard links); metadata not applied');
+    }
+    // /proc/self/fd/N of an O_PATH descriptor resolves to exactly the pinned inode.
+    const pinned = `/proc/self/fd/${fd}`;
+    if (init.chown) fs.chownSync(pinned, e.u, e.g);
+    fs.chmodSync(pinned, e.m);
+    const t = mtimeSeconds(e);
+    fs.utimesSync(pinned, t, t);
+  } finally {
+    fs.closeSync(fd);
   }
-  // Devices and sockets: opening could have side effects; use the path (lstat just said it is no symlink).
-  if (init.chown) fs.lchownSync(p, e.u, e.g);
-  fs.chmodSync(p, e.m);
-  const t = mtimeSeconds(e);
-  fs.utimesSync(p, t, t);
 }
 
 /**
@@ -142,7 +169,8 @@ function clearTmp(dfd: number, tmp: string): void {
 }
 
 /** Moves a finished temp entry into place: rename when replacing is allowed, else link (fails if something appeared). */
-function install(dfd: number, tmp: string, name: string, replace: boolean): ItemResult {
+function install(dfd: number, tmp: string, name: string, replace: boolean, parentRel?: string): ItemResult {
+  if (parentRel !== undefined && !freshDirs.has(parentRel)) touchedDirs.add(parentRel);
   const from = procPath(dfd, tmp);
   const to = procPath(dfd, name);
   if (replace) {
@@ -191,8 +219,11 @@ function classify(e: WireEntry): ClassifyResult {
   if (e.anc) return { c: 'skip-present' };
   const same = typeMatches(st, e.t);
   if (mode === 'missing') return { c: 'skip-present' };
+  const foreign = foreignLinks(st, e);
+  const foreignWhy = foreign ? `the live entry has ${st.nlink} hard links, the snapshot recorded ${e.nl}: not the snapshot's inode` : '';
   if (mode === 'metadata') {
     if (!same) return { c: 'skip-conflict', msg: `type differs (snapshot: ${e.t}); metadata mode does not replace entries` };
+    if (foreign) return { c: 'error', msg: `${foreignWhy}; refused (metadata mode writes no content; restore it with --mode changed)` };
     if (e.t === 'dir') return metaDiffers(st, e, true) ? { c: 'dirmeta' } : { c: 'skip-same' };
     if (!metaDiffers(st, e, true)) return { c: 'skip-same' };
     if (!init.dryRun) applyMetaAt(dfd!, name, e, st);
@@ -206,6 +237,8 @@ function classify(e: WireEntry): ClassifyResult {
   }
   if (st.isDirectory()) return { c: 'skip-conflict', msg: `a directory is where the snapshot has a ${e.t}; not replaced` };
   if (newer) return { c: 'skip-newer', msg: 'modified after the snapshot' };
+  // Someone else's inode at this name: the name gets a fresh copy; the inode is never touched.
+  if (foreign) return { ...create(e, true), why: foreignWhy };
   let contentDiffers = mode === 'all' || !same;
   if (!contentDiffers && (e.t === 'file' || e.t === 'hardlink')) {
     contentDiffers = Number(st.size) !== e.s || usec(st.mtimeNs) !== usec(BigInt(e.mt));
@@ -250,7 +283,7 @@ function create(e: WireEntry, replace = false): ClassifyResult {
   }
   const st = lstatAt(dfd!, tmp)!;
   applyMetaAt(dfd!, tmp, e, st);
-  const r = install(dfd!, tmp, name, replace);
+  const r = install(dfd!, tmp, name, replace, splitParent(e.rel)[0]);
   return r.skipped ? { c: 'skip-present', msg: r.msg } : { c: 'created', replace };
 }
 
@@ -267,9 +300,8 @@ function write(it: WriteItem): ItemResult {
   // set-id/sticky bits need a chmod after chown (chown clears them).
   const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, it.e.m & 0o777);
   try {
-    const data = new Uint8Array(it.sab, it.off, it.len);
-    let off = 0;
-    while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+    writeAt(fd, Buffer.from(it.sab, it.off, it.len), 0);
+    if (it.len > SPARSE_BLOCK) fs.ftruncateSync(fd, it.len);
     if (init.chown) fs.fchownSync(fd, it.e.u, it.e.g);
     if (it.e.m & 0o7000 || init.umask !== 0) fs.fchmodSync(fd, it.e.m);
     const t = mtimeSeconds(it.e);
@@ -280,8 +312,9 @@ function write(it: WriteItem): ItemResult {
     throw e;
   }
   fs.closeSync(fd);
-  return install(dfd, tmp, name, it.replace || it.fresh);
+  return install(dfd, tmp, name, it.replace || it.fresh, splitParent(it.rel)[0]);
 }
+
 
 // ---- direct strategy: read pack files of a local repository in this thread ---------------
 
@@ -344,11 +377,13 @@ function writeFromChunks(e: WireEntry, chunks: ChunkRef[], replace: boolean, fre
   if (!fresh) clearTmp(dfd, tmp); // a fresh directory cannot hold leftovers
   const fd = fs.openSync(procPath(dfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, e.m & 0o777);
   try {
+    let pos = 0;
     for (const c of chunks) {
       const data = readChunk(c);
-      let off = 0;
-      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+      writeAt(fd, data, pos);
+      pos += data.length;
     }
+    if (pos > SPARSE_BLOCK) fs.ftruncateSync(fd, pos);
     if (init.chown) fs.fchownSync(fd, e.u, e.g);
     if (e.m & 0o7000 || init.umask !== 0) fs.fchmodSync(fd, e.m);
     const t = mtimeSeconds(e);
@@ -360,27 +395,53 @@ function writeFromChunks(e: WireEntry, chunks: ChunkRef[], replace: boolean, fre
     throw err;
   }
   fs.closeSync(fd);
-  const r = install(dfd, tmp, name, replace || fresh);
+  const r = install(dfd, tmp, name, replace || fresh, splitParent(e.rel)[0]);
   return r.skipped ? { c: 'skip-present', msg: r.msg } : { c: 'written' };
 }
 
 function restoreItem(it: RestoreItem): ClassifyResult {
   const r = classify(it.e);
   if (r.c !== 'content' || init.dryRun) return r;
+  // The first name of a hard-link group: a surviving name may be re-linked instead of a fresh
+  // copy, which only the orchestrator can know (it sees the whole group): written later.
+  if (it.e.nl > 1 && !r.replace) return r;
   if (!it.chunks) return { c: 'error', msg: 'content blob is not in the repository index' };
-  return writeFromChunks(it.e, it.chunks, !!r.replace, !!r.fresh);
+  const w = writeFromChunks(it.e, it.chunks, !!r.replace, !!r.fresh);
+  return r.why ? { ...w, why: r.why } : w;
 }
 
+/**
+ * Links `rel` to the live entry at `first`, only when that entry is still the snapshot's file:
+ * a regular file with the recorded size, mtime and owner, and no more links than recorded.
+ * Anything else (missing, changed, someone else's inode) is refused, and the caller writes a
+ * copy of its own instead.
+ */
 function link(it: LinkItem): ItemResult {
   const first = parentFd(it.first, false);
   if (first.fd === null) return { ok: false, msg: 'hardlink source missing' };
   const src = lstatAt(first.fd, first.name);
   if (!src || !src.isFile()) return { ok: false, msg: 'hardlink source missing' };
+  const want = it.source;
+  // One more link must not exceed the recorded count: more means links the snapshot never had.
+  if (Number(src.size) !== want.s || !sameMtime(src.mtimeNs, want.mt) || Number(src.nlink) >= want.nl ||
+    (init.chown && (Number(src.uid) !== want.u || Number(src.gid) !== want.g))) {
+    return { ok: false, msg: 'hardlink source no longer matches the snapshot' };
+  }
   const { fd: dfd, name } = parentFd(it.rel, true);
   const tmp = tmpName(name);
   clearTmp(dfd!, tmp);
   fs.linkSync(procPath(first.fd, first.name), procPath(dfd!, tmp));
-  return install(dfd!, tmp, name, it.replace);
+  // The link pinned an inode: prove it is the one checked (a swap in between is undone).
+  const linked = lstatAt(dfd!, tmp);
+  if (!linked || linked.ino !== src.ino || linked.dev !== src.dev) {
+    fs.unlinkSync(procPath(dfd!, tmp));
+    return { ok: false, msg: 'hardlink source changed during the restore' };
+  }
+  return install(dfd!, tmp, name, it.replace, splitParent(it.rel)[0]);
+}
+
+function sameMtime(liveNs: bigint, snapNs: string): boolean {
+  return usec(liveNs) === usec(BigInt(snapNs));
 }
 
 function dirmeta(e: WireEntry): ItemResult {
@@ -414,17 +475,18 @@ parentPort!.on('message', async (msg: ToWorker) => {
         if (journal !== null) fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
       });
       hasher = await xxhash();
-      parentPort!.postMessage({ id: -1, results: [], createdDirs: [] } satisfies FromWorker);
+      parentPort!.postMessage({ id: -1, results: [], createdDirs: [], touchedDirs: [] } satisfies FromWorker);
       return;
     }
     createdDirs = [];
+    touchedDirs = new Set();
     let results: (ClassifyResult | ItemResult)[];
     if (msg.op === 'classify') results = run(msg.items, classify, (x) => x.rel);
     else if (msg.op === 'write') results = run(msg.items, write, (x) => x.rel);
     else if (msg.op === 'restore') results = run(msg.items, restoreItem, (x) => x.e.rel);
     else if (msg.op === 'link') results = run(msg.items, link, (x) => x.rel);
     else results = run(msg.items, dirmeta, (x) => x.rel);
-    parentPort!.postMessage({ id: msg.id, results, createdDirs } satisfies FromWorker);
+    parentPort!.postMessage({ id: msg.id, results, createdDirs, touchedDirs: [...touchedDirs] } satisfies FromWorker);
   } catch (e) {
     parentPort!.postMessage({ id: (msg as { id?: number }).id ?? -1, fatal: errMsg(e) } satisfies FromWorker);
   }

@@ -36,15 +36,17 @@ export class LocalStore implements ObjectStore {
     fs.mkdirSync(dir, { recursive: true });
     const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
     const fd = fs.openSync(tmp, 'wx', 0o600);
+    // Every failure from here on (ENOSPC from write, fsync or close; EEXIST; ...) removes the
+    // temp file: on a full disk it is the biggest thing to free, and nothing else would.
     try {
-      let off = 0;
-      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    if (TEST_PUT_DELAY_MS) await new Promise((r) => setTimeout(r, TEST_PUT_DELAY_MS));
-    try {
+      try {
+        let off = 0;
+        while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (TEST_PUT_DELAY_MS) await new Promise((r) => setTimeout(r, TEST_PUT_DELAY_MS));
       if (opts.ifAbsent) {
         // link() fails when the name exists, which makes it an atomic create-if-absent.
         try {
@@ -62,6 +64,31 @@ export class LocalStore implements ObjectStore {
       throw e;
     }
     fsyncDir(dir);
+  }
+
+  async listStaleTemps(): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    const now = Date.now();
+    const walk = (dirKey: string) => {
+      const names = this.dirents(dirKey);
+      for (const d of names) {
+        const key = dirKey ? `${dirKey}/${d.name}` : d.name;
+        if (d.isDirectory()) walk(key);
+        else if (d.isFile() && d.name.startsWith('.tmp-')) {
+          let st: fs.Stats;
+          try { st = fs.lstatSync(this.file(key)); } catch { continue; } // renamed or removed meanwhile
+          if (tempIsStale(d.name, st.mtimeMs, now)) out.push({ key, size: st.size });
+        }
+      }
+    };
+    walk('');
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async removeStaleTemps(): Promise<ObjectInfo[]> {
+    const gone = await this.listStaleTemps();
+    for (const t of gone) await this.delete(t.key);
+    return gone;
   }
 
   async get(key: string): Promise<Buffer> {
@@ -103,14 +130,18 @@ export class LocalStore implements ObjectStore {
     yield* this.walk(baseKey, prefix);
   }
 
-  private async *walk(dirKey: string, prefix: string): AsyncIterable<ObjectInfo> {
-    let names: fs.Dirent[];
+  /** The entries of a key directory; none when it does not exist (yet). */
+  private dirents(dirKey: string): fs.Dirent[] {
     try {
-      names = fs.readdirSync(dirKey ? this.file(dirKey) : this.location, { withFileTypes: true });
+      return fs.readdirSync(dirKey ? this.file(dirKey) : this.location, { withFileTypes: true });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
+  }
+
+  private async *walk(dirKey: string, prefix: string): AsyncIterable<ObjectInfo> {
+    const names = this.dirents(dirKey);
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const d of names) {
       if (d.name.startsWith('.tmp-')) continue;
@@ -140,6 +171,31 @@ export class LocalStore implements ObjectStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
+  }
+}
+
+/**
+ * Below this age a temp file is never stale: another host sharing the directory (NFS) may be
+ * between its write and its rename, and its pid means nothing here. A put takes milliseconds.
+ */
+const TEMP_GRACE_MS = 10 * 60_000;
+/** Past this age a temp file is stale whatever its pid says (another host's, or a reused pid). */
+const TEMP_MAX_AGE_MS = 24 * 3600_000;
+
+/** A temp file `.tmp-<pid>-<rand>` is stale when its writer is dead on this host, or it is very old. */
+function tempIsStale(name: string, mtimeMs: number, now: number): boolean {
+  const age = now - mtimeMs;
+  if (age >= TEMP_MAX_AGE_MS) return true;
+  if (age < TEMP_GRACE_MS) return false;
+  const m = /^\.tmp-(\d+)-/.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  if (pid === process.pid || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH'; // EPERM: alive, someone else's
   }
 }
 

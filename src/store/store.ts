@@ -53,6 +53,16 @@ export interface ObjectStore {
    * retained in the future; `delete` of such a key throws ObjectRetainedError.
    */
   retainedUntil?(key: string): Promise<Date | null>;
+  /**
+   * Temporary objects that interrupted writes left behind (a process killed between writing
+   * and renaming) and that no live writer can still be using. Invisible to `list`, so only
+   * this finds them; `check` reports them and `prune` removes them. Stores whose writes leave
+   * no temporaries do not implement it. (S3's equivalent, the incomplete multipart upload of
+   * a killed process, is not handled here: a bucket lifecycle rule aborts those.)
+   */
+  listStaleTemps?(): Promise<ObjectInfo[]>;
+  /** Removes what `listStaleTemps` finds (judged again now); returns what was removed. */
+  removeStaleTemps?(): Promise<ObjectInfo[]>;
   /** For stores on the local file system: the file holding `key`, so hot paths can pread it directly. */
   localPath?(key: string): string;
   close?(): Promise<void>;
