@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { cli, repoEnv, tmpDir, write } from './helpers.js';
-import { openSession } from '../src/session.js';
+import { openSession } from '../src/api/session.js';
 import { compareCatalog } from '../src/check/check.js';
 
 /**

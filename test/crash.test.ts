@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write } from './helpers.js';
-import { openSession } from '../src/session.js';
+import { openSession } from '../src/api/session.js';
 import { checkSession } from '../src/check/check.js';
 
 /**

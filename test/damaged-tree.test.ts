@@ -8,7 +8,7 @@ import { corruptBlob, treeIdOf } from './support/craft.js';
 import { LocalStore } from '../src/store/local.js';
 import { Repository } from '../src/repo/repository.js';
 import { indexKey } from '../src/pack/format.js';
-import { openSession } from '../src/session.js';
+import { openSession } from '../src/api/session.js';
 import { SnapshotTree } from '../src/mount/snaptree.js';
 
 /**

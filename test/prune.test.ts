@@ -121,7 +121,7 @@ describe('snapfill prune', () => {
     for (let i = 0; i < 4; i++) write(path.join(src, `f${i}.bin`), randomBytes(30_000));
     const s1 = snap(env, src, copies, '2026-11-01T03:00:00Z');
 
-    // The states a crash can leave (see src/repo/prune.ts): a new pack holding copies of
+    // The states a crash can leave (see src/maintain/prune.ts): a new pack holding copies of
     // blobs that are still in their old pack (crash after repack wrote, before it deleted),
     // and a pack whose index was deleted but not the pack itself (crash between the two).
     const store = new LocalStore(env.SNAPFILL_REPO);

@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import * as path from 'node:path';
-import { applyPolicy, parseDuration, DEFAULT_POLICY, type RetentionItem, type RetentionPolicy } from '../src/retention/policy.js';
-import { planForget } from '../src/retention/forget.js';
-import type { SnapshotRow } from '../src/index/catalog.js';
+import { applyPolicy, parseDuration, DEFAULT_POLICY, type RetentionItem, type RetentionPolicy } from '../src/maintain/policy.js';
+import { planForget } from '../src/maintain/forget.js';
+import type { SnapshotRow } from '../src/catalog/catalog.js';
 import { cli, repoEnv, tmpDir, write } from './helpers.js';
 
 // Synthetic snapshot times across five months (UTC). Letters are ids; the comment is the ISO week.

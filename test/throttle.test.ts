@@ -10,7 +10,7 @@ import { ROOT, tmpDir, write } from './helpers.js';
 const lib = async () => ({
   LocalStore: (await import(path.join(ROOT, 'dist/store/local.js'))).LocalStore,
   Repository: (await import(path.join(ROOT, 'dist/repo/repository.js'))).Repository,
-  Catalog: (await import(path.join(ROOT, 'dist/index/catalog.js'))).Catalog,
+  Catalog: (await import(path.join(ROOT, 'dist/catalog/catalog.js'))).Catalog,
   Snapshotter: (await import(path.join(ROOT, 'dist/snapshot/snapshotter.js'))).Snapshotter,
 });
 

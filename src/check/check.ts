@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { Repository, StoredSnapshot } from '../repo/repository.js';
-import type { Catalog } from '../index/catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
 import type { PackIndex } from '../pack/format.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { openBlob } from '../pack/codec.js';
 import { PackCache } from '../repo/packcache.js';
 import { decodeTree, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
-import type { Session } from '../session.js';
-import { syncCatalog } from '../index/sync.js';
+import type { RepoContext } from '../catalog/context.js';
+import { syncCatalog } from '../catalog/sync.js';
 import { LockBusyError } from '../util/pidlock.js';
-import { nameProblem, quoteName, refusedPath } from '../index/names.js';
+import { nameProblem, quoteName, refusedPath } from '../util/names.js';
 
 /**
  * Repository integrity check.
@@ -126,7 +126,7 @@ export function inSubset(packId: string, subset: PackSubset, day: number): boole
  * brings the catalog up to date when it can, then checks. A damaged snapshot that stops the
  * catalog sync does not stop the check: the repository is then checked alone.
  */
-export async function checkSession(s: Session, opts: CheckOptions = {}): Promise<CheckResult> {
+export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Promise<CheckResult> {
   const log = opts.onProgress;
   return s.withRepoLock('check', false, async () => {
     let synced = true;
@@ -396,7 +396,7 @@ class TreeWalker {
     }
     const seen = new Set<string>();
     for (const e of entries ?? []) {
-      // The same rule as the catalog import (src/index/sync.ts), which refuses these entries.
+      // The same rule as the catalog import (src/catalog/sync.ts), which refuses these entries.
       const bad = nameProblem(e.name) ?? (seen.has(e.name) ? 'appears twice in its directory' : null);
       if (bad) {
         out.push({ path: refusedPath('/', e.name), pack: '', message: `unsafe entry name ${quoteName(e.name)} ${bad} (refused by restore, ls, dump)` });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { globals, printJson, EXIT, type GlobalOpts } from './output.js';
-import { openSession, type OpenOptions, type Session } from '../session.js';
+import { openSession, type OpenOptions, type Session } from '../api/session.js';
 import { LockBusyError } from '../util/pidlock.js';
 import { RepoLockedError } from '../repo/lock.js';
 

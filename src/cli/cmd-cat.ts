@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT } from './output.js';
-import { resolveSnapshot } from '../index/resolve.js';
-import { copyFileContent, FileContentReader, lookupFileForRead } from '../repo/filereader.js';
+import { resolveSnapshot } from '../catalog/resolve.js';
+import { copyFileContent, FileContentReader, lookupFileForRead } from '../query/filecontent.js';
 import { fromUser, normalizeAbs } from '../util/rawpath.js';
 import { endQuietlyOnEpipe } from './stdout.js';
 

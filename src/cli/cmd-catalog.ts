@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { openSession } from '../session.js';
-import { rebuildCatalog, syncCatalog, type SyncReport } from '../index/sync.js';
+import { openSession } from '../api/session.js';
+import { rebuildCatalog, syncCatalog, type SyncReport } from '../catalog/sync.js';
 
 /**
  * Damage met while importing (refused names, lost directory listings) is named on stderr and

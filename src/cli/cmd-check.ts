@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { EXIT, humanBytes, info, printJson } from './output.js';
-import { openSession } from '../session.js';
+import { openSession } from '../api/session.js';
 import { checkSession, parseSubset } from '../check/check.js';
 
 const SHOW = 20;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { resolveSnapshot } from '../index/resolve.js';
+import { resolveSnapshot } from '../catalog/resolve.js';
 import { diffSnapshots } from '../query/diff.js';
 
 export function register(program: Command): void {

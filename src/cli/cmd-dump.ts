@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT } from './output.js';
-import { resolveSnapshot } from '../index/resolve.js';
+import { resolveSnapshot } from '../catalog/resolve.js';
 import { dumpTar } from '../dump/tar.js';
 import { fromUser, normalizeAbs } from '../util/rawpath.js';
 import { endQuietlyOnEpipe } from './stdout.js';

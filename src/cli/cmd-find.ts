@@ -5,7 +5,7 @@ import { EXIT, info, printJson } from './output.js';
 import { display, fromUser, isUnder, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import { modeString, timeString } from './format.js';
 import { pathHistories } from '../query/versions.js';
-import type { VersionRow } from '../index/catalog.js';
+import type { VersionRow } from '../catalog/catalog.js';
 
 /** "10k", "5M", "1.5G", "300" (bytes; k/M/G/T are powers of 1024). */
 export function parseSize(s: string): number {

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { action, collect, withSession } from './action.js';
 import { humanBytes, info, printJson } from './output.js';
-import { forget, pruneSession } from '../retention/forget.js';
-import { DEFAULT_POLICY, formatDuration, parseDuration, policyIsEmpty, type RetentionPolicy } from '../retention/policy.js';
+import { forget, pruneSession } from '../maintain/forget.js';
+import { DEFAULT_POLICY, formatDuration, parseDuration, policyIsEmpty, type RetentionPolicy } from '../maintain/policy.js';
 import { configPath, loadRetention } from '../config/config.js';
-import type { PruneReport } from '../repo/prune.js';
+import type { PruneReport } from '../maintain/prune.js';
 
 function count(flag: string) {
   return (v: string) => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { resolveSnapshot } from '../index/resolve.js';
+import { resolveSnapshot } from '../catalog/resolve.js';
 import { basename, display, fromUser, normalizeAbs } from '../util/rawpath.js';
 import { entryJson, longLine } from './format.js';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { printJson } from './output.js';
-import { pruneSession } from '../retention/forget.js';
+import { pruneSession } from '../maintain/forget.js';
 import { parseThreshold, printPruneReport } from './cmd-forget.js';
 
 export function register(program: Command): void {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, collect, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson } from './output.js';
 import { Progress, eta, rate } from './progress.js';
-import { resolveSnapshot } from '../index/resolve.js';
+import { resolveSnapshot } from '../catalog/resolve.js';
 import { restore, type RestoreMode } from '../restore/restorer.js';
 
 export function register(program: Command): void {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, positiveNumber } from './action.js';
 import { EXIT, printJson } from './output.js';
 import { configPath, loadConfig } from '../config/config.js';
-import { runJob, summaryLine } from '../run/job.js';
+import { runJob, summaryLine } from '../api/run.js';
 import { reexecAtIdlePriority, type ThrottleSettings } from '../util/throttle.js';
 
 

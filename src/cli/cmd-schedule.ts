@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { action, collect } from './action.js';
 import { info, printJson } from './output.js';
 import { configPath, loadConfig } from '../config/config.js';
-import { detectInit, installSchedule, removeSchedule, renderSchedule, showSchedule, type InitSystem, type ScheduleSpec } from '../schedule/schedule.js';
+import { detectInit, installSchedule, removeSchedule, renderSchedule, showSchedule, type InitSystem, type ScheduleSpec } from '../api/schedule.js';
 
 function initOf(v: string | undefined, root: string): InitSystem {
   if (v === undefined || v === 'auto') return detectInit(root);

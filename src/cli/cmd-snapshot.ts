@@ -3,7 +3,7 @@ import { action, collect, positiveNumber, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson } from './output.js';
 import { Progress, rate } from './progress.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
-import { syncCatalog } from '../index/sync.js';
+import { syncCatalog } from '../catalog/sync.js';
 import { reexecAtIdlePriority, throttleHooks } from '../util/throttle.js';
 import { display } from '../util/rawpath.js';
 

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import * as path from 'node:path';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { resolveSnapshot } from '../index/resolve.js';
-import { verifySnapshot } from '../check/verify.js';
+import { resolveSnapshot } from '../catalog/resolve.js';
+import { verifySnapshot } from '../verify/verify.js';
 import { fromUser, normalizeAbs } from '../util/rawpath.js';
 
 const SHOW = 10;

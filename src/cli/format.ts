@@ -1,4 +1,4 @@
-import type { VersionRow } from '../index/catalog.js';
+import type { VersionRow } from '../catalog/catalog.js';
 import { display } from '../util/rawpath.js';
 
 const TYPE_CHAR: Record<string, string> = { file: '-', hardlink: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's' };

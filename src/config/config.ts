@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { validate, type Field, type Spec } from './schema.js';
 import { cacheDir } from './location.js';
-import { DEFAULT_POLICY, parseDuration, policyIsEmpty, type RetentionPolicy } from '../retention/policy.js';
+import { DEFAULT_POLICY, parseDuration, policyIsEmpty, type RetentionPolicy } from '../maintain/policy.js';
 import type { ThrottleSettings } from '../util/throttle.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/snapfill/config.json';

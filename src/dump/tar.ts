@@ -3,11 +3,11 @@ import { pipeline } from 'node:stream/promises';
 import { pack as tarPack, type Header } from 'tar-stream';
 
 type TarHeader = Partial<Header> & Pick<Header, 'name'>;
-import type { Catalog, SnapshotRow } from '../index/catalog.js';
+import type { Catalog, SnapshotRow } from '../catalog/catalog.js';
 import type { Repository } from '../repo/repository.js';
-import { FileContentReader } from '../repo/filereader.js';
+import { FileContentReader } from '../query/filecontent.js';
 import { display, dirname, fromUser, type RawPath } from '../util/rawpath.js';
-import { nameProblem, quoteName } from '../index/names.js';
+import { nameProblem, quoteName } from '../util/names.js';
 
 /**
  * Why a member name must not go into the archive, or null. Extracting tars is where `..`,

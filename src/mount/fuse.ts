@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import type { Session } from '../session.js';
-import { FileContentReader, type FilePieces } from '../repo/filereader.js';
+import type { RepoContext } from '../catalog/context.js';
+import { FileContentReader, type FilePieces } from '../query/filecontent.js';
 import { SnapshotTree, STAT_INTS, ViewError } from './snaptree.js';
 import { display } from '../util/rawpath.js';
 
@@ -80,7 +80,7 @@ function errnoOf(e: unknown): number {
 }
 
 /** Mounts; resolves once the kernel has the file system. Keep the session open until unmount. */
-export async function mountSnapshots(session: Session, opts: MountOptions): Promise<MountHandle> {
+export async function mountSnapshots(session: RepoContext, opts: MountOptions): Promise<MountHandle> {
   const Fuse = loadFuse();
   let mnt: string;
   try {

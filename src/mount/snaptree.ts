@@ -1,5 +1,5 @@
-import type { Catalog, DirStatRow, SnapshotRow, VersionRow } from '../index/catalog.js';
-import { lookupEntry } from '../index/lookup.js';
+import type { Catalog, DirStatRow, SnapshotRow, VersionRow } from '../catalog/catalog.js';
+import { lookupEntry } from '../catalog/lookup.js';
 import { display, fromUser, join, normalizeAbs, type RawPath } from '../util/rawpath.js';
 
 /**

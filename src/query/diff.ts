@@ -1,4 +1,4 @@
-import type { Catalog, SnapshotRow, VersionRow } from '../index/catalog.js';
+import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
 import { display } from '../util/rawpath.js';
 
 export interface DiffResult {

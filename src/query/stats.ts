@@ -1,4 +1,4 @@
-import type { Session } from '../session.js';
+import type { RepoContext } from '../catalog/context.js';
 
 export interface RepoStats {
   snapshots: number;
@@ -11,7 +11,7 @@ export interface RepoStats {
   latest?: { id: string; files: number; entries: number; bytes: number };
 }
 
-export async function repoStats(s: Session): Promise<RepoStats> {
+export async function repoStats(s: RepoContext): Promise<RepoStats> {
   let packs = 0, packBytes = 0, indexBytes = 0, snapshotBytes = 0;
   for await (const o of s.repo.store.list('data/')) { packs++; packBytes += o.size; }
   for await (const o of s.repo.store.list('index/')) indexBytes += o.size;

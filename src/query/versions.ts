@@ -1,4 +1,4 @@
-import type { SnapshotRow, VersionRow } from '../index/catalog.js';
+import type { SnapshotRow, VersionRow } from '../catalog/catalog.js';
 import type { RawPath } from '../util/rawpath.js';
 
 /** One path's distinct versions, oldest first, each with the snapshots that hold it and what changed since the previous one. */

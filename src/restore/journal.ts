@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { RawPath } from '../util/rawpath.js';
-import { procPath, SafeRoot } from './safefs.js';
+import { procPath, SafeRoot } from '../livefs/safepath.js';
 
 /** Temp entries of a restore are named `<prefix><final name>` in the final directory. */
 export const TMP_PREFIX = '.snapfill-tmp.';

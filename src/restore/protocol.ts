@@ -108,3 +108,7 @@ export type ToWorker =
 export type FromWorker =
   | { id: number; results: (ClassifyResult | ItemResult)[]; createdDirs: string[]; touchedDirs: string[] }
   | { id: number; fatal: string };
+
+/** A request as the pool sends it (the pool adds the id). */
+export type WorkerRequest = Exclude<ToWorker, { op: 'init' }> extends infer T ? T extends { id: number } ? Omit<T, 'id'> : never : never;
+export type WorkerReply = Extract<FromWorker, { results: unknown }>;

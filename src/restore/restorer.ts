@@ -1,20 +1,21 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Session } from '../session.js';
-import { lightFromVersion, type BlobLocationRow, type LightEntry, type SnapshotRow, type VersionRow } from '../index/catalog.js';
-import { makeMatcher } from '../snapshot/exclude.js';
+import type { RepoContext } from '../catalog/context.js';
+import { lightFromVersion, type BlobLocationRow, type LightEntry, type SnapshotRow, type VersionRow } from '../catalog/catalog.js';
+import { makeMatcher } from '../util/globs.js';
 import { IdNames } from '../util/ids.js';
 import { components, display, fromUser, isSafeName, isUnder, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
 import { blobIdOf } from '../pack/blobid.js';
 import { openBlob } from '../pack/codec.js';
-import { WorkerPool } from './pool.js';
+import { WorkerPool } from '../livefs/pool.js';
+import { workerUrl } from '../util/workerurl.js';
 import { RestorePlan, type ContentRow, type LinkRow } from './plan.js';
-import { SafeRoot, procPath, splitParent, UnsafePathError } from './safefs.js';
-import type { ChunkRef, ClassifyResult, ItemResult, RestoreMode, WireEntry, WriteItem } from './protocol.js';
+import { SafeRoot, procPath, splitParent, UnsafePathError } from '../livefs/safepath.js';
+import type { ChunkRef, ClassifyResult, ItemResult, RestoreMode, WireEntry, WorkerInit, WorkerReply, WorkerRequest, WriteItem } from './protocol.js';
 import type { PathError } from '../snapshot/snapshotter.js';
-import { utimesSeconds } from './times.js';
-import { SPARSE_BLOCK, writeAt } from './sparse.js';
+import { utimesSeconds } from '../livefs/times.js';
+import { SPARSE_BLOCK, writeAt } from '../livefs/sparse.js';
 import { RestoreJournal, sweepTemps, TMP_PREFIX } from './journal.js';
 
 export type { RestoreMode } from './protocol.js';
@@ -78,7 +79,7 @@ const UNSAFE_PATH = /\0|\/\/|\/\.\.?(\/|$)|\/$/;
 const MAX_LISTED_SKIPS = 10000;
 
 /** Puts back what is missing or differs, from a snapshot, in parallel. See docs/OPERATIONS.md. */
-export async function restore(session: Session, o: RestoreOptions): Promise<RestoreResult> {
+export async function restore(session: RepoContext, o: RestoreOptions): Promise<RestoreResult> {
   return new Restorer(session, o).run();
 }
 
@@ -102,7 +103,7 @@ class Restorer {
   private readonly rootsInScope: RawPath[] = [];
   private journal: RestoreJournal | null = null;
   private plan!: RestorePlan;
-  private pool!: WorkerPool;
+  private pool!: WorkerPool<WorkerRequest, WorkerReply>;
   private progress: RestoreProgress = { phase: 'plan', entries: 0, files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0 };
   private lastProgress = 0;
   private readonly started = Date.now();
@@ -113,7 +114,7 @@ class Restorer {
    */
   private readonly direct: boolean;
 
-  constructor(private readonly s: Session, private readonly o: RestoreOptions) {
+  constructor(private readonly s: RepoContext, private readonly o: RestoreOptions) {
     this.mode = o.mode ?? 'missing';
     if (!['missing', 'changed', 'checksum', 'metadata', 'all'].includes(this.mode)) {
       throw new Error(`unknown --mode "${this.mode}": use missing, changed, checksum, metadata or all`);
@@ -189,11 +190,13 @@ class Restorer {
     if (!this.o.dryRun) journal.open();
     // umask 0 for the duration: files are created with their snapshot mode directly (one chmod less per file).
     const oldUmask = this.o.dryRun ? null : process.umask(0);
-    this.pool = await WorkerPool.start(Math.max(1, this.o.threads ?? Math.min(4, Math.max(2, os.cpus().length))), {
+    const init: WorkerInit = {
       root: rootForWorkers, mode: this.mode, dryRun: !!this.o.dryRun, overwriteNewer: !!this.o.overwriteNewer,
       snapshotTimeNs: (BigInt(Date.parse(this.snap.time)) * 1000000n).toString(), chown: this.chown,
       umask: oldUmask === null ? process.umask() : 0, journalDir: this.o.dryRun ? null : journal.dir, repoDir: this.direct ? this.s.repo.store.localPath!('') : null,
-    }, 4);
+    };
+    this.pool = await WorkerPool.start<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'),
+      Math.max(1, this.o.threads ?? Math.min(4, Math.max(2, os.cpus().length))), init, { depth: 4, label: 'restore worker' });
     const t0 = Date.now();
     const debug = (m: string) => { if (process.env.SNAPFILL_DEBUG) process.stderr.write(`[restore ${((Date.now() - t0) / 1000).toFixed(2)}s] ${m}\n`); };
     try {

@@ -7,14 +7,14 @@ import { parentPort, threadId } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import xxhash, { type XXHashAPI } from 'xxhash-wasm';
-import { SafeRoot, procPath, procPathForChild, splitParent, UnsafePathError } from './safefs.js';
+import { SafeRoot, procPath, procPathForChild, splitParent, UnsafePathError } from '../livefs/safepath.js';
 import type { ChunkRef, ClassifyResult, FromWorker, ItemResult, LinkItem, RestoreItem, ToWorker, WireEntry, WorkerInit, WriteItem } from './protocol.js';
 import { createHash } from 'node:crypto';
 import { toFs } from '../util/rawpath.js';
-import { utimesSeconds } from './times.js';
+import { utimesSeconds } from '../livefs/times.js';
 import { TMP_PREFIX } from './journal.js';
 import { inflateKnown, openBlob } from '../pack/codec.js';
-import { SPARSE_BLOCK, writeAt } from './sparse.js';
+import { SPARSE_BLOCK, writeAt } from '../livefs/sparse.js';
 
 let init!: WorkerInit;
 let root!: SafeRoot;

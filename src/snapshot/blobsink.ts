@@ -1,5 +1,5 @@
 import type { Repository } from '../repo/repository.js';
-import type { Catalog } from '../index/catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
 import type { PackWriter } from '../pack/packwriter.js';
 import type { BlobId } from '../pack/blobid.js';
 import type { BlobType } from '../pack/format.js';

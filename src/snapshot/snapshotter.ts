@@ -1,15 +1,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Repository, SnapshotRecord } from '../repo/repository.js';
-import type { Catalog, VersionRow } from '../index/catalog.js';
+import type { Catalog, VersionRow } from '../catalog/catalog.js';
 import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import { HashPool } from './hashpool.js';
 import { ScanStat, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
-import { xxh, fpHex } from './hasher.js';
-import { makeMatcher } from './exclude.js';
+import { xxh, fpHex } from '../livefs/fingerprint.js';
+import { makeMatcher } from '../util/globs.js';
 import { IdNames } from '../util/ids.js';
 import { display, fromFs, fromUser, isUnder, join, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
 import type { XXHashAPI } from 'xxhash-wasm';

@@ -1,11 +1,12 @@
+import type { RepoContext } from '../catalog/context.js';
 import * as fs from 'node:fs';
-import { openStore, type StoreOptions } from './store/open.js';
-import { Repository, RepoNotFoundError } from './repo/repository.js';
-import { Catalog } from './index/catalog.js';
-import { syncCatalog, type SyncReport } from './index/sync.js';
-import { catalogPathFor, resolveRepoLocation } from './config/location.js';
-import { acquirePidLock, LockBusyError } from './util/pidlock.js';
-import { RepoLock } from './repo/lock.js';
+import { openStore, type StoreOptions } from '../store/open.js';
+import { Repository, RepoNotFoundError } from '../repo/repository.js';
+import { Catalog } from '../catalog/catalog.js';
+import { syncCatalog, type SyncReport } from '../catalog/sync.js';
+import { catalogPathFor, resolveRepoLocation } from '../config/location.js';
+import { acquirePidLock, LockBusyError } from '../util/pidlock.js';
+import { RepoLock } from '../repo/lock.js';
 
 export interface OpenOptions extends StoreOptions {
   repo?: string;
@@ -20,7 +21,7 @@ export interface OpenOptions extends StoreOptions {
 }
 
 /** An open repository with its local catalog, synced with the repository. */
-export class Session {
+export class Session implements RepoContext {
   private releaseLock: (() => void) | null = null;
   syncReport: SyncReport | null = null;
 

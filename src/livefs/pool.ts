@@ -1,31 +1,33 @@
 import { Worker } from 'node:worker_threads';
-import { workerUrl } from '../util/workerurl.js';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
-
-type Op = Exclude<ToWorker, { op: 'init' }>;
-type Reply = Extract<FromWorker, { results: unknown }>;
 
 /**
- * A small pool of restore worker threads. Each batch goes to the least busy worker; at most
- * `depth` batches per worker are in flight so memory stays bounded while workers stay fed.
+ * The worker-thread pool: a few threads doing synchronous file-system work, fed batches.
+ * Each batch goes to the least busy worker (or a named one, so a subtree stays with the worker
+ * that created it); at most `depth` batches per worker are in flight, so memory stays bounded
+ * while workers stay fed.
+ *
+ * The protocol is the caller's: `init` is sent once as `{ op: 'init', init }` and the worker
+ * answers `{ id: -1 }` when ready; every request is `{ ...msg, id }` and its reply carries the
+ * same `id`, or `{ id, fatal }` when the worker cannot go on.
  */
-export class WorkerPool {
+export class WorkerPool<Request extends object, Reply extends { id: number }> {
   private readonly workers: { w: Worker; busy: number }[] = [];
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; slot: { busy: number } }>();
   private nextId = 1;
   private slotFree: (() => void)[] = [];
 
-  private constructor(private readonly depth: number) {}
+  private constructor(private readonly depth: number, private readonly label: string) {}
 
-  static async start(n: number, init: WorkerInit, depth = 2): Promise<WorkerPool> {
-    const pool = new WorkerPool(depth);
-    const url = workerUrl(import.meta.url, 'worker.js');
+  static async start<Request extends object, Reply extends { id: number }>(
+    script: URL, n: number, init: unknown, opts: { depth?: number; label?: string } = {},
+  ): Promise<WorkerPool<Request, Reply>> {
+    const pool = new WorkerPool<Request, Reply>(opts.depth ?? 2, opts.label ?? 'worker');
     await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve, reject) => {
-      const w = new Worker(url);
+      const w = new Worker(script);
       const slot = { w, busy: 0 };
       pool.workers.push(slot);
       w.once('error', reject);
-      w.on('message', (m: FromWorker) => {
+      w.on('message', (m: Reply | { id: number; fatal: string }) => {
         if (m.id === -1) { resolve(); return; }
         const waiter = pool.waiting.get(m.id);
         if (!waiter) return;
@@ -33,13 +35,13 @@ export class WorkerPool {
         waiter.slot.busy--;
         // Wake every waiter: each re-checks whether its (possibly specific) worker has room.
         for (const free of pool.slotFree.splice(0)) free();
-        if ('fatal' in m) waiter.reject(new Error(`restore worker failed: ${m.fatal}`));
+        if ('fatal' in m) waiter.reject(new Error(`${pool.label} failed: ${m.fatal}`));
         else waiter.resolve(m);
       });
       w.on('error', (e) => {
         for (const [id, wt] of pool.waiting) if (wt.slot === slot) { pool.waiting.delete(id); wt.reject(e); }
       });
-      w.postMessage({ op: 'init', init } satisfies ToWorker);
+      w.postMessage({ op: 'init', init });
     })));
     return pool;
   }
@@ -49,7 +51,7 @@ export class WorkerPool {
   }
 
   /** Sends a batch; resolves with the worker's reply. Waits first while every worker is saturated. */
-  async submit(msg: Omit<Op, 'id'>, transfer: ArrayBuffer[] = [], worker?: number): Promise<Reply> {
+  async submit(msg: Request, transfer: ArrayBuffer[] = [], worker?: number): Promise<Reply> {
     const pick = () => (worker === undefined ? this.pickSlot() : this.workers[worker].busy < this.depth ? this.workers[worker] : undefined);
     let slot = pick();
     while (!slot) {
@@ -60,7 +62,7 @@ export class WorkerPool {
     slot.busy++;
     return new Promise<Reply>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, slot: slot! });
-      slot!.w.postMessage({ ...msg, id } as ToWorker, transfer);
+      slot!.w.postMessage({ ...msg, id }, transfer);
     });
   }
 

@@ -1,9 +1,9 @@
 import type { BlobId } from '../pack/blobid.js';
-import type { Catalog, SnapshotRow, VersionRow } from '../index/catalog.js';
+import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
 import { display, dirname, join, normalizeAbs, type RawPath } from '../util/rawpath.js';
-import { lookupEntry } from '../index/lookup.js';
-import type { Repository } from './repository.js';
-import type { Entry } from './tree.js';
+import { lookupEntry } from '../catalog/lookup.js';
+import type { Repository } from '../repo/repository.js';
+import type { Entry } from '../repo/tree.js';
 
 /** Where one content blob of a file sits, and which byte range of the file it holds. */
 interface Piece {

@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
-import type { Repository } from './repository.js';
-import { verifyBlob } from './repository.js';
-import type { Catalog } from '../index/catalog.js';
-import { decodeTree } from './tree.js';
+import type { Repository } from '../repo/repository.js';
+import { verifyBlob } from '../repo/repository.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { decodeTree } from '../repo/tree.js';
 import { indexKey, packKey, type BlobLocation, type BlobType, type PackIndex } from '../pack/format.js';
 import type { PackWriter } from '../pack/packwriter.js';
 import type { BlobId } from '../pack/blobid.js';

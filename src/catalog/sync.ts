@@ -5,7 +5,7 @@ import { decodeTree, sameEntry, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
 import { PackCache } from '../repo/packcache.js';
 import { ObjectNotFoundError } from '../store/store.js';
-import { nameProblem, quoteName, refusedPath } from './names.js';
+import { nameProblem, quoteName, refusedPath } from '../util/names.js';
 
 /** Objects fetched at once while importing (on S3 each is a request: latency, not bandwidth, is the cost). */
 const FETCH_BATCH = 32;

@@ -1,9 +1,9 @@
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Catalog, SnapshotRow } from '../index/catalog.js';
-import { xxh, fpHex } from '../snapshot/hasher.js';
+import type { Catalog, SnapshotRow } from '../catalog/catalog.js';
+import { xxh, fpHex } from '../livefs/fingerprint.js';
 import { display, isUnder, type RawPath } from '../util/rawpath.js';
-import { compareEntry, lstatOrUndefined, type SnapEntry } from './verify-compare.js';
+import { compareEntry, lstatOrUndefined, type SnapEntry } from '../livefs/compare.js';
 import * as fs from 'node:fs';
 
 /**
@@ -142,7 +142,7 @@ function dropNested(paths: RawPath[]): RawPath[] {
 /** Hands directories to idle workers until none is left and none is busy. */
 async function runWorkers(queue: DirTask[], acc: VerifyBatchResult, init: VerifyWorkerInit, n: number,
   onProgress?: (checked: number) => void): Promise<void> {
-  const url = new URL('./verify-worker.js', import.meta.url);
+  const url = new URL('./worker.js', import.meta.url);
   const workers: Worker[] = [];
   let busy = 0;
   try {

@@ -1,9 +1,9 @@
-import type { Session } from '../session.js';
-import type { SnapshotRow } from '../index/catalog.js';
-import { syncCatalog } from '../index/sync.js';
+import type { RepoContext } from '../catalog/context.js';
+import type { SnapshotRow } from '../catalog/catalog.js';
+import { syncCatalog } from '../catalog/sync.js';
 import { display } from '../util/rawpath.js';
 import { applyPolicy, policyIsEmpty, type RetentionPolicy } from './policy.js';
-import { prune, type PruneOptions, type PruneReport } from '../repo/prune.js';
+import { prune, type PruneOptions, type PruneReport } from './prune.js';
 
 export interface ForgetOptions {
   policy: RetentionPolicy;
@@ -79,7 +79,7 @@ export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): Forget
  * and re-syncs the catalog under it so the decision sees every snapshot (also those another
  * host added since the session opened).
  */
-export async function forget(s: Session, opts: ForgetOptions): Promise<ForgetReport> {
+export async function forget(s: RepoContext, opts: ForgetOptions): Promise<ForgetReport> {
   const run = async (): Promise<ForgetReport> => {
     if (!opts.dryRun) await syncCatalog(s.repo, s.catalog, opts.onProgress);
     const rows = s.catalog.listSnapshots().filter((r) => !opts.host || r.host === opts.host);
@@ -114,8 +114,8 @@ export async function forget(s: Session, opts: ForgetOptions): Promise<ForgetRep
   return s.withRepoLock('forget', true, run);
 }
 
-/** Prune under the exclusive repository lock and the local catalog lock (see src/repo/prune.ts). */
-export async function pruneSession(s: Session, opts: PruneOptions): Promise<PruneReport> {
+/** Prune under the exclusive repository lock and the local catalog lock (see src/maintain/prune.ts). */
+export async function pruneSession(s: RepoContext, opts: PruneOptions): Promise<PruneReport> {
   if (opts.dryRun) return prune(s.repo, s.catalog, opts);
   s.lockCatalog('prune');
   return s.withRepoLock('prune', true, () => prune(s.repo, s.catalog, opts));

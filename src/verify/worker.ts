@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ENTRY_TYPES, type EntryType } from '../repo/tree.js';
-import { xxh, fpHex } from '../snapshot/hasher.js';
-import { compareEntry, lstatOrUndefined, type SnapEntry } from './verify-compare.js';
+import { xxh, fpHex } from '../livefs/fingerprint.js';
+import { compareEntry, lstatOrUndefined, type SnapEntry } from '../livefs/compare.js';
 import type { DirTask, VerifyBatchResult, VerifyWorkerInit } from './verify.js';
 
 /**

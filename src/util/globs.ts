@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
-import type { RawPath } from '../util/rawpath.js';
-import { basename, fromUser } from '../util/rawpath.js';
+import type { RawPath } from './rawpath.js';
+import { basename, fromUser } from './rawpath.js';
 
 /**
  * Exclude globs. A pattern with a slash matches the absolute path (`/home/* /cache`, `** /node_modules`);

@@ -1,4 +1,4 @@
-import { join, type RawPath } from '../util/rawpath.js';
+import { join, type RawPath } from './rawpath.js';
 
 /**
  * Entry names from a tree blob are untrusted: a snapshot may come from another host, a damaged

@@ -1,0 +1,24 @@
+/** The library API: what the CLI uses is what a program can use. */
+export { openSession, initRepository, Session, type OpenOptions } from './session.js';
+export { Repository, type SnapshotRecord, type StoredSnapshot, type RepoConfig } from '../repo/repository.js';
+export { Catalog, type SnapshotRow, type VersionRow } from '../catalog/catalog.js';
+export { syncCatalog, rebuildCatalog, importSnapshot } from '../catalog/sync.js';
+export { resolveSnapshot } from '../catalog/resolve.js';
+export { Snapshotter, type SnapshotOptions, type SnapshotResult, type PathError } from '../snapshot/snapshotter.js';
+export { diffSnapshots } from '../query/diff.js';
+export { repoStats } from '../query/stats.js';
+export { RepoLock, RepoLockedError, listLocks, removeStaleLocks } from '../repo/lock.js';
+export type { ObjectStore, ObjectInfo } from '../store/store.js';
+export { LocalStore } from '../store/local.js';
+export { openStore, type StoreOptions } from '../store/open.js';
+export { ObjectRetainedError, ObjectExistsError, ObjectNotFoundError } from '../store/store.js';
+export type { Entry, EntryType } from '../repo/tree.js';
+export { loadConfig, readConfigFile, applyCredentials, configPath, ConfigError, type Config } from '../config/config.js';
+export { applyPolicy, parseDuration, DEFAULT_POLICY, type RetentionPolicy, type RetentionDecision } from '../maintain/policy.js';
+export { forget, planForget, pruneSession, RetentionRefusedError, type ForgetReport, type ForgetOptions } from '../maintain/forget.js';
+export { prune, PruneAbortedError, type PruneOptions, type PruneReport } from '../maintain/prune.js';
+export { runJob, summaryLine, RunOverlapError, type RunReport } from './run.js';
+export { renderSchedule, installSchedule, removeSchedule, type ScheduleSpec } from './schedule.js';
+export { TokenBucket, LoadGate, throttleHooks, type ThrottleSettings } from '../util/throttle.js';
+export { checkRepository, checkSession, parseSubset, inSubset, type CheckOptions, type CheckResult, type BrokenPack, type PackSubset } from '../check/check.js';
+export { verifySnapshot, type VerifyOptions, type VerifyResult } from '../verify/verify.js';
