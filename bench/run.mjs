@@ -22,23 +22,30 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 // The snapfill executable; main() points it at a private copy of the build (see freezeBuild).
 let BIN = path.join(ROOT, 'bin', 'snapfill');
+// With --baseline DIR, a second build of snapfill (another commit, built) runs as tool
+// `snapfill_base` beside this one, alternating, so a change is measured against its parent in
+// the same run: its ratio column reads "this build / baseline".
+let BASE_BIN = null;
+const SNAPFILLS = ['snapfill', 'snapfill_base'];
+const isSnapfill = (tool) => SNAPFILLS.includes(tool);
+const binOf = (tool) => (tool === 'snapfill_base' ? BASE_BIN : BIN);
 const DAY = 86_400;
 // restic always encrypts and needs a password; a fixed one keeps the runs unattended.
 const RESTIC_PASSWORD = 'snapfill-bench-fixed-password';
 const PEERS = ['restic', 'borg', 'tar', 'rsync'];
-const ALL_TOOLS = ['snapfill', ...PEERS];
+const ALL_TOOLS = ['snapfill', 'snapfill_base', ...PEERS];
 
 /** Which tools take part in each scenario, in the order they alternate. */
 const SCENARIOS = [
-  { key: 'full_snapshot', title: 'full snapshot', tools: ['snapfill', 'restic', 'borg', 'tar'] },
-  { key: 'nochange_snapshot', title: 'no-change snapshot', tools: ['snapfill', 'restic', 'borg'] },
-  { key: 'churn_snapshot', title: '1% churn snapshot', tools: ['snapfill', 'restic', 'borg'] },
-  { key: 'repo_size', title: 'repository size after 3 snapshots (MiB)', tools: ['snapfill', 'restic', 'borg'], size: true },
-  { key: 'full_restore', title: 'full restore to an empty target', tools: ['snapfill', 'tar', 'restic', 'borg', 'rsync'] },
-  { key: 'restore_missing_7d', title: 'restore missing after deleting files older than 7 days', tools: ['snapfill', 'rsync'] },
-  { key: 'restore_missing_10pct', title: 'restore missing after deleting 10% of files', tools: ['snapfill', 'rsync'] },
-  { key: 'metadata_repair', title: 'metadata repair after chmod/chown damage', tools: ['snapfill', 'rsync'] },
-  { key: 'account_restore', title: 'single-account restore (account deleted)', tools: ['snapfill', 'restic', 'borg', 'rsync'] },
+  { key: 'full_snapshot', title: 'full snapshot', tools: ['snapfill', 'snapfill_base', 'restic', 'borg', 'tar'] },
+  { key: 'nochange_snapshot', title: 'no-change snapshot', tools: ['snapfill', 'snapfill_base', 'restic', 'borg'] },
+  { key: 'churn_snapshot', title: '1% churn snapshot', tools: ['snapfill', 'snapfill_base', 'restic', 'borg'] },
+  { key: 'repo_size', title: 'repository size after 3 snapshots (MiB)', tools: ['snapfill', 'snapfill_base', 'restic', 'borg'], size: true },
+  { key: 'full_restore', title: 'full restore to an empty target', tools: ['snapfill', 'snapfill_base', 'tar', 'restic', 'borg', 'rsync'] },
+  { key: 'restore_missing_7d', title: 'restore missing after deleting files older than 7 days', tools: ['snapfill', 'snapfill_base', 'rsync'] },
+  { key: 'restore_missing_10pct', title: 'restore missing after deleting 10% of files', tools: ['snapfill', 'snapfill_base', 'rsync'] },
+  { key: 'metadata_repair', title: 'metadata repair after chmod/chown damage', tools: ['snapfill', 'snapfill_base', 'rsync'] },
+  { key: 'account_restore', title: 'single-account restore (account deleted)', tools: ['snapfill', 'snapfill_base', 'restic', 'borg', 'rsync'] },
 ];
 
 function usage() {
@@ -59,6 +66,8 @@ function usage() {
   --markdown FILE    where the rendered section goes (default BENCHMARKS.md; "none" to skip)
   --keep             keep the bench directories afterwards
   --render FILE      only re-render a results JSON into the markdown file (no run)
+  --baseline DIR     also run the snapfill build in DIR (a checkout of another commit with
+                     dist/ built) as tool snapfill_base, alternating with this build
 `;
 }
 
@@ -87,10 +96,12 @@ function parseArgs(argv) {
     else if (a === '--markdown') { const m = v(); o.markdown = m === 'none' ? null : path.resolve(m); }
     else if (a === '--keep') o.keep = true;
     else if (a === '--render') o.render = path.resolve(v());
+    else if (a === '--baseline') o.baseline = path.resolve(v());
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); process.exit(0); }
     else throw new Error(`unknown argument ${a}\n${usage()}`);
   }
   o.files ??= PROFILES[o.profile];
+  if (!o.baseline) o.tools = o.tools.filter((t) => t !== 'snapfill_base');
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs must be >= 1');
   for (const t of o.tools) if (!ALL_TOOLS.includes(t)) throw new Error(`unknown tool ${t}`);
   for (const f of o.fs) if (f !== 'tmpfs' && f !== 'disk') throw new Error(`unknown fs ${f}`);
@@ -358,6 +369,7 @@ class Bench {
   available(tool) {
     if (!this.o.tools.includes(tool)) return 'not selected (--tools)';
     if (tool === 'snapfill') return fs.existsSync(path.join(ROOT, 'dist', 'cli', 'program.js')) ? null : 'not built (run npx tsc -p .)';
+    if (tool === 'snapfill_base') return BASE_BIN ? null : 'no --baseline build';
     return have(tool) ? null : `${tool} is not installed`;
   }
 
@@ -395,7 +407,7 @@ class Bench {
     const sc = SCENARIOS.find((s) => s.key === key);
     const out = [];
     for (const t of sc.tools) {
-      const needsRestore = t === 'snapfill' && (sc.key.includes('restore') || sc.key === 'metadata_repair');
+      const needsRestore = isSnapfill(t) && (sc.key.includes('restore') || sc.key === 'metadata_repair');
       const why = this.available(t) ?? (needsRestore ? this.restoreUnavailable() : null);
       if (why) this.skip(ctx, key, t, why);
       else out.push(t);
@@ -412,7 +424,7 @@ class Bench {
   }
 
   env(ctx, tool) {
-    if (tool === 'snapfill') return { SNAPFILL_REPO: ctx.repo.snapfill, SNAPFILL_CACHE: ctx.repo.snapfillCache };
+    if (isSnapfill(tool)) return { SNAPFILL_REPO: ctx.repo[tool], SNAPFILL_CACHE: ctx.repo[tool + 'Cache'] };
     if (tool === 'restic') return { RESTIC_PASSWORD, RESTIC_CACHE_DIR: ctx.repo.resticCache };
     if (tool === 'borg') {
       return { BORG_PASSPHRASE: '', BORG_BASE_DIR: ctx.repo.borgBase, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
@@ -426,15 +438,15 @@ class Bench {
       dropCaches: this.o.dropCaches && ctx.fsName === 'disk' });
   }
 
-  snapfill(ctx, args, cwd) { return this.run1(ctx, 'snapfill', process.execPath, [BIN, '--json', ...args], cwd); }
+  snapfill(ctx, args, cwd, tool = 'snapfill') { return this.run1(ctx, tool, process.execPath, [binOf(tool), '--json', ...args], cwd); }
 
   /** Fresh, empty repositories for one run (untimed). */
   initRepos(ctx, tools) {
     fs.rmSync(ctx.repoDir, { recursive: true, force: true });
     fs.mkdirSync(ctx.repoDir, { recursive: true });
     const r = ctx.repo;
-    for (const d of [r.snapfillCache, r.resticCache, r.borgBase]) fs.mkdirSync(d, { recursive: true });
-    if (tools.includes('snapfill')) sh(process.execPath, [BIN, 'init'], { env: { ...process.env, ...this.env(ctx, 'snapfill') } });
+    for (const d of [r.snapfillCache, r.snapfill_baseCache, r.resticCache, r.borgBase]) fs.mkdirSync(d, { recursive: true });
+    for (const t of SNAPFILLS) if (tools.includes(t)) sh(process.execPath, [binOf(t), 'init'], { env: { ...process.env, ...this.env(ctx, t) } });
     if (tools.includes('restic')) sh('restic', ['-r', r.restic, 'init'], { env: { ...process.env, ...this.env(ctx, 'restic') } });
     if (tools.includes('borg')) sh('borg', ['init', '-e', 'none', r.borg], { env: { ...process.env, ...this.env(ctx, 'borg') } });
     if (tools.includes('tar')) fs.mkdirSync(r.tar, { recursive: true });
@@ -443,8 +455,8 @@ class Bench {
   /** One snapshot by one tool; `n` is the snapshot's number in this run (1 full, 2 no change, 3 churn). */
   snapshot(ctx, tool, n, scenario, run, expect) {
     const r = ctx.repo;
-    if (tool === 'snapfill') {
-      return this.record(ctx, scenario, tool, run, this.snapfill(ctx, ['snapshot', ctx.home]), (t) => {
+    if (isSnapfill(tool)) {
+      return this.record(ctx, scenario, tool, run, this.snapfill(ctx, ['snapshot', ctx.home], undefined, tool), (t) => {
         const j = lastJson(t.stdout);
         if (!j) return 'no JSON summary';
         if (j.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
@@ -496,13 +508,13 @@ class Bench {
     fs.mkdirSync(target);
     const r = ctx.repo;
     let t;
-    if (tool === 'snapfill') t = this.snapfill(ctx, ['restore', 'latest', '--target', target]);
+    if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', '--target', target], undefined, tool);
     else if (tool === 'tar') t = this.run1(ctx, tool, 'tar', ['-xf', path.join(r.tar, 'full.tar'), '-C', target]);
     else if (tool === 'restic') t = this.run1(ctx, tool, 'restic', ['-r', r.restic, 'restore', 'latest', '--target', target]);
     else if (tool === 'borg') t = this.run1(ctx, tool, 'borg', ['extract', `${r.borg}::s3`], target);
     else if (tool === 'rsync') t = this.run1(ctx, tool, 'rsync', ['-aH', ctx.plain + '/', path.join(target, 'home') + '/']);
     this.record(ctx, 'full_restore', tool, run, t, (tt) => {
-      if (tool === 'snapfill') {
+      if (isSnapfill(tool)) {
         const j = lastJson(tt.stdout);
         if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
       }
@@ -538,10 +550,10 @@ class Bench {
       return { deleted, expected };
     }, ({ deleted, expected }) => {
       let t;
-      if (tool === 'snapfill') t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'missing']);
+      if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'missing'], undefined, tool);
       else t = this.run1(ctx, tool, 'rsync', ['-aH', '--ignore-existing', ctx.plain + '/', ctx.home + '/']);
       this.record(ctx, scenario, tool, run, t, (tt) => {
-        if (tool === 'snapfill') {
+        if (isSnapfill(tool)) {
           const j = lastJson(tt.stdout);
           if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
           if (j && j.files_restored < deleted) return `files_restored ${j.files_restored} < ${deleted} deleted`;
@@ -561,10 +573,10 @@ class Bench {
       return { inodes };
     }, ({ inodes }) => {
       let t;
-      if (tool === 'snapfill') t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'metadata']);
+      if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'metadata'], undefined, tool);
       else t = this.run1(ctx, tool, 'rsync', ['-aH', ctx.plain + '/', ctx.home + '/']);
       this.record(ctx, 'metadata_repair', tool, run, t, (tt) => {
-        if (tool === 'snapfill') {
+        if (isSnapfill(tool)) {
           const j = lastJson(tt.stdout);
           if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
           if (j && j.bytes_written) return `metadata mode wrote ${j.bytes_written} bytes of data`;
@@ -585,12 +597,12 @@ class Bench {
       const r = ctx.repo;
       const others = fs.readdirSync(ctx.home).sort().join(',');
       let t;
-      if (tool === 'snapfill') t = this.snapfill(ctx, ['restore', 'latest', '--account', name, '--accounts-root', ctx.home]);
+      if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', '--account', name, '--accounts-root', ctx.home], undefined, tool);
       else if (tool === 'restic') t = this.run1(ctx, tool, 'restic', ['-r', r.restic, 'restore', 'latest', '--target', '/', '--include', live]);
       else if (tool === 'borg') t = this.run1(ctx, tool, 'borg', ['extract', `${r.borg}::s3`, live.slice(1)], '/');
       else t = this.run1(ctx, tool, 'rsync', ['-aH', path.join(ctx.plain, name) + '/', live + '/']);
       this.record(ctx, 'account_restore', tool, run, t, (tt) => {
-        if (tool === 'snapfill') {
+        if (isSnapfill(tool)) {
           const j = lastJson(tt.stdout);
           if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
         }
@@ -639,6 +651,7 @@ class Bench {
     const ctx = { fsName, root, src: path.join(root, 'src'), home: path.join(root, 'src', 'home'), repoDir: path.join(root, 'repos'),
       plain: path.join(root, 'plain', 'home'), hashMod: o.files <= 30_000 ? 1 : o.files <= 300_000 ? 10 : 50 };
     ctx.repo = { snapfill: path.join(ctx.repoDir, 'snapfill'), snapfillCache: path.join(ctx.repoDir, 'snapfill-cache'),
+      snapfill_base: path.join(ctx.repoDir, 'snapfill-base'), snapfill_baseCache: path.join(ctx.repoDir, 'snapfill-base-cache'),
       restic: path.join(ctx.repoDir, 'restic'), resticCache: path.join(ctx.repoDir, 'restic-cache'),
       borg: path.join(ctx.repoDir, 'borg'), borgBase: path.join(ctx.repoDir, 'borg-base'), tar: path.join(ctx.repoDir, 'tar') };
     // Room: source, a plain copy, a restore target or damaged copy, four repositories ~ 6x the data.
@@ -689,7 +702,7 @@ class Bench {
       if (this.wants('repo_size')) {
         for (const t of this.toolsFor(ctx, 'repo_size')) {
           const bytes = apparentBytes(ctx.repo[t]);
-          const extra = t === 'snapfill' ? { catalog_bytes: apparentBytes(ctx.repo.snapfillCache) } : {};
+          const extra = isSnapfill(t) ? { catalog_bytes: apparentBytes(ctx.repo[t + 'Cache']) } : {};
           this.sizes.push({ fs: fsName, run, tool: t, bytes, ...extra });
         }
       }
@@ -831,6 +844,12 @@ async function main() {
   const started = new Date();
   installPeers(o, bench.notes);
   if (fs.existsSync(path.join(ROOT, 'dist', 'cli', 'program.js'))) BIN = freezeBuild(ROOT, { notes: bench.notes, log });
+  if (o.baseline) {
+    if (!fs.existsSync(path.join(o.baseline, 'dist', 'cli', 'program.js'))) throw new Error(`--baseline ${o.baseline} has no built dist/ (run npx tsc -p . there)`);
+    BASE_BIN = freezeBuild(o.baseline, { notes: bench.notes, log });
+    const rev = spawnSync('git', ['-C', o.baseline, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
+    bench.notes.push(`snapfill_base = the build of ${o.baseline}${rev ? ` (commit ${rev})` : ''}; its ratio is this build / baseline.`);
+  }
   if (!fs.existsSync(TIME)) bench.notes.push('GNU time (/usr/bin/time) is missing: no peak RSS.');
   for (const t of ALL_TOOLS) { const why = bench.available(t); if (why && o.tools.includes(t)) log(`${t}: ${why}; its scenarios are skipped`); }
   let canDrop = false;

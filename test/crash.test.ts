@@ -11,14 +11,15 @@ import { checkSession } from '../src/check/check.js';
  * least KILLS times per operation. After each kill: `check` passes, earlier snapshots restore
  * byte-identically, and a re-run of the interrupted operation completes.
  *
- * Kills are spread over the operation's measured duration. SNAPFILL_TEST_PUT_DELAY_MS (a hook
- * in LocalStore.put) pauses between writing each object and renaming it into place, so kills
+ * Kills are spread over the operation's measured duration. test/support/slow-puts.mjs (preloaded
+ * into the CLI) pauses between writing each object and renaming it into place, so kills
  * land between any two repository writes (pack, index, snapshot record, lock) and also leave
  * temp files behind. The random schedule is seeded; the seed is printed to reproduce a failure.
  */
 const KILLS = Number(process.env.SNAPFILL_CRASH_KILLS ?? 20);
 const SEED = Number(process.env.SNAPFILL_CRASH_SEED ?? Date.now() % 100000);
-const PUT_DELAY = { SNAPFILL_TEST_PUT_DELAY_MS: '25' };
+const SLOW_PUTS = `--import ${new URL('./support/slow-puts.mjs', import.meta.url).href}`;
+const PUT_DELAY = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${SLOW_PUTS}`.trim(), SLOW_PUTS_MS: '25' };
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;

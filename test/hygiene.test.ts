@@ -41,6 +41,12 @@ function age(file: string, ms: number): void {
 
 const HOUR = 3600_000;
 
+/** Env for a CLI whose every put pauses `ms` before its rename (test/support/slow-puts.mjs). */
+function slowPuts(ms: number): Record<string, string> {
+  const preload = `--import ${new URL('./support/slow-puts.mjs', import.meta.url).href}`;
+  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${preload}`.trim(), SLOW_PUTS_MS: String(ms) };
+}
+
 describe.skipIf(!IS_ROOT)('ENOSPC: a failed put leaves no temp object', () => {
   let base: string;
   let mnt: string;
@@ -99,10 +105,10 @@ describe('a SIGKILLed snapshot: its temp object and its lock do not stay forever
   });
 
   it('check warns about stale temp objects (exit code unchanged); prune removes them; locks of dead local pids are removed', async () => {
-    // A real snapshot, killed while a temp object is on disk (the test hook holds each put
-    // between writing the temp file and renaming it).
+    // A real snapshot, killed while a temp object is on disk (test/support/slow-puts.mjs holds
+    // each put between writing the temp file and renaming it).
     const child = spawn(process.execPath, [BIN, 'snapshot', src], {
-      env: { ...process.env, ...env, SNAPFILL_TEST_PUT_DELAY_MS: '5000' }, stdio: 'ignore',
+      env: { ...process.env, ...env, ...slowPuts(5000) }, stdio: 'ignore',
     });
     const deadline = Date.now() + 60_000;
     while (!temps(path.join(repo, 'data')).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

@@ -255,7 +255,7 @@ describe('what a restore leaves behind matches the snapshot', () => {
     snap(env, src);
     for (const strategy of ['direct', 'planned']) {
       const target = path.join(base, `staging-${strategy}`);
-      const r = cli(['--json', 'restore', 'latest', '--target', target], { ...env, SNAPFILL_RESTORE_STRATEGY: strategy });
+      const r = cli(['--json', 'restore', 'latest', '--strategy', strategy, '--target', target], env);
       expect(r.code, r.stderr).toBe(0);
       const out = path.join(target, f);
       const st = fs.statSync(out);

@@ -249,11 +249,11 @@ describe('restore', () => {
     const before = describeTree(src);
     snap(env, src);
     const target = path.join(base, 'planned');
-    const r = cli(['--json', 'restore', 'latest', '--target', target], { ...env, SNAPFILL_RESTORE_STRATEGY: 'planned' });
+    const r = cli(['--json', 'restore', 'latest', '--strategy', 'planned', '--target', target], env);
     expect(r.code, r.stderr).toBe(0);
     expect(diffTrees(before, describeTree(`${target}${src}`))).toEqual([]);
     fs.rmSync(`${src}/home/bob/public_html/dir3`, { recursive: true });
-    const again = cli(['--json', 'restore', 'latest', `${src}/home/bob`], { ...env, SNAPFILL_RESTORE_STRATEGY: 'planned' });
+    const again = cli(['--json', 'restore', 'latest', '--strategy', 'planned', `${src}/home/bob`], env);
     expect(again.json.files_restored).toBe(10);
     expect(diffTrees(before, describeTree(src))).toEqual([]);
   });

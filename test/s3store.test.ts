@@ -188,7 +188,7 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
     const st = store(proxy.url, 's3://unit-bucket/locked', {}, { objectLockDays: 7, objectLockMode: 'GOVERNANCE' });
     proxy.resetCounts();
     await st.put('data/ef/ef01', Buffer.from('pack'));
-    await st.put('locks/abc', Buffer.from('{}'));
+    await st.put('locks/abc', Buffer.from('{}'), { mutable: true }); // as src/repo/lock.ts writes locks
     const packPut = proxy.log.find((r) => r.method === 'PUT' && r.key.endsWith('data/ef/ef01'))!;
     const lockPut = proxy.log.find((r) => r.method === 'PUT' && r.key.endsWith('locks/abc'))!;
     expect(packPut.headers['x-amz-object-lock-mode']).toBe('GOVERNANCE');

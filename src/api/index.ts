@@ -1,13 +1,43 @@
-/** The library API: what the CLI uses is what a program can use. */
-export { openSession, initRepository, Session, type OpenOptions } from './session.js';
+/**
+ * The library API: what the CLI uses is what a program can use. Whole operations take an open
+ * Session and options (never flag names); the lower layers' types, errors and path helpers a
+ * caller needs are re-exported here, so a front end imports nothing else.
+ */
+
+// The session: store + repository + catalog + locks.
+export { openSession, withSession, initRepository, Session, type OpenOptions } from './session.js';
+
+// Whole operations.
+export { takeSnapshot, type TakeSnapshotOptions } from './snapshot.js';
+export { listSnapshots, resolveSnapshot, selectSnapshot, type SnapshotFilter, type SnapshotRef } from './snapshots.js';
+export { restoreSnapshot, type RestoreSnapshotOptions } from './restore.js';
+export { verify, type VerifyTreeOptions } from './verify.js';
+export { check, type CheckRunOptions } from './check.js';
+export { choosePolicy, describePolicy, forgetSnapshots, pruneRepository, type ChosenPolicy, type ForgetSnapshotsOptions } from './maintain.js';
+export {
+  find, prepareFind, parseSize, parseTime, type FindOptions, type FindQuery, type FindResult, type FoundPath, type FoundVersion, type FindDamage,
+} from './find.js';
+export { listEntries, catFile, dumpSubtree, diff, type Listing, type SnapshotDiff } from './browse.js';
+export { mount, checkMountAvailable, unmountHint, MountUnavailableError, type MountHandle, type MountOptions } from './mount.js';
+export { unlockRepository, catalogRebuild, catalogSync } from './repository.js';
+export { runJob, summaryLine, RunOverlapError, type RunReport, type RunStatus, type RunJobOptions } from './run.js';
+export {
+  renderSchedule, installSchedule, removeSchedule, showSchedule, detectInit, scheduleSpecFromConfig,
+  type ScheduleSpec, type ScheduleChoices, type InitSystem,
+} from './schedule.js';
+
+// Lower layers, as a program (or the CLI) meets them.
 export { Repository, type SnapshotRecord, type StoredSnapshot, type RepoConfig } from '../repo/repository.js';
 export { Catalog, type SnapshotRow, type VersionRow } from '../catalog/catalog.js';
-export { syncCatalog, rebuildCatalog, importSnapshot } from '../catalog/sync.js';
-export { resolveSnapshot } from '../catalog/resolve.js';
-export { Snapshotter, type SnapshotOptions, type SnapshotResult, type PathError } from '../snapshot/snapshotter.js';
-export { diffSnapshots } from '../query/diff.js';
-export { repoStats } from '../query/stats.js';
-export { RepoLock, RepoLockedError, listLocks, removeStaleLocks } from '../repo/lock.js';
+export { syncCatalog, rebuildCatalog, importSnapshot, type SyncReport } from '../catalog/sync.js';
+export { Snapshotter, type SnapshotOptions, type SnapshotResult, type SnapshotProgress, type PathError } from '../snapshot/snapshotter.js';
+export { restore, type RestoreOptions, type RestoreResult, type RestoreProgress, type RestoreMode, type RestoreStrategy } from '../restore/restorer.js';
+export { diffSnapshots, type DiffResult } from '../query/diff.js';
+export { repoStats, type RepoStats } from '../query/stats.js';
+export type { DumpResult } from '../dump/tar.js';
+export { RepoLock, RepoLockedError, listLocks, removeStaleLocks, type LockInfo } from '../repo/lock.js';
+export { LockBusyError } from '../util/pidlock.js';
+export { OptionError, type OptionNamer } from '../util/errors.js';
 export type { ObjectStore, ObjectInfo } from '../store/store.js';
 export { LocalStore } from '../store/local.js';
 export { openStore, type StoreOptions } from '../store/open.js';
@@ -17,8 +47,9 @@ export { loadConfig, readConfigFile, applyCredentials, configPath, ConfigError, 
 export { applyPolicy, parseDuration, DEFAULT_POLICY, type RetentionPolicy, type RetentionDecision } from '../maintain/policy.js';
 export { forget, planForget, pruneSession, RetentionRefusedError, type ForgetReport, type ForgetOptions } from '../maintain/forget.js';
 export { prune, PruneAbortedError, type PruneOptions, type PruneReport } from '../maintain/prune.js';
-export { runJob, summaryLine, RunOverlapError, type RunReport } from './run.js';
-export { renderSchedule, installSchedule, removeSchedule, type ScheduleSpec } from './schedule.js';
-export { TokenBucket, LoadGate, throttleHooks, type ThrottleSettings } from '../util/throttle.js';
-export { checkRepository, checkSession, parseSubset, inSubset, type CheckOptions, type CheckResult, type BrokenPack, type PackSubset } from '../check/check.js';
+export { TokenBucket, LoadGate, throttleHooks, reexecAtIdlePriority, type ThrottleSettings } from '../util/throttle.js';
+export {
+  checkRepository, checkSession, parseSubset, inSubset, type CheckOptions, type CheckResult, type BrokenPack, type PackSubset,
+} from '../check/check.js';
 export { verifySnapshot, type VerifyOptions, type VerifyResult } from '../verify/verify.js';
+export { display, fromUser, normalizeAbs, basename, type RawPath } from '../util/rawpath.js';

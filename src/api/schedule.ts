@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { configPath, loadConfig } from '../config/config.js';
 
 export type InitSystem = 'systemd' | 'cron';
 
@@ -24,6 +25,34 @@ export interface ScheduleFiles {
 }
 
 /** systemd is the init system when /run/systemd/system exists (the check sd_booted() does). */
+export interface ScheduleChoices {
+  /** The config file the timer runs with (default: SNAPFILL_CONFIG, else /etc/snapfill/config.json). */
+  configFile?: string;
+  /** Times of day; default: the config's schedule.times. */
+  times?: string[];
+  /** Default: the config's schedule.randomized_delay_minutes. */
+  randomizedDelayMinutes?: number;
+  name: string;
+  /** The snapfill executable the job runs (made absolute and symlink-free). */
+  binPath: string;
+  nodePath?: string;
+}
+
+/**
+ * The schedule from the config file, with the caller's choices on top. The timer runs without
+ * this shell's environment, so the config file alone must be complete: it is validated with an
+ * empty environment (no SNAPFILL_REPO to lean on).
+ */
+export function scheduleSpecFromConfig(c: ScheduleChoices): ScheduleSpec {
+  const cfg = loadConfig(path.resolve(configPath(c.configFile)), {}, {});
+  return {
+    times: c.times?.length ? c.times : cfg.schedule.times,
+    randomizedDelayMinutes: c.randomizedDelayMinutes ?? cfg.schedule.randomizedDelayMinutes,
+    persistent: cfg.schedule.persistent,
+    configFile: fs.realpathSync(cfg.file), nodePath: c.nodePath ?? process.execPath, binPath: fs.realpathSync(c.binPath), name: c.name,
+  };
+}
+
 export function detectInit(root = '/'): InitSystem {
   return fs.existsSync(path.join(root, 'run/systemd/system')) ? 'systemd' : 'cron';
 }

@@ -89,6 +89,16 @@ export async function openSession(opts: OpenOptions = {}): Promise<Session> {
   return session;
 }
 
+/** Opens a session, runs `fn` with it, and closes it whatever happens. */
+export async function withSession<T>(opts: OpenOptions, fn: (s: Session) => Promise<T>): Promise<T> {
+  const s = await openSession(opts);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
 export async function initRepository(opts: OpenOptions = {}): Promise<Repository> {
   const { location } = resolveRepoLocation(opts.repo);
   if (!location.startsWith('s3://')) fs.mkdirSync(location, { recursive: true });

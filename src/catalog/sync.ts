@@ -146,7 +146,7 @@ export async function importSnapshot(repo: Repository, catalog: Catalog, s: Stor
   } catch (e) {
     catalog.flush();
     catalog.discardPending(seq);
-    throw new Error(`cannot import snapshot ${s.id.slice(0, 8)}: ${(e as Error).message}`);
+    throw new Error(`cannot import snapshot ${s.id.slice(0, 8)}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -2,14 +2,16 @@ import { createHash } from 'node:crypto';
 import type { Repository, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { PackIndex } from '../pack/format.js';
-import { blobIdOf, type BlobId } from '../pack/blobid.js';
-import { openBlob } from '../pack/codec.js';
+import type { BlobId } from '../pack/blobid.js';
+import { indexKey } from '../pack/keys.js';
+import { bufferReader, loadBlobsFromPackSync } from '../repo/blobloader.js';
 import { PackCache } from '../repo/packcache.js';
 import { decodeTree, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
 import type { RepoContext } from '../catalog/context.js';
 import { syncCatalog } from '../catalog/sync.js';
 import { LockBusyError } from '../util/pidlock.js';
+import { OptionError } from '../util/errors.js';
 import { nameProblem, quoteName, refusedPath } from '../util/names.js';
 
 /**
@@ -88,17 +90,17 @@ export function parseSubset(s: string): PackSubset {
   const pct = /^(\d+(?:\.\d+)?)%$/.exec(s.trim());
   if (pct) {
     const percent = Number(pct[1]);
-    if (!(percent > 0 && percent <= 100)) throw new Error(`--read-data-subset: ${s}: the percentage must be in (0, 100]`);
+    if (!(percent > 0 && percent <= 100)) throw new OptionError((n) => `${n('readDataSubset')}: ${s}: the percentage must be in (0, 100]`);
     return { percent };
   }
   const frac = /^(\d+)\/(\d+)$/.exec(s.trim());
   if (frac) {
     const part = Number(frac[1]);
     const of = Number(frac[2]);
-    if (!(of >= 1 && part >= 1 && part <= of)) throw new Error(`--read-data-subset: ${s}: need 1 <= n <= m in n/m`);
+    if (!(of >= 1 && part >= 1 && part <= of)) throw new OptionError((n) => `${n('readDataSubset')}: ${s}: need 1 <= n <= m in n/m`);
     return { part, of };
   }
-  throw new Error(`--read-data-subset: "${s}" is neither a percentage (10%) nor a part n/m (3/7)`);
+  throw new OptionError((n) => `${n('readDataSubset')}: "${s}" is neither a percentage (10%) nor a part n/m (3/7)`);
 }
 
 /** A pack's fixed position in [0, 1), from its id: stable across runs and machines. */
@@ -174,24 +176,48 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
   return errors;
 }
 
-export async function checkRepository(repo: Repository, catalog: Catalog | null, opts: CheckOptions = {}): Promise<CheckResult> {
-  const log = opts.onProgress ?? (() => {});
-  const errors: CheckError[] = [];
-  const broken = new Map<string, { problem: string; badBlobs: Set<BlobId> }>();
-  const markBroken = (pack: string, problem: string, blobs: Iterable<BlobId>) => {
-    const b = broken.get(pack) ?? { problem, badBlobs: new Set<BlobId>() };
+/** Everything found wrong so far: errors to report, and per pack what is broken and which blobs. */
+class Findings {
+  readonly errors: CheckError[] = [];
+  readonly broken = new Map<string, { problem: string; badBlobs: Set<BlobId> }>();
+
+  markBroken(pack: string, problem: string, blobs: Iterable<BlobId>): void {
+    const b = this.broken.get(pack) ?? { problem, badBlobs: new Set<BlobId>() };
     if (!b.problem.includes(problem)) b.problem += `; ${problem}`;
     for (const id of blobs) b.badBlobs.add(id);
-    broken.set(pack, b);
-  };
+    this.broken.set(pack, b);
+  }
+}
+
+/** What the pack indexes say exists. */
+interface IndexedPacks {
+  sizes: Map<string, number>;
+  indexes: Map<string, PackIndex>;
+  blobHome: Map<BlobId, BlobHome>;
+}
+
+export async function checkRepository(repo: Repository, catalog: Catalog | null, opts: CheckOptions = {}): Promise<CheckResult> {
+  const log = opts.onProgress ?? (() => {});
+  const found = new Findings();
   const result: CheckResult = {
     ok: false, snapshots_checked: 0, trees_checked: 0, packs_checked: 0, packs_read: 0, blobs_checked: 0, bytes_read: 0,
-    broken_packs: [], unindexed_packs: [], catalog_synced: catalog !== null, errors,
+    broken_packs: [], unindexed_packs: [], catalog_synced: catalog !== null, errors: found.errors,
   };
+  const packs = await checkPacks(repo, catalog ?? opts.compareIndexesWith ?? null, result, found);
+  log(`check: ${packs.indexes.size} packs indexed, ${packs.blobHome.size} blobs`);
+  if (opts.readData || opts.subset) await readSelectedPacks(repo, packs, opts, result, found);
+  const affected = await checkSnapshots(repo, packs, result, found);
+  // The catalog must describe exactly what the repository holds.
+  if (catalog) found.errors.push(...await compareCatalog(repo, catalog));
+  result.broken_packs = brokenPacks(found, affected);
+  result.ok = found.errors.length === 0;
+  return result;
+}
 
-  // 1. Packs and their indexes.
-  const packSizes = new Map<string, number>();
-  for await (const p of repo.listPacks()) packSizes.set(p.id, p.size);
+/** Packs and their indexes: every index loads (and agrees with `cmp`), every indexed pack exists with its recorded size. */
+async function checkPacks(repo: Repository, cmp: Catalog | null, result: CheckResult, found: Findings): Promise<IndexedPacks> {
+  const sizes = new Map<string, number>();
+  for await (const p of repo.listPacks()) sizes.set(p.id, p.size);
   const indexes = new Map<string, PackIndex>();
   const blobHome = new Map<BlobId, BlobHome>();
   for await (const id of repo.listPackIndexes()) {
@@ -199,81 +225,82 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
     try {
       idx = await repo.loadPackIndex(id);
     } catch (e) {
-      errors.push({ path: `index/${id}`, message: `pack index cannot be loaded: ${(e as Error).message}` });
-      markBroken(id, 'pack index unreadable', []);
+      found.errors.push({ path: indexKey(id), message: `pack index cannot be loaded: ${(e as Error).message}` });
+      found.markBroken(id, 'pack index unreadable', []);
       continue;
     }
     indexes.set(id, idx);
-    const cmp = catalog ?? opts.compareIndexesWith;
     const differs = cmp ? compareIndex(cmp, idx) : null;
-    if (differs) errors.push(differs);
+    if (differs) found.errors.push(differs);
     for (const b of idx.blobs) if (!blobHome.has(b.id)) blobHome.set(b.id, { pack: id, offset: b.offset, length: b.length });
   }
   for (const [id, idx] of indexes) {
     result.packs_checked++;
-    const size = packSizes.get(id);
+    const size = sizes.get(id);
     if (size === undefined) {
-      errors.push({ path: `pack ${id}`, message: 'pack file is missing (its index exists)' });
-      markBroken(id, 'pack missing', idx.blobs.map((b) => b.id));
+      found.errors.push({ path: `pack ${id}`, message: 'pack file is missing (its index exists)' });
+      found.markBroken(id, 'pack missing', idx.blobs.map((b) => b.id));
     } else if (size !== idx.size) {
-      errors.push({ path: `pack ${id}`, message: `pack size ${size} differs from the ${idx.size} bytes its index records (truncated or damaged)` });
+      found.errors.push({ path: `pack ${id}`, message: `pack size ${size} differs from the ${idx.size} bytes its index records (truncated or damaged)` });
       // Blobs past the end are certainly lost; the rest is judged by --read-data.
-      markBroken(id, size < idx.size ? 'pack truncated' : 'pack size mismatch', idx.blobs.filter((b) => b.offset + b.length > size).map((b) => b.id));
+      found.markBroken(id, size < idx.size ? 'pack truncated' : 'pack size mismatch', idx.blobs.filter((b) => b.offset + b.length > size).map((b) => b.id));
     }
   }
-  for (const id of packSizes.keys()) if (!indexes.has(id)) result.unindexed_packs.push(id);
-  log(`check: ${indexes.size} packs indexed, ${blobHome.size} blobs`);
+  for (const id of sizes.keys()) if (!indexes.has(id)) result.unindexed_packs.push(id);
+  return { sizes, indexes, blobHome };
+}
 
-  // 2. Read data: every selected pack once, in id order.
-  if (opts.readData || opts.subset) {
-    const day = opts.day ?? Math.floor(Date.now() / 86_400_000);
-    const ids = [...indexes.keys()].filter((id) => packSizes.has(id)).sort();
-    const selected = opts.subset ? ids.filter((id) => inSubset(id, opts.subset!, day)) : ids;
-    let n = 0;
-    for (const id of selected) {
-      await readPackData(repo, indexes.get(id)!, result, errors, markBroken);
-      if (++n % 50 === 0) log(`check: read ${n}/${selected.length} packs`);
-    }
+/** Read data: every selected pack once, in id order. */
+async function readSelectedPacks(repo: Repository, packs: IndexedPacks, opts: CheckOptions, result: CheckResult, found: Findings): Promise<void> {
+  const day = opts.day ?? Math.floor(Date.now() / 86_400_000);
+  const ids = [...packs.indexes.keys()].filter((id) => packs.sizes.has(id)).sort();
+  const selected = opts.subset ? ids.filter((id) => inSubset(id, opts.subset!, day)) : ids;
+  let n = 0;
+  for (const id of selected) {
+    await readPackData(repo, packs.indexes.get(id)!, result, found);
+    if (++n % 50 === 0) opts.onProgress?.(`check: read ${n}/${selected.length} packs`);
   }
+}
 
-  // 3. Snapshots and their trees; attribute every bad or absent blob to snapshot paths.
+/** Snapshots and their trees; every bad or absent blob attributed to snapshot paths, by pack. */
+async function checkSnapshots(repo: Repository, packs: IndexedPacks, result: CheckResult, found: Findings): Promise<Map<string, AffectedPath[]>> {
   const snapIds: string[] = [];
   for await (const id of repo.listSnapshotIds()) snapIds.push(id);
   snapIds.sort();
-  const walker = new TreeWalker(repo, blobHome, broken);
+  const walker = new TreeWalker(repo, packs.blobHome, found.broken);
   const affected = new Map<string, AffectedPath[]>();
   for (const id of snapIds) {
     let snap: StoredSnapshot;
     try {
       snap = await repo.loadSnapshot(id);
     } catch (e) {
-      errors.push({ path: `snapshot ${id}`, message: `snapshot record cannot be loaded: ${(e as Error).message}` });
+      found.errors.push({ path: `snapshot ${id}`, message: `snapshot record cannot be loaded: ${(e as Error).message}` });
       continue;
     }
     result.snapshots_checked++;
-    const hits = await walker.damageBelow(snap.tree, 'dir');
-    for (const h of hits) {
+    for (const h of await walker.damageBelow(snap.tree, 'dir')) {
       const list = affected.get(h.pack) ?? [];
       list.push({ snapshot_id: id, path: display(h.path) });
       affected.set(h.pack, list);
-      errors.push({ path: display(h.path), message: `snapshot ${id.slice(0, 8)}: ${h.message}` });
+      found.errors.push({ path: display(h.path), message: `snapshot ${id.slice(0, 8)}: ${h.message}` });
     }
   }
   result.trees_checked = walker.treesRead;
+  return affected;
+}
 
-  // 4. The catalog must describe exactly what the repository holds.
-  if (catalog) errors.push(...await compareCatalog(repo, catalog));
-
-  if (affected.has('(none)')) markBroken('(none)', 'blobs referenced by snapshots but absent from every pack index', []);
-  for (const [pack, b] of [...broken].sort(([a], [c]) => (a < c ? -1 : 1))) {
+/** The broken packs in pack id order, each with the snapshots and paths it affects. */
+function brokenPacks(found: Findings, affected: Map<string, AffectedPath[]>): BrokenPack[] {
+  if (affected.has('(none)')) found.markBroken('(none)', 'blobs referenced by snapshots but absent from every pack index', []);
+  const out: BrokenPack[] = [];
+  for (const [pack, b] of [...found.broken].sort(([a], [c]) => (a < c ? -1 : 1))) {
     const paths = affected.get(pack) ?? [];
-    result.broken_packs.push({
+    out.push({
       pack, problem: b.problem, bad_blobs: b.badBlobs.size,
       snapshots: [...new Set(paths.map((p) => p.snapshot_id))].sort(), paths,
     });
   }
-  result.ok = errors.length === 0;
-  return result;
+  return out;
 }
 
 /**
@@ -303,38 +330,38 @@ export function compareIndex(catalog: Catalog, idx: PackIndex): CheckError | nul
   }
   if (!diffs.length) return null;
   return {
-    path: `index/${idx.pack}`,
+    path: indexKey(idx.pack),
     message: `pack index differs from the catalog's copy (${blobs} blobs differ; ${diffs.join('; ')}): the index object or the catalog was altered. ` +
       '"snapfill check --read-data" shows which blobs are damaged; then "snapfill catalog rebuild"',
   };
 }
 
-async function readPackData(
-  repo: Repository, idx: PackIndex, result: CheckResult, errors: CheckError[],
-  markBroken: (pack: string, problem: string, blobs: Iterable<BlobId>) => void,
-): Promise<void> {
+/** Reads one pack whole: its SHA-256 must be its id, and every blob in it must verify (through the blob loader). */
+async function readPackData(repo: Repository, idx: PackIndex, result: CheckResult, found: Findings): Promise<void> {
   let bytes: Buffer;
   try {
     bytes = await repo.readPack(idx.pack);
   } catch (e) {
-    errors.push({ path: `pack ${idx.pack}`, message: `pack cannot be read: ${(e as Error).message}` });
-    markBroken(idx.pack, 'pack unreadable', idx.blobs.map((b) => b.id));
+    found.errors.push({ path: `pack ${idx.pack}`, message: `pack cannot be read: ${(e as Error).message}` });
+    found.markBroken(idx.pack, 'pack unreadable', idx.blobs.map((b) => b.id));
     return;
   }
   result.packs_read++;
   result.bytes_read += bytes.length;
   if (createHash('sha256').update(bytes).digest('hex') !== idx.pack) {
-    errors.push({ path: `pack ${idx.pack}`, message: 'pack content does not match its id (SHA-256 mismatch)' });
-    markBroken(idx.pack, 'pack hash mismatch', []);
+    found.errors.push({ path: `pack ${idx.pack}`, message: 'pack content does not match its id (SHA-256 mismatch)' });
+    found.markBroken(idx.pack, 'pack hash mismatch', []);
   }
+  const read = bufferReader(bytes);
   const bad: BlobId[] = [];
   for (const b of idx.blobs) {
     result.blobs_checked++;
-    if (b.offset + b.length > bytes.length || openBlob(bytes.subarray(b.offset, b.offset + b.length), b.id) === null) bad.push(b.id);
+    // One blob per load: the loaded plain bytes are dropped at once (a pack inflates to several times its size).
+    if (loadBlobsFromPackSync(read, [b]).bad.has(b.id)) bad.push(b.id);
   }
   if (bad.length) {
-    errors.push({ path: `pack ${idx.pack}`, message: `${bad.length} of ${idx.blobs.length} blobs are corrupt (content does not match their SHA-256 id)` });
-    markBroken(idx.pack, 'corrupt blobs', bad);
+    found.errors.push({ path: `pack ${idx.pack}`, message: `${bad.length} of ${idx.blobs.length} blobs are corrupt (content does not match their SHA-256 id)` });
+    found.markBroken(idx.pack, 'corrupt blobs', bad);
   }
 }
 

@@ -1,23 +1,28 @@
 import type { Command } from 'commander';
 import { globals, printJson, EXIT, type GlobalOpts } from './output.js';
-import { openSession, type OpenOptions, type Session } from '../api/session.js';
-import { LockBusyError } from '../util/pidlock.js';
-import { RepoLockedError } from '../repo/lock.js';
+import { withSession as withApiSession, LockBusyError, OptionError, RepoLockedError, type OpenOptions, type Session } from '../api/index.js';
 
 export function storeOpts(g: GlobalOpts): OpenOptions {
   return { repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle, objectLockDays: g.objectLockDays };
 }
 
+/** Progress for stderr, unless --quiet. */
+export function progressLog(g: GlobalOpts): ((msg: string) => void) | undefined {
+  return g.quiet ? undefined : (m) => process.stderr.write(m + '\n');
+}
+
 export async function withSession<T>(g: GlobalOpts, extra: Partial<OpenOptions>, fn: (s: Session) => Promise<T>): Promise<T> {
-  const s = await openSession({
-    ...storeOpts(g), ...extra,
-    onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n'),
-  });
-  try {
-    return await fn(s);
-  } finally {
-    await s.close();
-  }
+  return withApiSession({ ...storeOpts(g), ...extra, onProgress: progressLog(g) }, fn);
+}
+
+/** The library names options as a program passes them (`accountsRoot`); the CLI prints the flag (`--accounts-root`). */
+export function flagName(option: string): string {
+  return '--' + option.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** An error's message as the CLI says it: options the library named become flags. */
+export function cliMessage(e: unknown): string {
+  return e instanceof OptionError ? e.messageFor(flagName) : (e as Error).message;
 }
 
 /**
@@ -34,9 +39,11 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
       process.exitCode = code;
     } catch (e) {
       const err = e as Error;
+      const message = cliMessage(e);
+      // Exit 4: another process holds a lock (a run still going, a prune): not a failure of this one.
       const code = e instanceof LockBusyError || e instanceof RepoLockedError ? EXIT.LOCKED : EXIT.FAIL;
-      if (g.json) printJson({ error: err.message, errors: [{ path: '', message: err.message }] });
-      process.stderr.write(`snapfill: ${err.message}\n`);
+      if (g.json) printJson({ error: message, errors: [{ path: '', message }] });
+      process.stderr.write(`snapfill: ${message}\n`);
       if (process.env.SNAPFILL_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
       process.exitCode = code;
     }
@@ -67,4 +74,11 @@ export function positiveNumber(flag: string) {
     if (!(n > 0)) throw new Error(`${flag}: expected a positive number, got "${v}"`);
     return n;
   };
+}
+
+/** Worker thread counts: a whole number 1..64. */
+export function checkThreads(threads: number | undefined): void {
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 64)) {
+    throw new Error('--threads must be an integer between 1 and 64');
+  }
 }

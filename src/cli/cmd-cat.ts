@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT } from './output.js';
-import { resolveSnapshot } from '../catalog/resolve.js';
-import { copyFileContent, FileContentReader, lookupFileForRead } from '../query/filecontent.js';
-import { fromUser, normalizeAbs } from '../util/rawpath.js';
+import { catFile } from '../api/index.js';
 import { endQuietlyOnEpipe } from './stdout.js';
 
 export function register(program: Command): void {
@@ -18,10 +16,7 @@ Examples:
     .action(action(async (g, [ref, file]) => {
       endQuietlyOnEpipe();
       return withSession(g, { readOnly: true }, async (s) => {
-        const snap = resolveSnapshot(s.catalog, ref);
-        const v = lookupFileForRead(s.catalog, snap, normalizeAbs(fromUser(file.startsWith('/') ? file : '/' + file)));
-        // One pass: no blob cache, memory holds one blob at a time.
-        await copyFileContent(new FileContentReader(s.repo, s.catalog, 0), v, process.stdout);
+        await catFile(s, ref, file, process.stdout);
         return EXIT.OK;
       });
     }));

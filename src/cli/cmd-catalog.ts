@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { action, storeOpts } from './action.js';
+import { action, progressLog, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { openSession } from '../api/session.js';
-import { rebuildCatalog, syncCatalog, type SyncReport } from '../catalog/sync.js';
+import { catalogRebuild, catalogSync, type SyncReport } from '../api/index.js';
 
 /**
  * Damage met while importing (refused names, lost directory listings) is named on stderr and
@@ -22,32 +21,21 @@ export function register(program: Command): void {
 Exit codes: 0 rebuilt; 3 rebuilt, but some snapshots have damaged or refused entries (listed on stderr:
 unreadable tree blobs lose their directory's contents, unsafe names are refused); 1 failure.`)
     .action(action(async (g) => {
-      const log = g.quiet ? undefined : (m: string) => process.stderr.write(m + '\n');
-      const s = await openSession({ ...storeOpts(g), noSync: true, onProgress: log });
-      try {
-        s.lockCatalog('catalog rebuild');
-        const started = Date.now();
-        const rep = await rebuildCatalog(s.repo, s.catalog, log);
-        const out = { ...rep, duration_s: (Date.now() - started) / 1000, catalog: s.catalog.file };
+      return withSession(g, { noSync: true }, async (s) => {
+        const out = await catalogRebuild(s, progressLog(g));
         if (g.json) printJson(out);
-        else info(g, `catalog rebuilt: ${rep.snapshots_added} snapshots, ${rep.packs_added} packs in ${out.duration_s.toFixed(1)}s (${s.catalog.file})`);
-        return reportDamage(rep);
-      } finally {
-        await s.close();
-      }
+        else info(g, `catalog rebuilt: ${out.snapshots_added} snapshots, ${out.packs_added} packs in ${out.duration_s.toFixed(1)}s (${out.catalog})`);
+        return reportDamage(out);
+      });
     }));
   cat.command('sync')
     .description('import what the repository has and the catalog lacks (done automatically by most commands)')
     .action(action(async (g) => {
-      const s = await openSession({ ...storeOpts(g), noSync: true });
-      try {
-        s.lockCatalog('catalog sync');
-        const rep = await syncCatalog(s.repo, s.catalog);
+      return withSession(g, { noSync: true }, async (s) => {
+        const rep = await catalogSync(s);
         if (g.json) printJson(rep);
         else info(g, `catalog synced: +${rep.snapshots_added}/-${rep.snapshots_removed} snapshots, +${rep.packs_added}/-${rep.packs_removed} packs`);
         return reportDamage(rep);
-      } finally {
-        await s.close();
-      }
+      });
     }));
 }

@@ -1,10 +1,23 @@
 import type { Command } from 'commander';
-import { action, storeOpts } from './action.js';
-import { EXIT, humanBytes, info, printJson } from './output.js';
-import { openSession } from '../api/session.js';
-import { checkSession, parseSubset } from '../check/check.js';
+import { action, progressLog, withSession } from './action.js';
+import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
+import { check, parseSubset, type CheckResult } from '../api/index.js';
 
 const SHOW = 20;
+
+function printCheck(g: GlobalOpts, result: CheckResult): void {
+  info(g, `${result.snapshots_checked} snapshots, ${result.trees_checked} trees, ${result.packs_checked} packs checked` +
+    (result.packs_read ? `; read ${result.packs_read} packs (${humanBytes(result.bytes_read)}), ${result.blobs_checked} blobs verified` : ''));
+  if (result.unindexed_packs.length) info(g, `${result.unindexed_packs.length} packs without index (left by an interrupted snapshot; prune removes them)`);
+  for (const b of result.broken_packs) {
+    process.stderr.write(`broken pack ${b.pack}: ${b.problem}; ${b.bad_blobs} bad blobs; affects ${b.snapshots.length} snapshots, ${b.paths.length} paths\n`);
+    for (const p of b.paths.slice(0, SHOW)) process.stderr.write(`  ${p.snapshot_id.slice(0, 8)} ${p.path}\n`);
+    if (b.paths.length > SHOW) process.stderr.write(`  ... and ${b.paths.length - SHOW} more (use --json for all)\n`);
+  }
+  for (const e of result.errors.slice(0, SHOW)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+  if (result.errors.length > SHOW) process.stderr.write(`... and ${result.errors.length - SHOW} more errors (use --json for all)\n`);
+  info(g, result.ok ? 'no errors found' : `${result.errors.length} errors found`);
+}
 
 export function register(program: Command): void {
   program.command('check')
@@ -19,30 +32,12 @@ Examples:
 
 Exit codes: 0 no problems, 1 damage found or the check could not run, 4 locked by prune/forget.`)
     .action(action(async (g, [opts]) => {
-      const subset = opts.readDataSubset ? parseSubset(opts.readDataSubset) : undefined;
-      const log = g.quiet ? undefined : (m: string) => process.stderr.write(m + '\n');
+      // Parsed before the repository is opened: bad input fails first.
+      const readDataSubset = opts.readDataSubset ? parseSubset(opts.readDataSubset) : undefined;
       // No automatic sync: a damaged snapshot must not stop the check from reporting it.
-      const s = await openSession({ ...storeOpts(g), noSync: true, onProgress: log });
-      try {
-        const result = await checkSession(s, { readData: opts.readData, subset, onProgress: log });
-        if (g.json) {
-          printJson(result);
-        } else {
-          info(g, `${result.snapshots_checked} snapshots, ${result.trees_checked} trees, ${result.packs_checked} packs checked` +
-            (result.packs_read ? `; read ${result.packs_read} packs (${humanBytes(result.bytes_read)}), ${result.blobs_checked} blobs verified` : ''));
-          if (result.unindexed_packs.length) info(g, `${result.unindexed_packs.length} packs without index (left by an interrupted snapshot; prune removes them)`);
-          for (const b of result.broken_packs) {
-            process.stderr.write(`broken pack ${b.pack}: ${b.problem}; ${b.bad_blobs} bad blobs; affects ${b.snapshots.length} snapshots, ${b.paths.length} paths\n`);
-            for (const p of b.paths.slice(0, SHOW)) process.stderr.write(`  ${p.snapshot_id.slice(0, 8)} ${p.path}\n`);
-            if (b.paths.length > SHOW) process.stderr.write(`  ... and ${b.paths.length - SHOW} more (use --json for all)\n`);
-          }
-          for (const e of result.errors.slice(0, SHOW)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
-          if (result.errors.length > SHOW) process.stderr.write(`... and ${result.errors.length - SHOW} more errors (use --json for all)\n`);
-          info(g, result.ok ? 'no errors found' : `${result.errors.length} errors found`);
-        }
-        return result.ok ? EXIT.OK : EXIT.FAIL;
-      } finally {
-        await s.close();
-      }
+      const result = await withSession(g, { noSync: true }, (s) => check(s, { readData: opts.readData, readDataSubset, onProgress: progressLog(g) }));
+      if (g.json) printJson(result);
+      else printCheck(g, result);
+      return result.ok ? EXIT.OK : EXIT.FAIL;
     }));
 }

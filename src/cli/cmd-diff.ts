@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { resolveSnapshot } from '../catalog/resolve.js';
-import { diffSnapshots } from '../query/diff.js';
+import { diff } from '../api/index.js';
 
 export function register(program: Command): void {
   program.command('diff')
@@ -10,11 +9,10 @@ export function register(program: Command): void {
     .argument('<snap-a>').argument('<snap-b>')
     .action(action(async (g, [a, b]) => {
       await withSession(g, { readOnly: true }, async (s) => {
-        const sa = resolveSnapshot(s.catalog, a);
-        const sb = resolveSnapshot(s.catalog, b);
         const mark = { added: '+', removed: '-', changed: 'M', metadata: 'U' } as const;
-        const res = diffSnapshots(s.catalog, sa, sb, g.json ? undefined : (kind, p) => info(g, `${mark[kind]}  ${p}`));
-        if (g.json) printJson({ snapshot_a: sa.id, snapshot_b: sb.id, ...res });
+        const d = diff(s, a, b, g.json ? undefined : (kind, p) => info(g, `${mark[kind]}  ${p}`));
+        const res = d.result;
+        if (g.json) printJson({ snapshot_a: d.a.id, snapshot_b: d.b.id, ...res });
         else info(g, `\n${res.counts.added} added, ${res.counts.removed} removed, ${res.counts.changed} changed, ${res.counts.metadata} metadata-only`);
       });
     }));

@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT } from './output.js';
-import { resolveSnapshot } from '../catalog/resolve.js';
-import { dumpTar } from '../dump/tar.js';
-import { fromUser, normalizeAbs } from '../util/rawpath.js';
+import { dumpSubtree } from '../api/index.js';
 import { endQuietlyOnEpipe } from './stdout.js';
 
 export function register(program: Command): void {
@@ -22,8 +20,7 @@ Exit codes: 0 archive complete, 3 archive written but some entries were left out
       if (process.stdout.isTTY) throw new Error('refusing to write a tar archive to a terminal: redirect stdout to a file or pipe');
       endQuietlyOnEpipe();
       return withSession(g, { readOnly: true }, async (s) => {
-        const snap = resolveSnapshot(s.catalog, ref);
-        const r = await dumpTar(s.repo, s.catalog, snap, normalizeAbs(fromUser(p.startsWith('/') ? p : '/' + p)), process.stdout);
+        const r = await dumpSubtree(s, ref, p, process.stdout);
         for (const e of r.errors) process.stderr.write(`snapfill dump: ${e.path}: ${e.message}\n`);
         // stdout is the archive: the summary (JSON with --json) goes to stderr.
         if (g.json) process.stderr.write(JSON.stringify(r) + '\n');

@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { action, collect, withSession } from './action.js';
-import { humanBytes, info, printJson } from './output.js';
-import { forget, pruneSession } from '../maintain/forget.js';
-import { DEFAULT_POLICY, formatDuration, parseDuration, policyIsEmpty, type RetentionPolicy } from '../maintain/policy.js';
-import { configPath, loadRetention } from '../config/config.js';
-import type { PruneReport } from '../maintain/prune.js';
+import { action, collect, progressLog, withSession } from './action.js';
+import { humanBytes, info, printJson, type GlobalOpts } from './output.js';
+import { choosePolicy, describePolicy, forgetSnapshots, parseDuration, type ChosenPolicy, type PruneReport, type RetentionPolicy } from '../api/index.js';
 
 function count(flag: string) {
   return (v: string) => {
@@ -19,19 +16,28 @@ export function parseThreshold(v: string): number {
   return n;
 }
 
-export function describePolicy(p: RetentionPolicy): string {
-  const parts: string[] = [];
-  if (p.withinMs) parts.push(`all within ${formatDuration(p.withinMs)}`);
-  for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) if (p[k]) parts.push(`${p[k]} ${k}`);
-  if (p.tags?.length) parts.push(`tags ${p.tags.join(',')}`);
-  return parts.join(', ');
-}
-
 export function printPruneReport(g: { quiet?: boolean; json?: boolean }, r: PruneReport): void {
   info(g, `${r.dry_run ? 'would free' : 'freed'} ${humanBytes(Math.max(0, r.bytes_freed))}: ${r.packs_deleted} unused packs deleted, ` +
     `${r.packs_repacked} repacked into ${r.packs_written} new, ${r.orphan_packs_deleted} orphan packs removed ` +
     `(${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)} -> ${humanBytes(r.bytes_after)})`);
   if (r.retained_skipped.length) info(g, `${r.retained_skipped.length} packs are still under object-lock retention and were kept`);
+}
+
+function policySource(c: ChosenPolicy): string {
+  return c.from === 'options' ? 'the command line' : c.from === 'config' ? `config ${c.file}` : 'the default policy';
+}
+
+type ForgetOutcome = Awaited<ReturnType<typeof forgetSnapshots>>;
+
+function printForget(g: GlobalOpts, result: ForgetOutcome): void {
+  for (const grp of result.groups) {
+    info(g, `host ${grp.host}, paths ${grp.paths.join(' ')}: keep ${grp.keep.length}, ${result.dry_run ? 'would remove' : 'remove'} ${grp.remove.length}`);
+    for (const k of grp.keep) info(g, `  keep   ${k.id.slice(0, 8)}  ${k.time}  ${k.reasons.join('; ')}`);
+    for (const r of grp.remove) info(g, `  ${result.dry_run ? 'would remove' : 'remove'} ${r.id.slice(0, 8)}  ${r.time}  ${r.reasons.join('; ')}`);
+  }
+  info(g, `${result.dry_run ? 'dry run: would remove' : 'removed'} ${result.removed.length} snapshots, kept ${result.kept}` +
+    (result.retained.length ? `; ${result.retained.length} kept because of object-lock retention` : ''));
+  if (result.prune) printPruneReport(g, result.prune);
 }
 
 export function register(program: Command): void {
@@ -58,37 +64,17 @@ Examples:
   snapfill forget --dry-run
   snapfill forget --keep-within 7d --keep-weekly 4 --keep-monthly 6 --prune`)
     .action(action(async (g, [opts]) => {
-      let policy: RetentionPolicy = {
+      const given: RetentionPolicy = {
         last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly,
         yearly: opts.keepYearly, withinMs: opts.keepWithin ? parseDuration(opts.keepWithin) : undefined,
         tags: opts.keepTag.length ? opts.keepTag : undefined,
       };
-      let source = 'the command line';
-      if (policyIsEmpty(policy)) {
-        const cfgFile = (g as { config?: string }).config ?? process.env.SNAPFILL_CONFIG;
-        if (cfgFile) {
-          policy = loadRetention(configPath(cfgFile));
-          source = `config ${cfgFile}`;
-        } else {
-          policy = { ...DEFAULT_POLICY };
-          source = 'the default policy';
-        }
-      }
-      info(g, `policy (${source}): ${describePolicy(policy)}`);
-      const result = await withSession(g, {}, async (s) => {
-        const f = await forget(s, { policy, dryRun: opts.dryRun, host: opts.host, onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n') });
-        let pr: PruneReport | null = null;
-        if (opts.prune && !opts.dryRun) pr = await pruneSession(s, { repackThreshold: opts.repackThreshold, onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n') });
-        return { ...f, prune: pr };
-      });
+      const chosen = choosePolicy(given, g.config);
+      info(g, `policy (${policySource(chosen)}): ${describePolicy(chosen.policy)}`);
+      const result = await withSession(g, {}, (s) => forgetSnapshots(s, {
+        policy: chosen.policy, dryRun: opts.dryRun, host: opts.host, prune: opts.prune, repackThreshold: opts.repackThreshold, onProgress: progressLog(g),
+      }));
       if (g.json) { printJson(result); return; }
-      for (const grp of result.groups) {
-        info(g, `host ${grp.host}, paths ${grp.paths.join(' ')}: keep ${grp.keep.length}, ${result.dry_run ? 'would remove' : 'remove'} ${grp.remove.length}`);
-        for (const k of grp.keep) info(g, `  keep   ${k.id.slice(0, 8)}  ${k.time}  ${k.reasons.join('; ')}`);
-        for (const r of grp.remove) info(g, `  ${result.dry_run ? 'would remove' : 'remove'} ${r.id.slice(0, 8)}  ${r.time}  ${r.reasons.join('; ')}`);
-      }
-      info(g, `${result.dry_run ? 'dry run: would remove' : 'removed'} ${result.removed.length} snapshots, kept ${result.kept}` +
-        (result.retained.length ? `; ${result.retained.length} kept because of object-lock retention` : ''));
-      if (result.prune) printPruneReport(g, result.prune);
+      printForget(g, result);
     }));
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { info, printJson } from './output.js';
-import { initRepository } from '../api/session.js';
+import { initRepository } from '../api/index.js';
 
 export function register(program: Command): void {
   program.command('init')

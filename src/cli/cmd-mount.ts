@@ -1,7 +1,32 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
-import { EXIT, info, printJson } from './output.js';
-import { loadFuse, mountSnapshots, unmountHint } from '../mount/fuse.js';
+import { EXIT, info, printJson, type GlobalOpts } from './output.js';
+import { checkMountAvailable, mount, unmountHint, type MountHandle } from '../api/index.js';
+
+/** Stays mounted until SIGINT or SIGTERM, then unmounts. */
+async function serveUntilSignal(g: GlobalOpts, handle: MountHandle): Promise<number> {
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      info(g, `${sig}: unmounting ${handle.mountpoint}`);
+      resolve();
+    };
+    const onInt = () => stop('SIGINT');
+    const onTerm = () => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+  try {
+    await handle.unmount();
+  } catch (e) {
+    // fuse-native's thread may still hold the event loop: say why and leave for sure.
+    process.stderr.write(`snapfill: ${(e as Error).message}\n`);
+    process.exit(EXIT.FAIL);
+  }
+  info(g, `unmounted ${handle.mountpoint}`);
+  return EXIT.OK;
+}
 
 export function register(program: Command): void {
   program.command('mount')
@@ -24,38 +49,18 @@ Examples:
   snapfill mount /mnt/snapfill &
   cp -a /mnt/snapfill/accounts/alice/2026-11-20T030000Z/. /home/alice/`)
     .action(action(async (g, [mountpoint, opts]) => {
-      loadFuse(); // fail with the reason before touching the repository
+      checkMountAvailable(); // fail with the reason before touching the repository
       const cacheMb = Number(opts.cacheMb);
       if (!Number.isFinite(cacheMb) || cacheMb < 0) throw new Error(`--cache-mb: "${opts.cacheMb}" is not a number of MiB`);
       return withSession(g, { readOnly: true }, async (s) => {
-        const handle = await mountSnapshots(s, {
+        const { handle, snapshots } = await mount(s, {
           mountpoint, accountsRoot: opts.accountsRoot, allowOther: opts.allowOther, cacheBytes: cacheMb * 1024 * 1024,
           onLog: (m) => process.stderr.write(`snapfill mount: ${m}\n`),
         });
         if (g.json) printJson({ mountpoint: handle.mountpoint, mounted: true });
-        info(g, `mounted ${s.catalog.listSnapshots().length} snapshot(s) at ${handle.mountpoint}; Ctrl-C to unmount ` +
+        info(g, `mounted ${snapshots} snapshot(s) at ${handle.mountpoint}; Ctrl-C to unmount ` +
           `(if this process is killed, run ${unmountHint(handle.mountpoint)})`);
-        await new Promise<void>((resolve) => {
-          const stop = (sig: string) => {
-            process.off('SIGINT', onInt);
-            process.off('SIGTERM', onTerm);
-            info(g, `${sig}: unmounting ${handle.mountpoint}`);
-            resolve();
-          };
-          const onInt = () => stop('SIGINT');
-          const onTerm = () => stop('SIGTERM');
-          process.on('SIGINT', onInt);
-          process.on('SIGTERM', onTerm);
-        });
-        try {
-          await handle.unmount();
-        } catch (e) {
-          // fuse-native's thread may still hold the event loop: say why and leave for sure.
-          process.stderr.write(`snapfill: ${(e as Error).message}\n`);
-          process.exit(EXIT.FAIL);
-        }
-        info(g, `unmounted ${handle.mountpoint}`);
-        return EXIT.OK;
+        return serveUntilSignal(g, handle);
       });
     }));
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { action, withSession } from './action.js';
+import { action, progressLog, withSession } from './action.js';
 import { printJson } from './output.js';
-import { pruneSession } from '../maintain/forget.js';
+import { pruneRepository } from '../api/index.js';
 import { parseThreshold, printPruneReport } from './cmd-forget.js';
 
 export function register(program: Command): void {
@@ -13,8 +13,8 @@ export function register(program: Command): void {
 Takes the exclusive repository lock: it waits for no one and fails at once (exit 4) while a
 snapshot, restore or check runs. Safe to interrupt: run it again to finish.`)
     .action(action(async (g, [opts]) => {
-      const r = await withSession(g, {}, (s) => pruneSession(s, {
-        repackThreshold: opts.repackThreshold, dryRun: opts.dryRun, onProgress: g.quiet ? undefined : (m) => process.stderr.write(m + '\n'),
+      const r = await withSession(g, {}, (s) => pruneRepository(s, {
+        repackThreshold: opts.repackThreshold, dryRun: opts.dryRun, onProgress: progressLog(g),
       }));
       if (g.json) printJson(r);
       else printPruneReport(g, r);

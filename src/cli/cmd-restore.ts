@@ -1,9 +1,27 @@
-import type { Command } from 'commander';
-import { action, collect, withSession } from './action.js';
-import { EXIT, humanBytes, info, printJson } from './output.js';
+import { Option, type Command } from 'commander';
+import { action, checkThreads, collect, withSession } from './action.js';
+import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
 import { Progress, eta, rate } from './progress.js';
-import { resolveSnapshot } from '../catalog/resolve.js';
-import { restore, type RestoreMode } from '../restore/restorer.js';
+import { restoreSnapshot, type RestoreMode, type RestoreProgress, type RestoreResult } from '../api/index.js';
+
+function progressLine(p: RestoreProgress, t: number): string {
+  return p.phase === 'plan'
+    ? `comparing: ${p.entries} entries checked (${rate(p.entries, t)}/s)`
+    : `${p.phase}: ${p.files}/${p.plannedFiles} files, ${humanBytes(p.bytes)}/${humanBytes(p.plannedBytes)} (${rate(p.files, t)} files/s, ${rate(p.bytes / 1048576, t)} MB/s), ETA ${eta(p.bytes, p.plannedBytes, t)}`;
+}
+
+function printRestore(g: GlobalOpts, res: RestoreResult): void {
+  const verb = res.dry_run ? 'would restore' : 'restored';
+  info(g, `${res.dry_run ? 'plan for' : 'restore of'} snapshot ${res.snapshot_id.slice(0, 8)} (mode ${res.mode}) into ${res.target}:`);
+  for (const [k, v] of Object.entries(res.planned).sort()) info(g, `  ${k.padEnd(22)} ${String(v.count).padStart(9)}${v.bytes ? '  ' + humanBytes(v.bytes) : ''}`);
+  info(g, `${verb} ${res.files_restored} files (${humanBytes(res.bytes_written)} written), ${res.dirs_created} dirs created, ${res.metadata_fixed} metadata fixed, ${res.files_skipped} skipped, ${res.deleted} deleted in ${res.duration_s.toFixed(1)}s`);
+  if (res.skipped_newer.length) {
+    info(g, `${res.skipped_newer.length} files modified after the snapshot were left alone (use --overwrite-newer to replace them):`);
+    for (const p of res.skipped_newer.slice(0, 10)) info(g, `  ${p}`);
+  }
+  for (const e of res.errors.slice(0, 50)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+  if (res.errors.length > 50) process.stderr.write(`... and ${res.errors.length - 50} more errors (use --json for all)\n`);
+}
 
 export function register(program: Command): void {
   program.command('restore')
@@ -22,6 +40,8 @@ export function register(program: Command): void {
     .option('-n, --dry-run', 'print the plan (counts and bytes per action; with --json every path) and change nothing')
     .option('--threads <n>', 'worker threads (default: 2-4 by CPU count)', (v) => Number.parseInt(v, 10))
     .option('--host <name>', 'with "latest": the newest snapshot of this host')
+    // Hidden: how content is read (default: direct for a local repository, planned for a remote one).
+    .addOption(new Option('--strategy <strategy>', 'direct | planned').choices(['direct', 'planned']).hideHelp())
     .addHelpText('after', `
 Modes:
   missing   (default) restore entries that do not exist; existing ones are not touched at all
@@ -38,37 +58,17 @@ Examples:
 
 Exit codes: 0 success, 3 finished but some paths failed (listed), 1 failure.`)
     .action(action(async (g, [ref, paths, opts]) => {
-      const mode = opts.mode as RestoreMode;
-      if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 64)) {
-        throw new Error('--threads must be an integer between 1 and 64');
-      }
+      checkThreads(opts.threads);
       const progress = new Progress({ quiet: g.quiet });
-      const res = await withSession(g, { readOnly: true }, async (s) => {
-        const snap = resolveSnapshot(s.catalog, ref, { host: opts.host });
-        const run = () => restore(s, {
-          snapshot: snap, paths, target: opts.target, mode, include: opts.include, exclude: opts.exclude,
-          account: opts.account, accountsRoot: opts.accountsRoot, ownerByName: opts.ownerByName, delete: opts.delete,
-          dryRun: opts.dryRun, overwriteNewer: opts.overwriteNewer, threads: opts.threads,
-          onProgress: (p) => progress.update((t) => p.phase === 'plan'
-            ? `comparing: ${p.entries} entries checked (${rate(p.entries, t)}/s)`
-            : `${p.phase}: ${p.files}/${p.plannedFiles} files, ${humanBytes(p.bytes)}/${humanBytes(p.plannedBytes)} (${rate(p.files, t)} files/s, ${rate(p.bytes / 1048576, t)} MB/s), ETA ${eta(p.bytes, p.plannedBytes, t)}`),
-        });
-        return opts.dryRun ? run() : s.withRepoLock('restore', false, run);
-      });
+      const res = await withSession(g, { readOnly: true }, (s) => restoreSnapshot(s, {
+        snapshot: ref, host: opts.host, paths, target: opts.target, mode: opts.mode as RestoreMode, include: opts.include, exclude: opts.exclude,
+        account: opts.account, accountsRoot: opts.accountsRoot, ownerByName: opts.ownerByName, delete: opts.delete,
+        dryRun: opts.dryRun, overwriteNewer: opts.overwriteNewer, threads: opts.threads, strategy: opts.strategy,
+        onProgress: (p) => progress.update((t) => progressLine(p, t)),
+      }));
       progress.done();
       if (g.json) printJson(res);
-      else {
-        const verb = res.dry_run ? 'would restore' : 'restored';
-        info(g, `${res.dry_run ? 'plan for' : 'restore of'} snapshot ${res.snapshot_id.slice(0, 8)} (mode ${res.mode}) into ${res.target}:`);
-        for (const [k, v] of Object.entries(res.planned).sort()) info(g, `  ${k.padEnd(22)} ${String(v.count).padStart(9)}${v.bytes ? '  ' + humanBytes(v.bytes) : ''}`);
-        info(g, `${verb} ${res.files_restored} files (${humanBytes(res.bytes_written)} written), ${res.dirs_created} dirs created, ${res.metadata_fixed} metadata fixed, ${res.files_skipped} skipped, ${res.deleted} deleted in ${res.duration_s.toFixed(1)}s`);
-        if (res.skipped_newer.length) {
-          info(g, `${res.skipped_newer.length} files modified after the snapshot were left alone (use --overwrite-newer to replace them):`);
-          for (const p of res.skipped_newer.slice(0, 10)) info(g, `  ${p}`);
-        }
-        for (const e of res.errors.slice(0, 50)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
-        if (res.errors.length > 50) process.stderr.write(`... and ${res.errors.length - 50} more errors (use --json for all)\n`);
-      }
+      else printRestore(g, res);
       return res.errors.length ? EXIT.PARTIAL : EXIT.OK;
     }));
 }

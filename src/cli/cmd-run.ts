@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
 import { action, positiveNumber } from './action.js';
 import { EXIT, printJson } from './output.js';
-import { configPath, loadConfig } from '../config/config.js';
-import { runJob, summaryLine } from '../api/run.js';
-import { reexecAtIdlePriority, type ThrottleSettings } from '../util/throttle.js';
-
+import { configPath, loadConfig, reexecAtIdlePriority, runJob, summaryLine, type ThrottleSettings } from '../api/index.js';
 
 export function register(program: Command): void {
   program.command('run')
@@ -23,7 +20,7 @@ Exit codes: 0 success, 3 snapshot saved but some paths or a post-hook failed,
     .action(action(async (g, [opts]) => {
       if (opts.ioPriority && !['idle', 'normal'].includes(opts.ioPriority)) throw new Error(`--io-priority: expected idle or normal, got "${opts.ioPriority}"`);
       const throttle: ThrottleSettings = { limitReadMBps: opts.limitRead, limitUploadMBps: opts.limitUpload, maxLoad: opts.maxLoad, ioPriority: opts.ioPriority };
-      const cfg = loadConfig(configPath((g as { config?: string }).config), {
+      const cfg = loadConfig(configPath(g.config), {
         repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle, throttle,
       });
       const say = (m: string) => { if (!g.quiet) process.stderr.write(m + '\n'); };

@@ -1,10 +1,7 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
 import { action, collect } from './action.js';
 import { info, printJson } from './output.js';
-import { configPath, loadConfig } from '../config/config.js';
-import { detectInit, installSchedule, removeSchedule, renderSchedule, showSchedule, type InitSystem, type ScheduleSpec } from '../api/schedule.js';
+import { detectInit, installSchedule, removeSchedule, renderSchedule, scheduleSpecFromConfig, showSchedule, type InitSystem, type ScheduleSpec } from '../api/index.js';
 
 function initOf(v: string | undefined, root: string): InitSystem {
   if (v === undefined || v === 'auto') return detectInit(root);
@@ -13,19 +10,13 @@ function initOf(v: string | undefined, root: string): InitSystem {
 }
 
 function specFrom(g: { config?: string }, opts: { time: string[]; randomizedDelay?: string; name: string }): ScheduleSpec {
-  // The timer runs without this shell's environment: the config file alone must be complete,
-  // so it is validated with an empty environment (no SNAPFILL_REPO to lean on).
-  const cfg = loadConfig(path.resolve(configPath(g.config)), {}, {});
-  const file = fs.realpathSync(cfg.file);
-  let delay = cfg.schedule.randomizedDelayMinutes;
+  let randomizedDelayMinutes: number | undefined;
   if (opts.randomizedDelay !== undefined) {
-    delay = Number(opts.randomizedDelay);
-    if (!(delay >= 0)) throw new Error(`--randomized-delay: expected minutes >= 0, got "${opts.randomizedDelay}"`);
+    randomizedDelayMinutes = Number(opts.randomizedDelay);
+    if (!(randomizedDelayMinutes >= 0)) throw new Error(`--randomized-delay: expected minutes >= 0, got "${opts.randomizedDelay}"`);
   }
-  return {
-    times: opts.time.length ? opts.time : cfg.schedule.times, randomizedDelayMinutes: delay, persistent: cfg.schedule.persistent,
-    configFile: file, nodePath: process.execPath, binPath: fs.realpathSync(process.argv[1]), name: opts.name,
-  };
+  // The job runs this very executable, by its absolute path.
+  return scheduleSpecFromConfig({ configFile: g.config, times: opts.time, randomizedDelayMinutes, name: opts.name, binPath: process.argv[1] });
 }
 
 export function register(program: Command): void {
@@ -41,7 +32,7 @@ export function register(program: Command): void {
     .option('--no-enable', 'write the files but do not run systemctl')
     .option('--print', 'print the files instead of writing them')
     .action(action(async (g, [opts]) => {
-      const spec = specFrom(g as { config?: string }, opts);
+      const spec = specFrom(g, opts);
       const kind = initOf(opts.init, opts.root);
       if (opts.print) {
         const r = renderSchedule(kind, spec);

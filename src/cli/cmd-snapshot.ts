@@ -1,11 +1,16 @@
 import type { Command } from 'commander';
-import { action, collect, positiveNumber, withSession } from './action.js';
-import { EXIT, humanBytes, info, printJson } from './output.js';
+import { action, collect, positiveNumber, progressLog, withSession } from './action.js';
+import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
 import { Progress, rate } from './progress.js';
-import { Snapshotter } from '../snapshot/snapshotter.js';
-import { syncCatalog } from '../catalog/sync.js';
-import { reexecAtIdlePriority, throttleHooks } from '../util/throttle.js';
-import { display } from '../util/rawpath.js';
+import { display, reexecAtIdlePriority, takeSnapshot, throttleHooks, type SnapshotResult } from '../api/index.js';
+
+function printSnapshot(g: GlobalOpts, result: SnapshotResult): void {
+  info(g, `snapshot ${result.snapshot_id.slice(0, 8)} saved${result.parent ? ` (parent ${result.parent.slice(0, 8)})` : ''}`);
+  info(g, `files: ${result.files_total} total, ${result.files_new} new, ${result.files_changed} changed, ${result.files_unchanged} unchanged; ${result.dirs} dirs`);
+  info(g, `read ${humanBytes(result.bytes_read)}, added ${humanBytes(result.bytes_added)} to the repository in ${result.duration_s.toFixed(1)}s`);
+  for (const e of result.errors.slice(0, 20)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+  if (result.errors.length > 20) process.stderr.write(`... and ${result.errors.length - 20} more errors (use --json for all)\n`);
+}
 
 export function register(program: Command): void {
   program.command('snapshot')
@@ -41,29 +46,17 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
       }
       const throttle = throttleHooks({ limitReadMBps: opts.limitRead, limitUploadMBps: opts.limitUpload, maxLoad: opts.maxLoad }, say);
       const progress = new Progress({ quiet: g.quiet });
-      const result = await withSession(g, { create: true, noSync: true }, async (s) => { // synced once, under the lock below
-        s.lockCatalog('snapshot');
-        return s.withRepoLock('snapshot', false, async () => {
-          // Re-read the repository under the lock: a prune that finished in between may have
-          // moved blobs, and dedup must only trust blobs that still exist.
-          await syncCatalog(s.repo, s.catalog);
-          return new Snapshotter(s.repo, s.catalog, {
-          paths, excludes: opts.exclude, tags: opts.tag, time, host: opts.host, oneFileSystem: opts.oneFileSystem,
-          onRead: throttle.onRead, onUpload: throttle.onUpload,
-          onProgress: (p) => progress.update((t) =>
-            `${p.files} files, ${humanBytes(p.bytesRead)} read (${rate(p.bytesRead / 1048576, t)} MB/s), ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`),
-        }).run();
-        });
-      });
+      // No sync at open: takeSnapshot syncs once, under the repository lock.
+      const result = await withSession(g, { create: true, noSync: true }, (s) => takeSnapshot(s, {
+        onLog: progressLog(g),
+        paths, excludes: opts.exclude, tags: opts.tag, time, host: opts.host, oneFileSystem: opts.oneFileSystem,
+        onRead: throttle.onRead, onUpload: throttle.onUpload,
+        onProgress: (p) => progress.update((t) =>
+          `${p.files} files, ${humanBytes(p.bytesRead)} read (${rate(p.bytesRead / 1048576, t)} MB/s), ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`),
+      }));
       progress.done();
       if (g.json) printJson(result);
-      else {
-        info(g, `snapshot ${result.snapshot_id.slice(0, 8)} saved${result.parent ? ` (parent ${result.parent.slice(0, 8)})` : ''}`);
-        info(g, `files: ${result.files_total} total, ${result.files_new} new, ${result.files_changed} changed, ${result.files_unchanged} unchanged; ${result.dirs} dirs`);
-        info(g, `read ${humanBytes(result.bytes_read)}, added ${humanBytes(result.bytes_added)} to the repository in ${result.duration_s.toFixed(1)}s`);
-        for (const e of result.errors.slice(0, 20)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
-        if (result.errors.length > 20) process.stderr.write(`... and ${result.errors.length - 20} more errors (use --json for all)\n`);
-      }
+      else printSnapshot(g, result);
       return result.errors.length ? EXIT.PARTIAL : EXIT.OK;
     }));
 }

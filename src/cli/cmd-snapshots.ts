@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { display } from '../util/rawpath.js';
+import { display, listSnapshots } from '../api/index.js';
 
 export function register(program: Command): void {
   program.command('snapshots')
@@ -10,9 +10,7 @@ export function register(program: Command): void {
     .option('--tag <tag>', 'only snapshots with this tag')
     .option('--path <path>', 'only snapshots that include this source path')
     .action(action(async (g, [opts]) => {
-      const rows = await withSession(g, { readOnly: true }, async (s) => s.catalog.listSnapshots());
-      const list = rows.filter((r) => (!opts.host || r.host === opts.host) && (!opts.tag || r.tags.includes(opts.tag)) &&
-        (!opts.path || r.paths.map(display).includes(opts.path)));
+      const list = await withSession(g, { readOnly: true }, async (s) => listSnapshots(s, { host: opts.host, tag: opts.tag, path: opts.path }));
       if (g.json) {
         printJson({
           snapshots: list.map((r) => ({

@@ -1,12 +1,26 @@
 import type { Command } from 'commander';
-import * as path from 'node:path';
-import { action, withSession } from './action.js';
-import { EXIT, info, printJson } from './output.js';
-import { resolveSnapshot } from '../catalog/resolve.js';
-import { verifySnapshot } from '../verify/verify.js';
-import { fromUser, normalizeAbs } from '../util/rawpath.js';
+import { action, checkThreads, withSession } from './action.js';
+import { EXIT, info, printJson, type GlobalOpts } from './output.js';
+import { verify, type VerifyResult } from '../api/index.js';
 
 const SHOW = 10;
+
+function printVerify(g: GlobalOpts, result: VerifyResult, show: number): void {
+  info(g, `verified ${result.checked} entries of snapshot ${result.snapshot_id.slice(0, 8)}: ${result.missing} missing, ` +
+    `${result.changed} changed, ${result.metadata_mismatch} metadata mismatches, ${result.extra} extra`);
+  const list = (title: string, items: string[]) => {
+    if (!items.length) return;
+    info(g, `${title}:`);
+    for (const x of items.slice(0, show)) info(g, `  ${x}`);
+    if (items.length > show) info(g, `  ... and ${items.length - show} more (use --json for all)`);
+  };
+  list('missing', result.missing_paths);
+  list('changed', result.changed_paths.map((c) => `${c.path}  (${c.reason})`));
+  list('metadata mismatch', result.metadata_mismatch_paths.map((m) => `${m.path}  (${m.fields.join(', ')})`));
+  list('extra (not in the snapshot)', result.extra_paths);
+  for (const e of result.errors.slice(0, show)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+  if (result.ok) info(g, 'the tree matches the snapshot');
+}
 
 export function register(program: Command): void {
   program.command('verify')
@@ -26,33 +40,12 @@ Examples:
 Exit codes: 0 the tree matches the snapshot, 3 differences found (see the lists), 1 failure.`)
     .action(action(async (g, [ref, paths, opts]) => {
       const show = Math.max(0, Number(opts.show) || 0);
-      if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 64)) {
-        throw new Error('--threads must be an integer between 1 and 64');
-      }
-      const target = opts.target ? fromUser(path.resolve(opts.target)) : undefined;
-      const result = await withSession(g, { readOnly: true }, async (s) => {
-        const snap = resolveSnapshot(s.catalog, ref);
-        return verifySnapshot(s.catalog, snap, {
-          paths: (paths as string[]).map((p) => normalizeAbs(fromUser(p))), target, checksum: !!opts.checksum, threads: opts.threads,
-        });
-      });
+      checkThreads(opts.threads);
+      const result = await withSession(g, { readOnly: true }, (s) => verify(s, {
+        snapshot: ref, paths, target: opts.target, checksum: !!opts.checksum, threads: opts.threads,
+      }));
       if (g.json) printJson(result);
-      else {
-        info(g, `verified ${result.checked} entries of snapshot ${result.snapshot_id.slice(0, 8)}: ${result.missing} missing, ` +
-          `${result.changed} changed, ${result.metadata_mismatch} metadata mismatches, ${result.extra} extra`);
-        const list = (title: string, items: string[]) => {
-          if (!items.length) return;
-          info(g, `${title}:`);
-          for (const x of items.slice(0, show)) info(g, `  ${x}`);
-          if (items.length > show) info(g, `  ... and ${items.length - show} more (use --json for all)`);
-        };
-        list('missing', result.missing_paths);
-        list('changed', result.changed_paths.map((c) => `${c.path}  (${c.reason})`));
-        list('metadata mismatch', result.metadata_mismatch_paths.map((m) => `${m.path}  (${m.fields.join(', ')})`));
-        list('extra (not in the snapshot)', result.extra_paths);
-        for (const e of result.errors.slice(0, show)) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
-        if (result.ok) info(g, 'the tree matches the snapshot');
-      }
+      else printVerify(g, result, show);
       if (result.errors.length && !(result.missing + result.changed + result.metadata_mismatch + result.extra)) return EXIT.FAIL;
       return result.ok ? EXIT.OK : EXIT.PARTIAL;
     }));

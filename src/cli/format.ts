@@ -1,5 +1,4 @@
-import type { VersionRow } from '../catalog/catalog.js';
-import { display } from '../util/rawpath.js';
+import { display, type VersionRow } from '../api/index.js';
 
 const TYPE_CHAR: Record<string, string> = { file: '-', hardlink: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's' };
 

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 export interface GlobalOpts {
   repo?: string;
   catalog?: string;
+  /** The config file (run, schedule, forget). */
+  config?: string;
   json?: boolean;
   quiet?: boolean;
   s3Endpoint?: string;
@@ -12,7 +14,7 @@ export interface GlobalOpts {
 }
 
 export function globals(cmd: Command): GlobalOpts {
-  return cmd.optsWithGlobals() as GlobalOpts;
+  return cmd.optsWithGlobals<GlobalOpts>();
 }
 
 /** Exit codes: 0 ok, 1 failure, 3 finished but some paths had errors, 4 another run holds the lock. */

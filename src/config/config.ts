@@ -31,6 +31,38 @@ export interface Config {
   lockFile: string;
 }
 
+/** The config file as written (snake_case JSON), after CONFIG_SPEC validated it: only these keys, with these types. */
+export interface ConfigFile {
+  repository?: string;
+  s3?: { endpoint?: string; region?: string; path_style?: boolean };
+  credentials?: { env_file?: string; profile?: string };
+  catalog?: string;
+  sources: string[];
+  excludes?: string[];
+  accounts_root?: string;
+  host?: string;
+  tags?: string[];
+  one_file_system?: boolean;
+  retention?: ConfigFileRetention;
+  prune?: { enabled?: boolean; every_hours?: number; repack_threshold?: number };
+  throttle?: { limit_read_mbps?: number; limit_upload_mbps?: number; max_load?: number; io_priority?: 'idle' | 'normal' };
+  hooks?: { pre?: string[]; post?: string[]; on_pre_failure?: 'abort' | 'continue'; timeout_minutes?: number };
+  schedule?: { times?: string[]; randomized_delay_minutes?: number; persistent?: boolean };
+  monitoring?: { prometheus_textfile?: string; json_log?: string };
+  lock_file?: string;
+}
+
+interface ConfigFileRetention {
+  keep_last?: number;
+  keep_hourly?: number;
+  keep_daily?: number;
+  keep_weekly?: number;
+  keep_monthly?: number;
+  keep_yearly?: number;
+  keep_within?: string;
+  keep_tags?: string[];
+}
+
 export class ConfigError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
     super(`config ${file} is invalid; fix these and run again:\n  - ${problems.join('\n  - ')}`);
@@ -94,7 +126,7 @@ export function configPath(flag?: string): string {
 }
 
 /** Reads and validates; any problem throws ConfigError before anything is changed. */
-export function readConfigFile(file: string): Record<string, any> {
+export function readConfigFile(file: string): ConfigFile {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -117,7 +149,7 @@ export function readConfigFile(file: string): Record<string, any> {
   }
   const problems: string[] = [];
   validate(raw, CONFIG_SPEC, '', problems);
-  const r = raw as Record<string, any>;
+  const r = raw as ConfigFile;
   if (!problems.length && r.retention && policyIsEmpty(retentionFrom(r.retention))) {
     problems.push('retention: has no keep rule, which would keep nothing; give e.g. "keep_within": "7d", "keep_weekly": 4 (or leave "retention" out for that default)');
   }
@@ -131,7 +163,7 @@ export function loadRetention(file: string): RetentionPolicy {
   return r.retention ? retentionFrom(r.retention) : { ...DEFAULT_POLICY };
 }
 
-function retentionFrom(r: Record<string, any>): RetentionPolicy {
+function retentionFrom(r: ConfigFileRetention): RetentionPolicy {
   return {
     last: r.keep_last, hourly: r.keep_hourly, daily: r.keep_daily, weekly: r.keep_weekly, monthly: r.keep_monthly, yearly: r.keep_yearly,
     withinMs: r.keep_within ? parseDuration(r.keep_within) : undefined, tags: r.keep_tags,
@@ -147,6 +179,11 @@ export interface ConfigOverrides {
   throttle?: ThrottleSettings;
 }
 
+/** The keys of `o` whose value is not undefined: a flag that was not given keeps the file's value. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** File, then environment, then flags: one validated Config. */
 export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const r = readConfigFile(file);
@@ -158,8 +195,7 @@ export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS
   const h = r.hooks ?? {};
   const sch = r.schedule ?? {};
   const fileThrottle: ThrottleSettings = { limitReadMBps: t.limit_read_mbps, limitUploadMBps: t.limit_upload_mbps, maxLoad: t.max_load, ioPriority: t.io_priority };
-  const throttle = { ...fileThrottle };
-  for (const [k, v] of Object.entries(over.throttle ?? {})) if (v !== undefined) (throttle as any)[k] = v;
+  const throttle: ThrottleSettings = { ...fileThrottle, ...definedOnly(over.throttle ?? {}) };
   const cfg: Config = {
     file: path.resolve(file),
     repository,

@@ -21,7 +21,8 @@ function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '...' : v)}`;
   if (typeof v === 'object') return 'an object';
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined) return `${typeof v} ${String(v)}`;
+  return typeof v; // bigint, symbol, function: JSON.parse never makes them
 }
 
 export function validate(v: unknown, spec: Spec, at: string, errors: string[]): void {

@@ -1,76 +1,141 @@
 import * as fs from 'node:fs';
-import { entryTypeOf, type EntryType } from '../repo/tree.js';
 
 /**
- * Comparison of one snapshot entry with the live file-system entry at the same place.
- * Shared by the verify coordinator (root entries) and its worker threads (everything else).
+ * The one compare rule: does a live file-system entry still match what a snapshot recorded?
+ * Restore's classify (what to rewrite, what to re-own) and verify (what to report) both ask
+ * here, so "same" means the same thing to both.
  */
-export interface SnapEntry {
-  pathId: number;
-  path: string; // raw
-  type: EntryType;
+
+/** What an lstat says an entry is (a hard link is a regular file to the file system). */
+export type LiveType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
+
+/** What the snapshot recorded of one entry, as the rule needs it. */
+export interface Recorded {
+  /** An entry type of the snapshot (src/repo/tree.ts EntryType); 'hardlink' is a regular file. */
+  type: string;
   mode: number;
   uid: number;
   gid: number;
   size: number;
-  /** Modification time in whole microseconds (a safe JS number; see MTIME_TOLERANCE_US). */
+  /** Modification time in whole microseconds (see sameMtime). */
   mtimeUs: number;
-  target: string | null; // raw
-  fp: string | null;
+  /** A symlink's target (raw); null for everything else. */
+  linkTarget: string | null;
   rdev: number;
+  /** xxh64 hex of the content as the snapshot read it; null when it has none. */
+  fingerprint: string | null;
 }
 
-export type Finding =
-  | { kind: 'missing' }
-  | { kind: 'changed'; reason: string }
-  | { kind: 'metadata'; fields: string[] }
-  | { kind: 'ok' };
-
 /**
- * Restore sets times through utimes(), whose seconds argument is a double: at today's epoch
- * that keeps ~0.25 µs; the live mtimeMs is a double too, and the snapshot time is compared in
- * whole microseconds. A difference below 2 µs is therefore "same time", not drift.
+ * How a regular file's content is judged:
+ * - 'stat': by size and mtime (a different mtime means the content may differ);
+ * - 'checksum': by size, then the fingerprint; a different mtime is then metadata drift
+ *   (verify --checksum: content proven equal, only the time moved);
+ * - 'stat-then-checksum': by size and mtime, then the fingerprint when both match (restore
+ *   --mode checksum: a file whose mtime moved is rewritten without being read first).
+ * A record without a fingerprint is always judged by 'stat'.
  */
-const MTIME_TOLERANCE_US = 2;
+export type ContentRule = 'stat' | 'checksum' | 'stat-then-checksum';
 
-/**
- * `fingerprint` is called only in checksum mode, only for a regular file whose size matches;
- * it returns the xxh64 hex of the live content (as the snapshotter computes it).
- */
-export function compareEntry(
-  s: SnapEntry, st: fs.Stats | undefined, livePath: Buffer, checksum: boolean,
-  fingerprint: (p: Buffer) => string,
-): Finding {
-  if (!st) return { kind: 'missing' };
-  const want: EntryType = s.type === 'hardlink' ? 'file' : s.type;
-  const have = entryTypeOf(st);
-  if (want !== have) return { kind: 'changed', reason: `type: ${s.type} in the snapshot, ${have} now` };
-  const sameMtime = Math.abs(st.mtimeMs * 1000 - s.mtimeUs) < MTIME_TOLERANCE_US;
-  const fields: string[] = [];
-  if (want === 'file') {
-    if (st.size !== s.size) return { kind: 'changed', reason: `size: ${s.size} in the snapshot, ${st.size} now` };
-    if (checksum && s.fp !== null) {
-      const fp = fingerprint(livePath);
-      if (fp !== s.fp) return { kind: 'changed', reason: 'content differs (xxh64 fingerprint)' };
-      if (!sameMtime) fields.push('mtime');
-    } else if (!sameMtime) {
-      return { kind: 'changed', reason: 'mtime differs (size equal; use --checksum to compare content)' };
-    }
-  } else if (want === 'symlink') {
-    const t = fs.readlinkSync(livePath, { encoding: 'buffer' }).toString('latin1');
-    if (t !== s.target) return { kind: 'changed', reason: 'symlink target differs' };
-  } else if ((want === 'chardev' || want === 'blockdev') && st.rdev !== s.rdev) {
-    return { kind: 'changed', reason: 'device number differs' };
-  }
-  // A symlink's own mode is always 0777 on Linux. A directory's mtime is restored (a restore that
-  // wrote into it sets it back), so a difference is drift like any other.
-  if (want === 'dir' && !sameMtime) fields.push('mtime');
-  if (want !== 'symlink' && (st.mode & 0o7777) !== s.mode) fields.push('mode');
-  if (st.uid !== s.uid || st.gid !== s.gid) fields.push('owner');
-  if (fields.length) return { kind: 'metadata', fields };
-  return { kind: 'ok' };
+export type MetaField = 'mtime' | 'mode' | 'owner';
+
+export interface CompareOptions {
+  content: ContentRule;
+  /** Compare owners (a restore that cannot chown does not: it could not fix them). */
+  owner: boolean;
+  /** The live symlink's target (raw); called only for symlinks. */
+  readLink: () => string;
+  /** The live file's xxh64 fingerprint; called only when the content rule needs it. */
+  fingerprint: () => string;
 }
 
-export function lstatOrUndefined(p: Buffer): fs.Stats | undefined {
-  return fs.lstatSync(p, { throwIfNoEntry: false });
+export type Verdict =
+  | { kind: 'type'; live: LiveType; reason: string }
+  | { kind: 'content'; reason: string }
+  | { kind: 'metadata'; fields: MetaField[] }
+  | { kind: 'same' };
+
+const S_IFMT = 0o170000;
+const LIVE_TYPES: Record<number, LiveType> = {
+  0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink', 0o010000: 'fifo',
+  0o020000: 'chardev', 0o060000: 'blockdev', 0o140000: 'socket',
+};
+
+export function liveTypeOf(st: fs.BigIntStats): LiveType {
+  return LIVE_TYPES[Number(st.mode) & S_IFMT] ?? 'socket';
+}
+
+/** Whether the live entry is of the recorded type (a recorded hardlink is a regular file). */
+export function typeMatches(st: fs.BigIntStats, recordedType: string): boolean {
+  return liveTypeOf(st) === (recordedType === 'hardlink' ? 'file' : recordedType);
+}
+
+/** lstat with exact (nanosecond) times; undefined when nothing is there. */
+export function lstatExact(p: Buffer | string): fs.BigIntStats | undefined {
+  return fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
+}
+
+/**
+ * The one mtime rule: equal to within a microsecond. Times set through a double of seconds
+ * (utimes() from Node, restore's own livefs/times.ts, `touch -d`, a script copying mtimeMs)
+ * carry ~0.25 µs of rounding at today's epoch and libuv truncates them to microseconds, so such
+ * a time can land one microsecond off the one it copied. Sub-microsecond digits and that one
+ * microsecond of rounding are all the rule ignores; any real change moves a file's mtime by far
+ * more. The live time comes from a BigInt lstat (a double mtimeMs is too coarse to compare).
+ */
+export const MTIME_TOLERANCE_US = 1;
+
+export function sameMtime(st: fs.BigIntStats, recordedUs: number): boolean {
+  return Math.abs(Number(st.mtimeNs / 1000n) - recordedUs) <= MTIME_TOLERANCE_US;
+}
+
+/** Microseconds of a nanosecond time as a snapshot records it (a decimal string or a BigInt). */
+export function mtimeUsOf(ns: string | bigint): number {
+  return Number(BigInt(ns) / 1000n);
+}
+
+/**
+ * The link-count rule: a live non-directory entry with more hard links than the snapshot
+ * recorded is not the snapshot's inode. A customer who replaced a file by a link to one it
+ * does not own (another account's upload, /etc/passwd) must not get that inode chowned,
+ * chmod-ed, re-timed or linked to. `liveLinks` may count a link about to be added.
+ */
+export function tooManyLinks(liveLinks: number, recordedLinks: number): boolean {
+  return liveLinks > Math.max(1, recordedLinks);
+}
+
+export function hasForeignLinks(st: fs.BigIntStats, recordedLinks: number): boolean {
+  return !st.isDirectory() && tooManyLinks(Number(st.nlink), recordedLinks);
+}
+
+/** Metadata fields that differ, whatever the content: mtime, mode (not a symlink's: always 0777 on Linux), owner. */
+export function metadataFields(rec: Recorded, st: fs.BigIntStats, owner: boolean): MetaField[] {
+  const fields: MetaField[] = [];
+  if (!sameMtime(st, rec.mtimeUs)) fields.push('mtime');
+  if (rec.type !== 'symlink' && (Number(st.mode) & 0o7777) !== rec.mode) fields.push('mode');
+  if (owner && (Number(st.uid) !== rec.uid || Number(st.gid) !== rec.gid)) fields.push('owner');
+  return fields;
+}
+
+/** Why a regular file's content differs under `rule`, or null when it is the recorded content. */
+function fileContentDiffers(rec: Recorded, st: fs.BigIntStats, o: CompareOptions): string | null {
+  if (Number(st.size) !== rec.size) return `size: ${rec.size} in the snapshot, ${st.size} now`;
+  const rule = rec.fingerprint === null ? 'stat' : o.content;
+  if (rule !== 'checksum' && !sameMtime(st, rec.mtimeUs)) return 'mtime differs (size equal; use --checksum to compare content)';
+  if (rule !== 'stat' && o.fingerprint() !== rec.fingerprint) return 'content differs (xxh64 fingerprint)';
+  return null;
+}
+
+/** Compares one recorded entry with the live entry `st` at its place. */
+export function compareEntry(rec: Recorded, st: fs.BigIntStats, o: CompareOptions): Verdict {
+  const live = liveTypeOf(st);
+  const want = rec.type === 'hardlink' ? 'file' : rec.type;
+  if (live !== want) return { kind: 'type', live, reason: `type: ${rec.type} in the snapshot, ${live} now` };
+  let differs: string | null = null;
+  if (want === 'file') differs = fileContentDiffers(rec, st, o);
+  else if (want === 'symlink' && o.readLink() !== rec.linkTarget) differs = 'symlink target differs';
+  else if ((want === 'chardev' || want === 'blockdev') && Number(st.rdev) !== rec.rdev) differs = 'device number differs';
+  if (differs !== null) return { kind: 'content', reason: differs };
+  const fields = metadataFields(rec, st, o.owner);
+  return fields.length ? { kind: 'metadata', fields } : { kind: 'same' };
 }

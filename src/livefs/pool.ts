@@ -28,7 +28,11 @@ export class WorkerPool<Request extends object, Reply extends { id: number }> {
       pool.workers.push(slot);
       w.once('error', reject);
       w.on('message', (m: Reply | { id: number; fatal: string }) => {
-        if (m.id === -1) { resolve(); return; }
+        if (m.id === -1) {
+          if ('fatal' in m) reject(new Error(`${pool.label} failed to start: ${m.fatal}`));
+          else resolve();
+          return;
+        }
         const waiter = pool.waiting.get(m.id);
         if (!waiter) return;
         pool.waiting.delete(m.id);
@@ -61,8 +65,8 @@ export class WorkerPool<Request extends object, Reply extends { id: number }> {
     const id = this.nextId++;
     slot.busy++;
     return new Promise<Reply>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, slot: slot! });
-      slot!.w.postMessage({ ...msg, id }, transfer);
+      this.waiting.set(id, { resolve, reject, slot: slot });
+      slot.w.postMessage({ ...msg, id }, transfer);
     });
   }
 

@@ -2,6 +2,7 @@ import type { RepoContext } from '../catalog/context.js';
 import type { SnapshotRow } from '../catalog/catalog.js';
 import { syncCatalog } from '../catalog/sync.js';
 import { display } from '../util/rawpath.js';
+import { OptionError, type OptionText } from '../util/errors.js';
 import { applyPolicy, policyIsEmpty, type RetentionPolicy } from './policy.js';
 import { prune, type PruneOptions, type PruneReport } from './prune.js';
 
@@ -36,8 +37,8 @@ export interface ForgetReport {
   retained: { id: string; until: string }[];
 }
 
-export class RetentionRefusedError extends Error {
-  constructor(msg: string) {
+export class RetentionRefusedError extends OptionError {
+  constructor(msg: string | OptionText) {
     super(msg);
     this.name = 'RetentionRefusedError';
   }
@@ -65,8 +66,8 @@ export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): Forget
     const d = applyPolicy(g, policy);
     const group: ForgetGroup = { host: g[0].host, paths: g[0].paths.map(display), keep: d.keep.map(line), remove: d.remove.map(line) };
     if (!group.keep.length) {
-      throw new RetentionRefusedError(`refusing to remove all ${g.length} snapshots of host ${group.host}, paths ${group.paths.join(' ')}: ` +
-        'the policy keeps none of them (add --keep-last 1 or a time rule)');
+      throw new RetentionRefusedError((n) => `refusing to remove all ${g.length} snapshots of host ${group.host}, paths ${group.paths.join(' ')}: ` +
+        `the policy keeps none of them (add ${n('keepLast')} 1 or a time rule)`);
     }
     out.push(group);
   }
@@ -90,11 +91,10 @@ export async function forget(s: RepoContext, opts: ForgetOptions): Promise<Forge
       for (const g of groups) report.removed.push(...g.remove.map((r) => r.id));
       return report;
     }
-    const store = s.repo.store as unknown as { retainedUntil?: (key: string) => Promise<Date | null> };
     for (const g of groups) {
       for (const r of g.remove) {
         // S3 Object Lock: a snapshot record under retention stays (and keeps its data alive).
-        const until = store.retainedUntil ? await store.retainedUntil(`snapshots/${r.id}`) : null;
+        const until = await s.repo.snapshotRetainedUntil(r.id);
         if (until) {
           report.retained.push({ id: r.id, until: until.toISOString() });
           opts.onProgress?.(`snapshot ${r.id.slice(0, 8)} is under retention until ${until.toISOString()}: kept`);

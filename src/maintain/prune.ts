@@ -1,10 +1,9 @@
 import pLimit from 'p-limit';
 import type { Repository } from '../repo/repository.js';
-import { verifyBlob } from '../repo/repository.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { decodeTree } from '../repo/tree.js';
-import { indexKey, packKey, type BlobLocation, type BlobType, type PackIndex } from '../pack/format.js';
-import type { PackWriter } from '../pack/packwriter.js';
+import { decodeTree, type Entry } from '../repo/tree.js';
+import { readPackInventory, reclaimPacks, type PackChange, type PackInventory, type ReclaimPlan } from '../repo/reclaim.js';
+import type { BlobLocation, PackIndex } from '../pack/format.js';
 import type { BlobId } from '../pack/blobid.js';
 
 export interface PruneOptions {
@@ -35,11 +34,6 @@ export interface PruneReport {
   stale_temp_bytes_removed: number;
 }
 
-/** An optional store capability (S3 Object Lock): when an object may be deleted again. */
-interface RetentionAwareStore {
-  retainedUntil(key: string): Promise<Date | null>;
-}
-
 export class PruneAbortedError extends Error {
   constructor(msg: string) {
     super(msg);
@@ -53,22 +47,19 @@ interface PackPlan {
   usedBytes: number;
 }
 
+/** The reclaim plan, with what prune knows about each pack to rewrite. */
+type PrunePlan = Omit<ReclaimPlan, 'repack'> & { repack: PackPlan[] };
+
 /**
  * Reclaims space: finds every blob reachable from the snapshots in the REPOSITORY (the
  * source of truth; the catalog is not trusted for this), deletes packs nothing uses, and
  * rewrites packs whose unused share exceeds the threshold.
  *
  * The caller must hold the exclusive repository lock (no snapshot can add references
- * meanwhile). Crash order, so that a crash at any point never leaves a snapshot referencing
- * a deleted blob, and a re-run finishes the job:
- *  1. new packs (pack, then index) are written before anything is deleted;
- *  2. for each old pack the INDEX is deleted first, then the pack: a pack without an index
- *     is unreferenced garbage that the next prune removes (orphan), while an index without
- *     its pack would make a snapshot skip storing a blob it thinks exists;
- *  3. duplicates left by an interrupted repack (a blob in an old and a new pack) are
- *     resolved on the next run by giving each blob one home pack;
- *  4. a pack this run writes is never deleted by it, even when an earlier interrupted run
- *     left a pack with the same id (same blobs, same bytes) marked as garbage.
+ * meanwhile). Crash order (see reclaimPacks in src/repo/reclaim.ts): new packs are durable
+ * before anything is deleted; the catalog is updated next, still before any delete; then each
+ * old pack goes index first. Duplicates left by an interrupted repack (a blob in an old and a
+ * new pack) are resolved on the next run by giving each blob one home pack.
  * If any snapshot's tree cannot be read, or references a blob that is in no pack, prune
  * stops before deleting anything: it cannot know what that snapshot needs.
  */
@@ -76,59 +67,79 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
   const threshold = opts.repackThreshold ?? 0.25;
   if (!(threshold >= 0 && threshold <= 1)) throw new Error(`repack threshold must be between 0 and 1, got ${threshold}`);
   const log = opts.onProgress ?? (() => {});
+  const inv = await readPackInventory(repo);
+  log(`prune: ${inv.indexes.size} packs indexed, ${inv.homes.size} blobs`);
+  const { snapshots, trees, used } = await findUsedBlobs(repo, inv, log);
+  log(`prune: ${snapshots} snapshots use ${used.size} blobs (${trees} trees walked)`);
+  const plans = assignHomes(inv, used);
+  const garbage = classifyPacks(inv, plans, threshold);
+  const retainedSkipped = await skipRetained(repo, garbage);
+  // Temp objects of dead writers: referenced by nothing, invisible to list(). Removed first,
+  // as on a full disk they may be what stops the repack below from writing.
+  const temps = (await (opts.dryRun ? repo.store.listStaleTemps?.() : repo.store.removeStaleTemps?.())) ?? [];
+  if (temps.length) log(`prune: ${opts.dryRun ? 'would remove' : 'removed'} ${temps.length} stale temporary objects`);
+  const report = newReport(inv, { snapshots, trees, blobsUsed: used.size, retainedSkipped }, Boolean(opts.dryRun), temps);
+  if (opts.dryRun) return estimateFreed(report, inv, garbage);
 
-  // 1. What exists: every pack index, and every pack object (a pack without index is an orphan).
-  const indexes = new Map<string, PackIndex>();
-  for await (const id of repo.listPackIndexes()) indexes.set(id, await repo.loadPackIndex(id));
-  const packObjects = new Map<string, number>();
-  for await (const p of repo.listPacks()) packObjects.set(p.id, p.size);
-  const where = new Map<BlobId, { pack: string; loc: BlobLocation }[]>();
-  for (const idx of indexes.values()) {
-    if (!packObjects.has(idx.pack)) continue; // index of a lost pack: its blobs are not really there
-    for (const b of idx.blobs) {
-      const list = where.get(b.id);
-      if (list) list.push({ pack: idx.pack, loc: b });
-      else where.set(b.id, [{ pack: idx.pack, loc: b }]);
-    }
-  }
-  log(`prune: ${indexes.size} packs indexed, ${where.size} blobs`);
+  const done = await reclaimPacks(repo, garbage, {
+    onProgress: log,
+    beforeDelete: catalog ? (change) => updateCatalog(catalog, plans, change) : undefined,
+  });
+  const freed = [...done.unused, ...done.repacked, ...done.orphans].reduce((n, id) => n + (inv.packSizes.get(id) ?? 0), 0);
+  const written = done.written.reduce((n, i) => n + i.size, 0);
+  Object.assign(report, {
+    packs_deleted: done.unused.length, packs_repacked: done.repacked.length, orphan_packs_deleted: done.orphans.length,
+    packs_written: done.written.length, bytes_freed: freed - written, bytes_after: report.bytes_before - (freed - written),
+  });
+  log(`prune: freed ${report.bytes_freed} bytes`);
+  return report;
+}
 
-  // 2. What is used: walk every snapshot's trees (each distinct tree once: Merkle sharing).
-  const used = new Set<BlobId>();
-  const snapshotIds: string[] = [];
-  for await (const id of repo.listSnapshotIds()) snapshotIds.push(id);
-  let queue: BlobId[] = [];
-  for (const id of snapshotIds) {
-    let rec;
+/** Every snapshot's tree root; any snapshot that cannot be read stops prune. */
+async function snapshotRoots(repo: Repository): Promise<{ ids: string[]; roots: BlobId[] }> {
+  const ids: string[] = [];
+  for await (const id of repo.listSnapshotIds()) ids.push(id);
+  const roots: BlobId[] = [];
+  for (const id of ids) {
     try {
-      rec = await repo.loadSnapshot(id);
+      roots.push((await repo.loadSnapshot(id)).tree);
     } catch (e) {
       throw new PruneAbortedError(`snapshot ${id.slice(0, 8)} cannot be read (${(e as Error).message}); nothing was deleted. Run "snapfill check"`);
     }
-    if (!used.has(rec.tree)) { used.add(rec.tree); queue.push(rec.tree); }
   }
+  return { ids, roots };
+}
+
+/** A tree's entries from any pack that holds a good copy. */
+async function readTreeAnywhere(repo: Repository, inv: PackInventory, id: BlobId): Promise<Entry[]> {
+  const homes = inv.homes.get(id);
+  if (!homes) throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
+  let lastErr: Error | null = null;
+  for (const h of homes) {
+    try {
+      return decodeTree(await repo.readBlob(h.pack, h.loc.offset, h.loc.length, id));
+    } catch (e) { lastErr = e as Error; }
+  }
+  throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} cannot be read (${lastErr?.message}); nothing was deleted. Run "snapfill check"`);
+}
+
+/** What is used: walks every snapshot's trees, level by level, each distinct tree once (Merkle sharing). */
+async function findUsedBlobs(repo: Repository, inv: PackInventory, log: (msg: string) => void): Promise<{ snapshots: number; trees: number; used: Set<BlobId> }> {
+  const { ids, roots } = await snapshotRoots(repo);
+  const used = new Set<BlobId>();
+  let queue: BlobId[] = [];
+  for (const t of roots) if (!used.has(t)) { used.add(t); queue.push(t); }
   const limit = pLimit(16);
   let trees = 0;
-  const readTree = async (id: BlobId) => {
-    const homes = where.get(id);
-    if (!homes) throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
-    let lastErr: Error | null = null;
-    for (const h of homes) {
-      try {
-        return decodeTree(await repo.readBlob(h.pack, h.loc.offset, h.loc.length, id));
-      } catch (e) { lastErr = e as Error; }
-    }
-    throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} cannot be read (${lastErr?.message}); nothing was deleted. Run "snapfill check"`);
-  };
   while (queue.length) {
     const next: BlobId[] = [];
-    const lists = await Promise.all(queue.map((id) => limit(() => readTree(id))));
+    const lists = await Promise.all(queue.map((id) => limit(() => readTreeAnywhere(repo, inv, id))));
     trees += queue.length;
     for (const entries of lists) {
       for (const e of entries) {
         for (const c of e.content ?? []) {
           if (used.has(c)) continue;
-          if (!where.has(c)) throw new PruneAbortedError(`data blob ${c.slice(0, 12)} (in ${e.name}) is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
+          if (!inv.homes.has(c)) throw new PruneAbortedError(`data blob ${c.slice(0, 12)} (in ${e.name}) is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
           used.add(c);
         }
         if (e.tree && !used.has(e.tree)) { used.add(e.tree); next.push(e.tree); }
@@ -137,16 +148,17 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
     queue = next;
     if (trees % 1000 < queue.length) log(`prune: ${trees} trees walked, ${used.size} blobs in use`);
   }
-  log(`prune: ${snapshotIds.length} snapshots use ${used.size} blobs (${trees} trees walked)`);
+  return { snapshots: ids.length, trees, used };
+}
 
-  // 3. One home per used blob: the pack holding the most used blobs wins (keeps whole packs whole).
+/** One home per used blob: the pack holding the most used blobs wins (keeps whole packs whole). */
+function assignHomes(inv: PackInventory, used: Set<BlobId>): Map<string, PackPlan> {
   const usedCount = new Map<string, number>();
-  for (const id of used) for (const h of where.get(id)!) usedCount.set(h.pack, (usedCount.get(h.pack) ?? 0) + 1);
+  for (const id of used) for (const h of inv.homes.get(id)!) usedCount.set(h.pack, (usedCount.get(h.pack) ?? 0) + 1);
   const plans = new Map<string, PackPlan>();
-  for (const idx of indexes.values()) if (packObjects.has(idx.pack)) plans.set(idx.pack, { index: idx, used: [], usedBytes: 0 });
+  for (const idx of inv.indexes.values()) if (inv.packSizes.has(idx.pack)) plans.set(idx.pack, { index: idx, used: [], usedBytes: 0 });
   for (const id of used) {
-    const homes = where.get(id)!;
-    const home = homes.reduce((a, b) => {
+    const home = inv.homes.get(id)!.reduce((a, b) => {
       const ca = usedCount.get(a.pack)!; const cb = usedCount.get(b.pack)!;
       return cb > ca || (cb === ca && b.pack < a.pack) ? b : a;
     });
@@ -154,118 +166,89 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
     plan.used.push(home.loc);
     plan.usedBytes += home.loc.length;
   }
+  return plans;
+}
 
-  // 4. Classify.
-  const toDelete: string[] = [];
-  const toRepack: PackPlan[] = [];
+/** Packs to delete (nothing used), to rewrite (unused share above the threshold), and orphans. */
+function classifyPacks(inv: PackInventory, plans: Map<string, PackPlan>, threshold: number): PrunePlan {
+  const unused: string[] = [];
+  const repack: PackPlan[] = [];
   for (const plan of plans.values()) {
     const total = plan.index.blobs.reduce((n, b) => n + b.length, 0);
-    if (!plan.used.length) toDelete.push(plan.index.pack);
-    else if (total > 0 && 1 - plan.usedBytes / total > threshold) toRepack.push(plan);
+    if (!plan.used.length) unused.push(plan.index.pack);
+    else if (total > 0 && 1 - plan.usedBytes / total > threshold) repack.push(plan);
   }
-  const orphans = [...packObjects.keys()].filter((id) => !indexes.has(id));
-  // S3 Object Lock: a pack still under retention cannot be deleted, so it is neither deleted
-  // nor repacked (repacking it would only add a copy). Asked once per candidate, up front.
-  const retention = typeof (repo.store as unknown as Partial<RetentionAwareStore>).retainedUntil === 'function'
-    ? (repo.store as unknown as RetentionAwareStore) : null;
-  const retainedSkipped: string[] = [];
-  if (retention) {
-    const retained = async (id: string) => {
-      const until = await retention.retainedUntil(packKey(id));
-      if (until && until.getTime() > Date.now()) { retainedSkipped.push(id); return true; }
-      return false;
-    };
-    for (const list of [toDelete, orphans]) {
-      const keep: string[] = [];
-      for (const id of list) if (!(await retained(id))) keep.push(id);
-      list.splice(0, list.length, ...keep);
-    }
-    const keepRepack: PackPlan[] = [];
-    for (const p of toRepack) if (!(await retained(p.index.pack))) keepRepack.push(p);
-    toRepack.splice(0, toRepack.length, ...keepRepack);
-  }
-  // Temp objects of dead writers: referenced by nothing, invisible to list(). Removed first,
-  // as on a full disk they may be what stops the repack below from writing.
-  const temps = (await (opts.dryRun ? repo.store.listStaleTemps?.() : repo.store.removeStaleTemps?.())) ?? [];
-  if (temps.length) log(`prune: ${opts.dryRun ? 'would remove' : 'removed'} ${temps.length} stale temporary objects`);
-  const bytesBefore = [...packObjects.values()].reduce((a, b) => a + b, 0);
-  const report: PruneReport = {
-    dry_run: Boolean(opts.dryRun), snapshots: snapshotIds.length, trees_walked: trees, blobs_used: used.size,
-    packs_before: packObjects.size, packs_deleted: 0, packs_repacked: 0, packs_written: 0, orphan_packs_deleted: 0,
-    retained_skipped: retainedSkipped, bytes_before: bytesBefore, bytes_after: bytesBefore, bytes_freed: 0,
+  const orphans = [...inv.packSizes.keys()].filter((id) => !inv.indexes.has(id));
+  return { unused, repack, orphans };
+}
+
+/**
+ * S3 Object Lock: a pack still under retention cannot be deleted, so it is neither deleted
+ * nor repacked (repacking it would only add a copy). Asked once per candidate, up front;
+ * the retained ones are taken out of `garbage` and returned.
+ */
+async function skipRetained(repo: Repository, garbage: PrunePlan): Promise<string[]> {
+  if (!repo.store.retainedUntil) return [];
+  const skipped: string[] = [];
+  const free = async (id: string) => {
+    if (!(await repo.packRetainedUntil(id))) return true;
+    skipped.push(id);
+    return false;
+  };
+  const filter = async <T>(list: T[], id: (x: T) => string) => {
+    const keep: T[] = [];
+    for (const x of list) if (await free(id(x))) keep.push(x);
+    list.splice(0, list.length, ...keep);
+  };
+  await filter(garbage.unused, (x) => x);
+  await filter(garbage.orphans, (x) => x);
+  await filter(garbage.repack, (p) => p.index.pack);
+  return skipped;
+}
+
+/** The report before anything is changed: what was found, nothing freed yet. */
+function newReport(
+  inv: PackInventory, found: { snapshots: number; trees: number; blobsUsed: number; retainedSkipped: string[] },
+  dryRun: boolean, temps: { size: number }[],
+): PruneReport {
+  const bytesBefore = [...inv.packSizes.values()].reduce((a, b) => a + b, 0);
+  return {
+    dry_run: dryRun, snapshots: found.snapshots, trees_walked: found.trees, blobs_used: found.blobsUsed,
+    packs_before: inv.packSizes.size, packs_deleted: 0, packs_repacked: 0, packs_written: 0, orphan_packs_deleted: 0,
+    retained_skipped: found.retainedSkipped, bytes_before: bytesBefore, bytes_after: bytesBefore, bytes_freed: 0,
     stale_temps_removed: temps.length, stale_temp_bytes_removed: temps.reduce((n, t) => n + t.size, 0),
   };
-  if (opts.dryRun) {
-    const freed = [...toDelete, ...orphans].reduce((n, id) => n + (packObjects.get(id) ?? 0), 0) +
-      toRepack.reduce((n, p) => n + (packObjects.get(p.index.pack) ?? 0) - p.usedBytes, 0);
-    Object.assign(report, { packs_deleted: toDelete.length, packs_repacked: toRepack.length, orphan_packs_deleted: orphans.length, bytes_freed: freed, bytes_after: bytesBefore - freed });
-    return report;
-  }
+}
 
-  // 5. Repack: write the still-used blobs into new packs; all durable before any delete.
-  const newIndexes: PackIndex[] = [];
-  const writers: Partial<Record<BlobType, PackWriter>> = {};
-  const flush = async (type: BlobType) => {
-    const w = writers[type];
-    delete writers[type];
-    if (!w || !w.count) return;
-    const idx = await repo.savePack(w);
-    newIndexes.push(idx);
-    report.packs_written++;
-  };
-  for (const plan of toRepack) {
-    const bytes = await repo.readPack(plan.index.pack);
-    for (const loc of plan.used) {
-      const data = bytes.subarray(loc.offset, loc.offset + loc.length);
-      // Never copy a corrupt blob into a fresh pack under its id: stop instead (check will name it).
-      verifyBlob(data, loc.id, plan.index.pack);
-      const w = (writers[plan.index.type] ??= repo.newPackWriter(plan.index.type));
-      w.add(loc.id, Buffer.from(data));
-      if (w.size >= repo.config.pack_size) await flush(plan.index.type);
-    }
-    log(`prune: repacked ${plan.index.pack.slice(0, 12)} (${plan.used.length}/${plan.index.blobs.length} blobs kept)`);
-  }
-  await flush('data');
-  await flush('tree');
+/** A dry run's report: what the plan would delete and free. */
+function estimateFreed(report: PruneReport, inv: PackInventory, garbage: PrunePlan): PruneReport {
+  const size = (id: string) => inv.packSizes.get(id) ?? 0;
+  const freed = [...garbage.unused, ...garbage.orphans].reduce((n, id) => n + size(id), 0) +
+    garbage.repack.reduce((n, p) => n + size(p.index.pack) - p.usedBytes, 0);
+  return Object.assign(report, {
+    packs_deleted: garbage.unused.length, packs_repacked: garbage.repack.length, orphan_packs_deleted: garbage.orphans.length,
+    bytes_freed: freed, bytes_after: report.bytes_before - freed,
+  });
+}
 
-  // 6. The catalog first, in one transaction: drop the packs about to go and point every
-  //    blob at its surviving copy. Done before any delete, so a kill during the deletes
-  //    cannot leave the catalog without a location for a blob that still exists (a later
-  //    sync only adds packs it lacks; it would not repair such a row).
-  //    A pack id is the hash of its bytes, so a repack after an interrupted run can write
-  //    exactly the pack that run left behind as an orphan or duplicate: never delete an id
-  //    this run has just written.
-  const justWritten = new Set(newIndexes.map((i) => i.pack));
-  const doomed = [...toDelete, ...toRepack.map((p) => p.index.pack), ...orphans].filter((id) => !justWritten.has(id));
-  if (catalog) {
-    const doomedSet = new Set(doomed);
-    const live: PackIndex[] = [...newIndexes, ...[...plans.values()].map((p) => p.index).filter((i) => !doomedSet.has(i.pack) && !justWritten.has(i.pack))];
-    const liveBlobs = new Set<BlobId>();
-    for (const idx of live) for (const b of idx.blobs) liveBlobs.add(b.id);
-    catalog.atomic(() => {
-      for (const id of doomed) catalog.removePack(id);
-      for (const idx of newIndexes) catalog.addPackIndex(idx);
-      // Only if rows are missing (the removed packs held the row of a blob that lives on in
-      // an already-known pack, or an earlier crash lost one) re-add every live index.
-      if (catalog.countBlobs() < liveBlobs.size) for (const idx of live) catalog.addPackIndex(idx);
-    });
-  }
-
-  // 7. Delete: index first, then pack (packs under retention were taken out above).
-  let freed = 0;
-  const deletePack = async (id: string, hasIndex: boolean): Promise<boolean> => {
-    if (justWritten.has(id)) return false;
-    if (hasIndex) await repo.store.delete(indexKey(id));
-    await repo.store.delete(packKey(id));
-    freed += packObjects.get(id) ?? 0;
-    return true;
-  };
-  for (const id of toDelete) if (await deletePack(id, true)) report.packs_deleted++;
-  for (const p of toRepack) if (await deletePack(p.index.pack, true)) report.packs_repacked++;
-  for (const id of orphans) if (await deletePack(id, false)) report.orphan_packs_deleted++;
-  const written = newIndexes.reduce((n, i) => n + i.size, 0);
-  report.bytes_freed = freed - written;
-  report.bytes_after = bytesBefore - report.bytes_freed;
-  log(`prune: freed ${report.bytes_freed} bytes`);
-  return report;
+/**
+ * The catalog first, in one transaction, before any delete: drop the packs about to go and
+ * point every blob at its surviving copy. So a kill during the deletes cannot leave the
+ * catalog without a location for a blob that still exists (a later sync only adds packs it
+ * lacks; it would not repair such a row).
+ */
+function updateCatalog(catalog: Catalog, plans: Map<string, PackPlan>, change: PackChange): void {
+  const justWritten = new Set(change.written.map((i) => i.pack));
+  const doomed = new Set(change.doomed);
+  const kept = [...plans.values()].map((p) => p.index).filter((i) => !doomed.has(i.pack) && !justWritten.has(i.pack));
+  const live: PackIndex[] = [...change.written, ...kept];
+  const liveBlobs = new Set<BlobId>();
+  for (const idx of live) for (const b of idx.blobs) liveBlobs.add(b.id);
+  catalog.atomic(() => {
+    for (const id of change.doomed) catalog.removePack(id);
+    for (const idx of change.written) catalog.addPackIndex(idx);
+    // Only if rows are missing (the removed packs held the row of a blob that lives on in
+    // an already-known pack, or an earlier crash lost one) re-add every live index.
+    if (catalog.countBlobs() < liveBlobs.size) for (const idx of live) catalog.addPackIndex(idx);
+  });
 }

@@ -82,122 +82,12 @@ function errnoOf(e: unknown): number {
 /** Mounts; resolves once the kernel has the file system. Keep the session open until unmount. */
 export async function mountSnapshots(session: RepoContext, opts: MountOptions): Promise<MountHandle> {
   const Fuse = loadFuse();
-  let mnt: string;
-  try {
-    mnt = fs.realpathSync(opts.mountpoint);
-    if (!fs.statSync(mnt).isDirectory()) throw new Error(`mount point ${mnt} is not a directory`);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTCONN') {
-      throw new Error(`${opts.mountpoint} is a stale mount (its snapfill process died): run ${unmountHint(opts.mountpoint)}, then mount again`);
-    }
-    if (code === 'ENOENT') throw new Error(`mount point ${opts.mountpoint} does not exist: create an empty directory first`);
-    throw e;
-  }
-  const tree = new SnapshotTree(session.catalog, { accountsRoot: opts.accountsRoot });
-  const reader = new FileContentReader(session.repo, session.catalog, opts.cacheBytes ?? 64 * 1024 * 1024);
-  const handles = new Map<number, FilePieces>();
-  let nextFd = 10;
+  const mnt = resolveMountpoint(opts.mountpoint);
   const log = opts.onLog ?? (() => {});
   // Entries the catalog import refused or lost are not in the mount: say so once, loudly.
   for (const d of session.catalog.damagedInAll('/')) log(`warning: snapshot ${d.snapshot.id.slice(0, 8)}: ${display(d.path)}: ${d.message} (not shown in the mount)`);
-  // The catalog may also be written by a snapshot process; a failed query is an EIO for that call, not a crash.
-  const guard = <T>(what: string, fn: () => T, cb: (err: number, v?: T) => void) => {
-    let v: T;
-    try {
-      v = fn();
-    } catch (e) {
-      if (!(e instanceof ViewError)) log(`${what}: ${(e as Error).message}`);
-      return cb(errnoOf(e));
-    }
-    cb(0, v);
-  };
-
-  const counts: Record<string, number> = {};
-  const count = (op: string) => { counts[op] = (counts[op] ?? 0) + 1; };
-  const ops = {
-    // getattr and readdir answer with packed stat rows (see SnapFuse below).
-    getattr: (p: string, cb: (err: number, st?: Uint32Array) => void) => {
-      count('getattr');
-      guard(`stat ${p}`, () => tree.stat(p), cb);
-    },
-    readdir: (p: string, cb: (err: number, names?: string[], stats?: Uint32Array[]) => void) => {
-      count('readdir');
-      try {
-        const { names, stats } = tree.list(p);
-        const rows = new Array<Uint32Array>(names.length);
-        for (let i = 0; i < names.length; i++) rows[i] = stats.subarray(i * STAT_INTS, (i + 1) * STAT_INTS);
-        cb(0, names, rows);
-      } catch (e) {
-        if (!(e instanceof ViewError)) log(`readdir ${p}: ${(e as Error).message}`);
-        cb(errnoOf(e));
-      }
-    },
-    readlink: (p: string, cb: (err: number, target?: string) => void) => guard(`readlink ${p}`, () => tree.readlink(p), cb),
-    open: (p: string, flags: number, cb: (err: number, fd?: number) => void) => {
-      if ((flags & 3) !== fs.constants.O_RDONLY) return cb(ERRNO.EROFS);
-      guard(`open ${p}`, () => {
-        const node = tree.resolve(p);
-        if (node.kind !== 'entry' || !node.version) throw new ViewError('EISDIR', p);
-        const v = node.version;
-        if (v.type === 'dir') throw new ViewError('EISDIR', p);
-        const pieces = v.type === 'file' || v.type === 'hardlink' ? reader.layout(v, p) : [];
-        const fd = nextFd++;
-        handles.set(fd, pieces);
-        return fd;
-      }, cb);
-    },
-    read: (_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
-      const pieces = handles.get(fd);
-      if (!pieces) return cb(ERRNO.EBADF);
-      reader.readInto(pieces, pos, buf, len).then(cb, (e) => {
-        log(`read ${_p}: ${(e as Error).message}`);
-        cb(ERRNO.EIO);
-      });
-    },
-    release: (_p: string, fd: number, cb: (err: number) => void) => {
-      handles.delete(fd);
-      cb(0);
-    },
-    statfs: (_p: string, cb: (err: number, st?: unknown) => void) =>
-      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
-  };
-
-  // fuse-native passes only the options it knows; these three matter here, so add them:
-  // ro (the kernel refuses writes), use_ino (our inode numbers, so hardlinks share one),
-  // fsname (what mount(8) and fusermount show).
-  const FuseBase: new (mnt: string, ops: object, opts: object) => FuseNative = Fuse;
-  class SnapFuse extends FuseBase {
-    override _fuseOptions(): string {
-      const base: string = super._fuseOptions();
-      const extra = 'ro,use_ino,fsname=snapfill,subtype=snapfill';
-      return base ? `${base},${extra}` : `-o${extra}`;
-    }
-
-    // fuse-native converts stat objects to its 18-uint32 layout one object at a time; the tree
-    // already keeps attributes in that layout, so hand the rows over as they are. This halves
-    // the CPU of listing and stat-ing a 100k-entry directory and spares the GC 100k objects.
-    override _op_getattr(signal: (err: number, st?: Uint32Array) => void, p: string): void {
-      ops.getattr(p, (err, st) => (err ? signal(err, new Uint32Array(STAT_INTS)) : signal(0, st)));
-    }
-
-    // fuse-native unmounts with "fusermount -uz" only, which FUSE 3 systems lack (they have
-    // fusermount3): try each way, then stop fuse-native's thread as its own _close does.
-    override _close(cb: (err: Error | null) => void): void {
-      lazyUnmount(this.mnt).then(() => {
-        try {
-          fuseBinding().fuse_native_unmount(this.mnt, this._thread);
-        } catch (e) {
-          return cb(e as Error);
-        }
-        cb(null);
-      }, (e: Error) => cb(e));
-    }
-
-    override _op_readdir(signal: (err: number, names?: string[], stats?: Uint32Array[]) => void, p: string): void {
-      ops.readdir(p, (err, names, stats) => (err ? signal(err) : signal(0, names, stats)));
-    }
-  }
+  const { ops, counts } = fuseOperations(session, opts, log);
+  const SnapFuse = snapFuseClass(Fuse, ops);
   // Snapshots never change: let the kernel cache names, attributes and data for a while.
   const fuse = new SnapFuse(mnt, ops, {
     allowOther: opts.allowOther, debug: opts.debug, kernelCache: true,
@@ -221,6 +111,145 @@ export async function mountSnapshots(session: RepoContext, opts: MountOptions): 
   };
 }
 
+/** The mount point's real path; a stale mount or a missing directory is explained. */
+function resolveMountpoint(mountpoint: string): string {
+  try {
+    const mnt = fs.realpathSync(mountpoint);
+    if (!fs.statSync(mnt).isDirectory()) throw new Error(`mount point ${mnt} is not a directory`);
+    return mnt;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') {
+      throw new Error(`${mountpoint} is a stale mount (its snapfill process died): run ${unmountHint(mountpoint)}, then mount again`, { cause: e });
+    }
+    if (code === 'ENOENT') throw new Error(`mount point ${mountpoint} does not exist: create an empty directory first`, { cause: e });
+    throw e;
+  }
+}
+
+type StatCb = (err: number, st?: Uint32Array) => void;
+type ReaddirCb = (err: number, names?: string[], stats?: Uint32Array[]) => void;
+
+interface FuseOps {
+  getattr(p: string, cb: StatCb): void;
+  readdir(p: string, cb: ReaddirCb): void;
+  [op: string]: unknown;
+}
+
+/** The FUSE callbacks: SnapshotTree for names and attributes, FileContentReader for content. */
+function fuseOperations(session: RepoContext, opts: MountOptions, log: (msg: string) => void): { ops: FuseOps; counts: Record<string, number> } {
+  const tree = new SnapshotTree(session.catalog, { accountsRoot: opts.accountsRoot });
+  const reader = new FileContentReader(session.repo, session.catalog, opts.cacheBytes ?? 64 * 1024 * 1024);
+  const handles = new Map<number, FilePieces>();
+  let nextFd = 10;
+  // The catalog may also be written by a snapshot process; a failed query is an EIO for that call, not a crash.
+  const guard = <T>(what: string, fn: () => T, cb: (err: number, v?: T) => void) => {
+    let v: T;
+    try {
+      v = fn();
+    } catch (e) {
+      if (!(e instanceof ViewError)) log(`${what}: ${(e as Error).message}`);
+      return cb(errnoOf(e));
+    }
+    cb(0, v);
+  };
+  const counts: Record<string, number> = {};
+  const count = (op: string) => { counts[op] = (counts[op] ?? 0) + 1; };
+  const ops: FuseOps = {
+    // getattr and readdir answer with packed stat rows (see snapFuseClass).
+    getattr: (p: string, cb: StatCb) => {
+      count('getattr');
+      guard(`stat ${p}`, () => tree.stat(p), cb);
+    },
+    readdir: (p: string, cb: ReaddirCb) => {
+      count('readdir');
+      guard(`readdir ${p}`, () => statRows(tree, p), (err, v) => (err ? cb(err) : cb(0, v!.names, v!.rows)));
+    },
+    readlink: (p: string, cb: (err: number, target?: string) => void) => guard(`readlink ${p}`, () => tree.readlink(p), cb),
+    open: (p: string, flags: number, cb: (err: number, fd?: number) => void) => {
+      if ((flags & 3) !== fs.constants.O_RDONLY) return cb(ERRNO.EROFS);
+      guard(`open ${p}`, () => {
+        const pieces = openPieces(tree, reader, p);
+        const fd = nextFd++;
+        handles.set(fd, pieces);
+        return fd;
+      }, cb);
+    },
+    read: (_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
+      const pieces = handles.get(fd);
+      if (!pieces) return cb(ERRNO.EBADF);
+      reader.readInto(pieces, pos, buf, len).then(cb, (e) => {
+        log(`read ${_p}: ${(e as Error).message}`);
+        cb(ERRNO.EIO);
+      });
+    },
+    release: (_p: string, fd: number, cb: (err: number) => void) => {
+      handles.delete(fd);
+      cb(0);
+    },
+    statfs: (_p: string, cb: (err: number, st?: unknown) => void) =>
+      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
+  };
+  return { ops, counts };
+}
+
+/** A directory's names with their stat rows (views into the tree's packed attributes). */
+function statRows(tree: SnapshotTree, p: string): { names: string[]; rows: Uint32Array[] } {
+  const { names, stats } = tree.list(p);
+  const rows = new Array<Uint32Array>(names.length);
+  for (let i = 0; i < names.length; i++) rows[i] = stats.subarray(i * STAT_INTS, (i + 1) * STAT_INTS);
+  return { names, rows };
+}
+
+/** What an open file handle reads: the content pieces of a file (none for other non-directories). */
+function openPieces(tree: SnapshotTree, reader: FileContentReader, p: string): FilePieces {
+  const node = tree.resolve(p);
+  if (node.kind !== 'entry' || !node.version) throw new ViewError('EISDIR', p);
+  const v = node.version;
+  if (v.type === 'dir') throw new ViewError('EISDIR', p);
+  return v.type === 'file' || v.type === 'hardlink' ? reader.layout(v, p) : [];
+}
+
+/**
+ * fuse-native's Fuse with what this mount needs changed. fuse-native passes only the options
+ * it knows; these three matter here, so they are added: ro (the kernel refuses writes),
+ * use_ino (our inode numbers, so hardlinks share one), fsname (what mount(8) and fusermount show).
+ */
+function snapFuseClass(Fuse: FuseCtor, ops: FuseOps): new (mnt: string, ops: object, opts: object) => FuseNative {
+  const FuseBase: new (mnt: string, ops: object, opts: object) => FuseNative = Fuse;
+  return class SnapFuse extends FuseBase {
+    override _fuseOptions(): string {
+      const base: string = super._fuseOptions();
+      const extra = 'ro,use_ino,fsname=snapfill,subtype=snapfill';
+      return base ? `${base},${extra}` : `-o${extra}`;
+    }
+
+    // fuse-native converts stat objects to its 18-uint32 layout one object at a time; the tree
+    // already keeps attributes in that layout, so hand the rows over as they are. This halves
+    // the CPU of listing and stat-ing a 100k-entry directory and spares the GC 100k objects.
+    override _op_getattr(signal: StatCb, p: string): void {
+      ops.getattr(p, (err, st) => (err ? signal(err, new Uint32Array(STAT_INTS)) : signal(0, st)));
+    }
+
+    // fuse-native unmounts with "fusermount -uz" only, which FUSE 3 systems lack (they have
+    // fusermount3): try each way, then stop fuse-native's thread as its own _close does.
+    override _close(cb: (err: Error | null) => void): void {
+      lazyUnmount(this.mnt).then(() => {
+        try {
+          fuseBinding().fuse_native_unmount(this.mnt, this._thread);
+        } catch (e) {
+          return cb(e as Error);
+        }
+        cb(null);
+      }, (e: Error) => cb(e));
+    }
+
+    override _op_readdir(signal: ReaddirCb, p: string): void {
+      ops.readdir(p, (err, names, stats) => (err ? signal(err) : signal(0, names, stats)));
+    }
+  };
+}
+
 /** The command that removes a (stale) FUSE mount on this machine: FUSE 3 systems only have fusermount3. */
 export function unmountHint(mnt: string): string {
   const has = (cmd: string) => (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => d && fs.existsSync(`${d}/${cmd}`));
@@ -237,7 +266,7 @@ function mountError(err: Error, mnt: string): Error {
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => execFile(cmd, args, (e) => (e ? reject(e) : resolve())));
+  return new Promise((resolve, reject) => execFile(cmd, args, (e: Error | null) => (e ? reject(e) : resolve())));
 }
 
 async function lazyUnmount(mnt: string): Promise<void> {

@@ -260,7 +260,6 @@ export class SnapshotTree {
       return cached;
     }
     const node = this.resolve(viewPath);
-    let listing: Listing;
     if (node.kind === 'dir') {
       const names = this.virtualChildren(viewPath);
       const stats = new Uint32Array(names.length * STAT_INTS);
@@ -281,7 +280,7 @@ export class SnapshotTree {
       names[i] = ASCII.test(n) ? n : display(n);
       packAttr(this.statAttr(node.snap, rows[i]), stats, i * STAT_INTS);
     }
-    listing = { names, stats, index: null };
+    const listing: Listing = { names, stats, index: null };
     this.remember(key, listing);
     return listing;
   }

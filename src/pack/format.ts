@@ -26,10 +26,5 @@ export function tarEntrySpan(size: number): number {
   return TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
 }
 
-export function packKey(packId: string): string {
-  return `data/${packId.slice(0, 2)}/${packId}`;
-}
-
-export function indexKey(packId: string): string {
-  return `index/${packId}`;
-}
+/** Kept here too: callers (and tests) that know the format reach the keys through it. */
+export { packKey, indexKey } from './keys.js';

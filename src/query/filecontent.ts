@@ -26,7 +26,8 @@ export class ContentUnavailableError extends Error {
 
 /**
  * Reads file content out of the repository one blob at a time: the catalog says where each
- * blob is, the repository fetches exactly that byte range of its pack and verifies it.
+ * blob is, and the repository's blob loader (src/repo/blobloader.ts) fetches exactly that byte
+ * range of its pack, decompresses and verifies it.
  * A small LRU cache (by bytes) serves the many small sequential reads a kernel issues
  * (FUSE reads 128 KiB at a time from 8 MiB blobs) without refetching.
  */

@@ -1,4 +1,5 @@
 import type { RepoContext } from '../catalog/context.js';
+import { INDEX_PREFIX, PACK_PREFIX, SNAPSHOT_PREFIX } from '../pack/keys.js';
 
 export interface RepoStats {
   snapshots: number;
@@ -13,9 +14,9 @@ export interface RepoStats {
 
 export async function repoStats(s: RepoContext): Promise<RepoStats> {
   let packs = 0, packBytes = 0, indexBytes = 0, snapshotBytes = 0;
-  for await (const o of s.repo.store.list('data/')) { packs++; packBytes += o.size; }
-  for await (const o of s.repo.store.list('index/')) indexBytes += o.size;
-  for await (const o of s.repo.store.list('snapshots/')) snapshotBytes += o.size;
+  for await (const o of s.repo.store.list(PACK_PREFIX)) { packs++; packBytes += o.size; }
+  for await (const o of s.repo.store.list(INDEX_PREFIX)) indexBytes += o.size;
+  for await (const o of s.repo.store.list(SNAPSHOT_PREFIX)) snapshotBytes += o.size;
   const snaps = s.catalog.listSnapshots();
   const out: RepoStats = {
     snapshots: snaps.length, packs, pack_bytes: packBytes, blobs: s.catalog.countBlobs(), index_bytes: indexBytes,

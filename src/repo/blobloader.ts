@@ -3,10 +3,10 @@ import { openBlob } from '../pack/codec.js';
 
 /**
  * The one blob loader: every reader of stored content (restore, cat, dump, mount, catalog
- * import, check) gets blobs through it. Given where blobs lie in one pack, it reads the pack in
- * a few ranges (neighbouring blobs coalesced), then decompresses and verifies each distinct
- * blob once (SHA-256 of the plain bytes must be its id). A blob that fails is reported, never
- * returned: no caller ever sees unverified bytes.
+ * import, check, prune) gets blobs through it. Given where blobs lie in one pack, it reads the
+ * pack in a few ranges (neighbouring blobs coalesced), then decompresses and verifies each
+ * distinct blob once (SHA-256 of the plain bytes must be its id). A blob that fails is
+ * reported, never returned: no caller ever sees unverified bytes.
  */
 export interface BlobRef {
   id: BlobId;
@@ -26,6 +26,10 @@ export type PackRangeReader<R> = (offset: number, length: number) => R;
 
 /** Blobs closer than this are read in one range: one request instead of two costs more than the gap. */
 export const COALESCE_GAP = 256 * 1024;
+
+/** The reasons in `LoadedBlobs.bad`. */
+export const BLOB_CORRUPT = 'is corrupt';
+export const BLOB_BEYOND_END = 'lies beyond the end of its pack';
 
 interface Span {
   offset: number;
@@ -48,29 +52,70 @@ export function spansOf(refs: BlobRef[], maxGap = COALESCE_GAP): Span[] {
   return spans;
 }
 
-function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs): void {
+/**
+ * Verifies the blobs of one span read as `data`. `keep` says what goes into `out.plain`:
+ * the plain bytes (readers), or the stored bytes as they are in the pack (repack copies them
+ * unchanged, so a re-run writes byte-identical packs).
+ */
+function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs, keep: 'plain' | 'stored'): void {
   for (const r of span.refs) {
     const at = r.offset - span.offset;
     if (at + r.length > data.length) {
-      out.bad.set(r.id, 'lies beyond the end of its pack');
+      out.bad.set(r.id, BLOB_BEYOND_END);
       continue;
     }
-    const plain = openBlob(data.subarray(at, at + r.length), r.id);
-    if (plain === null) out.bad.set(r.id, 'is corrupt');
-    else out.plain.set(r.id, plain);
+    const stored = data.subarray(at, at + r.length);
+    const plain = openBlob(stored, r.id);
+    if (plain === null) out.bad.set(r.id, BLOB_CORRUPT);
+    else out.plain.set(r.id, keep === 'plain' ? plain : stored);
   }
 }
 
 /** Loads blobs of one pack through an async range reader (a store: local file or S3). */
 export async function loadBlobsFromPack(read: PackRangeReader<Promise<Buffer>>, refs: BlobRef[], maxGap = COALESCE_GAP): Promise<LoadedBlobs> {
   const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
-  for (const span of spansOf(refs, maxGap)) decodeSpan(span, await read(span.offset, span.end - span.offset), out);
+  for (const span of spansOf(refs, maxGap)) decodeSpan(span, await read(span.offset, span.end - span.offset), out, 'plain');
   return out;
 }
 
 /** The same, synchronously: worker threads reading the pack files of a local repository. */
 export function loadBlobsFromPackSync(read: PackRangeReader<Buffer>, refs: BlobRef[], maxGap = COALESCE_GAP): LoadedBlobs {
   const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
-  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out);
+  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out, 'plain');
   return out;
+}
+
+/**
+ * Verified blobs in their STORED form (`plain` then holds the bytes as they lie in the pack,
+ * possibly compressed): what a repack copies into a new pack. Views into what `read` returned.
+ */
+export function loadStoredBlobsSync(read: PackRangeReader<Buffer>, refs: BlobRef[], maxGap = COALESCE_GAP): LoadedBlobs {
+  const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
+  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out, 'stored');
+  return out;
+}
+
+/** A range reader over a pack already in memory (a cached or wholly read pack). */
+export function bufferReader(pack: Buffer): PackRangeReader<Buffer> {
+  return (offset, length) => pack.subarray(offset, offset + length);
+}
+
+export class BlobCorruptError extends Error {
+  constructor(readonly blobId: string, readonly packId: string) {
+    super(`blob ${blobId.slice(0, 12)} in pack ${packId.slice(0, 12)} is corrupt (content hash mismatch)`);
+    this.name = 'BlobCorruptError';
+  }
+}
+
+/** The error for a blob `LoadedBlobs.bad` lists, for callers that want one blob or an exception. */
+export function badBlobError(id: BlobId, packId: string, reason: string): Error {
+  if (reason === BLOB_CORRUPT) return new BlobCorruptError(id, packId);
+  return new Error(`blob ${id.slice(0, 12)} ${reason === BLOB_BEYOND_END ? 'lies beyond the end of pack' : reason + ' in pack'} ${packId.slice(0, 12)}`);
+}
+
+/** One blob's verified plain bytes out of a load, or the error saying why there are none. */
+export function takeBlob(loaded: LoadedBlobs, id: BlobId, packId: string): Buffer {
+  const plain = loaded.plain.get(id);
+  if (plain) return plain;
+  throw badBlobError(id, packId, loaded.bad.get(id) ?? 'was not loaded');
 }

@@ -1,6 +1,10 @@
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { ObjectStore } from '../store/store.js';
+import { idOfKey, LOCK_PREFIX, lockKey } from '../pack/keys.js';
+
+/** Lock objects are rewritten while held and deleted on release: never made immutable (S3 Object Lock). */
+const MUTABLE = { mutable: true } as const;
 
 /**
  * Repository locks, safe on S3: each holder writes its own object `locks/<random id>` (no
@@ -50,11 +54,11 @@ export class RepoLock {
     const info: LockInfo = {
       id: randomBytes(16).toString('hex'), exclusive, host: os.hostname(), pid: process.pid, operation, created: now, refreshed: now,
     };
-    await store.put(`locks/${info.id}`, Buffer.from(JSON.stringify(info)), { ifAbsent: true });
+    await store.put(lockKey(info.id), Buffer.from(JSON.stringify(info)), { ifAbsent: true, ...MUTABLE });
     const after = conflicts(await listLocks(store), info.id);
     // A shared taker only yields to exclusive locks; an exclusive one yields to anything.
     if (after.length) {
-      await store.delete(`locks/${info.id}`);
+      await store.delete(lockKey(info.id), MUTABLE);
       throw new RepoLockedError(after, operation);
     }
     const lock = new RepoLock(store, info);
@@ -66,7 +70,7 @@ export class RepoLock {
   async refresh(): Promise<void> {
     this.info.refreshed = new Date().toISOString();
     try {
-      await this.store.put(`locks/${this.info.id}`, Buffer.from(JSON.stringify(this.info)));
+      await this.store.put(lockKey(this.info.id), Buffer.from(JSON.stringify(this.info)), MUTABLE);
     } catch {
       // The next refresh retries; a lock that cannot be refreshed for long goes stale by design.
     }
@@ -75,7 +79,7 @@ export class RepoLock {
   async release(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.store.delete(`locks/${this.info.id}`);
+    await this.store.delete(lockKey(this.info.id), MUTABLE);
   }
 }
 
@@ -99,7 +103,7 @@ async function removeDeadLocalLocks(store: ObjectStore, locks: LockInfo[]): Prom
   for (const l of locks) {
     if (!heldByDeadLocalProcess(l)) continue;
     try {
-      await store.delete(`locks/${l.id}`);
+      await store.delete(lockKey(l.id), MUTABLE);
     } catch {
       // Best effort: the lock stays ignored as stale, and the next taker tries again.
     }
@@ -116,10 +120,10 @@ export function isStale(l: LockInfo, staleAfterMs = LOCK_STALE_MS): boolean {
 
 export async function listLocks(store: ObjectStore): Promise<LockInfo[]> {
   const out: LockInfo[] = [];
-  for await (const o of store.list('locks/')) {
+  for await (const o of store.list(LOCK_PREFIX)) {
     try {
       // The id is the key's: what `unlock` deletes must be the object that was listed.
-      out.push({ ...(JSON.parse((await store.get(o.key)).toString('utf8')) as LockInfo), id: o.key.slice('locks/'.length) });
+      out.push({ ...(JSON.parse((await store.get(o.key)).toString('utf8')) as LockInfo), id: idOfKey(LOCK_PREFIX, o.key) });
     } catch {
       // Vanished between list and get (released), or unreadable: ignore.
     }
@@ -132,7 +136,7 @@ export async function removeStaleLocks(store: ObjectStore, staleAfterMs = LOCK_S
   let n = 0;
   for (const l of await listLocks(store)) {
     if (isStale(l, staleAfterMs)) {
-      await store.delete(`locks/${l.id}`);
+      await store.delete(lockKey(l.id), MUTABLE);
       n++;
     }
   }

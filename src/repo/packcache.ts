@@ -1,6 +1,5 @@
 import type { Repository } from './repository.js';
-import { verifyBlob } from './repository.js';
-import { packKey } from '../pack/format.js';
+import { loadBlobsFromPack, takeBlob, type PackRangeReader } from './blobloader.js';
 import type { BlobId } from '../pack/blobid.js';
 
 /**
@@ -11,12 +10,12 @@ import type { BlobId } from '../pack/blobid.js';
  * into one request per pack: on S3 that is the difference between 20,000 ranged GETs and a
  * handful of whole-pack GETs for a fresh-machine catalog rebuild. Packs larger than
  * `maxPackBytes` are read blob by blob (ranged) instead. Memory is bounded by `maxBytes`.
+ * Either way blobs go through the blob loader: the cache only changes where ranges come from.
  */
 export class PackCache {
   private readonly packs = new Map<string, Promise<Buffer>>(); // insertion order = LRU order
   private readonly sizes = new Map<string, number>();
   private bytes = 0;
-  requests = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -26,13 +25,21 @@ export class PackCache {
   async readBlob(packId: string, offset: number, length: number, id: BlobId, packSize?: number): Promise<Buffer> {
     const maxPack = this.opts.maxPackBytes ?? 64 * 1024 * 1024;
     if (packSize !== undefined && packSize > maxPack) {
-      this.requests++;
       return this.repo.readBlob(packId, offset, length, id);
     }
-    const pack = await this.pack(packId);
-    if (offset + length > pack.length) throw new Error(`blob ${id.slice(0, 12)} lies beyond the end of pack ${packId.slice(0, 12)}`);
-    const data = Buffer.from(pack.subarray(offset, offset + length)); // a copy: the pack may be evicted
-    return verifyBlob(data, id, packId);
+    const loaded = await loadBlobsFromPack(this.cachedReader(packId), [{ id, offset, length }]);
+    return takeBlob(loaded, id, packId);
+  }
+
+  /**
+   * Ranges of a pack served from its cached copy (fetched whole on first use). Each range is a
+   * copy: a view would keep the whole pack alive after the cache evicts it.
+   */
+  private cachedReader(packId: string): PackRangeReader<Promise<Buffer>> {
+    return async (offset, length) => {
+      const pack = await this.pack(packId);
+      return Buffer.from(pack.subarray(offset, offset + length));
+    };
   }
 
   private pack(packId: string): Promise<Buffer> {
@@ -42,8 +49,7 @@ export class PackCache {
       this.packs.set(packId, hit);
       return hit;
     }
-    this.requests++;
-    const p = this.repo.store.get(packKey(packId));
+    const p = this.repo.readPack(packId);
     this.packs.set(packId, p);
     p.then((b) => {
       if (this.packs.get(packId) !== p) return;

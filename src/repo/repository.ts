@@ -1,11 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ObjectStore } from '../store/store.js';
+import { OptionError } from '../util/errors.js';
 import { ObjectNotFoundError } from '../store/store.js';
 import type { BlobId } from '../pack/blobid.js';
-import { openBlob } from '../pack/codec.js';
 import { PackWriter } from '../pack/packwriter.js';
-import { indexKey, packKey, type BlobType, type PackIndex } from '../pack/format.js';
+import type { BlobType, PackIndex } from '../pack/format.js';
+import {
+  CONFIG_KEY, INDEX_PREFIX, PACK_PREFIX, SNAPSHOT_PREFIX, idOfKey, indexKey, packIdOfKey, packKey, snapshotKey,
+} from '../pack/keys.js';
+import { loadBlobsFromPack, takeBlob, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
+
+export { BlobCorruptError } from './blobloader.js';
 
 export const REPO_VERSION = 1;
 
@@ -37,9 +43,9 @@ export interface StoredSnapshot extends SnapshotRecord {
   id: string;
 }
 
-export class RepoNotFoundError extends Error {
+export class RepoNotFoundError extends OptionError {
   constructor(location: string) {
-    super(`no snapfill repository at ${location}: run "snapfill init" (or check --repo / SNAPFILL_REPO)`);
+    super((n) => `no snapfill repository at ${location}: run "snapfill init" (or check ${n('repo')} / SNAPFILL_REPO)`);
     this.name = 'RepoNotFoundError';
   }
 }
@@ -52,22 +58,22 @@ export class Repository {
   private constructor(readonly store: ObjectStore, readonly config: RepoConfig) {}
 
   static async init(store: ObjectStore, opts: { chunkSize?: number; packSize?: number } = {}): Promise<Repository> {
-    if (await store.head('config')) throw new Error(`a repository already exists at ${store.location}`);
+    if (await store.head(CONFIG_KEY)) throw new Error(`a repository already exists at ${store.location}`);
     const config: RepoConfig = {
       format: 'snapfill', version: REPO_VERSION, id: randomBytes(16).toString('hex'), created: new Date().toISOString(),
       chunk_size: opts.chunkSize ?? 8 * 1024 * 1024, pack_size: opts.packSize ?? 16 * 1024 * 1024,
     };
-    await store.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifAbsent: true });
+    await store.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifAbsent: true });
     return new Repository(store, config);
   }
 
   static async open(store: ObjectStore): Promise<Repository> {
     let raw: Buffer;
     try {
-      raw = await store.get('config');
+      raw = await store.get(CONFIG_KEY);
     } catch (e) {
       if (e instanceof ObjectNotFoundError) throw new RepoNotFoundError(store.location);
-      throw new Error(`cannot read repository config at ${store.location}: ${(e as Error).message}`);
+      throw new Error(`cannot read repository config at ${store.location}: ${(e as Error).message}`, { cause: e });
     }
     let config: RepoConfig;
     try {
@@ -94,7 +100,7 @@ export class Repository {
   }
 
   async *listPackIndexes(): AsyncIterable<string> {
-    for await (const o of this.store.list('index/')) yield o.key.slice('index/'.length);
+    for await (const o of this.store.list(INDEX_PREFIX)) yield idOfKey(INDEX_PREFIX, o.key);
   }
 
   async loadPackIndex(packId: string): Promise<PackIndex> {
@@ -106,56 +112,83 @@ export class Repository {
   }
 
   async *listPacks(): AsyncIterable<{ id: string; size: number }> {
-    for await (const o of this.store.list('data/')) yield { id: o.key.slice(o.key.lastIndexOf('/') + 1), size: o.size };
+    for await (const o of this.store.list(PACK_PREFIX)) yield { id: packIdOfKey(o.key), size: o.size };
   }
 
   /** Reads one blob (decompressing it) and checks its identity, so corruption is never returned as content. */
   async readBlob(packId: string, offset: number, length: number, id: BlobId): Promise<Buffer> {
-    const data = await this.store.getRange(packKey(packId), offset, length);
-    return verifyBlob(data, id, packId);
+    return takeBlob(await this.loadBlobs(packId, [{ id, offset, length }]), id, packId);
+  }
+
+  /** Blobs of one pack through the blob loader: ranged reads, neighbours coalesced, every blob verified. */
+  loadBlobs(packId: string, refs: BlobRef[]): Promise<LoadedBlobs> {
+    return loadBlobsFromPack(this.packRangeReader(packId), refs);
+  }
+
+  /** Ranged reads of one pack object, for the blob loader. */
+  packRangeReader(packId: string): PackRangeReader<Promise<Buffer>> {
+    const key = packKey(packId);
+    return (offset, length) => this.store.getRange(key, offset, length);
+  }
+
+  /** The file holding a pack, when the store is a local directory (worker threads pread it directly). */
+  localPackPath(packId: string): string | null {
+    return this.store.localPath?.(packKey(packId)) ?? null;
   }
 
   async readPack(packId: string): Promise<Buffer> {
     return this.store.get(packKey(packId));
   }
 
+  /**
+   * Deletes a pack: its index first, then the pack. A pack without an index is unreferenced
+   * garbage the next prune removes; an index without its pack would make a snapshot skip
+   * storing a blob it thinks exists.
+   */
+  async deletePack(packId: string, hasIndex = true): Promise<void> {
+    if (hasIndex) await this.store.delete(indexKey(packId));
+    await this.store.delete(packKey(packId));
+  }
+
+  /** Until when S3 Object Lock keeps a pack from being deleted; null when it may go now. */
+  packRetainedUntil(packId: string): Promise<Date | null> {
+    return this.retainedUntil(packKey(packId));
+  }
+
+  /** Until when S3 Object Lock keeps a snapshot record from being deleted; null when it may go now. */
+  snapshotRetainedUntil(snapshotId: string): Promise<Date | null> {
+    return this.retainedUntil(snapshotKey(snapshotId));
+  }
+
+  private async retainedUntil(key: string): Promise<Date | null> {
+    if (!this.store.retainedUntil) return null;
+    const until = await this.store.retainedUntil(key);
+    return until && until.getTime() > Date.now() ? until : null;
+  }
+
   async saveSnapshot(rec: SnapshotRecord): Promise<string> {
     const bytes = Buffer.from(JSON.stringify(rec, null, 1));
     const id = createHash('sha256').update(bytes).digest('hex');
-    await this.store.put(`snapshots/${id}`, bytes);
+    await this.store.put(snapshotKey(id), bytes);
     return id;
   }
 
   async *listSnapshotIds(): AsyncIterable<string> {
-    for await (const o of this.store.list('snapshots/')) yield o.key.slice('snapshots/'.length);
+    for await (const o of this.store.list(SNAPSHOT_PREFIX)) yield idOfKey(SNAPSHOT_PREFIX, o.key);
   }
 
   async loadSnapshot(id: string): Promise<StoredSnapshot> {
-    const bytes = await this.store.get(`snapshots/${id}`);
+    const bytes = await this.store.get(snapshotKey(id));
     if (createHash('sha256').update(bytes).digest('hex') !== id) throw new Error(`snapshot ${id} is damaged (hash mismatch)`);
     const rec = JSON.parse(bytes.toString('utf8')) as SnapshotRecord;
     return { ...rec, id };
   }
 
   async deleteSnapshot(id: string): Promise<void> {
-    await this.store.delete(`snapshots/${id}`);
+    await this.store.delete(snapshotKey(id));
   }
 
   newPackWriter(type: BlobType): PackWriter {
     return new PackWriter(type);
   }
-}
-
-export class BlobCorruptError extends Error {
-  constructor(readonly blobId: string, readonly packId: string) {
-    super(`blob ${blobId.slice(0, 12)} in pack ${packId.slice(0, 12)} is corrupt (content hash mismatch)`);
-    this.name = 'BlobCorruptError';
-  }
-}
-
-/** Checks a stored blob against its id and returns its plain content (see src/pack/codec.ts). */
-export function verifyBlob(stored: Buffer, id: BlobId, packId: string): Buffer {
-  const plain = openBlob(stored, id);
-  if (plain === null) throw new BlobCorruptError(id, packId);
-  return plain;
 }

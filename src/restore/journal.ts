@@ -3,9 +3,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { RawPath } from '../util/rawpath.js';
 import { procPath, SafeRoot } from '../livefs/safepath.js';
-
-/** Temp entries of a restore are named `<prefix><final name>` in the final directory. */
-export const TMP_PREFIX = '.snapfill-tmp.';
+import { TMP_PREFIX } from '../livefs/install.js';
 
 /**
  * A restore journal: the directories a restore created (mode 0700 until the end of the run)
@@ -63,7 +61,7 @@ export function sweepTemps(root: SafeRoot, rel: RawPath): number {
   if (fd === null) return 0;
   let n = 0;
   let names: Buffer[];
-  try { names = fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]; } catch { return 0; }
+  try { names = fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }); } catch { return 0; }
   for (const b of names) {
     const name = b.toString('latin1');
     const st = fs.lstatSync(procPath(fd, name), { throwIfNoEntry: false });

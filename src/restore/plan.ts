@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import { toBlob, fromBlob, type RawPath } from '../util/rawpath.js';
-import type { WireEntry } from './protocol.js';
+import type { LinkSource, WireEntry } from './protocol.js';
 
 export interface ContentRow {
   id?: number;
   rel: RawPath;
-  e: WireEntry;
+  entry: WireEntry;
   blobs: string[];
   pack: string | null;
   off: number;
@@ -15,19 +15,10 @@ export interface ContentRow {
   fresh: boolean;
 }
 
-/** What the snapshot recorded of a hardlink's first name, checked against the live entry before linking. */
-export interface LinkSource {
-  s: number;
-  mt: string;
-  u: number;
-  g: number;
-  nl: number;
-}
-
 export interface LinkRow {
   rel: RawPath;
   first: RawPath;
-  e: WireEntry;
+  entry: WireEntry;
   blobs: string[];
   replace: boolean;
   source: LinkSource;
@@ -88,10 +79,10 @@ export class RestorePlan {
   }
 
   /** Missing first names of hard-link groups (to be created, not replaced) that have a surviving name. */
-  *groupFirstsWithSurvivor(): Iterable<{ id: number; rel: RawPath; e: WireEntry; replace: boolean; survivor: RawPath; survivorE: WireEntry }> {
+  *groupFirstsWithSurvivor(): Iterable<{ id: number; rel: RawPath; entry: WireEntry; replace: boolean; survivor: RawPath; survivorEntry: WireEntry }> {
     for (const r of this.stream(`SELECT c.id, c.rel, c.e, c.replace, min(s.rel) AS srel, s.e AS se FROM content c JOIN survivors s ON s.first = c.rel
-      WHERE c.replace = 0 AND json_extract(c.e, '$.nl') > 1 GROUP BY c.id`)) {
-      yield { id: r.id, rel: fromBlob(r.rel), e: JSON.parse(r.e), replace: !!r.replace, survivor: fromBlob(r.srel), survivorE: JSON.parse(r.se) };
+      WHERE c.replace = 0 AND json_extract(c.e, '$.nlink') > 1 GROUP BY c.id`)) {
+      yield { id: r.id, rel: fromBlob(r.rel), entry: JSON.parse(r.e), replace: !!r.replace, survivor: fromBlob(r.srel), survivorEntry: JSON.parse(r.se) };
     }
   }
 
@@ -132,18 +123,18 @@ export class RestorePlan {
 
   *links(): Iterable<LinkRow> {
     for (const r of this.stream(`SELECT * FROM links ORDER BY id`)) {
-      yield { rel: fromBlob(r.rel), first: fromBlob(r.first), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], replace: !!r.replace, source: JSON.parse(r.source) };
+      yield { rel: fromBlob(r.rel), first: fromBlob(r.first), entry: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], replace: !!r.replace, source: JSON.parse(r.source) };
     }
   }
 
   /** Directories deepest first, so a parent's times are set after its children are done. */
-  *dirsDeepestFirst(): Iterable<{ rel: RawPath; e: WireEntry | null }> {
-    for (const r of this.stream(`SELECT rel, e FROM dirs ORDER BY rel DESC`)) yield { rel: fromBlob(r.rel), e: r.e ? JSON.parse(r.e) : null };
+  *dirsDeepestFirst(): Iterable<{ rel: RawPath; entry: WireEntry | null }> {
+    for (const r of this.stream(`SELECT rel, e FROM dirs ORDER BY rel DESC`)) yield { rel: fromBlob(r.rel), entry: r.e ? JSON.parse(r.e) : null };
   }
 
   counts(): { content: number; bytes: number; links: number; dirs: number } {
     this.commit();
-    const c = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(json_extract(e, '$.s')),0) AS b FROM content`).get() as { n: number; b: number };
+    const c = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(json_extract(e, '$.size')),0) AS b FROM content`).get() as { n: number; b: number };
     const l = this.db.prepare(`SELECT count(*) AS n FROM links`).get() as { n: number };
     const d = this.db.prepare(`SELECT count(*) AS n FROM dirs`).get() as { n: number };
     this.db.exec('BEGIN');
@@ -159,6 +150,6 @@ export class RestorePlan {
 
 function toRow(r: any): ContentRow {
   return {
-    id: r.id, rel: fromBlob(r.rel), e: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace, fresh: !!r.fresh,
+    id: r.id, rel: fromBlob(r.rel), entry: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace, fresh: !!r.fresh,
   };
 }

@@ -1,21 +1,31 @@
-/** Messages between the restore orchestrator and its worker threads. */
+/**
+ * Messages between the restore orchestrator and its worker threads. They are structured-cloned
+ * per entry, so they stay flat: named fields, no nesting beyond an entry inside an item.
+ */
 export type RestoreMode = 'missing' | 'changed' | 'checksum' | 'metadata' | 'all';
 
 /** The parts of an entry a worker needs, with owner ids already mapped. Paths are relative to the root. */
 export interface WireEntry {
   rel: string;
-  t: string; // entry type
-  m: number;
-  u: number;
-  g: number;
-  s: number;
-  mt: string; // mtime ns
-  fp: string | null;
-  tg: string | null; // symlink target (raw)
-  rd: number;
-  nl: number; // link count recorded in the snapshot (a live file with more links is someone else's inode)
-  content: boolean; // has stored content
-  anc?: boolean; // an ancestor of a restore root: created when missing, never modified
+  /** Entry type (src/repo/tree.ts EntryType). */
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Modification time in ns, as a decimal string. */
+  mtimeNs: string;
+  /** xxh64 hex of the content as the snapshot read it. */
+  fingerprint: string | null;
+  /** Symlink target, or a hardlink's first name (raw). */
+  linkTarget: string | null;
+  rdev: number;
+  /** Link count recorded in the snapshot (a live file with more links is someone else's inode). */
+  nlink: number;
+  /** The snapshot stored content for it. */
+  hasContent: boolean;
+  /** An ancestor of a restore root: created when missing, never modified. */
+  ancestor?: boolean;
 }
 
 export interface WorkerInit {
@@ -33,7 +43,7 @@ export interface WorkerInit {
   umask: number;
 }
 
-export type ClassifyCode =
+export type Outcome =
   | 'content' // file content must be written
   | 'link' // hardlink to create after content
   | 'created' // created now (dir, symlink, fifo, device)
@@ -44,51 +54,62 @@ export type ClassifyCode =
   | 'error';
 
 export interface ClassifyResult {
-  c: ClassifyCode;
+  outcome: Outcome;
   msg?: string;
-  replace?: boolean; // an existing entry will be replaced
-  fresh?: boolean; // the parent directory was created by this restore: nothing else can be there
+  /** An existing entry will be replaced. */
+  replace?: boolean;
+  /** The parent directory was created by this restore: nothing else can be there. */
+  fresh?: boolean;
   /** Why an existing entry is replaced (shown in the plan), e.g. extra hard links. */
   why?: string;
 }
 
 export interface WriteItem {
   rel: string;
-  e: WireEntry;
+  entry: WireEntry;
+  /** The decoded blobs of one pack group, shared by every item of the group. */
   sab: SharedArrayBuffer;
-  off: number;
-  len: number;
+  offset: number;
+  length: number;
   /** May replace what exists (changed/checksum/all); otherwise only create. */
   replace: boolean;
   /** Parent created by this restore (mode 0700, ours): a plain rename cannot clobber anyone's data. */
   fresh: boolean;
 }
 
-/** Where one content chunk is: pack file, offset, length, and its id to verify. */
+/** Where one content chunk is: pack, offset and length in it, and its id to verify. */
 export interface ChunkRef {
   pack: string;
-  off: number;
-  len: number;
+  offset: number;
+  length: number;
   id: string;
 }
 
 /** Classify an entry and, when content is needed, write it straight from the local packs. */
 export interface RestoreItem {
-  e: WireEntry;
+  entry: WireEntry;
   chunks: ChunkRef[] | null;
+}
+
+/**
+ * What the snapshot recorded for the inode a hardlink is made to: the live entry there is
+ * linked only when it still matches (regular file, size, mtime, owner, link count within the
+ * record), so a restore never links a name to an inode it did not create or verify.
+ */
+export interface LinkSource {
+  size: number;
+  mtimeNs: string;
+  uid: number;
+  gid: number;
+  nlink: number;
 }
 
 export interface LinkItem {
   rel: string;
   first: string;
-  e: WireEntry;
+  entry: WireEntry;
   replace: boolean;
-  /**
-   * What the snapshot recorded for the inode at `first`: the live entry there is linked only
-   * when it still matches (regular file, size, mtime, owner, link count within the record), so
-   * a restore never links a name to an inode it did not create or verify.
-   */
-  source: { s: number; mt: string; u: number; g: number; nl: number };
+  source: LinkSource;
 }
 
 export interface ItemResult {
@@ -112,3 +133,4 @@ export type FromWorker =
 /** A request as the pool sends it (the pool adds the id). */
 export type WorkerRequest = Exclude<ToWorker, { op: 'init' }> extends infer T ? T extends { id: number } ? Omit<T, 'id'> : never : never;
 export type WorkerReply = Extract<FromWorker, { results: unknown }>;
+

@@ -1,6 +1,7 @@
 /** Messages between the snapshot walk and its reader threads. Big numbers travel as decimal strings. */
 export interface HashItem {
-  p: string; // raw path
+  /** Raw path of the file. */
+  path: string;
   size: string;
   mtime: string;
   ctime: string;
@@ -24,6 +25,15 @@ export type HashResult =
   | { code: 'ok'; fp: string; id: string | null; stored: Uint8Array | null; st: HashStat; torn: boolean; read: number }
   | { code: 'big' }
   | { code: 'error'; msg: string };
+
+/** Requests of the snapshot walk to a reader thread (livefs/pool.ts adds the id). */
+export type HashRequest =
+  | { op: 'hash'; items: HashItem[]; chunkSize: number }
+  | { op: 'scan'; dir: string };
+
+export type HashReply =
+  | { id: number; results: HashResult[] }
+  | { id: number; scan: ScanResult };
 
 /** A directory listing with lstat fields: SCAN_FIELDS values per entry (mode, uid, gid, size,
  * mtime ns, ctime ns, ino, dev, nlink, rdev); status 0 = ok, 1 = vanished, 2 = error (in order in `errors`). */

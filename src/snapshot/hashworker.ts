@@ -6,9 +6,10 @@
 import { parentPort } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import xxhash, { type XXHashAPI } from 'xxhash-wasm';
+import type { XXHashAPI } from 'xxhash-wasm';
+import { xxh } from '../livefs/fingerprint.js';
 import { encodeForStore } from '../pack/codec.js';
-import { SCAN_FIELDS, type HashItem, type HashResult, type HashStat, type ScanResult } from './hashprotocol.js';
+import { SCAN_FIELDS, type HashItem, type HashReply, type HashRequest, type HashResult, type HashStat, type ScanResult } from './hashprotocol.js';
 
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -39,7 +40,7 @@ function open(p: Buffer): number {
 }
 
 function hashOne(it: HashItem, chunkSize: number): HashResult {
-  const path = Buffer.from(it.p, 'latin1');
+  const path = Buffer.from(it.path, 'latin1');
   let expect = { size: BigInt(it.size), mtime: BigInt(it.mtime), ctime: BigInt(it.ctime), ino: BigInt(it.ino) };
   for (let attempt = 1; ; attempt++) {
     let fd: number;
@@ -122,18 +123,27 @@ function scanDir(dir: string): ScanResult {
   return { names, stats, status, errors };
 }
 
-parentPort!.on('message', async (m: { id: number; items: HashItem[]; chunkSize: number } | { init: true } | { id: number; scan: string }) => {
-  if ('init' in m) {
-    hasher = await xxhash();
-    parentPort!.postMessage({ id: -1 });
+/**
+ * Loads the hasher, then tells the pool this thread is ready. A failure is left unhandled on
+ * purpose: it ends the thread, which the pool sees as the worker's 'error'.
+ */
+async function init(): Promise<void> {
+  hasher = await xxh();
+  parentPort!.postMessage({ id: -1 });
+}
+
+// The protocol of livefs/pool.ts: init first (answered with id -1), then one reply per request id.
+parentPort!.on('message', (m: { op: 'init' } | (HashRequest & { id: number })) => {
+  if (m.op === 'init') {
+    void init();
     return;
   }
-  if ('scan' in m) {
-    const r = scanDir(m.scan);
-    parentPort!.postMessage({ id: m.id, scan: r }, 'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : []);
+  if (m.op === 'scan') {
+    const r = scanDir(m.dir);
+    parentPort!.postMessage({ id: m.id, scan: r } satisfies HashReply, 'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : []);
     return;
   }
   const results = m.items.map((it) => hashOne(it, m.chunkSize));
   const transfer = results.flatMap((r) => (r.code === 'ok' && r.stored ? [r.stored.buffer as ArrayBuffer] : []));
-  parentPort!.postMessage({ id: m.id, results }, transfer);
+  parentPort!.postMessage({ id: m.id, results } satisfies HashReply, transfer);
 });

@@ -238,6 +238,27 @@ export class Snapshotter {
     // loop every 256 levels unwinds the synchronous stack; other directories pay nothing.
     if (dir.length >= 512 && depthOf(dir) % 256 === 0) await new Promise((r) => setImmediate(r));
     if (prev === null) prev = dir === '/' ? undefined : this.catalog.openDirState(dir, this.lineage, this.seq);
+    const { children, digest } = await this.selectChildren(dir, fully);
+    // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
+    for (const c of children) if (c.st.isDirectory()) this.prefetch(c.p);
+
+    // A directory the parent snapshot did not have: every file in it is new, so its reads can
+    // start now and run in the reader threads while this thread walks the subdirectories.
+    const earlyReads = prev === undefined ? this.startReads(children.filter((c) => !c.st.isDirectory()), new Map()) : null;
+    const { dirResults, allSame } = await this.walkSubdirs(children, fsDev);
+    if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
+      this.countUnchanged(children);
+      this.progress(dir);
+      return { tree: prev.tree, same: true, digest };
+    }
+    return this.buildTree(dir, prev, children, dirResults, earlyReads, digest);
+  }
+
+  /**
+   * The children of `dir` this snapshot records (every one below a source, only the way to a
+   * source above it), and the digest of their stat fields (null when something is unreadable).
+   */
+  private async selectChildren(dir: RawPath, fully: boolean): Promise<{ children: Child[]; digest: string | null }> {
     const listing = await this.listDir(dir);
     let unreadable = false;
     if ('error' in listing) {
@@ -272,15 +293,11 @@ export class Snapshotter {
       children.push({ name, p, st, isSource, childFully: fully || isSource });
       dpos = this.digestChild(dpos, name, st);
     }
-    // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
-    for (const c of children) if (c.st.isDirectory()) this.prefetch(c.p);
-    const digest = unreadable ? null : fpHex(this.hash.h64Raw(this.digestBuf.subarray(0, dpos)));
+    return { children, digest: unreadable ? null : fpHex(this.hash.h64Raw(this.digestBuf.subarray(0, dpos))) };
+  }
 
-    // A directory the parent snapshot did not have: every file in it is new, so its reads can
-    // start now and run in the reader threads while this thread walks the subdirectories.
-    const earlyReads = prev === undefined ? this.startReads(children.filter((c) => !c.st.isDirectory()), new Map()) : null;
-
-    // Subdirectories first.
+  /** Subdirectories first, in name order (this fixes which name of a hardlinked inode is "first"). */
+  private async walkSubdirs(children: Child[], fsDev: bigint | null): Promise<{ dirResults: Map<RawPath, DirResult>; allSame: boolean }> {
     const dirResults = new Map<RawPath, DirResult>();
     let allSame = true;
     for (const c of children) {
@@ -295,64 +312,40 @@ export class Snapshotter {
       dirResults.set(c.name, r);
       if (!r.same) allSame = false;
     }
+    return { dirResults, allSame };
+  }
 
-    if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
-      for (const c of children) {
-        if (c.st.isFile()) {
-          this.stats.files++;
-          this.stats.unchanged++;
-          this.stats.bytesTotal += Number(c.st.size);
-          if (c.st.nlink > 1n) this.noteHardlinkUnchanged(c.p, c.st);
-        } else if (!c.st.isDirectory()) this.stats.other++;
-      }
-      this.progress(dir);
-      return { tree: prev.tree, same: true, digest };
+  /** The counters of a directory reused whole from the parent snapshot. */
+  private countUnchanged(children: Child[]): void {
+    for (const c of children) {
+      if (c.st.isFile()) {
+        this.stats.files++;
+        this.stats.unchanged++;
+        this.stats.bytesTotal += Number(c.st.size);
+        if (c.st.nlink > 1n) this.noteHardlinkUnchanged(c.p, c.st);
+      } else if (!c.st.isDirectory()) this.stats.other++;
     }
+  }
 
+  /** Records a changed (or new) directory: one catalog row per changed entry, a new tree blob. */
+  private async buildTree(dir: RawPath, prev: DirState | undefined, children: Child[], dirResults: Map<RawPath, DirResult>,
+    earlyReads: Map<RawPath, Promise<HashResult>> | null, digest: string | null): Promise<DirResult> {
     const dirPathId = prev?.pathId ?? this.catalog.ensurePath(dir);
     const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
     const entries: Entry[] = [];
     let digestable = digest !== null;
-    // Files after subdirectories (see above), each group in name order; the tree is sorted at the end.
+    // Files after subdirectories (see walkDir), each group in name order; the tree is sorted at the end.
     const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
     const reads = earlyReads ?? this.startReads(ordered, prevChildren);
     for (const c of ordered) {
-      const { name, p, st } = c;
-      const prevRow = prevChildren.get(name);
-      prevChildren.delete(name);
-      const pathId = prevRow?.pathId ?? this.catalog.childPathId(dirPathId, dir, name);
-      const e = this.entryFromStat(name, st);
-      let sub: DirResult | undefined;
-      if (e.type === 'dir') {
-        sub = dirResults.get(name)!;
-        e.tree = sub.tree;
-        if (sub.crossing) this.catalog.closeSubtree(this.seq, this.lineage, p);
-      } else if (e.type === 'file') {
-        this.stats.files++;
-        this.stats.bytesTotal += e.size;
-        await this.recordFile(p, e, st, prevRow, reads.get(name));
-        if (e.content === null || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
-      } else if (e.type === 'symlink') {
-        this.stats.other++;
-        try {
-          e.target = fromFs(fs.readlinkSync(toFs(p), { encoding: 'buffer' }));
-        } catch (err) {
-          this.error(p, err);
-          digestable = false;
-          continue;
-        }
-      } else {
-        this.stats.other++;
-      }
-      if (!(prevRow && sameEntry(prevRow, e))) {
-        if (prevRow) {
-          this.catalog.closeVersion(this.seq, prevRow.versionId);
-          if (prevRow.type === 'dir' && e.type !== 'dir') this.catalog.closeSubtree(this.seq, this.lineage, p);
-        }
-        this.catalog.insertVersion(pathId, this.lineage, this.seq, e);
-      }
+      const prevRow = prevChildren.get(c.name);
+      prevChildren.delete(c.name);
+      const e = await this.entryOf(c, dirResults, prevRow, reads);
+      if (e === null || e.content === null && e.type === 'file' || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
+      if (e === null) continue;
+      this.recordVersion(c, e, prevRow, dirPathId, dir);
       entries.push(e);
-      this.progress(p);
+      this.progress(c.p);
     }
     // Entries of the parent snapshot that are gone now.
     for (const [name, gone] of prevChildren) {
@@ -365,6 +358,43 @@ export class Snapshotter {
     if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 6));
     if (digestable && digest !== null) this.catalog.setTreeDigest(id, digest);
     return { tree: id, same: prev !== undefined && prev.tree === id, digest };
+  }
+
+  /** The entry of one child (its content read or reused); null when it could not be recorded. */
+  private async entryOf(c: Child, dirResults: Map<RawPath, DirResult>, prevRow: VersionRow | undefined,
+    reads: Map<RawPath, Promise<HashResult>>): Promise<Entry | null> {
+    const e = this.entryFromStat(c.name, c.st);
+    if (e.type === 'dir') {
+      const sub = dirResults.get(c.name)!;
+      e.tree = sub.tree;
+      if (sub.crossing) this.catalog.closeSubtree(this.seq, this.lineage, c.p);
+    } else if (e.type === 'file') {
+      this.stats.files++;
+      this.stats.bytesTotal += e.size;
+      await this.recordFile(c.p, e, c.st, prevRow, reads.get(c.name));
+    } else if (e.type === 'symlink') {
+      this.stats.other++;
+      try {
+        e.target = fromFs(fs.readlinkSync(toFs(c.p), { encoding: 'buffer' }));
+      } catch (err) {
+        this.error(c.p, err);
+        return null;
+      }
+    } else {
+      this.stats.other++;
+    }
+    return e;
+  }
+
+  /** A catalog row for an entry that differs from its parent snapshot's row (none when equal). */
+  private recordVersion(c: Child, e: Entry, prevRow: VersionRow | undefined, dirPathId: number, dir: RawPath): void {
+    if (prevRow && sameEntry(prevRow, e)) return;
+    const pathId = prevRow?.pathId ?? this.catalog.childPathId(dirPathId, dir, c.name);
+    if (prevRow) {
+      this.catalog.closeVersion(this.seq, prevRow.versionId);
+      if (prevRow.type === 'dir' && e.type !== 'dir') this.catalog.closeSubtree(this.seq, this.lineage, c.p);
+    }
+    this.catalog.insertVersion(pathId, this.lineage, this.seq, e);
   }
 
   private readonly listings = new Map<RawPath, Promise<ScanResult>>();
@@ -435,7 +465,7 @@ export class Snapshotter {
       const prev = prevChildren.get(c.name);
       if (prev && statUnchanged(prev, this.entryFromStat(c.name, c.st)) && (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))) continue;
       if (c.st.size > BigInt(this.repo.config.chunk_size) || this.opts.onRead) continue; // big or throttled: this thread reads it
-      out.set(c.name, this.pool.hash({ p: c.p, size: c.st.size.toString(), mtime: c.st.mtimeNs.toString(), ctime: c.st.ctimeNs.toString(), ino: c.st.ino.toString() }));
+      out.set(c.name, this.pool.hash({ path: c.p, size: c.st.size.toString(), mtime: c.st.mtimeNs.toString(), ctime: c.st.ctimeNs.toString(), ino: c.st.ino.toString() }));
     }
     return out;
   }

@@ -4,13 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { ObjectExistsError, ObjectNotFoundError, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 
 /**
- * Test hook for the crash-safety tests (test/crash.test.ts): a pause between writing an
- * object's temp file and renaming it into place, so a SIGKILL can land between any two writes
- * of an operation. Zero (off) unless SNAPFILL_TEST_PUT_DELAY_MS is set.
- */
-const TEST_PUT_DELAY_MS = Number(process.env.SNAPFILL_TEST_PUT_DELAY_MS ?? 0) || 0;
-
-/**
  * A repository in a local directory. Every put is temp file + fsync + rename + directory
  * fsync, so a crash leaves either the old state or the whole new object, never a torn one.
  */
@@ -46,7 +39,6 @@ export class LocalStore implements ObjectStore {
       } finally {
         fs.closeSync(fd);
       }
-      if (TEST_PUT_DELAY_MS) await new Promise((r) => setTimeout(r, TEST_PUT_DELAY_MS));
       if (opts.ifAbsent) {
         // link() fails when the name exists, which makes it an atomic create-if-absent.
         try {
@@ -149,7 +141,7 @@ export class LocalStore implements ObjectStore {
       if (d.isDirectory()) {
         if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
       } else if (key.startsWith(prefix)) {
-        let size = 0;
+        let size: number;
         try { size = fs.statSync(this.file(key)).size; } catch { continue; }
         yield { key, size };
       }

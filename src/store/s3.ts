@@ -8,18 +8,15 @@ import {
 } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import {
-  ObjectExistsError, ObjectNotFoundError, ObjectRetainedError, type ObjectInfo, type ObjectStore, type PutOptions,
+  ObjectExistsError, ObjectNotFoundError, ObjectRetainedError, type DeleteOptions, type ObjectInfo, type ObjectStore, type PutOptions,
 } from './store.js';
 import type { StoreOptions } from './open.js';
 import { resolveS3Settings, type S3Settings } from './s3config.js';
 import { TransferError, withRetry, type RetryEvent } from './retry.js';
+import { OptionError } from '../util/errors.js';
 
-/**
- * Keys that are rewritten or removed as part of normal work and so must never carry Object
- * Lock retention: lock objects are refreshed every few minutes and deleted on release.
- * Everything else in a repository (config, packs, indexes, snapshot records) is write-once.
- */
-const MUTABLE_PREFIXES = ['locks/'];
+/** The Object Lock headers of one PUT (none for mutable objects or without object lock days). */
+type Retention = Pick<PutObjectCommandInput, 'ObjectLockMode' | 'ObjectLockRetainUntilDate' | 'Metadata'>;
 
 /** User metadata that records the retention we asked for, so it is known even where the server ignores Object Lock. */
 const RETAIN_META = 'snapfill-retain-until';
@@ -109,7 +106,8 @@ async function readBody(body: unknown, expected: number | undefined, stallMs: nu
  *   counts as done only when its whole body is in and has the announced length.
  * - PUTs carry Content-MD5, so a body damaged on the way is rejected by the server; large
  *   objects go up as multipart uploads with parallel parts.
- * - With object lock days set, write-once keys are uploaded with Object Lock retention.
+ * - With object lock days set, objects are uploaded with Object Lock retention, except those
+ *   the caller marks `mutable` (locks: rewritten while held, deleted on release).
  */
 export class S3Store implements ObjectStore {
   readonly location: string;
@@ -169,9 +167,9 @@ export class S3Store implements ObjectStore {
     }, this.onRetry);
   }
 
-  private retention(key: string): Pick<PutObjectCommandInput, 'ObjectLockMode' | 'ObjectLockRetainUntilDate' | 'Metadata'> {
+  private retention(mutable: boolean | undefined): Retention {
     const days = this.settings.objectLockDays;
-    if (!days || MUTABLE_PREFIXES.some((p) => key.startsWith(p))) return {};
+    if (!days || mutable) return {};
     const until = new Date(Date.now() + days * 86_400_000);
     return { ObjectLockMode: this.settings.objectLockMode, ObjectLockRetainUntilDate: until, Metadata: { [RETAIN_META]: until.toISOString() } };
   }
@@ -179,8 +177,8 @@ export class S3Store implements ObjectStore {
   private explainLockError(e: unknown): unknown {
     const err = e as ErrorLike;
     if (this.settings.objectLockDays && /object ?lock/i.test(err?.message ?? '') && (status(e) === 400 || err?.name === 'InvalidRequest')) {
-      return new Error(`bucket ${this.settings.bucket} does not accept Object Lock retention (${err.message}). ` +
-        'Create the bucket with Object Lock enabled, or run without --object-lock-days.');
+      return new OptionError((n) => `bucket ${this.settings.bucket} does not accept Object Lock retention (${err.message}). ` +
+        `Create the bucket with Object Lock enabled, or run without ${n('objectLockDays')}.`);
     }
     return e;
   }
@@ -195,14 +193,15 @@ export class S3Store implements ObjectStore {
       if (!conditional && (await this.head(key))) throw new ObjectExistsError(key);
     }
     try {
-      if (data.length >= this.settings.multipartThreshold) await this.putMultipart(key, fullKey, data, conditional);
-      else await this.putSingle(key, fullKey, data, conditional);
+      const retention = this.retention(opts.mutable);
+      if (data.length >= this.settings.multipartThreshold) await this.putMultipart(key, fullKey, data, conditional, retention);
+      else await this.putSingle(key, fullKey, data, conditional, retention);
     } catch (e) {
       throw this.explainLockError(e);
     }
   }
 
-  private async putSingle(key: string, fullKey: string, data: Buffer, conditional: boolean): Promise<void> {
+  private async putSingle(key: string, fullKey: string, data: Buffer, conditional: boolean, retention: Retention): Promise<void> {
     const md5 = md5b64(data);
     try {
       await this.request(`PUT ${fullKey}`, async (attempt) => {
@@ -210,7 +209,7 @@ export class S3Store implements ObjectStore {
         try {
           await this.client.send(new PutObjectCommand({
             Bucket: this.settings.bucket, Key: fullKey, Body: data, ContentLength: data.length, ContentMD5: md5,
-            ContentType: 'application/octet-stream', ...(conditional ? { IfNoneMatch: '*' } : {}), ...this.retention(key),
+            ContentType: 'application/octet-stream', ...(conditional ? { IfNoneMatch: '*' } : {}), ...retention,
           }));
           this.stats.bytesUp += data.length;
         } catch (e) {
@@ -227,11 +226,11 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  private async putMultipart(key: string, fullKey: string, data: Buffer, conditional: boolean): Promise<void> {
+  private async putMultipart(key: string, fullKey: string, data: Buffer, conditional: boolean, retention: Retention): Promise<void> {
     const { bucket } = this.settings;
     const created = await this.request(`CreateMultipartUpload ${fullKey}`, () => {
       this.stats.multipart++;
-      return this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: fullKey, ContentType: 'application/octet-stream', ...this.retention(key) }));
+      return this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: fullKey, ContentType: 'application/octet-stream', ...retention }));
     });
     const uploadId = created.UploadId;
     if (!uploadId) throw new Error(`CreateMultipartUpload ${fullKey}: server returned no upload id`);
@@ -304,7 +303,7 @@ export class S3Store implements ObjectStore {
   }
 
   private async probeConditionalWrites(): Promise<boolean> {
-    // Not under locks/: lock readers would take the probe for a lock while it exists.
+    // Under tmp/, outside every prefix a repository lists: no reader takes the probe for one of its objects.
     const key = this.k(`tmp/conditional-write-probe-${randomBytes(8).toString('hex')}`);
     const body = Buffer.from('{}');
     const put = () => this.request(`PUT ${key}`, () => {
@@ -351,7 +350,7 @@ export class S3Store implements ObjectStore {
         if (range) {
           if (!out.ContentRange) {
             // The server ignored Range and sent the whole object: cut out what was asked for.
-            body = body.subarray(offset!, offset! + length!);
+            body = body.subarray(offset, offset! + length!);
           } else if (!out.ContentRange.startsWith(`bytes ${offset}-`)) {
             throw new Error(`${what}: server answered with range ${out.ContentRange}`);
           }
@@ -361,7 +360,7 @@ export class S3Store implements ObjectStore {
       });
     } catch (e) {
       if (isNotFound(e)) throw new ObjectNotFoundError(key);
-      if ((e as ErrorLike).name === 'InvalidRange') throw new Error(`short read in ${key}: range ${range} is beyond the end of the object`);
+      if ((e as ErrorLike).name === 'InvalidRange') throw new Error(`short read in ${key}: range ${range} is beyond the end of the object`, { cause: e });
       throw e;
     }
   }
@@ -383,10 +382,10 @@ export class S3Store implements ObjectStore {
     } while (token);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     // Fail closed: never issue a delete for an object still under retention. (On a versioned
     // bucket S3 would "succeed" by adding a delete marker, hiding data that cannot be freed.)
-    if (!MUTABLE_PREFIXES.some((p) => key.startsWith(p))) {
+    if (!opts.mutable) {
       const until = await this.retainedUntil(key);
       if (until) throw new ObjectRetainedError(key, until);
     }

@@ -10,6 +10,17 @@ export interface ObjectInfo {
 export interface PutOptions {
   /** Fail with ObjectExistsError instead of replacing an existing object. */
   ifAbsent?: boolean;
+  /**
+   * The object is rewritten or deleted as part of normal work (a repository lock), so the
+   * store must not make it immutable: no S3 Object Lock retention. Objects are write-once
+   * unless the caller says otherwise.
+   */
+  mutable?: boolean;
+}
+
+export interface DeleteOptions {
+  /** The object was written `mutable`: it carries no retention, so none is looked up before deleting it. */
+  mutable?: boolean;
 }
 
 export class ObjectExistsError extends Error {
@@ -44,7 +55,7 @@ export interface ObjectStore {
   /** Every object whose key starts with `prefix`. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removing a missing object is not an error. */
-  delete(key: string): Promise<void>;
+  delete(key: string, opts?: DeleteOptions): Promise<void>;
   /** Size of the object, or null when it does not exist. */
   head(key: string): Promise<ObjectInfo | null>;
   /**

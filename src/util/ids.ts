@@ -13,7 +13,7 @@ export class IdNames {
   }
 
   private load(file: string, byId: Map<number, string>, byName: Map<string, number>): void {
-    let text = '';
+    let text: string;
     try { text = fs.readFileSync(file, 'utf8'); } catch { return; }
     for (const line of text.split('\n')) {
       const f = line.split(':');

@@ -42,7 +42,7 @@ export function acquirePidLock(file: string, what: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let pid = 0;
+    let pid: number;
     try { pid = Number(fs.readFileSync(file, 'utf8').trim()); } catch { continue; }
     if (pid && alive(pid) && pid !== process.pid) throw new LockBusyError(file, pid, what);
     // Stale: move it aside atomically so two takers cannot both remove a fresh lock.

@@ -1,10 +1,14 @@
 import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
-import type { Catalog, SnapshotRow } from '../catalog/catalog.js';
-import { xxh, fpHex } from '../livefs/fingerprint.js';
+import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
+import { lstatExact } from '../livefs/compare.js';
+import { xxh } from '../livefs/fingerprint.js';
+import { WorkerPool } from '../livefs/pool.js';
 import { display, isUnder, type RawPath } from '../util/rawpath.js';
-import { compareEntry, lstatOrUndefined, type SnapEntry } from '../livefs/compare.js';
-import * as fs from 'node:fs';
+import { workerUrl } from '../util/workerurl.js';
+import { judge } from './judge.js';
+import { emptyBatch, type DirTask, type VerifyBatchResult, type VerifyEntry, type VerifyReply, type VerifyRequest, type VerifyWorkerInit } from './protocol.js';
+
+export type { DirTask, VerifyBatchResult, VerifyWorkerInit } from './protocol.js';
 
 /**
  * `verify`: compares the live tree with a snapshot, read-only. Reports entries that are
@@ -40,41 +44,12 @@ export interface VerifyResult {
   errors: { path: string; message: string }[];
 }
 
-export interface DirTask {
-  id: number;
-  path: RawPath;
-}
-
-export interface VerifyBatchResult {
-  checked: number;
-  missing: RawPath[];
-  changed: { path: RawPath; reason: string }[];
-  metadata: { path: RawPath; fields: string[] }[];
-  extra: RawPath[];
-  errors: { path: RawPath; message: string }[];
-  more: DirTask[];
-}
-
-export interface VerifyWorkerInit {
-  catalogFile: string;
-  lineage: number;
-  seq: number;
-  target: RawPath;
-  checksum: boolean;
-}
-
 export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const target = opts.target && opts.target !== '/' ? opts.target.replace(/\/+$/, '') : '';
-  const acc: VerifyBatchResult = { checked: 0, missing: [], changed: [], metadata: [], extra: [], errors: [], more: [] };
+  const acc = emptyBatch();
   const roots = opts.paths?.length ? opts.paths : snap.paths;
   const queue: DirTask[] = [];
   const hasher = opts.checksum ? await xxh() : null;
-  const fingerprint = (p: Buffer) => {
-    const h = hasher!.create64();
-    h.update(fs.readFileSync(p));
-    return fpHex(h.digest());
-  };
-
   for (const root of dropNested(roots)) {
     // (issue 11) What the snapshot lost or refused here cannot be compared: named as errors.
     for (const d of catalog.damagedUnder(snap, root)) acc.errors.push({ path: d.path, message: d.message });
@@ -83,16 +58,13 @@ export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: 
       acc.errors.push({ path: root, message: `not in snapshot ${snap.id.slice(0, 8)}` });
       continue;
     }
-    const e: SnapEntry = {
-      pathId: v.pathId, path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, size: v.size,
-      mtimeUs: Number(v.mtime / 1000n), target: v.target, fp: v.fp, rdev: v.rdev,
-    };
     const lp = Buffer.from(target + root, 'latin1');
     acc.checked++;
-    let st: fs.Stats | undefined;
+    let isDir = false;
     try {
-      st = lstatOrUndefined(lp);
-      const f = compareEntry(e, st, lp, !!opts.checksum, fingerprint);
+      const st = lstatExact(lp);
+      isDir = !!st?.isDirectory();
+      const f = judge(rootEntry(v), st, lp, hasher);
       if (f.kind === 'missing') acc.missing.push(root);
       else if (f.kind === 'changed') acc.changed.push({ path: root, reason: f.reason });
       else if (f.kind === 'metadata') acc.metadata.push({ path: root, fields: f.fields });
@@ -100,18 +72,28 @@ export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: 
       acc.errors.push({ path: root, message: `cannot compare: ${(err as Error).message}` });
     }
     if (v.type === 'dir') {
-      if (st?.isDirectory()) queue.push({ id: v.pathId, path: root });
+      if (isDir) queue.push({ id: v.pathId, path: root });
       else for (const d of catalog.walk(snap, root)) if (d.path !== root) { acc.missing.push(d.path); acc.checked++; }
     }
   }
-
   if (queue.length) {
     catalog.flush(); // workers read the catalog file through their own connections
     await runWorkers(queue, acc, {
       catalogFile: catalog.file, lineage: snap.lineage, seq: snap.seq, target, checksum: !!opts.checksum,
     }, opts.threads ?? defaultThreads(), opts.onProgress);
   }
+  return report(snap, acc);
+}
 
+function rootEntry(v: VersionRow): VerifyEntry {
+  return {
+    pathId: v.pathId, path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, size: v.size,
+    mtimeUs: Number(v.mtime / 1000n), linkTarget: v.type === 'symlink' ? v.target : null,
+    linkFirst: v.type === 'hardlink' ? v.target : null, fingerprint: v.fp, rdev: v.rdev,
+  };
+}
+
+function report(snap: SnapshotRow, acc: VerifyBatchResult): VerifyResult {
   const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
   acc.missing.sort();
   acc.extra.sort();
@@ -139,47 +121,43 @@ function dropNested(paths: RawPath[]): RawPath[] {
   return sorted.filter((p) => !sorted.some((q) => q !== p && isUnder(p, q)));
 }
 
-/** Hands directories to idle workers until none is left and none is busy. */
+function merge(acc: VerifyBatchResult, m: VerifyBatchResult, queue: DirTask[]): void {
+  acc.checked += m.checked;
+  for (const x of m.missing) acc.missing.push(x);
+  for (const x of m.changed) acc.changed.push(x);
+  for (const x of m.metadata) acc.metadata.push(x);
+  for (const x of m.extra) acc.extra.push(x);
+  for (const x of m.errors) acc.errors.push(x);
+  for (const x of m.more) queue.push(x);
+}
+
+/**
+ * Hands directories to idle workers until none is left and none is busy. Each idle worker
+ * gets a fair share of the queue (so none starves while another is busy); a worker hands back
+ * what it found beyond its budget, which goes to whoever is idle next.
+ */
 async function runWorkers(queue: DirTask[], acc: VerifyBatchResult, init: VerifyWorkerInit, n: number,
   onProgress?: (checked: number) => void): Promise<void> {
-  const url = new URL('./worker.js', import.meta.url);
-  const workers: Worker[] = [];
-  let busy = 0;
+  const pool = await WorkerPool.start<VerifyRequest, VerifyReply>(workerUrl(import.meta.url, 'worker.js'), n, init,
+    { depth: 1, label: 'verify worker' });
   try {
-    await new Promise<void>((resolve, reject) => {
-      const idle: Worker[] = [];
-      const dispatch = () => {
-        while (idle.length && queue.length) {
-          const w = idle.pop()!;
-          // Split the queue fairly among idle workers so none starves while another is busy.
-          const take = Math.max(1, Math.ceil(queue.length / (idle.length + 1 + busy)));
-          busy++;
-          w.postMessage({ dirs: queue.splice(queue.length - take, take) });
-        }
-        if (!busy && !queue.length) resolve();
-      };
-      for (let i = 0; i < n; i++) {
-        const w = new Worker(url, { workerData: init });
-        workers.push(w);
-        w.on('error', reject);
-        w.on('message', (m: VerifyBatchResult | { ready: true }) => {
-          if (!('ready' in m)) {
-            busy--;
-            acc.checked += m.checked;
-            for (const x of m.missing) acc.missing.push(x);
-            for (const x of m.changed) acc.changed.push(x);
-            for (const x of m.metadata) acc.metadata.push(x);
-            for (const x of m.extra) acc.extra.push(x);
-            for (const x of m.errors) acc.errors.push(x);
-            for (const x of m.more) queue.push(x);
-            onProgress?.(acc.checked);
-          }
-          idle.push(w);
-          dispatch();
-        });
+    let busy = 0;
+    let failed = null as Error | null; // (assigned in callbacks: keep the type wide)
+    let wake: () => void = () => {};
+    while (queue.length || busy) {
+      while (queue.length && busy < pool.size && !failed) {
+        const take = Math.max(1, Math.ceil(queue.length / pool.size));
+        busy++;
+        pool.submit({ dirs: queue.splice(queue.length - take, take) }).then((m) => {
+          merge(acc, m, queue);
+          onProgress?.(acc.checked);
+        }, (e: Error) => { failed ??= e; }).finally(() => { busy--; wake(); });
       }
-    });
+      if (failed) throw failed;
+      if (busy) await new Promise<void>((r) => { wake = r; });
+    }
+    if (failed) throw failed;
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.close();
   }
 }

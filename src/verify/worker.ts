@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
-import { ENTRY_TYPES, type EntryType } from '../repo/tree.js';
-import { xxh, fpHex } from '../livefs/fingerprint.js';
-import { compareEntry, lstatOrUndefined, type SnapEntry } from '../livefs/compare.js';
-import type { DirTask, VerifyBatchResult, VerifyWorkerInit } from './verify.js';
+import { parentPort } from 'node:worker_threads';
+import type { XXHashAPI } from 'xxhash-wasm';
+import { ENTRY_TYPES } from '../repo/tree.js';
+import { xxh } from '../livefs/fingerprint.js';
+import { lstatExact } from '../livefs/compare.js';
+import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
+import { judge } from './judge.js';
+import { emptyBatch, type DirTask, type VerifyBatchResult, type VerifyEntry, type VerifyReply, type VerifyRequest, type VerifyWorkerInit } from './protocol.js';
 
 /**
  * One verify worker thread: takes directories, and for each runs one indexed catalog query
@@ -13,46 +15,26 @@ import type { DirTask, VerifyBatchResult, VerifyWorkerInit } from './verify.js';
  * small files (DESIGN.md section 3). Subdirectories found are processed locally up to a budget,
  * the rest handed back so the coordinator can balance them over the threads.
  */
-const init = workerData as VerifyWorkerInit;
-const db = new Database(init.catalogFile, { readonly: true, fileMustExist: true });
-db.pragma('busy_timeout = 10000');
-// CROSS JOIN fixes the join order (paths first, by parent or path range, then that path's
-// versions): without statistics SQLite otherwise scans the lineage's every version per query.
-const IN_SNAP = 'v.lineage = @lineage AND v.from_seq <= @seq AND (v.to_seq IS NULL OR v.to_seq >= @seq)';
-// This query runs once per directory and its per-row cost is most of verify's own CPU time,
-// so: rows as arrays; mtime in whole microseconds (< 2^53, no BigInt per row); and no BLOB
-// column unless needed (each becomes a Buffer, ~2x the cost of the row): the name as TEXT
-// (exact for ASCII; other names are fetched as bytes on their own), the symlink target only
-// for symlinks, the fingerprint only with --checksum.
-const SYMLINK = ENTRY_TYPES.indexOf('symlink');
-const HARDLINK = ENTRY_TYPES.indexOf('hardlink');
-const childrenStmt = db.prepare(`SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000,
-  CASE WHEN v.type IN (${SYMLINK}, ${HARDLINK}) THEN v.target END, ${init.checksum ? 'v.fp' : 'NULL'}, v.rdev
-  FROM paths p CROSS JOIN versions v ON v.path = p.id WHERE p.parent = @pid AND ${IN_SNAP}`).raw(true);
-const nameStmt = db.prepare('SELECT name FROM paths WHERE id = ?').pluck();
-const NON_ASCII = /[^\x00-\x7f]/;
-const subtreeStmt = db.prepare(`SELECT p.path FROM paths p CROSS JOIN versions v ON v.path = p.id
-  WHERE p.path >= @lo AND p.path < @hi AND ${IN_SNAP} ORDER BY p.path`);
-const snapParams = { lineage: init.lineage, seq: init.seq };
-const target = init.target;
+// The catalog is read through its own read-only reader (src/catalog/reader.ts), which holds
+// the queries and the tricks that keep their per-row cost down.
+let catalog!: CatalogReader;
+let snapParams!: { lineage: number; seq: number };
+let checksumOpt!: { checksum: boolean };
+let target = '';
+let hasher: XXHashAPI | null = null;
 const BUDGET_ENTRIES = 2000;
 
-const hasher = init.checksum ? await xxh() : null; // wasm compile only when content is compared
-const readBuf = Buffer.allocUnsafe(1 << 20);
-
-function fingerprint(p: Buffer): string {
-  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  try {
-    const h = hasher!.create64();
-    for (;;) {
-      const n = fs.readSync(fd, readBuf, 0, readBuf.length, null);
-      if (n === 0) break;
-      h.update(readBuf.subarray(0, n));
-    }
-    return fpHex(h.digest());
-  } finally {
-    fs.closeSync(fd);
-  }
+/**
+ * Opens the catalog, then tells the pool this thread is ready. A failure is left unhandled on
+ * purpose: it ends the thread, which the pool sees as the worker's 'error'.
+ */
+async function init(i: VerifyWorkerInit): Promise<void> {
+  catalog = CatalogReader.openReadOnly(i.catalogFile);
+  snapParams = { lineage: i.lineage, seq: i.seq };
+  checksumOpt = { checksum: i.checksum };
+  target = i.target;
+  hasher = i.checksum ? await xxh() : null; // wasm compile only when content is compared
+  parentPort!.postMessage({ id: -1 });
 }
 
 function livePath(raw: string): Buffer {
@@ -63,23 +45,19 @@ function childPath(dir: string, name: string): string {
   return dir === '/' ? '/' + name : dir + '/' + name;
 }
 
-function rowToEntry(r: any[], path: string): SnapEntry {
+function rowToEntry(r: VerifyChildRow, path: string): VerifyEntry {
+  const type = ENTRY_TYPES[r[2]];
+  const target = r[8] ? (r[8]).toString('latin1') : null;
   return {
-    pathId: r[0], path, type: ENTRY_TYPES[r[2]] as EntryType, mode: r[3], uid: r[4], gid: r[5], size: r[6], mtimeUs: r[7],
-    target: r[8] ? (r[8] as Buffer).toString('latin1') : null, fp: r[9] ? (r[9] as Buffer).toString('hex') : null, rdev: r[10],
+    pathId: r[0], path, type, mode: r[3], uid: r[4], gid: r[5], size: r[6], mtimeUs: r[7],
+    linkTarget: type === 'symlink' ? target : null, linkFirst: type === 'hardlink' ? target : null,
+    fingerprint: r[9] ? (r[9]).toString('hex') : null, rdev: r[10],
   };
 }
 
-function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): void {
-  const rows = childrenStmt.all({ ...snapParams, pid: task.id }) as any[][];
-  const wanted = new Map<string, SnapEntry>();
-  for (const r of rows) {
-    const text = r[1] as string;
-    const name = NON_ASCII.test(text) ? (nameStmt.get(r[0]) as Buffer).toString('latin1') : text;
-    wanted.set(name, rowToEntry(r, childPath(task.path, name)));
-  }
-  // null when the directory cannot be listed: then each entry is looked up on its own.
-  let present: Set<string> | null = new Set<string>();
+/** The live names of a directory, each not in the snapshot named as extra; null when it cannot be listed. */
+function listLive(task: DirTask, wanted: Map<string, VerifyEntry>, out: VerifyBatchResult): Set<string> | null {
+  const present = new Set<string>();
   try {
     for (const b of fs.readdirSync(livePath(task.path), { encoding: 'buffer' }) as Buffer[]) {
       const name = b.toString('latin1');
@@ -88,15 +66,27 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
     }
   } catch (e) {
     out.errors.push({ path: task.path, message: `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
-    present = null;
+    return null;
   }
+  return present;
+}
+
+function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): void {
+  const rows = catalog.childrenForVerify(task.id, snapParams, checksumOpt);
+  const wanted = new Map<string, VerifyEntry>();
+  for (const r of rows) {
+    const name = r[1];
+    wanted.set(name, rowToEntry(r, childPath(task.path, name)));
+  }
+  // null when the directory cannot be listed: then each entry is looked up on its own.
+  const present = listLive(task, wanted, out);
   for (const [name, e] of wanted) {
     out.checked++;
     const lp = livePath(e.path);
-    let st: fs.Stats | undefined;
+    let st: fs.BigIntStats | undefined;
     try {
-      st = present === null || present.has(name) ? lstatOrUndefined(lp) : undefined;
-      const f = compareEntry(e, st, lp, init.checksum, fingerprint);
+      st = present === null || present.has(name) ? lstatExact(lp) : undefined;
+      const f = judge(e, st, lp, hasher);
       if (f.kind === 'missing') {
         out.missing.push(e.path);
         if (e.type === 'dir') addMissingSubtree(e.path, out);
@@ -121,31 +111,41 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
  * A hardlink name must still be the same inode as the first name of its group: a group
  * restored as separate copies has the right bytes but is not what the snapshot recorded.
  */
-function brokenLink(e: SnapEntry, st: fs.Stats): string | null {
-  if (e.target === null) return null;
-  const first = lstatOrUndefined(livePath(e.target));
+function brokenLink(e: VerifyEntry, st: fs.BigIntStats): string | null {
+  if (e.linkFirst === null) return null;
+  const first = lstatExact(livePath(e.linkFirst));
   if (first && first.ino === st.ino && first.dev === st.dev) return null;
-  return `hard link broken: no longer the same file as ${Buffer.from(e.target, 'latin1').toString('utf8')}`;
+  return `hard link broken: no longer the same file as ${Buffer.from(e.linkFirst, 'latin1').toString('utf8')}`;
 }
 
 /** Everything the snapshot holds below a directory that is gone counts as missing. */
 function addMissingSubtree(dir: string, out: VerifyBatchResult): void {
-  const lo = dir + '/';
-  const hi = dir + '0';
-  for (const r of subtreeStmt.iterate({ ...snapParams, lo: Buffer.from(lo, 'latin1'), hi: Buffer.from(hi, 'latin1') }) as Iterable<{ path: Buffer }>) {
-    out.missing.push(r.path.toString('latin1'));
+  for (const p of catalog.subtreePaths(dir, snapParams)) {
+    out.missing.push(p);
     out.checked++;
   }
 }
 
-parentPort!.on('message', (msg: { dirs: DirTask[] }) => {
-  const out: VerifyBatchResult = { checked: 0, missing: [], changed: [], metadata: [], extra: [], errors: [], more: [] };
-  const local: DirTask[] = [...msg.dirs];
+function verifyDirs(dirs: DirTask[]): VerifyBatchResult {
+  const out = emptyBatch();
+  const local: DirTask[] = [...dirs];
   while (local.length) {
     processDir(local.pop()!, out, local);
     if (out.checked >= BUDGET_ENTRIES) break;
   }
   out.more = local;
-  parentPort!.postMessage(out);
+  return out;
+}
+
+// The protocol of livefs/pool.ts: init first (answered with id -1), then one reply per request id.
+parentPort!.on('message', (msg: { op: 'init'; init: VerifyWorkerInit } | (VerifyRequest & { id: number })) => {
+  if ('op' in msg) {
+    void init(msg.init);
+    return;
+  }
+  try {
+    parentPort!.postMessage({ ...verifyDirs(msg.dirs), id: msg.id } satisfies VerifyReply);
+  } catch (e) {
+    parentPort!.postMessage({ id: msg.id, fatal: (e as Error).message });
+  }
 });
-parentPort!.postMessage({ ready: true });

@@ -1,0 +1,36 @@
+import { openStore } from '../store/open.js';
+import { resolveRepoLocation } from '../config/location.js';
+import { Repository } from '../repo/repository.js';
+import { isStale, listLocks, removeStaleLocks, type LockInfo } from '../repo/lock.js';
+import { rebuildCatalog, syncCatalog, type SyncReport } from '../catalog/sync.js';
+import type { OpenOptions, Session } from './session.js';
+
+/**
+ * Removes the locks of processes that died; live locks are returned, never removed. Works on
+ * the store alone (no catalog), so a repository whose catalog is busy can still be unlocked.
+ */
+export async function unlockRepository(opts: OpenOptions = {}): Promise<{ removed: number; live: LockInfo[] }> {
+  const store = await openStore(resolveRepoLocation(opts.repo).location, opts);
+  try {
+    await Repository.open(store); // fail clearly when there is no repository here
+    const removed = await removeStaleLocks(store);
+    const live = (await listLocks(store)).filter((l) => !isStale(l));
+    return { removed, live };
+  } finally {
+    await store.close?.();
+  }
+}
+
+/** Rebuilds the session's catalog from the repository alone (open the session without sync). */
+export async function catalogRebuild(s: Session, onProgress?: (msg: string) => void): Promise<SyncReport & { duration_s: number; catalog: string }> {
+  s.lockCatalog('catalog rebuild');
+  const started = Date.now();
+  const rep = await rebuildCatalog(s.repo, s.catalog, onProgress);
+  return { ...rep, duration_s: (Date.now() - started) / 1000, catalog: s.catalog.file };
+}
+
+/** Imports what the repository has and the catalog lacks (open the session without sync). */
+export async function catalogSync(s: Session, onProgress?: (msg: string) => void): Promise<SyncReport> {
+  s.lockCatalog('catalog sync');
+  return syncCatalog(s.repo, s.catalog, onProgress);
+}

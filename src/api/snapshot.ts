@@ -1,0 +1,42 @@
+import { Snapshotter, type SnapshotOptions, type SnapshotResult } from '../snapshot/snapshotter.js';
+import { syncCatalog } from '../catalog/sync.js';
+import type { Session } from './session.js';
+
+export interface TakeSnapshotOptions extends SnapshotOptions {
+  /** Named in the catalog lock, so a second writer's error says who holds it. */
+  lockName?: string;
+  /** Catalog sync and repair messages. */
+  onLog?: (msg: string) => void;
+}
+
+/**
+ * The one snapshot sequence, for `snapfill snapshot` and the scheduled run alike: the catalog
+ * lock (one writer per machine), the shared repository lock (prune waits), a catalog sync under
+ * that lock, blob locations refilled when packs vanished, then the snapshot itself.
+ */
+export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promise<SnapshotResult> {
+  const { lockName = 'snapshot', onLog, ...snapshotOpts } = opts;
+  s.lockCatalog(lockName);
+  return s.withRepoLock('snapshot', false, async () => {
+    // Re-read the repository under the lock: a prune by another host between open and lock may
+    // have removed packs, and dedup must only trust blobs that still exist.
+    const sync = await syncCatalog(s.repo, s.catalog, onLog);
+    // (The session's own sync at open may have been the one that saw the packs go.)
+    if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, onLog);
+    return new Snapshotter(s.repo, s.catalog, snapshotOpts).run();
+  });
+}
+
+/**
+ * After packs vanished from the repository (a prune, maybe by another host), a blob's catalog
+ * row may have pointed at a removed copy while another copy lives on in a pack the catalog
+ * already knew; the sync adds only packs it lacks, so that row stays missing and a restore
+ * would not find the blob. Re-adding every index fills exactly those rows (it never moves
+ * rows that exist). One index read per pack, and only after packs were removed.
+ */
+async function refillBlobLocations(s: Session, onLog?: (msg: string) => void): Promise<void> {
+  const before = s.catalog.countBlobs();
+  for await (const id of s.repo.listPackIndexes()) s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
+  const filled = s.catalog.countBlobs() - before;
+  if (filled) onLog?.(`catalog: ${filled} blob locations restored after packs were pruned elsewhere`);
+}

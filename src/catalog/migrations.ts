@@ -1,0 +1,93 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * The catalog's schema, as numbered migrations. `PRAGMA user_version` holds the number of the
+ * last one applied; opening a catalog applies the ones after it, each in its own transaction,
+ * so a catalog of any earlier release opens and upgrades. To change the schema, append a
+ * migration: never edit one that has shipped, since catalogs on disk already ran it.
+ *
+ * Entry versions are stored once and shared by every snapshot they appear in: a row is valid
+ * for snapshots of its lineage (host + source paths) with from_seq <= seq <= to_seq, and
+ * to_seq is NULL while the row is still in the lineage's newest snapshot. A snapshot of an
+ * unchanged tree therefore writes no rows at all.
+ */
+export interface Migration {
+  /** The user_version a catalog has once this migration ran. */
+  version: number;
+  what: string;
+  up(db: Database.Database): void;
+}
+
+/**
+ * Migration 1 is the schema of the releases before numbered migrations, exactly as they created
+ * it. Their catalogs have user_version 0 and all of these tables already: every statement is
+ * IF [NOT] EXISTS, so on such a file it only drops an index of still older releases.
+ */
+const SCHEMA_1 = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packs(
+  id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, type TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs(
+  hash BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
+CREATE TABLE IF NOT EXISTS blob_alt(
+  hash BLOB NOT NULL, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY(hash, pack)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_alt_pack ON blob_alt(pack);
+CREATE TABLE IF NOT EXISTS lineages(id INTEGER PRIMARY KEY, host TEXT NOT NULL, paths TEXT NOT NULL, UNIQUE(host, paths));
+CREATE TABLE IF NOT EXISTS snapshots(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, lineage INTEGER NOT NULL, state TEXT NOT NULL,
+  pid INTEGER, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL, tags TEXT NOT NULL,
+  tree TEXT, parent TEXT, record TEXT);
+CREATE TABLE IF NOT EXISTS paths(
+  id INTEGER PRIMARY KEY, parent INTEGER, name BLOB NOT NULL, path BLOB NOT NULL UNIQUE);
+CREATE INDEX IF NOT EXISTS paths_parent ON paths(parent, name);
+CREATE TABLE IF NOT EXISTS versions(
+  id INTEGER PRIMARY KEY, path INTEGER NOT NULL, lineage INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL, to_seq INTEGER,
+  type INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+  uname TEXT NOT NULL, gname TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,
+  ino INTEGER NOT NULL, dev INTEGER NOT NULL, nlink INTEGER NOT NULL, rdev INTEGER NOT NULL,
+  target BLOB, fp BLOB, content BLOB, tree BLOB, flags INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS versions_path ON versions(path, lineage, from_seq);
+DROP INDEX IF EXISTS versions_open;
+CREATE INDEX IF NOT EXISTS versions_from ON versions(lineage, from_seq);
+CREATE TABLE IF NOT EXISTS dirstate(tree BLOB PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_close(seq INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY(seq, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS damaged(
+  seq INTEGER NOT NULL, path BLOB NOT NULL, dir BLOB NOT NULL, message TEXT NOT NULL, PRIMARY KEY(seq, path)) WITHOUT ROWID;
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, what: 'the schema of the releases before numbered migrations', up: (db) => db.exec(SCHEMA_1) },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Brings an open, writable catalog to SCHEMA_VERSION. Each step runs in an IMMEDIATE
+ * transaction that re-reads the version first: two processes opening the same new catalog
+ * apply each migration once, the second waiting (busy_timeout) and then finding it done.
+ */
+export function migrate(db: Database.Database, file: string): void {
+  refuseNewer(db, file);
+  for (const m of MIGRATIONS) {
+    if (schemaVersion(db) >= m.version) continue;
+    db.transaction(() => {
+      if (schemaVersion(db) >= m.version) return;
+      m.up(db);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+}
+
+/** A catalog written by a newer release may hold what this one cannot read correctly. */
+export function refuseNewer(db: Database.Database, file: string): void {
+  const have = schemaVersion(db);
+  if (have > SCHEMA_VERSION) {
+    throw new Error(`catalog ${file} has schema version ${have}, newer than this snapfill reads (${SCHEMA_VERSION}); upgrade snapfill or use another catalog file`);
+  }
+}

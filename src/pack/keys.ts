@@ -1,0 +1,41 @@
+/**
+ * Storage keys: the one place that knows how a repository lays its objects out in a store
+ * (docs/FORMAT.md). Everything else asks here, so the layout can be read (and changed) in one file.
+ *
+ *   config                    the repository config
+ *   data/<id[0:2]>/<id>       a pack (a tar archive of blobs)
+ *   index/<id>                the index of pack <id> (gzipped JSON)
+ *   snapshots/<id>            a snapshot record
+ *   locks/<id>                a repository lock (rewritten while held, deleted on release)
+ */
+export const CONFIG_KEY = 'config';
+export const PACK_PREFIX = 'data/';
+export const INDEX_PREFIX = 'index/';
+export const SNAPSHOT_PREFIX = 'snapshots/';
+export const LOCK_PREFIX = 'locks/';
+
+export function packKey(packId: string): string {
+  return `${PACK_PREFIX}${packId.slice(0, 2)}/${packId}`;
+}
+
+export function indexKey(packId: string): string {
+  return INDEX_PREFIX + packId;
+}
+
+export function snapshotKey(snapshotId: string): string {
+  return SNAPSHOT_PREFIX + snapshotId;
+}
+
+export function lockKey(lockId: string): string {
+  return LOCK_PREFIX + lockId;
+}
+
+/** The pack id a listed `data/..` key names (its last path component). */
+export function packIdOfKey(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
+
+/** The id a listed key names below a flat prefix (`index/`, `snapshots/`, `locks/`). */
+export function idOfKey(prefix: string, key: string): string {
+  return key.slice(prefix.length);
+}

@@ -1,0 +1,62 @@
+import type { RepoContext } from '../catalog/context.js';
+import type { LightEntry, SnapshotRow } from '../catalog/catalog.js';
+import type { WorkerPool } from '../livefs/pool.js';
+import type { MetaPolicy, Placement } from '../livefs/install.js';
+import { IdNames } from '../util/ids.js';
+import type { RawPath } from '../util/rawpath.js';
+import type { RestoreJournal } from './journal.js';
+import type { RestoreOptions } from './options.js';
+import type { RestorePlan } from './plan.js';
+import type { RestoreMode, WireEntry, WorkerReply, WorkerRequest } from './protocol.js';
+import type { Scope } from './scope.js';
+import type { Tally } from './tally.js';
+
+/** What every phase of one restore run shares (the orchestrator, restorer.ts, builds it). */
+export interface RestoreRun {
+  readonly s: RepoContext;
+  readonly o: RestoreOptions;
+  readonly snap: SnapshotRow;
+  readonly mode: RestoreMode;
+  /** Where the snapshot's '/' lands: '/' in place, or the --target directory. */
+  readonly targetRoot: RawPath;
+  readonly scope: Scope;
+  readonly tally: Tally;
+  readonly plan: RestorePlan;
+  readonly pool: WorkerPool<WorkerRequest, WorkerReply>;
+  /** Journal of directories this thread creates (crash recovery); null in a dry run. */
+  readonly journal: RestoreJournal | null;
+  /** Workers read local packs themselves (see RestoreStrategy). */
+  readonly direct: boolean;
+  /** The snapshot time in ns: a live entry modified after it is the customer's. */
+  readonly snapshotTimeNs: bigint;
+  /** What files this thread writes may be: owners only as root, created under umask 0. */
+  readonly policy: MetaPolicy;
+  readonly ids: IdNames;
+}
+
+/** Entries are sent to workers in batches of this many. */
+export const BATCH = 256;
+
+/** A snapshot path's place below the target root (no leading slash). */
+export function relOf(p: RawPath): RawPath {
+  return p.slice(1);
+}
+
+/** How this thread puts a file in place (the workers decide the same way). */
+export function placementOf(run: RestoreRun, replace: boolean, fresh: boolean): Placement {
+  return { replace, fresh, keepNewerThanNs: run.o.overwriteNewer ? null : run.snapshotTimeNs };
+}
+
+/** The wire form of an entry for a worker, with owners mapped by name when asked. */
+export function wire(run: RestoreRun, v: LightEntry, ancestor = false): WireEntry {
+  let uid = v.uid;
+  let gid = v.gid;
+  if (run.o.ownerByName) {
+    uid = run.ids.uidOf(v.user) ?? uid;
+    gid = run.ids.gidOf(v.group) ?? gid;
+  }
+  return {
+    rel: relOf(v.path), type: v.type, mode: v.mode, uid, gid, size: v.size, mtimeNs: v.mtimeNs, fingerprint: v.fp,
+    linkTarget: v.target, rdev: v.rdev, nlink: v.nlink, hasContent: v.content !== null, ...(ancestor ? { ancestor: true } : {}),
+  };
+}
