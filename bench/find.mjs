@@ -54,11 +54,15 @@ function parseArgs(argv) {
     else if (a === '--reuse') o.reuse = true;
     else if (a === '--use-checkout') o.build = 'checkout';
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node bench/find.mjs [--files N] [--bigdir N] [--snapshots N] [--runs N] [--churn F] [--work DIR] [--reuse] [--use-checkout]\n');
+      process.stdout.write(
+        'usage: node bench/find.mjs [--files N] [--bigdir N] [--snapshots N] [--runs N] [--churn F] [--work DIR] [--reuse] [--use-checkout]\n',
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
-  o.work ??= fs.existsSync('/dev/shm') ? `/dev/shm/snapfill-bench-find-${o.files}` : path.join(HERE, '..', '.bench-work', `find-${o.files}`);
+  o.work ??= fs.existsSync('/dev/shm')
+    ? `/dev/shm/snapfill-bench-find-${o.files}`
+    : path.join(HERE, '..', '.bench-work', `find-${o.files}`);
   return o;
 }
 
@@ -66,7 +70,11 @@ const log = (m) => process.stderr.write(`[find-bench] ${m}\n`);
 
 function sf(env, args, { allowFail = false } = {}) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    maxBuffer: 512 * 1024 * 1024,
+  });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0 && !allowFail) throw new Error(`snapfill ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return { s, stdout: r.stdout, stderr: r.stderr };
@@ -113,27 +121,44 @@ function build(o, env, src, tracked) {
 }
 
 function isMounted(mnt) {
-  return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mnt);
+  return fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === mnt);
 }
 
 async function mountBench(o, env, src, results) {
   const mnt = path.join(o.work, 'mnt');
   fs.mkdirSync(mnt, { recursive: true });
   if (isMounted(mnt)) spawnSync('fusermount', ['-uz', mnt]);
-  const child = spawn(process.execPath, [BIN, 'mount', mnt, '--accounts-root', path.join(src, 'home')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'mount', mnt, '--accounts-root', path.join(src, 'home')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
   const until = Date.now() + 60_000;
   while (!(isMounted(mnt) && out.includes('Ctrl-C'))) {
-    if (child.exitCode !== null || Date.now() > until) { log(`mount unavailable: ${out.trim()}`); results.mount = { skipped: out.trim() }; return; }
+    if (child.exitCode !== null || Date.now() > until) {
+      log(`mount unavailable: ${out.trim()}`);
+      results.mount = { skipped: out.trim() };
+      return;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   try {
     const dir = path.join(mnt, 'latest', src, 'big', 'files');
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024;
     // CPU seconds the mount process spent: steadier than wall time on a shared, loaded machine.
-    const cpu = () => { const f = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
+    const cpu = () => {
+      const f = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    };
     const rssBefore = rss();
     const plain = [];
     const long = [];
@@ -160,12 +185,19 @@ async function mountBench(o, env, src, results) {
     const findAll = timed('find', [path.join(acctDir, fs.readdirSync(acctDir).sort().pop())]);
     results.mount = {
       dir_entries: o.bigdir,
-      ls_f_first_s: plain[0], ls_f_median_s: median(plain),
-      ls_l_first_s: long[0], ls_l_median_s: median(long), ls_l_other_snapshot_cold_s: coldLong,
-      mount_cpu_s_ls_f_median: median(plainCpu), mount_cpu_s_ls_l_first: longCpu[0], mount_cpu_s_ls_l_median: median(longCpu),
+      ls_f_first_s: plain[0],
+      ls_f_median_s: median(plain),
+      ls_l_first_s: long[0],
+      ls_l_median_s: median(long),
+      ls_l_other_snapshot_cold_s: coldLong,
+      mount_cpu_s_ls_f_median: median(plainCpu),
+      mount_cpu_s_ls_l_first: longCpu[0],
+      mount_cpu_s_ls_l_median: median(longCpu),
       load_average: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
-      find_one_account_s: findAll.s, find_one_account_entries: findAll.stdout.split('\n').length - 1,
-      mount_rss_mib_before: Math.round(rssBefore), mount_rss_mib_after: Math.round(rss()),
+      find_one_account_s: findAll.s,
+      find_one_account_entries: findAll.stdout.split('\n').length - 1,
+      mount_rss_mib_before: Math.round(rssBefore),
+      mount_rss_mib_after: Math.round(rss()),
     };
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
@@ -211,9 +243,11 @@ async function main() {
   const noop = [];
   for (let i = 0; i < o.runs; i++) noop.push(sf(env, ['--json', 'snapshots']).s);
   results.find = {
-    exact_path_median_s: median(exact), exact_path_json_median_s: median(exactJson),
+    exact_path_median_s: median(exact),
+    exact_path_json_median_s: median(exactJson),
     name_in_one_account_median_s: median(account),
-    glob_whole_repo_with_size_filter_s: fullScan.s, glob_whole_repo_matches: JSON.parse(fullScan.stdout).matches.length,
+    glob_whole_repo_with_size_filter_s: fullScan.s,
+    glob_whole_repo_matches: JSON.parse(fullScan.stdout).matches.length,
     cli_baseline_snapshots_command_median_s: median(noop),
   };
   await mountBench(o, env, src, results);

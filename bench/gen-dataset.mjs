@@ -44,11 +44,13 @@ export function rng(seed, label = '') {
   };
 }
 
-const WORDS = ('the function return array string wp_query post meta option user admin plugin theme ' +
+const WORDS = (
+  'the function return array string wp_query post meta option user admin plugin theme ' +
   'content header footer sidebar widget echo isset empty foreach if else while class public private ' +
   'static new this value key data result error message mail from to subject date received message-id ' +
   'hello thanks order invoice customer account password reset link click please regards team support ' +
-  'http https www com net org html body div span style script src href img alt title width height').split(' ');
+  'http https www com net org html body div span style script src href img alt title width height'
+).split(' ');
 
 /** A pool of text with realistic compressibility; text files are unique slices of it plus a header. */
 function textPool(seed, bytes) {
@@ -79,12 +81,20 @@ function owners(accounts, { createUsers }) {
   const nobodyGid = groupId('nobody') ?? groupId('nogroup') ?? 65534;
   const nobodyName = groupId('nobody') !== undefined ? 'nobody' : groupId('nogroup') !== undefined ? 'nogroup' : '65534';
   if (!isRoot) {
-    return { mode: `not root: every file owned by uid ${process.getuid?.()} gid ${process.getgid?.()} (no chown possible)`,
-      chown: false, ids: accounts.map(() => ({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })), nobodyGid: process.getgid?.() ?? 0 };
+    return {
+      mode: `not root: every file owned by uid ${process.getuid?.()} gid ${process.getgid?.()} (no chown possible)`,
+      chown: false,
+      ids: accounts.map(() => ({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })),
+      nobodyGid: process.getgid?.() ?? 0,
+    };
   }
   if (!createUsers) {
-    return { mode: `root, --no-create-users: account i owned by numeric uid/gid ${20000}+i (no names); public_html group ${nobodyName} (${nobodyGid})`,
-      chown: true, ids: accounts.map((_a, i) => ({ uid: 20000 + i, gid: 20000 + i })), nobodyGid };
+    return {
+      mode: `root, --no-create-users: account i owned by numeric uid/gid ${20000}+i (no names); public_html group ${nobodyName} (${nobodyGid})`,
+      chown: true,
+      ids: accounts.map((_a, i) => ({ uid: 20000 + i, gid: 20000 + i })),
+      nobodyGid,
+    };
   }
   const created = [];
   const ids = accounts.map((name) => {
@@ -97,8 +107,12 @@ function owners(accounts, { createUsers }) {
     }
     return { uid, gid: groupId(name) };
   });
-  return { mode: `root: users/groups ${accounts[0]}..${accounts[accounts.length - 1]} (${created.length} created now, ${accounts.length - created.length} existed); public_html group ${nobodyName} (${nobodyGid})`,
-    chown: true, ids, nobodyGid };
+  return {
+    mode: `root: users/groups ${accounts[0]}..${accounts[accounts.length - 1]} (${created.length} created now, ${accounts.length - created.length} existed); public_html group ${nobodyName} (${nobodyGid})`,
+    chown: true,
+    ids,
+    nobodyGid,
+  };
 }
 
 function run(cmd, args) {
@@ -112,7 +126,9 @@ function lookup(file, name) {
       const f = line.split(':');
       if (f[0] === name) return Number(f[2]);
     }
-  } catch { /* no such file */ }
+  } catch {
+    /* no such file */
+  }
   return undefined;
 }
 const userId = (n) => lookup('/etc/passwd', n);
@@ -158,8 +174,18 @@ export function generate({ out, seed = 1, files = PROFILES.default, bigFile = fa
     return Buffer.concat([head, pool.subarray(off, off + Math.max(0, size - head.length))]);
   };
   // WordPress core: generated once, written into every WP account byte for byte.
-  const coreDirs = ['wp-admin', 'wp-admin/includes', 'wp-admin/css', 'wp-admin/js', 'wp-includes', 'wp-includes/js',
-    'wp-includes/css', 'wp-includes/blocks', 'wp-content/themes/twentytwenty', 'wp-content/plugins/akismet'];
+  const coreDirs = [
+    'wp-admin',
+    'wp-admin/includes',
+    'wp-admin/css',
+    'wp-admin/js',
+    'wp-includes',
+    'wp-includes/js',
+    'wp-includes/css',
+    'wp-includes/blocks',
+    'wp-content/themes/twentytwenty',
+    'wp-content/plugins/akismet',
+  ];
   const core = [];
   for (let i = 0; i < p.coreFiles; i++) {
     const dir = i < 3 ? '' : coreDirs[i % coreDirs.length];
@@ -167,7 +193,7 @@ export function generate({ out, seed = 1, files = PROFILES.default, bigFile = fa
     const size = r.next() < 0.03 ? r.int(8192, 65536) : r.int(100, 8192);
     core.push({ rel: path.join(dir, i === 0 ? 'index.php' : `f${i}.${ext}`), data: textOf(`wp core ${i}`, size) });
   }
-  const coreAge = (ai) => (8 + (ai * 7) % 50) * DAY; // each install is weeks old
+  const coreAge = (ai) => (8 + ((ai * 7) % 50)) * DAY; // each install is weeks old
 
   const mkdir = (d, mode, uid, gid, age) => {
     fs.mkdirSync(d, { mode });
@@ -181,7 +207,10 @@ export function generate({ out, seed = 1, files = PROFILES.default, bigFile = fa
     for (const part of rel.split('/')) {
       if (!part) continue;
       cur = path.join(cur, part);
-      if (!made.has(cur)) { made.add(cur); mkdir(cur, mode, uid, gid, age); }
+      if (!made.has(cur)) {
+        made.add(cur);
+        mkdir(cur, mode, uid, gid, age);
+      }
     }
   };
   const write = (file, data, mode, uid, gid, age) => {
@@ -190,7 +219,9 @@ export function generate({ out, seed = 1, files = PROFILES.default, bigFile = fa
       fs.writeSync(fd, data);
       if (own.chown) fs.fchownSync(fd, uid, gid);
       fs.futimesSync(fd, now - age, now - age);
-    } finally { fs.closeSync(fd); }
+    } finally {
+      fs.closeSync(fd);
+    }
     stats.files++;
     stats.bytes += data.length;
     if (age > 7 * DAY) stats.older_than_7d++;
@@ -239,10 +270,22 @@ export function generate({ out, seed = 1, files = PROFILES.default, bigFile = fa
     ensureDir(acct, 'tmp', 0o700, uid, gid, DAY);
     for (let u = 0; u < p.uniquePerAccount; u++) {
       const kind = u % 4;
-      const file = kind === 0 ? `public_html/cache/c${u}.html` : kind === 1 ? `public_html/custom-${u}.php`
-        : kind === 2 ? `etc/conf-${u}` : `tmp/sess_${u}`;
-      write(path.join(acct, file), textOf(`${name} unique ${u}`, r.int(100, 8192)),
-        kind >= 2 ? 0o600 : 0o644, uid, gid, kind === 0 ? r.int(60, 3 * DAY) : age());
+      const file =
+        kind === 0
+          ? `public_html/cache/c${u}.html`
+          : kind === 1
+            ? `public_html/custom-${u}.php`
+            : kind === 2
+              ? `etc/conf-${u}`
+              : `tmp/sess_${u}`;
+      write(
+        path.join(acct, file),
+        textOf(`${name} unique ${u}`, r.int(100, 8192)),
+        kind >= 2 ? 0o600 : 0o644,
+        uid,
+        gid,
+        kind === 0 ? r.int(60, 3 * DAY) : age(),
+      );
     }
     write(path.join(acct, '.bashrc'), textOf(`bashrc ${name}`, 400), 0o644, uid, gid, 60 * DAY - 1);
     // Maildir: many tiny files in cur/new/tmp.
@@ -251,7 +294,14 @@ export function generate({ out, seed = 1, files = PROFILES.default, bigFile = fa
     for (let m = 0; m < p.mailPerAccount; m++) {
       const a = age();
       const sub = a < 2 * DAY && m % 3 === 0 ? 'new' : 'cur';
-      write(path.join(acct, md, sub, `${NAME_EPOCH - a}.M${m}P${ai}.host:2,S`), textOf(`mail ${name} ${m}`, r.int(300, 8192)), 0o600, uid, gid, a);
+      write(
+        path.join(acct, md, sub, `${NAME_EPOCH - a}.M${m}P${ai}.host:2,S`),
+        textOf(`mail ${name} ${m}`, r.int(300, 8192)),
+        0o600,
+        uid,
+        gid,
+        a,
+      );
     }
     // A few hardlinks (one per ~10 accounts) and a dangling absolute symlink (one per ~20).
     if (ai % 10 === 0) {
@@ -363,7 +413,10 @@ function parseArgs(argv) {
   const o = { seed: 1, files: PROFILES.default, bigFile: false, createUsers: true, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const v = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
+    const v = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
     if (a === '--out') o.out = v();
     else if (a === '--seed') o.seed = Number(v());
     else if (a === '--files') o.files = Number(v());
@@ -376,7 +429,9 @@ function parseArgs(argv) {
     else if (a === '--no-create-users') o.createUsers = false;
     else if (a === '--json') o.json = true;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node bench/gen-dataset.mjs --out DIR [--seed N] [--files N | --profile tiny|quick|default|1m] [--big-file] [--no-create-users] [--json]\n');
+      process.stdout.write(
+        'usage: node bench/gen-dataset.mjs --out DIR [--seed N] [--files N | --profile tiny|quick|default|1m] [--big-file] [--no-create-users] [--json]\n',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -390,8 +445,11 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const o = parseArgs(process.argv.slice(2));
     const s = generate({ ...o, log: (m) => process.stderr.write(m + '\n') });
     if (o.json) process.stdout.write(JSON.stringify(s) + '\n');
-    else process.stdout.write(`${s.files} files (${(s.bytes / 1048576).toFixed(0)} MiB), ${s.dirs} dirs, ${s.symlinks} symlinks, ${s.hardlinks} hardlinks, ` +
-      `${s.accounts} accounts, ${s.older_than_7d} files older than 7 days, in ${s.seconds.toFixed(1)} s under ${s.home}\n`);
+    else
+      process.stdout.write(
+        `${s.files} files (${(s.bytes / 1048576).toFixed(0)} MiB), ${s.dirs} dirs, ${s.symlinks} symlinks, ${s.hardlinks} hardlinks, ` +
+          `${s.accounts} accounts, ${s.older_than_7d} files older than 7 days, in ${s.seconds.toFixed(1)} s under ${s.home}\n`,
+      );
   } catch (e) {
     process.stderr.write(`gen-dataset: ${e.message}\n`);
     process.exit(1);

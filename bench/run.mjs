@@ -40,12 +40,25 @@ const SCENARIOS = [
   { key: 'full_snapshot', title: 'full snapshot', tools: ['snapfill', 'snapfill_base', 'restic', 'borg', 'tar'] },
   { key: 'nochange_snapshot', title: 'no-change snapshot', tools: ['snapfill', 'snapfill_base', 'restic', 'borg'] },
   { key: 'churn_snapshot', title: '1% churn snapshot', tools: ['snapfill', 'snapfill_base', 'restic', 'borg'] },
-  { key: 'repo_size', title: 'repository size after 3 snapshots (MiB)', tools: ['snapfill', 'snapfill_base', 'restic', 'borg'], size: true },
+  {
+    key: 'repo_size',
+    title: 'repository size after 3 snapshots (MiB)',
+    tools: ['snapfill', 'snapfill_base', 'restic', 'borg'],
+    size: true,
+  },
   { key: 'full_restore', title: 'full restore to an empty target', tools: ['snapfill', 'snapfill_base', 'tar', 'restic', 'borg', 'rsync'] },
-  { key: 'restore_missing_7d', title: 'restore missing after deleting files older than 7 days', tools: ['snapfill', 'snapfill_base', 'rsync'] },
+  {
+    key: 'restore_missing_7d',
+    title: 'restore missing after deleting files older than 7 days',
+    tools: ['snapfill', 'snapfill_base', 'rsync'],
+  },
   { key: 'restore_missing_10pct', title: 'restore missing after deleting 10% of files', tools: ['snapfill', 'snapfill_base', 'rsync'] },
   { key: 'metadata_repair', title: 'metadata repair after chmod/chown damage', tools: ['snapfill', 'snapfill_base', 'rsync'] },
-  { key: 'account_restore', title: 'single-account restore (account deleted)', tools: ['snapfill', 'snapfill_base', 'restic', 'borg', 'rsync'] },
+  {
+    key: 'account_restore',
+    title: 'single-account restore (account deleted)',
+    tools: ['snapfill', 'snapfill_base', 'restic', 'borg', 'rsync'],
+  },
 ];
 
 function usage() {
@@ -72,16 +85,38 @@ function usage() {
 }
 
 function parseArgs(argv) {
-  const o = { profile: 'default', files: undefined, seed: 1, runs: 3, fs: ['tmpfs', 'disk'], tmpfsDir: '/dev/shm/snapfill-bench',
-    diskDir: '/var/tmp/snapfill-bench', tools: ALL_TOOLS, scenarios: [...SCENARIOS.map((s) => s.key), 'catalog_growth'],
-    install: true, createUsers: true, dropCaches: false, resultsDir: path.join(HERE, 'results'),
-    markdown: path.join(ROOT, 'BENCHMARKS.md'), keep: false };
-  const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const o = {
+    profile: 'default',
+    files: undefined,
+    seed: 1,
+    runs: 3,
+    fs: ['tmpfs', 'disk'],
+    tmpfsDir: '/dev/shm/snapfill-bench',
+    diskDir: '/var/tmp/snapfill-bench',
+    tools: ALL_TOOLS,
+    scenarios: [...SCENARIOS.map((s) => s.key), 'catalog_growth'],
+    install: true,
+    createUsers: true,
+    dropCaches: false,
+    resultsDir: path.join(HERE, 'results'),
+    markdown: path.join(ROOT, 'BENCHMARKS.md'),
+    keep: false,
+  };
+  const list = (s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const v = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
-    if (a === '--profile') { o.profile = v(); if (!(o.profile in PROFILES)) throw new Error(`unknown profile ${o.profile}`); }
-    else if (a === '--files') o.files = Number(v());
+    const v = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--profile') {
+      o.profile = v();
+      if (!(o.profile in PROFILES)) throw new Error(`unknown profile ${o.profile}`);
+    } else if (a === '--files') o.files = Number(v());
     else if (a === '--seed') o.seed = Number(v());
     else if (a === '--runs') o.runs = Number(v());
     else if (a === '--fs') o.fs = list(v());
@@ -93,12 +128,16 @@ function parseArgs(argv) {
     else if (a === '--no-create-users') o.createUsers = false;
     else if (a === '--drop-caches') o.dropCaches = true;
     else if (a === '--results-dir') o.resultsDir = path.resolve(v());
-    else if (a === '--markdown') { const m = v(); o.markdown = m === 'none' ? null : path.resolve(m); }
-    else if (a === '--keep') o.keep = true;
+    else if (a === '--markdown') {
+      const m = v();
+      o.markdown = m === 'none' ? null : path.resolve(m);
+    } else if (a === '--keep') o.keep = true;
     else if (a === '--render') o.render = path.resolve(v());
     else if (a === '--baseline') o.baseline = path.resolve(v());
-    else if (a === '-h' || a === '--help') { process.stdout.write(usage()); process.exit(0); }
-    else throw new Error(`unknown argument ${a}\n${usage()}`);
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(usage());
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}\n${usage()}`);
   }
   o.files ??= PROFILES[o.profile];
   if (!o.baseline) o.tools = o.tools.filter((t) => t !== 'snapfill_base');
@@ -132,7 +171,13 @@ const TIME = '/usr/bin/time';
  */
 function timed(cmd, args, { cwd, env, syncDir, dropCaches } = {}) {
   if (syncDir) spawnSync('sync', ['-f', syncDir]); // earlier writeback must not bill this run
-  if (dropCaches) { try { fs.writeFileSync('/proc/sys/vm/drop_caches', '3\n'); } catch { /* reported at start */ } }
+  if (dropCaches) {
+    try {
+      fs.writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    } catch {
+      /* reported at start */
+    }
+  }
   const rssFile = path.join(os.tmpdir(), `snapfill-bench-rss-${process.pid}`);
   const useTime = fs.existsSync(TIME);
   const argv = useTime ? ['-f', '%M', '-o', rssFile, cmd, ...args] : args;
@@ -145,7 +190,9 @@ function timed(cmd, args, { cwd, env, syncDir, dropCaches } = {}) {
       const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
       rssKb = Number(lines[lines.length - 1]) || null;
       fs.rmSync(rssFile, { force: true });
-    } catch { /* no rss */ }
+    } catch {
+      /* no rss */
+    }
   }
   return { seconds, rssKb, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
 }
@@ -153,7 +200,11 @@ function timed(cmd, args, { cwd, env, syncDir, dropCaches } = {}) {
 function lastJson(stdout) {
   const lines = stdout.trim().split('\n');
   for (let i = lines.length - 1; i >= 0; i--) {
-    try { return JSON.parse(lines[i]); } catch { /* not json */ }
+    try {
+      return JSON.parse(lines[i]);
+    } catch {
+      /* not json */
+    }
   }
   return null;
 }
@@ -179,7 +230,10 @@ export function manifest(root, { hashMod = 1 } = {}) {
     const own = `${(Number(st.mode) & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
     if (st.isDirectory()) {
       out.set(rel, { d: `d ${own}`, dm: String(st.mtimeNs), ino: st.ino });
-      const names = fs.readdirSync(abs, { encoding: 'buffer' }).map((b) => b.toString('latin1')).sort();
+      const names = fs
+        .readdirSync(abs, { encoding: 'buffer' })
+        .map((b) => b.toString('latin1'))
+        .sort();
       for (const n of names) walk(path.join(abs, Buffer.from(n, 'latin1').toString()), rel + '/' + n);
     } else if (st.isFile()) {
       let d = `f ${own} ${st.size} ${st.mtimeNs} nl${st.nlink}`;
@@ -201,24 +255,41 @@ function compare(expected, actualRoot, { hashMod = 1, under = '', dirMtime = tru
   if (!fs.existsSync(actualRoot)) return { ok: false, problems: [`restored tree not found at ${actualRoot}`] };
   const actual = manifest(actualRoot + under, { hashMod: 0 });
   const problems = [];
-  let missing = 0, extra = 0, differ = 0, rewritten = 0;
-  const note = (m) => { if (problems.length < 5) problems.push(m); };
+  let missing = 0,
+    extra = 0,
+    differ = 0,
+    rewritten = 0;
+  const note = (m) => {
+    if (problems.length < 5) problems.push(m);
+  };
   for (const [rel0, e] of expected) {
     if (under && !(rel0 === under || rel0.startsWith(under + '/'))) continue;
     const rel = rel0.slice(under.length);
     const a = actual.get(rel);
-    if (!a) { missing++; note(`missing ${rel0}`); continue; }
+    if (!a) {
+      missing++;
+      note(`missing ${rel0}`);
+      continue;
+    }
     let ad = a.d;
     if (e.d.startsWith('f ') && e.d.split(' ').length === 7) {
       const abs = path.join(actualRoot + under, rel);
       ad += ' ' + crypto.createHash('sha1').update(fs.readFileSync(abs)).digest('hex').slice(0, 16);
     }
-    if (ad !== e.d) { differ++; note(`${rel0}: want "${e.d}" got "${ad}"`); }
-    else if (dirMtime && e.dm !== undefined && e.dm !== a.dm) { differ++; note(`${rel0}: dir mtime want ${e.dm} got ${a.dm}`); }
+    if (ad !== e.d) {
+      differ++;
+      note(`${rel0}: want "${e.d}" got "${ad}"`);
+    } else if (dirMtime && e.dm !== undefined && e.dm !== a.dm) {
+      differ++;
+      note(`${rel0}: dir mtime want ${e.dm} got ${a.dm}`);
+    }
     if (inodes && inodes.has(rel0) && inodes.get(rel0) !== a.ino) rewritten++;
   }
   for (const rel of actual.keys()) {
-    if (!expected.has(under + rel)) { extra++; note(`unexpected ${under + rel}`); }
+    if (!expected.has(under + rel)) {
+      extra++;
+      note(`unexpected ${under + rel}`);
+    }
   }
   if (rewritten) problems.unshift(`${rewritten} files were rewritten (new inode) by a metadata repair`);
   void hashMod;
@@ -245,7 +316,11 @@ function apparentBytes(dir) {
 function deleteOlderThan(home, days) {
   const limit = Date.now() / 1000 - days * DAY;
   let n = 0;
-  for (const f of listFiles(home)) if (fs.lstatSync(f).mtimeMs / 1000 < limit) { fs.unlinkSync(f); n++; }
+  for (const f of listFiles(home))
+    if (fs.lstatSync(f).mtimeMs / 1000 < limit) {
+      fs.unlinkSync(f);
+      n++;
+    }
   return n;
 }
 
@@ -293,8 +368,10 @@ function damageMetadata(home) {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const f = path.join(d, e.name);
       fs.lchownSync(f, nobody, nobody);
-      if (e.isDirectory()) { walk(f); fs.chmodSync(f, 0o700); }
-      else if (e.isFile()) fs.chmodSync(f, 0o600);
+      if (e.isDirectory()) {
+        walk(f);
+        fs.chmodSync(f, 0o700);
+      } else if (e.isFile()) fs.chmodSync(f, 0o600);
     }
   };
   walk(home);
@@ -306,11 +383,19 @@ function damageMetadata(home) {
 
 function installPeers(o, notes) {
   const want = { restic: 'restic', borg: 'borgbackup', rsync: 'rsync', tar: 'tar' };
-  const missing = Object.entries(want).filter(([cmd]) => o.tools.includes(cmd) && !have(cmd)).map(([, pkg]) => pkg);
+  const missing = Object.entries(want)
+    .filter(([cmd]) => o.tools.includes(cmd) && !have(cmd))
+    .map(([, pkg]) => pkg);
   if (!fs.existsSync(TIME)) missing.push('time');
   if (!missing.length) return;
-  if (!o.install) { notes.push(`not installed (--no-install): ${missing.join(', ')}`); return; }
-  if (process.getuid?.() !== 0) { notes.push(`cannot apt-get install ${missing.join(', ')} (not root)`); return; }
+  if (!o.install) {
+    notes.push(`not installed (--no-install): ${missing.join(', ')}`);
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    notes.push(`cannot apt-get install ${missing.join(', ')} (not root)`);
+    return;
+  }
   log(`installing from apt: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   let r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { encoding: 'utf8', env });
@@ -373,25 +458,41 @@ class Bench {
     return have(tool) ? null : `${tool} is not installed`;
   }
 
-  wants(scenario) { return this.o.scenarios.includes(scenario); }
+  wants(scenario) {
+    return this.o.scenarios.includes(scenario);
+  }
 
   record(ctx, scenario, tool, run, t, check) {
     let ok = t.status === 0;
-    const errLines = (t.stderr || String(t.error ?? '')).trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l));
+    const errLines = (t.stderr || String(t.error ?? ''))
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim() && !/^\s+at /.test(l));
     let detail = ok ? '' : `exit ${t.status}: ${errLines.slice(0, 3).join(' | ').slice(0, 400)}`;
     const errs = ok ? null : lastJson(t.stdout)?.errors;
     if (Array.isArray(errs) && errs.length) {
-      detail += ` ${errs.length} errors, e.g. ${errs.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`.slice(0, 600);
+      detail += ` ${errs.length} errors, e.g. ${errs
+        .slice(0, 3)
+        .map((e) => `${e.path}: ${e.message}`)
+        .join('; ')}`.slice(0, 600);
     }
     if (ok && check) {
       try {
         const c = check(t);
-        if (c !== true) { ok = false; detail = String(c); }
-      } catch (e) { ok = false; detail = `check failed: ${e.message}`; }
+        if (c !== true) {
+          ok = false;
+          detail = String(c);
+        }
+      } catch (e) {
+        ok = false;
+        detail = `check failed: ${e.message}`;
+      }
     }
     const rec = { fs: ctx.fsName, scenario, tool, run, seconds: t.seconds, rss_kb: t.rssKb, ok, detail };
     this.results.push(rec);
-    log(`  [${ctx.fsName}] ${scenario} ${tool} run ${run}: ${t.seconds.toFixed(2)} s, ${t.rssKb ? (t.rssKb / 1024).toFixed(0) + ' MiB' : '? MiB'}${ok ? '' : '  WRONG: ' + detail}`);
+    log(
+      `  [${ctx.fsName}] ${scenario} ${tool} run ${run}: ${t.seconds.toFixed(2)} s, ${t.rssKb ? (t.rssKb / 1024).toFixed(0) + ' MiB' : '? MiB'}${ok ? '' : '  WRONG: ' + detail}`,
+    );
     return rec;
   }
 
@@ -427,18 +528,28 @@ class Bench {
     if (isSnapfill(tool)) return { SNAPFILL_REPO: ctx.repo[tool], SNAPFILL_CACHE: ctx.repo[tool + 'Cache'] };
     if (tool === 'restic') return { RESTIC_PASSWORD, RESTIC_CACHE_DIR: ctx.repo.resticCache };
     if (tool === 'borg') {
-      return { BORG_PASSPHRASE: '', BORG_BASE_DIR: ctx.repo.borgBase, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
-        BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
+      return {
+        BORG_PASSPHRASE: '',
+        BORG_BASE_DIR: ctx.repo.borgBase,
+        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+        BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
+      };
     }
     return {};
   }
 
   run1(ctx, tool, cmd, args, cwd) {
-    return timed(cmd, args, { cwd, env: this.env(ctx, tool), syncDir: ctx.fsName === 'disk' ? ctx.root : null,
-      dropCaches: this.o.dropCaches && ctx.fsName === 'disk' });
+    return timed(cmd, args, {
+      cwd,
+      env: this.env(ctx, tool),
+      syncDir: ctx.fsName === 'disk' ? ctx.root : null,
+      dropCaches: this.o.dropCaches && ctx.fsName === 'disk',
+    });
   }
 
-  snapfill(ctx, args, cwd, tool = 'snapfill') { return this.run1(ctx, tool, process.execPath, [binOf(tool), '--json', ...args], cwd); }
+  snapfill(ctx, args, cwd, tool = 'snapfill') {
+    return this.run1(ctx, tool, process.execPath, [binOf(tool), '--json', ...args], cwd);
+  }
 
   /** Fresh, empty repositories for one run (untimed). */
   initRepos(ctx, tools) {
@@ -446,7 +557,8 @@ class Bench {
     fs.mkdirSync(ctx.repoDir, { recursive: true });
     const r = ctx.repo;
     for (const d of [r.snapfillCache, r.snapfill_baseCache, r.resticCache, r.borgBase]) fs.mkdirSync(d, { recursive: true });
-    for (const t of SNAPFILLS) if (tools.includes(t)) sh(process.execPath, [binOf(t), 'init'], { env: { ...process.env, ...this.env(ctx, t) } });
+    for (const t of SNAPFILLS)
+      if (tools.includes(t)) sh(process.execPath, [binOf(t), 'init'], { env: { ...process.env, ...this.env(ctx, t) } });
     if (tools.includes('restic')) sh('restic', ['-r', r.restic, 'init'], { env: { ...process.env, ...this.env(ctx, 'restic') } });
     if (tools.includes('borg')) sh('borg', ['init', '-e', 'none', r.borg], { env: { ...process.env, ...this.env(ctx, 'borg') } });
     if (tools.includes('tar')) fs.mkdirSync(r.tar, { recursive: true });
@@ -461,18 +573,31 @@ class Bench {
         if (!j) return 'no JSON summary';
         if (j.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
         if (Math.abs(j.files_total - expect.files) > expect.hardlinks) return `files_total ${j.files_total}, the tree has ${expect.files}`;
-        if (n === 2 && (j.files_new || j.files_changed)) return `no-change snapshot saw ${j.files_new} new and ${j.files_changed} changed files`;
-        if (n === 3 && j.files_new + j.files_changed < expect.churned) return `churn snapshot saw ${j.files_new + j.files_changed} new/changed files, ${expect.churned} were written`;
+        if (n === 2 && (j.files_new || j.files_changed))
+          return `no-change snapshot saw ${j.files_new} new and ${j.files_changed} changed files`;
+        if (n === 3 && j.files_new + j.files_changed < expect.churned)
+          return `churn snapshot saw ${j.files_new + j.files_changed} new/changed files, ${expect.churned} were written`;
         return true;
       });
     }
     if (tool === 'restic') {
       const t = this.run1(ctx, tool, 'restic', ['-r', r.restic, 'backup', '--json', ctx.home]);
       return this.record(ctx, scenario, tool, run, t, (tt) => {
-        const sum = tt.stdout.split('\n').map((l) => { try { return JSON.parse(l); } catch { return null; } }).find((j) => j?.message_type === 'summary');
+        const sum = tt.stdout
+          .split('\n')
+          .map((l) => {
+            try {
+              return JSON.parse(l);
+            } catch {
+              return null;
+            }
+          })
+          .find((j) => j?.message_type === 'summary');
         if (!sum) return 'no summary';
-        if (Math.abs(sum.total_files_processed - expect.files) > expect.hardlinks) return `processed ${sum.total_files_processed} files, the tree has ${expect.files}`;
-        if (n === 2 && (sum.files_new || sum.files_changed)) return `no-change backup saw ${sum.files_new} new and ${sum.files_changed} changed`;
+        if (Math.abs(sum.total_files_processed - expect.files) > expect.hardlinks)
+          return `processed ${sum.total_files_processed} files, the tree has ${expect.files}`;
+        if (n === 2 && (sum.files_new || sum.files_changed))
+          return `no-change backup saw ${sum.files_new} new and ${sum.files_changed} changed`;
         return true;
       });
     }
@@ -480,7 +605,11 @@ class Bench {
       const t = this.run1(ctx, tool, 'borg', ['create', '--json', `${r.borg}::s${n}`, ctx.home]);
       return this.record(ctx, scenario, tool, run, t, (tt) => {
         let j;
-        try { j = JSON.parse(tt.stdout); } catch { j = lastJson(tt.stdout); }
+        try {
+          j = JSON.parse(tt.stdout);
+        } catch {
+          j = lastJson(tt.stdout);
+        }
         const nf = j?.archive?.stats?.nfiles;
         if (nf === undefined) return 'no stats';
         if (Math.abs(nf - expect.files) > expect.hardlinks) return `archived ${nf} files, the tree has ${expect.files}`;
@@ -490,7 +619,8 @@ class Bench {
     if (tool === 'tar') {
       const t = this.run1(ctx, tool, 'tar', ['-cf', path.join(r.tar, 'full.tar'), '-C', path.dirname(ctx.home), path.basename(ctx.home)]);
       return this.record(ctx, scenario, tool, run, t, () =>
-        fs.statSync(path.join(r.tar, 'full.tar')).size >= expect.bytes ? true : 'archive smaller than the data');
+        fs.statSync(path.join(r.tar, 'full.tar')).size >= expect.bytes ? true : 'archive smaller than the data',
+      );
     }
     throw new Error(`no snapshot for ${tool}`);
   }
@@ -542,49 +672,57 @@ class Bench {
   }
 
   restoreMissing(ctx, tool, run, ref, scenario) {
-    this.withDamagedCopy(ctx, () => {
-      const deleted = scenario === 'restore_missing_7d' ? deleteOlderThan(ctx.home, 7) : deleteShare(ctx.home, 0.1, this.o.seed + run);
-      const after = writeAfterSnapshot(ctx.home, this.o.seed + run);
-      const expected = new Map(ref);
-      for (const rel of after) expected.set(rel, manifest(ctx.home + rel).get(''));
-      return { deleted, expected };
-    }, ({ deleted, expected }) => {
-      let t;
-      if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'missing'], undefined, tool);
-      else t = this.run1(ctx, tool, 'rsync', ['-aH', '--ignore-existing', ctx.plain + '/', ctx.home + '/']);
-      this.record(ctx, scenario, tool, run, t, (tt) => {
-        if (isSnapfill(tool)) {
-          const j = lastJson(tt.stdout);
-          if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
-          if (j && j.files_restored < deleted) return `files_restored ${j.files_restored} < ${deleted} deleted`;
-        }
-        // Directory mtimes moved when files were deleted and written back: not comparable here.
-        const c = compare(expected, ctx.home, { hashMod: ctx.hashMod, dirMtime: false });
-        return c.ok || `${c.missing} missing, ${c.differ} differ, ${c.extra} unexpected; ${c.problems.join('; ')}`;
-      });
-    });
+    this.withDamagedCopy(
+      ctx,
+      () => {
+        const deleted = scenario === 'restore_missing_7d' ? deleteOlderThan(ctx.home, 7) : deleteShare(ctx.home, 0.1, this.o.seed + run);
+        const after = writeAfterSnapshot(ctx.home, this.o.seed + run);
+        const expected = new Map(ref);
+        for (const rel of after) expected.set(rel, manifest(ctx.home + rel).get(''));
+        return { deleted, expected };
+      },
+      ({ deleted, expected }) => {
+        let t;
+        if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'missing'], undefined, tool);
+        else t = this.run1(ctx, tool, 'rsync', ['-aH', '--ignore-existing', ctx.plain + '/', ctx.home + '/']);
+        this.record(ctx, scenario, tool, run, t, (tt) => {
+          if (isSnapfill(tool)) {
+            const j = lastJson(tt.stdout);
+            if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
+            if (j && j.files_restored < deleted) return `files_restored ${j.files_restored} < ${deleted} deleted`;
+          }
+          // Directory mtimes moved when files were deleted and written back: not comparable here.
+          const c = compare(expected, ctx.home, { hashMod: ctx.hashMod, dirMtime: false });
+          return c.ok || `${c.missing} missing, ${c.differ} differ, ${c.extra} unexpected; ${c.problems.join('; ')}`;
+        });
+      },
+    );
   }
 
   metadataRepair(ctx, tool, run, ref) {
-    this.withDamagedCopy(ctx, () => {
-      damageMetadata(ctx.home);
-      const inodes = new Map();
-      for (const [rel, e] of manifest(ctx.home, { hashMod: 0 })) if (e.d.startsWith('f ')) inodes.set(rel, e.ino);
-      return { inodes };
-    }, ({ inodes }) => {
-      let t;
-      if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'metadata'], undefined, tool);
-      else t = this.run1(ctx, tool, 'rsync', ['-aH', ctx.plain + '/', ctx.home + '/']);
-      this.record(ctx, 'metadata_repair', tool, run, t, (tt) => {
-        if (isSnapfill(tool)) {
-          const j = lastJson(tt.stdout);
-          if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
-          if (j && j.bytes_written) return `metadata mode wrote ${j.bytes_written} bytes of data`;
-        }
-        const c = compare(ref, ctx.home, { hashMod: ctx.hashMod, inodes });
-        return c.ok || `${c.missing} missing, ${c.differ} differ, ${c.extra} unexpected; ${c.problems.join('; ')}`;
-      });
-    });
+    this.withDamagedCopy(
+      ctx,
+      () => {
+        damageMetadata(ctx.home);
+        const inodes = new Map();
+        for (const [rel, e] of manifest(ctx.home, { hashMod: 0 })) if (e.d.startsWith('f ')) inodes.set(rel, e.ino);
+        return { inodes };
+      },
+      ({ inodes }) => {
+        let t;
+        if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', 'metadata'], undefined, tool);
+        else t = this.run1(ctx, tool, 'rsync', ['-aH', ctx.plain + '/', ctx.home + '/']);
+        this.record(ctx, 'metadata_repair', tool, run, t, (tt) => {
+          if (isSnapfill(tool)) {
+            const j = lastJson(tt.stdout);
+            if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
+            if (j && j.bytes_written) return `metadata mode wrote ${j.bytes_written} bytes of data`;
+          }
+          const c = compare(ref, ctx.home, { hashMod: ctx.hashMod, inodes });
+          return c.ok || `${c.missing} missing, ${c.differ} differ, ${c.extra} unexpected; ${c.problems.join('; ')}`;
+        });
+      },
+    );
   }
 
   accountRestore(ctx, tool, run, ref) {
@@ -598,7 +736,8 @@ class Bench {
       const others = fs.readdirSync(ctx.home).sort().join(',');
       let t;
       if (isSnapfill(tool)) t = this.snapfill(ctx, ['restore', 'latest', '--account', name, '--accounts-root', ctx.home], undefined, tool);
-      else if (tool === 'restic') t = this.run1(ctx, tool, 'restic', ['-r', r.restic, 'restore', 'latest', '--target', '/', '--include', live]);
+      else if (tool === 'restic')
+        t = this.run1(ctx, tool, 'restic', ['-r', r.restic, 'restore', 'latest', '--target', '/', '--include', live]);
       else if (tool === 'borg') t = this.run1(ctx, tool, 'borg', ['extract', `${r.borg}::s3`, live.slice(1)], '/');
       else t = this.run1(ctx, tool, 'rsync', ['-aH', path.join(ctx.plain, name) + '/', live + '/']);
       this.record(ctx, 'account_restore', tool, run, t, (tt) => {
@@ -606,7 +745,11 @@ class Bench {
           const j = lastJson(tt.stdout);
           if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
         }
-        const now = fs.readdirSync(ctx.home).filter((n) => n !== name).sort().join(',');
+        const now = fs
+          .readdirSync(ctx.home)
+          .filter((n) => n !== name)
+          .sort()
+          .join(',');
         if (now !== others) return 'other accounts changed';
         const c = compare(ref, ctx.home, { hashMod: ctx.hashMod, under: '/' + name });
         return c.ok || `${c.missing} missing, ${c.differ} differ, ${c.extra} unexpected; ${c.problems.join('; ')}`;
@@ -625,22 +768,40 @@ class Bench {
     const stats = () => {
       const r = sh(process.execPath, [BIN, '--json', 'stats'], { env: { ...process.env, ...this.env(ctx, 'snapfill') } });
       const j = lastJson(r.stdout);
-      return { catalog_bytes: j.catalog_bytes, index_bytes: j.index_bytes, snapshot_bytes: j.snapshot_bytes,
-        metadata_bytes: j.catalog_bytes + j.index_bytes + j.snapshot_bytes, pack_bytes: j.pack_bytes };
+      return {
+        catalog_bytes: j.catalog_bytes,
+        index_bytes: j.index_bytes,
+        snapshot_bytes: j.snapshot_bytes,
+        metadata_bytes: j.catalog_bytes + j.index_bytes + j.snapshot_bytes,
+        pack_bytes: j.pack_bytes,
+      };
     };
     const first = this.snapfill(ctx, ['snapshot', ctx.home]);
-    if (first.status !== 0) { this.notes.push(`catalog growth: first snapshot failed: ${first.stderr.slice(-300)}`); return; }
+    if (first.status !== 0) {
+      this.notes.push(`catalog growth: first snapshot failed: ${first.stderr.slice(-300)}`);
+      return;
+    }
     const s1 = stats();
     const times = [];
     for (let i = 0; i < 10; i++) {
       const t = this.snapfill(ctx, ['snapshot', ctx.home]);
-      if (t.status !== 0) { this.notes.push(`catalog growth: snapshot ${i + 2} failed`); return; }
+      if (t.status !== 0) {
+        this.notes.push(`catalog growth: snapshot ${i + 2} failed`);
+        return;
+      }
       times.push(t.seconds);
     }
     const s11 = stats();
     const growth = (s11.metadata_bytes - s1.metadata_bytes) / s1.metadata_bytes;
-    this.catalogGrowth = { fs: ctx.fsName, after_first: s1, after_11: s11, growth, target: 0.1, ok: growth <= 0.1,
-      nochange_median_s: median(times) };
+    this.catalogGrowth = {
+      fs: ctx.fsName,
+      after_first: s1,
+      after_11: s11,
+      growth,
+      target: 0.1,
+      ok: growth <= 0.1,
+      nochange_median_s: median(times),
+    };
     log(`  metadata ${s1.metadata_bytes} -> ${s11.metadata_bytes} bytes: +${(growth * 100).toFixed(1)}% (target <= 10%)`);
   }
 
@@ -648,19 +809,35 @@ class Bench {
   runFs(fsName, base) {
     const o = this.o;
     const root = path.join(base, `${o.profile}-${o.files}`);
-    const ctx = { fsName, root, src: path.join(root, 'src'), home: path.join(root, 'src', 'home'), repoDir: path.join(root, 'repos'),
-      plain: path.join(root, 'plain', 'home'), hashMod: o.files <= 30_000 ? 1 : o.files <= 300_000 ? 10 : 50 };
-    ctx.repo = { snapfill: path.join(ctx.repoDir, 'snapfill'), snapfillCache: path.join(ctx.repoDir, 'snapfill-cache'),
-      snapfill_base: path.join(ctx.repoDir, 'snapfill-base'), snapfill_baseCache: path.join(ctx.repoDir, 'snapfill-base-cache'),
-      restic: path.join(ctx.repoDir, 'restic'), resticCache: path.join(ctx.repoDir, 'restic-cache'),
-      borg: path.join(ctx.repoDir, 'borg'), borgBase: path.join(ctx.repoDir, 'borg-base'), tar: path.join(ctx.repoDir, 'tar') };
+    const ctx = {
+      fsName,
+      root,
+      src: path.join(root, 'src'),
+      home: path.join(root, 'src', 'home'),
+      repoDir: path.join(root, 'repos'),
+      plain: path.join(root, 'plain', 'home'),
+      hashMod: o.files <= 30_000 ? 1 : o.files <= 300_000 ? 10 : 50,
+    };
+    ctx.repo = {
+      snapfill: path.join(ctx.repoDir, 'snapfill'),
+      snapfillCache: path.join(ctx.repoDir, 'snapfill-cache'),
+      snapfill_base: path.join(ctx.repoDir, 'snapfill-base'),
+      snapfill_baseCache: path.join(ctx.repoDir, 'snapfill-base-cache'),
+      restic: path.join(ctx.repoDir, 'restic'),
+      resticCache: path.join(ctx.repoDir, 'restic-cache'),
+      borg: path.join(ctx.repoDir, 'borg'),
+      borgBase: path.join(ctx.repoDir, 'borg-base'),
+      tar: path.join(ctx.repoDir, 'tar'),
+    };
     // Room: source, a plain copy, a restore target or damaged copy, four repositories ~ 6x the data.
     const need = o.files * 7000 * 6 + (o.profile === '1m' ? 1.2e9 * 6 : 0);
     fs.mkdirSync(base, { recursive: true });
     const st = fs.statfsSync(base);
     const free = st.bavail * st.bsize;
     if (free < need) {
-      this.notes.push(`${fsName}: skipped, ${base} has ${(free / 1e9).toFixed(1)} GB free and this profile needs ~${(need / 1e9).toFixed(1)} GB`);
+      this.notes.push(
+        `${fsName}: skipped, ${base} has ${(free / 1e9).toFixed(1)} GB free and this profile needs ~${(need / 1e9).toFixed(1)} GB`,
+      );
       log(this.notes[this.notes.length - 1]);
       return;
     }
@@ -669,13 +846,20 @@ class Bench {
     log(`[${fsName}] generating ${o.files} files under ${ctx.src}`);
     const ds = generate({ out: ctx.src, seed: o.seed, files: o.files, bigFile: o.profile === '1m', createUsers: o.createUsers, log });
     this.datasets[fsName] = { ...ds, plan: undefined };
-    log(`[${fsName}] ${ds.files} files, ${(ds.bytes / 1048576).toFixed(0)} MiB, ${ds.older_than_7d} older than 7 days, generated in ${ds.seconds.toFixed(1)} s`);
+    log(
+      `[${fsName}] ${ds.files} files, ${(ds.bytes / 1048576).toFixed(0)} MiB, ${ds.older_than_7d} older than 7 days, generated in ${ds.seconds.toFixed(1)} s`,
+    );
     ctx.account = fs.readdirSync(ctx.home).sort()[1] ?? fs.readdirSync(ctx.home)[0];
 
     const describe = () => {
       const m = manifest(ctx.home, { hashMod: ctx.hashMod });
-      let files = 0, bytes = 0;
-      for (const e of m.values()) if (e.d.startsWith('f ')) { files++; bytes += Number(e.d.split(' ')[3]); }
+      let files = 0,
+        bytes = 0;
+      for (const e of m.values())
+        if (e.d.startsWith('f ')) {
+          files++;
+          bytes += Number(e.d.split(' ')[3]);
+        }
       return { m, files, bytes, hardlinks: ds.hardlinks * 2 };
     };
     for (let run = 1; run <= o.runs; run++) {
@@ -708,7 +892,11 @@ class Bench {
       }
       // The peers' restore sources for the tree as of snapshot 3 (untimed).
       if (this.available('tar') === null) sh('tar', ['-cf', path.join(ctx.repo.tar, 'full.tar'), '-C', ctx.src, 'home']);
-      if (this.available('rsync') === null) { sh('rm', ['-rf', ctx.plain]); fs.mkdirSync(path.dirname(ctx.plain), { recursive: true }); sh('rsync', ['-aH', ctx.home + '/', ctx.plain + '/']); }
+      if (this.available('rsync') === null) {
+        sh('rm', ['-rf', ctx.plain]);
+        fs.mkdirSync(path.dirname(ctx.plain), { recursive: true });
+        sh('rsync', ['-aH', ctx.home + '/', ctx.plain + '/']);
+      }
       if (this.wants('full_restore')) for (const t of this.toolsFor(ctx, 'full_restore')) this.fullRestore(ctx, t, run, ref);
       for (const key of ['restore_missing_7d', 'restore_missing_10pct']) {
         if (this.wants(key)) for (const t of this.toolsFor(ctx, key)) this.restoreMissing(ctx, t, run, ref, key);
@@ -734,11 +922,19 @@ class Bench {
           }
           const recs = this.results.filter((r) => r.fs === fsName && r.scenario === sc.key && r.tool === t);
           const sk = this.skipped.find((s) => s.fs === fsName && s.scenario === sc.key && s.tool === t);
-          if (!recs.length) { if (sk) row.tools[t] = { skipped: sk.reason }; continue; }
+          if (!recs.length) {
+            if (sk) row.tools[t] = { skipped: sk.reason };
+            continue;
+          }
           const good = recs.filter((r) => r.ok);
-          row.tools[t] = { median: median(good.map((r) => r.seconds)), unit: 's', ok: good.length === recs.length, runs: recs.length,
+          row.tools[t] = {
+            median: median(good.map((r) => r.seconds)),
+            unit: 's',
+            ok: good.length === recs.length,
+            runs: recs.length,
             max_rss_mib: Math.max(0, ...recs.map((r) => r.rss_kb ?? 0)) / 1024,
-            wrong: recs.filter((r) => !r.ok).map((r) => `run ${r.run}: ${r.detail}`) };
+            wrong: recs.filter((r) => !r.ok).map((r) => `run ${r.run}: ${r.detail}`),
+          };
         }
         const s = row.tools.snapfill;
         for (const t of sc.tools) {
@@ -757,7 +953,8 @@ class Bench {
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-const fmt = (v, unit) => (v === null || v === undefined ? '–' : unit === 'MiB' ? `${v.toFixed(1)} MiB` : `${v < 10 ? v.toFixed(2) : v.toFixed(1)} s`);
+const fmt = (v, unit) =>
+  v === null || v === undefined ? '–' : unit === 'MiB' ? `${v.toFixed(1)} MiB` : `${v < 10 ? v.toFixed(2) : v.toFixed(1)} s`;
 
 function cell(c) {
   if (!c) return '–';
@@ -767,7 +964,10 @@ function cell(c) {
 }
 
 export function renderTable(summary, fsName) {
-  const lines = [`| scenario | ${ALL_TOOLS.join(' | ')} | peak RSS MiB (${ALL_TOOLS.join(' / ')}) |`, `|---|${ALL_TOOLS.map(() => '---').join('|')}|---|`];
+  const lines = [
+    `| scenario | ${ALL_TOOLS.join(' | ')} | peak RSS MiB (${ALL_TOOLS.join(' / ')}) |`,
+    `|---|${ALL_TOOLS.map(() => '---').join('|')}|---|`,
+  ];
   for (const row of summary.rows.filter((r) => r.fs === fsName)) {
     const rss = ALL_TOOLS.map((t) => (row.tools[t]?.max_rss_mib ? row.tools[t].max_rss_mib.toFixed(0) : '–')).join(' / ');
     lines.push(`| ${row.title} | ${ALL_TOOLS.map((t) => cell(row.tools[t])).join(' | ')} | ${row.scenario === 'repo_size' ? '' : rss} |`);
@@ -778,12 +978,21 @@ export function renderTable(summary, fsName) {
 function renderMarkdown(res) {
   const o = res.options;
   const out = [];
-  out.push(`### Profile \`${o.profile}\`: ${res.datasets.tmpfs?.files ?? res.datasets.disk?.files ?? o.files} files, ${o.runs} run(s), ${res.date}`);
+  out.push(
+    `### Profile \`${o.profile}\`: ${res.datasets.tmpfs?.files ?? res.datasets.disk?.files ?? o.files} files, ${o.runs} run(s), ${res.date}`,
+  );
   out.push('');
-  out.push(`Command: \`${res.command}\` (snapfill: the working tree's build at commit ${res.machine.snapfill ?? '?'}). Raw results: \`${res.results_file}\`. Took ${(res.seconds / 60).toFixed(0)} min.`);
-  if (res.machine.load_start) out.push(`Load average (1 min) at start ${res.machine.load_start}, at end ${res.machine.load_end} on ${res.machine.nproc} CPUs: other jobs were running.`);
+  out.push(
+    `Command: \`${res.command}\` (snapfill: the working tree's build at commit ${res.machine.snapfill ?? '?'}). Raw results: \`${res.results_file}\`. Took ${(res.seconds / 60).toFixed(0)} min.`,
+  );
+  if (res.machine.load_start)
+    out.push(
+      `Load average (1 min) at start ${res.machine.load_start}, at end ${res.machine.load_end} on ${res.machine.nproc} CPUs: other jobs were running.`,
+    );
   out.push('');
-  out.push(`Machine: ${res.machine.nproc} CPUs (${res.machine.cpu}), Linux ${res.machine.kernel}, Node ${res.machine.node}; ${res.machine.restic}; ${res.machine.borg}; ${res.machine.tar}; ${res.machine.rsync}.`);
+  out.push(
+    `Machine: ${res.machine.nproc} CPUs (${res.machine.cpu}), Linux ${res.machine.kernel}, Node ${res.machine.node}; ${res.machine.restic}; ${res.machine.borg}; ${res.machine.tar}; ${res.machine.rsync}.`,
+  );
   out.push('');
   out.push('```');
   out.push(res.machine.free);
@@ -792,25 +1001,50 @@ function renderMarkdown(res) {
   for (const fsName of Object.keys(res.datasets)) {
     const ds = res.datasets[fsName];
     out.push('');
-    out.push(`#### ${fsName === 'tmpfs' ? 'tmpfs (/dev/shm): the software\'s own cost' : 'disk: what a server sees (noisy)'}`);
+    out.push(`#### ${fsName === 'tmpfs' ? "tmpfs (/dev/shm): the software's own cost" : 'disk: what a server sees (noisy)'}`);
     out.push('');
-    out.push(`Dataset: ${ds.files} files, ${(ds.bytes / 1048576).toFixed(0)} MiB, ${ds.accounts} accounts, ${ds.symlinks} symlinks, ${ds.hardlinks} hardlinks, ${ds.older_than_7d} files older than 7 days; ${ds.owners}.`);
+    out.push(
+      `Dataset: ${ds.files} files, ${(ds.bytes / 1048576).toFixed(0)} MiB, ${ds.accounts} accounts, ${ds.symlinks} symlinks, ${ds.hardlinks} hardlinks, ${ds.older_than_7d} files older than 7 days; ${ds.owners}.`,
+    );
     out.push('');
-    out.push('Median wall time; `(0.50x)` = snapfill time / peer time (below 1 means snapfill is faster). **wrong** = the result failed the check.');
+    out.push(
+      'Median wall time; `(0.50x)` = snapfill time / peer time (below 1 means snapfill is faster). **wrong** = the result failed the check.',
+    );
     out.push('');
     out.push(renderTable(res.summary, fsName));
   }
   out.push('');
-  out.push(`Peak RSS over every scenario (MiB): ${Object.entries(res.summary.peak_rss_mib).map(([t, v]) => `${t} ${v.toFixed(0)}`).join(', ')}.`);
+  out.push(
+    `Peak RSS over every scenario (MiB): ${Object.entries(res.summary.peak_rss_mib)
+      .map(([t, v]) => `${t} ${v.toFixed(0)}`)
+      .join(', ')}.`,
+  );
   if (res.catalog_growth) {
     const g = res.catalog_growth;
     out.push('');
-    out.push(`Catalog growth (${g.fs}): catalog + index + snapshot records ${g.after_first.metadata_bytes} bytes after the first snapshot, ${g.after_11.metadata_bytes} after 10 more no-change snapshots: **+${(g.growth * 100).toFixed(1)}%** (target <= 10%: ${g.ok ? 'met' : 'NOT met'}); no-change snapshot median ${g.nochange_median_s.toFixed(2)} s.`);
+    out.push(
+      `Catalog growth (${g.fs}): catalog + index + snapshot records ${g.after_first.metadata_bytes} bytes after the first snapshot, ${g.after_11.metadata_bytes} after 10 more no-change snapshots: **+${(g.growth * 100).toFixed(1)}%** (target <= 10%: ${g.ok ? 'met' : 'NOT met'}); no-change snapshot median ${g.nochange_median_s.toFixed(2)} s.`,
+    );
   }
-  const wrong = res.summary.rows.flatMap((r) => Object.entries(r.tools).filter(([, c]) => c.wrong?.length).map(([t, c]) => `- ${r.fs} / ${r.title} / ${t}: ${c.wrong.join('; ')}`));
-  if (wrong.length) { out.push(''); out.push('Failed checks:'); out.push(''); out.push(...wrong); }
-  if (res.skipped.length) { out.push(''); out.push('Skipped: ' + [...new Set(res.skipped.map((s) => `${s.tool} in ${s.scenario} (${s.reason})`))].join('; ') + '.'); }
-  if (res.notes.length) { out.push(''); out.push('Notes: ' + res.notes.join(' ')); }
+  const wrong = res.summary.rows.flatMap((r) =>
+    Object.entries(r.tools)
+      .filter(([, c]) => c.wrong?.length)
+      .map(([t, c]) => `- ${r.fs} / ${r.title} / ${t}: ${c.wrong.join('; ')}`),
+  );
+  if (wrong.length) {
+    out.push('');
+    out.push('Failed checks:');
+    out.push('');
+    out.push(...wrong);
+  }
+  if (res.skipped.length) {
+    out.push('');
+    out.push('Skipped: ' + [...new Set(res.skipped.map((s) => `${s.tool} in ${s.scenario} (${s.reason})`))].join('; ') + '.');
+  }
+  if (res.notes.length) {
+    out.push('');
+    out.push('Notes: ' + res.notes.join(' '));
+  }
   return out.join('\n');
 }
 
@@ -836,7 +1070,11 @@ async function main() {
     const res = JSON.parse(fs.readFileSync(o.render, 'utf8'));
     const p = res.options;
     if (!o.markdown) throw new Error('--render needs a markdown file');
-    updateMarkdown(o.markdown, p.profile === 'default' && p.files !== PROFILES.default ? `files-${p.files}` : p.profile, renderMarkdown(res));
+    updateMarkdown(
+      o.markdown,
+      p.profile === 'default' && p.files !== PROFILES.default ? `files-${p.files}` : p.profile,
+      renderMarkdown(res),
+    );
     process.stdout.write(`updated ${o.markdown} from ${o.render}\n`);
     return;
   }
@@ -845,21 +1083,36 @@ async function main() {
   installPeers(o, bench.notes);
   if (fs.existsSync(path.join(ROOT, 'dist', 'cli', 'program.js'))) BIN = freezeBuild(ROOT, { notes: bench.notes, log });
   if (o.baseline) {
-    if (!fs.existsSync(path.join(o.baseline, 'dist', 'cli', 'program.js'))) throw new Error(`--baseline ${o.baseline} has no built dist/ (run npx tsc -p . there)`);
+    if (!fs.existsSync(path.join(o.baseline, 'dist', 'cli', 'program.js')))
+      throw new Error(`--baseline ${o.baseline} has no built dist/ (run npx tsc -p . there)`);
     BASE_BIN = freezeBuild(o.baseline, { notes: bench.notes, log });
     const rev = spawnSync('git', ['-C', o.baseline, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
     bench.notes.push(`snapfill_base = the build of ${o.baseline}${rev ? ` (commit ${rev})` : ''}; its ratio is this build / baseline.`);
   }
   if (!fs.existsSync(TIME)) bench.notes.push('GNU time (/usr/bin/time) is missing: no peak RSS.');
-  for (const t of ALL_TOOLS) { const why = bench.available(t); if (why && o.tools.includes(t)) log(`${t}: ${why}; its scenarios are skipped`); }
+  for (const t of ALL_TOOLS) {
+    const why = bench.available(t);
+    if (why && o.tools.includes(t)) log(`${t}: ${why}; its scenarios are skipped`);
+  }
   let canDrop = false;
-  try { fs.accessSync('/proc/sys/vm/drop_caches', fs.constants.W_OK); canDrop = true; } catch { /* read-only in a container */ }
-  bench.notes.push(canDrop
-    ? (o.dropCaches ? 'The page cache was dropped before each timed disk operation.' : 'The page cache was NOT dropped (it is machine-wide; pass --drop-caches on a quiet machine): disk reads may come from memory.')
-    : 'The page cache cannot be dropped here (/proc/sys/vm/drop_caches is read-only in this container): disk numbers include warm-cache reads.');
-  bench.notes.push(`restic uses a fixed password (${RESTIC_PASSWORD}) because it always encrypts; borg runs with \`init -e none\`; snapfill does not encrypt.`,
+  try {
+    fs.accessSync('/proc/sys/vm/drop_caches', fs.constants.W_OK);
+    canDrop = true;
+  } catch {
+    /* read-only in a container */
+  }
+  bench.notes.push(
+    canDrop
+      ? o.dropCaches
+        ? 'The page cache was dropped before each timed disk operation.'
+        : 'The page cache was NOT dropped (it is machine-wide; pass --drop-caches on a quiet machine): disk reads may come from memory.'
+      : 'The page cache cannot be dropped here (/proc/sys/vm/drop_caches is read-only in this container): disk numbers include warm-cache reads.',
+  );
+  bench.notes.push(
+    `restic uses a fixed password (${RESTIC_PASSWORD}) because it always encrypts; borg runs with \`init -e none\`; snapfill does not encrypt.`,
     'rsync runs with -aH (hardlinks preserved) from a plain copy made untimed after the third snapshot.',
-    'On disk a `sync -f` runs (untimed) before each timed command so earlier writeback is not billed to it.');
+    'On disk a `sync -f` runs (untimed) before each timed command so earlier writeback is not billed to it.',
+  );
   const machineInfo = machine();
   for (const fsName of o.fs) bench.runFs(fsName, fsName === 'tmpfs' ? o.tmpfsDir : o.diskDir);
   machineInfo.load_end = os.loadavg()[0].toFixed(1);
@@ -868,21 +1121,40 @@ async function main() {
   fs.mkdirSync(o.resultsDir, { recursive: true });
   const resultsFile = path.join(o.resultsDir, `${stamp}-${o.profile}${o.files !== PROFILES[o.profile] ? '-' + o.files : ''}.json`);
   const res = {
-    date: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000,
+    date: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-    results_file: path.relative(ROOT, resultsFile), options: { ...o, markdown: o.markdown && path.relative(ROOT, o.markdown) },
-    machine: machineInfo, datasets: bench.datasets, summary, sizes: bench.sizes, catalog_growth: bench.catalogGrowth,
-    results: bench.results, skipped: bench.skipped, notes: bench.notes,
+    results_file: path.relative(ROOT, resultsFile),
+    options: { ...o, markdown: o.markdown && path.relative(ROOT, o.markdown) },
+    machine: machineInfo,
+    datasets: bench.datasets,
+    summary,
+    sizes: bench.sizes,
+    catalog_growth: bench.catalogGrowth,
+    results: bench.results,
+    skipped: bench.skipped,
+    notes: bench.notes,
   };
   fs.writeFileSync(resultsFile, JSON.stringify(res, null, 1) + '\n');
   for (const fsName of Object.keys(bench.datasets)) {
     process.stdout.write(`\n${fsName}\n${renderTable(summary, fsName)}\n`);
   }
-  if (bench.catalogGrowth) process.stdout.write(`\ncatalog growth over 10 no-change snapshots: +${(bench.catalogGrowth.growth * 100).toFixed(1)}% (target <= 10%)\n`);
-  process.stdout.write(`\npeak RSS (MiB): ${Object.entries(summary.peak_rss_mib).map(([t, v]) => `${t} ${v.toFixed(0)}`).join(', ')}\n`);
+  if (bench.catalogGrowth)
+    process.stdout.write(
+      `\ncatalog growth over 10 no-change snapshots: +${(bench.catalogGrowth.growth * 100).toFixed(1)}% (target <= 10%)\n`,
+    );
+  process.stdout.write(
+    `\npeak RSS (MiB): ${Object.entries(summary.peak_rss_mib)
+      .map(([t, v]) => `${t} ${v.toFixed(0)}`)
+      .join(', ')}\n`,
+  );
   process.stdout.write(`results: ${resultsFile}\n`);
   if (o.markdown) {
-    updateMarkdown(o.markdown, o.profile === 'default' && o.files !== PROFILES.default ? `files-${o.files}` : o.profile, renderMarkdown(res));
+    updateMarkdown(
+      o.markdown,
+      o.profile === 'default' && o.files !== PROFILES.default ? `files-${o.files}` : o.profile,
+      renderMarkdown(res),
+    );
     process.stdout.write(`updated ${o.markdown}\n`);
   }
   const wrong = summary.rows.some((r) => Object.values(r.tools).some((c) => c.ok === false));

@@ -34,7 +34,10 @@ function args() {
     else if (a[i] === '--dir') o.dir = a[++i];
     else if (a[i] === '--keep') o.keep = true;
     else if (a[i] === '--no-local') o.noLocal = true;
-    else { console.log('usage: node bench/s3-restore.mjs [--files N | --profile quick|default] [--seed N] [--dir DIR] [--keep] [--no-local]'); process.exit(a[i] === '--help' ? 0 : 2); }
+    else {
+      console.log('usage: node bench/s3-restore.mjs [--files N | --profile quick|default] [--seed N] [--dir DIR] [--keep] [--no-local]');
+      process.exit(a[i] === '--help' ? 0 : 2);
+    }
   }
   return o;
 }
@@ -43,10 +46,31 @@ async function startS3rver(dir) {
   fs.mkdirSync(dir, { recursive: true });
   const bin = path.join(ROOT, 'node_modules', 's3rver', 'bin', 's3rver.js');
   // DES (used by s3rver for list continuation tokens) is in OpenSSL 3's legacy provider only.
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', '0', '--no-vhost-buckets', '-s', '--configure-bucket', 'bench-bucket'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--openssl-legacy-provider',
+      bin,
+      '-d',
+      dir,
+      '-a',
+      '127.0.0.1',
+      '-p',
+      '0',
+      '--no-vhost-buckets',
+      '-s',
+      '--configure-bucket',
+      'bench-bucket',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   const port = await new Promise((resolve, reject) => {
-    const on = (c) => { out += c; const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out); if (m) resolve(Number(m[1])); };
+    const on = (c) => {
+      out += c;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    };
     child.stdout.on('data', on);
     child.stderr.on('data', on);
     child.once('exit', (c) => reject(new Error(`s3rver exited ${c}: ${out}`)));
@@ -64,23 +88,40 @@ async function countingProxy(targetPort) {
     const [p, q = ''] = (req.url ?? '/').split('?');
     const key = p.split('/').slice(2).join('/');
     if (req.method === 'GET' && (key === '' || /(^|&)(list-type|prefix)=/.test(q))) counts.list++;
-    else if (req.method === 'GET') { counts.get++; if (req.headers.range) counts.ranged_get++; }
-    else if (req.method === 'HEAD') counts.head++;
+    else if (req.method === 'GET') {
+      counts.get++;
+      if (req.headers.range) counts.ranged_get++;
+    } else if (req.method === 'HEAD') counts.head++;
     else if (req.method === 'PUT') counts.put++;
     else counts.other++;
-    const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.on('data', (c) => { counts.bytes_down += c.length; });
-      r.pipe(res);
+    const up = http.request(
+      { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.on('data', (c) => {
+          counts.bytes_down += c.length;
+        });
+        r.pipe(res);
+      },
+    );
+    up.on('error', (e) => {
+      res.writeHead(502);
+      res.end(String(e));
     });
-    up.on('error', (e) => { res.writeHead(502); res.end(String(e)); });
     req.pipe(up);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${server.address().port}`, counts,
-    reset() { for (const k of Object.keys(counts)) counts[k] = 0; },
-    stop() { server.closeAllConnections(); server.close(); agent.destroy(); },
+    url: `http://127.0.0.1:${server.address().port}`,
+    counts,
+    reset() {
+      for (const k of Object.keys(counts)) counts[k] = 0;
+    },
+    stop() {
+      server.closeAllConnections();
+      server.close();
+      agent.destroy();
+    },
   };
 }
 
@@ -90,14 +131,23 @@ function run(argv, env) {
     const child = spawn(process.execPath, [BIN, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (c) => { out += c; });
-    child.stderr.on('data', (c) => { err += c; });
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
+    child.stderr.on('data', (c) => {
+      err += c;
+    });
     child.on('close', (code) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       let json = null;
-      try { json = JSON.parse(out.trim().split('\n').pop()); } catch { /* not json */ }
+      try {
+        json = JSON.parse(out.trim().split('\n').pop());
+      } catch {
+        /* not json */
+      }
       // 3 = finished with some path errors: counted and reported, not fatal for a measurement.
-      if (code !== 0 && !(code === 3 && json)) return reject(new Error(`snapfill ${argv.join(' ')} exited ${code}: ${err.slice(-2000)}${out.slice(-2000)}`));
+      if (code !== 0 && !(code === 3 && json))
+        return reject(new Error(`snapfill ${argv.join(' ')} exited ${code}: ${err.slice(-2000)}${out.slice(-2000)}`));
       resolve({ seconds, json });
     });
   });
@@ -110,7 +160,10 @@ function countFiles(dir) {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile()) { n++; bytes += fs.statSync(p).size; }
+      else if (e.isFile()) {
+        n++;
+        bytes += fs.statSync(p).size;
+      }
     }
   };
   walk(dir);
@@ -129,8 +182,11 @@ async function main() {
   const server = await startS3rver(path.join(o.dir, 's3rver'));
   const proxy = await countingProxy(server.port);
   const base = {
-    AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1',
-    SNAPFILL_REPO: 's3://bench-bucket/repo', SNAPFILL_S3_ENDPOINT: proxy.url,
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+    SNAPFILL_REPO: 's3://bench-bucket/repo',
+    SNAPFILL_S3_ENDPOINT: proxy.url,
   };
   const result = { files, bytes, host: process.env.HOSTNAME ?? '', when: new Date().toISOString() };
   try {
@@ -138,7 +194,12 @@ async function main() {
     process.stderr.write('snapshot to S3...\n');
     proxy.reset();
     const snap = await run(['--json', '-q', 'snapshot', src], { ...base, SNAPFILL_CACHE: path.join(o.dir, 'cache-backup') });
-    result.snapshot = { seconds: snap.seconds, puts: proxy.counts.put, files_per_s: files / snap.seconds, mb_per_s: bytes / 1e6 / snap.seconds };
+    result.snapshot = {
+      seconds: snap.seconds,
+      puts: proxy.counts.put,
+      files_per_s: files / snap.seconds,
+      mb_per_s: bytes / 1e6 / snap.seconds,
+    };
 
     // Fresh machine: empty cache. First the catalog rebuild alone (what `snapshots` pays), then the restore.
     const fresh = { ...base, SNAPFILL_CACHE: path.join(o.dir, 'cache-fresh') };
@@ -154,10 +215,17 @@ async function main() {
     const c = { ...proxy.counts };
     const restored = rest.json?.files_restored ?? files;
     result.full_restore = {
-      seconds: rest.seconds, files_restored: restored, bytes_written: rest.json?.bytes_written,
-      files_per_s: restored / rest.seconds, mb_per_s: (rest.json?.bytes_written ?? bytes) / 1e6 / rest.seconds,
-      requests: c, get_per_file: c.get / restored, requests_per_file: (c.get + c.list + c.head) / restored,
-      mb_downloaded: c.bytes_down / 1e6, errors: rest.json?.errors?.length ?? null, first_errors: rest.json?.errors?.slice(0, 3),
+      seconds: rest.seconds,
+      files_restored: restored,
+      bytes_written: rest.json?.bytes_written,
+      files_per_s: restored / rest.seconds,
+      mb_per_s: (rest.json?.bytes_written ?? bytes) / 1e6 / rest.seconds,
+      requests: c,
+      get_per_file: c.get / restored,
+      requests_per_file: (c.get + c.list + c.head) / restored,
+      mb_downloaded: c.bytes_down / 1e6,
+      errors: rest.json?.errors?.length ?? null,
+      first_errors: rest.json?.errors?.slice(0, 3),
     };
 
     // The same restore from a local repository, same run: separates S3 cost from restore cost.
@@ -168,7 +236,11 @@ async function main() {
       await run(['--json', '-q', 'snapshot', src], local);
       const lt = path.join(o.dir, 'target-local');
       const lr = await run(['--json', '-q', 'restore', 'latest', '--target', lt], local);
-      result.local_restore = { seconds: lr.seconds, files_per_s: (lr.json?.files_restored ?? files) / lr.seconds, errors: lr.json?.errors?.length ?? null };
+      result.local_restore = {
+        seconds: lr.seconds,
+        files_per_s: (lr.json?.files_restored ?? files) / lr.seconds,
+        errors: lr.json?.errors?.length ?? null,
+      };
       result.s3_over_local = rest.seconds / lr.seconds;
       fs.rmSync(lt, { recursive: true, force: true });
     }
@@ -187,9 +259,17 @@ async function main() {
   }
   console.log(JSON.stringify(result, null, 2));
   const fr = result.full_restore;
-  process.stderr.write(`\nfull restore from S3: ${fr.files_restored} files in ${fr.seconds.toFixed(1)} s = ${fr.files_per_s.toFixed(0)} files/s, ${fr.mb_per_s.toFixed(1)} MB/s, ` +
-    `${fr.requests.get} GETs (${fr.get_per_file.toFixed(4)} per file; target < 0.05)` +
-    (result.local_restore ? `; local repository: ${result.local_restore.seconds.toFixed(1)} s (S3/local = ${result.s3_over_local.toFixed(2)})` : '') + '\n');
+  process.stderr.write(
+    `\nfull restore from S3: ${fr.files_restored} files in ${fr.seconds.toFixed(1)} s = ${fr.files_per_s.toFixed(0)} files/s, ${fr.mb_per_s.toFixed(1)} MB/s, ` +
+      `${fr.requests.get} GETs (${fr.get_per_file.toFixed(4)} per file; target < 0.05)` +
+      (result.local_restore
+        ? `; local repository: ${result.local_restore.seconds.toFixed(1)} s (S3/local = ${result.s3_over_local.toFixed(2)})`
+        : '') +
+      '\n',
+  );
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -32,7 +32,10 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a === '--upload') o.upload = Number(v());
   else if (a === '--work') o.work = v();
   else if (a === '--json') o.json = true;
-  else { console.error(`unknown option ${a}`); process.exit(2); }
+  else {
+    console.error(`unknown option ${a}`);
+    process.exit(2);
+  }
 }
 const MB = 1_000_000;
 const shm = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -75,15 +78,23 @@ const rows = [
   { what: '--limit-read', configured: o.read, measured: read.read_mbps, seconds: read.seconds },
   { what: '--limit-upload', configured: o.upload, measured: upload.upload_mbps, seconds: upload.seconds },
 ];
-for (const r of rows) if (r.configured) { r.ratio = r.measured / r.configured; r.within_10pct = Math.abs(r.ratio - 1) <= 0.1; }
+for (const r of rows)
+  if (r.configured) {
+    r.ratio = r.measured / r.configured;
+    r.within_10pct = Math.abs(r.ratio - 1) <= 0.1;
+  }
 if (o.json) {
   console.log(JSON.stringify({ size_mb: o.size, fs: o.work ?? shm, rows }));
 } else {
   console.log(`throttle bench: ${o.size} MB of random files on ${o.work ?? shm}, ${os.cpus().length} cores`);
-  console.log(`${'scenario'.padEnd(16)}${'configured'.padStart(12)}${'measured'.padStart(12)}${'ratio'.padStart(8)}${'time'.padStart(9)}  within 10%`);
+  console.log(
+    `${'scenario'.padEnd(16)}${'configured'.padStart(12)}${'measured'.padStart(12)}${'ratio'.padStart(8)}${'time'.padStart(9)}  within 10%`,
+  );
   for (const r of rows) {
     const m = r.what === 'unthrottled' ? `${r.measured.toFixed(1)} rd / ${r.upload.toFixed(1)} up` : r.measured.toFixed(2);
-    console.log(`${r.what.padEnd(16)}${(r.configured ? `${r.configured} MB/s` : '-').padStart(12)}  ${m.padStart(12)}${(r.ratio ? r.ratio.toFixed(3) : '').padStart(8)}${(r.seconds.toFixed(2) + 's').padStart(9)}  ${r.configured ? (r.within_10pct ? 'yes' : 'NO') : ''}`);
+    console.log(
+      `${r.what.padEnd(16)}${(r.configured ? `${r.configured} MB/s` : '-').padStart(12)}  ${m.padStart(12)}${(r.ratio ? r.ratio.toFixed(3) : '').padStart(8)}${(r.seconds.toFixed(2) + 's').padStart(9)}  ${r.configured ? (r.within_10pct ? 'yes' : 'NO') : ''}`,
+    );
   }
   console.log('A limit is a cap: a rate well below it means the machine could not go faster (compare the unthrottled row).');
 }

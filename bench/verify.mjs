@@ -73,9 +73,15 @@ try {
     verify.push(time(process.execPath, [BIN, '-q', '--json', 'verify', 'latest'], { env }));
   }
   const out = {
-    files, runs, dir: base, find_s: find.map((x) => +x.toFixed(3)), verify_s: verify.map((x) => +x.toFixed(3)),
-    find_median_s: +median(find).toFixed(3), verify_median_s: +median(verify).toFixed(3),
-    ratio: +(median(verify) / median(find)).toFixed(2), target_ratio: 1.2,
+    files,
+    runs,
+    dir: base,
+    find_s: find.map((x) => +x.toFixed(3)),
+    verify_s: verify.map((x) => +x.toFixed(3)),
+    find_median_s: +median(find).toFixed(3),
+    verify_median_s: +median(verify).toFixed(3),
+    ratio: +(median(verify) / median(find)).toFixed(2),
+    target_ratio: 1.2,
   };
   console.log(JSON.stringify(out));
   process.stderr.write(`verify/find = ${out.ratio} (target <= 1.2): verify ${out.verify_median_s}s, find ${out.find_median_s}s\n`);

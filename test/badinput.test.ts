@@ -40,8 +40,12 @@ describe('bad input corpus', () => {
     const v = cli(['--json', 'verify', id, '--target', target, '--checksum'], env);
     expect(v.json, `verify: ${v.stderr}`).toBeTruthy();
     const keep = (xs: any[]) => xs.map((x) => (typeof x === 'string' ? x : x.path)).filter((p) => !reported.has(p));
-    expect({ missing: keep(v.json.missing_paths), changed: keep(v.json.changed_paths), meta: keep(v.json.metadata_mismatch_paths), extra: keep(v.json.extra_paths) })
-      .toEqual({ missing: [], changed: [], meta: [], extra: [] });
+    expect({
+      missing: keep(v.json.missing_paths),
+      changed: keep(v.json.changed_paths),
+      meta: keep(v.json.metadata_mismatch_paths),
+      extra: keep(v.json.extra_paths),
+    }).toEqual({ missing: [], changed: [], meta: [], extra: [] });
     return { target, restore: r.json };
   }
 
@@ -73,7 +77,8 @@ describe('bad input corpus', () => {
     expect(path.join(long, 'f'.repeat(200)).length).toBeGreaterThan(3900);
     // find and rm walk iteratively; recursive JS helpers (describeTree, fs.rmSync) would
     // overflow this test's own stack at 2,000 levels.
-    const listing = () => execFileSync('sh', ['-c', `cd "${src}" && find . -printf '%p %y %m %U %s %T@\\n' | sort`], { maxBuffer: 1 << 26 }).toString();
+    const listing = () =>
+      execFileSync('sh', ['-c', `cd "${src}" && find . -printf '%p %y %m %U %s %T@\\n' | sort`], { maxBuffer: 1 << 26 }).toString();
     const before = listing();
     const r = snapshot([src]);
     expect(r.json.errors).toEqual([]);
@@ -84,7 +89,14 @@ describe('bad input corpus', () => {
     expect(rr.json?.errors, rr.stderr).toEqual([]);
     expect(fs.readFileSync(path.join(deep, 'bottom.txt'), 'utf8')).toBe('at the bottom');
     // Same names, types, modes, owners, sizes, and mtimes (within the 2 µs utimes() keeps).
-    const parse = (l: string) => l.split('\n').filter(Boolean).map((x) => { const i = x.lastIndexOf(' '); return [x.slice(0, i), Number(x.slice(i + 1))] as const; });
+    const parse = (l: string) =>
+      l
+        .split('\n')
+        .filter(Boolean)
+        .map((x) => {
+          const i = x.lastIndexOf(' ');
+          return [x.slice(0, i), Number(x.slice(i + 1))] as const;
+        });
     const [a, b] = [parse(before), parse(listing())];
     expect(b.map((x) => x[0])).toEqual(a.map((x) => x[0]));
     expect(a.filter((x, i) => Math.abs(x[1] - b[i][1]) > 2e-6).map((x) => x[0])).toEqual([]);
@@ -111,7 +123,9 @@ describe('bad input corpus', () => {
     fs.closeSync(hfd);
     // Peak memory of the snapshot process, from GNU time when present.
     const timed = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, BIN, '--json', 'snapshot', src], {
-      env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
     });
     let json: any;
     if (timed.error) {
@@ -209,9 +223,11 @@ describe('bad input corpus', () => {
     const penv = repoEnv(path.join(base, 'nobody'));
     fs.mkdirSync(path.join(base, 'nobody'), { mode: 0o777 });
     fs.chmodSync(path.join(base, 'nobody'), 0o777);
-    const asNobody = (args: string[]) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, BIN, ...args], {
-      env: { ...process.env, ...penv, HOME: '/tmp' }, encoding: 'utf8',
-    });
+    const asNobody = (args: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, BIN, ...args], {
+        env: { ...process.env, ...penv, HOME: '/tmp' },
+        encoding: 'utf8',
+      });
     expect(asNobody(['init']).status).toBe(0);
     const s = asNobody(['--json', 'snapshot', src]);
     expect(s.status, s.stderr).toBe(3); // taken, with per-path errors
@@ -226,7 +242,9 @@ describe('bad input corpus', () => {
     const r = cli(['--json', 'restore', json.snapshot_id, '--target', target], penv);
     expect(fs.readFileSync(path.join(target, src, 'readable.txt'), 'utf8')).toBe('anyone can read');
     expect(fs.statSync(path.join(target, src, 'readable.txt')).uid).toBe(65534);
-    expect(fs.existsSync(path.join(target, src, 'secret.txt')) ? fs.readFileSync(path.join(target, src, 'secret.txt'), 'utf8') : '').not.toBe('anything else');
+    expect(
+      fs.existsSync(path.join(target, src, 'secret.txt')) ? fs.readFileSync(path.join(target, src, 'secret.txt'), 'utf8') : '',
+    ).not.toBe('anything else');
     expect(r.json.errors.map((e: any) => e.path)).toContain(`${src}/secret.txt`);
     expect(fs.statSync(path.join(target, src, 'closed')).isDirectory()).toBe(true);
   });
@@ -238,7 +256,11 @@ describe('bad input corpus', () => {
     fs.writeFileSync(growing, Buffer.alloc(24 * 1024 * 1024, 'a'));
     for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(src, 'vanishing', `f${String(i).padStart(4, '0')}`), `v${i}`);
     // A writer appends to the log and a cleaner deletes files while the snapshot runs.
-    const churn = spawn(process.execPath, ['-e', `
+    const churn = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const fs = require('fs');
       const dir = ${JSON.stringify(path.join(src, 'vanishing'))};
       let i = 2999;
@@ -247,14 +269,21 @@ describe('bad input corpus', () => {
         for (let k = 0; k < 20 && i >= 0; k++, i--) { try { fs.unlinkSync(dir + '/f' + String(i).padStart(4, '0')); } catch {} }
       }, 2);
       setTimeout(() => { clearInterval(t); process.exit(0); }, 20000);
-    `], { stdio: 'ignore' });
+    `,
+      ],
+      { stdio: 'ignore' },
+    );
     await new Promise((r) => setTimeout(r, 50));
     const s = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const p = spawn(process.execPath, [BIN, '--json', 'snapshot', src], { env: { ...process.env, ...env } });
       let out = '';
       let err = '';
-      p.stdout.on('data', (d) => { out += d; });
-      p.stderr.on('data', (d) => { err += d; });
+      p.stdout.on('data', (d) => {
+        out += d;
+      });
+      p.stderr.on('data', (d) => {
+        err += d;
+      });
       p.on('exit', (code) => resolve({ code, out, err }));
     });
     churn.kill('SIGKILL');
@@ -265,7 +294,9 @@ describe('bad input corpus', () => {
       expect(e.path.startsWith(src)).toBe(true);
       expect(e.message).toMatch(/vanished|changed while being read|ENOENT/);
     }
-    process.stdout.write(`moving input: ${json.errors.length} paths reported (${[...new Set(json.errors.map((e: any) => e.message.split(' ')[0]))].join(', ')})\n`);
+    process.stdout.write(
+      `moving input: ${json.errors.length} paths reported (${[...new Set(json.errors.map((e: any) => e.message.split(' ')[0]))].join(', ')})\n`,
+    );
     // What was recorded restores as recorded: verify --checksum of a restored copy is clean,
     // except for paths the snapshot reported (a file gone between lstat and open is recorded
     // without content, and restore reports it rather than invent it).

@@ -17,22 +17,38 @@ function runNode(args: string[]): Promise<{ status: number | null; stdout: strin
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
-interface ToolCell { median?: number | null; ok?: boolean; skipped?: string; wrong?: string[] }
-interface Row { fs: string; scenario: string; title: string; tools: Record<string, ToolCell> }
+interface ToolCell {
+  median?: number | null;
+  ok?: boolean;
+  skipped?: string;
+  wrong?: string[];
+}
+interface Row {
+  fs: string;
+  scenario: string;
+  title: string;
+  tools: Record<string, ToolCell>;
+}
 
 describe('bench', () => {
   it('generates the same dataset from the same seed', () => {
     const base = tmpDir('snapfill-bench-gen-');
     onTestFinished(() => fs.rmSync(base, { recursive: true, force: true }));
     const describeGen = (out: string) => {
-      const r = spawnSync(process.execPath, [GENERATOR, '--out', out, '--files', '200', '--seed', '7', '--no-create-users', '--json'], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [GENERATOR, '--out', out, '--files', '200', '--seed', '7', '--no-create-users', '--json'], {
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).toBe(0);
       const s = JSON.parse(r.stdout);
       const files: string[] = [];
@@ -41,7 +57,10 @@ describe('bench', () => {
           const f = path.join(d, n);
           const st = fs.lstatSync(f);
           if (st.isDirectory()) walk(f);
-          else files.push(`${path.relative(out, f)} ${st.size} ${(st.mode & 0o7777).toString(8)} ${st.isSymbolicLink() ? fs.readlinkSync(f) : ''}`);
+          else
+            files.push(
+              `${path.relative(out, f)} ${st.size} ${(st.mode & 0o7777).toString(8)} ${st.isSymbolicLink() ? fs.readlinkSync(f) : ''}`,
+            );
         }
       };
       walk(out);
@@ -65,8 +84,23 @@ describe('bench', () => {
     onTestFinished(() => fs.rmSync(fastDir, { recursive: true, force: true })); // exit hooks do not run in vitest's forks
     const md = path.join(base, 'BENCHMARKS.md');
     fs.writeFileSync(md, '# Benchmarks\n\nhand-written text stays\n');
-    const r = await runNode([RUNNER, '--profile', 'tiny', '--runs', '1', '--fs', 'tmpfs', '--tmpfs-dir', fastDir,
-      '--no-install', '--no-create-users', '--results-dir', path.join(base, 'results'), '--markdown', md]);
+    const r = await runNode([
+      RUNNER,
+      '--profile',
+      'tiny',
+      '--runs',
+      '1',
+      '--fs',
+      'tmpfs',
+      '--tmpfs-dir',
+      fastDir,
+      '--no-install',
+      '--no-create-users',
+      '--results-dir',
+      path.join(base, 'results'),
+      '--markdown',
+      md,
+    ]);
     expect(r.status, r.stderr.slice(-3000) + r.stdout.slice(-2000)).toBe(0);
     expect(r.stdout).toContain('| scenario | snapfill |');
 
@@ -74,12 +108,24 @@ describe('bench', () => {
     expect(files).toHaveLength(1);
     const res = JSON.parse(fs.readFileSync(path.join(base, 'results', files[0]), 'utf8'));
     const rows: Row[] = res.summary.rows;
-    const scenarios = ['full_snapshot', 'nochange_snapshot', 'churn_snapshot', 'repo_size', 'full_restore',
-      'restore_missing_7d', 'restore_missing_10pct', 'metadata_repair', 'account_restore'];
+    const scenarios = [
+      'full_snapshot',
+      'nochange_snapshot',
+      'churn_snapshot',
+      'repo_size',
+      'full_restore',
+      'restore_missing_7d',
+      'restore_missing_10pct',
+      'metadata_repair',
+      'account_restore',
+    ];
     expect(rows.map((x) => x.scenario)).toEqual(scenarios);
     for (const row of rows) {
       for (const [tool, c] of Object.entries(row.tools)) {
-        if (c.skipped) { console.log(`bench test: ${row.scenario} / ${tool} skipped: ${c.skipped}`); continue; }
+        if (c.skipped) {
+          console.log(`bench test: ${row.scenario} / ${tool} skipped: ${c.skipped}`);
+          continue;
+        }
         expect(c.ok, `${row.scenario} / ${tool}: ${c.wrong?.join('; ')}`).toBe(true);
         expect(typeof c.median).toBe('number');
       }

@@ -52,8 +52,11 @@ describe('snapfill cat', () => {
     expect(loop.code).toBe(1);
     expect(loop.stderr).toContain('too many levels of symbolic links');
     // a name with a byte that is not UTF-8 (node decodes argv as UTF-8, so it arrives as U+FFFD) is still found
-    const raw = spawnSync('sh', ['-c', `exec "$0" "$1" cat latest "$2$(printf '\\377')-name"`, process.execPath, BIN, `${src}/home/alice/bad-`],
-      { env: { ...process.env, ...env } });
+    const raw = spawnSync(
+      'sh',
+      ['-c', `exec "$0" "$1" cat latest "$2$(printf '\\377')-name"`, process.execPath, BIN, `${src}/home/alice/bad-`],
+      { env: { ...process.env, ...env } },
+    );
     expect(raw.stdout.toString(), raw.stderr.toString()).toBe('raw name');
   });
 

@@ -22,12 +22,22 @@ function problems(content: unknown): string[] {
 }
 
 const FULL = {
-  repository: 's3://backups/web1', s3: { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', path_style: true },
-  credentials: { env_file: '/etc/snapfill/s3.env' }, sources: ['/home', '/etc'], excludes: ['*.tmp', '/home/*/cache'],
-  accounts_root: '/home', tags: ['scheduled'], retention: { keep_within: '7d', keep_weekly: 4, keep_monthly: 6 },
+  repository: 's3://backups/web1',
+  s3: { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', path_style: true },
+  credentials: { env_file: '/etc/snapfill/s3.env' },
+  sources: ['/home', '/etc'],
+  excludes: ['*.tmp', '/home/*/cache'],
+  accounts_root: '/home',
+  tags: ['scheduled'],
+  retention: { keep_within: '7d', keep_weekly: 4, keep_monthly: 6 },
   prune: { every_hours: 24, repack_threshold: 0.3 },
   throttle: { limit_read_mbps: 50, limit_upload_mbps: 20, io_priority: 'idle', max_load: 8 },
-  hooks: { pre: ['mysqldump --all-databases > /var/backups/db.sql'], post: ['rm -f /var/backups/db.sql'], on_pre_failure: 'abort', timeout_minutes: 30 },
+  hooks: {
+    pre: ['mysqldump --all-databases > /var/backups/db.sql'],
+    post: ['rm -f /var/backups/db.sql'],
+    on_pre_failure: 'abort',
+    timeout_minutes: 30,
+  },
   schedule: { times: ['02:30', '10:30', '18:30'], randomized_delay_minutes: 45 },
   monitoring: { prometheus_textfile: '/var/lib/node_exporter/textfile/snapfill.prom', json_log: 'stderr' },
 };
@@ -38,7 +48,16 @@ describe('config file', () => {
     expect(c.repository).toBe('s3://backups/web1');
     expect(c.s3).toEqual({ endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', pathStyle: true });
     expect(c.sources).toEqual(['/home', '/etc']);
-    expect(c.retention).toEqual({ withinMs: 7 * 86400_000, weekly: 4, monthly: 6, last: undefined, hourly: undefined, daily: undefined, yearly: undefined, tags: undefined });
+    expect(c.retention).toEqual({
+      withinMs: 7 * 86400_000,
+      weekly: 4,
+      monthly: 6,
+      last: undefined,
+      hourly: undefined,
+      daily: undefined,
+      yearly: undefined,
+      tags: undefined,
+    });
     expect(c.throttle).toEqual({ limitReadMBps: 50, limitUploadMBps: 20, ioPriority: 'idle', maxLoad: 8 });
     expect(c.hooks.onPreFailure).toBe('abort');
     expect(c.schedule.times).toEqual(['02:30', '10:30', '18:30']);
@@ -54,33 +73,48 @@ describe('config file', () => {
   });
 
   it('names the key path and the expected type of each problem', () => {
-    expect(problems({ repository: '/r', sources: ['/home'], retention: { keep_weekly: '4' } }))
-      .toEqual(['retention.keep_weekly: expected an integer >= 0, got the string "4"']);
+    expect(problems({ repository: '/r', sources: ['/home'], retention: { keep_weekly: '4' } })).toEqual([
+      'retention.keep_weekly: expected an integer >= 0, got the string "4"',
+    ]);
     expect(problems({ repository: '/r', sources: ['home'] })).toEqual(['sources[0]: must be an absolute path, got "home"']);
-    expect(problems({ repository: '/r', sources: ['/home'], throttle: { io_priority: 'low' } }))
-      .toEqual(['throttle.io_priority: expected one of "idle", "normal", got the string "low"']);
+    expect(problems({ repository: '/r', sources: ['/home'], throttle: { io_priority: 'low' } })).toEqual([
+      'throttle.io_priority: expected one of "idle", "normal", got the string "low"',
+    ]);
     expect(problems({ repository: '/r', sources: ['/home'], schedule: { times: ['3:00', '25:00'] } })).toEqual([
-      'schedule.times[0]: expected a time of day "HH:MM" (24h), got "3:00"', 'schedule.times[1]: expected a time of day "HH:MM" (24h), got "25:00"']);
-    expect(problems({ repository: '/r', sources: ['/home'], retention: { keep_within: '7 days' } })[0]).toMatch(/^retention.keep_within: "7 days" is not a duration/);
+      'schedule.times[0]: expected a time of day "HH:MM" (24h), got "3:00"',
+      'schedule.times[1]: expected a time of day "HH:MM" (24h), got "25:00"',
+    ]);
+    expect(problems({ repository: '/r', sources: ['/home'], retention: { keep_within: '7 days' } })[0]).toMatch(
+      /^retention.keep_within: "7 days" is not a duration/,
+    );
     expect(problems({ repository: 'backup', sources: ['/home'] })[0]).toMatch(/^repository: must be an absolute directory path or s3:/);
-    expect(problems({ repository: '/r', sources: ['/home'], hooks: { pre: 'echo hi' } })).toEqual(['hooks.pre: expected an array, got the string "echo hi"']);
+    expect(problems({ repository: '/r', sources: ['/home'], hooks: { pre: 'echo hi' } })).toEqual([
+      'hooks.pre: expected an array, got the string "echo hi"',
+    ]);
     expect(problems([1])).toEqual(['(top level): expected an object, got an array']);
   });
 
   it('treats unknown keys as errors (a typo must not silently disable a setting)', () => {
-    expect(problems({ repository: '/r', sources: ['/home'], retension: { keep_last: 3 } }))
-      .toEqual([expect.stringMatching(/^retension: unknown key \(allowed here: repository, .*retention/)]);
-    expect(problems({ repository: '/r', sources: ['/home'], hooks: { pre_hooks: [] } })[0]).toMatch(/^hooks.pre_hooks: unknown key \(allowed here: pre, post, on_pre_failure, timeout_minutes\)/);
+    expect(problems({ repository: '/r', sources: ['/home'], retension: { keep_last: 3 } })).toEqual([
+      expect.stringMatching(/^retension: unknown key \(allowed here: repository, .*retention/),
+    ]);
+    expect(problems({ repository: '/r', sources: ['/home'], hooks: { pre_hooks: [] } })[0]).toMatch(
+      /^hooks.pre_hooks: unknown key \(allowed here: pre, post, on_pre_failure, timeout_minutes\)/,
+    );
   });
 
   it('requires sources and never widens a missing one to "everything"', () => {
     expect(problems({ repository: '/r' })).toEqual(['sources: required (the directories to snapshot, e.g. ["/home", "/etc"])']);
     expect(problems({ repository: '/r', sources: [] })).toEqual(['sources: must list at least one item']);
-    expect(problems({ repository: '/r', sources: ['/home'], retention: {} })[0]).toMatch(/^retention: has no keep rule, which would keep nothing/);
+    expect(problems({ repository: '/r', sources: ['/home'], retention: {} })[0]).toMatch(
+      /^retention: has no keep rule, which would keep nothing/,
+    );
   });
 
   it('fails closed on a missing, unreadable or malformed file', () => {
-    expect(() => readConfigFile(path.join(dir, 'absent.json'))).toThrow(/the config file does not exist: create it .* or pass --config FILE/);
+    expect(() => readConfigFile(path.join(dir, 'absent.json'))).toThrow(
+      /the config file does not exist: create it .* or pass --config FILE/,
+    );
     expect(() => readConfigFile(cfgFile('{\n  "repository": "/r",\n  "sources": ["/home"],,\n}'))).toThrow(/not valid JSON at line 3/);
     expect(() => loadConfig(cfgFile({ sources: ['/home'] }), {}, {})).toThrow(/repository: required/);
   });
@@ -101,7 +135,11 @@ describe('config file', () => {
     const env: NodeJS.ProcessEnv = { AWS_ACCESS_KEY_ID: 'already-set' };
     applyCredentials(c, env);
     expect(env).toEqual({ AWS_ACCESS_KEY_ID: 'already-set', AWS_SECRET_ACCESS_KEY: 's3cr3t', AWS_PROFILE: 'backup' });
-    const missing = loadConfig(cfgFile({ repository: '/r', sources: ['/home'], credentials: { env_file: path.join(dir, 'nope.env') } }), {}, {});
+    const missing = loadConfig(
+      cfgFile({ repository: '/r', sources: ['/home'], credentials: { env_file: path.join(dir, 'nope.env') } }),
+      {},
+      {},
+    );
     expect(() => applyCredentials(missing, {})).toThrow(/credentials.env_file: .*nope.env cannot be read \(ENOENT\)/);
   });
 });

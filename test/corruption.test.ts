@@ -14,7 +14,11 @@ import { compareCatalog } from '../src/check/check.js';
  */
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-interface PackInfo { id: string; file: string; index: { type: string; size: number; blobs: { id: string; offset: number; length: number }[] } }
+interface PackInfo {
+  id: string;
+  file: string;
+  index: { type: string; size: number; blobs: { id: string; offset: number; length: number }[] };
+}
 
 /** Pack indexes are JSON, gzipped when written by a snapfill that compresses them. */
 function readIndex(file: string): PackInfo['index'] {
@@ -23,10 +27,14 @@ function readIndex(file: string): PackInfo['index'] {
 }
 
 function packs(repo: string): PackInfo[] {
-  return fs.readdirSync(path.join(repo, 'index')).filter((n) => !n.startsWith('.')).map((id) => ({
-    id, file: path.join(repo, 'data', id.slice(0, 2), id),
-    index: readIndex(path.join(repo, 'index', id)),
-  }));
+  return fs
+    .readdirSync(path.join(repo, 'index'))
+    .filter((n) => !n.startsWith('.'))
+    .map((id) => ({
+      id,
+      file: path.join(repo, 'data', id.slice(0, 2), id),
+      index: readIndex(path.join(repo, 'index', id)),
+    }));
 }
 
 function packOf(repo: string, blob: string): { pack: PackInfo; offset: number; length: number } {
@@ -180,7 +188,11 @@ describe('corrupted repository data', () => {
 
   it('catalog and repository disagreeing (a catalog not synced, or a sync bug) is reported both ways', async () => {
     const c = copy('catalog');
-    const s = await openSession({ repo: c.repo, catalog: fs.readdirSync(path.join(c.dir, 'cache')).map((d) => path.join(c.dir, 'cache', d, 'catalog.db'))[0], noSync: true });
+    const s = await openSession({
+      repo: c.repo,
+      catalog: fs.readdirSync(path.join(c.dir, 'cache')).map((d) => path.join(c.dir, 'cache', d, 'catalog.db'))[0],
+      noSync: true,
+    });
     try {
       // The repository loses a snapshot record and gains a pack the catalog never saw.
       fs.renameSync(path.join(c.repo, 'snapshots', snaps[0]), path.join(c.dir, 'gone'));

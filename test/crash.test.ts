@@ -32,11 +32,17 @@ function prng(seed: number): () => number {
 }
 
 /** Runs the CLI and SIGKILLs it after `afterMs` (if still running). Resolves with how it ended. */
-function runAndKill(args: string[], env: Record<string, string>, afterMs: number): Promise<{ killed: boolean; code: number | null; stderr: string }> {
+function runAndKill(
+  args: string[],
+  env: Record<string, string>,
+  afterMs: number,
+): Promise<{ killed: boolean; code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), afterMs);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
@@ -136,9 +142,12 @@ describe('crash safety under SIGKILL', () => {
   /** Snapshots in the repository (the source of truth), oldest first; no process needed. */
   function repoSnapshots(): string[] {
     const dir = path.join(env.SNAPFILL_REPO, 'snapshots');
-    return fs.readdirSync(dir).filter((n) => !n.startsWith('.'))
+    return fs
+      .readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
       .map((id) => ({ id, time: JSON.parse(fs.readFileSync(path.join(dir, id), 'utf8')).time as string }))
-      .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1)).map((x) => x.id);
+      .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1))
+      .map((x) => x.id);
   }
 
   /**
@@ -167,7 +176,10 @@ describe('crash safety under SIGKILL', () => {
     const target = path.join(base, 'restore', `${id.slice(0, 12)}-${n}-${Math.floor(rnd() * 1e9)}`);
     const r = cli(['--json', 'restore', id, '--target', target], env);
     expect(r.code, `restore ${id.slice(0, 8)} after ${context}: ${r.stderr}`).toBe(0);
-    expect(treeDiff(describeTree(refs.get(id)!), describeTree(path.join(target, src))).join('\n'), `restore ${id.slice(0, 8)} after ${context}`).toBe('');
+    expect(
+      treeDiff(describeTree(refs.get(id)!), describeTree(path.join(target, src))).join('\n'),
+      `restore ${id.slice(0, 8)} after ${context}`,
+    ).toBe('');
     fs.rmSync(target, { recursive: true, force: true });
   }
 

@@ -96,7 +96,11 @@ describe('a damaged tree blob loses one directory, not the snapshot', () => {
     const v = cli(['--json', 'verify', 'latest', `${src}/home/alice`], c.env);
     expect(v.json.errors.map((e: any) => e.path)).toContain(docs);
     const fd = fs.openSync(path.join(c.dir, 'alice.tar'), 'w');
-    const d = spawnSync(process.execPath, [BIN, 'dump', 'latest', `${src}/home/alice`], { env: { ...process.env, ...c.env }, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    const d = spawnSync(process.execPath, [BIN, 'dump', 'latest', `${src}/home/alice`], {
+      env: { ...process.env, ...c.env },
+      stdio: ['ignore', fd, 'pipe'],
+      encoding: 'utf8',
+    });
     fs.closeSync(fd);
     expect(d.status).toBe(3);
     expect(d.stderr).toContain(docs);
@@ -141,6 +145,10 @@ describe('a damaged tree blob loses one directory, not the snapshot', () => {
     expect(r.code, r.stderr).toBe(1);
     const idxErr = r.json.errors.find((e: any) => e.path === `index/${tampered}`);
     expect(idxErr?.message, JSON.stringify(r.json.errors)).toMatch(/differs from the catalog/);
-    expect(r.json.errors.some((e: any) => e.path === docs && e.message.includes(`tree blob ${tree.slice(0, 12)} in pack ${at.pack.slice(0, 12)}`))).toBe(true);
+    expect(
+      r.json.errors.some(
+        (e: any) => e.path === docs && e.message.includes(`tree blob ${tree.slice(0, 12)} in pack ${at.pack.slice(0, 12)}`),
+      ),
+    ).toBe(true);
   });
 });

@@ -19,7 +19,11 @@ function secMtimes(tree: Map<string, string>): Map<string, string> {
 function dumpTo(env: Record<string, string>, args: string[], file: string): { code: number; stderr: string } {
   const fd = fs.openSync(file, 'w');
   try {
-    const r = spawnSync(process.execPath, [BIN, 'dump', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [BIN, 'dump', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', fd, 'pipe'],
+      encoding: 'utf8',
+    });
     return { code: r.status ?? -1, stderr: r.stderr };
   } finally {
     fs.closeSync(fd);

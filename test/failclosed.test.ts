@@ -57,7 +57,11 @@ describe('fail closed', () => {
     const cases: [string, string, RegExp][] = [
       ['badjson', '{ this is not json', /not valid JSON/],
       ['notours', JSON.stringify({ format: 'something-else', id: 'x' }), /does not hold a snapfill repository/],
-      ['newer', JSON.stringify({ format: 'snapfill', version: 99, id: 'x', chunk_size: 1, pack_size: 1 }), /newer than this snapfill supports/],
+      [
+        'newer',
+        JSON.stringify({ format: 'snapfill', version: 99, id: 'x', chunk_size: 1, pack_size: 1 }),
+        /newer than this snapfill supports/,
+      ],
     ];
     for (const [name, config, msg] of cases) {
       const dir = path.join(base, name);
@@ -82,21 +86,34 @@ describe('fail closed', () => {
     fs.chmodSync(path.join(dir, 'repo'), 0o700);
     fs.chmodSync(base, 0o755);
     fs.chmodSync(dir, 0o755);
-    const n = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, BIN, 'snapshot', src],
-      { env: { ...process.env, ...env, SNAPFILL_CACHE: fs.mkdtempSync(path.join(os.tmpdir(), 'nb-')) }, encoding: 'utf8' });
-    if (n.error) { process.stdout.write('skipping: setpriv missing\n'); return; }
+    const n = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, BIN, 'snapshot', src], {
+      env: { ...process.env, ...env, SNAPFILL_CACHE: fs.mkdtempSync(path.join(os.tmpdir(), 'nb-')) },
+      encoding: 'utf8',
+    });
+    if (n.error) {
+      process.stdout.write('skipping: setpriv missing\n');
+      return;
+    }
     expect(n.status).not.toBe(0);
     expect(n.stderr).toMatch(/EACCES|permission denied/i);
   });
 
-  it('prune waits for no one: refused while a snapshot holds its shared lock; a dead holder\'s lock is cleared', async () => {
+  it("prune waits for no one: refused while a snapshot holds its shared lock; a dead holder's lock is cleared", async () => {
     const dir = path.join(base, 'locks');
     const env = repoEnv(dir);
     expect(cli(['init'], env).code).toBe(0);
     expect(cli(['snapshot', src], env).code).toBe(0);
     // A live process holding a shared lock (as a running snapshot does).
     const holder = spawn('sleep', ['600']);
-    const lock = { id: 'a'.repeat(32), exclusive: false, host: os.hostname(), pid: holder.pid, operation: 'snapshot', created: new Date().toISOString(), refreshed: new Date().toISOString() };
+    const lock = {
+      id: 'a'.repeat(32),
+      exclusive: false,
+      host: os.hostname(),
+      pid: holder.pid,
+      operation: 'snapshot',
+      created: new Date().toISOString(),
+      refreshed: new Date().toISOString(),
+    };
     fs.mkdirSync(path.join(dir, 'repo', 'locks'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'repo', 'locks', lock.id), JSON.stringify(lock));
     try {

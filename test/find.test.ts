@@ -45,7 +45,10 @@ describe('snapfill find: versions across snapshots, filters', () => {
     expect(byName.matches.map((m: any) => m.path)).toEqual([`${home}/bob/public_html/wp-config.php`]);
     const big = cli(['--json', 'find', `${home}/*/*`, '--min-size', '10k'], env).json;
     expect([...new Set(big.matches.map((m: any) => m.path))]).toEqual([`${home}/alice/big.log`]);
-    const small = cli(['--json', 'find', '*', '--account', 'alice', '--accounts-root', home, '--max-size', '5', '--type', 'file'], env).json;
+    const small = cli(
+      ['--json', 'find', '*', '--account', 'alice', '--accounts-root', home, '--max-size', '5', '--type', 'file'],
+      env,
+    ).json;
     expect([...new Set(small.matches.map((m: any) => path.basename(m.path)))].sort()).toEqual(['old.txt', 'wp-config.php']);
     const old = cli(['--json', 'find', '*', '--older', '2026-02-01', '--type', 'f'], env).json;
     expect(old.matches.map((m: any) => path.basename(m.path))).toEqual(['old.txt']);

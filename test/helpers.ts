@@ -12,7 +12,11 @@ export const IS_ROOT = process.getuid?.() === 0;
 const tmpDirs: string[] = [];
 process.once('exit', () => {
   for (const d of tmpDirs) {
-    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
   }
 });
 
@@ -32,11 +36,19 @@ export interface CliResult {
 /** Runs the real executable, as a user would. */
 export function cli(args: string[], env: Record<string, string> = {}, opts: { input?: string; cwd?: string } = {}): CliResult {
   const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8', env: { ...process.env, ...env }, input: opts.input, cwd: opts.cwd, maxBuffer: 256 * 1024 * 1024,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    input: opts.input,
+    cwd: opts.cwd,
+    maxBuffer: 256 * 1024 * 1024,
   });
   let json: any = null;
   if (args.includes('--json')) {
-    try { json = JSON.parse(r.stdout.trim().split('\n').pop() ?? ''); } catch { json = null; }
+    try {
+      json = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+    } catch {
+      json = null;
+    }
   }
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
 }
@@ -80,7 +92,9 @@ export function describeTree(root: string, opts: { mtimeDirs?: boolean } = {}): 
 }
 
 import * as crypto from 'node:crypto';
-function require_crypto() { return crypto; }
+function require_crypto() {
+  return crypto;
+}
 
 export function diffTrees(a: Map<string, string>, b: Map<string, string>): string[] {
   const out: string[] = [];

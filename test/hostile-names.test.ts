@@ -28,7 +28,11 @@ const BAD: [name: string, shown: string][] = [
 function dumpTo(env: Record<string, string>, args: string[], file: string): { code: number; stderr: string } {
   const fd = fs.openSync(file, 'w');
   try {
-    const r = spawnSync(process.execPath, [BIN, 'dump', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [BIN, 'dump', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', fd, 'pipe'],
+      encoding: 'utf8',
+    });
     return { code: r.status ?? -1, stderr: r.stderr };
   } finally {
     fs.closeSync(fd);
@@ -44,7 +48,10 @@ async function members(file: string): Promise<{ name: string; type: string; link
     stream.on('end', next);
     stream.resume();
   });
-  const done = new Promise<void>((resolve, reject) => { ex.on('finish', resolve); ex.on('error', reject); });
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('finish', resolve);
+    ex.on('error', reject);
+  });
   ex.end(fs.readFileSync(file));
   await done;
   return out;
@@ -63,13 +70,19 @@ describe('unsafe entry names in a crafted snapshot', () => {
     base = tmpDir('snapfill-names-');
     env = repoEnv(base);
     expect(cli(['init'], env).code).toBe(0);
-    await craftSnapshot(path.join(base, 'repo'), [
-      fileEntry('good.txt', good, { nlink: 2, ino: 7n }),
-      ...BAD.map(([name]) => fileEntry(name, evil)),
-      fileEntry('h2', good, { type: 'hardlink', target: '/evilsrc/good.txt', nlink: 2, ino: 7n }),
-      fileEntry('hl', evil, { type: 'hardlink', target: '/etc/passwd', ino: 9n }),
-      entry('sub', 'dir'),
-    ], { evil, good, ok }, { sub: [fileEntry('..', evil), fileEntry('ok.txt', ok)] }, { source: 'evilsrc' });
+    await craftSnapshot(
+      path.join(base, 'repo'),
+      [
+        fileEntry('good.txt', good, { nlink: 2, ino: 7n }),
+        ...BAD.map(([name]) => fileEntry(name, evil)),
+        fileEntry('h2', good, { type: 'hardlink', target: '/evilsrc/good.txt', nlink: 2, ino: 7n }),
+        fileEntry('hl', evil, { type: 'hardlink', target: '/etc/passwd', ino: 9n }),
+        entry('sub', 'dir'),
+      ],
+      { evil, good, ok },
+      { sub: [fileEntry('..', evil), fileEntry('ok.txt', ok)] },
+      { source: 'evilsrc' },
+    );
   });
 
   const named = (text: string) => refused.filter((p) => text.includes(p));
@@ -96,8 +109,14 @@ describe('unsafe entry names in a crafted snapshot', () => {
     expect(named(r.stderr)).toEqual(refused);
     const j = cli(['--json', 'ls', '-R', 'latest', '/evilsrc'], env);
     expect(j.code).toBe(3);
-    expect(j.json.entries.map((e: any) => e.path).sort()).toEqual(
-      ['/evilsrc', '/evilsrc/good.txt', '/evilsrc/h2', '/evilsrc/hl', '/evilsrc/sub', '/evilsrc/sub/ok.txt']);
+    expect(j.json.entries.map((e: any) => e.path).sort()).toEqual([
+      '/evilsrc',
+      '/evilsrc/good.txt',
+      '/evilsrc/h2',
+      '/evilsrc/hl',
+      '/evilsrc/sub',
+      '/evilsrc/sub/ok.txt',
+    ]);
     expect(j.json.errors.map((e: any) => e.path)).toEqual(expect.arrayContaining(refused));
     // A clean part of the snapshot lists with exit 0.
     expect(cli(['ls', 'latest', '/evilsrc/sub/ok.txt'], env).code).toBe(0);
@@ -126,7 +145,14 @@ describe('unsafe entry names in a crafted snapshot', () => {
     expect(r.code, r.stderr).toBe(3);
     expect(named(r.stderr)).toEqual(refused);
     const got = await members(archive);
-    expect(got.map((m) => m.name)).toEqual(['evilsrc/', 'evilsrc/good.txt', 'evilsrc/h2', 'evilsrc/hl', 'evilsrc/sub/', 'evilsrc/sub/ok.txt']);
+    expect(got.map((m) => m.name)).toEqual([
+      'evilsrc/',
+      'evilsrc/good.txt',
+      'evilsrc/h2',
+      'evilsrc/hl',
+      'evilsrc/sub/',
+      'evilsrc/sub/ok.txt',
+    ]);
     for (const m of got) {
       expect(m.name.split('/').filter((c, i, all) => c === '' && i < all.length - 1)).toEqual([]); // no empty component
       expect(m.name.split('/')).not.toContain('..');

@@ -45,14 +45,18 @@ describe('hostile repository content', () => {
   }
 
   it('refuses names with "..", "/" (also absolute) and NUL bytes, restoring the honest files', async () => {
-    const s = await scenario('names', [
-      fileEntry('..', evil),
-      fileEntry('../../outside/escaped.txt', evil),
-      fileEntry('/etc/evil-absolute', evil),
-      fileEntry('nul\0byte', evil),
-      fileEntry('.', evil),
-      entry('sub', 'dir'),
-    ], { sub: [fileEntry('..', evil), fileEntry('../../../outside/deep.txt', evil)] });
+    const s = await scenario(
+      'names',
+      [
+        fileEntry('..', evil),
+        fileEntry('../../outside/escaped.txt', evil),
+        fileEntry('/etc/evil-absolute', evil),
+        fileEntry('nul\0byte', evil),
+        fileEntry('.', evil),
+        entry('sub', 'dir'),
+      ],
+      { sub: [fileEntry('..', evil), fileEntry('../../../outside/deep.txt', evil)] },
+    );
     expect(s.r.code, s.r.stderr).not.toBe(0);
     const msgs = (s.r.json?.errors ?? []).map((e: any) => `${e.path}: ${e.message}`).join('\n') + s.r.stderr;
     expect(msgs).toMatch(/unsafe|refus/i);
@@ -69,12 +73,16 @@ describe('hostile repository content', () => {
   it('never writes through a symlink the snapshot itself creates (symlink, then an entry below it)', async () => {
     const dir = path.join(base, 'symlink');
     const outsideAbs = path.join(dir, 'outside');
-    const s = await scenario('symlink', [
-      entry('esc', 'symlink', { target: outsideAbs }),
-      entry('esc', 'dir'), // the same name again, as a directory with content below it
-      entry('rel', 'symlink', { target: '../../outside' }),
-      entry('rel', 'dir'),
-    ], { esc: [fileEntry('pwned.txt', evil)], rel: [fileEntry('pwned2.txt', evil)] });
+    const s = await scenario(
+      'symlink',
+      [
+        entry('esc', 'symlink', { target: outsideAbs }),
+        entry('esc', 'dir'), // the same name again, as a directory with content below it
+        entry('rel', 'symlink', { target: '../../outside' }),
+        entry('rel', 'dir'),
+      ],
+      { esc: [fileEntry('pwned.txt', evil)], rel: [fileEntry('pwned2.txt', evil)] },
+    );
     expect(s.r.code).not.toBe(0);
     expect(listAll(s.outside)).toEqual([]);
     expectNothingOutside(s);

@@ -108,7 +108,8 @@ describe('a SIGKILLed snapshot: its temp object and its lock do not stay forever
     // A real snapshot, killed while a temp object is on disk (test/support/slow-puts.mjs holds
     // each put between writing the temp file and renaming it).
     const child = spawn(process.execPath, [BIN, 'snapshot', src], {
-      env: { ...process.env, ...env, ...slowPuts(5000) }, stdio: 'ignore',
+      env: { ...process.env, ...env, ...slowPuts(5000) },
+      stdio: 'ignore',
     });
     const deadline = Date.now() + 60_000;
     while (!temps(path.join(repo, 'data')).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -186,7 +187,15 @@ describe('locks of dead processes on this host are removed by the next lock take
     for (let i = 0; i < 5; i++) {
       const id = randomBytes(16).toString('hex');
       dead.push(id);
-      put({ id, exclusive: i === 0, host: os.hostname(), pid: await deadPid(), operation: i === 0 ? 'prune' : 'snapshot', created: now, refreshed: now });
+      put({
+        id,
+        exclusive: i === 0,
+        host: os.hostname(),
+        pid: await deadPid(),
+        operation: i === 0 ? 'prune' : 'snapshot',
+        created: now,
+        refreshed: now,
+      });
     }
     const other = randomBytes(16).toString('hex');
     put({ id: other, exclusive: false, host: `other-${os.hostname()}`, pid: 1, operation: 'snapshot', created: now, refreshed: now });
@@ -214,22 +223,20 @@ describe('an empty --repo / --catalog is an error, not "use the other one"', () 
 
   const snapshotsIn = (repo: string) => (fs.existsSync(path.join(repo, 'snapshots')) ? fs.readdirSync(path.join(repo, 'snapshots')) : []);
 
-  it.each([
-    [['--repo', '']],
-    [['--repo=']],
-    [['-r', '']],
-    [['--catalog', '']],
-  ])('%j snapshot: exit 1, one line naming the option, nothing written', (flags) => {
-    const r = cli([...flags, 'snapshot', src], env);
-    expect(r.code).toBe(1);
-    const lines = r.stderr.trim().split('\n');
-    expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(flags[0].startsWith('--catalog') ? /--catalog/ : /--repo/);
-    expect(lines[0]).toMatch(/empty/);
-    expect(snapshotsIn(envRepo)).toEqual([]);
-  });
+  it.each([[['--repo', '']], [['--repo=']], [['-r', '']], [['--catalog', '']]])(
+    '%j snapshot: exit 1, one line naming the option, nothing written',
+    (flags) => {
+      const r = cli([...flags, 'snapshot', src], env);
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(flags[0].startsWith('--catalog') ? /--catalog/ : /--repo/);
+      expect(lines[0]).toMatch(/empty/);
+      expect(snapshotsIn(envRepo)).toEqual([]);
+    },
+  );
 
-  it('init --repo \'\' creates nothing (not the SNAPFILL_REPO location, not the default)', () => {
+  it("init --repo '' creates nothing (not the SNAPFILL_REPO location, not the default)", () => {
     const fresh = path.join(base, 'fresh');
     const r = cli(['init', '--repo', ''], { ...env, SNAPFILL_REPO: fresh });
     expect(r.code).toBe(1);

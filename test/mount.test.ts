@@ -18,7 +18,10 @@ function fuseUnavailable(): string | null {
 }
 
 function isMounted(mnt: string): boolean {
-  return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mnt);
+  return fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === mnt);
 }
 
 async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
@@ -67,9 +70,16 @@ describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
 
   const startMount = async () => {
     childOut = '';
-    child = spawn(process.execPath, [BIN, 'mount', mnt, '--accounts-root', home], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { childOut += d; });
-    child.stderr!.on('data', (d) => { childOut += d; });
+    child = spawn(process.execPath, [BIN, 'mount', mnt, '--accounts-root', home], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (d) => {
+      childOut += d;
+    });
+    child.stderr!.on('data', (d) => {
+      childOut += d;
+    });
     await waitFor(() => (isMounted(mnt) && childOut.includes('Ctrl-C')) || child!.exitCode !== null, 'the mount');
     if (!isMounted(mnt)) throw new Error(`mount failed: ${childOut}`);
   };
@@ -126,8 +136,14 @@ describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
     expect(fs.readdirSync(path.join(mnt, 'latest'))).toEqual(fs.readdirSync(path.join(mnt, 'snapshots', snapLabels[1])));
     expect(fs.readdirSync(path.join(mnt, 'accounts')).sort()).toEqual(['alice', 'bob']);
     expect(fs.readdirSync(path.join(mnt, 'accounts', 'bob')).sort()).toEqual(['2026-11-01T030000Z', '2026-11-02T030000Z']);
-    expect(fs.readdirSync(path.join(mnt, 'latest', home, 'alice')).sort())
-      .toEqual(['Maildir', 'big.bin', 'empty', 'hard.php', 'link', 'public_html']);
+    expect(fs.readdirSync(path.join(mnt, 'latest', home, 'alice')).sort()).toEqual([
+      'Maildir',
+      'big.bin',
+      'empty',
+      'hard.php',
+      'link',
+      'public_html',
+    ]);
   });
 
   it('reads files of each snapshot, including multi-blob files', () => {
@@ -184,7 +200,11 @@ describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
     const d = run('diff', ['-r', path.join(mnt, 'latest', home, 'alice'), `${home}/alice`]);
     expect(d.code, d.out).toBe(0);
     // and it sees the difference between two snapshots
-    const d2 = run('diff', ['-r', path.join(mnt, 'snapshots', snapLabels[0], home, 'bob'), path.join(mnt, 'snapshots', snapLabels[1], home, 'bob')]);
+    const d2 = run('diff', [
+      '-r',
+      path.join(mnt, 'snapshots', snapLabels[0], home, 'bob'),
+      path.join(mnt, 'snapshots', snapLabels[1], home, 'bob'),
+    ]);
     expect(d2.code).toBe(1);
     expect(d2.out).toContain('bob v2');
   });

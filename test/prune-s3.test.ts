@@ -15,7 +15,9 @@ describe.skipIf(skip)('forget and prune on S3 (real s3rver)', () => {
     base = tmpDir('snapfill-prune-s3-');
     server = await startS3rver(path.join(base, 's3rver'), ['bkt']);
   });
-  afterAll(async () => { await server?.stop(); });
+  afterAll(async () => {
+    await server?.stop();
+  });
 
   it('forgets and prunes an S3 repository; the kept snapshot checks and restores', async () => {
     const src = path.join(base, 'src');

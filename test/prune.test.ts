@@ -10,7 +10,10 @@ import { RepoLock } from '../src/repo/lock.js';
 import { PackWriter } from '../src/pack/packwriter.js';
 import { packKey } from '../src/pack/format.js';
 
-interface Kept { id: string; copy: string }
+interface Kept {
+  id: string;
+  copy: string;
+}
 
 function snap(env: Record<string, string>, src: string, copies: string, time: string): Kept {
   const r = cli(['--json', 'snapshot', src, '--time', time], env);
@@ -30,17 +33,20 @@ function restoresExactly(env: Record<string, string>, base: string, src: string,
   expect(diffTrees(withoutMtime(want), withoutMtime(got))).toEqual([]);
   // Node sets file times through a double: equal to within a couple of microseconds.
   for (const [p, v] of want) {
-    const a = v.split(' '), b = got.get(p)!.split(' ');
+    const a = v.split(' '),
+      b = got.get(p)!.split(' ');
     if (a[2] === 'f') expect(Math.abs(Number(BigInt(a[4]) - BigInt(b[4]))), `${p} mtime`).toBeLessThan(3000);
   }
 }
 
 function withoutMtime(t: Map<string, string>): Map<string, string> {
-  return new Map([...t].map(([k, v]) => {
-    const f = v.split(' ');
-    if (f[2] === 'f') f[4] = '-';
-    return [k, f.join(' ')];
-  }));
+  return new Map(
+    [...t].map(([k, v]) => {
+      const f = v.split(' ');
+      if (f[2] === 'f') f[4] = '-';
+      return [k, f.join(' ')];
+    }),
+  );
 }
 
 function checkOk(env: Record<string, string>): void {
@@ -198,12 +204,17 @@ describe('prune killed at random moments', () => {
     let latest = last;
     // At least 6 rounds; more while no kill has landed yet (a quiet machine prunes this fast).
     for (let round = 0; round < 6 || (kills === 0 && round < 30); round++) {
-      const child = spawn(process.execPath, [BIN, 'prune', '--repack-threshold', '0.05', '-q'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'prune', '--repack-threshold', '0.05', '-q'], {
+        env: { ...process.env, ...env },
+        stdio: 'ignore',
+      });
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       // Kill at a random moment after prune took its lock (node start-up is too long and too
       // variable on a busy machine to aim with a plain delay from spawn).
       let exitCode: number | null | undefined;
-      void exited.then((c) => { exitCode = c; });
+      void exited.then((c) => {
+        exitCode = c;
+      });
       const locks = path.join(env.SNAPFILL_REPO, 'locks');
       while (exitCode === undefined && !(fs.existsSync(locks) && fs.readdirSync(locks).length)) await new Promise((r) => setTimeout(r, 2));
       const timer = setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 40)); // prune of this repo takes tens to hundreds of ms
@@ -211,11 +222,14 @@ describe('prune killed at random moments', () => {
       clearTimeout(timer);
       checkOk(env);
       restoresExactly(env, base, src, latest);
-      if (code !== 0) { kills++; continue; }
+      if (code !== 0) {
+        kills++;
+        continue;
+      }
       // It finished: make new garbage so the next rounds have work to be killed in.
       finishes++;
       for (let i = round % 3; i < files; i += 3) write(path.join(src, `d${i % 4}`, `f${i}.bin`), randomBytes(5000 + round));
-      latest = snap(env, src, copies, `2026-11-0${2 + round % 7}T03:00:00Z`);
+      latest = snap(env, src, copies, `2026-11-0${2 + (round % 7)}T03:00:00Z`);
       expect(cli(['forget', '--keep-last', '1', '-q'], env).code).toBe(0);
     }
     console.log(`prune: ${kills} runs killed at random moments, ${finishes} finished; check and restore passed after each`);

@@ -27,7 +27,7 @@ function statOf(p: string) {
 
 const T0 = 1_700_000_000;
 
-describe('a restore never changes an inode it cannot prove is the snapshot\'s', () => {
+describe("a restore never changes an inode it cannot prove is the snapshot's", () => {
   let base: string;
   let src: string;
   let env: Record<string, string>;
@@ -43,7 +43,13 @@ describe('a restore never changes an inode it cannot prove is the snapshot\'s', 
     write(path.join(src, 'home/cust/public_html/index.php'), '<?php echo 1;\n', 0o644);
     fs.utimesSync(wp(), T0, T0);
     if (IS_ROOT) {
-      for (const p of [wp(), path.join(src, 'home/cust/public_html/index.php'), path.join(src, 'home/cust/public_html'), path.join(src, 'home/cust')]) fs.chownSync(p, 2001, 2001);
+      for (const p of [
+        wp(),
+        path.join(src, 'home/cust/public_html/index.php'),
+        path.join(src, 'home/cust/public_html'),
+        path.join(src, 'home/cust'),
+      ])
+        fs.chownSync(p, 2001, 2001);
     }
     victim = path.join(base, 'victim/passwd');
     write(victim, 'root:x:0:0:root:/root:/bin/bash\n', 0o644);
@@ -65,7 +71,10 @@ describe('a restore never changes an inode it cannot prove is the snapshot\'s', 
 
   it('--mode changed and all replace the name with a fresh copy and never chown, chmod or re-time the victim', () => {
     for (const mode of ['changed', 'all']) {
-      if (fs.lstatSync(wp()).ino !== fs.lstatSync(victim).ino) { fs.rmSync(wp()); fs.linkSync(victim, wp()); }
+      if (fs.lstatSync(wp()).ino !== fs.lstatSync(victim).ino) {
+        fs.rmSync(wp());
+        fs.linkSync(victim, wp());
+      }
       // Make the victim look like the snapshot's file in size and time: the cheap compare alone would keep it.
       const content = fs.readFileSync(victim);
       const before = statOf(victim);
@@ -73,8 +82,12 @@ describe('a restore never changes an inode it cannot prove is the snapshot\'s', 
       expect(r.code, r.stderr).toBe(0);
       expect(r.json.planned['replace (extra hard links)']?.count).toBe(1);
       const after = statOf(victim);
-      expect({ uid: after.uid, gid: after.gid, mode: after.mode, mtimeNs: after.mtimeNs }).toEqual(
-        { uid: before.uid, gid: before.gid, mode: before.mode, mtimeNs: before.mtimeNs });
+      expect({ uid: after.uid, gid: after.gid, mode: after.mode, mtimeNs: after.mtimeNs }).toEqual({
+        uid: before.uid,
+        gid: before.gid,
+        mode: before.mode,
+        mtimeNs: before.mtimeNs,
+      });
       expect(fs.readFileSync(victim).equals(content)).toBe(true);
       expect(fs.lstatSync(wp()).ino).not.toBe(fs.lstatSync(victim).ino);
       expect(fs.readFileSync(wp(), 'utf8')).toContain('DB_PASSWORD');
@@ -82,7 +95,7 @@ describe('a restore never changes an inode it cannot prove is the snapshot\'s', 
     }
   });
 
-  it('a hardlink to a file of the same size and mtime is still not the snapshot\'s file', () => {
+  it("a hardlink to a file of the same size and mtime is still not the snapshot's file", () => {
     // The victim now matches the snapshot's size and mtime exactly: only the link count tells.
     const want = '<?php define("DB_PASSWORD", "x");\n';
     fs.writeFileSync(victim, 'y'.repeat(want.length));
@@ -91,8 +104,12 @@ describe('a restore never changes an inode it cannot prove is the snapshot\'s', 
     const r = cli(['--json', 'restore', 'latest', src, '--mode', 'changed'], env);
     expect(r.code, r.stderr).toBe(0);
     const after = statOf(victim);
-    expect({ uid: after.uid, gid: after.gid, mode: after.mode, mtimeNs: after.mtimeNs }).toEqual(
-      { uid: before.uid, gid: before.gid, mode: before.mode, mtimeNs: before.mtimeNs });
+    expect({ uid: after.uid, gid: after.gid, mode: after.mode, mtimeNs: after.mtimeNs }).toEqual({
+      uid: before.uid,
+      gid: before.gid,
+      mode: before.mode,
+      mtimeNs: before.mtimeNs,
+    });
     expect(fs.readFileSync(wp(), 'utf8')).toBe(want);
   });
 });
@@ -104,7 +121,7 @@ describe('the hardlink class: every kind of inode a customer can link in', () =>
     const env = repoEnv(base);
     expect(cli(['init'], env).code).toBe(0);
     const kinds = ['file', 'fifo', 'symlink'] as const;
-    const make = (p: string, kind: typeof kinds[number]) => {
+    const make = (p: string, kind: (typeof kinds)[number]) => {
       fs.mkdirSync(path.dirname(p), { recursive: true });
       if (kind === 'file') fs.writeFileSync(p, 'data\n');
       else if (kind === 'fifo') execFileSync('mkfifo', [p]);
@@ -127,8 +144,12 @@ describe('the hardlink class: every kind of inode a customer can link in', () =>
     expect(r.code, r.stderr).toBe(3);
     for (const k of kinds) {
       const now = statOf(path.join(base, `victim/${k}`));
-      expect({ uid: now.uid, gid: now.gid, mode: now.mode, mtimeNs: now.mtimeNs }, k).toEqual(
-        { uid: before.get(k)!.uid, gid: before.get(k)!.gid, mode: before.get(k)!.mode, mtimeNs: before.get(k)!.mtimeNs });
+      expect({ uid: now.uid, gid: now.gid, mode: now.mode, mtimeNs: now.mtimeNs }, k).toEqual({
+        uid: before.get(k)!.uid,
+        gid: before.get(k)!.gid,
+        mode: before.get(k)!.mode,
+        mtimeNs: before.get(k)!.mtimeNs,
+      });
       expect(JSON.stringify(r.json.errors), k).toContain(`cust/${k}`);
     }
   });
@@ -150,10 +171,23 @@ describe('hardlink targets from a hostile snapshot', () => {
     const data = path.join(base, 'data');
     fs.mkdirSync(data);
     const body = Buffer.from('root secret\n');
-    await craftAt(path.join(base, 'repo'), data, [
-      entry('ok.txt', 'file', { size: 3, content: [blobIdOf(Buffer.from('ok\n'))] }),
-      entry('stolen', 'hardlink', { size: body.length, content: [blobIdOf(body)], target: secret, uid: 2001, gid: 2001, mode: 0o666, nlink: 2 }),
-    ], [Buffer.from('ok\n'), body]);
+    await craftAt(
+      path.join(base, 'repo'),
+      data,
+      [
+        entry('ok.txt', 'file', { size: 3, content: [blobIdOf(Buffer.from('ok\n'))] }),
+        entry('stolen', 'hardlink', {
+          size: body.length,
+          content: [blobIdOf(body)],
+          target: secret,
+          uid: 2001,
+          gid: 2001,
+          mode: 0o666,
+          nlink: 2,
+        }),
+      ],
+      [Buffer.from('ok\n'), body],
+    );
     const r = cli(['--json', 'restore', 'latest', data, '--mode', 'all'], env);
     expect(r.code).toBe(3);
     expect(JSON.stringify(r.json.errors)).toMatch(/stolen.*(unsafe|outside|refus)/);
@@ -172,11 +206,16 @@ describe('hardlink targets from a hostile snapshot', () => {
     expect(cli(['init'], env).code).toBe(0);
     const data = path.join(base, 'data');
     const body = Buffer.from('x\n');
-    await craftAt(path.join(base, 'repo'), data, [
-      entry('d', 'dir', { tree: null }),
-      entry('h', 'hardlink', { size: body.length, content: [blobIdOf(body)], target: path.join(data, 'd'), nlink: 2 }),
-      entry('self', 'hardlink', { size: body.length, content: [blobIdOf(body)], target: path.join(data, 'self'), nlink: 2 }),
-    ], [body]);
+    await craftAt(
+      path.join(base, 'repo'),
+      data,
+      [
+        entry('d', 'dir', { tree: null }),
+        entry('h', 'hardlink', { size: body.length, content: [blobIdOf(body)], target: path.join(data, 'd'), nlink: 2 }),
+        entry('self', 'hardlink', { size: body.length, content: [blobIdOf(body)], target: path.join(data, 'self'), nlink: 2 }),
+      ],
+      [body],
+    );
     const target = path.join(base, 'staging');
     const r = cli(['--json', 'restore', 'latest', '--target', target], env);
     expect(r.code).toBe(3);

@@ -53,7 +53,10 @@ function deleteOlderThan(root: string, days: number): string[] {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile() && fs.statSync(p).mtimeMs / 1000 < cutoff) { fs.rmSync(p); gone.push(p); }
+      else if (e.isFile() && fs.statSync(p).mtimeMs / 1000 < cutoff) {
+        fs.rmSync(p);
+        gone.push(p);
+      }
     }
   };
   walk(root);
@@ -109,7 +112,10 @@ describe('restore', () => {
         else if (!e.isSymbolicLink()) fs.chmodSync(p, 0o000);
       }
     };
-    const walkThenChmod = (p: string) => { damage(p); fs.chmodSync(p, 0o000); };
+    const walkThenChmod = (p: string) => {
+      damage(p);
+      fs.chmodSync(p, 0o000);
+    };
     damage(`${src}/home/alice`);
     const r = restore(env, ['latest', `${src}/home/alice`, '--mode', 'metadata']);
     expect(r.code, r.stderr).toBe(0);
@@ -183,7 +189,10 @@ describe('restore', () => {
     const target = path.join(base, 'killed');
     for (const delay of [60, 150, 300, 600]) {
       fs.rmSync(target, { recursive: true, force: true });
-      const child = spawn(process.execPath, [BIN, 'restore', id, '--target', target, '--threads', '2'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'restore', id, '--target', target, '--threads', '2'], {
+        env: { ...process.env, ...env },
+        stdio: 'ignore',
+      });
       const exited = new Promise((r) => child.once('exit', r)); // attached now: the restore may finish before the kill
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
@@ -236,7 +245,9 @@ describe('restore', () => {
     expect(root.code).not.toBe(0);
     expect(root.stderr).toMatch(/root directory/);
     const dry = restore(env, ['latest', `${src}/home/alice`, '--delete', '--dry-run']);
-    expect(dry.json.actions.filter((a: any) => a.action === 'delete').map((a: any) => a.path)).toEqual([`${src}/home/alice/public_html/malware.php`]);
+    expect(dry.json.actions.filter((a: any) => a.action === 'delete').map((a: any) => a.path)).toEqual([
+      `${src}/home/alice/public_html/malware.php`,
+    ]);
     expect(fs.existsSync(`${src}/home/alice/public_html/malware.php`)).toBe(true);
     const r = restore(env, ['latest', `${src}/home/alice`, '--delete']);
     expect(r.code, r.stderr).toBe(0);
@@ -259,7 +270,10 @@ describe('restore', () => {
   });
 
   it('--owner-by-name maps a recreated account to its new uid/gid', () => {
-    if (!IS_ROOT) { console.log('skipped: needs root to create users and chown'); return; }
+    if (!IS_ROOT) {
+      console.log('skipped: needs root to create users and chown');
+      return;
+    }
     const user = `sft${process.pid % 100000}`;
     const sh = (cmd: string) => spawnSyncOk(cmd);
     sh(`groupadd -g 43001 ${user} && useradd -M -N -u 43001 -g 43001 ${user}`);

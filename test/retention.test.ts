@@ -46,8 +46,22 @@ describe('retention policy (pure)', () => {
   for (const [name, policy, keep] of TABLE) {
     it(`keeps ${keep} for ${name}`, () => {
       const d = applyPolicy(items, policy);
-      expect(d.keep.map((k) => k.item.id).sort().join('')).toBe(keep);
-      expect(d.remove.map((k) => k.item.id).sort().join('')).toBe(SNAPS.map((s) => s[0]).filter((id) => !keep.includes(id)).join(''));
+      expect(
+        d.keep
+          .map((k) => k.item.id)
+          .sort()
+          .join(''),
+      ).toBe(keep);
+      expect(
+        d.remove
+          .map((k) => k.item.id)
+          .sort()
+          .join(''),
+      ).toBe(
+        SNAPS.map((s) => s[0])
+          .filter((id) => !keep.includes(id))
+          .join(''),
+      );
       for (const r of d.remove) expect(r.reasons).toEqual(['no keep rule matched']);
     });
   }
@@ -73,7 +87,10 @@ describe('retention policy (pure)', () => {
 
   it('measures "within" from the newest snapshot, not the clock', () => {
     // Backups stopped a year ago: a 7-day rule must not expire them all.
-    const old = [{ id: 'x', time: '2025-01-01T00:00:00Z', tags: [] }, { id: 'y', time: '2025-01-05T00:00:00Z', tags: [] }];
+    const old = [
+      { id: 'x', time: '2025-01-01T00:00:00Z', tags: [] },
+      { id: 'y', time: '2025-01-05T00:00:00Z', tags: [] },
+    ];
     expect(applyPolicy(old, { withinMs: 7 * 86400_000 }).remove).toEqual([]);
   });
 
@@ -87,12 +104,24 @@ describe('retention policy (pure)', () => {
   });
 
   it('refuses a policy that keeps nothing, and a group that would lose every snapshot', () => {
-    const rows = items.map((i, n) => ({ ...i, seq: n, lineage: 1, host: 'h', paths: ['/home'], tree: '', parent: null, record: {} })) as SnapshotRow[];
+    const rows = items.map((i, n) => ({
+      ...i,
+      seq: n,
+      lineage: 1,
+      host: 'h',
+      paths: ['/home'],
+      tree: '',
+      parent: null,
+      record: {},
+    })) as SnapshotRow[];
     expect(() => planForget(rows, {})).toThrow(/no keep rule/);
     expect(() => planForget(rows, { tags: ['nope'] })).toThrow(/refusing to remove all 18 snapshots of host h/);
     const other = rows.map((r) => ({ ...r, id: r.id + '2', host: 'h2' }));
     const groups = planForget([...rows, ...other], { last: 1 });
-    expect(groups.map((g) => [g.host, g.keep.length, g.remove.length])).toEqual([['h', 1, 17], ['h2', 1, 17]]);
+    expect(groups.map((g) => [g.host, g.keep.length, g.remove.length])).toEqual([
+      ['h', 1, 17],
+      ['h2', 1, 17],
+    ]);
   });
 });
 
@@ -117,7 +146,9 @@ describe('snapfill forget', () => {
     const main = dry.json.groups.find((g: any) => g.paths[0] === src);
     expect(main.keep.map((k: any) => k.time)).toEqual(['2026-11-02T03:00:00.000Z', '2026-11-01T11:00:00.000Z', '2026-10-01T03:00:00.000Z']);
     expect(main.remove.map((k: any) => [k.time, k.reasons[0]])).toEqual([
-      ['2026-11-01T03:00:00.000Z', 'no keep rule matched'], ['2026-09-01T03:00:00.000Z', 'no keep rule matched']]);
+      ['2026-11-01T03:00:00.000Z', 'no keep rule matched'],
+      ['2026-09-01T03:00:00.000Z', 'no keep rule matched'],
+    ]);
     const human = cli(['forget', '--keep-daily', '2', '--keep-monthly', '2', '--dry-run'], env);
     expect(human.stdout).toMatch(/would remove [0-9a-f]{8}\s+2026-09-01T03:00:00.000Z\s+no keep rule matched/);
     expect(cli(['--json', 'snapshots'], env).json.snapshots).toHaveLength(6);

@@ -27,7 +27,13 @@ async function waitFor(file: string, ms = 60_000): Promise<void> {
 }
 
 function readEnvFile(f: string): Record<string, string> {
-  return Object.fromEntries(fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    fs
+      .readFileSync(f, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 describe('snapfill run', () => {
@@ -37,17 +43,23 @@ describe('snapfill run', () => {
     const log = path.join(base0, 'log', 'snapfill.jsonl');
     const t = setup({
       hooks: { pre: [`env | grep ^SNAPFILL_ > ${base0}/pre.env`], post: [`env | grep ^SNAPFILL_ > ${base0}/post.env`] },
-      retention: { keep_last: 2 }, monitoring: { prometheus_textfile: prom, json_log: log },
+      retention: { keep_last: 2 },
+      monitoring: { prometheus_textfile: prom, json_log: log },
     });
     const r1 = cli(['--json', '--config', t.cfg, 'run'], t.env);
     expect(r1.code, r1.stderr).toBe(0);
-    expect(r1.stderr).toMatch(/^snapfill run success: snapshot [0-9a-f]{8} \(2 files, 2 new, 0 changed, \d+ B added\), 0 forgotten, 1 kept, pruned \d+ B, 0 errors/m);
+    expect(r1.stderr).toMatch(
+      /^snapfill run success: snapshot [0-9a-f]{8} \(2 files, 2 new, 0 changed, \d+ B added\), 0 forgotten, 1 kept, pruned \d+ B, 0 errors/m,
+    );
     const rep = r1.json;
     expect(rep.status).toBe('success');
     expect(rep.snapshot.files_total).toBe(2);
     expect(rep.prune_due).toBe(true);
     expect(rep.prune.snapshots).toBe(1);
-    expect(rep.hooks.map((h: any) => [h.phase, h.exit_code])).toEqual([['pre', 0], ['post', 0]]);
+    expect(rep.hooks.map((h: any) => [h.phase, h.exit_code])).toEqual([
+      ['pre', 0],
+      ['post', 0],
+    ]);
 
     const pre = readEnvFile(`${base0}/pre.env`);
     expect(pre.SNAPFILL_PHASE).toBe('pre');
@@ -55,7 +67,13 @@ describe('snapfill run', () => {
     expect(pre.SNAPFILL_SOURCES).toBe(t.src);
     expect(pre.SNAPFILL_STATUS).toBeUndefined();
     const post = readEnvFile(`${base0}/post.env`);
-    expect(post).toMatchObject({ SNAPFILL_PHASE: 'post', SNAPFILL_STATUS: 'success', SNAPFILL_SNAPSHOT_ID: rep.snapshot.snapshot_id, SNAPFILL_FILES_TOTAL: '2', SNAPFILL_ERRORS: '0' });
+    expect(post).toMatchObject({
+      SNAPFILL_PHASE: 'post',
+      SNAPFILL_STATUS: 'success',
+      SNAPFILL_SNAPSHOT_ID: rep.snapshot.snapshot_id,
+      SNAPFILL_FILES_TOTAL: '2',
+      SNAPFILL_ERRORS: '0',
+    });
 
     const metrics = fs.readFileSync(prom, 'utf8');
     expect(metrics).toMatch(/^# TYPE snapfill_last_success_timestamp_seconds gauge$/m);
@@ -65,9 +83,21 @@ describe('snapfill run', () => {
     const lastSuccess = Number(/^snapfill_last_success_timestamp_seconds (\S+)$/m.exec(metrics)![1]);
     expect(lastSuccess).toBeGreaterThan(Date.now() / 1000 - 600);
     expect(fs.readdirSync(path.dirname(prom))).toEqual(['snapfill.prom']); // no temp file left behind
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ level: 'info', msg: 'run started', run_id: rep.run_id });
-    expect(lines.map((l) => l.msg)).toEqual(['run started', 'pre-hook finished', 'snapshot saved', 'retention applied', 'prune finished', 'post-hook finished', 'run finished']);
+    expect(lines.map((l) => l.msg)).toEqual([
+      'run started',
+      'pre-hook finished',
+      'snapshot saved',
+      'retention applied',
+      'prune finished',
+      'post-hook finished',
+      'run finished',
+    ]);
 
     // Second and third runs: retention keeps 2; prune is not due again within 24 h.
     write(path.join(t.src, 'site', 'new.txt'), 'new');
@@ -92,13 +122,19 @@ describe('snapfill run', () => {
   it('aborts on a failed pre-hook, still runs post-hooks with the status', () => {
     const t = setup();
     const mark = path.join(t.base, 'post.txt');
-    const cfg = { repository: t.env.SNAPFILL_REPO, sources: [t.src], hooks: { pre: ['echo dumping; exit 7'], post: [`echo "$SNAPFILL_STATUS [$SNAPFILL_SNAPSHOT_ID]" > ${mark}`] } };
+    const cfg = {
+      repository: t.env.SNAPFILL_REPO,
+      sources: [t.src],
+      hooks: { pre: ['echo dumping; exit 7'], post: [`echo "$SNAPFILL_STATUS [$SNAPFILL_SNAPSHOT_ID]" > ${mark}`] },
+    };
     write(t.cfg, JSON.stringify(cfg));
     const r = cli(['--json', '--config', t.cfg, 'run'], t.env);
     expect(r.code).toBe(1);
     expect(r.json.status).toBe('failed');
     expect(r.json.snapshot).toBeNull();
-    expect(r.json.errors[0].message).toMatch(/pre-hook failed \(exit 7\): echo dumping; exit 7; run aborted \(set hooks.on_pre_failure to "continue"/);
+    expect(r.json.errors[0].message).toMatch(
+      /pre-hook failed \(exit 7\): echo dumping; exit 7; run aborted \(set hooks.on_pre_failure to "continue"/,
+    );
     expect(r.stderr).toMatch(/dumping/); // hook output goes to stderr, stdout stays JSON
     expect(fs.readFileSync(mark, 'utf8')).toBe('failed []\n');
     expect(t.snapshots()).toHaveLength(0);
@@ -125,14 +161,25 @@ describe('snapfill run', () => {
     const started = path.join(t.base, 'started');
     const release = path.join(t.base, 'release');
     // The first run's pre-hook holds it open until the test says so (bounded: 60 s).
-    write(t.cfg, JSON.stringify({
-      repository: t.env.SNAPFILL_REPO, sources: [t.src],
-      hooks: { pre: [`touch ${started}; i=0; while [ ! -e ${release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`] },
-    }));
-    const first = spawn(process.execPath, [BIN, '--config', t.cfg, 'run'], { env: { ...process.env, ...t.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    write(
+      t.cfg,
+      JSON.stringify({
+        repository: t.env.SNAPFILL_REPO,
+        sources: [t.src],
+        hooks: { pre: [`touch ${started}; i=0; while [ ! -e ${release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`] },
+      }),
+    );
+    const first = spawn(process.execPath, [BIN, '--config', t.cfg, 'run'], {
+      env: { ...process.env, ...t.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let firstOut = '';
-    first.stdout.on('data', (d) => { firstOut += d; });
-    first.stderr.on('data', (d) => { firstOut += d; });
+    first.stdout.on('data', (d) => {
+      firstOut += d;
+    });
+    first.stderr.on('data', (d) => {
+      firstOut += d;
+    });
     const firstDone = new Promise<number>((resolve) => first.on('close', (code) => resolve(code ?? -1)));
     await waitFor(started);
     const second = cli(['--json', '--config', t.cfg, 'run'], t.env);
@@ -162,7 +209,7 @@ describe('snapfill run', () => {
 });
 
 describe('snapfill run after another host pruned', () => {
-  it('keeps this host\'s catalog able to restore (blob locations refilled after a repack elsewhere)', () => {
+  it("keeps this host's catalog able to restore (blob locations refilled after a repack elsewhere)", () => {
     const t = setup();
     const hostA = { ...t.env, SNAPFILL_CACHE: path.join(t.base, 'cache-a') };
     const hostB = t.env;

@@ -12,7 +12,8 @@ if (skip) console.log('skipping S3 repository tests: s3rver is not installed (np
 
 /** A small tree typical of a hosting account: shared WordPress-like files, unique uploads, a bigger file. */
 function makeTree(root: string, account: string, seed: number): void {
-  for (let i = 0; i < 12; i++) write(`${root}/home/${account}/public_html/wp-includes/core${i}.php`, `<?php /* shared core file ${i} */\n`.repeat(40));
+  for (let i = 0; i < 12; i++)
+    write(`${root}/home/${account}/public_html/wp-includes/core${i}.php`, `<?php /* shared core file ${i} */\n`.repeat(40));
   for (let i = 0; i < 10; i++) write(`${root}/home/${account}/public_html/uploads/img${i}.bin`, randomBytes(3000 + seed * 100 + i * 37));
   write(`${root}/home/${account}/big.bin`, randomBytes(1_500_000 + seed));
   write(`${root}/home/${account}/.htaccess`, `# ${account}\n`, 0o600);
@@ -225,9 +226,18 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(init_env.code, init_env.stderr).toBe(0);
     Object.assign(process.env, S3_CREDENTIALS);
     const store = S3Store.fromUrl(repo, { s3Endpoint: server.url });
-    const lock = (id: string, refreshed: Date) => Buffer.from(JSON.stringify({
-      id, exclusive: true, host: 'other-host', pid: 1, operation: 'prune', created: refreshed.toISOString(), refreshed: refreshed.toISOString(),
-    }));
+    const lock = (id: string, refreshed: Date) =>
+      Buffer.from(
+        JSON.stringify({
+          id,
+          exclusive: true,
+          host: 'other-host',
+          pid: 1,
+          operation: 'prune',
+          created: refreshed.toISOString(),
+          refreshed: refreshed.toISOString(),
+        }),
+      );
     await store.put('locks/live1', lock('live1', new Date()));
     const blocked = await cliAsync(['--json', 'snapshot', src], env);
     expect(blocked.code).toBe(4);

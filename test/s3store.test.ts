@@ -12,9 +12,19 @@ import { isRetryable, backoffDelay } from '../src/store/retry.js';
 const skip = !s3rverBin();
 if (skip) console.log('skipping S3 store tests: s3rver is not installed (npm ci installs it as a devDependency)');
 
-const FAST_RETRY = { SNAPFILL_S3_RETRY_BASE_MS: '10', SNAPFILL_S3_RETRY_MAX_MS: '200', SNAPFILL_S3_RETRIES: '15', SNAPFILL_S3_TIMEOUT_MS: '3000' };
+const FAST_RETRY = {
+  SNAPFILL_S3_RETRY_BASE_MS: '10',
+  SNAPFILL_S3_RETRY_MAX_MS: '200',
+  SNAPFILL_S3_RETRIES: '15',
+  SNAPFILL_S3_TIMEOUT_MS: '3000',
+};
 
-function store(endpoint: string, url: string, env: Record<string, string> = {}, opts: Parameters<typeof resolveS3Settings>[1] = {}): S3Store {
+function store(
+  endpoint: string,
+  url: string,
+  env: Record<string, string> = {},
+  opts: Parameters<typeof resolveS3Settings>[1] = {},
+): S3Store {
   Object.assign(process.env, S3_CREDENTIALS);
   const s = resolveS3Settings(url, { s3Endpoint: endpoint, ...opts }, { ...FAST_RETRY, ...env });
   return new S3Store(s, S3Store.makeClient(s));
@@ -38,7 +48,11 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
     expect(parseS3Url('s3://my-bucket')).toEqual({ bucket: 'my-bucket', prefix: '' });
     expect(() => parseS3Url('s3://ab/x')).toThrow(/bucket name/);
     expect(() => parseS3Url('s3://bucket/../x')).toThrow(/prefix/);
-    const s = resolveS3Settings('s3://bkt/p', { s3Region: 'eu-west-1' }, { SNAPFILL_S3_REGION: 'us-west-2', SNAPFILL_S3_ENDPOINT: 'http://h:1' });
+    const s = resolveS3Settings(
+      's3://bkt/p',
+      { s3Region: 'eu-west-1' },
+      { SNAPFILL_S3_REGION: 'us-west-2', SNAPFILL_S3_ENDPOINT: 'http://h:1' },
+    );
     expect(s.region).toBe('eu-west-1');
     expect(s.endpoint).toBe('http://h:1');
     expect(s.pathStyle).toBe(true); // custom endpoint defaults to path style
@@ -108,7 +122,10 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
   });
 
   it('uploads large objects as multipart with parallel parts', async () => {
-    const st = store(proxy.url, 's3://unit-bucket/mp', { SNAPFILL_S3_MULTIPART_THRESHOLD: String(6 * 1024 * 1024), SNAPFILL_S3_PART_SIZE: String(5 * 1024 * 1024) });
+    const st = store(proxy.url, 's3://unit-bucket/mp', {
+      SNAPFILL_S3_MULTIPART_THRESHOLD: String(6 * 1024 * 1024),
+      SNAPFILL_S3_PART_SIZE: String(5 * 1024 * 1024),
+    });
     proxy.resetCounts();
     const data = randomBytes(12 * 1024 * 1024 + 123);
     await st.put('data/cd/cd01', data);
@@ -120,7 +137,10 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
   });
 
   it('a multipart upload whose completion answer is lost (applied, connection cut) is recognised as done', async () => {
-    const st = store(proxy.url, 's3://unit-bucket/mp-lost', { SNAPFILL_S3_MULTIPART_THRESHOLD: String(6 * 1024 * 1024), SNAPFILL_S3_PART_SIZE: String(5 * 1024 * 1024) });
+    const st = store(proxy.url, 's3://unit-bucket/mp-lost', {
+      SNAPFILL_S3_MULTIPART_THRESHOLD: String(6 * 1024 * 1024),
+      SNAPFILL_S3_PART_SIZE: String(5 * 1024 * 1024),
+    });
     let cut = false;
     proxy.faults = { drop: 1, only: (r) => r.method === 'POST' && /uploadId=/.test(r.query) && !cut && (cut = true) };
     proxy.resetCounts();
@@ -153,7 +173,10 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
     const st = store(proxy.url, 's3://unit-bucket/faulty', { SNAPFILL_S3_TIMEOUT_MS: '400' });
     proxy.faults = { error500: 0.15, error503: 0.15, drop: 0.15, delay: 0.1, delayMs: 700 };
     proxy.resetCounts();
-    const objs = Array.from({ length: 40 }, (_, i) => ({ key: `data/${String(i % 4).padStart(2, '0')}/obj${i}`, data: randomBytes(20_000 + i * 997) }));
+    const objs = Array.from({ length: 40 }, (_, i) => ({
+      key: `data/${String(i % 4).padStart(2, '0')}/obj${i}`,
+      data: randomBytes(20_000 + i * 997),
+    }));
     try {
       await Promise.all(objs.map((o) => st.put(o.key, o.data)));
       for (const o of objs) {

@@ -28,10 +28,14 @@ describe('snapfill schedule', () => {
     expect(service).toContain(`ExecStart=${process.execPath} ${fs.realpathSync(BIN)} --config ${t.cfg} run\n`);
     expect(service).toContain('Nice=19\nIOSchedulingClass=idle\n');
     expect(service).toContain('SuccessExitStatus=4\n');
-    expect(timer).toContain('[Timer]\nOnCalendar=*-*-* 03:00:00\nOnCalendar=*-*-* 11:00:00\nOnCalendar=*-*-* 19:00:00\nRandomizedDelaySec=3600\nPersistent=true\n');
+    expect(timer).toContain(
+      '[Timer]\nOnCalendar=*-*-* 03:00:00\nOnCalendar=*-*-* 11:00:00\nOnCalendar=*-*-* 19:00:00\nRandomizedDelaySec=3600\nPersistent=true\n',
+    );
     expect(timer).toContain('[Install]\nWantedBy=timers.target\n');
     if (hasSystemdAnalyze) {
-      const v = spawnSync('systemd-analyze', ['verify', '--root', t.root, path.join(t.root, 'etc/systemd/system/snapfill.timer')], { encoding: 'utf8' });
+      const v = spawnSync('systemd-analyze', ['verify', '--root', t.root, path.join(t.root, 'etc/systemd/system/snapfill.timer')], {
+        encoding: 'utf8',
+      });
       // verify may complain about the missing host units in a bare root; the timer syntax itself must not be the problem.
       expect(v.stderr).not.toMatch(/snapfill\.timer:\d+: /);
     }
@@ -49,8 +53,15 @@ describe('snapfill schedule', () => {
     expect(cli(['--config', t.cfg, 'schedule', 'install', '--root', t.root, '--init', 'systemd'], {}).code).toBe(0);
     const timer = fs.readFileSync(path.join(t.root, 'etc/systemd/system/snapfill.timer'), 'utf8');
     expect(timer).toContain('OnCalendar=*-*-* 01:15:00\nOnCalendar=*-*-* 13:45:00\nRandomizedDelaySec=600\nPersistent=false\n');
-    expect(cli(['--config', t.cfg, 'schedule', 'install', '--root', t.root, '--init', 'systemd', '--time', '22:00', '--name', 'snapfill-web'], {}).code).toBe(0);
-    expect(fs.readFileSync(path.join(t.root, 'etc/systemd/system/snapfill-web.timer'), 'utf8')).toMatch(/^OnCalendar=\*-\*-\* 22:00:00\nRandomizedDelaySec/m);
+    expect(
+      cli(
+        ['--config', t.cfg, 'schedule', 'install', '--root', t.root, '--init', 'systemd', '--time', '22:00', '--name', 'snapfill-web'],
+        {},
+      ).code,
+    ).toBe(0);
+    expect(fs.readFileSync(path.join(t.root, 'etc/systemd/system/snapfill-web.timer'), 'utf8')).toMatch(
+      /^OnCalendar=\*-\*-\* 22:00:00\nRandomizedDelaySec/m,
+    );
     const bad = cli(['--config', t.cfg, 'schedule', 'install', '--root', t.root, '--time', '7pm'], {});
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/schedule time "7pm" is not "HH:MM"/);

@@ -130,16 +130,21 @@ describe('snapshot engine', () => {
     write(f, Buffer.alloc(64 * 1024 * 1024, 1));
     const { spawn } = await import('node:child_process');
     // A writer that keeps appending while the snapshot reads.
-    const writer = spawn(process.execPath, ['-e', `
+    const writer = spawn(process.execPath, [
+      '-e',
+      `
       const fs=require('fs'); const b=Buffer.alloc(65536,2);
-      const end=Date.now()+20000; (function loop(){ fs.appendFileSync(${JSON.stringify(f)}, b); if(Date.now()<end) setTimeout(loop, 2); })();`]);
+      const end=Date.now()+20000; (function loop(){ fs.appendFileSync(${JSON.stringify(f)}, b); if(Date.now()<end) setTimeout(loop, 2); })();`,
+    ]);
     // Start the snapshot only once the writer is really appending.
     for (let i = 0; i < 400 && fs.statSync(f).size <= 64 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 25));
     const r = cli(['--json', 'snapshot', src], env);
     writer.kill();
     expect(r.json).not.toBeNull();
     const e = r.json.errors.find((x: any) => x.path === f);
-    expect(e?.message, JSON.stringify({ errors: r.json.errors, files: r.json.files_total, grew: fs.statSync(f).size })).toMatch(/changed while being read/);
+    expect(e?.message, JSON.stringify({ errors: r.json.errors, files: r.json.files_total, grew: fs.statSync(f).size })).toMatch(
+      /changed while being read/,
+    );
     fs.rmSync(f);
   });
 

@@ -52,7 +52,7 @@ describe('throttle', () => {
     expect(() => new LoadGate(0, () => {})).toThrow(/positive/);
   });
 
-  it('limits a real snapshot\'s read and upload rates', async () => {
+  it("limits a real snapshot's read and upload rates", async () => {
     const { LocalStore, Repository, Catalog, Snapshotter } = await lib();
     const base = tmpDir();
     const src = path.join(base, 'src');

@@ -51,7 +51,12 @@ describe('verify', () => {
     const r = cli(['--json', 'verify', 'latest', '--target', target], env);
     expect(r.code).toBe(3);
     expect(r.json.ok).toBe(false);
-    expect(r.json.missing_paths).toEqual([`${src}/acct0/d0/f0.txt`, `${src}/acct1/gone-dir`, `${src}/acct1/gone-dir/sub`, `${src}/acct1/gone-dir/sub/x`]);
+    expect(r.json.missing_paths).toEqual([
+      `${src}/acct0/d0/f0.txt`,
+      `${src}/acct1/gone-dir`,
+      `${src}/acct1/gone-dir/sub`,
+      `${src}/acct1/gone-dir/sub/x`,
+    ]);
     expect(r.json.missing).toBe(4);
     expect(r.json.changed_paths.map((c: any) => c.path)).toEqual([`${src}/acct2/d2/f2.txt`]);
     const meta = Object.fromEntries(r.json.metadata_mismatch_paths.map((m: any) => [m.path, m.fields]));

@@ -30,9 +30,7 @@ export function listEntries(s: Session, ref: SnapshotRef, p: string, opts: { rec
     const why = damage.length ? ` (${display(damage[0].path)}: ${damage[0].message})` : '';
     throw new Error(`${display(path)} is not in snapshot ${snap.id.slice(0, 8)}${why}`);
   }
-  const entries = opts.recursive
-    ? s.catalog.walk(snap, path)
-    : top && top.type !== 'dir' ? [top] : s.catalog.listDir(snap, path);
+  const entries = opts.recursive ? s.catalog.walk(snap, path) : top && top.type !== 'dir' ? [top] : s.catalog.listDir(snap, path);
   return { snapshot: snap, path, entries, damage: damage.map((d) => ({ path: display(d.path), message: d.message })) };
 }
 
@@ -57,7 +55,12 @@ export interface SnapshotDiff {
 }
 
 /** Compares two snapshots; with `onEach` the paths are handed over one by one instead of collected. */
-export function diff(s: Session, a: SnapshotRef, b: SnapshotRef, onEach?: (kind: keyof DiffResult['counts'], path: string) => void): SnapshotDiff {
+export function diff(
+  s: Session,
+  a: SnapshotRef,
+  b: SnapshotRef,
+  onEach?: (kind: keyof DiffResult['counts'], path: string) => void,
+): SnapshotDiff {
   const sa = selectSnapshot(s, a);
   const sb = selectSnapshot(s, b);
   return { a: sa, b: sb, result: diffSnapshots(s.catalog, sa, sb, onEach) };

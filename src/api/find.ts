@@ -48,7 +48,14 @@ export interface FindQuery {
   wanted: (v: VersionRow) => boolean;
 }
 
-const TYPES: Record<string, string[]> = { file: ['file', 'hardlink'], f: ['file', 'hardlink'], dir: ['dir'], d: ['dir'], symlink: ['symlink'], l: ['symlink'] };
+const TYPES: Record<string, string[]> = {
+  file: ['file', 'hardlink'],
+  f: ['file', 'hardlink'],
+  dir: ['dir'],
+  d: ['dir'],
+  symlink: ['symlink'],
+  l: ['symlink'],
+};
 
 /** The literal directory before the first glob character: the subtree a glob can match in. */
 function literalPrefix(glob: RawPath): RawPath {
@@ -77,7 +84,8 @@ function patternMatcher(pattern: string): Pick<FindQuery, 'match' | 'scope'> {
 
 function versionFilter(o: FindOptions): (v: VersionRow) => boolean {
   const size = (x: number | string | undefined) => (x === undefined ? null : typeof x === 'number' ? x : parseSize(x));
-  const time = (x: Date | string | undefined) => (x === undefined ? null : typeof x === 'string' ? parseTime(x) : BigInt(x.getTime()) * 1_000_000n);
+  const time = (x: Date | string | undefined) =>
+    x === undefined ? null : typeof x === 'string' ? parseTime(x) : BigInt(x.getTime()) * 1_000_000n;
   const minSize = size(o.minSize);
   const maxSize = size(o.maxSize);
   const newer = time(o.newer);
@@ -85,8 +93,10 @@ function versionFilter(o: FindOptions): (v: VersionRow) => boolean {
   const type = o.type;
   if (type !== undefined && !TYPES[type]) throw new OptionError((n) => `${n('type')}: "${type}" is not one of file, dir, symlink`);
   return (v) =>
-    (minSize === null || v.size >= minSize) && (maxSize === null || v.size <= maxSize) &&
-    (newer === null || v.mtime > newer) && (older === null || v.mtime < older) &&
+    (minSize === null || v.size >= minSize) &&
+    (maxSize === null || v.size <= maxSize) &&
+    (newer === null || v.mtime > newer) &&
+    (older === null || v.mtime < older) &&
     (type === undefined || TYPES[type].includes(v.type));
 }
 

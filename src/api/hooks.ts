@@ -22,7 +22,11 @@ export function runHook(phase: 'pre' | 'post', command: string, env: Record<stri
     // `mysqldump` would otherwise keep running and hold our pipes open).
     const child = spawn('/bin/sh', ['-c', command], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const killGroup = (sig: NodeJS.Signals) => {
-      try { process.kill(-child.pid!, sig); } catch { child.kill(sig); }
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        child.kill(sig);
+      }
     };
     child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
     child.stderr.on('data', (d: Buffer) => process.stderr.write(d));

@@ -13,17 +13,40 @@ export { listSnapshots, resolveSnapshot, selectSnapshot, type SnapshotFilter, ty
 export { restoreSnapshot, type RestoreSnapshotOptions } from './restore.js';
 export { verify, type VerifyTreeOptions } from './verify.js';
 export { check, type CheckRunOptions } from './check.js';
-export { choosePolicy, describePolicy, forgetSnapshots, pruneRepository, type ChosenPolicy, type ForgetSnapshotsOptions } from './maintain.js';
 export {
-  find, prepareFind, parseSize, parseTime, type FindOptions, type FindQuery, type FindResult, type FoundPath, type FoundVersion, type FindDamage,
+  choosePolicy,
+  describePolicy,
+  forgetSnapshots,
+  pruneRepository,
+  type ChosenPolicy,
+  type ForgetSnapshotsOptions,
+} from './maintain.js';
+export {
+  find,
+  prepareFind,
+  parseSize,
+  parseTime,
+  type FindOptions,
+  type FindQuery,
+  type FindResult,
+  type FoundPath,
+  type FoundVersion,
+  type FindDamage,
 } from './find.js';
 export { listEntries, catFile, dumpSubtree, diff, type Listing, type SnapshotDiff } from './browse.js';
 export { mount, checkMountAvailable, unmountHint, MountUnavailableError, type MountHandle, type MountOptions } from './mount.js';
 export { unlockRepository, catalogRebuild, catalogSync } from './repository.js';
 export { runJob, summaryLine, RunOverlapError, type RunReport, type RunStatus, type RunJobOptions } from './run.js';
 export {
-  renderSchedule, installSchedule, removeSchedule, showSchedule, detectInit, scheduleSpecFromConfig,
-  type ScheduleSpec, type ScheduleChoices, type InitSystem,
+  renderSchedule,
+  installSchedule,
+  removeSchedule,
+  showSchedule,
+  detectInit,
+  scheduleSpecFromConfig,
+  type ScheduleSpec,
+  type ScheduleChoices,
+  type InitSystem,
 } from './schedule.js';
 
 // Lower layers, as a program (or the CLI) meets them.
@@ -31,7 +54,14 @@ export { Repository, type SnapshotRecord, type StoredSnapshot, type RepoConfig }
 export { Catalog, type SnapshotRow, type VersionRow } from '../catalog/catalog.js';
 export { syncCatalog, rebuildCatalog, importSnapshot, type SyncReport } from '../catalog/sync.js';
 export { Snapshotter, type SnapshotOptions, type SnapshotResult, type SnapshotProgress, type PathError } from '../snapshot/snapshotter.js';
-export { restore, type RestoreOptions, type RestoreResult, type RestoreProgress, type RestoreMode, type RestoreStrategy } from '../restore/restorer.js';
+export {
+  restore,
+  type RestoreOptions,
+  type RestoreResult,
+  type RestoreProgress,
+  type RestoreMode,
+  type RestoreStrategy,
+} from '../restore/restorer.js';
 export { diffSnapshots, type DiffResult } from '../query/diff.js';
 export { repoStats, type RepoStats } from '../query/stats.js';
 export type { DumpResult } from '../dump/tar.js';
@@ -49,7 +79,14 @@ export { forget, planForget, pruneSession, RetentionRefusedError, type ForgetRep
 export { prune, PruneAbortedError, type PruneOptions, type PruneReport } from '../maintain/prune.js';
 export { TokenBucket, LoadGate, throttleHooks, reexecAtIdlePriority, type ThrottleSettings } from '../util/throttle.js';
 export {
-  checkRepository, checkSession, parseSubset, inSubset, type CheckOptions, type CheckResult, type BrokenPack, type PackSubset,
+  checkRepository,
+  checkSession,
+  parseSubset,
+  inSubset,
+  type CheckOptions,
+  type CheckResult,
+  type BrokenPack,
+  type PackSubset,
 } from '../check/check.js';
 export { verifySnapshot, type VerifyOptions, type VerifyResult } from '../verify/verify.js';
 export { display, fromUser, normalizeAbs, basename, type RawPath } from '../util/rawpath.js';

@@ -47,9 +47,13 @@ function previousValue(text: string, metric: string): number | null {
  */
 export function writePrometheusTextfile(file: string, m: RunMetrics): void {
   let prev = '';
-  try { prev = fs.readFileSync(file, 'utf8'); } catch { /* first run */ }
+  try {
+    prev = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* first run */
+  }
   const now = m.started.getTime() / 1000 + m.durationS;
-  const lastSuccess = m.success ? now : previousValue(prev, 'snapfill_last_success_timestamp_seconds') ?? 0;
+  const lastSuccess = m.success ? now : (previousValue(prev, 'snapfill_last_success_timestamp_seconds') ?? 0);
   const lines: string[] = [];
   const metric = (name: string, help: string, value: number) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);

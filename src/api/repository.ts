@@ -22,7 +22,10 @@ export async function unlockRepository(opts: OpenOptions = {}): Promise<{ remove
 }
 
 /** Rebuilds the session's catalog from the repository alone (open the session without sync). */
-export async function catalogRebuild(s: Session, onProgress?: (msg: string) => void): Promise<SyncReport & { duration_s: number; catalog: string }> {
+export async function catalogRebuild(
+  s: Session,
+  onProgress?: (msg: string) => void,
+): Promise<SyncReport & { duration_s: number; catalog: string }> {
   s.lockCatalog('catalog rebuild');
   const started = Date.now();
   const rep = await rebuildCatalog(s.repo, s.catalog, onProgress);

@@ -54,21 +54,38 @@ class JobRun {
   readonly jlog: JsonLog;
   readonly say: (msg: string) => void;
 
-  constructor(readonly cfg: Config, readonly opts: RunJobOptions) {
+  constructor(
+    readonly cfg: Config,
+    readonly opts: RunJobOptions,
+  ) {
     this.say = opts.log ?? (() => {});
     this.jlog = new JsonLog(cfg.monitoring.jsonLog);
     this.host = cfg.host ?? os.hostname();
     this.report = {
-      run_id: randomBytes(6).toString('hex'), status: 'failed', config: cfg.file, repository: cfg.repository,
-      started: this.started.toISOString(), duration_s: 0, snapshot: null, forget: null, prune: null, prune_due: false, hooks: [],
-      throttle: { read_wait_s: 0, upload_wait_s: 0, load_wait_s: 0 }, errors: [],
+      run_id: randomBytes(6).toString('hex'),
+      status: 'failed',
+      config: cfg.file,
+      repository: cfg.repository,
+      started: this.started.toISOString(),
+      duration_s: 0,
+      snapshot: null,
+      forget: null,
+      prune: null,
+      prune_due: false,
+      hooks: [],
+      throttle: { read_wait_s: 0, upload_wait_s: 0, load_wait_s: 0 },
+      errors: [],
     };
   }
 
   baseEnv(): Record<string, string> {
     return {
-      SNAPFILL_RUN_ID: this.report.run_id, SNAPFILL_CONFIG: this.cfg.file, SNAPFILL_REPOSITORY: this.cfg.repository, SNAPFILL_HOST: this.host,
-      SNAPFILL_SOURCES: this.cfg.sources.join(' '), SNAPFILL_STARTED: this.report.started,
+      SNAPFILL_RUN_ID: this.report.run_id,
+      SNAPFILL_CONFIG: this.cfg.file,
+      SNAPFILL_REPOSITORY: this.cfg.repository,
+      SNAPFILL_HOST: this.host,
+      SNAPFILL_SOURCES: this.cfg.sources.join(' '),
+      SNAPFILL_STARTED: this.report.started,
     };
   }
 
@@ -114,7 +131,11 @@ export async function runJob(cfg: Config, opts: RunJobOptions = {}): Promise<Run
     applyCredentials(cfg);
     if (await preHooks(run)) {
       session = await openSession({
-        repo: cfg.repository, catalog: cfg.catalog, s3Endpoint: cfg.s3.endpoint, s3Region: cfg.s3.region, s3PathStyle: cfg.s3.pathStyle,
+        repo: cfg.repository,
+        catalog: cfg.catalog,
+        s3Endpoint: cfg.s3.endpoint,
+        s3Region: cfg.s3.region,
+        s3PathStyle: cfg.s3.pathStyle,
         onProgress: run.say,
       });
       await snapshotStep(run, session);
@@ -123,7 +144,11 @@ export async function runJob(cfg: Config, opts: RunJobOptions = {}): Promise<Run
   } catch (e) {
     run.failStep('run', e);
   } finally {
-    try { await session?.close(); } catch { /* closing must not hide the run's result */ }
+    try {
+      await session?.close();
+    } catch {
+      /* closing must not hide the run's result */
+    }
   }
   const report = run.report;
   const stepFailed = report.errors.some((e) => e.path === '' && !e.message.includes('continuing as configured'));
@@ -132,7 +157,11 @@ export async function runJob(cfg: Config, opts: RunJobOptions = {}): Promise<Run
   report.duration_s = (Date.now() - run.started.getTime()) / 1000;
   writeMetrics(run);
   run.jlog.write(report.status === 'failed' ? 'error' : 'info', 'run finished', {
-    run_id: report.run_id, status: report.status, duration_s: report.duration_s, snapshot_id: report.snapshot?.snapshot_id ?? null, errors: report.errors.length,
+    run_id: report.run_id,
+    status: report.status,
+    duration_s: report.duration_s,
+    snapshot_id: report.snapshot?.snapshot_id ?? null,
+    errors: report.errors.length,
   });
   release();
   return report;
@@ -159,18 +188,32 @@ async function preHooks(run: JobRun): Promise<boolean> {
 
 async function snapshotStep(run: JobRun, s: Session): Promise<void> {
   const { cfg, report } = run;
-  const th = throttleHooks(cfg.throttle, (m) => { run.say(m); run.info(m, {}); });
+  const th = throttleHooks(cfg.throttle, (m) => {
+    run.say(m);
+    run.info(m, {});
+  });
   try {
     const snap = await takeSnapshot(s, {
-      lockName: 'snapfill run', onLog: run.say,
-      paths: cfg.sources, excludes: cfg.excludes, tags: cfg.tags, host: cfg.host, oneFileSystem: cfg.oneFileSystem,
-      onRead: th.onRead, onUpload: th.onUpload,
+      lockName: 'snapfill run',
+      onLog: run.say,
+      paths: cfg.sources,
+      excludes: cfg.excludes,
+      tags: cfg.tags,
+      host: cfg.host,
+      oneFileSystem: cfg.oneFileSystem,
+      onRead: th.onRead,
+      onUpload: th.onUpload,
     });
     report.snapshot = snap;
     report.errors.push(...snap.errors);
     run.say(`snapshot ${snap.snapshot_id.slice(0, 8)} saved: ${snap.files_total} files, ${snap.bytes_added} bytes added`);
-    run.info('snapshot saved', { snapshot_id: snap.snapshot_id, files_total: snap.files_total,
-      bytes_read: snap.bytes_read, bytes_added: snap.bytes_added, errors: snap.errors.length });
+    run.info('snapshot saved', {
+      snapshot_id: snap.snapshot_id,
+      files_total: snap.files_total,
+      bytes_read: snap.bytes_read,
+      bytes_added: snap.bytes_added,
+      errors: snap.errors.length,
+    });
   } catch (e) {
     run.failStep('snapshot', e);
   } finally {
@@ -206,9 +249,13 @@ async function postHooks(run: JobRun): Promise<void> {
   const { cfg, report } = run;
   for (const cmd of cfg.hooks.post) {
     const env = {
-      ...run.baseEnv(), SNAPFILL_PHASE: 'post', SNAPFILL_STATUS: report.status,
-      SNAPFILL_SNAPSHOT_ID: report.snapshot?.snapshot_id ?? '', SNAPFILL_FILES_TOTAL: String(report.snapshot?.files_total ?? 0),
-      SNAPFILL_BYTES_ADDED: String(report.snapshot?.bytes_added ?? 0), SNAPFILL_ERRORS: String(report.errors.length),
+      ...run.baseEnv(),
+      SNAPFILL_PHASE: 'post',
+      SNAPFILL_STATUS: report.status,
+      SNAPFILL_SNAPSHOT_ID: report.snapshot?.snapshot_id ?? '',
+      SNAPFILL_FILES_TOTAL: String(report.snapshot?.files_total ?? 0),
+      SNAPFILL_BYTES_ADDED: String(report.snapshot?.bytes_added ?? 0),
+      SNAPFILL_ERRORS: String(report.errors.length),
     };
     const r = await runHook('post', cmd, env, run.hookTimeoutMs());
     report.hooks.push(r);
@@ -225,10 +272,17 @@ function writeMetrics(run: JobRun): void {
   if (!cfg.monitoring.prometheusTextfile) return;
   try {
     writePrometheusTextfile(cfg.monitoring.prometheusTextfile, {
-      success: report.status !== 'failed', started: run.started, durationS: report.duration_s,
-      filesTotal: report.snapshot?.files_total ?? 0, filesNew: report.snapshot?.files_new ?? 0, filesChanged: report.snapshot?.files_changed ?? 0,
-      bytesRead: report.snapshot?.bytes_read ?? 0, bytesAdded: report.snapshot?.bytes_added ?? 0, errors: report.errors.length,
-      snapshotsRemoved: report.forget?.removed.length ?? 0, pruneBytesFreed: report.prune?.bytes_freed ?? 0,
+      success: report.status !== 'failed',
+      started: run.started,
+      durationS: report.duration_s,
+      filesTotal: report.snapshot?.files_total ?? 0,
+      filesNew: report.snapshot?.files_new ?? 0,
+      filesChanged: report.snapshot?.files_changed ?? 0,
+      bytesRead: report.snapshot?.bytes_read ?? 0,
+      bytesAdded: report.snapshot?.bytes_added ?? 0,
+      errors: report.errors.length,
+      snapshotsRemoved: report.forget?.removed.length ?? 0,
+      pruneBytesFreed: report.prune?.bytes_freed ?? 0,
     });
   } catch (e) {
     report.errors.push({ path: '', message: `cannot write ${cfg.monitoring.prometheusTextfile}: ${(e as Error).message}` });

@@ -49,7 +49,10 @@ export function scheduleSpecFromConfig(c: ScheduleChoices): ScheduleSpec {
     times: c.times?.length ? c.times : cfg.schedule.times,
     randomizedDelayMinutes: c.randomizedDelayMinutes ?? cfg.schedule.randomizedDelayMinutes,
     persistent: cfg.schedule.persistent,
-    configFile: fs.realpathSync(cfg.file), nodePath: c.nodePath ?? process.execPath, binPath: fs.realpathSync(c.binPath), name: c.name,
+    configFile: fs.realpathSync(cfg.file),
+    nodePath: c.nodePath ?? process.execPath,
+    binPath: fs.realpathSync(c.binPath),
+    name: c.name,
   };
 }
 
@@ -124,9 +127,11 @@ ${lines.join('\n')}
 }
 
 export function renderSchedule(kind: InitSystem, spec: ScheduleSpec): ScheduleFiles {
-  for (const t of spec.times) if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(t)) throw new Error(`schedule time ${JSON.stringify(t)} is not "HH:MM" (24h)`);
+  for (const t of spec.times)
+    if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(t)) throw new Error(`schedule time ${JSON.stringify(t)} is not "HH:MM" (24h)`);
   if (!spec.times.length) throw new Error('no schedule times given');
-  if (!/^[A-Za-z0-9_.@-]+$/.test(spec.name)) throw new Error(`unit name ${JSON.stringify(spec.name)} may only hold letters, digits, _ . @ -`);
+  if (!/^[A-Za-z0-9_.@-]+$/.test(spec.name))
+    throw new Error(`unit name ${JSON.stringify(spec.name)} may only hold letters, digits, _ . @ -`);
   return kind === 'systemd' ? renderSystemd(spec) : renderCron(spec);
 }
 
@@ -189,9 +194,15 @@ export function removeSchedule(name: string, opts: { root: string; activate: boo
   }
   for (const rel of [`etc/systemd/system/${name}.timer`, `etc/systemd/system/${name}.service`, `etc/cron.d/${name}`]) {
     const full = path.join(opts.root, rel);
-    if (fs.existsSync(full)) { fs.unlinkSync(full); out.removed.push(full); }
+    if (fs.existsSync(full)) {
+      fs.unlinkSync(full);
+      out.removed.push(full);
+    }
   }
-  if (out.commands.length) { out.commands.push('systemctl daemon-reload'); spawnSync('systemctl', ['daemon-reload']); }
+  if (out.commands.length) {
+    out.commands.push('systemctl daemon-reload');
+    spawnSync('systemctl', ['daemon-reload']);
+  }
   return out;
 }
 

@@ -25,7 +25,10 @@ export class Session implements RepoContext {
   private releaseLock: (() => void) | null = null;
   syncReport: SyncReport | null = null;
 
-  constructor(readonly repo: Repository, readonly catalog: Catalog) {}
+  constructor(
+    readonly repo: Repository,
+    readonly catalog: Catalog,
+  ) {}
 
   /** Serializes writers of this catalog on this machine. */
   lockCatalog(what: string): void {

@@ -17,6 +17,8 @@ export async function verify(s: Session, o: VerifyTreeOptions): Promise<VerifyRe
   const { snapshot, paths, target, ...opts } = o;
   const snap = selectSnapshot(s, snapshot);
   return verifySnapshot(s.catalog, snap, {
-    ...opts, paths: (paths ?? []).map((p) => normalizeAbs(fromUser(p))), target: target ? fromUser(path.resolve(target)) : undefined,
+    ...opts,
+    paths: (paths ?? []).map((p) => normalizeAbs(fromUser(p))),
+    target: target ? fromUser(path.resolve(target)) : undefined,
   });
 }

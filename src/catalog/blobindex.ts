@@ -23,7 +23,8 @@ export class BlobIndex {
   }
 
   blobLocation(id: BlobId): BlobLocationRow | undefined {
-    return this.db.st(`SELECT p.hash AS pack, b.offset, b.length FROM blobs b JOIN packs p ON p.id=b.pack WHERE b.hash=?`)
+    return this.db
+      .st(`SELECT p.hash AS pack, b.offset, b.length FROM blobs b JOIN packs p ON p.id=b.pack WHERE b.hash=?`)
       .get(Buffer.from(id, 'hex')) as BlobLocationRow | undefined;
   }
 
@@ -57,9 +58,13 @@ export class BlobIndex {
       const r = this.db.st(`SELECT id FROM packs WHERE hash=?`).get(packId) as { id: number } | undefined;
       if (!r) return;
       // Blobs of this pack that have a copy elsewhere move to it; the others are gone.
-      this.db.st(`INSERT OR REPLACE INTO blobs SELECT a.hash, a.pack, a.offset, a.length FROM blob_alt a
+      this.db
+        .st(
+          `INSERT OR REPLACE INTO blobs SELECT a.hash, a.pack, a.offset, a.length FROM blob_alt a
         WHERE a.hash IN (SELECT hash FROM blobs WHERE pack=?) AND a.pack<>?
-        AND a.pack = (SELECT min(a2.pack) FROM blob_alt a2 WHERE a2.hash=a.hash AND a2.pack<>?)`).run(r.id, r.id, r.id);
+        AND a.pack = (SELECT min(a2.pack) FROM blob_alt a2 WHERE a2.hash=a.hash AND a2.pack<>?)`,
+        )
+        .run(r.id, r.id, r.id);
       this.db.st(`DELETE FROM blobs WHERE pack=?`).run(r.id);
       this.db.st(`DELETE FROM blob_alt WHERE pack=? OR hash IN (SELECT hash FROM blobs WHERE blobs.pack=blob_alt.pack)`).run(r.id);
       this.db.st(`DELETE FROM packs WHERE id=?`).run(r.id);
@@ -75,7 +80,8 @@ export class BlobIndex {
    * the pack is unknown. `check` compares it with the index object in the repository.
    */
   packContents(packId: string): PackContents | undefined {
-    const p = this.db.st(`SELECT id, type, size FROM packs WHERE hash=?`).get(packId) as { id: number; type: string; size: number } | undefined;
+    const p = this.db.st(`SELECT id, type, size FROM packs WHERE hash=?`).get(packId) as
+      { id: number; type: string; size: number } | undefined;
     if (!p) return undefined;
     const blobs = new Map<BlobId, { offset: number; length: number }>();
     // A blob stored in several packs has one row in blobs and the others in blob_alt.

@@ -24,7 +24,10 @@ export class Catalog {
   private readonly reader: CatalogReader;
   private readonly writer: CatalogWriter;
 
-  private constructor(private readonly db: CatalogDb, readonly repoId: string) {
+  private constructor(
+    private readonly db: CatalogDb,
+    readonly repoId: string,
+  ) {
     this.blobs = new BlobIndex(db);
     this.reader = new CatalogReader(db, this.blobs);
     this.writer = new CatalogWriter(db, this.reader);
@@ -81,65 +84,143 @@ export class Catalog {
 
   // ---- packs and blobs (blobindex.ts) ---------------------------------------------------
 
-  hasBlob(id: BlobId): boolean { return this.blobs.hasBlob(id); }
-  blobLocation(id: BlobId): BlobLocationRow | undefined { return this.blobs.blobLocation(id); }
-  hasPack(packId: string): boolean { return this.blobs.hasPack(packId); }
-  addPackIndex(idx: PackIndex): void { this.blobs.addPackIndex(idx); }
-  packIds(): string[] { return this.blobs.packIds(); }
-  removePack(packId: string): void { this.blobs.removePack(packId); }
-  countBlobs(): number { return this.blobs.countBlobs(); }
-  packContents(packId: string): PackContents | undefined { return this.blobs.packContents(packId); }
+  hasBlob(id: BlobId): boolean {
+    return this.blobs.hasBlob(id);
+  }
+  blobLocation(id: BlobId): BlobLocationRow | undefined {
+    return this.blobs.blobLocation(id);
+  }
+  hasPack(packId: string): boolean {
+    return this.blobs.hasPack(packId);
+  }
+  addPackIndex(idx: PackIndex): void {
+    this.blobs.addPackIndex(idx);
+  }
+  packIds(): string[] {
+    return this.blobs.packIds();
+  }
+  removePack(packId: string): void {
+    this.blobs.removePack(packId);
+  }
+  countBlobs(): number {
+    return this.blobs.countBlobs();
+  }
+  packContents(packId: string): PackContents | undefined {
+    return this.blobs.packContents(packId);
+  }
 
   // ---- writing (writer.ts) --------------------------------------------------------------
 
-  lineageId(host: string, paths: RawPath[]): number { return this.writer.lineageId(host, paths); }
+  lineageId(host: string, paths: RawPath[]): number {
+    return this.writer.lineageId(host, paths);
+  }
   beginSnapshot(lineage: number, time: string, host: string, paths: RawPath[], tags: string[]): number {
     return this.writer.beginSnapshot(lineage, time, host, paths, tags);
   }
   commitSnapshot(seq: number, id: string, tree: string, parent: string | null, record: object): void {
     this.writer.commitSnapshot(seq, id, tree, parent, record);
   }
-  discardAbandoned(isAlive: (pid: number) => boolean): number { return this.writer.discardAbandoned(isAlive); }
-  discardPending(seq: number): void { this.writer.discardPending(seq); }
-  forgetSnapshot(id: string): void { this.writer.forgetSnapshot(id); }
-  ensurePath(p: RawPath): number { return this.writer.ensurePath(p); }
-  childPathId(parentId: number, parentPath: RawPath, name: RawPath): number { return this.writer.childPathId(parentId, parentPath, name); }
-  insertVersion(pathId: number, lineage: number, seq: number, e: Entry): number { return this.writer.insertVersion(pathId, lineage, seq, e); }
-  closeVersion(seq: number, versionId: number): void { this.writer.closeVersion(seq, versionId); }
-  closeSubtree(seq: number, lineage: number, dir: RawPath): void { this.writer.closeSubtree(seq, lineage, dir); }
-  setTreeDigest(treeId: string, digest: string): void { this.writer.setTreeDigest(treeId, digest); }
-  clearTreeDigests(): void { this.writer.clearTreeDigests(); }
-  addDamage(seq: number, dir: RawPath, path: RawPath, message: string): void { this.writer.addDamage(seq, dir, path, message); }
-  carryDamage(fromSeq: number, toSeq: number, root: RawPath): void { this.writer.carryDamage(fromSeq, toSeq, root); }
+  discardAbandoned(isAlive: (pid: number) => boolean): number {
+    return this.writer.discardAbandoned(isAlive);
+  }
+  discardPending(seq: number): void {
+    this.writer.discardPending(seq);
+  }
+  forgetSnapshot(id: string): void {
+    this.writer.forgetSnapshot(id);
+  }
+  ensurePath(p: RawPath): number {
+    return this.writer.ensurePath(p);
+  }
+  childPathId(parentId: number, parentPath: RawPath, name: RawPath): number {
+    return this.writer.childPathId(parentId, parentPath, name);
+  }
+  insertVersion(pathId: number, lineage: number, seq: number, e: Entry): number {
+    return this.writer.insertVersion(pathId, lineage, seq, e);
+  }
+  closeVersion(seq: number, versionId: number): void {
+    this.writer.closeVersion(seq, versionId);
+  }
+  closeSubtree(seq: number, lineage: number, dir: RawPath): void {
+    this.writer.closeSubtree(seq, lineage, dir);
+  }
+  setTreeDigest(treeId: string, digest: string): void {
+    this.writer.setTreeDigest(treeId, digest);
+  }
+  clearTreeDigests(): void {
+    this.writer.clearTreeDigests();
+  }
+  addDamage(seq: number, dir: RawPath, path: RawPath, message: string): void {
+    this.writer.addDamage(seq, dir, path, message);
+  }
+  carryDamage(fromSeq: number, toSeq: number, root: RawPath): void {
+    this.writer.carryDamage(fromSeq, toSeq, root);
+  }
 
   // ---- reading (reader.ts) --------------------------------------------------------------
 
-  listSnapshots(): SnapshotRow[] { return this.reader.listSnapshots(); }
-  snapshotById(id: string): SnapshotRow | undefined { return this.reader.snapshotById(id); }
-  lineageHead(lineage: number): SnapshotRow | undefined { return this.reader.lineageHead(lineage); }
-  pathId(p: RawPath): number | undefined { return this.reader.pathId(p); }
+  listSnapshots(): SnapshotRow[] {
+    return this.reader.listSnapshots();
+  }
+  snapshotById(id: string): SnapshotRow | undefined {
+    return this.reader.snapshotById(id);
+  }
+  lineageHead(lineage: number): SnapshotRow | undefined {
+    return this.reader.lineageHead(lineage);
+  }
+  pathId(p: RawPath): number | undefined {
+    return this.reader.pathId(p);
+  }
   openChildren(dirPathId: number, lineage: number, beforeSeq: number): Map<RawPath, VersionRow> {
     return this.reader.openChildren(dirPathId, lineage, beforeSeq);
   }
-  openDirState(p: RawPath, lineage: number, beforeSeq: number): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
+  openDirState(
+    p: RawPath,
+    lineage: number,
+    beforeSeq: number,
+  ): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
     return this.reader.openDirState(p, lineage, beforeSeq);
   }
   openVersionByPath(p: RawPath, lineage: number, beforeSeq: number): VersionRow | undefined {
     return this.reader.openVersionByPath(p, lineage, beforeSeq);
   }
-  treeDigest(treeId: string): string | undefined { return this.reader.treeDigest(treeId); }
-  entry(snap: SnapshotRow, p: RawPath): VersionRow | undefined { return this.reader.entry(snap, p); }
-  listDir(snap: SnapshotRow, dir: RawPath): Iterable<VersionRow> { return this.reader.listDir(snap, dir); }
-  listDirStat(snap: SnapshotRow, dir: RawPath): DirStatRow[] { return this.reader.listDirStat(snap, dir); }
-  walk(snap: SnapshotRow, root: RawPath = '/'): Iterable<VersionRow> { return this.reader.walk(snap, root); }
-  walkForRestore(snap: SnapshotRow, root: RawPath = '/'): Iterable<LightEntry> { return this.reader.walkForRestore(snap, root); }
-  countEntries(snap: SnapshotRow): { entries: number; files: number; bytes: number } { return this.reader.countEntries(snap); }
-  findVersions(match: (p: RawPath) => boolean, scope: { exact?: RawPath; under?: RawPath } = {}):
-    Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
+  treeDigest(treeId: string): string | undefined {
+    return this.reader.treeDigest(treeId);
+  }
+  entry(snap: SnapshotRow, p: RawPath): VersionRow | undefined {
+    return this.reader.entry(snap, p);
+  }
+  listDir(snap: SnapshotRow, dir: RawPath): Iterable<VersionRow> {
+    return this.reader.listDir(snap, dir);
+  }
+  listDirStat(snap: SnapshotRow, dir: RawPath): DirStatRow[] {
+    return this.reader.listDirStat(snap, dir);
+  }
+  walk(snap: SnapshotRow, root: RawPath = '/'): Iterable<VersionRow> {
+    return this.reader.walk(snap, root);
+  }
+  walkForRestore(snap: SnapshotRow, root: RawPath = '/'): Iterable<LightEntry> {
+    return this.reader.walkForRestore(snap, root);
+  }
+  countEntries(snap: SnapshotRow): { entries: number; files: number; bytes: number } {
+    return this.reader.countEntries(snap);
+  }
+  findVersions(
+    match: (p: RawPath) => boolean,
+    scope: { exact?: RawPath; under?: RawPath } = {},
+  ): Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
     return this.reader.findVersions(match, scope);
   }
-  hasDamage(seq: number): boolean { return this.reader.hasDamage(seq); }
-  damagedUnder(snap: SnapshotRow, root: RawPath): { path: RawPath; message: string }[] { return this.reader.damagedUnder(snap, root); }
-  dirLost(snap: SnapshotRow, dir: RawPath): string | undefined { return this.reader.dirLost(snap, dir); }
-  damagedInAll(root: RawPath): { snapshot: SnapshotRow; path: RawPath; message: string }[] { return this.reader.damagedInAll(root); }
+  hasDamage(seq: number): boolean {
+    return this.reader.hasDamage(seq);
+  }
+  damagedUnder(snap: SnapshotRow, root: RawPath): { path: RawPath; message: string }[] {
+    return this.reader.damagedUnder(snap, root);
+  }
+  dirLost(snap: SnapshotRow, dir: RawPath): string | undefined {
+    return this.reader.dirLost(snap, dir);
+  }
+  damagedInAll(root: RawPath): { snapshot: SnapshotRow; path: RawPath; message: string }[] {
+    return this.reader.damagedInAll(root);
+  }
 }

@@ -15,7 +15,11 @@ export class CatalogDb {
   private txOpen = false;
   private txWrites = 0;
 
-  private constructor(readonly file: string, private readonly conn: Database.Database, readonly readOnly: boolean) {}
+  private constructor(
+    readonly file: string,
+    private readonly conn: Database.Database,
+    readonly readOnly: boolean,
+  ) {}
 
   /** Opens (creating if needed) and migrates the catalog of repository `repoId`. */
   static open(file: string, repoId: string): CatalogDb {
@@ -29,7 +33,9 @@ export class CatalogDb {
       migrate(conn, file);
       const have = conn.prepare(`SELECT value FROM meta WHERE key='repo_id'`).get() as { value: string } | undefined;
       if (have && have.value !== repoId) {
-        throw new OptionError((n) => `catalog ${file} belongs to repository ${have.value}, not ${repoId}; pass another ${n('catalog')} or delete it`);
+        throw new OptionError(
+          (n) => `catalog ${file} belongs to repository ${have.value}, not ${repoId}; pass another ${n('catalog')} or delete it`,
+        );
       }
       // 'schema' mirrors user_version for anyone reading meta (the releases before migrations wrote '1').
       conn.prepare(`INSERT OR REPLACE INTO meta VALUES('repo_id', ?), ('schema', ?)`).run(repoId, String(SCHEMA_VERSION));
@@ -59,7 +65,11 @@ export class CatalogDb {
   close(): void {
     this.flush();
     if (!this.readOnly) {
-      try { this.conn.pragma('wal_checkpoint(TRUNCATE)'); } catch { /* busy: fine */ }
+      try {
+        this.conn.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        /* busy: fine */
+      }
     }
     this.conn.close();
   }
@@ -135,10 +145,18 @@ export class CatalogDb {
   /** Bytes on disk, the WAL folded into the main file first. */
   sizeOnDisk(): number {
     this.flush();
-    try { this.conn.pragma('wal_checkpoint(TRUNCATE)'); } catch { /* ignore */ }
+    try {
+      this.conn.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* ignore */
+    }
     let n = 0;
     for (const f of [this.file, this.file + '-wal']) {
-      try { n += fs.statSync(f).size; } catch { /* absent */ }
+      try {
+        n += fs.statSync(f).size;
+      } catch {
+        /* absent */
+      }
     }
     return n;
   }

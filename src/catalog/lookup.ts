@@ -18,7 +18,11 @@ export function lookupEntry(catalog: Catalog, snap: SnapshotRow, raw: RawPath, u
     found = catalog.entry(snap, join(dir, part));
     if (!found) {
       const want = display(part);
-      for (const v of catalog.listDir(snap, dir)) if (display(v.name) === want) { found = v; break; }
+      for (const v of catalog.listDir(snap, dir))
+        if (display(v.name) === want) {
+          found = v;
+          break;
+        }
     }
     if (!found) return undefined;
     dir = found.path;

@@ -88,6 +88,8 @@ export function migrate(db: Database.Database, file: string): void {
 export function refuseNewer(db: Database.Database, file: string): void {
   const have = schemaVersion(db);
   if (have > SCHEMA_VERSION) {
-    throw new Error(`catalog ${file} has schema version ${have}, newer than this snapfill reads (${SCHEMA_VERSION}); upgrade snapfill or use another catalog file`);
+    throw new Error(
+      `catalog ${file} has schema version ${have}, newer than this snapfill reads (${SCHEMA_VERSION}); upgrade snapfill or use another catalog file`,
+    );
   }
 }

@@ -3,8 +3,19 @@ import { dirname, fromBlob, subtreeRange, toBlob, type RawPath } from '../util/r
 import { BlobIndex } from './blobindex.js';
 import { CatalogDb } from './db.js';
 import {
-  contentFromBlob, IN_SNAP, lightFromVersion, rowToSnapshot, rowToVersion, VCOLS,
-  type DirStatRow, type LightEntry, type SnapshotKey, type SnapshotRow, type SnapshotSqlRow, type VersionRow, type VersionSqlRow,
+  contentFromBlob,
+  IN_SNAP,
+  lightFromVersion,
+  rowToSnapshot,
+  rowToVersion,
+  VCOLS,
+  type DirStatRow,
+  type LightEntry,
+  type SnapshotKey,
+  type SnapshotRow,
+  type SnapshotSqlRow,
+  type VersionRow,
+  type VersionSqlRow,
 } from './rows.js';
 
 // Joins are written as CROSS JOIN: SQLite then keeps paths as the outer loop (by parent or path
@@ -18,8 +29,25 @@ type DirStatSqlRow = [Buffer, number, number, number, number, number, number, nu
  * walkForRestore's raw row: path, type, mode, uid, gid, uname, gname, size, mtime (ns, text), target, fp,
  * content, rdev, then the first blob's pack, offset and length (null when unknown), and nlink.
  */
-type RestoreSqlRow = [Buffer, number, number, number, number, string, string, number, string, Buffer | null, Buffer | null,
-  Buffer | null, number, string | null, number, number, number];
+type RestoreSqlRow = [
+  Buffer,
+  number,
+  number,
+  number,
+  number,
+  string,
+  string,
+  number,
+  string,
+  Buffer | null,
+  Buffer | null,
+  Buffer | null,
+  number,
+  string | null,
+  number,
+  number,
+  number,
+];
 
 /** The open rows of a lineage below `beforeSeq`: the parent snapshot's state during a snapshot. */
 const OPEN_ROW = `v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`;
@@ -51,7 +79,10 @@ const NON_ASCII = /[\u0080-\uffff]/;
  * connection of its own: worker threads read the catalog file that way.
  */
 export class CatalogReader {
-  constructor(private readonly db: CatalogDb, private readonly blobs = new BlobIndex(db)) {}
+  constructor(
+    private readonly db: CatalogDb,
+    private readonly blobs = new BlobIndex(db),
+  ) {}
 
   /** A reader on its own read-only connection to an existing catalog file; close() it when done. */
   static openReadOnly(file: string): CatalogReader {
@@ -76,7 +107,8 @@ export class CatalogReader {
 
   /** The newest committed snapshot of a lineage: its open rows are the change-detection parent. */
   lineageHead(lineage: number): SnapshotRow | undefined {
-    const r = this.db.st(`SELECT * FROM snapshots WHERE lineage=? AND state='committed' ORDER BY seq DESC LIMIT 1`).get(lineage) as SnapshotSqlRow | undefined;
+    const r = this.db.st(`SELECT * FROM snapshots WHERE lineage=? AND state='committed' ORDER BY seq DESC LIMIT 1`).get(lineage) as
+      SnapshotSqlRow | undefined;
     return r ? rowToSnapshot(r) : undefined;
   }
 
@@ -89,8 +121,12 @@ export class CatalogReader {
 
   /** The parent snapshot's children of a directory: the lineage's open rows. */
   openChildren(dirPathId: number, lineage: number, beforeSeq: number): Map<RawPath, VersionRow> {
-    const rows = this.db.st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.parent=? AND ${OPEN_ROW}`).all(dirPathId, lineage, beforeSeq) as VersionSqlRow[];
+    const rows = this.db
+      .st(
+        `SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.parent=? AND ${OPEN_ROW}`,
+      )
+      .all(dirPathId, lineage, beforeSeq) as VersionSqlRow[];
     const m = new Map<RawPath, VersionRow>();
     for (const r of rows) {
       const v = rowToVersion(r);
@@ -100,16 +136,28 @@ export class CatalogReader {
   }
 
   /** Just what the snapshot walk needs of a directory's open row: cheaper than a full row. */
-  openDirState(p: RawPath, lineage: number, beforeSeq: number): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
-    const r = this.db.st(`SELECT v.id AS vid, v.path AS pid, v.type, v.tree FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.path=? AND ${OPEN_ROW}`).get(toBlob(p), lineage, beforeSeq) as { vid: number; pid: number; type: number; tree: Buffer | null } | undefined;
+  openDirState(
+    p: RawPath,
+    lineage: number,
+    beforeSeq: number,
+  ): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
+    const r = this.db
+      .st(
+        `SELECT v.id AS vid, v.path AS pid, v.type, v.tree FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.path=? AND ${OPEN_ROW}`,
+      )
+      .get(toBlob(p), lineage, beforeSeq) as { vid: number; pid: number; type: number; tree: Buffer | null } | undefined;
     return r ? { versionId: r.vid, pathId: r.pid, type: ENTRY_TYPES[r.type], tree: r.tree ? r.tree.toString('hex') : null } : undefined;
   }
 
   /** The open row of a path in a lineage (the parent snapshot's state of it). */
   openVersionByPath(p: RawPath, lineage: number, beforeSeq: number): VersionRow | undefined {
-    const r = this.db.st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.path=? AND ${OPEN_ROW}`).get(toBlob(p), lineage, beforeSeq) as VersionSqlRow | undefined;
+    const r = this.db
+      .st(
+        `SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.path=? AND ${OPEN_ROW}`,
+      )
+      .get(toBlob(p), lineage, beforeSeq) as VersionSqlRow | undefined;
     return r ? rowToVersion(r) : undefined;
   }
 
@@ -122,7 +170,8 @@ export class CatalogReader {
   // ---- a committed snapshot ---------------------------------------------------------------
 
   entry(snap: SnapshotKey, p: RawPath): VersionRow | undefined {
-    const r = this.db.st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id WHERE p.path=@path AND ${IN_SNAP}`)
+    const r = this.db
+      .st(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id WHERE p.path=@path AND ${IN_SNAP}`)
       .get({ path: toBlob(p), lineage: snap.lineage, seq: snap.seq }) as VersionSqlRow | undefined;
     return r ? rowToVersion(r) : undefined;
   }
@@ -131,8 +180,12 @@ export class CatalogReader {
   *listDir(snap: SnapshotKey, dir: RawPath): Iterable<VersionRow> {
     const pid = this.pathId(dir);
     if (pid === undefined) return;
-    for (const r of this.db.stream(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.parent=@pid AND ${IN_SNAP} ORDER BY p.name`, { pid, lineage: snap.lineage, seq: snap.seq }) as Iterable<VersionSqlRow>) yield rowToVersion(r);
+    for (const r of this.db.stream(
+      `SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.parent=@pid AND ${IN_SNAP} ORDER BY p.name`,
+      { pid, lineage: snap.lineage, seq: snap.seq },
+    ) as Iterable<VersionSqlRow>)
+      yield rowToVersion(r);
   }
 
   /**
@@ -143,12 +196,27 @@ export class CatalogReader {
   listDirStat(snap: SnapshotKey, dir: RawPath): DirStatRow[] {
     const pid = this.pathId(dir);
     if (pid === undefined) return [];
-    const rows = this.db.st(`SELECT p.name, v.id, v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000000, v.ctime / 1000000,
+    const rows = this.db
+      .st(
+        `SELECT p.name, v.id, v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000000, v.ctime / 1000000,
       v.nlink, v.rdev, v.target FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.parent=@pid AND ${IN_SNAP} ORDER BY p.name`).raw(true).all({ pid, lineage: snap.lineage, seq: snap.seq }) as DirStatSqlRow[];
+      WHERE p.parent=@pid AND ${IN_SNAP} ORDER BY p.name`,
+      )
+      .raw(true)
+      .all({ pid, lineage: snap.lineage, seq: snap.seq }) as DirStatSqlRow[];
     return rows.map((r) => ({
-      name: fromBlob(r[0]), versionId: r[1], type: ENTRY_TYPES[r[2]], mode: r[3], uid: r[4], gid: r[5], size: r[6],
-      mtimeMs: r[7], ctimeMs: r[8], nlink: r[9], rdev: r[10], target: r[11] ? fromBlob(r[11]) : null,
+      name: fromBlob(r[0]),
+      versionId: r[1],
+      type: ENTRY_TYPES[r[2]],
+      mode: r[3],
+      uid: r[4],
+      gid: r[5],
+      size: r[6],
+      mtimeMs: r[7],
+      ctimeMs: r[8],
+      nlink: r[9],
+      rdev: r[10],
+      target: r[11] ? fromBlob(r[11]) : null,
     }));
   }
 
@@ -159,8 +227,12 @@ export class CatalogReader {
       if (top) yield top;
     }
     const [lo, hi] = subtreeRange(root);
-    for (const r of this.db.stream(`SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`, { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq }) as Iterable<VersionSqlRow>) yield rowToVersion(r);
+    for (const r of this.db.stream(
+      `SELECT ${VCOLS} FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`,
+      { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq },
+    ) as Iterable<VersionSqlRow>)
+      yield rowToVersion(r);
   }
 
   /**
@@ -170,27 +242,46 @@ export class CatalogReader {
   *walkForRestore(snap: SnapshotKey, root: RawPath = '/'): Iterable<LightEntry> {
     if (root !== '/') {
       const top = this.entry(snap, root);
-      if (top) yield lightFromVersion(top, top.content?.length ? this.blobs.blobLocation(top.content[0]) ?? null : null);
+      if (top) yield lightFromVersion(top, top.content?.length ? (this.blobs.blobLocation(top.content[0]) ?? null) : null);
     }
     const [lo, hi] = subtreeRange(root);
-    const rows = this.db.stream(`SELECT p.path, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size, CAST(v.mtime AS TEXT),
+    const rows = this.db.stream(
+      `SELECT p.path, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size, CAST(v.mtime AS TEXT),
         v.target, v.fp, v.content, v.rdev, k.hash, b.offset, b.length, v.nlink
         FROM paths p CROSS JOIN versions v ON v.path=p.id
         LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack
         WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`,
-    { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq }, { raw: true }) as Iterable<RestoreSqlRow>;
+      { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq },
+      { raw: true },
+    ) as Iterable<RestoreSqlRow>;
     for (const r of rows) {
       yield {
-        path: fromBlob(r[0]), type: ENTRY_TYPES[r[1]], mode: r[2], uid: r[3], gid: r[4], user: r[5], group: r[6], size: r[7],
-        mtimeNs: r[8], target: r[9] ? fromBlob(r[9]) : null, fp: r[10] ? r[10].toString('hex') : null,
-        content: contentFromBlob(r[11]), rdev: r[12], nlink: r[16], loc: r[13] ? { pack: r[13], offset: r[14], length: r[15] } : null,
+        path: fromBlob(r[0]),
+        type: ENTRY_TYPES[r[1]],
+        mode: r[2],
+        uid: r[3],
+        gid: r[4],
+        user: r[5],
+        group: r[6],
+        size: r[7],
+        mtimeNs: r[8],
+        target: r[9] ? fromBlob(r[9]) : null,
+        fp: r[10] ? r[10].toString('hex') : null,
+        content: contentFromBlob(r[11]),
+        rdev: r[12],
+        nlink: r[16],
+        loc: r[13] ? { pack: r[13], offset: r[14], length: r[15] } : null,
       };
     }
   }
 
   countEntries(snap: SnapshotKey): { entries: number; files: number; bytes: number } {
-    const r = this.db.st(`SELECT count(*) AS n, sum(type IN (0,3)) AS f, sum(CASE WHEN type IN (0,3) THEN size ELSE 0 END) AS b
-      FROM versions v WHERE ${IN_SNAP}`).get({ lineage: snap.lineage, seq: snap.seq }) as { n: number; f: number | null; b: number | null };
+    const r = this.db
+      .st(
+        `SELECT count(*) AS n, sum(type IN (0,3)) AS f, sum(CASE WHEN type IN (0,3) THEN size ELSE 0 END) AS b
+      FROM versions v WHERE ${IN_SNAP}`,
+      )
+      .get({ lineage: snap.lineage, seq: snap.seq }) as { n: number; f: number | null; b: number | null };
     return { entries: r.n, files: r.f ?? 0, bytes: r.b ?? 0 };
   }
 
@@ -201,11 +292,15 @@ export class CatalogReader {
    * `scope` narrows the candidate paths through the paths.path unique index: `exact` looks up
    * one path, `under` scans only that subtree's key range; without it every path is tested.
    */
-  *findVersions(match: (p: RawPath) => boolean, scope: { exact?: RawPath; under?: RawPath } = {}):
-    Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
+  *findVersions(
+    match: (p: RawPath) => boolean,
+    scope: { exact?: RawPath; under?: RawPath } = {},
+  ): Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }> {
     const byLineage = new Map<number, SnapshotRow[]>();
     for (const s of this.listSnapshots()) byLineage.set(s.lineage, [...(byLineage.get(s.lineage) ?? []), s]);
-    const vers = this.db.st(`SELECT ${VCOLS}, v.lineage AS lin, v.from_seq AS fs, v.to_seq AS ts FROM versions v CROSS JOIN paths p ON p.id=v.path WHERE v.path=?`);
+    const vers = this.db.st(
+      `SELECT ${VCOLS}, v.lineage AS lin, v.from_seq AS fs, v.to_seq AS ts FROM versions v CROSS JOIN paths p ON p.id=v.path WHERE v.path=?`,
+    );
     for (const h of this.matchingPaths(match, scope)) {
       for (const r of vers.all(h.id) as (VersionSqlRow & { lin: number; fs: number; ts: number | null })[]) {
         const in_ = (byLineage.get(Number(r.lin)) ?? []).filter((s) => s.seq >= Number(r.fs) && (r.ts === null || s.seq <= Number(r.ts)));
@@ -227,8 +322,10 @@ export class CatalogReader {
       const top = this.pathId(scope.under);
       if (top !== undefined && match(scope.under)) hits.push({ id: top, path: scope.under });
     }
-    for (const r of this.db.stream(`SELECT id, path FROM paths WHERE path>=@lo AND path<@hi ORDER BY path`,
-      { lo: toBlob(lo), hi: toBlob(hi) }) as Iterable<{ id: number; path: Buffer }>) {
+    for (const r of this.db.stream(`SELECT id, path FROM paths WHERE path>=@lo AND path<@hi ORDER BY path`, {
+      lo: toBlob(lo),
+      hi: toBlob(hi),
+    }) as Iterable<{ id: number; path: Buffer }>) {
       const p = fromBlob(r.path);
       if (match(p)) hits.push({ id: r.id, path: p });
     }
@@ -253,7 +350,8 @@ export class CatalogReader {
       const lost = this.dirLost(snap, a);
       if (lost !== undefined) out.push({ path: a, message: lost });
     }
-    const rows = this.db.st(`SELECT path, message FROM damaged WHERE seq=? AND (path=? OR (path>=? AND path<?)) ORDER BY path`)
+    const rows = this.db
+      .st(`SELECT path, message FROM damaged WHERE seq=? AND (path=? OR (path>=? AND path<?)) ORDER BY path`)
       .all(snap.seq, toBlob(root), toBlob(lo), toBlob(hi)) as { path: Buffer; message: string }[];
     for (const r of rows) out.push({ path: fromBlob(r.path), message: r.message });
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -261,7 +359,10 @@ export class CatalogReader {
 
   /** Why the listing of directory `dir` is lost in this snapshot, or undefined when it is whole. */
   dirLost(snap: SnapshotRow, dir: RawPath): string | undefined {
-    return (this.db.st(`SELECT message FROM damaged WHERE seq=? AND path=? AND dir=path`).get(snap.seq, toBlob(dir)) as { message: string } | undefined)?.message;
+    return (
+      this.db.st(`SELECT message FROM damaged WHERE seq=? AND path=? AND dir=path`).get(snap.seq, toBlob(dir)) as
+        { message: string } | undefined
+    )?.message;
   }
 
   /** damagedUnder for every committed snapshot that has damage (for queries across snapshots, e.g. find). */
@@ -280,7 +381,9 @@ export class CatalogReader {
    * exact: a name that is not ASCII (read as TEXT above) is fetched again as bytes.
    */
   childrenForVerify(pid: number, snap: SnapshotKey, opts: { checksum: boolean }): VerifyChildRow[] {
-    const rows = this.db.st(opts.checksum ? VERIFY_CHILDREN_FP : VERIFY_CHILDREN).raw(true)
+    const rows = this.db
+      .st(opts.checksum ? VERIFY_CHILDREN_FP : VERIFY_CHILDREN)
+      .raw(true)
       .all({ lineage: snap.lineage, seq: snap.seq, pid }) as VerifyChildRow[];
     for (const r of rows) {
       if (NON_ASCII.test(r[1])) r[1] = fromBlob(this.db.st('SELECT name FROM paths WHERE id = ?').pluck().get(r[0]) as Buffer);
@@ -294,8 +397,12 @@ export class CatalogReader {
    */
   *subtreePaths(dir: RawPath, snap: SnapshotKey): Iterable<RawPath> {
     const [lo, hi] = subtreeRange(dir);
-    const rows = this.db.st(`SELECT p.path FROM paths p CROSS JOIN versions v ON v.path = p.id
-      WHERE p.path >= @lo AND p.path < @hi AND ${IN_SNAP} ORDER BY p.path`).pluck()
+    const rows = this.db
+      .st(
+        `SELECT p.path FROM paths p CROSS JOIN versions v ON v.path = p.id
+      WHERE p.path >= @lo AND p.path < @hi AND ${IN_SNAP} ORDER BY p.path`,
+      )
+      .pluck()
       .iterate({ lineage: snap.lineage, seq: snap.seq, lo: toBlob(lo), hi: toBlob(hi) }) as Iterable<Buffer>;
     for (const p of rows) yield fromBlob(p);
   }

@@ -73,8 +73,21 @@ export interface LightEntry {
 
 export function lightFromVersion(v: VersionRow, loc: BlobLocationRow | null): LightEntry {
   return {
-    path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, user: v.user, group: v.group, size: v.size,
-    mtimeNs: v.mtime.toString(), target: v.target, fp: v.fp, content: v.content, rdev: v.rdev, nlink: v.nlink, loc,
+    path: v.path,
+    type: v.type,
+    mode: v.mode,
+    uid: v.uid,
+    gid: v.gid,
+    user: v.user,
+    group: v.group,
+    size: v.size,
+    mtimeNs: v.mtime.toString(),
+    target: v.target,
+    fp: v.fp,
+    content: v.content,
+    rdev: v.rdev,
+    nlink: v.nlink,
+    loc,
   };
 }
 
@@ -105,34 +118,85 @@ export function contentFromBlob(b: Buffer | null): BlobId[] | null {
 
 /** A row as VCOLS selects it. */
 export interface VersionSqlRow {
-  vid: number; pid: number; ppath: Buffer; type: number; mode: number; uid: number; gid: number; uname: string; gname: string;
-  size: number; mtime: string; ctime: string; ino: string; dev: string; nlink: number; rdev: number;
-  target: Buffer | null; fp: Buffer | null; content: Buffer | null; tree: Buffer | null; flags: number;
+  vid: number;
+  pid: number;
+  ppath: Buffer;
+  type: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  size: number;
+  mtime: string;
+  ctime: string;
+  ino: string;
+  dev: string;
+  nlink: number;
+  rdev: number;
+  target: Buffer | null;
+  fp: Buffer | null;
+  content: Buffer | null;
+  tree: Buffer | null;
+  flags: number;
 }
 
 /** A row selected with VCOLS, as the entry it records. */
 export function rowToVersion(r: VersionSqlRow): VersionRow {
   const p = fromBlob(r.ppath);
   return {
-    versionId: Number(r.vid), pathId: Number(r.pid), path: p, name: basename(p),
-    type: ENTRY_TYPES[Number(r.type)], mode: Number(r.mode), uid: Number(r.uid), gid: Number(r.gid),
-    user: r.uname, group: r.gname, size: Number(r.size), mtime: BigInt(r.mtime), ctime: BigInt(r.ctime),
-    ino: BigInt.asUintN(64, BigInt(r.ino)), dev: BigInt.asUintN(64, BigInt(r.dev)), nlink: Number(r.nlink), rdev: Number(r.rdev),
-    target: r.target ? fromBlob(r.target) : null, fp: r.fp ? r.fp.toString('hex') : null,
-    content: contentFromBlob(r.content), tree: r.tree ? r.tree.toString('hex') : null, flags: Number(r.flags),
+    versionId: Number(r.vid),
+    pathId: Number(r.pid),
+    path: p,
+    name: basename(p),
+    type: ENTRY_TYPES[Number(r.type)],
+    mode: Number(r.mode),
+    uid: Number(r.uid),
+    gid: Number(r.gid),
+    user: r.uname,
+    group: r.gname,
+    size: Number(r.size),
+    mtime: BigInt(r.mtime),
+    ctime: BigInt(r.ctime),
+    ino: BigInt.asUintN(64, BigInt(r.ino)),
+    dev: BigInt.asUintN(64, BigInt(r.dev)),
+    nlink: Number(r.nlink),
+    rdev: Number(r.rdev),
+    target: r.target ? fromBlob(r.target) : null,
+    fp: r.fp ? r.fp.toString('hex') : null,
+    content: contentFromBlob(r.content),
+    tree: r.tree ? r.tree.toString('hex') : null,
+    flags: Number(r.flags),
   };
 }
 
 /** A row of the snapshots table (SELECT *). */
 export interface SnapshotSqlRow {
-  seq: number; id: string; lineage: number; state: string; pid: number | null; time: string; host: string;
-  paths: string; tags: string; tree: string; parent: string | null; record: string | null;
+  seq: number;
+  id: string;
+  lineage: number;
+  state: string;
+  pid: number | null;
+  time: string;
+  host: string;
+  paths: string;
+  tags: string;
+  tree: string;
+  parent: string | null;
+  record: string | null;
 }
 
 export function rowToSnapshot(r: SnapshotSqlRow): SnapshotRow {
   return {
-    seq: Number(r.seq), id: r.id, lineage: Number(r.lineage), time: r.time, host: r.host,
-    paths: JSON.parse(r.paths), tags: JSON.parse(r.tags), tree: r.tree, parent: r.parent,
+    seq: Number(r.seq),
+    id: r.id,
+    lineage: Number(r.lineage),
+    time: r.time,
+    host: r.host,
+    paths: JSON.parse(r.paths),
+    tags: JSON.parse(r.tags),
+    tree: r.tree,
+    parent: r.parent,
     record: r.record ? JSON.parse(r.record) : {},
   };
 }

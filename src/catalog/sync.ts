@@ -51,7 +51,14 @@ function isAlive(pid: number): boolean {
  * the repository no longer has. On an empty catalog this is a full rebuild.
  */
 export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress?: (msg: string) => void): Promise<SyncReport> {
-  const report: SyncReport = { packs_added: 0, packs_removed: 0, snapshots_added: 0, snapshots_removed: 0, abandoned_discarded: 0, damaged: [] };
+  const report: SyncReport = {
+    packs_added: 0,
+    packs_removed: 0,
+    snapshots_added: 0,
+    snapshots_removed: 0,
+    abandoned_discarded: 0,
+    damaged: [],
+  };
   report.abandoned_discarded = catalog.discardAbandoned(isAlive);
 
   // Snapshots are listed before pack indexes: a writer stores packs, then indexes, then the
@@ -59,15 +66,42 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   // while another host is writing (the other order can see a record whose trees it lacks).
   const repoSnaps = new Set<string>();
   for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
+  await syncPackIndexes(repo, catalog, report, onProgress);
 
+  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, report);
+  if (!toImport.length) return report;
+  let n = 0;
+  const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
+  for (const s of toImport) {
+    const damage = await importSnapshot(repo, catalog, s, trees);
+    for (const d of damage) report.damaged.push({ snapshot_id: s.id, path: display(d.path), message: d.message });
+    if (damage.length)
+      onProgress?.(
+        `warning: snapshot ${s.id.slice(0, 8)} imported without ${damage.length} damaged or refused entries (first: ${display(damage[0].path)}: ${damage[0].message})`,
+      );
+    n++;
+    onProgress?.(`catalog: imported snapshot ${s.id.slice(0, 8)} (${n}/${toImport.length})`);
+  }
+  report.snapshots_added = toImport.length;
+  // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
+  catalog.setMeta('verify_reuse', '1');
+  return report;
+}
+
+/** Imports the pack indexes the catalog lacks and drops the packs the repository no longer has. */
+async function syncPackIndexes(repo: Repository, catalog: Catalog, report: SyncReport, onProgress?: (msg: string) => void): Promise<void> {
   const repoPacks = new Set<string>();
   for await (const id of repo.listPackIndexes()) repoPacks.add(id);
   const missingPacks = [...repoPacks].filter((id) => !catalog.hasPack(id));
-  await batched(missingPacks, (id) => repo.loadPackIndex(id), (idx) => {
-    catalog.addPackIndex(idx);
-    report.packs_added++;
-    if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
-  });
+  await batched(
+    missingPacks,
+    (id) => repo.loadPackIndex(id),
+    (idx) => {
+      catalog.addPackIndex(idx);
+      report.packs_added++;
+      if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
+    },
+  );
   for (const id of catalog.packIds()) {
     if (!repoPacks.has(id)) {
       catalog.removePack(id);
@@ -80,7 +114,21 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
     catalog.clearTreeDigests();
     catalog.setMeta('verify_reuse', '1');
   }
+}
 
+const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1);
+
+/**
+ * Forgets the snapshots the repository no longer has and returns the records to import, in
+ * time order. Lineage rows must be added in time order: a snapshot older than what its lineage
+ * already holds forces a re-import of all.
+ */
+async function snapshotsToImport(
+  repo: Repository,
+  catalog: Catalog,
+  repoSnaps: Set<string>,
+  report: SyncReport,
+): Promise<StoredSnapshot[]> {
   const known = new Map(catalog.listSnapshots().map((s) => [s.id, s]));
   for (const [id] of known) {
     if (!repoSnaps.has(id)) {
@@ -89,35 +137,26 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
     }
   }
   const fresh: StoredSnapshot[] = [];
-  await batched([...repoSnaps].filter((id) => !known.has(id)), (id) => repo.loadSnapshot(id), (s) => fresh.push(s));
-  if (!fresh.length) return report;
-
-  fresh.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
-  // Lineage rows must be added in time order; a snapshot older than what a lineage holds forces a re-import of all.
+  await batched(
+    [...repoSnaps].filter((id) => !known.has(id)),
+    (id) => repo.loadSnapshot(id),
+    (s) => fresh.push(s),
+  );
+  if (!fresh.length) return [];
+  fresh.sort(byTimeThenId);
   const outOfOrder = fresh.some((s) => {
     const head = catalog.lineageHead(catalog.lineageId(s.host, s.paths));
     return head !== undefined && head.time > s.time;
   });
-  let toImport = fresh;
-  if (outOfOrder) {
-    catalog.clearSnapshots();
-    toImport = [];
-    await batched([...repoSnaps], (id) => repo.loadSnapshot(id), (s) => toImport.push(s));
-    toImport.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
-  }
-  let n = 0;
-  const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
-  for (const s of toImport) {
-    const damage = await importSnapshot(repo, catalog, s, trees);
-    for (const d of damage) report.damaged.push({ snapshot_id: s.id, path: display(d.path), message: d.message });
-    if (damage.length) onProgress?.(`warning: snapshot ${s.id.slice(0, 8)} imported without ${damage.length} damaged or refused entries (first: ${display(damage[0].path)}: ${damage[0].message})`);
-    n++;
-    onProgress?.(`catalog: imported snapshot ${s.id.slice(0, 8)} (${n}/${toImport.length})`);
-  }
-  report.snapshots_added = toImport.length;
-  // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
-  catalog.setMeta('verify_reuse', '1');
-  return report;
+  if (!outOfOrder) return fresh;
+  catalog.clearSnapshots();
+  const all: StoredSnapshot[] = [];
+  await batched(
+    [...repoSnaps],
+    (id) => repo.loadSnapshot(id),
+    (s) => all.push(s),
+  );
+  return all.sort(byTimeThenId);
 }
 
 /**
@@ -128,12 +167,20 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
  * loses only that part). Errors that are not damage (a store that cannot be reached) still
  * fail the import, so a network failure is never recorded as lost data.
  */
-export async function importSnapshot(repo: Repository, catalog: Catalog, s: StoredSnapshot, trees = new PackCache(repo)): Promise<ImportDamage[]> {
+export async function importSnapshot(
+  repo: Repository,
+  catalog: Catalog,
+  s: StoredSnapshot,
+  trees = new PackCache(repo),
+): Promise<ImportDamage[]> {
   const lineage = catalog.lineageId(s.host, s.paths);
   const parent = catalog.lineageHead(lineage);
   const seq = catalog.beginSnapshot(lineage, s.time, s.host, s.paths, s.tags);
   const ctx: ImportContext = {
-    catalog, lineage, seq, trees,
+    catalog,
+    lineage,
+    seq,
+    trees,
     // Subtrees shared with the parent carry its damage along (only looked up when it has some).
     carryFrom: parent && catalog.hasDamage(parent.seq) ? parent.seq : null,
   };
@@ -192,7 +239,12 @@ async function importTree(ctx: ImportContext, dir: RawPath, dirPathId: number, t
     // Names become paths here: this is where unsafe ones are stopped, for every reader of the catalog.
     const bad = nameProblem(e.name) ?? (seen.has(e.name) ? 'appears twice in its directory' : null);
     if (bad) {
-      catalog.addDamage(seq, dir, refusedPath(dir, e.name), `unsafe entry name ${quoteName(e.name)} ${bad}: refused with everything below it`);
+      catalog.addDamage(
+        seq,
+        dir,
+        refusedPath(dir, e.name),
+        `unsafe entry name ${quoteName(e.name)} ${bad}: refused with everything below it`,
+      );
       continue;
     }
     seen.add(e.name);

@@ -11,7 +11,10 @@ import { contentToBlob } from './rows.js';
  * pending snapshot is invisible to readers until commitSnapshot, whatever was flushed before.
  */
 export class CatalogWriter {
-  constructor(private readonly db: CatalogDb, private readonly reader: CatalogReader) {}
+  constructor(
+    private readonly db: CatalogDb,
+    private readonly reader: CatalogReader,
+  ) {}
 
   /** The lineage of a host + source paths (the order of the paths does not matter), created on first use. */
   lineageId(host: string, paths: RawPath[]): number {
@@ -26,8 +29,11 @@ export class CatalogWriter {
   /** Starts a pending snapshot, owned by this process until it commits or is discarded. */
   beginSnapshot(lineage: number, time: string, host: string, paths: RawPath[], tags: string[]): number {
     this.db.flush();
-    return Number(this.db.st(`INSERT INTO snapshots(lineage, state, pid, time, host, paths, tags) VALUES(?, 'pending', ?, ?, ?, ?, ?)`)
-      .run(lineage, process.pid, time, host, JSON.stringify(paths), JSON.stringify(tags)).lastInsertRowid);
+    return Number(
+      this.db
+        .st(`INSERT INTO snapshots(lineage, state, pid, time, host, paths, tags) VALUES(?, 'pending', ?, ?, ?, ?, ?)`)
+        .run(lineage, process.pid, time, host, JSON.stringify(paths), JSON.stringify(tags)).lastInsertRowid,
+    );
   }
 
   /** Makes a pending snapshot visible: closes the rows it superseded, in one transaction. */
@@ -35,7 +41,8 @@ export class CatalogWriter {
     this.db.atomic(() => {
       this.db.st(`UPDATE versions SET to_seq=? WHERE id IN (SELECT version FROM pending_close WHERE seq=?)`).run(seq - 1, seq);
       this.db.st(`DELETE FROM pending_close WHERE seq=?`).run(seq);
-      this.db.st(`UPDATE snapshots SET state='committed', id=?, tree=?, parent=?, record=?, pid=NULL WHERE seq=?`)
+      this.db
+        .st(`UPDATE snapshots SET state='committed', id=?, tree=?, parent=?, record=?, pid=NULL WHERE seq=?`)
         .run(id, tree, parent, JSON.stringify(record), seq);
     });
   }
@@ -67,12 +74,19 @@ export class CatalogWriter {
     const s = this.reader.snapshotById(id);
     if (!s) return;
     this.db.atomic(() => {
-      const prev = this.db.st(`SELECT max(seq) AS m FROM snapshots WHERE lineage=? AND seq<? AND state='committed'`).get(s.lineage, s.seq) as { m: number | null };
-      const next = this.db.st(`SELECT min(seq) AS m FROM snapshots WHERE lineage=? AND seq>? AND state='committed'`).get(s.lineage, s.seq) as { m: number | null };
+      const prev = this.db
+        .st(`SELECT max(seq) AS m FROM snapshots WHERE lineage=? AND seq<? AND state='committed'`)
+        .get(s.lineage, s.seq) as { m: number | null };
+      const next = this.db
+        .st(`SELECT min(seq) AS m FROM snapshots WHERE lineage=? AND seq>? AND state='committed'`)
+        .get(s.lineage, s.seq) as { m: number | null };
       const lo = prev.m ?? -1;
       const hi = next.m ?? Number.MAX_SAFE_INTEGER;
       // Rows valid only inside (prev, next) belonged to this snapshot alone.
-      this.db.st(`DELETE FROM versions WHERE lineage=? AND from_seq>? AND from_seq<=? AND ((to_seq IS NULL AND ?=${Number.MAX_SAFE_INTEGER}) OR to_seq<?)`)
+      this.db
+        .st(
+          `DELETE FROM versions WHERE lineage=? AND from_seq>? AND from_seq<=? AND ((to_seq IS NULL AND ?=${Number.MAX_SAFE_INTEGER}) OR to_seq<?)`,
+        )
         .run(s.lineage, lo, s.seq, hi, hi);
       this.db.st(`DELETE FROM damaged WHERE seq=?`).run(s.seq);
       this.db.st(`DELETE FROM snapshots WHERE seq=?`).run(s.seq);
@@ -87,8 +101,10 @@ export class CatalogWriter {
     if (have !== undefined) return have;
     const parent = p === '/' ? null : this.ensurePath(dirname(p));
     this.db.wrote();
-    return Number(this.db.st(`INSERT INTO paths(parent, name, path) VALUES(?,?,?)`)
-      .run(parent, toBlob(p === '/' ? '' : basename(p)), toBlob(p)).lastInsertRowid);
+    return Number(
+      this.db.st(`INSERT INTO paths(parent, name, path) VALUES(?,?,?)`).run(parent, toBlob(p === '/' ? '' : basename(p)), toBlob(p))
+        .lastInsertRowid,
+    );
   }
 
   /** The id of `name` in a directory whose id is known: the snapshot walk's per-entry lookup. */
@@ -105,11 +121,36 @@ export class CatalogWriter {
   /** A new row for an entry that differs from the parent's: valid from `seq` on, open. */
   insertVersion(pathId: number, lineage: number, seq: number, e: Entry): number {
     this.db.wrote();
-    return Number(this.db.st(`INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
-      ino, dev, nlink, rdev, target, fp, content, tree, flags) VALUES(?,?,?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
-      pathId, lineage, seq, ENTRY_TYPES.indexOf(e.type), e.mode, e.uid, e.gid, e.user, e.group, e.size, e.mtime, e.ctime,
-      BigInt.asIntN(64, e.ino), BigInt.asIntN(64, e.dev), e.nlink, e.rdev, e.target === null ? null : toBlob(e.target),
-      e.fp === null ? null : Buffer.from(e.fp, 'hex'), contentToBlob(e.content), e.tree === null ? null : Buffer.from(e.tree, 'hex'), e.flags).lastInsertRowid);
+    return Number(
+      this.db
+        .st(
+          `INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
+      ino, dev, nlink, rdev, target, fp, content, tree, flags) VALUES(?,?,?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        )
+        .run(
+          pathId,
+          lineage,
+          seq,
+          ENTRY_TYPES.indexOf(e.type),
+          e.mode,
+          e.uid,
+          e.gid,
+          e.user,
+          e.group,
+          e.size,
+          e.mtime,
+          e.ctime,
+          BigInt.asIntN(64, e.ino),
+          BigInt.asIntN(64, e.dev),
+          e.nlink,
+          e.rdev,
+          e.target === null ? null : toBlob(e.target),
+          e.fp === null ? null : Buffer.from(e.fp, 'hex'),
+          contentToBlob(e.content),
+          e.tree === null ? null : Buffer.from(e.tree, 'hex'),
+          e.flags,
+        ).lastInsertRowid,
+    );
   }
 
   /** Marks a parent row as superseded; it is closed when the pending snapshot commits. */
@@ -122,8 +163,11 @@ export class CatalogWriter {
   closeSubtree(seq: number, lineage: number, dir: RawPath): void {
     const [lo, hi] = subtreeRange(dir);
     this.db.wrote(10);
-    this.db.st(`INSERT OR IGNORE INTO pending_close SELECT ?, v.id FROM paths p CROSS JOIN versions v ON v.path=p.id
-      WHERE p.path>=? AND p.path<? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`)
+    this.db
+      .st(
+        `INSERT OR IGNORE INTO pending_close SELECT ?, v.id FROM paths p CROSS JOIN versions v ON v.path=p.id
+      WHERE p.path>=? AND p.path<? AND v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`,
+      )
       .run(seq, toBlob(lo), toBlob(hi), lineage, seq);
   }
 
@@ -165,14 +209,17 @@ export class CatalogWriter {
   carryDamage(fromSeq: number, toSeq: number, root: RawPath): void {
     const [lo, hi] = subtreeRange(root);
     this.db.wrote();
-    this.db.st(`INSERT OR IGNORE INTO damaged SELECT ?, path, dir, message FROM damaged WHERE seq=? AND (path=? OR (path>=? AND path<?))`)
+    this.db
+      .st(`INSERT OR IGNORE INTO damaged SELECT ?, path, dir, message FROM damaged WHERE seq=? AND (path=? OR (path>=? AND path<?))`)
       .run(toSeq, fromSeq, toBlob(root), toBlob(lo), toBlob(hi));
   }
 
   /** Drops every snapshot and entry (packs, blobs and tree digests stay): the start of a rebuild. */
   clearSnapshots(): void {
     this.db.atomic(() => {
-      this.db.exec(`DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM damaged;`);
+      this.db.exec(
+        `DELETE FROM pending_close; DELETE FROM versions; DELETE FROM snapshots; DELETE FROM paths; DELETE FROM lineages; DELETE FROM damaged;`,
+      );
     });
   }
 }

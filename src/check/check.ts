@@ -153,7 +153,10 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
     // that leaves `ok` and the exit code alone.
     const temps = (await s.repo.store.listStaleTemps?.()) ?? [];
     const tempBytes = temps.reduce((n, t) => n + t.size, 0);
-    if (temps.length) log?.(`warning: ${temps.length} stale temporary objects (${tempBytes} bytes) left by interrupted writes; "snapfill prune" removes them`);
+    if (temps.length)
+      log?.(
+        `warning: ${temps.length} stale temporary objects (${tempBytes} bytes) left by interrupted writes; "snapfill prune" removes them`,
+      );
     Object.assign(result, { stale_temp_objects: temps.length, stale_temp_bytes: tempBytes });
     return result;
   });
@@ -166,13 +169,18 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
   const repoSnaps = new Set<string>();
   for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
   const catSnaps = new Set(catalog.listSnapshots().map((x) => x.id));
-  for (const id of repoSnaps) if (!catSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: `snapshot is in the repository but not in the catalog ${hint}` });
-  for (const id of catSnaps) if (!repoSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: `catalog lists a snapshot the repository does not have ${hint}` });
+  for (const id of repoSnaps)
+    if (!catSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: `snapshot is in the repository but not in the catalog ${hint}` });
+  for (const id of catSnaps)
+    if (!repoSnaps.has(id))
+      errors.push({ path: `snapshot ${id}`, message: `catalog lists a snapshot the repository does not have ${hint}` });
   const repoPacks = new Set<string>();
   for await (const id of repo.listPackIndexes()) repoPacks.add(id);
   const catPacks = new Set(catalog.packIds());
-  for (const id of repoPacks) if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
-  for (const id of catPacks) if (!repoPacks.has(id)) errors.push({ path: `pack ${id}`, message: `catalog lists a pack the repository does not have ${hint}` });
+  for (const id of repoPacks)
+    if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
+  for (const id of catPacks)
+    if (!repoPacks.has(id)) errors.push({ path: `pack ${id}`, message: `catalog lists a pack the repository does not have ${hint}` });
   return errors;
 }
 
@@ -200,15 +208,24 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
   const log = opts.onProgress ?? (() => {});
   const found = new Findings();
   const result: CheckResult = {
-    ok: false, snapshots_checked: 0, trees_checked: 0, packs_checked: 0, packs_read: 0, blobs_checked: 0, bytes_read: 0,
-    broken_packs: [], unindexed_packs: [], catalog_synced: catalog !== null, errors: found.errors,
+    ok: false,
+    snapshots_checked: 0,
+    trees_checked: 0,
+    packs_checked: 0,
+    packs_read: 0,
+    blobs_checked: 0,
+    bytes_read: 0,
+    broken_packs: [],
+    unindexed_packs: [],
+    catalog_synced: catalog !== null,
+    errors: found.errors,
   };
   const packs = await checkPacks(repo, catalog ?? opts.compareIndexesWith ?? null, result, found);
   log(`check: ${packs.indexes.size} packs indexed, ${packs.blobHome.size} blobs`);
   if (opts.readData || opts.subset) await readSelectedPacks(repo, packs, opts, result, found);
   const affected = await checkSnapshots(repo, packs, result, found);
   // The catalog must describe exactly what the repository holds.
-  if (catalog) found.errors.push(...await compareCatalog(repo, catalog));
+  if (catalog) found.errors.push(...(await compareCatalog(repo, catalog)));
   result.broken_packs = brokenPacks(found, affected);
   result.ok = found.errors.length === 0;
   return result;
@@ -239,11 +256,22 @@ async function checkPacks(repo: Repository, cmp: Catalog | null, result: CheckRe
     const size = sizes.get(id);
     if (size === undefined) {
       found.errors.push({ path: `pack ${id}`, message: 'pack file is missing (its index exists)' });
-      found.markBroken(id, 'pack missing', idx.blobs.map((b) => b.id));
+      found.markBroken(
+        id,
+        'pack missing',
+        idx.blobs.map((b) => b.id),
+      );
     } else if (size !== idx.size) {
-      found.errors.push({ path: `pack ${id}`, message: `pack size ${size} differs from the ${idx.size} bytes its index records (truncated or damaged)` });
+      found.errors.push({
+        path: `pack ${id}`,
+        message: `pack size ${size} differs from the ${idx.size} bytes its index records (truncated or damaged)`,
+      });
       // Blobs past the end are certainly lost; the rest is judged by --read-data.
-      found.markBroken(id, size < idx.size ? 'pack truncated' : 'pack size mismatch', idx.blobs.filter((b) => b.offset + b.length > size).map((b) => b.id));
+      found.markBroken(
+        id,
+        size < idx.size ? 'pack truncated' : 'pack size mismatch',
+        idx.blobs.filter((b) => b.offset + b.length > size).map((b) => b.id),
+      );
     }
   }
   for (const id of sizes.keys()) if (!indexes.has(id)) result.unindexed_packs.push(id);
@@ -251,7 +279,13 @@ async function checkPacks(repo: Repository, cmp: Catalog | null, result: CheckRe
 }
 
 /** Read data: every selected pack once, in id order. */
-async function readSelectedPacks(repo: Repository, packs: IndexedPacks, opts: CheckOptions, result: CheckResult, found: Findings): Promise<void> {
+async function readSelectedPacks(
+  repo: Repository,
+  packs: IndexedPacks,
+  opts: CheckOptions,
+  result: CheckResult,
+  found: Findings,
+): Promise<void> {
   const day = opts.day ?? Math.floor(Date.now() / 86_400_000);
   const ids = [...packs.indexes.keys()].filter((id) => packs.sizes.has(id)).sort();
   const selected = opts.subset ? ids.filter((id) => inSubset(id, opts.subset!, day)) : ids;
@@ -263,7 +297,12 @@ async function readSelectedPacks(repo: Repository, packs: IndexedPacks, opts: Ch
 }
 
 /** Snapshots and their trees; every bad or absent blob attributed to snapshot paths, by pack. */
-async function checkSnapshots(repo: Repository, packs: IndexedPacks, result: CheckResult, found: Findings): Promise<Map<string, AffectedPath[]>> {
+async function checkSnapshots(
+  repo: Repository,
+  packs: IndexedPacks,
+  result: CheckResult,
+  found: Findings,
+): Promise<Map<string, AffectedPath[]>> {
   const snapIds: string[] = [];
   for await (const id of repo.listSnapshotIds()) snapIds.push(id);
   snapIds.sort();
@@ -296,8 +335,11 @@ function brokenPacks(found: Findings, affected: Map<string, AffectedPath[]>): Br
   for (const [pack, b] of [...found.broken].sort(([a], [c]) => (a < c ? -1 : 1))) {
     const paths = affected.get(pack) ?? [];
     out.push({
-      pack, problem: b.problem, bad_blobs: b.badBlobs.size,
-      snapshots: [...new Set(paths.map((p) => p.snapshot_id))].sort(), paths,
+      pack,
+      problem: b.problem,
+      bad_blobs: b.badBlobs.size,
+      snapshots: [...new Set(paths.map((p) => p.snapshot_id))].sort(),
+      paths,
     });
   }
   return out;
@@ -321,7 +363,12 @@ export function compareIndex(catalog: Catalog, idx: PackIndex): CheckError | nul
     const c = have.blobs.get(b.id);
     if (c && c.offset === b.offset && c.length === b.length) continue;
     blobs++;
-    if (diffs.length < 3) diffs.push(c ? `blob ${b.id.slice(0, 12)} at ${b.offset}+${b.length} in the repository, ${c.offset}+${c.length} in the catalog` : `blob ${b.id.slice(0, 12)} is not in the catalog`);
+    if (diffs.length < 3)
+      diffs.push(
+        c
+          ? `blob ${b.id.slice(0, 12)} at ${b.offset}+${b.length} in the repository, ${c.offset}+${c.length} in the catalog`
+          : `blob ${b.id.slice(0, 12)} is not in the catalog`,
+      );
   }
   for (const id of have.blobs.keys()) {
     if (seen.has(id)) continue;
@@ -331,7 +378,8 @@ export function compareIndex(catalog: Catalog, idx: PackIndex): CheckError | nul
   if (!diffs.length) return null;
   return {
     path: indexKey(idx.pack),
-    message: `pack index differs from the catalog's copy (${blobs} blobs differ; ${diffs.join('; ')}): the index object or the catalog was altered. ` +
+    message:
+      `pack index differs from the catalog's copy (${blobs} blobs differ; ${diffs.join('; ')}): the index object or the catalog was altered. ` +
       '"snapfill check --read-data" shows which blobs are damaged; then "snapfill catalog rebuild"',
   };
 }
@@ -343,7 +391,11 @@ async function readPackData(repo: Repository, idx: PackIndex, result: CheckResul
     bytes = await repo.readPack(idx.pack);
   } catch (e) {
     found.errors.push({ path: `pack ${idx.pack}`, message: `pack cannot be read: ${(e as Error).message}` });
-    found.markBroken(idx.pack, 'pack unreadable', idx.blobs.map((b) => b.id));
+    found.markBroken(
+      idx.pack,
+      'pack unreadable',
+      idx.blobs.map((b) => b.id),
+    );
     return;
   }
   result.packs_read++;
@@ -360,7 +412,10 @@ async function readPackData(repo: Repository, idx: PackIndex, result: CheckResul
     if (loadBlobsFromPackSync(read, [b]).bad.has(b.id)) bad.push(b.id);
   }
   if (bad.length) {
-    found.errors.push({ path: `pack ${idx.pack}`, message: `${bad.length} of ${idx.blobs.length} blobs are corrupt (content does not match their SHA-256 id)` });
+    found.errors.push({
+      path: `pack ${idx.pack}`,
+      message: `${bad.length} of ${idx.blobs.length} blobs are corrupt (content does not match their SHA-256 id)`,
+    });
     found.markBroken(idx.pack, 'corrupt blobs', bad);
   }
 }
@@ -395,7 +450,8 @@ class TreeWalker {
     const home = this.blobHome.get(id);
     if (!home) return { pack: '(none)', message: `blob ${id.slice(0, 12)} is not in any pack` };
     const b = this.broken.get(home.pack);
-    if (b && b.badBlobs.has(id)) return { pack: home.pack, message: `blob ${id.slice(0, 12)} in pack ${home.pack.slice(0, 12)} is damaged (${b.problem})` };
+    if (b && b.badBlobs.has(id))
+      return { pack: home.pack, message: `blob ${id.slice(0, 12)} in pack ${home.pack.slice(0, 12)} is damaged (${b.problem})` };
     return null;
   }
 
@@ -418,7 +474,11 @@ class TreeWalker {
         const b = this.broken.get(home.pack) ?? { problem: 'corrupt tree blob', badBlobs: new Set<BlobId>() };
         b.badBlobs.add(treeId);
         this.broken.set(home.pack, b);
-        out.push({ path: '/', pack: home.pack, message: `directory listing lost: tree blob ${treeId.slice(0, 12)} in pack ${home.pack.slice(0, 12)}: ${(e as Error).message}` });
+        out.push({
+          path: '/',
+          pack: home.pack,
+          message: `directory listing lost: tree blob ${treeId.slice(0, 12)} in pack ${home.pack.slice(0, 12)}: ${(e as Error).message}`,
+        });
       }
     }
     const seen = new Set<string>();
@@ -426,7 +486,11 @@ class TreeWalker {
       // The same rule as the catalog import (src/catalog/sync.ts), which refuses these entries.
       const bad = nameProblem(e.name) ?? (seen.has(e.name) ? 'appears twice in its directory' : null);
       if (bad) {
-        out.push({ path: refusedPath('/', e.name), pack: '', message: `unsafe entry name ${quoteName(e.name)} ${bad} (refused by restore, ls, dump)` });
+        out.push({
+          path: refusedPath('/', e.name),
+          pack: '',
+          message: `unsafe entry name ${quoteName(e.name)} ${bad} (refused by restore, ls, dump)`,
+        });
         continue;
       }
       seen.add(e.name);

@@ -1,9 +1,23 @@
 import type { Command } from 'commander';
 import { globals, printJson, EXIT, type GlobalOpts } from './output.js';
-import { withSession as withApiSession, LockBusyError, OptionError, RepoLockedError, type OpenOptions, type Session } from '../api/index.js';
+import {
+  withSession as withApiSession,
+  LockBusyError,
+  OptionError,
+  RepoLockedError,
+  type OpenOptions,
+  type Session,
+} from '../api/index.js';
 
 export function storeOpts(g: GlobalOpts): OpenOptions {
-  return { repo: g.repo, catalog: g.catalog, s3Endpoint: g.s3Endpoint, s3Region: g.s3Region, s3PathStyle: g.s3PathStyle, objectLockDays: g.objectLockDays };
+  return {
+    repo: g.repo,
+    catalog: g.catalog,
+    s3Endpoint: g.s3Endpoint,
+    s3Region: g.s3Region,
+    s3PathStyle: g.s3PathStyle,
+    objectLockDays: g.objectLockDays,
+  };
 }
 
 /** Progress for stderr, unless --quiet. */
@@ -56,7 +70,9 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
  */
 function rejectEmptyGlobals(g: GlobalOpts & { config?: string }): void {
   const given: [string, string | undefined, string][] = [
-    ['--repo', g.repo, 'a directory or s3://bucket/prefix'], ['--catalog', g.catalog, 'a file'], ['--config', g.config, 'a file'],
+    ['--repo', g.repo, 'a directory or s3://bucket/prefix'],
+    ['--catalog', g.catalog, 'a file'],
+    ['--config', g.config, 'a file'],
   ];
   for (const [flag, value, what] of given) {
     if (value !== undefined && !value.trim()) throw new Error(`${flag} is empty: give ${what}, or leave the option out`);

@@ -5,19 +5,25 @@ import { catFile } from '../api/index.js';
 import { endQuietlyOnEpipe } from './stdout.js';
 
 export function register(program: Command): void {
-  program.command('cat')
-    .description('write one file\'s content from a snapshot to stdout (symlinks inside the snapshot are followed)')
+  program
+    .command('cat')
+    .description("write one file's content from a snapshot to stdout (symlinks inside the snapshot are followed)")
     .argument('<snap>', 'snapshot id, id prefix, or "latest"')
     .argument('<file>', 'absolute path of the file as it was backed up')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   snapfill cat latest /home/alice/public_html/wp-config.php
-  snapfill cat 3fa2c1 /home/alice/Maildir/cur/1700000000.M1P2.host:2,S > mail.eml`)
-    .action(action(async (g, [ref, file]) => {
-      endQuietlyOnEpipe();
-      return withSession(g, { readOnly: true }, async (s) => {
-        await catFile(s, ref, file, process.stdout);
-        return EXIT.OK;
-      });
-    }));
+  snapfill cat 3fa2c1 /home/alice/Maildir/cur/1700000000.M1P2.host:2,S > mail.eml`,
+    )
+    .action(
+      action(async (g, [ref, file]) => {
+        endQuietlyOnEpipe();
+        return withSession(g, { readOnly: true }, async (s) => {
+          await catFile(s, ref, file, process.stdout);
+          return EXIT.OK;
+        });
+      }),
+    );
 }

@@ -15,27 +15,44 @@ function reportDamage(rep: SyncReport): number {
 
 export function register(program: Command): void {
   const cat = program.command('catalog').description('manage the local SQLite catalog (an index rebuildable from the repository)');
-  cat.command('rebuild')
+  cat
+    .command('rebuild')
     .description('rebuild the catalog from the repository alone (e.g. on a new machine)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exit codes: 0 rebuilt; 3 rebuilt, but some snapshots have damaged or refused entries (listed on stderr:
-unreadable tree blobs lose their directory's contents, unsafe names are refused); 1 failure.`)
-    .action(action(async (g) => {
-      return withSession(g, { noSync: true }, async (s) => {
-        const out = await catalogRebuild(s, progressLog(g));
-        if (g.json) printJson(out);
-        else info(g, `catalog rebuilt: ${out.snapshots_added} snapshots, ${out.packs_added} packs in ${out.duration_s.toFixed(1)}s (${out.catalog})`);
-        return reportDamage(out);
-      });
-    }));
-  cat.command('sync')
+unreadable tree blobs lose their directory's contents, unsafe names are refused); 1 failure.`,
+    )
+    .action(
+      action(async (g) => {
+        return withSession(g, { noSync: true }, async (s) => {
+          const out = await catalogRebuild(s, progressLog(g));
+          if (g.json) printJson(out);
+          else
+            info(
+              g,
+              `catalog rebuilt: ${out.snapshots_added} snapshots, ${out.packs_added} packs in ${out.duration_s.toFixed(1)}s (${out.catalog})`,
+            );
+          return reportDamage(out);
+        });
+      }),
+    );
+  cat
+    .command('sync')
     .description('import what the repository has and the catalog lacks (done automatically by most commands)')
-    .action(action(async (g) => {
-      return withSession(g, { noSync: true }, async (s) => {
-        const rep = await catalogSync(s);
-        if (g.json) printJson(rep);
-        else info(g, `catalog synced: +${rep.snapshots_added}/-${rep.snapshots_removed} snapshots, +${rep.packs_added}/-${rep.packs_removed} packs`);
-        return reportDamage(rep);
-      });
-    }));
+    .action(
+      action(async (g) => {
+        return withSession(g, { noSync: true }, async (s) => {
+          const rep = await catalogSync(s);
+          if (g.json) printJson(rep);
+          else
+            info(
+              g,
+              `catalog synced: +${rep.snapshots_added}/-${rep.snapshots_removed} snapshots, +${rep.packs_added}/-${rep.packs_removed} packs`,
+            );
+          return reportDamage(rep);
+        });
+      }),
+    );
 }

@@ -1,7 +1,15 @@
 import type { Command } from 'commander';
 import { action, collect, progressLog, withSession } from './action.js';
 import { humanBytes, info, printJson, type GlobalOpts } from './output.js';
-import { choosePolicy, describePolicy, forgetSnapshots, parseDuration, type ChosenPolicy, type PruneReport, type RetentionPolicy } from '../api/index.js';
+import {
+  choosePolicy,
+  describePolicy,
+  forgetSnapshots,
+  parseDuration,
+  type ChosenPolicy,
+  type PruneReport,
+  type RetentionPolicy,
+} from '../api/index.js';
 
 function count(flag: string) {
   return (v: string) => {
@@ -17,9 +25,12 @@ export function parseThreshold(v: string): number {
 }
 
 export function printPruneReport(g: { quiet?: boolean; json?: boolean }, r: PruneReport): void {
-  info(g, `${r.dry_run ? 'would free' : 'freed'} ${humanBytes(Math.max(0, r.bytes_freed))}: ${r.packs_deleted} unused packs deleted, ` +
-    `${r.packs_repacked} repacked into ${r.packs_written} new, ${r.orphan_packs_deleted} orphan packs removed ` +
-    `(${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)} -> ${humanBytes(r.bytes_after)})`);
+  info(
+    g,
+    `${r.dry_run ? 'would free' : 'freed'} ${humanBytes(Math.max(0, r.bytes_freed))}: ${r.packs_deleted} unused packs deleted, ` +
+      `${r.packs_repacked} repacked into ${r.packs_written} new, ${r.orphan_packs_deleted} orphan packs removed ` +
+      `(${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)} -> ${humanBytes(r.bytes_after)})`,
+  );
   if (r.retained_skipped.length) info(g, `${r.retained_skipped.length} packs are still under object-lock retention and were kept`);
 }
 
@@ -31,17 +42,25 @@ type ForgetOutcome = Awaited<ReturnType<typeof forgetSnapshots>>;
 
 function printForget(g: GlobalOpts, result: ForgetOutcome): void {
   for (const grp of result.groups) {
-    info(g, `host ${grp.host}, paths ${grp.paths.join(' ')}: keep ${grp.keep.length}, ${result.dry_run ? 'would remove' : 'remove'} ${grp.remove.length}`);
+    info(
+      g,
+      `host ${grp.host}, paths ${grp.paths.join(' ')}: keep ${grp.keep.length}, ${result.dry_run ? 'would remove' : 'remove'} ${grp.remove.length}`,
+    );
     for (const k of grp.keep) info(g, `  keep   ${k.id.slice(0, 8)}  ${k.time}  ${k.reasons.join('; ')}`);
-    for (const r of grp.remove) info(g, `  ${result.dry_run ? 'would remove' : 'remove'} ${r.id.slice(0, 8)}  ${r.time}  ${r.reasons.join('; ')}`);
+    for (const r of grp.remove)
+      info(g, `  ${result.dry_run ? 'would remove' : 'remove'} ${r.id.slice(0, 8)}  ${r.time}  ${r.reasons.join('; ')}`);
   }
-  info(g, `${result.dry_run ? 'dry run: would remove' : 'removed'} ${result.removed.length} snapshots, kept ${result.kept}` +
-    (result.retained.length ? `; ${result.retained.length} kept because of object-lock retention` : ''));
+  info(
+    g,
+    `${result.dry_run ? 'dry run: would remove' : 'removed'} ${result.removed.length} snapshots, kept ${result.kept}` +
+      (result.retained.length ? `; ${result.retained.length} kept because of object-lock retention` : ''),
+  );
   if (result.prune) printPruneReport(g, result.prune);
 }
 
 export function register(program: Command): void {
-  program.command('forget')
+  program
+    .command('forget')
     .description('remove snapshots by a retention policy (per host + source paths); data is freed by prune')
     .option('--keep-last <n>', 'keep the n newest snapshots', count('--keep-last'))
     .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', count('--keep-hourly'))
@@ -51,30 +70,50 @@ export function register(program: Command): void {
     .option('--keep-yearly <n>', 'same per year', count('--keep-yearly'))
     .option('--keep-within <duration>', 'keep every snapshot within this duration of the newest one (e.g. 7d, 36h, 2w, 1y6m)')
     .option('--keep-tag <tag>', 'keep every snapshot with this tag (repeatable)', collect, [])
-    .option('--host <name>', 'only apply the policy to this host\'s snapshots')
+    .option('--host <name>', "only apply the policy to this host's snapshots")
     .option('-n, --dry-run', 'show which snapshots would go and why; change nothing')
     .option('--prune', 'run prune afterwards to free the space')
     .option('--repack-threshold <share>', 'with --prune: repack packs with more than this share unused (default 0.25)', parseThreshold)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 With no --keep-* option the policy comes from the config file when --config (or SNAPFILL_CONFIG)
 is given, else the default: every snapshot within 7 days of the newest, plus 4 weekly.
 Time buckets are UTC; weeks are ISO weeks. A group never loses all of its snapshots.
 
 Examples:
   snapfill forget --dry-run
-  snapfill forget --keep-within 7d --keep-weekly 4 --keep-monthly 6 --prune`)
-    .action(action(async (g, [opts]) => {
-      const given: RetentionPolicy = {
-        last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly,
-        yearly: opts.keepYearly, withinMs: opts.keepWithin ? parseDuration(opts.keepWithin) : undefined,
-        tags: opts.keepTag.length ? opts.keepTag : undefined,
-      };
-      const chosen = choosePolicy(given, g.config);
-      info(g, `policy (${policySource(chosen)}): ${describePolicy(chosen.policy)}`);
-      const result = await withSession(g, {}, (s) => forgetSnapshots(s, {
-        policy: chosen.policy, dryRun: opts.dryRun, host: opts.host, prune: opts.prune, repackThreshold: opts.repackThreshold, onProgress: progressLog(g),
-      }));
-      if (g.json) { printJson(result); return; }
-      printForget(g, result);
-    }));
+  snapfill forget --keep-within 7d --keep-weekly 4 --keep-monthly 6 --prune`,
+    )
+    .action(
+      action(async (g, [opts]) => {
+        const given: RetentionPolicy = {
+          last: opts.keepLast,
+          hourly: opts.keepHourly,
+          daily: opts.keepDaily,
+          weekly: opts.keepWeekly,
+          monthly: opts.keepMonthly,
+          yearly: opts.keepYearly,
+          withinMs: opts.keepWithin ? parseDuration(opts.keepWithin) : undefined,
+          tags: opts.keepTag.length ? opts.keepTag : undefined,
+        };
+        const chosen = choosePolicy(given, g.config);
+        info(g, `policy (${policySource(chosen)}): ${describePolicy(chosen.policy)}`);
+        const result = await withSession(g, {}, (s) =>
+          forgetSnapshots(s, {
+            policy: chosen.policy,
+            dryRun: opts.dryRun,
+            host: opts.host,
+            prune: opts.prune,
+            repackThreshold: opts.repackThreshold,
+            onProgress: progressLog(g),
+          }),
+        );
+        if (g.json) {
+          printJson(result);
+          return;
+        }
+        printForget(g, result);
+      }),
+    );
 }

@@ -5,28 +5,34 @@ import { basename, display, listEntries } from '../api/index.js';
 import { entryJson, longLine } from './format.js';
 
 export function register(program: Command): void {
-  program.command('ls')
+  program
+    .command('ls')
     .description('list a directory of a snapshot (served from the catalog, never by loading the snapshot)')
     .argument('<snap>', 'snapshot id, id prefix, or "latest"')
     .argument('[path]', 'directory or file inside the snapshot', '/')
     .option('-l, --long', 'long listing: mode, owner, size, mtime, like ls -l')
     .option('-R, --recursive', 'list everything below the path')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exit codes: 0 listed; 3 listed, but the snapshot lost or refused entries at or below the path
-(a damaged directory listing, unsafe names: named on stderr); 1 failure.`)
-    .action(action(async (g, [ref, p, opts]) => {
-      return withSession(g, { readOnly: true }, async (s) => {
-        const l = listEntries(s, ref, p, { recursive: opts.recursive });
-        const out: Record<string, unknown>[] = [];
-        for (const v of l.entries) {
-          const name = opts.recursive ? display(v.path) : display(basename(v.path));
-          if (g.json) out.push(entryJson(v));
-          else if (opts.long) info(g, longLine(v, name));
-          else info(g, name);
-        }
-        for (const e of l.damage) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
-        if (g.json) printJson({ snapshot_id: l.snapshot.id, path: display(l.path), entries: out, errors: l.damage });
-        return l.damage.length ? EXIT.PARTIAL : EXIT.OK;
-      });
-    }));
+(a damaged directory listing, unsafe names: named on stderr); 1 failure.`,
+    )
+    .action(
+      action(async (g, [ref, p, opts]) => {
+        return withSession(g, { readOnly: true }, async (s) => {
+          const l = listEntries(s, ref, p, { recursive: opts.recursive });
+          const out: Record<string, unknown>[] = [];
+          for (const v of l.entries) {
+            const name = opts.recursive ? display(v.path) : display(basename(v.path));
+            if (g.json) out.push(entryJson(v));
+            else if (opts.long) info(g, longLine(v, name));
+            else info(g, name);
+          }
+          for (const e of l.damage) process.stderr.write(`error: ${e.path}: ${e.message}\n`);
+          if (g.json) printJson({ snapshot_id: l.snapshot.id, path: display(l.path), entries: out, errors: l.damage });
+          return l.damage.length ? EXIT.PARTIAL : EXIT.OK;
+        });
+      }),
+    );
 }

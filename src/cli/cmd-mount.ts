@@ -29,13 +29,16 @@ async function serveUntilSignal(g: GlobalOpts, handle: MountHandle): Promise<num
 }
 
 export function register(program: Command): void {
-  program.command('mount')
+  program
+    .command('mount')
     .description('browse all snapshots read-only through FUSE until Ctrl-C (needs /dev/fuse and the optional fuse-native module)')
     .argument('<mountpoint>', 'an existing empty directory')
     .option('--accounts-root <dir>', 'where account homes live, for /accounts/<name>/<time>/', '/home')
     .option('--allow-other', 'let other users use the mount (non-root needs user_allow_other in /etc/fuse.conf)')
     .option('--cache-mb <n>', 'memory for cached content blobs, in MiB', '64')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Layout:
   MOUNTPOINT/snapshots/<time>_<id>/<original paths>
   MOUNTPOINT/latest/...                   the newest snapshot
@@ -47,20 +50,29 @@ killed process ("Transport endpoint is not connected") is removed with:
 
 Examples:
   snapfill mount /mnt/snapfill &
-  cp -a /mnt/snapfill/accounts/alice/2026-11-20T030000Z/. /home/alice/`)
-    .action(action(async (g, [mountpoint, opts]) => {
-      checkMountAvailable(); // fail with the reason before touching the repository
-      const cacheMb = Number(opts.cacheMb);
-      if (!Number.isFinite(cacheMb) || cacheMb < 0) throw new Error(`--cache-mb: "${opts.cacheMb}" is not a number of MiB`);
-      return withSession(g, { readOnly: true }, async (s) => {
-        const { handle, snapshots } = await mount(s, {
-          mountpoint, accountsRoot: opts.accountsRoot, allowOther: opts.allowOther, cacheBytes: cacheMb * 1024 * 1024,
-          onLog: (m) => process.stderr.write(`snapfill mount: ${m}\n`),
+  cp -a /mnt/snapfill/accounts/alice/2026-11-20T030000Z/. /home/alice/`,
+    )
+    .action(
+      action(async (g, [mountpoint, opts]) => {
+        checkMountAvailable(); // fail with the reason before touching the repository
+        const cacheMb = Number(opts.cacheMb);
+        if (!Number.isFinite(cacheMb) || cacheMb < 0) throw new Error(`--cache-mb: "${opts.cacheMb}" is not a number of MiB`);
+        return withSession(g, { readOnly: true }, async (s) => {
+          const { handle, snapshots } = await mount(s, {
+            mountpoint,
+            accountsRoot: opts.accountsRoot,
+            allowOther: opts.allowOther,
+            cacheBytes: cacheMb * 1024 * 1024,
+            onLog: (m) => process.stderr.write(`snapfill mount: ${m}\n`),
+          });
+          if (g.json) printJson({ mountpoint: handle.mountpoint, mounted: true });
+          info(
+            g,
+            `mounted ${snapshots} snapshot(s) at ${handle.mountpoint}; Ctrl-C to unmount ` +
+              `(if this process is killed, run ${unmountHint(handle.mountpoint)})`,
+          );
+          return serveUntilSignal(g, handle);
         });
-        if (g.json) printJson({ mountpoint: handle.mountpoint, mounted: true });
-        info(g, `mounted ${snapshots} snapshot(s) at ${handle.mountpoint}; Ctrl-C to unmount ` +
-          `(if this process is killed, run ${unmountHint(handle.mountpoint)})`);
-        return serveUntilSignal(g, handle);
-      });
-    }));
+      }),
+    );
 }

@@ -13,8 +13,12 @@ function progressLine(p: RestoreProgress, t: number): string {
 function printRestore(g: GlobalOpts, res: RestoreResult): void {
   const verb = res.dry_run ? 'would restore' : 'restored';
   info(g, `${res.dry_run ? 'plan for' : 'restore of'} snapshot ${res.snapshot_id.slice(0, 8)} (mode ${res.mode}) into ${res.target}:`);
-  for (const [k, v] of Object.entries(res.planned).sort()) info(g, `  ${k.padEnd(22)} ${String(v.count).padStart(9)}${v.bytes ? '  ' + humanBytes(v.bytes) : ''}`);
-  info(g, `${verb} ${res.files_restored} files (${humanBytes(res.bytes_written)} written), ${res.dirs_created} dirs created, ${res.metadata_fixed} metadata fixed, ${res.files_skipped} skipped, ${res.deleted} deleted in ${res.duration_s.toFixed(1)}s`);
+  for (const [k, v] of Object.entries(res.planned).sort())
+    info(g, `  ${k.padEnd(22)} ${String(v.count).padStart(9)}${v.bytes ? '  ' + humanBytes(v.bytes) : ''}`);
+  info(
+    g,
+    `${verb} ${res.files_restored} files (${humanBytes(res.bytes_written)} written), ${res.dirs_created} dirs created, ${res.metadata_fixed} metadata fixed, ${res.files_skipped} skipped, ${res.deleted} deleted in ${res.duration_s.toFixed(1)}s`,
+  );
   if (res.skipped_newer.length) {
     info(g, `${res.skipped_newer.length} files modified after the snapshot were left alone (use --overwrite-newer to replace them):`);
     for (const p of res.skipped_newer.slice(0, 10)) info(g, `  ${p}`);
@@ -24,7 +28,8 @@ function printRestore(g: GlobalOpts, res: RestoreResult): void {
 }
 
 export function register(program: Command): void {
-  program.command('restore')
+  program
+    .command('restore')
     .description('put back from a snapshot only what is missing or differs (never touching newer data unless told)')
     .argument('<snap>', 'snapshot id, id prefix, or "latest"')
     .argument('[path...]', 'paths inside the snapshot to restore (default: all its source paths)')
@@ -32,7 +37,7 @@ export function register(program: Command): void {
     .option('--mode <mode>', 'missing | changed | checksum | metadata | all', 'missing')
     .option('-i, --include <glob>', 'restore only files matching (repeatable)', collect, [])
     .option('-e, --exclude <glob>', 'skip matching paths (repeatable)', collect, [])
-    .option('--account <name>', 'restore one account\'s tree (<accounts-root>/<name>)')
+    .option('--account <name>', "restore one account's tree (<accounts-root>/<name>)")
     .option('--accounts-root <dir>', 'where accounts live', '/home')
     .option('--owner-by-name', 'map user/group names to the ids they have now (account recreated with new uids)')
     .option('--overwrite-newer', 'in changed/checksum mode, also replace files modified after the snapshot')
@@ -42,7 +47,9 @@ export function register(program: Command): void {
     .option('--host <name>', 'with "latest": the newest snapshot of this host')
     // Hidden: how content is read (default: direct for a local repository, planned for a remote one).
     .addOption(new Option('--strategy <strategy>', 'direct | planned').choices(['direct', 'planned']).hideHelp())
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Modes:
   missing   (default) restore entries that do not exist; existing ones are not touched at all
   changed   also rewrite files whose type, size or mtime differ; skips files modified after the snapshot
@@ -56,19 +63,36 @@ Examples:
   snapfill restore latest --account alice --target /srv/staging
   snapfill restore latest --account alice --owner-by-name      # account was deleted and recreated
 
-Exit codes: 0 success, 3 finished but some paths failed (listed), 1 failure.`)
-    .action(action(async (g, [ref, paths, opts]) => {
-      checkThreads(opts.threads);
-      const progress = new Progress({ quiet: g.quiet });
-      const res = await withSession(g, { readOnly: true }, (s) => restoreSnapshot(s, {
-        snapshot: ref, host: opts.host, paths, target: opts.target, mode: opts.mode as RestoreMode, include: opts.include, exclude: opts.exclude,
-        account: opts.account, accountsRoot: opts.accountsRoot, ownerByName: opts.ownerByName, delete: opts.delete,
-        dryRun: opts.dryRun, overwriteNewer: opts.overwriteNewer, threads: opts.threads, strategy: opts.strategy,
-        onProgress: (p) => progress.update((t) => progressLine(p, t)),
-      }));
-      progress.done();
-      if (g.json) printJson(res);
-      else printRestore(g, res);
-      return res.errors.length ? EXIT.PARTIAL : EXIT.OK;
-    }));
+Exit codes: 0 success, 3 finished but some paths failed (listed), 1 failure.`,
+    )
+    .action(
+      action(async (g, [ref, paths, opts]) => {
+        checkThreads(opts.threads);
+        const progress = new Progress({ quiet: g.quiet });
+        const res = await withSession(g, { readOnly: true }, (s) =>
+          restoreSnapshot(s, {
+            snapshot: ref,
+            host: opts.host,
+            paths,
+            target: opts.target,
+            mode: opts.mode as RestoreMode,
+            include: opts.include,
+            exclude: opts.exclude,
+            account: opts.account,
+            accountsRoot: opts.accountsRoot,
+            ownerByName: opts.ownerByName,
+            delete: opts.delete,
+            dryRun: opts.dryRun,
+            overwriteNewer: opts.overwriteNewer,
+            threads: opts.threads,
+            strategy: opts.strategy,
+            onProgress: (p) => progress.update((t) => progressLine(p, t)),
+          }),
+        );
+        progress.done();
+        if (g.json) printJson(res);
+        else printRestore(g, res);
+        return res.errors.length ? EXIT.PARTIAL : EXIT.OK;
+      }),
+    );
 }

@@ -4,27 +4,44 @@ import { info, printJson } from './output.js';
 import { display, listSnapshots } from '../api/index.js';
 
 export function register(program: Command): void {
-  program.command('snapshots')
+  program
+    .command('snapshots')
     .description('list snapshots, oldest first')
     .option('--host <name>', 'only snapshots of this host')
     .option('--tag <tag>', 'only snapshots with this tag')
     .option('--path <path>', 'only snapshots that include this source path')
-    .action(action(async (g, [opts]) => {
-      const list = await withSession(g, { readOnly: true }, async (s) => listSnapshots(s, { host: opts.host, tag: opts.tag, path: opts.path }));
-      if (g.json) {
-        printJson({
-          snapshots: list.map((r) => ({
-            id: r.id, short_id: r.id.slice(0, 8), time: r.time, host: r.host, paths: r.paths.map(display), tags: r.tags,
-            parent: r.parent, summary: r.record.summary ?? {},
-          })),
-        });
-        return;
-      }
-      if (!list.length) { info(g, 'no snapshots'); return; }
-      info(g, `${'ID'.padEnd(10)}${'Time'.padEnd(22)}${'Host'.padEnd(16)}${'Tags'.padEnd(14)}Paths`);
-      for (const r of list) {
-        info(g, `${r.id.slice(0, 8).padEnd(10)}${r.time.replace('T', ' ').slice(0, 19).padEnd(22)}${r.host.slice(0, 15).padEnd(16)}${r.tags.join(',').slice(0, 13).padEnd(14)}${r.paths.map(display).join(' ')}`);
-      }
-      info(g, `${list.length} snapshots`);
-    }));
+    .action(
+      action(async (g, [opts]) => {
+        const list = await withSession(g, { readOnly: true }, async (s) =>
+          listSnapshots(s, { host: opts.host, tag: opts.tag, path: opts.path }),
+        );
+        if (g.json) {
+          printJson({
+            snapshots: list.map((r) => ({
+              id: r.id,
+              short_id: r.id.slice(0, 8),
+              time: r.time,
+              host: r.host,
+              paths: r.paths.map(display),
+              tags: r.tags,
+              parent: r.parent,
+              summary: r.record.summary ?? {},
+            })),
+          });
+          return;
+        }
+        if (!list.length) {
+          info(g, 'no snapshots');
+          return;
+        }
+        info(g, `${'ID'.padEnd(10)}${'Time'.padEnd(22)}${'Host'.padEnd(16)}${'Tags'.padEnd(14)}Paths`);
+        for (const r of list) {
+          info(
+            g,
+            `${r.id.slice(0, 8).padEnd(10)}${r.time.replace('T', ' ').slice(0, 19).padEnd(22)}${r.host.slice(0, 15).padEnd(16)}${r.tags.join(',').slice(0, 13).padEnd(14)}${r.paths.map(display).join(' ')}`,
+          );
+        }
+        info(g, `${list.length} snapshots`);
+      }),
+    );
 }

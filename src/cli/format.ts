@@ -1,11 +1,25 @@
 import { display, type VersionRow } from '../api/index.js';
 
-const TYPE_CHAR: Record<string, string> = { file: '-', hardlink: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's' };
+const TYPE_CHAR: Record<string, string> = {
+  file: '-',
+  hardlink: '-',
+  dir: 'd',
+  symlink: 'l',
+  fifo: 'p',
+  chardev: 'c',
+  blockdev: 'b',
+  socket: 's',
+};
 
 export function modeString(type: string, mode: number): string {
   const rwx = (bits: number, special: boolean, ch: string) =>
     `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-'}`;
-  return TYPE_CHAR[type] + rwx(mode >> 6, (mode & 0o4000) !== 0, 's') + rwx(mode >> 3, (mode & 0o2000) !== 0, 's') + rwx(mode, (mode & 0o1000) !== 0, 't');
+  return (
+    TYPE_CHAR[type] +
+    rwx(mode >> 6, (mode & 0o4000) !== 0, 's') +
+    rwx(mode >> 3, (mode & 0o2000) !== 0, 's') +
+    rwx(mode, (mode & 0o1000) !== 0, 't')
+  );
 }
 
 export function timeString(ns: bigint): string {
@@ -24,8 +38,19 @@ export function longLine(v: VersionRow, name = display(v.path)): string {
 
 export function entryJson(v: VersionRow): Record<string, unknown> {
   return {
-    path: display(v.path), type: v.type, mode: v.mode, mode_string: modeString(v.type, v.mode), uid: v.uid, gid: v.gid,
-    user: v.user, group: v.group, size: v.size, mtime: timeString(v.mtime), mtime_ns: v.mtime.toString(),
-    nlink: v.nlink, target: v.target === null ? null : display(v.target), fingerprint: v.fp,
+    path: display(v.path),
+    type: v.type,
+    mode: v.mode,
+    mode_string: modeString(v.type, v.mode),
+    uid: v.uid,
+    gid: v.gid,
+    user: v.user,
+    group: v.group,
+    size: v.size,
+    mtime: timeString(v.mtime),
+    mtime_ns: v.mtime.toString(),
+    nlink: v.nlink,
+    target: v.target === null ? null : display(v.target),
+    fingerprint: v.fp,
   };
 }

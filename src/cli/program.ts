@@ -28,12 +28,15 @@ export function buildProgram(): Command {
       return Number(v);
     })
     .showHelpAfterError('(run with --help for usage)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Quick start:
   snapfill snapshot /home                 # first run creates the default repository
   snapfill snapshots
   snapfill restore latest --mode missing  # put back only what is missing
-`);
+`,
+    );
   for (const reg of [init, snapshot, snapshots, ls, find, diff, stats, catalog, ...extraCommands]) reg(program);
   return program;
 }

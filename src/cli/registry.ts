@@ -15,4 +15,16 @@ import { register as unlock } from './cmd-unlock.js';
  * Commands added by other modules (restore, verify, check, forget, prune, run, schedule, mount, ...).
  * One import and one list entry per command file keeps parallel work on separate commands from colliding.
  */
-export const extraCommands: ((program: Command) => void)[] = [restore, check, verify, mount, cat, dump, forget, prune, run, schedule, unlock];
+export const extraCommands: ((program: Command) => void)[] = [
+  restore,
+  check,
+  verify,
+  mount,
+  cat,
+  dump,
+  forget,
+  prune,
+  run,
+  schedule,
+  unlock,
+];

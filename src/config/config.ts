@@ -64,15 +64,26 @@ interface ConfigFileRetention {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly file: string, readonly problems: string[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
     super(`config ${file} is invalid; fix these and run again:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
   }
 }
 
 const absPath = (v: string) => (v.startsWith('/') ? null : `must be an absolute path, got ${JSON.stringify(v)}`);
-const repoUrl = (v: string) => (v.startsWith('/') || v.startsWith('s3://') ? null : `must be an absolute directory path or s3://bucket/prefix, got ${JSON.stringify(v)}`);
-const duration = (v: string) => { try { parseDuration(v); return null; } catch (e) { return (e as Error).message; } };
+const repoUrl = (v: string) =>
+  v.startsWith('/') || v.startsWith('s3://') ? null : `must be an absolute directory path or s3://bucket/prefix, got ${JSON.stringify(v)}`;
+const duration = (v: string) => {
+  try {
+    parseDuration(v);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+};
 const hhmm = (v: string) => (/^([01]\d|2[0-3]):[0-5]\d$/.test(v) ? null : `expected a time of day "HH:MM" (24h), got ${JSON.stringify(v)}`);
 const str = (extra: Partial<Extract<Spec, { kind: 'string' }>> = {}): Spec => ({ kind: 'string', nonEmpty: true, ...extra });
 const count: Spec = { kind: 'number', integer: true, min: 0 };
@@ -80,13 +91,17 @@ const mbps: Spec = { kind: 'number', min: 0.01 };
 const f = (spec: Spec, doc?: string, required = false): Field => ({ spec, doc, required });
 
 export const CONFIG_SPEC: Spec = {
-  kind: 'object', fields: {
+  kind: 'object',
+  fields: {
     repository: f(str({ check: repoUrl }), 'a directory path or s3://bucket/prefix; env SNAPFILL_REPO or --repo override it'),
     s3: f({ kind: 'object', fields: { endpoint: f(str()), region: f(str()), path_style: f({ kind: 'boolean' }) } }),
-    credentials: f({ kind: 'object', fields: {
-      env_file: f(str({ check: absPath }), 'a file of KEY=VALUE lines, e.g. AWS_ACCESS_KEY_ID=...'),
-      profile: f(str(), 'an AWS profile name (AWS_PROFILE)'),
-    } }),
+    credentials: f({
+      kind: 'object',
+      fields: {
+        env_file: f(str({ check: absPath }), 'a file of KEY=VALUE lines, e.g. AWS_ACCESS_KEY_ID=...'),
+        profile: f(str(), 'an AWS profile name (AWS_PROFILE)'),
+      },
+    }),
     catalog: f(str({ check: absPath })),
     sources: f({ kind: 'array', of: str({ check: absPath }), nonEmpty: true }, 'the directories to snapshot, e.g. ["/home", "/etc"]', true),
     excludes: f({ kind: 'array', of: str() }),
@@ -94,28 +109,60 @@ export const CONFIG_SPEC: Spec = {
     host: f(str()),
     tags: f({ kind: 'array', of: str() }),
     one_file_system: f({ kind: 'boolean' }),
-    retention: f({ kind: 'object', fields: {
-      keep_last: f(count), keep_hourly: f(count), keep_daily: f(count), keep_weekly: f(count), keep_monthly: f(count), keep_yearly: f(count),
-      keep_within: f(str({ check: duration })), keep_tags: f({ kind: 'array', of: str() }),
-    } }),
-    prune: f({ kind: 'object', fields: {
-      enabled: f({ kind: 'boolean' }), every_hours: f({ kind: 'number', min: 0 }), repack_threshold: f({ kind: 'number', min: 0, max: 1 }),
-    } }),
-    throttle: f({ kind: 'object', fields: {
-      limit_read_mbps: f(mbps), limit_upload_mbps: f(mbps), max_load: f({ kind: 'number', min: 0.01 }),
-      io_priority: f({ kind: 'enum', values: ['idle', 'normal'] }),
-    } }),
-    hooks: f({ kind: 'object', fields: {
-      pre: f({ kind: 'array', of: str() }), post: f({ kind: 'array', of: str() }),
-      on_pre_failure: f({ kind: 'enum', values: ['abort', 'continue'] }), timeout_minutes: f({ kind: 'number', min: 0.01 }),
-    } }),
-    schedule: f({ kind: 'object', fields: {
-      times: f({ kind: 'array', of: str({ check: hhmm }), nonEmpty: true }), randomized_delay_minutes: f({ kind: 'number', min: 0 }),
-      persistent: f({ kind: 'boolean' }),
-    } }),
-    monitoring: f({ kind: 'object', fields: {
-      prometheus_textfile: f(str({ check: absPath })), json_log: f(str({ check: (v) => (v === 'stderr' ? null : absPath(v)) })),
-    } }),
+    retention: f({
+      kind: 'object',
+      fields: {
+        keep_last: f(count),
+        keep_hourly: f(count),
+        keep_daily: f(count),
+        keep_weekly: f(count),
+        keep_monthly: f(count),
+        keep_yearly: f(count),
+        keep_within: f(str({ check: duration })),
+        keep_tags: f({ kind: 'array', of: str() }),
+      },
+    }),
+    prune: f({
+      kind: 'object',
+      fields: {
+        enabled: f({ kind: 'boolean' }),
+        every_hours: f({ kind: 'number', min: 0 }),
+        repack_threshold: f({ kind: 'number', min: 0, max: 1 }),
+      },
+    }),
+    throttle: f({
+      kind: 'object',
+      fields: {
+        limit_read_mbps: f(mbps),
+        limit_upload_mbps: f(mbps),
+        max_load: f({ kind: 'number', min: 0.01 }),
+        io_priority: f({ kind: 'enum', values: ['idle', 'normal'] }),
+      },
+    }),
+    hooks: f({
+      kind: 'object',
+      fields: {
+        pre: f({ kind: 'array', of: str() }),
+        post: f({ kind: 'array', of: str() }),
+        on_pre_failure: f({ kind: 'enum', values: ['abort', 'continue'] }),
+        timeout_minutes: f({ kind: 'number', min: 0.01 }),
+      },
+    }),
+    schedule: f({
+      kind: 'object',
+      fields: {
+        times: f({ kind: 'array', of: str({ check: hhmm }), nonEmpty: true }),
+        randomized_delay_minutes: f({ kind: 'number', min: 0 }),
+        persistent: f({ kind: 'boolean' }),
+      },
+    }),
+    monitoring: f({
+      kind: 'object',
+      fields: {
+        prometheus_textfile: f(str({ check: absPath })),
+        json_log: f(str({ check: (v) => (v === 'stderr' ? null : absPath(v)) })),
+      },
+    }),
     lock_file: f(str({ check: absPath })),
   },
 };
@@ -132,8 +179,15 @@ export function readConfigFile(file: string): ConfigFile {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const what = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? (e as Error).message})`;
-    throw new ConfigError(file, [`the config file ${what}: create it (see "Set up scheduled snapshots" in the README) or pass --config FILE`]);
+    const what =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EACCES'
+          ? 'is not readable (permission denied)'
+          : `cannot be read (${code ?? (e as Error).message})`;
+    throw new ConfigError(file, [
+      `the config file ${what}: create it (see "Set up scheduled snapshots" in the README) or pass --config FILE`,
+    ]);
   }
   let raw: unknown;
   try {
@@ -151,7 +205,9 @@ export function readConfigFile(file: string): ConfigFile {
   validate(raw, CONFIG_SPEC, '', problems);
   const r = raw as ConfigFile;
   if (!problems.length && r.retention && policyIsEmpty(retentionFrom(r.retention))) {
-    problems.push('retention: has no keep rule, which would keep nothing; give e.g. "keep_within": "7d", "keep_weekly": 4 (or leave "retention" out for that default)');
+    problems.push(
+      'retention: has no keep rule, which would keep nothing; give e.g. "keep_within": "7d", "keep_weekly": 4 (or leave "retention" out for that default)',
+    );
   }
   if (problems.length) throw new ConfigError(file, problems);
   return r;
@@ -165,8 +221,14 @@ export function loadRetention(file: string): RetentionPolicy {
 
 function retentionFrom(r: ConfigFileRetention): RetentionPolicy {
   return {
-    last: r.keep_last, hourly: r.keep_hourly, daily: r.keep_daily, weekly: r.keep_weekly, monthly: r.keep_monthly, yearly: r.keep_yearly,
-    withinMs: r.keep_within ? parseDuration(r.keep_within) : undefined, tags: r.keep_tags,
+    last: r.keep_last,
+    hourly: r.keep_hourly,
+    daily: r.keep_daily,
+    weekly: r.keep_weekly,
+    monthly: r.keep_monthly,
+    yearly: r.keep_yearly,
+    withinMs: r.keep_within ? parseDuration(r.keep_within) : undefined,
+    tags: r.keep_tags,
   };
 }
 
@@ -194,7 +256,12 @@ export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS
   const t = r.throttle ?? {};
   const h = r.hooks ?? {};
   const sch = r.schedule ?? {};
-  const fileThrottle: ThrottleSettings = { limitReadMBps: t.limit_read_mbps, limitUploadMBps: t.limit_upload_mbps, maxLoad: t.max_load, ioPriority: t.io_priority };
+  const fileThrottle: ThrottleSettings = {
+    limitReadMBps: t.limit_read_mbps,
+    limitUploadMBps: t.limit_upload_mbps,
+    maxLoad: t.max_load,
+    ioPriority: t.io_priority,
+  };
   const throttle: ThrottleSettings = { ...fileThrottle, ...definedOnly(over.throttle ?? {}) };
   const cfg: Config = {
     file: path.resolve(file),
@@ -213,10 +280,18 @@ export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS
     tags: r.tags ?? [],
     oneFileSystem: r.one_file_system ?? false,
     retention: r.retention ? retentionFrom(r.retention) : { ...DEFAULT_POLICY },
-    prune: { enabled: r.prune?.enabled ?? true, everyHours: r.prune?.every_hours ?? 24, repackThreshold: r.prune?.repack_threshold ?? 0.25 },
+    prune: {
+      enabled: r.prune?.enabled ?? true,
+      everyHours: r.prune?.every_hours ?? 24,
+      repackThreshold: r.prune?.repack_threshold ?? 0.25,
+    },
     throttle,
     hooks: { pre: h.pre ?? [], post: h.post ?? [], onPreFailure: h.on_pre_failure ?? 'abort', timeoutMinutes: h.timeout_minutes ?? 60 },
-    schedule: { times: sch.times ?? DEFAULT_TIMES, randomizedDelayMinutes: sch.randomized_delay_minutes ?? 60, persistent: sch.persistent ?? true },
+    schedule: {
+      times: sch.times ?? DEFAULT_TIMES,
+      randomizedDelayMinutes: sch.randomized_delay_minutes ?? 60,
+      persistent: sch.persistent ?? true,
+    },
     monitoring: { prometheusTextfile: r.monitoring?.prometheus_textfile, jsonLog: r.monitoring?.json_log },
     lockFile: r.lock_file ?? path.join(cacheDir(), 'run.lock'),
   };
@@ -235,14 +310,19 @@ export function applyCredentials(cfg: Config, env: NodeJS.ProcessEnv = process.e
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(cfg.file, [`credentials.env_file: ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
+    throw new ConfigError(cfg.file, [
+      `credentials.env_file: ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    ]);
   }
   const problems: string[] = [];
   text.split('\n').forEach((line, i) => {
     const l = line.trim();
     if (!l || l.startsWith('#')) return;
     const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(l);
-    if (!m) { problems.push(`credentials.env_file: ${file} line ${i + 1}: expected KEY=VALUE`); return; }
+    if (!m) {
+      problems.push(`credentials.env_file: ${file} line ${i + 1}: expected KEY=VALUE`);
+      return;
+    }
     const v = m[2].replace(/^(['"])(.*)\1$/, '$2');
     if (env[m[1]] === undefined) env[m[1]] = v;
   });

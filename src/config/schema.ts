@@ -29,29 +29,54 @@ export function validate(v: unknown, spec: Spec, at: string, errors: string[]): 
   const where = at || '(top level)';
   switch (spec.kind) {
     case 'string':
-      if (typeof v !== 'string') { errors.push(`${where}: expected a string, got ${typeName(v)}`); return; }
-      if (spec.nonEmpty && !v.trim()) { errors.push(`${where}: must not be empty`); return; }
-      if (spec.check) { const m = spec.check(v); if (m) errors.push(`${where}: ${m}`); }
+      if (typeof v !== 'string') {
+        errors.push(`${where}: expected a string, got ${typeName(v)}`);
+        return;
+      }
+      if (spec.nonEmpty && !v.trim()) {
+        errors.push(`${where}: must not be empty`);
+        return;
+      }
+      if (spec.check) {
+        const m = spec.check(v);
+        if (m) errors.push(`${where}: ${m}`);
+      }
       return;
     case 'number': {
       const what = `${spec.integer ? 'an integer' : 'a number'}${spec.min !== undefined ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` <= ${spec.max}` : ''}`;
-      if (typeof v !== 'number' || !Number.isFinite(v) || (spec.integer && !Number.isInteger(v)) ||
-        (spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) errors.push(`${where}: expected ${what}, got ${typeName(v)}`);
+      if (
+        typeof v !== 'number' ||
+        !Number.isFinite(v) ||
+        (spec.integer && !Number.isInteger(v)) ||
+        (spec.min !== undefined && v < spec.min) ||
+        (spec.max !== undefined && v > spec.max)
+      )
+        errors.push(`${where}: expected ${what}, got ${typeName(v)}`);
       return;
     }
     case 'boolean':
       if (typeof v !== 'boolean') errors.push(`${where}: expected true or false, got ${typeName(v)}`);
       return;
     case 'enum':
-      if (typeof v !== 'string' || !spec.values.includes(v)) errors.push(`${where}: expected one of ${spec.values.map((x) => JSON.stringify(x)).join(', ')}, got ${typeName(v)}`);
+      if (typeof v !== 'string' || !spec.values.includes(v))
+        errors.push(`${where}: expected one of ${spec.values.map((x) => JSON.stringify(x)).join(', ')}, got ${typeName(v)}`);
       return;
     case 'array':
-      if (!Array.isArray(v)) { errors.push(`${where}: expected an array, got ${typeName(v)}`); return; }
-      if (spec.nonEmpty && !v.length) { errors.push(`${where}: must list at least one item`); return; }
+      if (!Array.isArray(v)) {
+        errors.push(`${where}: expected an array, got ${typeName(v)}`);
+        return;
+      }
+      if (spec.nonEmpty && !v.length) {
+        errors.push(`${where}: must list at least one item`);
+        return;
+      }
       v.forEach((x, i) => validate(x, spec.of, `${at}[${i}]`, errors));
       return;
     case 'object': {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) { errors.push(`${where}: expected an object, got ${typeName(v)}`); return; }
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+        errors.push(`${where}: expected an object, got ${typeName(v)}`);
+        return;
+      }
       const o = v as Record<string, unknown>;
       for (const k of Object.keys(o)) {
         if (!(k in spec.fields)) {
@@ -60,7 +85,10 @@ export function validate(v: unknown, spec: Spec, at: string, errors: string[]): 
       }
       for (const [k, f] of Object.entries(spec.fields)) {
         const p = at ? `${at}.${k}` : k;
-        if (o[k] === undefined) { if (f.required) errors.push(`${p}: required${f.doc ? ` (${f.doc})` : ''}`); continue; }
+        if (o[k] === undefined) {
+          if (f.required) errors.push(`${p}: required${f.doc ? ` (${f.doc})` : ''}`);
+          continue;
+        }
         validate(o[k], f.spec, p, errors);
       }
     }

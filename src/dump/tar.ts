@@ -33,7 +33,11 @@ export interface DumpResult {
 }
 
 const TAR_TYPE: Record<string, Header['type']> = {
-  dir: 'directory', symlink: 'symlink', fifo: 'fifo', chardev: 'character-device', blockdev: 'block-device',
+  dir: 'directory',
+  symlink: 'symlink',
+  fifo: 'fifo',
+  chardev: 'character-device',
+  blockdev: 'block-device',
 };
 
 /** Linux dev_t split (glibc gnu_dev_major/minor). */
@@ -55,7 +59,11 @@ function devMinor(rdev: number): number {
  * not valid UTF-8 are written with U+FFFD in place of their invalid bytes.
  */
 export async function dumpTar(
-  repo: Repository, catalog: Catalog, snap: SnapshotRow, root: RawPath, out: NodeJS.WritableStream,
+  repo: Repository,
+  catalog: Catalog,
+  snap: SnapshotRow,
+  root: RawPath,
+  out: NodeJS.WritableStream,
 ): Promise<DumpResult> {
   const top = root === '/' ? null : catalog.entry(snap, root);
   // What the snapshot lost or refused in this subtree (or above it): named, and the dump exits 3.
@@ -83,7 +91,11 @@ export async function dumpTar(
         continue;
       }
       if (fromUser(display(v.path)) !== v.path) {
-        ctx.result.errors.push({ path: display(v.path), message: 'name is not valid UTF-8: written with U+FFFD in place of the invalid bytes (use restore or the mount for the exact name)' });
+        ctx.result.errors.push({
+          path: display(v.path),
+          message:
+            'name is not valid UTF-8: written with U+FFFD in place of the invalid bytes (use restore or the mount for the exact name)',
+        });
       }
       if (await dumpEntry(ctx, v, display(raw))) ctx.result.entries++;
     }
@@ -126,14 +138,23 @@ function entryWriter(pack: ReturnType<typeof tarPack>): WriteEntry {
 /** Writes one catalog entry as member `name`; false when it was left out (and why is in the errors). */
 async function dumpEntry(ctx: DumpContext, v: VersionRow, name: string): Promise<boolean> {
   const header: TarHeader = {
-    name, mode: v.mode & 0o7777, uid: v.uid, gid: v.gid, uname: v.user, gname: v.group,
-    mtime: new Date(Number(v.mtime / 1_000_000n)), size: 0,
+    name,
+    mode: v.mode & 0o7777,
+    uid: v.uid,
+    gid: v.gid,
+    uname: v.user,
+    gname: v.group,
+    mtime: new Date(Number(v.mtime / 1_000_000n)),
+    size: 0,
   };
   if (v.type === 'file' || v.type === 'hardlink') return dumpFile(ctx, v, header);
   if (v.type === 'symlink') {
     if (v.target === null || v.target === '' || v.target.includes('\0')) {
       // tar would write an empty or NUL-cut target: a different link than the snapshot's.
-      ctx.result.errors.push({ path: display(v.path), message: 'symlink target is empty or holds a NUL byte; refused (left out of the archive)' });
+      ctx.result.errors.push({
+        path: display(v.path),
+        message: 'symlink target is empty or holds a NUL byte; refused (left out of the archive)',
+      });
       return false;
     }
     await ctx.writeEntry({ ...header, type: 'symlink', linkname: display(v.target ?? '') });
@@ -162,7 +183,10 @@ async function dumpFile(ctx: DumpContext, v: VersionRow, header: TarHeader): Pro
   }
   if (v.content === null && v.size > 0) {
     // The snapshot could not read this file: say so rather than write an empty file as if it were the content.
-    ctx.result.errors.push({ path: display(v.path), message: 'no content in the snapshot (unreadable at snapshot time); left out of the archive' });
+    ctx.result.errors.push({
+      path: display(v.path),
+      message: 'no content in the snapshot (unreadable at snapshot time); left out of the archive',
+    });
     return false;
   }
   // Later paths of this inode (and its first path, when path order put a link before it) link here.

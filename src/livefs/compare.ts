@@ -57,8 +57,13 @@ export type Verdict =
 
 const S_IFMT = 0o170000;
 const LIVE_TYPES: Record<number, LiveType> = {
-  0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink', 0o010000: 'fifo',
-  0o020000: 'chardev', 0o060000: 'blockdev', 0o140000: 'socket',
+  0o100000: 'file',
+  0o040000: 'dir',
+  0o120000: 'symlink',
+  0o010000: 'fifo',
+  0o020000: 'chardev',
+  0o060000: 'blockdev',
+  0o140000: 'socket',
 };
 
 export function liveTypeOf(st: fs.BigIntStats): LiveType {

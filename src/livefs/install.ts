@@ -47,9 +47,7 @@ export interface MetaPolicy {
   umask: number;
 }
 
-export type InstallResult =
-  | { installed: true }
-  | { installed: false; reason: 'newer' | 'present' | 'source-changed'; msg: string };
+export type InstallResult = { installed: true } | { installed: false; reason: 'newer' | 'present' | 'source-changed'; msg: string };
 
 const INSTALLED: InstallResult = { installed: true };
 const NEWER: InstallResult = { installed: false, reason: 'newer', msg: 'modified after the snapshot' };
@@ -61,7 +59,11 @@ function lstatAt(dirFd: number, name: string): fs.BigIntStats | undefined {
 
 /** Removes a leftover temp entry of an interrupted run, so O_EXCL creation can proceed. */
 function clearTemp(dirFd: number, tmp: string): void {
-  try { fs.unlinkSync(procPath(dirFd, tmp)); } catch { /* none */ }
+  try {
+    fs.unlinkSync(procPath(dirFd, tmp));
+  } catch {
+    /* none */
+  }
 }
 
 function refusedAsNewer(dirFd: number, name: string, place: Placement): boolean {
@@ -72,7 +74,11 @@ function refusedAsNewer(dirFd: number, name: string, place: Placement): boolean 
 export class TempFile {
   private pos = 0;
 
-  private constructor(readonly dirFd: number, readonly name: string, private fd: number | null) {}
+  private constructor(
+    readonly dirFd: number,
+    readonly name: string,
+    private fd: number | null,
+  ) {}
 
   static create(dirFd: number, finalName: string, mode: number, clearLeftover: boolean): TempFile {
     const tmp = tempNameFor(finalName);
@@ -120,7 +126,10 @@ export function moveIntoPlace(dirFd: number, tmp: string, name: string, place: P
   const from = procPath(dirFd, tmp);
   const to = procPath(dirFd, name);
   if (place.replace || place.fresh) {
-    if (refusedAsNewer(dirFd, name, place)) { fs.unlinkSync(from); return NEWER; }
+    if (refusedAsNewer(dirFd, name, place)) {
+      fs.unlinkSync(from);
+      return NEWER;
+    }
     fs.renameSync(from, to);
     return INSTALLED;
   }
@@ -128,10 +137,16 @@ export function moveIntoPlace(dirFd: number, tmp: string, name: string, place: P
     fs.linkSync(from, to);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') { fs.unlinkSync(from); return PRESENT; }
+    if (code === 'EEXIST') {
+      fs.unlinkSync(from);
+      return PRESENT;
+    }
     if (code === 'EPERM' || code === 'EXDEV' || code === 'ENOTSUP') {
       // No hardlinks here (or to this type): check-then-rename, a tiny window instead of none.
-      if (lstatAt(dirFd, name)) { fs.unlinkSync(from); return PRESENT; }
+      if (lstatAt(dirFd, name)) {
+        fs.unlinkSync(from);
+        return PRESENT;
+      }
       fs.renameSync(from, to);
       return INSTALLED;
     }
@@ -143,8 +158,14 @@ export function moveIntoPlace(dirFd: number, tmp: string, name: string, place: P
 }
 
 /** Writes regular file `name` in `dirFd`: temp, content from `fill`, owner, mode, times, into place. */
-export function installFile(dirFd: number, name: string, meta: EntryMeta, policy: MetaPolicy, place: Placement,
-  fill: (t: TempFile) => void): InstallResult {
+export function installFile(
+  dirFd: number,
+  name: string,
+  meta: EntryMeta,
+  policy: MetaPolicy,
+  place: Placement,
+  fill: (t: TempFile) => void,
+): InstallResult {
   if (refusedAsNewer(dirFd, name, place)) return NEWER;
   const t = TempFile.create(dirFd, name, meta.mode, !place.fresh);
   try {
@@ -158,8 +179,14 @@ export function installFile(dirFd: number, name: string, meta: EntryMeta, policy
 }
 
 /** The same with content that arrives asynchronously (large files read from the store chunk by chunk). */
-export async function installFileAsync(dirFd: number, name: string, meta: EntryMeta, policy: MetaPolicy, place: Placement,
-  fill: (t: TempFile) => Promise<void>): Promise<InstallResult> {
+export async function installFileAsync(
+  dirFd: number,
+  name: string,
+  meta: EntryMeta,
+  policy: MetaPolicy,
+  place: Placement,
+  fill: (t: TempFile) => Promise<void>,
+): Promise<InstallResult> {
   if (refusedAsNewer(dirFd, name, place)) return NEWER;
   const t = TempFile.create(dirFd, name, meta.mode, !place.fresh);
   try {
@@ -175,8 +202,14 @@ export async function installFileAsync(dirFd: number, name: string, meta: EntryM
 export type SpecialType = 'symlink' | 'fifo' | 'chardev' | 'blockdev';
 
 /** Creates a symlink, FIFO or device node under its temp name, sets its metadata, and puts it in place. */
-export function installSpecial(dirFd: number, name: string, what: { type: SpecialType; linkTarget: string | null; rdev: number },
-  meta: EntryMeta, policy: MetaPolicy, place: Placement): InstallResult {
+export function installSpecial(
+  dirFd: number,
+  name: string,
+  what: { type: SpecialType; linkTarget: string | null; rdev: number },
+  meta: EntryMeta,
+  policy: MetaPolicy,
+  place: Placement,
+): InstallResult {
   const tmp = tempNameFor(name);
   clearTemp(dirFd, tmp);
   const child = () => Buffer.from(procPathForChild(dirFd, tmp), 'latin1') as unknown as string;
@@ -203,8 +236,12 @@ export function installSpecial(dirFd: number, name: string, what: { type: Specia
  * Links `name` to the inode the caller examined at `source` (its lstat `expect`): linked under
  * the temp name first, then proven to be that inode (a swap in between is undone), then put in place.
  */
-export function installLink(source: { dirFd: number; name: string; expect: fs.BigIntStats }, dirFd: number, name: string,
-  place: Placement): InstallResult {
+export function installLink(
+  source: { dirFd: number; name: string; expect: fs.BigIntStats },
+  dirFd: number,
+  name: string,
+  place: Placement,
+): InstallResult {
   const tmp = tempNameFor(name);
   clearTemp(dirFd, tmp);
   fs.linkSync(procPath(source.dirFd, source.name), procPath(dirFd, tmp));

@@ -16,37 +16,53 @@ export class WorkerPool<Request extends object, Reply extends { id: number }> {
   private nextId = 1;
   private slotFree: (() => void)[] = [];
 
-  private constructor(private readonly depth: number, private readonly label: string) {}
+  private constructor(
+    private readonly depth: number,
+    private readonly label: string,
+  ) {}
 
   static async start<Request extends object, Reply extends { id: number }>(
-    script: URL, n: number, init: unknown, opts: { depth?: number; label?: string } = {},
+    script: URL,
+    n: number,
+    init: unknown,
+    opts: { depth?: number; label?: string } = {},
   ): Promise<WorkerPool<Request, Reply>> {
     const pool = new WorkerPool<Request, Reply>(opts.depth ?? 2, opts.label ?? 'worker');
-    await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve, reject) => {
-      const w = new Worker(script);
-      const slot = { w, busy: 0 };
-      pool.workers.push(slot);
-      w.once('error', reject);
-      w.on('message', (m: Reply | { id: number; fatal: string }) => {
-        if (m.id === -1) {
-          if ('fatal' in m) reject(new Error(`${pool.label} failed to start: ${m.fatal}`));
-          else resolve();
-          return;
-        }
-        const waiter = pool.waiting.get(m.id);
-        if (!waiter) return;
-        pool.waiting.delete(m.id);
-        waiter.slot.busy--;
-        // Wake every waiter: each re-checks whether its (possibly specific) worker has room.
-        for (const free of pool.slotFree.splice(0)) free();
-        if ('fatal' in m) waiter.reject(new Error(`${pool.label} failed: ${m.fatal}`));
-        else waiter.resolve(m);
-      });
-      w.on('error', (e) => {
-        for (const [id, wt] of pool.waiting) if (wt.slot === slot) { pool.waiting.delete(id); wt.reject(e); }
-      });
-      w.postMessage({ op: 'init', init });
-    })));
+    await Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const w = new Worker(script);
+            const slot = { w, busy: 0 };
+            pool.workers.push(slot);
+            w.once('error', reject);
+            w.on('message', (m: Reply | { id: number; fatal: string }) => {
+              if (m.id === -1) {
+                if ('fatal' in m) reject(new Error(`${pool.label} failed to start: ${m.fatal}`));
+                else resolve();
+                return;
+              }
+              const waiter = pool.waiting.get(m.id);
+              if (!waiter) return;
+              pool.waiting.delete(m.id);
+              waiter.slot.busy--;
+              // Wake every waiter: each re-checks whether its (possibly specific) worker has room.
+              for (const free of pool.slotFree.splice(0)) free();
+              if ('fatal' in m) waiter.reject(new Error(`${pool.label} failed: ${m.fatal}`));
+              else waiter.resolve(m);
+            });
+            w.on('error', (e) => {
+              for (const [id, wt] of pool.waiting)
+                if (wt.slot === slot) {
+                  pool.waiting.delete(id);
+                  wt.reject(e);
+                }
+            });
+            w.postMessage({ op: 'init', init });
+          }),
+      ),
+    );
     return pool;
   }
 

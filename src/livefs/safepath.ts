@@ -74,7 +74,8 @@ export class SafeRoot {
         return this.dirFd(rel, false) ?? null;
       }
       if (code === 'ENOENT') return null;
-      if (code === 'ELOOP' || code === 'ENOTDIR') throw new UnsafePathError('/' + rel, 'a symlink or non-directory is in the way in the target tree');
+      if (code === 'ELOOP' || code === 'ENOTDIR')
+        throw new UnsafePathError('/' + rel, 'a symlink or non-directory is in the way in the target tree');
       throw e;
     }
     if (this.fds.size >= this.maxOpen) {

@@ -59,15 +59,22 @@ export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): Forget
   if (policyIsEmpty(policy)) {
     throw new RetentionRefusedError('no keep rule given: refusing to forget (a policy that keeps nothing would remove every snapshot)');
   }
-  const line = (x: { item: SnapshotRow; reasons: string[] }): ForgetSnapshotLine =>
-    ({ id: x.item.id, time: x.item.time, tags: x.item.tags, reasons: x.reasons });
+  const line = (x: { item: SnapshotRow; reasons: string[] }): ForgetSnapshotLine => ({
+    id: x.item.id,
+    time: x.item.time,
+    tags: x.item.tags,
+    reasons: x.reasons,
+  });
   const out: ForgetGroup[] = [];
   for (const g of groupSnapshots(rows)) {
     const d = applyPolicy(g, policy);
     const group: ForgetGroup = { host: g[0].host, paths: g[0].paths.map(display), keep: d.keep.map(line), remove: d.remove.map(line) };
     if (!group.keep.length) {
-      throw new RetentionRefusedError((n) => `refusing to remove all ${g.length} snapshots of host ${group.host}, paths ${group.paths.join(' ')}: ` +
-        `the policy keeps none of them (add ${n('keepLast')} 1 or a time rule)`);
+      throw new RetentionRefusedError(
+        (n) =>
+          `refusing to remove all ${g.length} snapshots of host ${group.host}, paths ${group.paths.join(' ')}: ` +
+          `the policy keeps none of them (add ${n('keepLast')} 1 or a time rule)`,
+      );
     }
     out.push(group);
   }

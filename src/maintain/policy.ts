@@ -63,11 +63,20 @@ const BUCKETS: { key: keyof RetentionPolicy; label: string; of: (d: Date) => str
 ];
 
 export function formatDuration(ms: number): string {
-  const units: [string, number][] = [['y', 365 * 86400_000], ['d', 86400_000], ['h', 3600_000], ['m', 60_000], ['s', 1000]];
+  const units: [string, number][] = [
+    ['y', 365 * 86400_000],
+    ['d', 86400_000],
+    ['h', 3600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
   let left = ms;
   let out = '';
   for (const [u, n] of units) {
-    if (left >= n) { out += `${Math.floor(left / n)}${u}`; left %= n; }
+    if (left >= n) {
+      out += `${Math.floor(left / n)}${u}`;
+      left %= n;
+    }
   }
   return out || '0s';
 }
@@ -92,7 +101,8 @@ export function applyPolicy<T extends RetentionItem>(items: T[], policy: Retenti
   }
   if (policy.withinMs && sorted.length) {
     const newest = Date.parse(sorted[0].time);
-    for (const s of sorted) if (newest - Date.parse(s.time) <= policy.withinMs) reasons.get(s)!.push(`within ${formatDuration(policy.withinMs)} of the newest`);
+    for (const s of sorted)
+      if (newest - Date.parse(s.time) <= policy.withinMs) reasons.get(s)!.push(`within ${formatDuration(policy.withinMs)} of the newest`);
   }
   if (policy.tags?.length) {
     for (const s of sorted) {
@@ -120,7 +130,14 @@ export function parseDuration(s: string): number {
   for (let m = re.exec(src); m; m = re.exec(src)) {
     const n = Number(m[1]);
     const unit = m[2];
-    ms += n * ({ y: 365 * 86400_000, mo: 30 * 86400_000, m: 30 * 86400_000, w: 7 * 86400_000, d: 86400_000, h: 3600_000, min: 60_000 } as Record<string, number>)[unit];
+    ms +=
+      n *
+      (
+        { y: 365 * 86400_000, mo: 30 * 86400_000, m: 30 * 86400_000, w: 7 * 86400_000, d: 86400_000, h: 3600_000, min: 60_000 } as Record<
+          string,
+          number
+        >
+      )[unit];
     pos = re.lastIndex;
   }
   if (pos !== src.length || ms <= 0) throw new Error(`"${s}" is not a duration (use e.g. 7d, 36h, 2w, 1y6m; m = months, min = minutes)`);

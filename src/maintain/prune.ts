@@ -88,8 +88,12 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
   const freed = [...done.unused, ...done.repacked, ...done.orphans].reduce((n, id) => n + (inv.packSizes.get(id) ?? 0), 0);
   const written = done.written.reduce((n, i) => n + i.size, 0);
   Object.assign(report, {
-    packs_deleted: done.unused.length, packs_repacked: done.repacked.length, orphan_packs_deleted: done.orphans.length,
-    packs_written: done.written.length, bytes_freed: freed - written, bytes_after: report.bytes_before - (freed - written),
+    packs_deleted: done.unused.length,
+    packs_repacked: done.repacked.length,
+    orphan_packs_deleted: done.orphans.length,
+    packs_written: done.written.length,
+    bytes_freed: freed - written,
+    bytes_after: report.bytes_before - (freed - written),
   });
   log(`prune: freed ${report.bytes_freed} bytes`);
   return report;
@@ -104,7 +108,9 @@ async function snapshotRoots(repo: Repository): Promise<{ ids: string[]; roots: 
     try {
       roots.push((await repo.loadSnapshot(id)).tree);
     } catch (e) {
-      throw new PruneAbortedError(`snapshot ${id.slice(0, 8)} cannot be read (${(e as Error).message}); nothing was deleted. Run "snapfill check"`);
+      throw new PruneAbortedError(
+        `snapshot ${id.slice(0, 8)} cannot be read (${(e as Error).message}); nothing was deleted. Run "snapfill check"`,
+      );
     }
   }
   return { ids, roots };
@@ -113,22 +119,35 @@ async function snapshotRoots(repo: Repository): Promise<{ ids: string[]; roots: 
 /** A tree's entries from any pack that holds a good copy. */
 async function readTreeAnywhere(repo: Repository, inv: PackInventory, id: BlobId): Promise<Entry[]> {
   const homes = inv.homes.get(id);
-  if (!homes) throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
+  if (!homes)
+    throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
   let lastErr: Error | null = null;
   for (const h of homes) {
     try {
       return decodeTree(await repo.readBlob(h.pack, h.loc.offset, h.loc.length, id));
-    } catch (e) { lastErr = e as Error; }
+    } catch (e) {
+      lastErr = e as Error;
+    }
   }
-  throw new PruneAbortedError(`tree blob ${id.slice(0, 12)} cannot be read (${lastErr?.message}); nothing was deleted. Run "snapfill check"`);
+  throw new PruneAbortedError(
+    `tree blob ${id.slice(0, 12)} cannot be read (${lastErr?.message}); nothing was deleted. Run "snapfill check"`,
+  );
 }
 
 /** What is used: walks every snapshot's trees, level by level, each distinct tree once (Merkle sharing). */
-async function findUsedBlobs(repo: Repository, inv: PackInventory, log: (msg: string) => void): Promise<{ snapshots: number; trees: number; used: Set<BlobId> }> {
+async function findUsedBlobs(
+  repo: Repository,
+  inv: PackInventory,
+  log: (msg: string) => void,
+): Promise<{ snapshots: number; trees: number; used: Set<BlobId> }> {
   const { ids, roots } = await snapshotRoots(repo);
   const used = new Set<BlobId>();
   let queue: BlobId[] = [];
-  for (const t of roots) if (!used.has(t)) { used.add(t); queue.push(t); }
+  for (const t of roots)
+    if (!used.has(t)) {
+      used.add(t);
+      queue.push(t);
+    }
   const limit = pLimit(16);
   let trees = 0;
   while (queue.length) {
@@ -139,10 +158,16 @@ async function findUsedBlobs(repo: Repository, inv: PackInventory, log: (msg: st
       for (const e of entries) {
         for (const c of e.content ?? []) {
           if (used.has(c)) continue;
-          if (!inv.homes.has(c)) throw new PruneAbortedError(`data blob ${c.slice(0, 12)} (in ${e.name}) is referenced but in no pack; nothing was deleted. Run "snapfill check"`);
+          if (!inv.homes.has(c))
+            throw new PruneAbortedError(
+              `data blob ${c.slice(0, 12)} (in ${e.name}) is referenced but in no pack; nothing was deleted. Run "snapfill check"`,
+            );
           used.add(c);
         }
-        if (e.tree && !used.has(e.tree)) { used.add(e.tree); next.push(e.tree); }
+        if (e.tree && !used.has(e.tree)) {
+          used.add(e.tree);
+          next.push(e.tree);
+        }
       }
     }
     queue = next;
@@ -159,7 +184,8 @@ function assignHomes(inv: PackInventory, used: Set<BlobId>): Map<string, PackPla
   for (const idx of inv.indexes.values()) if (inv.packSizes.has(idx.pack)) plans.set(idx.pack, { index: idx, used: [], usedBytes: 0 });
   for (const id of used) {
     const home = inv.homes.get(id)!.reduce((a, b) => {
-      const ca = usedCount.get(a.pack)!; const cb = usedCount.get(b.pack)!;
+      const ca = usedCount.get(a.pack)!;
+      const cb = usedCount.get(b.pack)!;
       return cb > ca || (cb === ca && b.pack < a.pack) ? b : a;
     });
     const plan = plans.get(home.pack)!;
@@ -208,26 +234,43 @@ async function skipRetained(repo: Repository, garbage: PrunePlan): Promise<strin
 
 /** The report before anything is changed: what was found, nothing freed yet. */
 function newReport(
-  inv: PackInventory, found: { snapshots: number; trees: number; blobsUsed: number; retainedSkipped: string[] },
-  dryRun: boolean, temps: { size: number }[],
+  inv: PackInventory,
+  found: { snapshots: number; trees: number; blobsUsed: number; retainedSkipped: string[] },
+  dryRun: boolean,
+  temps: { size: number }[],
 ): PruneReport {
   const bytesBefore = [...inv.packSizes.values()].reduce((a, b) => a + b, 0);
   return {
-    dry_run: dryRun, snapshots: found.snapshots, trees_walked: found.trees, blobs_used: found.blobsUsed,
-    packs_before: inv.packSizes.size, packs_deleted: 0, packs_repacked: 0, packs_written: 0, orphan_packs_deleted: 0,
-    retained_skipped: found.retainedSkipped, bytes_before: bytesBefore, bytes_after: bytesBefore, bytes_freed: 0,
-    stale_temps_removed: temps.length, stale_temp_bytes_removed: temps.reduce((n, t) => n + t.size, 0),
+    dry_run: dryRun,
+    snapshots: found.snapshots,
+    trees_walked: found.trees,
+    blobs_used: found.blobsUsed,
+    packs_before: inv.packSizes.size,
+    packs_deleted: 0,
+    packs_repacked: 0,
+    packs_written: 0,
+    orphan_packs_deleted: 0,
+    retained_skipped: found.retainedSkipped,
+    bytes_before: bytesBefore,
+    bytes_after: bytesBefore,
+    bytes_freed: 0,
+    stale_temps_removed: temps.length,
+    stale_temp_bytes_removed: temps.reduce((n, t) => n + t.size, 0),
   };
 }
 
 /** A dry run's report: what the plan would delete and free. */
 function estimateFreed(report: PruneReport, inv: PackInventory, garbage: PrunePlan): PruneReport {
   const size = (id: string) => inv.packSizes.get(id) ?? 0;
-  const freed = [...garbage.unused, ...garbage.orphans].reduce((n, id) => n + size(id), 0) +
+  const freed =
+    [...garbage.unused, ...garbage.orphans].reduce((n, id) => n + size(id), 0) +
     garbage.repack.reduce((n, p) => n + size(p.index.pack) - p.usedBytes, 0);
   return Object.assign(report, {
-    packs_deleted: garbage.unused.length, packs_repacked: garbage.repack.length, orphan_packs_deleted: garbage.orphans.length,
-    bytes_freed: freed, bytes_after: report.bytes_before - freed,
+    packs_deleted: garbage.unused.length,
+    packs_repacked: garbage.repack.length,
+    orphan_packs_deleted: garbage.orphans.length,
+    bytes_freed: freed,
+    bytes_after: report.bytes_before - freed,
   });
 }
 

@@ -36,9 +36,12 @@ interface FuseNative {
 
 /** Loads fuse-native, or explains exactly why FUSE cannot be used here. */
 export function loadFuse(): FuseCtor {
-  if (process.platform !== 'linux') throw new MountUnavailableError(`mount needs Linux FUSE; this is ${process.platform}. Use "snapfill ls", "cat" or "dump" instead`);
+  if (process.platform !== 'linux')
+    throw new MountUnavailableError(`mount needs Linux FUSE; this is ${process.platform}. Use "snapfill ls", "cat" or "dump" instead`);
   if (!fs.existsSync('/dev/fuse')) {
-    throw new MountUnavailableError('cannot mount: /dev/fuse does not exist (load the fuse kernel module with "modprobe fuse", or in a container pass --device /dev/fuse). Use "snapfill ls", "cat" or "dump" instead');
+    throw new MountUnavailableError(
+      'cannot mount: /dev/fuse does not exist (load the fuse kernel module with "modprobe fuse", or in a container pass --device /dev/fuse). Use "snapfill ls", "cat" or "dump" instead',
+    );
   }
   try {
     fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
@@ -51,8 +54,9 @@ export function loadFuse(): FuseCtor {
   } catch (e) {
     throw new MountUnavailableError(
       `cannot mount: the optional module fuse-native is not installed or did not build here (${(e as Error).message.split('\n')[0]}). ` +
-      'Install it with "npm install fuse-native" (x64 Linux uses a prebuilt binary; elsewhere it compiles: apt-get install build-essential python3), ' +
-      'or use "snapfill ls", "cat" or "dump" instead');
+        'Install it with "npm install fuse-native" (x64 Linux uses a prebuilt binary; elsewhere it compiles: apt-get install build-essential python3), ' +
+        'or use "snapfill ls", "cat" or "dump" instead',
+    );
   }
 }
 
@@ -85,13 +89,18 @@ export async function mountSnapshots(session: RepoContext, opts: MountOptions): 
   const mnt = resolveMountpoint(opts.mountpoint);
   const log = opts.onLog ?? (() => {});
   // Entries the catalog import refused or lost are not in the mount: say so once, loudly.
-  for (const d of session.catalog.damagedInAll('/')) log(`warning: snapshot ${d.snapshot.id.slice(0, 8)}: ${display(d.path)}: ${d.message} (not shown in the mount)`);
+  for (const d of session.catalog.damagedInAll('/'))
+    log(`warning: snapshot ${d.snapshot.id.slice(0, 8)}: ${display(d.path)}: ${d.message} (not shown in the mount)`);
   const { ops, counts } = fuseOperations(session, opts, log);
   const SnapFuse = snapFuseClass(Fuse, ops);
   // Snapshots never change: let the kernel cache names, attributes and data for a while.
   const fuse = new SnapFuse(mnt, ops, {
-    allowOther: opts.allowOther, debug: opts.debug, kernelCache: true,
-    entryTimeout: 60, attrTimeout: 60, timeout: false,
+    allowOther: opts.allowOther,
+    debug: opts.debug,
+    kernelCache: true,
+    entryTimeout: 60,
+    attrTimeout: 60,
+    timeout: false,
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err: Error | null) => (err ? reject(mountError(err, mnt)) : resolve())));
 
@@ -120,7 +129,9 @@ function resolveMountpoint(mountpoint: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN') {
-      throw new Error(`${mountpoint} is a stale mount (its snapfill process died): run ${unmountHint(mountpoint)}, then mount again`, { cause: e });
+      throw new Error(`${mountpoint} is a stale mount (its snapfill process died): run ${unmountHint(mountpoint)}, then mount again`, {
+        cause: e,
+      });
     }
     if (code === 'ENOENT') throw new Error(`mount point ${mountpoint} does not exist: create an empty directory first`, { cause: e });
     throw e;
@@ -137,7 +148,11 @@ interface FuseOps {
 }
 
 /** The FUSE callbacks: SnapshotTree for names and attributes, FileContentReader for content. */
-function fuseOperations(session: RepoContext, opts: MountOptions, log: (msg: string) => void): { ops: FuseOps; counts: Record<string, number> } {
+function fuseOperations(
+  session: RepoContext,
+  opts: MountOptions,
+  log: (msg: string) => void,
+): { ops: FuseOps; counts: Record<string, number> } {
   const tree = new SnapshotTree(session.catalog, { accountsRoot: opts.accountsRoot });
   const reader = new FileContentReader(session.repo, session.catalog, opts.cacheBytes ?? 64 * 1024 * 1024);
   const handles = new Map<number, FilePieces>();
@@ -154,7 +169,9 @@ function fuseOperations(session: RepoContext, opts: MountOptions, log: (msg: str
     cb(0, v);
   };
   const counts: Record<string, number> = {};
-  const count = (op: string) => { counts[op] = (counts[op] ?? 0) + 1; };
+  const count = (op: string) => {
+    counts[op] = (counts[op] ?? 0) + 1;
+  };
   const ops: FuseOps = {
     // getattr and readdir answer with packed stat rows (see snapFuseClass).
     getattr: (p: string, cb: StatCb) => {
@@ -163,17 +180,25 @@ function fuseOperations(session: RepoContext, opts: MountOptions, log: (msg: str
     },
     readdir: (p: string, cb: ReaddirCb) => {
       count('readdir');
-      guard(`readdir ${p}`, () => statRows(tree, p), (err, v) => (err ? cb(err) : cb(0, v!.names, v!.rows)));
+      guard(
+        `readdir ${p}`,
+        () => statRows(tree, p),
+        (err, v) => (err ? cb(err) : cb(0, v!.names, v!.rows)),
+      );
     },
     readlink: (p: string, cb: (err: number, target?: string) => void) => guard(`readlink ${p}`, () => tree.readlink(p), cb),
     open: (p: string, flags: number, cb: (err: number, fd?: number) => void) => {
       if ((flags & 3) !== fs.constants.O_RDONLY) return cb(ERRNO.EROFS);
-      guard(`open ${p}`, () => {
-        const pieces = openPieces(tree, reader, p);
-        const fd = nextFd++;
-        handles.set(fd, pieces);
-        return fd;
-      }, cb);
+      guard(
+        `open ${p}`,
+        () => {
+          const pieces = openPieces(tree, reader, p);
+          const fd = nextFd++;
+          handles.set(fd, pieces);
+          return fd;
+        },
+        cb,
+      );
     },
     read: (_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
       const pieces = handles.get(fd);
@@ -234,14 +259,17 @@ function snapFuseClass(Fuse: FuseCtor, ops: FuseOps): new (mnt: string, ops: obj
     // fuse-native unmounts with "fusermount -uz" only, which FUSE 3 systems lack (they have
     // fusermount3): try each way, then stop fuse-native's thread as its own _close does.
     override _close(cb: (err: Error | null) => void): void {
-      lazyUnmount(this.mnt).then(() => {
-        try {
-          fuseBinding().fuse_native_unmount(this.mnt, this._thread);
-        } catch (e) {
-          return cb(e as Error);
-        }
-        cb(null);
-      }, (e: Error) => cb(e));
+      lazyUnmount(this.mnt).then(
+        () => {
+          try {
+            fuseBinding().fuse_native_unmount(this.mnt, this._thread);
+          } catch (e) {
+            return cb(e as Error);
+          }
+          cb(null);
+        },
+        (e: Error) => cb(e),
+      );
     }
 
     override _op_readdir(signal: ReaddirCb, p: string): void {
@@ -271,7 +299,11 @@ function run(cmd: string, args: string[]): Promise<void> {
 
 async function lazyUnmount(mnt: string): Promise<void> {
   const failures: string[] = [];
-  for (const [cmd, args] of [['fusermount', ['-uz', mnt]], ['fusermount3', ['-uz', mnt]], ['umount', ['-l', mnt]]] as const) {
+  for (const [cmd, args] of [
+    ['fusermount', ['-uz', mnt]],
+    ['fusermount3', ['-uz', mnt]],
+    ['umount', ['-l', mnt]],
+  ] as const) {
     try {
       await run(cmd, [...args]);
       return;

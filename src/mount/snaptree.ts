@@ -19,8 +19,14 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 const TYPE_BITS: Record<string, number> = {
-  file: S_IFREG, hardlink: S_IFREG, dir: S_IFDIR, symlink: S_IFLNK,
-  fifo: 0o010000, chardev: 0o020000, blockdev: 0o060000, socket: 0o140000,
+  file: S_IFREG,
+  hardlink: S_IFREG,
+  dir: S_IFDIR,
+  symlink: S_IFLNK,
+  fifo: 0o010000,
+  chardev: 0o020000,
+  blockdev: 0o060000,
+  socket: 0o140000,
 };
 
 /** What stat(2) shows for a node. Times are milliseconds (the precision fuse-native carries). */
@@ -39,7 +45,10 @@ export interface NodeAttr {
 }
 
 /** The fields stat needs, shared by full catalog rows and lean listing rows. */
-type StatFields = Pick<DirStatRow, 'versionId' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'ctimeMs' | 'nlink' | 'rdev' | 'target'>;
+type StatFields = Pick<
+  DirStatRow,
+  'versionId' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'ctimeMs' | 'nlink' | 'rdev' | 'target'
+>;
 
 /**
  * Attributes packed as fuse-native's 18 uint32 stat layout: mode, uid, gid, size (lo, hi), dev,
@@ -81,11 +90,13 @@ export interface Listing {
 const ASCII = /^[\x00-\x7f]*$/;
 
 export type ViewNode =
-  | { kind: 'dir'; attr: NodeAttr }
-  | { kind: 'entry'; attr: NodeAttr; snap: SnapshotRow; path: RawPath; version: VersionRow | null };
+  { kind: 'dir'; attr: NodeAttr } | { kind: 'entry'; attr: NodeAttr; snap: SnapshotRow; path: RawPath; version: VersionRow | null };
 
 export class ViewError extends Error {
-  constructor(readonly code: 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EINVAL', message: string) {
+  constructor(
+    readonly code: 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EINVAL',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -130,7 +141,10 @@ export class SnapshotTree {
   private readonly accountCache = new Map<string, { snaps: SnapCache; map: Map<string, SnapshotRow> }>();
   private readonly mountedAt = Date.now();
 
-  constructor(readonly catalog: Catalog, opts: SnapshotTreeOptions = {}) {
+  constructor(
+    readonly catalog: Catalog,
+    opts: SnapshotTreeOptions = {},
+  ) {
     this.accountsRoot = normalizeAbs(fromUser(opts.accountsRoot ?? '/home'));
     this.listedMax = opts.listingCacheEntries ?? 300_000;
     this.ttl = opts.snapshotListTtlMs ?? 2000;
@@ -320,7 +334,9 @@ export class SnapshotTree {
    */
   entryAttr(snap: SnapshotRow, v: VersionRow): NodeAttr {
     return this.statAttr(snap, {
-      ...v, mtimeMs: Number(v.mtime / 1_000_000n), ctimeMs: Number(v.ctime / 1_000_000n),
+      ...v,
+      mtimeMs: Number(v.mtime / 1_000_000n),
+      ctimeMs: Number(v.ctime / 1_000_000n),
     });
   }
 
@@ -332,9 +348,17 @@ export class SnapshotTree {
     }
     const size = v.type === 'symlink' && v.target !== null ? v.target.length : v.size; // raw target: one char per byte
     return {
-      mode: (TYPE_BITS[v.type] ?? S_IFREG) | (v.mode & 0o7777), uid: v.uid, gid: v.gid, size,
-      blocks: Math.ceil(size / 512), ino: ino >>> 0, nlink: Math.max(1, v.type === 'dir' ? 2 : v.nlink), rdev: v.rdev,
-      mtime: v.mtimeMs, atime: v.mtimeMs, ctime: v.ctimeMs,
+      mode: (TYPE_BITS[v.type] ?? S_IFREG) | (v.mode & 0o7777),
+      uid: v.uid,
+      gid: v.gid,
+      size,
+      blocks: Math.ceil(size / 512),
+      ino: ino >>> 0,
+      nlink: Math.max(1, v.type === 'dir' ? 2 : v.nlink),
+      rdev: v.rdev,
+      mtime: v.mtimeMs,
+      atime: v.mtimeMs,
+      ctime: v.ctimeMs,
     };
   }
 
@@ -345,7 +369,19 @@ export class SnapshotTree {
       this.virtualIno.set(key, ino);
     }
     const t = this.mountedAt;
-    return { mode, uid: 0, gid: 0, size, blocks: 0, ino, nlink: (mode & S_IFMT) === S_IFDIR ? 2 : 1, rdev: 0, mtime: t, atime: t, ctime: t };
+    return {
+      mode,
+      uid: 0,
+      gid: 0,
+      size,
+      blocks: 0,
+      ino,
+      nlink: (mode & S_IFMT) === S_IFDIR ? 2 : 1,
+      rdev: 0,
+      mtime: t,
+      atime: t,
+      ctime: t,
+    };
   }
 
   private virtualDir(key: string): ViewNode {

@@ -23,7 +23,9 @@ export class PackWriter {
   private readonly ended: Promise<void>;
 
   constructor(readonly type: BlobType) {
-    this.tar.on('data', (c: unknown) => { this.chunks.push(c as Buffer); });
+    this.tar.on('data', (c: unknown) => {
+      this.chunks.push(c as Buffer);
+    });
     this.ended = new Promise((resolve, reject) => {
       this.tar.on('end', () => resolve());
       this.tar.on('error', reject);
@@ -59,7 +61,10 @@ export class PackWriter {
       at += b.data.length;
     }
     // Named after its first blob; a fixed mtime keeps identical blob sets byte-identical across runs.
-    this.tar.entry({ name: `${this.segment[0].id.slice(0, 40)}.${this.segments++}`, size: body.length, mode: 0o644, mtime: new Date(0), type: 'file' }, body);
+    this.tar.entry(
+      { name: `${this.segment[0].id.slice(0, 40)}.${this.segments++}`, size: body.length, mode: 0o644, mtime: new Date(0), type: 'file' },
+      body,
+    );
     this.pos += tarEntrySpan(body.length);
     this.segment = [];
     this.segmentBytes = 0;

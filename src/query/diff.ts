@@ -13,7 +13,8 @@ function contentDiffers(a: VersionRow, b: VersionRow): boolean {
   if (a.type !== b.type) return true;
   if (a.type === 'symlink') return a.target !== b.target;
   if (a.type === 'hardlink' && a.target !== b.target) return true;
-  if (a.type === 'file' || a.type === 'hardlink') return a.size !== b.size || a.fp !== b.fp || (a.content ?? []).join() !== (b.content ?? []).join();
+  if (a.type === 'file' || a.type === 'hardlink')
+    return a.size !== b.size || a.fp !== b.fp || (a.content ?? []).join() !== (b.content ?? []).join();
   return a.rdev !== b.rdev;
 }
 
@@ -22,7 +23,12 @@ function metadataDiffers(a: VersionRow, b: VersionRow): boolean {
 }
 
 /** Compares two snapshots by merging their path-ordered streams: memory stays flat. */
-export function diffSnapshots(catalog: Catalog, a: SnapshotRow, b: SnapshotRow, onEach?: (kind: keyof DiffResult['counts'], path: string) => void): DiffResult {
+export function diffSnapshots(
+  catalog: Catalog,
+  a: SnapshotRow,
+  b: SnapshotRow,
+  onEach?: (kind: keyof DiffResult['counts'], path: string) => void,
+): DiffResult {
   const res: DiffResult = { added: [], removed: [], changed: [], metadata: [], counts: { added: 0, removed: 0, changed: 0, metadata: 0 } };
   const note = (kind: keyof DiffResult['counts'], p: string) => {
     res.counts[kind]++;

@@ -57,11 +57,14 @@ export class FileContentReader {
     const chunk = this.repo.config.chunk_size;
     const want = Math.ceil(e.size / chunk);
     if (e.content.length !== want) {
-      throw new ContentUnavailableError(`${label}: the snapshot lists ${e.content.length} blobs for ${e.size} bytes; chunks of ${chunk} bytes need ${want}`);
+      throw new ContentUnavailableError(
+        `${label}: the snapshot lists ${e.content.length} blobs for ${e.size} bytes; chunks of ${chunk} bytes need ${want}`,
+      );
     }
     return e.content.map((id, i) => {
       const loc = this.catalog.blobLocation(id);
-      if (!loc) throw new ContentUnavailableError(`${label}: blob ${id.slice(0, 12)} is not in any pack the catalog knows (run "snapfill check")`);
+      if (!loc)
+        throw new ContentUnavailableError(`${label}: blob ${id.slice(0, 12)} is not in any pack the catalog knows (run "snapfill check")`);
       const start = i * chunk;
       return { id, pack: loc.pack, offset: loc.offset, length: loc.length, start, size: Math.min(chunk, e.size - start) };
     });
@@ -77,10 +80,14 @@ export class FileContentReader {
     }
     let pending = this.inflight.get(p.id);
     if (!pending) {
-      pending = this.repo.readBlob(p.pack, p.offset, p.length, p.id).then((data) => {
-        if (data.length !== p.size) throw new ContentUnavailableError(`blob ${p.id.slice(0, 12)} holds ${data.length} bytes where the file layout needs ${p.size}`);
-        return data;
-      }).finally(() => this.inflight.delete(p.id));
+      pending = this.repo
+        .readBlob(p.pack, p.offset, p.length, p.id)
+        .then((data) => {
+          if (data.length !== p.size)
+            throw new ContentUnavailableError(`blob ${p.id.slice(0, 12)} holds ${data.length} bytes where the file layout needs ${p.size}`);
+          return data;
+        })
+        .finally(() => this.inflight.delete(p.id));
       this.inflight.set(p.id, pending);
       const data = await pending;
       this.remember(p.id, data);
@@ -149,12 +156,19 @@ export async function copyFileContent(reader: FileContentReader, v: VersionRow, 
   let n = 0;
   for await (const chunk of reader.stream(v, display(v.path))) {
     n += chunk.length;
-    if (!out.write(chunk)) await new Promise<void>((resolve, reject) => {
-      const onDrain = () => { out.off('error', onError); resolve(); };
-      const onError = (e: Error) => { out.off('drain', onDrain); reject(e); };
-      out.once('drain', onDrain);
-      out.once('error', onError);
-    });
+    if (!out.write(chunk))
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          out.off('error', onError);
+          resolve();
+        };
+        const onError = (e: Error) => {
+          out.off('drain', onDrain);
+          reject(e);
+        };
+        out.once('drain', onDrain);
+        out.once('error', onError);
+      });
   }
   return n;
 }

@@ -13,14 +13,25 @@ export interface RepoStats {
 }
 
 export async function repoStats(s: RepoContext): Promise<RepoStats> {
-  let packs = 0, packBytes = 0, indexBytes = 0, snapshotBytes = 0;
-  for await (const o of s.repo.store.list(PACK_PREFIX)) { packs++; packBytes += o.size; }
+  let packs = 0,
+    packBytes = 0,
+    indexBytes = 0,
+    snapshotBytes = 0;
+  for await (const o of s.repo.store.list(PACK_PREFIX)) {
+    packs++;
+    packBytes += o.size;
+  }
   for await (const o of s.repo.store.list(INDEX_PREFIX)) indexBytes += o.size;
   for await (const o of s.repo.store.list(SNAPSHOT_PREFIX)) snapshotBytes += o.size;
   const snaps = s.catalog.listSnapshots();
   const out: RepoStats = {
-    snapshots: snaps.length, packs, pack_bytes: packBytes, blobs: s.catalog.countBlobs(), index_bytes: indexBytes,
-    snapshot_bytes: snapshotBytes, catalog_bytes: s.catalog.sizeOnDisk(),
+    snapshots: snaps.length,
+    packs,
+    pack_bytes: packBytes,
+    blobs: s.catalog.countBlobs(),
+    index_bytes: indexBytes,
+    snapshot_bytes: snapshotBytes,
+    catalog_bytes: s.catalog.sizeOnDisk(),
   };
   const latest = snaps[snaps.length - 1];
   if (latest) {

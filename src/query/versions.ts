@@ -34,7 +34,13 @@ export function versionChanges(prev: VersionRow, cur: VersionRow): string[] {
 export function* pathHistories(hits: Iterable<{ path: RawPath; snapshots: SnapshotRow[]; version: VersionRow }>): Iterable<PathHistory> {
   let cur: PathHistory | null = null;
   const finish = (h: PathHistory): PathHistory => {
-    h.versions.sort((a, b) => (a.snapshots[0].time < b.snapshots[0].time ? -1 : a.snapshots[0].time > b.snapshots[0].time ? 1 : a.snapshots[0].seq - b.snapshots[0].seq));
+    h.versions.sort((a, b) =>
+      a.snapshots[0].time < b.snapshots[0].time
+        ? -1
+        : a.snapshots[0].time > b.snapshots[0].time
+          ? 1
+          : a.snapshots[0].seq - b.snapshots[0].seq,
+    );
     for (let i = 1; i < h.versions.length; i++) h.versions[i].changes = versionChanges(h.versions[i - 1].version, h.versions[i].version);
     return h;
   };

@@ -72,7 +72,11 @@ function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs, keep: 'plain' | 
 }
 
 /** Loads blobs of one pack through an async range reader (a store: local file or S3). */
-export async function loadBlobsFromPack(read: PackRangeReader<Promise<Buffer>>, refs: BlobRef[], maxGap = COALESCE_GAP): Promise<LoadedBlobs> {
+export async function loadBlobsFromPack(
+  read: PackRangeReader<Promise<Buffer>>,
+  refs: BlobRef[],
+  maxGap = COALESCE_GAP,
+): Promise<LoadedBlobs> {
   const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
   for (const span of spansOf(refs, maxGap)) decodeSpan(span, await read(span.offset, span.end - span.offset), out, 'plain');
   return out;
@@ -101,7 +105,10 @@ export function bufferReader(pack: Buffer): PackRangeReader<Buffer> {
 }
 
 export class BlobCorruptError extends Error {
-  constructor(readonly blobId: string, readonly packId: string) {
+  constructor(
+    readonly blobId: string,
+    readonly packId: string,
+  ) {
     super(`blob ${blobId.slice(0, 12)} in pack ${packId.slice(0, 12)} is corrupt (content hash mismatch)`);
     this.name = 'BlobCorruptError';
   }
@@ -110,7 +117,9 @@ export class BlobCorruptError extends Error {
 /** The error for a blob `LoadedBlobs.bad` lists, for callers that want one blob or an exception. */
 export function badBlobError(id: BlobId, packId: string, reason: string): Error {
   if (reason === BLOB_CORRUPT) return new BlobCorruptError(id, packId);
-  return new Error(`blob ${id.slice(0, 12)} ${reason === BLOB_BEYOND_END ? 'lies beyond the end of pack' : reason + ' in pack'} ${packId.slice(0, 12)}`);
+  return new Error(
+    `blob ${id.slice(0, 12)} ${reason === BLOB_BEYOND_END ? 'lies beyond the end of pack' : reason + ' in pack'} ${packId.slice(0, 12)}`,
+  );
 }
 
 /** One blob's verified plain bytes out of a load, or the error saying why there are none. */

@@ -27,9 +27,14 @@ export interface LockInfo {
 }
 
 export class RepoLockedError extends Error {
-  constructor(readonly holders: LockInfo[], operation: string) {
-    super(`repository is locked: cannot ${operation} while ${holders.map((h) => `${h.operation} (${h.exclusive ? 'exclusive' : 'shared'}, host ${h.host}, pid ${h.pid}, since ${h.created})`).join('; ')} runs. ` +
-      `If that process is dead, its lock goes stale after it stops being refreshed; "snapfill unlock" removes stale locks.`);
+  constructor(
+    readonly holders: LockInfo[],
+    operation: string,
+  ) {
+    super(
+      `repository is locked: cannot ${operation} while ${holders.map((h) => `${h.operation} (${h.exclusive ? 'exclusive' : 'shared'}, host ${h.host}, pid ${h.pid}, since ${h.created})`).join('; ')} runs. ` +
+        `If that process is dead, its lock goes stale after it stops being refreshed; "snapfill unlock" removes stale locks.`,
+    );
     this.name = 'RepoLockedError';
   }
 }
@@ -40,7 +45,10 @@ const REFRESH_MS = 5 * 60 * 1000;
 export class RepoLock {
   private timer: NodeJS.Timeout | null = null;
 
-  private constructor(private readonly store: ObjectStore, readonly info: LockInfo) {}
+  private constructor(
+    private readonly store: ObjectStore,
+    readonly info: LockInfo,
+  ) {}
 
   static async acquire(store: ObjectStore, operation: string, exclusive: boolean, opts: { staleAfterMs?: number } = {}): Promise<RepoLock> {
     const stale = opts.staleAfterMs ?? LOCK_STALE_MS;
@@ -52,7 +60,13 @@ export class RepoLock {
     if (before.length) throw new RepoLockedError(before, operation);
     const now = new Date().toISOString();
     const info: LockInfo = {
-      id: randomBytes(16).toString('hex'), exclusive, host: os.hostname(), pid: process.pid, operation, created: now, refreshed: now,
+      id: randomBytes(16).toString('hex'),
+      exclusive,
+      host: os.hostname(),
+      pid: process.pid,
+      operation,
+      created: now,
+      refreshed: now,
     };
     await store.put(lockKey(info.id), Buffer.from(JSON.stringify(info)), { ifAbsent: true, ...MUTABLE });
     const after = conflicts(await listLocks(store), info.id);
@@ -62,7 +76,9 @@ export class RepoLock {
       throw new RepoLockedError(after, operation);
     }
     const lock = new RepoLock(store, info);
-    lock.timer = setInterval(() => { void lock.refresh(); }, REFRESH_MS);
+    lock.timer = setInterval(() => {
+      void lock.refresh();
+    }, REFRESH_MS);
     lock.timer.unref();
     return lock;
   }

@@ -51,12 +51,17 @@ export class PackCache {
     }
     const p = this.repo.readPack(packId);
     this.packs.set(packId, p);
-    p.then((b) => {
-      if (this.packs.get(packId) !== p) return;
-      this.sizes.set(packId, b.length);
-      this.bytes += b.length;
-      this.evict(packId);
-    }, () => { this.packs.delete(packId); });
+    p.then(
+      (b) => {
+        if (this.packs.get(packId) !== p) return;
+        this.sizes.set(packId, b.length);
+        this.bytes += b.length;
+        this.evict(packId);
+      },
+      () => {
+        this.packs.delete(packId);
+      },
+    );
     return p;
   }
 

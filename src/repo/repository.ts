@@ -7,7 +7,15 @@ import type { BlobId } from '../pack/blobid.js';
 import { PackWriter } from '../pack/packwriter.js';
 import type { BlobType, PackIndex } from '../pack/format.js';
 import {
-  CONFIG_KEY, INDEX_PREFIX, PACK_PREFIX, SNAPSHOT_PREFIX, idOfKey, indexKey, packIdOfKey, packKey, snapshotKey,
+  CONFIG_KEY,
+  INDEX_PREFIX,
+  PACK_PREFIX,
+  SNAPSHOT_PREFIX,
+  idOfKey,
+  indexKey,
+  packIdOfKey,
+  packKey,
+  snapshotKey,
 } from '../pack/keys.js';
 import { loadBlobsFromPack, takeBlob, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
 
@@ -55,13 +63,20 @@ export class RepoNotFoundError extends OptionError {
  * records. It holds no state beyond the store, so any machine can read it.
  */
 export class Repository {
-  private constructor(readonly store: ObjectStore, readonly config: RepoConfig) {}
+  private constructor(
+    readonly store: ObjectStore,
+    readonly config: RepoConfig,
+  ) {}
 
   static async init(store: ObjectStore, opts: { chunkSize?: number; packSize?: number } = {}): Promise<Repository> {
     if (await store.head(CONFIG_KEY)) throw new Error(`a repository already exists at ${store.location}`);
     const config: RepoConfig = {
-      format: 'snapfill', version: REPO_VERSION, id: randomBytes(16).toString('hex'), created: new Date().toISOString(),
-      chunk_size: opts.chunkSize ?? 8 * 1024 * 1024, pack_size: opts.packSize ?? 16 * 1024 * 1024,
+      format: 'snapfill',
+      version: REPO_VERSION,
+      id: randomBytes(16).toString('hex'),
+      created: new Date().toISOString(),
+      chunk_size: opts.chunkSize ?? 8 * 1024 * 1024,
+      pack_size: opts.packSize ?? 16 * 1024 * 1024,
     };
     await store.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifAbsent: true });
     return new Repository(store, config);

@@ -7,8 +7,12 @@ export const ENTRY_TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink', '
 
 /** The entry type of an lstat result (fs.Stats, fs.BigIntStats or the walk's scan stats). */
 export function entryTypeOf(st: {
-  isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean;
-  isCharacterDevice(): boolean; isBlockDevice(): boolean;
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
 }): EntryType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
@@ -62,18 +66,34 @@ export interface Tree {
 }
 
 const TYPE_CODE: Record<EntryType, string> = {
-  file: 'f', dir: 'd', symlink: 'l', hardlink: 'h', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's',
+  file: 'f',
+  dir: 'd',
+  symlink: 'l',
+  hardlink: 'h',
+  fifo: 'p',
+  chardev: 'c',
+  blockdev: 'b',
+  socket: 's',
 };
-const CODE_TYPE: Record<string, EntryType> = Object.fromEntries(
-  Object.entries(TYPE_CODE).map(([k, v]) => [v, k as EntryType]),
-);
+const CODE_TYPE: Record<string, EntryType> = Object.fromEntries(Object.entries(TYPE_CODE).map(([k, v]) => [v, k as EntryType]));
 
 /** Encodes a tree to its canonical bytes (equal trees give equal bytes, hence equal ids). */
 export function encodeTree(entries: Entry[]): Buffer {
   const rows = entries.map((e) => {
     const o: Record<string, unknown> = {
-      n: e.name, t: TYPE_CODE[e.type], m: e.mode, u: e.uid, g: e.gid, U: e.user, G: e.group,
-      s: e.size, mt: e.mtime.toString(), ct: e.ctime.toString(), i: e.ino.toString(), d: e.dev.toString(), nl: e.nlink,
+      n: e.name,
+      t: TYPE_CODE[e.type],
+      m: e.mode,
+      u: e.uid,
+      g: e.gid,
+      U: e.user,
+      G: e.group,
+      s: e.size,
+      mt: e.mtime.toString(),
+      ct: e.ctime.toString(),
+      i: e.ino.toString(),
+      d: e.dev.toString(),
+      nl: e.nlink,
     };
     if (e.rdev) o.rd = e.rdev;
     if (e.target !== null) o.l = e.target;
@@ -94,19 +114,51 @@ export function decodeTree(bytes: Buffer): Entry[] {
     const type = CODE_TYPE[o.t];
     if (!type) throw new Error(`unknown entry type code ${JSON.stringify(o.t)}`);
     return {
-      name: String(o.n), type, mode: o.m, uid: o.u, gid: o.g, user: o.U ?? '', group: o.G ?? '', size: o.s,
-      mtime: BigInt(o.mt), ctime: BigInt(o.ct), ino: BigInt(o.i), dev: BigInt(o.d), nlink: o.nl, rdev: o.rd ?? 0,
-      target: o.l ?? null, fp: o.fp ?? null, content: o.c ?? null, tree: o.st ?? null, flags: o.x ?? 0,
+      name: String(o.n),
+      type,
+      mode: o.m,
+      uid: o.u,
+      gid: o.g,
+      user: o.U ?? '',
+      group: o.G ?? '',
+      size: o.s,
+      mtime: BigInt(o.mt),
+      ctime: BigInt(o.ct),
+      ino: BigInt(o.i),
+      dev: BigInt(o.d),
+      nlink: o.nl,
+      rdev: o.rd ?? 0,
+      target: o.l ?? null,
+      fp: o.fp ?? null,
+      content: o.c ?? null,
+      tree: o.st ?? null,
+      flags: o.x ?? 0,
     } satisfies Entry;
   });
 }
 
 /** True when two entries record the same state (so a catalog row can be shared). */
 export function sameEntry(a: Entry, b: Entry): boolean {
-  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.user === b.user &&
-    a.group === b.group && a.size === b.size && a.mtime === b.mtime && a.ctime === b.ctime && a.ino === b.ino &&
-    a.dev === b.dev && a.nlink === b.nlink && a.rdev === b.rdev && a.target === b.target && a.fp === b.fp &&
-    a.tree === b.tree && a.flags === b.flags && sameList(a.content, b.content);
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.user === b.user &&
+    a.group === b.group &&
+    a.size === b.size &&
+    a.mtime === b.mtime &&
+    a.ctime === b.ctime &&
+    a.ino === b.ino &&
+    a.dev === b.dev &&
+    a.nlink === b.nlink &&
+    a.rdev === b.rdev &&
+    a.target === b.target &&
+    a.fp === b.fp &&
+    a.tree === b.tree &&
+    a.flags === b.flags &&
+    sameList(a.content, b.content)
+  );
 }
 
 function sameList(a: string[] | null, b: string[] | null): boolean {

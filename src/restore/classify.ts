@@ -57,10 +57,12 @@ class Batcher {
     const msg = run.direct
       ? { op: 'restore' as const, items: items.map((x) => ({ entry: x.w, chunks: chunksOf(run, x.v, x.loc) })) }
       : { op: 'classify' as const, items: items.map((x) => x.w) };
-    this.inflight.push(run.pool.submit(msg, [], wi).then((reply) => {
-      reply.results.forEach((r, i) => onClassified(run, items[i].v, items[i].w, r as ClassifyResult));
-      run.tally.noteDirs(reply);
-    }));
+    this.inflight.push(
+      run.pool.submit(msg, [], wi).then((reply) => {
+        reply.results.forEach((r, i) => onClassified(run, items[i].v, items[i].w, r as ClassifyResult));
+        run.tally.noteDirs(reply);
+      }),
+    );
     const n = run.pool.size;
     if (this.inflight.length > n * 4) await Promise.all(this.inflight.splice(0, this.inflight.length - n * 2));
   }
@@ -153,7 +155,8 @@ function onClassified(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyR
         if (!run.o.dryRun) run.plan.addDir(w.rel, w);
       }
       return;
-    case 'meta': case 'dirmeta':
+    case 'meta':
+    case 'dirmeta':
       tally.note('metadata');
       action('metadata');
       tally.res.metadata_fixed++;
@@ -206,7 +209,10 @@ function planLink(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyResul
   const target = v.target;
   const first = target !== null && target !== v.path ? run.s.catalog.entry(run.snap, target) : undefined;
   if (!first || first.type !== 'file') {
-    run.tally.error(v.path, `unsafe hardlink in the snapshot: its target ${display(target ?? '(none)')} is not a file of this snapshot; refused`);
+    run.tally.error(
+      v.path,
+      `unsafe hardlink in the snapshot: its target ${display(target ?? '(none)')} is not a file of this snapshot; refused`,
+    );
     return;
   }
   if (!run.scope.covers(target!)) {
@@ -214,8 +220,13 @@ function planLink(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyResul
     return;
   }
   const src = wire(run, lightFromVersion(first, null));
-  run.plan.addLink(w.rel, relOf(target!), w, v.content ?? [], !!r.replace,
-    { size: src.size, mtimeNs: src.mtimeNs, uid: src.uid, gid: src.gid, nlink: src.nlink });
+  run.plan.addLink(w.rel, relOf(target!), w, v.content ?? [], !!r.replace, {
+    size: src.size,
+    mtimeNs: src.mtimeNs,
+    uid: src.uid,
+    gid: src.gid,
+    nlink: src.nlink,
+  });
   run.tally.note('hardlink');
   run.tally.action(v.path, 'restore (hardlink)');
   if (run.o.dryRun) run.tally.res.files_restored++;

@@ -55,8 +55,10 @@ export async function writeContent(run: RestoreRun): Promise<void> {
 async function fetchPackGroup(run: RestoreRun, rows: ContentRow[]): Promise<PackData> {
   const key = packKey(rows[0].pack!);
   try {
-    return await loadBlobsFromPack((offset, length) => run.s.repo.store.getRange(key, offset, length),
-      rows.map((r) => ({ id: r.blobs[0], offset: r.off, length: r.len })));
+    return await loadBlobsFromPack(
+      (offset, length) => run.s.repo.store.getRange(key, offset, length),
+      rows.map((r) => ({ id: r.blobs[0], offset: r.off, length: r.len })),
+    );
   } catch (e) {
     return { plain: new Map(), bad: new Map(), error: (e as Error).message };
   }
@@ -93,10 +95,12 @@ async function writePackGroup(run: RestoreRun, rows: ContentRow[], data: PackDat
     const rs = batchRows;
     batch = [];
     batchRows = [];
-    inflight.push(run.pool.submit({ op: 'write', items }).then((reply) => {
-      reply.results.forEach((res, i) => run.tally.written('/' + rs[i].rel, rs[i].entry.size, res as ItemResult));
-      run.tally.noteDirs(reply);
-    }));
+    inflight.push(
+      run.pool.submit({ op: 'write', items }).then((reply) => {
+        reply.results.forEach((res, i) => run.tally.written('/' + rs[i].rel, rs[i].entry.size, res as ItemResult));
+        run.tally.noteDirs(reply);
+      }),
+    );
   };
   for (const r of rows) {
     const id = r.blobs[0];
@@ -117,7 +121,11 @@ async function writePackGroup(run: RestoreRun, rows: ContentRow[], data: PackDat
 
 /** Writes files chunk by chunk in this thread (big files are few; their chunks are large). */
 export async function writeLargeFiles(run: RestoreRun, rows: Iterable<ContentRow>): Promise<void> {
-  const root = new SafeRoot(run.targetRoot, (rel) => run.tally.createdDirs.add(rel), (rel) => run.journal?.append(rel));
+  const root = new SafeRoot(
+    run.targetRoot,
+    (rel) => run.tally.createdDirs.add(rel),
+    (rel) => run.journal?.append(rel),
+  );
   try {
     for (const row of rows) await writeLargeFile(run, root, row);
   } finally {
@@ -135,7 +143,10 @@ async function writeLargeFile(run: RestoreRun, root: SafeRoot, row: ContentRow):
     run.tally.error(p, e instanceof UnsafePathError ? e.message : String((e as Error).message));
     return;
   }
-  if (dfd === null) { run.tally.error(p, 'parent directory missing'); return; }
+  if (dfd === null) {
+    run.tally.error(p, 'parent directory missing');
+    return;
+  }
   let r: InstallResult;
   try {
     r = await installFileAsync(dfd, name, row.entry, run.policy, placementOf(run, row.replace, row.fresh), async (t) => {

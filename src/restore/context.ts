@@ -56,7 +56,18 @@ export function wire(run: RestoreRun, v: LightEntry, ancestor = false): WireEntr
     gid = run.ids.gidOf(v.group) ?? gid;
   }
   return {
-    rel: relOf(v.path), type: v.type, mode: v.mode, uid, gid, size: v.size, mtimeNs: v.mtimeNs, fingerprint: v.fp,
-    linkTarget: v.target, rdev: v.rdev, nlink: v.nlink, hasContent: v.content !== null, ...(ancestor ? { ancestor: true } : {}),
+    rel: relOf(v.path),
+    type: v.type,
+    mode: v.mode,
+    uid,
+    gid,
+    size: v.size,
+    mtimeNs: v.mtimeNs,
+    fingerprint: v.fp,
+    linkTarget: v.target,
+    rdev: v.rdev,
+    nlink: v.nlink,
+    hasContent: v.content !== null,
+    ...(ancestor ? { ancestor: true } : {}),
   };
 }

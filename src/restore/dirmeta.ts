@@ -15,12 +15,14 @@ export async function setDirMetadata(run: RestoreRun): Promise<void> {
   const send = () => {
     const items = batch;
     batch = [];
-    inflight.push(run.pool.submit({ op: 'dirmeta', items }).then((reply) => {
-      reply.results.forEach((r, i) => {
-        const res = r as ItemResult;
-        if (!res.ok) run.tally.error('/' + items[i].rel, res.msg ?? 'cannot set directory metadata');
-      });
-    }));
+    inflight.push(
+      run.pool.submit({ op: 'dirmeta', items }).then((reply) => {
+        reply.results.forEach((r, i) => {
+          const res = r as ItemResult;
+          if (!res.ok) run.tally.error('/' + items[i].rel, res.msg ?? 'cannot set directory metadata');
+        });
+      }),
+    );
   };
   // Setting a child's metadata never changes its parent's mtime, so batches may run in parallel;
   // only entry creation does, and that is finished before this phase.

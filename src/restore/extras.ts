@@ -53,7 +53,10 @@ function deleteOne(run: RestoreRun, dirFd: number, name: RawPath, p: RawPath, di
   const { tally } = run;
   tally.action(p, 'delete');
   tally.note('delete');
-  if (run.o.dryRun) { tally.res.deleted++; return; }
+  if (run.o.dryRun) {
+    tally.res.deleted++;
+    return;
+  }
   try {
     tally.res.deleted += removeTree(dirFd, name);
     if (tally.restoresDirTimes) tally.touchedDirs.add(dirRel);
@@ -73,7 +76,8 @@ function removeTree(parentFd: number, name: RawPath): number {
   const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
   let n = 0;
   try {
-    for (const child of fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]) n += removeTree(fd, child.toString('latin1'));
+    for (const child of fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[])
+      n += removeTree(fd, child.toString('latin1'));
   } finally {
     fs.closeSync(fd);
   }

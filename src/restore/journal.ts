@@ -21,7 +21,11 @@ export class RestoreJournal {
   /** Directories created by interrupted runs (relative raw paths); empty when none. */
   leftovers(): RawPath[] {
     let files: string[];
-    try { files = fs.readdirSync(this.dir); } catch { return []; }
+    try {
+      files = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
     const out = new Set<RawPath>();
     for (const f of files) {
       for (const line of fs.readFileSync(path.join(this.dir, f), 'utf8').split('\n')) {
@@ -32,7 +36,11 @@ export class RestoreJournal {
   }
 
   hadInterruptedRun(): boolean {
-    try { return fs.readdirSync(this.dir).length > 0; } catch { return false; }
+    try {
+      return fs.readdirSync(this.dir).length > 0;
+    } catch {
+      return false;
+    }
   }
 
   private fd: number | null = null;
@@ -57,11 +65,19 @@ export class RestoreJournal {
 /** Removes temp entries left by a killed run below `rel` (never following symlinks). Returns how many. */
 export function sweepTemps(root: SafeRoot, rel: RawPath): number {
   let fd: number | null;
-  try { fd = root.dirFd(rel, false); } catch { return 0; }
+  try {
+    fd = root.dirFd(rel, false);
+  } catch {
+    return 0;
+  }
   if (fd === null) return 0;
   let n = 0;
   let names: Buffer[];
-  try { names = fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }); } catch { return 0; }
+  try {
+    names = fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' });
+  } catch {
+    return 0;
+  }
   for (const b of names) {
     const name = b.toString('latin1');
     const st = fs.lstatSync(procPath(fd, name), { throwIfNoEntry: false });

@@ -22,9 +22,16 @@ export async function relinkGroupFirsts(run: RestoreRun): Promise<void> {
   const jobs = [...run.plan.groupFirstsWithSurvivor()];
   for (let i = 0; i < jobs.length; i += BATCH) {
     const batch = jobs.slice(i, i + BATCH);
-    const reply = await run.pool.submit({ op: 'link', items: batch.map((j) => ({
-      rel: j.rel, first: j.survivor, entry: j.entry, replace: j.replace, source: sourceOf(j.survivorEntry),
-    })) });
+    const reply = await run.pool.submit({
+      op: 'link',
+      items: batch.map((j) => ({
+        rel: j.rel,
+        first: j.survivor,
+        entry: j.entry,
+        replace: j.replace,
+        source: sourceOf(j.survivorEntry),
+      })),
+    });
     run.tally.noteDirs(reply);
     reply.results.forEach((res, k) => {
       const it = res as ItemResult;
@@ -44,11 +51,17 @@ export async function writeLinks(run: RestoreRun): Promise<void> {
   const send = () => {
     const items = batch;
     batch = [];
-    inflight.push(run.pool.submit({ op: 'link', items: items.map((x) => ({ rel: x.rel, first: x.first, entry: x.entry, replace: x.replace, source: x.source })) })
-      .then((reply) => {
-        run.tally.noteDirs(reply);
-        reply.results.forEach((r, i) => onLinked(run, items[i], r as ItemResult, fallback));
-      }));
+    inflight.push(
+      run.pool
+        .submit({
+          op: 'link',
+          items: items.map((x) => ({ rel: x.rel, first: x.first, entry: x.entry, replace: x.replace, source: x.source })),
+        })
+        .then((reply) => {
+          run.tally.noteDirs(reply);
+          reply.results.forEach((r, i) => onLinked(run, items[i], r as ItemResult, fallback));
+        }),
+    );
   };
   for (const l of run.plan.links()) {
     batch.push(l);
@@ -64,6 +77,15 @@ function onLinked(run: RestoreRun, it: LinkRow, res: ItemResult, fallback: Conte
   else if (res.ok) run.tally.res.files_skipped++;
   // The first path of the inode was not restored: write this one as a file of its own.
   else if (it.blobs.length) {
-    fallback.push({ rel: it.rel, entry: { ...it.entry, type: 'file' }, blobs: it.blobs, pack: null, off: 0, len: 0, replace: it.replace, fresh: false });
+    fallback.push({
+      rel: it.rel,
+      entry: { ...it.entry, type: 'file' },
+      blobs: it.blobs,
+      pack: null,
+      off: 0,
+      len: 0,
+      replace: it.replace,
+      fresh: false,
+    });
   } else run.tally.error('/' + it.rel, res.msg ?? 'hardlink failed');
 }

@@ -61,9 +61,13 @@ export class LocalPacks {
       if (raw.length < c.length) throw new CorruptChunkError(`pack ${c.pack.slice(0, 12)} is truncated`);
       return known ? raw : inflateKnown(raw);
     }
-    const got = loadBlobsFromPackSync((offset, length) => this.readRange(c, offset, length), [{ id: c.id, offset: c.offset, length: c.length }]);
+    const got = loadBlobsFromPackSync(
+      (offset, length) => this.readRange(c, offset, length),
+      [{ id: c.id, offset: c.offset, length: c.length }],
+    );
     const plain = got.plain.get(c.id);
-    if (!plain) throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} ${got.bad.get(c.id) ?? 'is corrupt'}`);
+    if (!plain)
+      throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} ${got.bad.get(c.id) ?? 'is corrupt'}`);
     if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
     // Stored plain: the loader handed back a view of the read buffer itself.
     this.verified.set(c.id, plain.buffer === this.buf.buffer);

@@ -37,7 +37,11 @@ export class RestorePlan {
   private pending = 0;
 
   constructor(readonly file: string) {
-    try { fs.rmSync(file, { force: true }); } catch { /* fresh */ }
+    try {
+      fs.rmSync(file, { force: true });
+    } catch {
+      /* fresh */
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = OFF');
     this.db.pragma('synchronous = OFF');
@@ -48,7 +52,9 @@ export class RestorePlan {
       CREATE INDEX survivors_first ON survivors(first);
       CREATE TABLE dirs(rel BLOB PRIMARY KEY, e TEXT);
     `);
-    this.insContent = this.db.prepare(`INSERT INTO content(pack, off, len, nblobs, blobs, rel, e, replace, fresh) VALUES(?,?,?,?,?,?,?,?,?)`);
+    this.insContent = this.db.prepare(
+      `INSERT INTO content(pack, off, len, nblobs, blobs, rel, e, replace, fresh) VALUES(?,?,?,?,?,?,?,?,?)`,
+    );
     this.insLink = this.db.prepare(`INSERT INTO links(rel, first, e, blobs, replace, source) VALUES(?,?,?,?,?,?)`);
     this.insSurvivor = this.db.prepare(`INSERT INTO survivors(first, rel, e) VALUES(?,?,?)`);
     this.insDir = this.db.prepare(`INSERT INTO dirs(rel, e) VALUES(?, ?) ON CONFLICT(rel) DO UPDATE SET e=coalesce(excluded.e, dirs.e)`);
@@ -62,8 +68,25 @@ export class RestorePlan {
     }
   }
 
-  addContent(rel: RawPath, e: WireEntry, blobs: string[], loc: { pack: string; offset: number; length: number } | undefined, replace: boolean, fresh: boolean): void {
-    this.insContent.run(loc?.pack ?? null, loc?.offset ?? 0, loc?.length ?? 0, blobs.length, blobs.join(','), toBlob(rel), JSON.stringify(e), replace ? 1 : 0, fresh ? 1 : 0);
+  addContent(
+    rel: RawPath,
+    e: WireEntry,
+    blobs: string[],
+    loc: { pack: string; offset: number; length: number } | undefined,
+    replace: boolean,
+    fresh: boolean,
+  ): void {
+    this.insContent.run(
+      loc?.pack ?? null,
+      loc?.offset ?? 0,
+      loc?.length ?? 0,
+      blobs.length,
+      blobs.join(','),
+      toBlob(rel),
+      JSON.stringify(e),
+      replace ? 1 : 0,
+      fresh ? 1 : 0,
+    );
     this.tick();
   }
 
@@ -79,10 +102,25 @@ export class RestorePlan {
   }
 
   /** Missing first names of hard-link groups (to be created, not replaced) that have a surviving name. */
-  *groupFirstsWithSurvivor(): Iterable<{ id: number; rel: RawPath; entry: WireEntry; replace: boolean; survivor: RawPath; survivorEntry: WireEntry }> {
-    for (const r of this.stream(`SELECT c.id, c.rel, c.e, c.replace, min(s.rel) AS srel, s.e AS se FROM content c JOIN survivors s ON s.first = c.rel
+  *groupFirstsWithSurvivor(): Iterable<{
+    id: number;
+    rel: RawPath;
+    entry: WireEntry;
+    replace: boolean;
+    survivor: RawPath;
+    survivorEntry: WireEntry;
+  }> {
+    for (const r of this
+      .stream(`SELECT c.id, c.rel, c.e, c.replace, min(s.rel) AS srel, s.e AS se FROM content c JOIN survivors s ON s.first = c.rel
       WHERE c.replace = 0 AND json_extract(c.e, '$.nlink') > 1 GROUP BY c.id`)) {
-      yield { id: r.id, rel: fromBlob(r.rel), entry: JSON.parse(r.e), replace: !!r.replace, survivor: fromBlob(r.srel), survivorEntry: JSON.parse(r.se) };
+      yield {
+        id: r.id,
+        rel: fromBlob(r.rel),
+        entry: JSON.parse(r.e),
+        replace: !!r.replace,
+        survivor: fromBlob(r.srel),
+        survivorEntry: JSON.parse(r.se),
+      };
     }
   }
 
@@ -123,18 +161,29 @@ export class RestorePlan {
 
   *links(): Iterable<LinkRow> {
     for (const r of this.stream(`SELECT * FROM links ORDER BY id`)) {
-      yield { rel: fromBlob(r.rel), first: fromBlob(r.first), entry: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], replace: !!r.replace, source: JSON.parse(r.source) };
+      yield {
+        rel: fromBlob(r.rel),
+        first: fromBlob(r.first),
+        entry: JSON.parse(r.e),
+        blobs: r.blobs ? r.blobs.split(',') : [],
+        replace: !!r.replace,
+        source: JSON.parse(r.source),
+      };
     }
   }
 
   /** Directories deepest first, so a parent's times are set after its children are done. */
   *dirsDeepestFirst(): Iterable<{ rel: RawPath; entry: WireEntry | null }> {
-    for (const r of this.stream(`SELECT rel, e FROM dirs ORDER BY rel DESC`)) yield { rel: fromBlob(r.rel), entry: r.e ? JSON.parse(r.e) : null };
+    for (const r of this.stream(`SELECT rel, e FROM dirs ORDER BY rel DESC`))
+      yield { rel: fromBlob(r.rel), entry: r.e ? JSON.parse(r.e) : null };
   }
 
   counts(): { content: number; bytes: number; links: number; dirs: number } {
     this.commit();
-    const c = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(json_extract(e, '$.size')),0) AS b FROM content`).get() as { n: number; b: number };
+    const c = this.db.prepare(`SELECT count(*) AS n, coalesce(sum(json_extract(e, '$.size')),0) AS b FROM content`).get() as {
+      n: number;
+      b: number;
+    };
     const l = this.db.prepare(`SELECT count(*) AS n FROM links`).get() as { n: number };
     const d = this.db.prepare(`SELECT count(*) AS n FROM dirs`).get() as { n: number };
     this.db.exec('BEGIN');
@@ -142,7 +191,11 @@ export class RestorePlan {
   }
 
   close(): void {
-    try { this.db.exec('COMMIT'); } catch { /* none open */ }
+    try {
+      this.db.exec('COMMIT');
+    } catch {
+      /* none open */
+    }
     this.db.close();
     fs.rmSync(this.file, { force: true });
   }
@@ -150,6 +203,14 @@ export class RestorePlan {
 
 function toRow(r: any): ContentRow {
   return {
-    id: r.id, rel: fromBlob(r.rel), entry: JSON.parse(r.e), blobs: r.blobs ? r.blobs.split(',') : [], pack: r.pack, off: r.off, len: r.len, replace: !!r.replace, fresh: !!r.fresh,
+    id: r.id,
+    rel: fromBlob(r.rel),
+    entry: JSON.parse(r.e),
+    blobs: r.blobs ? r.blobs.split(',') : [],
+    pack: r.pack,
+    off: r.off,
+    len: r.len,
+    replace: !!r.replace,
+    fresh: !!r.fresh,
   };
 }

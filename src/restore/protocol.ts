@@ -50,7 +50,12 @@ export type Outcome =
   | 'meta' // metadata fixed now (or would be, in a dry run)
   | 'dirmeta' // directory metadata to set at the end
   | 'written' // content written (direct strategy)
-  | 'skip-present' | 'skip-same' | 'skip-newer' | 'skip-conflict' | 'skip-unsupported' | 'skip-nocontent'
+  | 'skip-present'
+  | 'skip-same'
+  | 'skip-newer'
+  | 'skip-conflict'
+  | 'skip-unsupported'
+  | 'skip-nocontent'
   | 'error';
 
 export interface ClassifyResult {
@@ -127,10 +132,8 @@ export type ToWorker =
   | { op: 'dirmeta'; id: number; items: WireEntry[] };
 
 export type FromWorker =
-  | { id: number; results: (ClassifyResult | ItemResult)[]; createdDirs: string[]; touchedDirs: string[] }
-  | { id: number; fatal: string };
+  { id: number; results: (ClassifyResult | ItemResult)[]; createdDirs: string[]; touchedDirs: string[] } | { id: number; fatal: string };
 
 /** A request as the pool sends it (the pool adds the id). */
-export type WorkerRequest = Exclude<ToWorker, { op: 'init' }> extends infer T ? T extends { id: number } ? Omit<T, 'id'> : never : never;
+export type WorkerRequest = Exclude<ToWorker, { op: 'init' }> extends infer T ? (T extends { id: number } ? Omit<T, 'id'> : never) : never;
 export type WorkerReply = Extract<FromWorker, { results: unknown }>;
-

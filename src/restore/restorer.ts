@@ -33,27 +33,19 @@ const MODES: RestoreMode[] = ['missing', 'changed', 'checksum', 'metadata', 'all
  */
 export async function restore(s: RepoContext, o: RestoreOptions): Promise<RestoreResult> {
   const mode = o.mode ?? 'missing';
-  if (!MODES.includes(mode)) throw new OptionError((n) => `unknown ${n('mode')} "${mode}": use missing, changed, checksum, metadata or all`);
+  if (!MODES.includes(mode))
+    throw new OptionError((n) => `unknown ${n('mode')} "${mode}": use missing, changed, checksum, metadata or all`);
   const local = typeof s.repo.store.localPath === 'function';
   if (o.strategy === 'direct' && !local) throw new Error('the direct restore strategy needs a local repository');
   const snap = o.snapshot;
   const scope = new Scope(s.catalog, snap, o);
   const targetRoot = o.target ? normalizeAbs(fromUser(path.resolve(o.target))) : '/';
   const tally = new Tally(snap.id, mode, targetRoot, !!o.dryRun, o.onProgress);
-  // (issue 11) Entries the catalog import refused (unsafe names) or lost (unreadable tree blob):
-  // everything else is restored, these are named and the restore exits 3. --delete would take a
-  // lost listing for an empty directory and delete the live contents: refused outright.
-  for (const r of scope.roots) {
-    for (const d of s.catalog.damagedUnder(snap, r)) {
-      if (o.delete && s.catalog.dirLost(snap, d.path) !== undefined) {
-        throw new OptionError((n) => `${n('delete')} refused: the snapshot lost the listing of ${display(d.path)} (${d.message}); restore without ${n('delete')}, or that path from another snapshot`);
-      }
-      tally.error(d.path, d.message);
-    }
-  }
+  reportDamage(s, o, scope, tally);
   if (o.target && !o.dryRun) fs.mkdirSync(toFs(targetRoot), { recursive: true, mode: 0o700 });
   // A dry run into a target that does not exist yet: every entry is missing; plan against an empty scratch root.
-  const workerRoot = o.target && o.dryRun && !fs.existsSync(toFs(targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : targetRoot;
+  const workerRoot =
+    o.target && o.dryRun && !fs.existsSync(toFs(targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : targetRoot;
   const cacheDir = path.dirname(s.catalog.file);
   const journal = new RestoreJournal(cacheDir, targetRoot);
   const interrupted = !o.dryRun && journal.hadInterruptedRun();
@@ -68,15 +60,37 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
     const direct = local && o.strategy !== 'planned';
     const chown = process.getuid?.() === 0;
     const init: WorkerInit = {
-      root: workerRoot, mode, dryRun: !!o.dryRun, overwriteNewer: !!o.overwriteNewer,
-      snapshotTimeNs: snapshotTimeNs(snap.time).toString(), chown, umask: oldUmask === null ? process.umask() : 0,
-      journalDir: o.dryRun ? null : journal.dir, repoDir: direct ? s.repo.store.localPath!('') : null,
+      root: workerRoot,
+      mode,
+      dryRun: !!o.dryRun,
+      overwriteNewer: !!o.overwriteNewer,
+      snapshotTimeNs: snapshotTimeNs(snap.time).toString(),
+      chown,
+      umask: oldUmask === null ? process.umask() : 0,
+      journalDir: o.dryRun ? null : journal.dir,
+      repoDir: direct ? s.repo.store.localPath!('') : null,
     };
-    pool = await WorkerPool.start<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'),
-      Math.max(1, o.threads ?? Math.min(4, Math.max(2, os.cpus().length))), init, { depth: 4, label: 'restore worker' });
+    pool = await WorkerPool.start<WorkerRequest, WorkerReply>(
+      workerUrl(import.meta.url, 'worker.js'),
+      Math.max(1, o.threads ?? Math.min(4, Math.max(2, os.cpus().length))),
+      init,
+      { depth: 4, label: 'restore worker' },
+    );
     const run: RestoreRun = {
-      s, o, snap, mode, targetRoot, scope, tally, plan, pool, journal: o.dryRun ? null : journal, direct,
-      snapshotTimeNs: snapshotTimeNs(snap.time), policy: { chown, umask: init.umask }, ids: new IdNames(),
+      s,
+      o,
+      snap,
+      mode,
+      targetRoot,
+      scope,
+      tally,
+      plan,
+      pool,
+      journal: o.dryRun ? null : journal,
+      direct,
+      snapshotTimeNs: snapshotTimeNs(snap.time),
+      policy: { chown, umask: init.umask },
+      ids: new IdNames(),
     };
     await runPhases(run, interrupted);
   } finally {
@@ -86,6 +100,25 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
     if (workerRoot !== targetRoot) fs.rmSync(workerRoot, { recursive: true, force: true });
   }
   return tally.finish();
+}
+
+/**
+ * (issue 11) Entries the catalog import refused (unsafe names) or lost (unreadable tree blob):
+ * everything else is restored, these are named and the restore exits 3. --delete would take a
+ * lost listing for an empty directory and delete the live contents: refused outright.
+ */
+function reportDamage(s: RepoContext, o: RestoreOptions, scope: Scope, tally: Tally): void {
+  for (const r of scope.roots) {
+    for (const d of s.catalog.damagedUnder(o.snapshot, r)) {
+      if (o.delete && s.catalog.dirLost(o.snapshot, d.path) !== undefined) {
+        throw new OptionError(
+          (n) =>
+            `${n('delete')} refused: the snapshot lost the listing of ${display(d.path)} (${d.message}); restore without ${n('delete')}, or that path from another snapshot`,
+        );
+      }
+      tally.error(d.path, d.message);
+    }
+  }
 }
 
 function snapshotTimeNs(time: string): bigint {

@@ -51,13 +51,20 @@ function validRoots(catalog: Catalog, snap: SnapshotRow, o: RestoreOptions, hasI
   let roots = rootsOf(o);
   const scoped = roots.length > 0 || hasIncludes;
   if (o.delete) {
-    if (!scoped) throw new OptionError((n) => `${n('delete')} needs a scope: name paths, ${n('include')} patterns or ${n('account')} (refusing to delete across the whole snapshot)`);
+    if (!scoped)
+      throw new OptionError(
+        (n) =>
+          `${n('delete')} needs a scope: name paths, ${n('include')} patterns or ${n('account')} (refusing to delete across the whole snapshot)`,
+      );
     if (roots.includes('/')) throw new OptionError((n) => `${n('delete')} refuses the root directory "/" as a scope`);
   }
   if (!roots.length) roots = [...snap.paths];
   for (const r of roots) {
     if (r !== '/' && !catalog.entry(snap, r)) {
-      throw new OptionError((n) => `${display(r)} is not in snapshot ${snap.id.slice(0, 8)}${o.account ? ` (check ${n('account')} / ${n('accountsRoot')})` : ''}`);
+      throw new OptionError(
+        (n) =>
+          `${display(r)} is not in snapshot ${snap.id.slice(0, 8)}${o.account ? ` (check ${n('account')} / ${n('accountsRoot')})` : ''}`,
+      );
     }
   }
   roots.sort();

@@ -51,12 +51,28 @@ export class Tally {
   private lastProgress = 0;
   private readonly started = Date.now();
 
-  constructor(snapshotId: string, private readonly mode: RestoreMode, target: RawPath, dryRun: boolean,
-    private readonly onProgress?: (p: RestoreProgress) => void) {
+  constructor(
+    snapshotId: string,
+    private readonly mode: RestoreMode,
+    target: RawPath,
+    dryRun: boolean,
+    private readonly onProgress?: (p: RestoreProgress) => void,
+  ) {
     this.res = {
-      snapshot_id: snapshotId, mode, target: display(target), dry_run: dryRun,
-      files_restored: 0, dirs_created: 0, files_skipped: 0, skipped_newer: [], metadata_fixed: 0, deleted: 0, bytes_written: 0,
-      planned: {}, errors: [], duration_s: 0,
+      snapshot_id: snapshotId,
+      mode,
+      target: display(target),
+      dry_run: dryRun,
+      files_restored: 0,
+      dirs_created: 0,
+      files_skipped: 0,
+      skipped_newer: [],
+      metadata_fixed: 0,
+      deleted: 0,
+      bytes_written: 0,
+      planned: {},
+      errors: [],
+      duration_s: 0,
     };
     if (dryRun) this.res.actions = [];
   }
@@ -74,7 +90,12 @@ export class Tally {
 
   /** Lists one action (dry run only). */
   action(p: RawPath, action: string, extra: { bytes?: number; reason?: string } = {}): void {
-    this.res.actions?.push({ path: display(p), action, ...(extra.bytes ? { bytes: extra.bytes } : {}), ...(extra.reason ? { reason: extra.reason } : {}) });
+    this.res.actions?.push({
+      path: display(p),
+      action,
+      ...(extra.bytes ? { bytes: extra.bytes } : {}),
+      ...(extra.reason ? { reason: extra.reason } : {}),
+    });
   }
 
   skippedNewer(p: RawPath): void {

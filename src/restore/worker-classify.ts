@@ -27,8 +27,15 @@ function dirNames(rel: string, fd: number): Set<string> {
 
 function recorded(e: WireEntry): Recorded {
   return {
-    type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtimeUs: mtimeUsOf(e.mtimeNs),
-    linkTarget: e.type === 'symlink' ? e.linkTarget : null, rdev: e.rdev, fingerprint: e.fingerprint,
+    type: e.type,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.size,
+    mtimeUs: mtimeUsOf(e.mtimeNs),
+    linkTarget: e.type === 'symlink' ? e.linkTarget : null,
+    rdev: e.rdev,
+    fingerprint: e.fingerprint,
   };
 }
 
@@ -61,7 +68,8 @@ function foreignReason(st: fs.BigIntStats, e: WireEntry): string {
 
 /** --mode metadata: owner, mode and times of what is there; never content, never another inode. */
 function classifyMetadata(e: WireEntry, dfd: number, name: string, st: fs.BigIntStats): ClassifyResult {
-  if (!typeMatches(st, e.type)) return { outcome: 'skip-conflict', msg: `type differs (snapshot: ${e.type}); metadata mode does not replace entries` };
+  if (!typeMatches(st, e.type))
+    return { outcome: 'skip-conflict', msg: `type differs (snapshot: ${e.type}); metadata mode does not replace entries` };
   if (hasForeignLinks(st, e.nlink)) {
     return { outcome: 'error', msg: `${foreignReason(st, e)}; refused (metadata mode writes no content; restore it with --mode changed)` };
   }
@@ -80,7 +88,9 @@ function classifyContent(e: WireEntry, dfd: number, name: string, st: fs.BigIntS
   if (e.type === 'dir') {
     if (!same) {
       if (st.isDirectory()) return { outcome: 'skip-conflict' };
-      return newer ? { outcome: 'skip-newer' } : { outcome: 'skip-conflict', msg: 'a non-directory is where the snapshot has a directory; not replaced' };
+      return newer
+        ? { outcome: 'skip-newer' }
+        : { outcome: 'skip-conflict', msg: 'a non-directory is where the snapshot has a directory; not replaced' };
     }
     return metadataFields(recorded(e), st, worker.policy.chown).length ? { outcome: 'dirmeta' } : { outcome: 'skip-same' };
   }
@@ -104,7 +114,9 @@ function classifyContent(e: WireEntry, dfd: number, name: string, st: fs.BigIntS
 /** Creates an entry that is missing (or replaces one when `replace`). Files and hardlinks are deferred. */
 function create(e: WireEntry, replace = false): ClassifyResult {
   if (e.type === 'file') {
-    return e.hasContent ? { outcome: 'content', replace } : { outcome: 'skip-nocontent', msg: 'the snapshot could not read this file; nothing to restore' };
+    return e.hasContent
+      ? { outcome: 'content', replace }
+      : { outcome: 'skip-nocontent', msg: 'the snapshot could not read this file; nothing to restore' };
   }
   if (e.type === 'hardlink') return { outcome: 'link', replace };
   if (e.type === 'socket') return { outcome: 'skip-unsupported', msg: 'sockets are not restored' };
@@ -114,7 +126,16 @@ function create(e: WireEntry, replace = false): ClassifyResult {
     return { outcome: 'created' };
   }
   const { fd: dfd, name } = parentFd(e.rel, true);
-  const r = installed(e.rel, installSpecial(dfd!, name, { type: e.type as SpecialType, linkTarget: e.linkTarget, rdev: e.rdev },
-    e, worker.policy, placement(replace)));
+  const r = installed(
+    e.rel,
+    installSpecial(
+      dfd!,
+      name,
+      { type: e.type as SpecialType, linkTarget: e.linkTarget, rdev: e.rdev },
+      e,
+      worker.policy,
+      placement(replace),
+    ),
+  );
   return r.installed ? { outcome: 'created', replace } : { outcome: 'skip-present', msg: r.msg };
 }

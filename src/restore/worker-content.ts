@@ -20,8 +20,9 @@ function asItem(r: InstallResult): ItemResult {
 export function write(it: WriteItem): ItemResult {
   const { fd: dfd, name } = parentFd(it.rel, true);
   if (dfd === null) return { ok: false, msg: 'parent directory missing' };
-  const r = installFile(dfd, name, it.entry, worker.policy, placement(it.replace, it.fresh),
-    (t) => t.write(Buffer.from(it.sab, it.offset, it.length)));
+  const r = installFile(dfd, name, it.entry, worker.policy, placement(it.replace, it.fresh), (t) =>
+    t.write(Buffer.from(it.sab, it.offset, it.length)),
+  );
   return asItem(installed(it.rel, r));
 }
 
@@ -72,8 +73,12 @@ export function link(it: LinkItem): ItemResult {
   if (!src || !src.isFile()) return { ok: false, msg: 'hardlink source missing' };
   const want = it.source;
   // One more link must not exceed the recorded count: more means links the snapshot never had.
-  if (Number(src.size) !== want.size || !sameMtime(src, mtimeUsOf(want.mtimeNs)) || tooManyLinks(Number(src.nlink) + 1, want.nlink) ||
-    (worker.policy.chown && (Number(src.uid) !== want.uid || Number(src.gid) !== want.gid))) {
+  if (
+    Number(src.size) !== want.size ||
+    !sameMtime(src, mtimeUsOf(want.mtimeNs)) ||
+    tooManyLinks(Number(src.nlink) + 1, want.nlink) ||
+    (worker.policy.chown && (Number(src.uid) !== want.uid || Number(src.gid) !== want.gid))
+  ) {
     return { ok: false, msg: 'hardlink source no longer matches the snapshot' };
   }
   const { fd: dfd, name } = parentFd(it.rel, true);

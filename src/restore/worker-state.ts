@@ -30,13 +30,17 @@ export async function startWorker(init: WorkerInit): Promise<void> {
   worker.snapshotTimeNs = BigInt(init.snapshotTimeNs);
   worker.policy = { chown: init.chown, umask: init.umask };
   const journal = init.journalDir ? fs.openSync(`${init.journalDir}/worker-${process.pid}-${threadId}.log`, 'a', 0o600) : null;
-  worker.root = new SafeRoot(init.root, (rel) => {
-    worker.createdDirs.push(rel);
-    worker.freshDirs.add(rel);
-  }, (rel) => {
-    // Journaled before the directory exists: a killed run's re-run finds and finishes it.
-    if (journal !== null) fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
-  });
+  worker.root = new SafeRoot(
+    init.root,
+    (rel) => {
+      worker.createdDirs.push(rel);
+      worker.freshDirs.add(rel);
+    },
+    (rel) => {
+      // Journaled before the directory exists: a killed run's re-run finds and finishes it.
+      if (journal !== null) fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
+    },
+  );
   worker.hasher = await xxh();
 }
 

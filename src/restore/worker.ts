@@ -27,11 +27,16 @@ function each<T>(items: T[], fn: (x: T) => Result, relOf: (x: T) => string): Res
 
 function handle(msg: Exclude<ToWorker, { op: 'init' }>): Result[] {
   switch (msg.op) {
-    case 'classify': return each(msg.items, classify, (x) => x.rel);
-    case 'write': return each(msg.items, write, (x) => x.rel);
-    case 'restore': return each(msg.items, restoreItem, (x) => x.entry.rel);
-    case 'link': return each(msg.items, link, (x) => x.rel);
-    case 'dirmeta': return each(msg.items, dirmeta, (x) => x.rel);
+    case 'classify':
+      return each(msg.items, classify, (x) => x.rel);
+    case 'write':
+      return each(msg.items, write, (x) => x.rel);
+    case 'restore':
+      return each(msg.items, restoreItem, (x) => x.entry.rel);
+    case 'link':
+      return each(msg.items, link, (x) => x.rel);
+    case 'dirmeta':
+      return each(msg.items, dirmeta, (x) => x.rel);
   }
 }
 
@@ -53,7 +58,12 @@ parentPort!.on('message', (msg: ToWorker) => {
   try {
     startBatch();
     const results = handle(msg);
-    parentPort!.postMessage({ id: msg.id, results, createdDirs: worker.createdDirs, touchedDirs: [...worker.touchedDirs] } satisfies FromWorker);
+    parentPort!.postMessage({
+      id: msg.id,
+      results,
+      createdDirs: worker.createdDirs,
+      touchedDirs: [...worker.touchedDirs],
+    } satisfies FromWorker);
   } catch (e) {
     parentPort!.postMessage({ id: msg.id, fatal: errMsg(e) } satisfies FromWorker);
   }

@@ -14,11 +14,16 @@ export class HashPool {
   private queue: { item: HashItem; resolve: (r: HashResult) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
 
-  private constructor(private readonly pool: WorkerPool<HashRequest, HashReply>, private readonly chunkSize: number) {}
+  private constructor(
+    private readonly pool: WorkerPool<HashRequest, HashReply>,
+    private readonly chunkSize: number,
+  ) {}
 
   static async start(n: number, chunkSize: number): Promise<HashPool> {
-    const pool = await WorkerPool.start<HashRequest, HashReply>(workerUrl(import.meta.url, 'hashworker.js'), n, null,
-      { depth: Number.POSITIVE_INFINITY, label: 'snapshot reader' });
+    const pool = await WorkerPool.start<HashRequest, HashReply>(workerUrl(import.meta.url, 'hashworker.js'), n, null, {
+      depth: Number.POSITIVE_INFINITY,
+      label: 'snapshot reader',
+    });
     return new HashPool(pool, chunkSize);
   }
 
@@ -34,7 +39,10 @@ export class HashPool {
       if (this.queue.length >= HASH_BATCH) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        queueMicrotask(() => { this.flushScheduled = false; this.flush(); });
+        queueMicrotask(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
       }
     });
   }

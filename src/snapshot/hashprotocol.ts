@@ -27,21 +27,15 @@ export type HashResult =
   | { code: 'error'; msg: string };
 
 /** Requests of the snapshot walk to a reader thread (livefs/pool.ts adds the id). */
-export type HashRequest =
-  | { op: 'hash'; items: HashItem[]; chunkSize: number }
-  | { op: 'scan'; dir: string };
+export type HashRequest = { op: 'hash'; items: HashItem[]; chunkSize: number } | { op: 'scan'; dir: string };
 
-export type HashReply =
-  | { id: number; results: HashResult[] }
-  | { id: number; scan: ScanResult };
+export type HashReply = { id: number; results: HashResult[] } | { id: number; scan: ScanResult };
 
 /** A directory listing with lstat fields: SCAN_FIELDS values per entry (mode, uid, gid, size,
  * mtime ns, ctime ns, ino, dev, nlink, rdev); status 0 = ok, 1 = vanished, 2 = error (in order in `errors`). */
 export const SCAN_FIELDS = 10;
 
-export type ScanResult =
-  | { names: string[]; stats: BigUint64Array; status: Uint8Array; errors: string[] }
-  | { error: string };
+export type ScanResult = { names: string[]; stats: BigUint64Array; status: Uint8Array; errors: string[] } | { error: string };
 
 const S_IFMT = 0o170000n;
 
@@ -60,20 +54,62 @@ export class ScanStat {
 
   constructor(a: BigUint64Array, i: number) {
     const o = i * SCAN_FIELDS;
-    this.mode = a[o]; this.uid = a[o + 1]; this.gid = a[o + 2]; this.size = a[o + 3]; this.mtimeNs = a[o + 4];
-    this.ctimeNs = a[o + 5]; this.ino = a[o + 6]; this.dev = a[o + 7]; this.nlink = a[o + 8]; this.rdev = a[o + 9];
+    this.mode = a[o];
+    this.uid = a[o + 1];
+    this.gid = a[o + 2];
+    this.size = a[o + 3];
+    this.mtimeNs = a[o + 4];
+    this.ctimeNs = a[o + 5];
+    this.ino = a[o + 6];
+    this.dev = a[o + 7];
+    this.nlink = a[o + 8];
+    this.rdev = a[o + 9];
   }
 
-  private fmt(): bigint { return this.mode & S_IFMT; }
-  isFile(): boolean { return this.fmt() === 0o100000n; }
-  isDirectory(): boolean { return this.fmt() === 0o040000n; }
-  isSymbolicLink(): boolean { return this.fmt() === 0o120000n; }
-  isFIFO(): boolean { return this.fmt() === 0o010000n; }
-  isCharacterDevice(): boolean { return this.fmt() === 0o020000n; }
-  isBlockDevice(): boolean { return this.fmt() === 0o060000n; }
-  isSocket(): boolean { return this.fmt() === 0o140000n; }
+  private fmt(): bigint {
+    return this.mode & S_IFMT;
+  }
+  isFile(): boolean {
+    return this.fmt() === 0o100000n;
+  }
+  isDirectory(): boolean {
+    return this.fmt() === 0o040000n;
+  }
+  isSymbolicLink(): boolean {
+    return this.fmt() === 0o120000n;
+  }
+  isFIFO(): boolean {
+    return this.fmt() === 0o010000n;
+  }
+  isCharacterDevice(): boolean {
+    return this.fmt() === 0o020000n;
+  }
+  isBlockDevice(): boolean {
+    return this.fmt() === 0o060000n;
+  }
+  isSocket(): boolean {
+    return this.fmt() === 0o140000n;
+  }
 }
 
 /** What the walk reads of a stat: fs.BigIntStats and ScanStat both provide it. */
-export type StatLike = Pick<ScanStat, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'ino' | 'dev' | 'nlink' | 'rdev' |
-  'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice' | 'isSocket'>;
+export type StatLike = Pick<
+  ScanStat,
+  | 'mode'
+  | 'uid'
+  | 'gid'
+  | 'size'
+  | 'mtimeNs'
+  | 'ctimeNs'
+  | 'ino'
+  | 'dev'
+  | 'nlink'
+  | 'rdev'
+  | 'isFile'
+  | 'isDirectory'
+  | 'isSymbolicLink'
+  | 'isFIFO'
+  | 'isCharacterDevice'
+  | 'isBlockDevice'
+  | 'isSocket'
+>;

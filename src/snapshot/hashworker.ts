@@ -9,7 +9,15 @@ import { createHash } from 'node:crypto';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { xxh } from '../livefs/fingerprint.js';
 import { encodeForStore } from '../pack/codec.js';
-import { SCAN_FIELDS, type HashItem, type HashReply, type HashRequest, type HashResult, type HashStat, type ScanResult } from './hashprotocol.js';
+import {
+  SCAN_FIELDS,
+  type HashItem,
+  type HashReply,
+  type HashRequest,
+  type HashResult,
+  type HashStat,
+  type ScanResult,
+} from './hashprotocol.js';
 
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -22,8 +30,16 @@ const seen = new Set<string>();
 
 function statOf(st: fs.BigIntStats): HashStat {
   return {
-    mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtime: st.mtimeNs.toString(),
-    ctime: st.ctimeNs.toString(), ino: st.ino.toString(), dev: st.dev.toString(), nlink: Number(st.nlink), isFile: st.isFile(),
+    mode: Number(st.mode),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    mtime: st.mtimeNs.toString(),
+    ctime: st.ctimeNs.toString(),
+    ino: st.ino.toString(),
+    dev: st.dev.toString(),
+    nlink: Number(st.nlink),
+    isFile: st.isFile(),
   };
 }
 
@@ -64,8 +80,12 @@ function hashOne(it: HashItem, chunkSize: number): HashResult {
       }
       if (n > chunkSize) return { code: 'big' };
       const after = fs.fstatSync(fd, { bigint: true });
-      const stable = after.size === expect.size && after.mtimeNs === expect.mtime && after.ctimeNs === expect.ctime &&
-        after.ino === expect.ino && BigInt(n) === after.size;
+      const stable =
+        after.size === expect.size &&
+        after.mtimeNs === expect.mtime &&
+        after.ctimeNs === expect.ctime &&
+        after.ino === expect.ino &&
+        BigInt(n) === after.size;
       if (!stable && attempt < RETRIES) {
         expect = { size: after.size, mtime: after.mtimeNs, ctime: after.ctimeNs, ino: after.ino };
         continue;
@@ -115,10 +135,21 @@ function scanDir(dir: string): ScanResult {
       errors.push(err.code ? `${err.code}: lstat` : String(err.message));
       continue;
     }
-    if (!st) { status[i] = 1; continue; }
+    if (!st) {
+      status[i] = 1;
+      continue;
+    }
     const o = i * SCAN_FIELDS;
-    stats[o] = st.mode; stats[o + 1] = st.uid; stats[o + 2] = st.gid; stats[o + 3] = st.size; stats[o + 4] = st.mtimeNs;
-    stats[o + 5] = st.ctimeNs; stats[o + 6] = st.ino; stats[o + 7] = st.dev; stats[o + 8] = st.nlink; stats[o + 9] = st.rdev;
+    stats[o] = st.mode;
+    stats[o + 1] = st.uid;
+    stats[o + 2] = st.gid;
+    stats[o + 3] = st.size;
+    stats[o + 4] = st.mtimeNs;
+    stats[o + 5] = st.ctimeNs;
+    stats[o + 6] = st.ino;
+    stats[o + 7] = st.dev;
+    stats[o + 8] = st.nlink;
+    stats[o + 9] = st.rdev;
   }
   return { names, stats, status, errors };
 }
@@ -140,7 +171,10 @@ parentPort!.on('message', (m: { op: 'init' } | (HashRequest & { id: number })) =
   }
   if (m.op === 'scan') {
     const r = scanDir(m.dir);
-    parentPort!.postMessage({ id: m.id, scan: r } satisfies HashReply, 'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : []);
+    parentPort!.postMessage(
+      { id: m.id, scan: r } satisfies HashReply,
+      'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : [],
+    );
     return;
   }
   const results = m.items.map((it) => hashOne(it, m.chunkSize));

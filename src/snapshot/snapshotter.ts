@@ -82,9 +82,16 @@ const READ_RETRIES = 3;
 
 /** Whether a file's stat proves it unchanged since the parent snapshot, so it need not be opened. */
 function statUnchanged(prev: VersionRow, e: Entry): boolean {
-  return (prev.type === 'file' || prev.type === 'hardlink') && prev.content !== null && prev.size === e.size &&
-    prev.mtime === e.mtime && prev.ctime === e.ctime && prev.ino === e.ino && prev.mode === e.mode &&
-    (prev.flags & FLAG_CHANGED_DURING_READ) === 0;
+  return (
+    (prev.type === 'file' || prev.type === 'hardlink') &&
+    prev.content !== null &&
+    prev.size === e.size &&
+    prev.mtime === e.mtime &&
+    prev.ctime === e.ctime &&
+    prev.ino === e.ino &&
+    prev.mode === e.mode &&
+    (prev.flags & FLAG_CHANGED_DURING_READ) === 0
+  );
 }
 
 function sameStat(a: StatLike, b: StatLike): boolean {
@@ -113,7 +120,11 @@ export class Snapshotter {
   private chunkBuf: Buffer;
   private digestBuf = Buffer.allocUnsafe(64 * 1024);
 
-  constructor(private readonly repo: Repository, private readonly catalog: Catalog, private readonly opts: SnapshotOptions) {
+  constructor(
+    private readonly repo: Repository,
+    private readonly catalog: Catalog,
+    private readonly opts: SnapshotOptions,
+  ) {
     this.chunkBuf = Buffer.allocUnsafe(repo.config.chunk_size);
   }
 
@@ -138,19 +149,40 @@ export class Snapshotter {
       await this.sink.finish();
       this.catalog.flush();
       const result: Omit<SnapshotResult, 'snapshot_id' | 'duration_s'> = {
-        parent: parent?.id ?? null, time,
-        files_total: this.stats.files, files_new: this.stats.new, files_changed: this.stats.changed,
-        files_unchanged: this.stats.unchanged, dirs: this.stats.dirs, other_entries: this.stats.other,
-        bytes_total: this.stats.bytesTotal, bytes_read: this.stats.bytesRead, bytes_added: this.sink.bytesAdded,
-        blobs_added: this.sink.blobsAdded, packs_written: this.sink.packsWritten, errors: this.errors,
+        parent: parent?.id ?? null,
+        time,
+        files_total: this.stats.files,
+        files_new: this.stats.new,
+        files_changed: this.stats.changed,
+        files_unchanged: this.stats.unchanged,
+        dirs: this.stats.dirs,
+        other_entries: this.stats.other,
+        bytes_total: this.stats.bytesTotal,
+        bytes_read: this.stats.bytesRead,
+        bytes_added: this.sink.bytesAdded,
+        blobs_added: this.sink.blobsAdded,
+        packs_written: this.sink.packsWritten,
+        errors: this.errors,
       };
       const rec: SnapshotRecord = {
-        v: 1, time, host, username: os.userInfo().username, paths: sources, tags: this.opts.tags ?? [],
-        excludes: this.opts.excludes ?? [], tree, parent: parent?.id ?? null,
+        v: 1,
+        time,
+        host,
+        username: os.userInfo().username,
+        paths: sources,
+        tags: this.opts.tags ?? [],
+        excludes: this.opts.excludes ?? [],
+        tree,
+        parent: parent?.id ?? null,
         summary: {
-          files_total: result.files_total, files_new: result.files_new, files_changed: result.files_changed,
-          files_unchanged: result.files_unchanged, dirs: result.dirs, bytes_total: result.bytes_total,
-          bytes_added: result.bytes_added, errors: this.errors.length,
+          files_total: result.files_total,
+          files_new: result.files_new,
+          files_changed: result.files_changed,
+          files_unchanged: result.files_unchanged,
+          dirs: result.dirs,
+          bytes_total: result.bytes_total,
+          bytes_added: result.bytes_added,
+          errors: this.errors.length,
         },
         program: 'snapfill 0.1.0',
       };
@@ -207,7 +239,13 @@ export class Snapshotter {
     const now = Date.now();
     if (now - this.lastProgress < 200) return;
     this.lastProgress = now;
-    this.opts.onProgress({ files: this.stats.files, dirs: this.stats.dirs, bytesRead: this.stats.bytesRead, bytesAdded: this.sink.bytesAdded, current });
+    this.opts.onProgress({
+      files: this.stats.files,
+      dirs: this.stats.dirs,
+      bytesRead: this.stats.bytesRead,
+      bytesAdded: this.sink.bytesAdded,
+      current,
+    });
   }
 
   private entryFromStat(name: RawPath, st: StatLike): Entry {
@@ -215,10 +253,25 @@ export class Snapshotter {
     const gid = Number(st.gid);
     const type = entryTypeOf(st);
     return {
-      name, type, mode: Number(st.mode) & 0o7777, uid, gid, user: this.ids.user(uid), group: this.ids.group(gid),
-      size: type === 'file' ? Number(st.size) : 0, mtime: st.mtimeNs, ctime: st.ctimeNs, ino: st.ino, dev: st.dev,
-      nlink: Number(st.nlink), rdev: type === 'chardev' || type === 'blockdev' ? Number(st.rdev) : 0,
-      target: null, fp: null, content: null, tree: null, flags: 0,
+      name,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid,
+      gid,
+      user: this.ids.user(uid),
+      group: this.ids.group(gid),
+      size: type === 'file' ? Number(st.size) : 0,
+      mtime: st.mtimeNs,
+      ctime: st.ctimeNs,
+      ino: st.ino,
+      dev: st.dev,
+      nlink: Number(st.nlink),
+      rdev: type === 'chardev' || type === 'blockdev' ? Number(st.rdev) : 0,
+      target: null,
+      fp: null,
+      content: null,
+      tree: null,
+      flags: 0,
     };
   }
 
@@ -244,7 +297,13 @@ export class Snapshotter {
 
     // A directory the parent snapshot did not have: every file in it is new, so its reads can
     // start now and run in the reader threads while this thread walks the subdirectories.
-    const earlyReads = prev === undefined ? this.startReads(children.filter((c) => !c.st.isDirectory()), new Map()) : null;
+    const earlyReads =
+      prev === undefined
+        ? this.startReads(
+            children.filter((c) => !c.st.isDirectory()),
+            new Map(),
+          )
+        : null;
     const { dirResults, allSame } = await this.walkSubdirs(children, fsDev);
     if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
       this.countUnchanged(children);
@@ -328,8 +387,14 @@ export class Snapshotter {
   }
 
   /** Records a changed (or new) directory: one catalog row per changed entry, a new tree blob. */
-  private async buildTree(dir: RawPath, prev: DirState | undefined, children: Child[], dirResults: Map<RawPath, DirResult>,
-    earlyReads: Map<RawPath, Promise<HashResult>> | null, digest: string | null): Promise<DirResult> {
+  private async buildTree(
+    dir: RawPath,
+    prev: DirState | undefined,
+    children: Child[],
+    dirResults: Map<RawPath, DirResult>,
+    earlyReads: Map<RawPath, Promise<HashResult>> | null,
+    digest: string | null,
+  ): Promise<DirResult> {
     const dirPathId = prev?.pathId ?? this.catalog.ensurePath(dir);
     const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
     const entries: Entry[] = [];
@@ -341,7 +406,7 @@ export class Snapshotter {
       const prevRow = prevChildren.get(c.name);
       prevChildren.delete(c.name);
       const e = await this.entryOf(c, dirResults, prevRow, reads);
-      if (e === null || e.content === null && e.type === 'file' || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
+      if (e === null || (e.content === null && e.type === 'file') || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
       if (e === null) continue;
       this.recordVersion(c, e, prevRow, dirPathId, dir);
       entries.push(e);
@@ -361,8 +426,12 @@ export class Snapshotter {
   }
 
   /** The entry of one child (its content read or reused); null when it could not be recorded. */
-  private async entryOf(c: Child, dirResults: Map<RawPath, DirResult>, prevRow: VersionRow | undefined,
-    reads: Map<RawPath, Promise<HashResult>>): Promise<Entry | null> {
+  private async entryOf(
+    c: Child,
+    dirResults: Map<RawPath, DirResult>,
+    prevRow: VersionRow | undefined,
+    reads: Map<RawPath, Promise<HashResult>>,
+  ): Promise<Entry | null> {
     const e = this.entryFromStat(c.name, c.st);
     if (e.type === 'dir') {
       const sub = dirResults.get(c.name)!;
@@ -463,9 +532,23 @@ export class Snapshotter {
         inodes.add(key);
       }
       const prev = prevChildren.get(c.name);
-      if (prev && statUnchanged(prev, this.entryFromStat(c.name, c.st)) && (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))) continue;
+      if (
+        prev &&
+        statUnchanged(prev, this.entryFromStat(c.name, c.st)) &&
+        (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))
+      )
+        continue;
       if (c.st.size > BigInt(this.repo.config.chunk_size) || this.opts.onRead) continue; // big or throttled: this thread reads it
-      out.set(c.name, this.pool.hash({ path: c.p, size: c.st.size.toString(), mtime: c.st.mtimeNs.toString(), ctime: c.st.ctimeNs.toString(), ino: c.st.ino.toString() }));
+      out.set(
+        c.name,
+        this.pool.hash({
+          path: c.p,
+          size: c.st.size.toString(),
+          mtime: c.st.mtimeNs.toString(),
+          ctime: c.st.ctimeNs.toString(),
+          ino: c.st.ino.toString(),
+        }),
+      );
     }
     return out;
   }
@@ -488,16 +571,29 @@ export class Snapshotter {
     }
     const st = r.st;
     Object.assign(e, {
-      mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, user: this.ids.user(st.uid), group: this.ids.group(st.gid),
-      size: r.read, mtime: BigInt(st.mtime), ctime: BigInt(st.ctime), ino: BigInt(st.ino), dev: BigInt(st.dev), nlink: st.nlink,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      user: this.ids.user(st.uid),
+      group: this.ids.group(st.gid),
+      size: r.read,
+      mtime: BigInt(st.mtime),
+      ctime: BigInt(st.ctime),
+      ino: BigInt(st.ino),
+      dev: BigInt(st.dev),
+      nlink: st.nlink,
     });
     e.fp = r.fp;
     e.content = r.id ? [r.id] : [];
-    if (r.id && r.stored && !this.sink.has(r.id)) await this.sink.add('data', r.id, Buffer.from(r.stored.buffer, r.stored.byteOffset, r.stored.byteLength));
+    if (r.id && r.stored && !this.sink.has(r.id))
+      await this.sink.add('data', r.id, Buffer.from(r.stored.buffer, r.stored.byteOffset, r.stored.byteLength));
     this.stats.bytesRead += r.read;
     if (r.torn) {
       e.flags |= FLAG_CHANGED_DURING_READ;
-      this.errors.push({ path: display(p), message: `changed while being read (${READ_RETRIES} attempts); stored content may be inconsistent` });
+      this.errors.push({
+        path: display(p),
+        message: `changed while being read (${READ_RETRIES} attempts); stored content may be inconsistent`,
+      });
     }
     return true;
   }
@@ -540,8 +636,16 @@ export class Snapshotter {
         fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | O_NOATIME);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EPERM' && O_NOATIME) {
-          try { fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK); } catch (err2) { this.fail(p, e, err2); return; }
-        } else { this.fail(p, e, err); return; }
+          try {
+            fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+          } catch (err2) {
+            this.fail(p, e, err2);
+            return;
+          }
+        } else {
+          this.fail(p, e, err);
+          return;
+        }
       }
       try {
         const before = fs.fstatSync(fd, { bigint: true });
@@ -579,7 +683,10 @@ export class Snapshotter {
           e.content = content;
           e.size = total;
           e.flags |= FLAG_CHANGED_DURING_READ;
-          this.errors.push({ path: display(p), message: `changed while being read (${READ_RETRIES} attempts); stored content may be inconsistent` });
+          this.errors.push({
+            path: display(p),
+            message: `changed while being read (${READ_RETRIES} attempts); stored content may be inconsistent`,
+          });
           return;
         }
         st = after;

@@ -52,7 +52,11 @@ export class LocalStore implements ObjectStore {
         fs.renameSync(tmp, dest);
       }
     } catch (e) {
-      try { fs.unlinkSync(tmp); } catch { /* already gone */ }
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* already gone */
+      }
       throw e;
     }
     fsyncDir(dir);
@@ -68,7 +72,11 @@ export class LocalStore implements ObjectStore {
         if (d.isDirectory()) walk(key);
         else if (d.isFile() && d.name.startsWith('.tmp-')) {
           let st: fs.Stats;
-          try { st = fs.lstatSync(this.file(key)); } catch { continue; } // renamed or removed meanwhile
+          try {
+            st = fs.lstatSync(this.file(key));
+          } catch {
+            continue;
+          } // renamed or removed meanwhile
           if (tempIsStale(d.name, st.mtimeMs, now)) out.push({ key, size: st.size });
         }
       }
@@ -142,7 +150,11 @@ export class LocalStore implements ObjectStore {
         if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
       } else if (key.startsWith(prefix)) {
         let size: number;
-        try { size = fs.statSync(this.file(key)).size; } catch { continue; }
+        try {
+          size = fs.statSync(this.file(key)).size;
+        } catch {
+          continue;
+        }
         yield { key, size };
       }
     }

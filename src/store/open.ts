@@ -22,12 +22,16 @@ export async function openStore(url: string, opts: StoreOptions = {}): Promise<O
     }
     return mod.S3Store.fromUrl(url, opts);
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error(`unsupported repository URL scheme: ${url} (use a directory path or s3://bucket/prefix)`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url))
+    throw new Error(`unsupported repository URL scheme: ${url} (use a directory path or s3://bucket/prefix)`);
   // Asking for immutability where it cannot be had must not pass silently. SNAPFILL_OBJECT_LOCK_DAYS
   // is an operator setting (docs/S3.md), read from the environment like the other S3 settings
   // (src/store/s3config.ts); here it only has to be refused.
   if (opts.objectLockDays || Number(process.env.SNAPFILL_OBJECT_LOCK_DAYS)) {
-    throw new OptionError((n) => `${n('objectLockDays')} / SNAPFILL_OBJECT_LOCK_DAYS needs an S3 repository (with Object Lock enabled); ${url} is a local directory`);
+    throw new OptionError(
+      (n) =>
+        `${n('objectLockDays')} / SNAPFILL_OBJECT_LOCK_DAYS needs an S3 repository (with Object Lock enabled); ${url} is a local directory`,
+    );
   }
   return new LocalStore(url);
 }

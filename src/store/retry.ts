@@ -20,7 +20,10 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 10, baseDelayMs: 250, maxD
 /** A body that ended before its Content-Length, or stalled: the transfer failed, try again. */
 export class TransferError extends Error {
   readonly retryable = true;
-  constructor(message: string, readonly code = 'ETRUNCATED') {
+  constructor(
+    message: string,
+    readonly code = 'ETRUNCATED',
+  ) {
     super(message);
     this.name = 'TransferError';
   }
@@ -28,25 +31,61 @@ export class TransferError extends Error {
 
 const RETRYABLE_NAMES = new Set([
   // throttling (the SDK's list plus S3's own)
-  'SlowDown', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestThrottledException',
-  'TooManyRequestsException', 'RequestLimitExceeded', 'BandwidthLimitExceeded', 'ProvisionedThroughputExceededException',
-  'PriorRequestNotComplete', 'LimitExceededException',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'ProvisionedThroughputExceededException',
+  'PriorRequestNotComplete',
+  'LimitExceededException',
   // transient server-side and timeouts
-  'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'RequestTimeoutException', 'TimeoutError', 'OperationAborted',
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
+  'OperationAborted',
   // the client's clock was corrected from the server's answer: the next attempt is signed right
-  'RequestTimeTooSkewed', 'RequestExpired',
+  'RequestTimeTooSkewed',
+  'RequestExpired',
 ]);
 
 const RETRYABLE_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'EAI_AGAIN', 'EHOSTUNREACH',
-  'ENETUNREACH', 'ENETDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ETRUNCATED', 'ESTALLED', 'ERR_HTTP2_STREAM_ERROR',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+  'ETRUNCATED',
+  'ESTALLED',
+  'ERR_HTTP2_STREAM_ERROR',
 ]);
 
 /** Whether an error from one attempt is worth another attempt. */
 export function isRetryable(err: unknown, depth = 0): boolean {
   if (!err || typeof err !== 'object' || depth > 5) return false;
-  const e = err as { name?: string; code?: string; message?: string; retryable?: boolean; cause?: unknown;
-    $metadata?: { httpStatusCode?: number }; $retryable?: unknown; $response?: { statusCode?: number } };
+  const e = err as {
+    name?: string;
+    code?: string;
+    message?: string;
+    retryable?: boolean;
+    cause?: unknown;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+    $response?: { statusCode?: number };
+  };
   if (e.name === 'AbortError') return false;
   if (e.retryable === true || e.$retryable) return true;
   const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
@@ -54,8 +93,12 @@ export function isRetryable(err: unknown, depth = 0): boolean {
   if (e.name && RETRYABLE_NAMES.has(e.name)) return true;
   if (e.code && RETRYABLE_CODES.has(e.code)) return true;
   // Node reports some dropped connections only by message.
-  if (typeof e.message === 'string' && /socket hang up|aborted|premature close|other side closed|EPIPE|ECONNRESET/i.test(e.message) &&
-    (status === undefined || status < 400 || status >= 500)) return true;
+  if (
+    typeof e.message === 'string' &&
+    /socket hang up|aborted|premature close|other side closed|EPIPE|ECONNRESET/i.test(e.message) &&
+    (status === undefined || status < 400 || status >= 500)
+  )
+    return true;
   return isRetryable(e.cause, depth + 1);
 }
 
@@ -76,7 +119,12 @@ export interface RetryEvent {
  * `fn` gets the attempt number (1-based) so an operation can tell a first try from a retry
  * (e.g. a conditional put whose first answer was lost).
  */
-export async function withRetry<T>(what: string, policy: RetryPolicy, fn: (attempt: number) => Promise<T>, onRetry?: (ev: RetryEvent) => void): Promise<T> {
+export async function withRetry<T>(
+  what: string,
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+  onRetry?: (ev: RetryEvent) => void,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);

@@ -2,13 +2,28 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import {
-  S3Client, GetObjectCommand, PutObjectCommand, HeadObjectCommand, DeleteObjectCommand, ListObjectsV2Command,
-  CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
-  type PutObjectCommandInput, type CompletedPart,
+  S3Client,
+  GetObjectCommand,
+  PutObjectCommand,
+  HeadObjectCommand,
+  DeleteObjectCommand,
+  ListObjectsV2Command,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
+  type PutObjectCommandInput,
+  type CompletedPart,
 } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import {
-  ObjectExistsError, ObjectNotFoundError, ObjectRetainedError, type DeleteOptions, type ObjectInfo, type ObjectStore, type PutOptions,
+  ObjectExistsError,
+  ObjectNotFoundError,
+  ObjectRetainedError,
+  type DeleteOptions,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
 } from './store.js';
 import type { StoreOptions } from './open.js';
 import { resolveS3Settings, type S3Settings } from './s3config.js';
@@ -118,11 +133,16 @@ export class S3Store implements ObjectStore {
   private probing: Promise<boolean> | null = null;
   onRetry?: (ev: RetryEvent) => void;
 
-  constructor(readonly settings: S3Settings, private readonly client: S3Client) {
+  constructor(
+    readonly settings: S3Settings,
+    private readonly client: S3Client,
+  ) {
     this.location = `s3://${settings.bucket}${settings.prefix ? '/' + settings.prefix.replace(/\/$/, '') : ''}`;
     this.limit = pLimit(settings.concurrency);
     this.conditional = settings.conditionalWrites === 'on' ? true : settings.conditionalWrites === 'off' ? false : null;
-    if (process.env.SNAPFILL_S3_DEBUG) this.onRetry = (ev) => process.stderr.write(`s3: retry ${ev.attempt} of ${ev.what} in ${ev.delayMs} ms: ${ev.error.name}: ${ev.error.message}\n`);
+    if (process.env.SNAPFILL_S3_DEBUG)
+      this.onRetry = (ev) =>
+        process.stderr.write(`s3: retry ${ev.attempt} of ${ev.what} in ${ev.delayMs} ms: ${ev.error.name}: ${ev.error.message}\n`);
   }
 
   static fromUrl(url: string, opts: StoreOptions = {}): S3Store {
@@ -161,24 +181,36 @@ export class S3Store implements ObjectStore {
 
   /** One logical request: retried as a whole, each attempt holding one concurrency slot. */
   private request<T>(what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
-    return withRetry(what, this.settings.retry, (attempt) => {
-      if (attempt > 1) this.stats.retries++;
-      return this.limit(() => fn(attempt));
-    }, this.onRetry);
+    return withRetry(
+      what,
+      this.settings.retry,
+      (attempt) => {
+        if (attempt > 1) this.stats.retries++;
+        return this.limit(() => fn(attempt));
+      },
+      this.onRetry,
+    );
   }
 
   private retention(mutable: boolean | undefined): Retention {
     const days = this.settings.objectLockDays;
     if (!days || mutable) return {};
     const until = new Date(Date.now() + days * 86_400_000);
-    return { ObjectLockMode: this.settings.objectLockMode, ObjectLockRetainUntilDate: until, Metadata: { [RETAIN_META]: until.toISOString() } };
+    return {
+      ObjectLockMode: this.settings.objectLockMode,
+      ObjectLockRetainUntilDate: until,
+      Metadata: { [RETAIN_META]: until.toISOString() },
+    };
   }
 
   private explainLockError(e: unknown): unknown {
     const err = e as ErrorLike;
     if (this.settings.objectLockDays && /object ?lock/i.test(err?.message ?? '') && (status(e) === 400 || err?.name === 'InvalidRequest')) {
-      return new OptionError((n) => `bucket ${this.settings.bucket} does not accept Object Lock retention (${err.message}). ` +
-        `Create the bucket with Object Lock enabled, or run without ${n('objectLockDays')}.`);
+      return new OptionError(
+        (n) =>
+          `bucket ${this.settings.bucket} does not accept Object Lock retention (${err.message}). ` +
+          `Create the bucket with Object Lock enabled, or run without ${n('objectLockDays')}.`,
+      );
     }
     return e;
   }
@@ -207,10 +239,18 @@ export class S3Store implements ObjectStore {
       await this.request(`PUT ${fullKey}`, async (attempt) => {
         this.stats.put++;
         try {
-          await this.client.send(new PutObjectCommand({
-            Bucket: this.settings.bucket, Key: fullKey, Body: data, ContentLength: data.length, ContentMD5: md5,
-            ContentType: 'application/octet-stream', ...(conditional ? { IfNoneMatch: '*' } : {}), ...retention,
-          }));
+          await this.client.send(
+            new PutObjectCommand({
+              Bucket: this.settings.bucket,
+              Key: fullKey,
+              Body: data,
+              ContentLength: data.length,
+              ContentMD5: md5,
+              ContentType: 'application/octet-stream',
+              ...(conditional ? { IfNoneMatch: '*' } : {}),
+              ...retention,
+            }),
+          );
           this.stats.bytesUp += data.length;
         } catch (e) {
           if (conditional && status(e) === 412) throw new PreconditionFailed(attempt);
@@ -230,25 +270,37 @@ export class S3Store implements ObjectStore {
     const { bucket } = this.settings;
     const created = await this.request(`CreateMultipartUpload ${fullKey}`, () => {
       this.stats.multipart++;
-      return this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: fullKey, ContentType: 'application/octet-stream', ...retention }));
+      return this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: bucket, Key: fullKey, ContentType: 'application/octet-stream', ...retention }),
+      );
     });
     const uploadId = created.UploadId;
     if (!uploadId) throw new Error(`CreateMultipartUpload ${fullKey}: server returned no upload id`);
     try {
       const partSize = this.settings.partSize;
       const count = Math.ceil(data.length / partSize);
-      const parts: CompletedPart[] = await Promise.all(Array.from({ length: count }, (_, i) => {
-        const body = data.subarray(i * partSize, Math.min(data.length, (i + 1) * partSize));
-        const md5 = md5b64(body);
-        return this.request(`UploadPart ${fullKey} #${i + 1}`, async () => {
-          this.stats.put++;
-          const r = await this.client.send(new UploadPartCommand({
-            Bucket: bucket, Key: fullKey, UploadId: uploadId, PartNumber: i + 1, Body: body, ContentLength: body.length, ContentMD5: md5,
-          }));
-          this.stats.bytesUp += body.length;
-          return { PartNumber: i + 1, ETag: r.ETag };
-        });
-      }));
+      const parts: CompletedPart[] = await Promise.all(
+        Array.from({ length: count }, (_, i) => {
+          const body = data.subarray(i * partSize, Math.min(data.length, (i + 1) * partSize));
+          const md5 = md5b64(body);
+          return this.request(`UploadPart ${fullKey} #${i + 1}`, async () => {
+            this.stats.put++;
+            const r = await this.client.send(
+              new UploadPartCommand({
+                Bucket: bucket,
+                Key: fullKey,
+                UploadId: uploadId,
+                PartNumber: i + 1,
+                Body: body,
+                ContentLength: body.length,
+                ContentMD5: md5,
+              }),
+            );
+            this.stats.bytesUp += body.length;
+            return { PartNumber: i + 1, ETag: r.ETag };
+          });
+        }),
+      );
       await this.request(`CompleteMultipartUpload ${fullKey}`, async (attempt) => {
         // An earlier attempt may have been applied with its answer lost: servers then answer a
         // repeated complete with NoSuchUpload (AWS) or even a 500 (s3rver). If the object is in
@@ -256,9 +308,15 @@ export class S3Store implements ObjectStore {
         if (attempt > 1 && (await this.quickSize(fullKey)) === data.length) return;
         this.stats.multipart++;
         try {
-          await this.client.send(new CompleteMultipartUploadCommand({
-            Bucket: bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...(conditional ? { IfNoneMatch: '*' } : {}),
-          }));
+          await this.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: bucket,
+              Key: fullKey,
+              UploadId: uploadId,
+              MultipartUpload: { Parts: parts },
+              ...(conditional ? { IfNoneMatch: '*' } : {}),
+            }),
+          );
         } catch (e) {
           if (conditional && status(e) === 412) throw new ObjectExistsError(key);
           throw e;
@@ -306,10 +364,13 @@ export class S3Store implements ObjectStore {
     // Under tmp/, outside every prefix a repository lists: no reader takes the probe for one of its objects.
     const key = this.k(`tmp/conditional-write-probe-${randomBytes(8).toString('hex')}`);
     const body = Buffer.from('{}');
-    const put = () => this.request(`PUT ${key}`, () => {
-      this.stats.put++;
-      return this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentMD5: md5b64(body), IfNoneMatch: '*' }));
-    });
+    const put = () =>
+      this.request(`PUT ${key}`, () => {
+        this.stats.put++;
+        return this.client.send(
+          new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentMD5: md5b64(body), IfNoneMatch: '*' }),
+        );
+      });
     try {
       await put();
     } catch (e) {
@@ -360,7 +421,8 @@ export class S3Store implements ObjectStore {
       });
     } catch (e) {
       if (isNotFound(e)) throw new ObjectNotFoundError(key);
-      if ((e as ErrorLike).name === 'InvalidRange') throw new Error(`short read in ${key}: range ${range} is beyond the end of the object`, { cause: e });
+      if ((e as ErrorLike).name === 'InvalidRange')
+        throw new Error(`short read in ${key}: range ${range} is beyond the end of the object`, { cause: e });
       throw e;
     }
   }
@@ -411,8 +473,9 @@ export class S3Store implements ObjectStore {
       return await this.request(`HEAD ${fullKey}`, async () => {
         this.stats.head++;
         const h = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: fullKey }));
-        const dates = [h.ObjectLockRetainUntilDate, h.Metadata?.[RETAIN_META] ? new Date(h.Metadata[RETAIN_META]) : undefined]
-          .filter((d): d is Date => d instanceof Date && !Number.isNaN(d.getTime()));
+        const dates = [h.ObjectLockRetainUntilDate, h.Metadata?.[RETAIN_META] ? new Date(h.Metadata[RETAIN_META]) : undefined].filter(
+          (d): d is Date => d instanceof Date && !Number.isNaN(d.getTime()),
+        );
         const retainUntil = dates.length ? new Date(Math.max(...dates.map((d) => d.getTime()))) : null;
         return { size: h.ContentLength ?? 0, retainUntil };
       });

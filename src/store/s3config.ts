@@ -81,7 +81,11 @@ export function resolveS3Settings(url: string, opts: StoreOptions = {}, env: Nod
   const lockDays = opts.objectLockDays ?? envNum(env, 'SNAPFILL_OBJECT_LOCK_DAYS') ?? 0;
   if (!Number.isInteger(lockDays) || lockDays < 0) throw new Error(`object lock days must be a whole number of days, got ${lockDays}`);
   return {
-    bucket, prefix, endpoint, region, pathStyle,
+    bucket,
+    prefix,
+    endpoint,
+    region,
+    pathStyle,
     checksums: oneOf('SNAPFILL_S3_CHECKSUMS', env.SNAPFILL_S3_CHECKSUMS, ['WHEN_REQUIRED', 'WHEN_SUPPORTED'] as const, 'WHEN_REQUIRED'),
     concurrency: Math.max(1, envNum(env, 'SNAPFILL_S3_CONCURRENCY') ?? 8),
     multipartThreshold: envNum(env, 'SNAPFILL_S3_MULTIPART_THRESHOLD') ?? 16 * MiB,
@@ -93,7 +97,12 @@ export function resolveS3Settings(url: string, opts: StoreOptions = {}, env: Nod
       maxDelayMs: envNum(env, 'SNAPFILL_S3_RETRY_MAX_MS') ?? DEFAULT_RETRY.maxDelayMs,
     },
     objectLockDays: lockDays,
-    objectLockMode: oneOf('SNAPFILL_S3_OBJECT_LOCK_MODE', opts.objectLockMode ?? env.SNAPFILL_S3_OBJECT_LOCK_MODE, ['COMPLIANCE', 'GOVERNANCE'] as const, 'COMPLIANCE'),
+    objectLockMode: oneOf(
+      'SNAPFILL_S3_OBJECT_LOCK_MODE',
+      opts.objectLockMode ?? env.SNAPFILL_S3_OBJECT_LOCK_MODE,
+      ['COMPLIANCE', 'GOVERNANCE'] as const,
+      'COMPLIANCE',
+    ),
     conditionalWrites: oneOf('SNAPFILL_S3_CONDITIONAL_WRITES', env.SNAPFILL_S3_CONDITIONAL_WRITES, ['auto', 'on', 'off'] as const, 'auto'),
   };
 }

@@ -39,7 +39,10 @@ export class ObjectNotFoundError extends Error {
 
 /** A delete refused because the object is still under retention (S3 Object Lock). */
 export class ObjectRetainedError extends Error {
-  constructor(readonly key: string, readonly until: Date) {
+  constructor(
+    readonly key: string,
+    readonly until: Date,
+  ) {
     super(`object ${key} is retained (object lock) until ${until.toISOString()}; it cannot be deleted before then`);
     this.name = 'ObjectRetainedError';
   }

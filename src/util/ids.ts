@@ -14,7 +14,11 @@ export class IdNames {
 
   private load(file: string, byId: Map<number, string>, byName: Map<string, number>): void {
     let text: string;
-    try { text = fs.readFileSync(file, 'utf8'); } catch { return; }
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
     for (const line of text.split('\n')) {
       const f = line.split(':');
       if (f.length < 3 || f[0].startsWith('#')) continue;
@@ -25,8 +29,16 @@ export class IdNames {
     }
   }
 
-  user(uid: number): string { return this.users.get(uid) ?? ''; }
-  group(gid: number): string { return this.groups.get(gid) ?? ''; }
-  uidOf(name: string): number | undefined { return name ? this.userIds.get(name) : undefined; }
-  gidOf(name: string): number | undefined { return name ? this.groupIds.get(name) : undefined; }
+  user(uid: number): string {
+    return this.users.get(uid) ?? '';
+  }
+  group(gid: number): string {
+    return this.groups.get(gid) ?? '';
+  }
+  uidOf(name: string): number | undefined {
+    return name ? this.userIds.get(name) : undefined;
+  }
+  gidOf(name: string): number | undefined {
+    return name ? this.groupIds.get(name) : undefined;
+  }
 }

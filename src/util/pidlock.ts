@@ -2,7 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export class LockBusyError extends Error {
-  constructor(readonly file: string, readonly pid: number, readonly what: string) {
+  constructor(
+    readonly file: string,
+    readonly pid: number,
+    readonly what: string,
+  ) {
     super(`${what} is locked by running process ${pid} (${file})`);
     this.name = 'LockBusyError';
   }
@@ -35,7 +39,9 @@ export function acquirePidLock(file: string, what: string): () => void {
         process.removeListener('exit', release); // long-lived library users take many locks
         try {
           if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.unlinkSync(file);
-        } catch { /* already gone */ }
+        } catch {
+          /* already gone */
+        }
       };
       process.once('exit', release);
       return release;
@@ -43,14 +49,21 @@ export function acquirePidLock(file: string, what: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     let pid: number;
-    try { pid = Number(fs.readFileSync(file, 'utf8').trim()); } catch { continue; }
+    try {
+      pid = Number(fs.readFileSync(file, 'utf8').trim());
+    } catch {
+      continue;
+    }
     if (pid && alive(pid) && pid !== process.pid) throw new LockBusyError(file, pid, what);
     // Stale: move it aside atomically so two takers cannot both remove a fresh lock.
     const aside = `${file}.stale-${process.pid}`;
     try {
       fs.renameSync(file, aside);
       const again = Number(fs.readFileSync(aside, 'utf8').trim());
-      if (again !== pid && alive(again)) { fs.renameSync(aside, file); throw new LockBusyError(file, again, what); }
+      if (again !== pid && alive(again)) {
+        fs.renameSync(aside, file);
+        throw new LockBusyError(file, again, what);
+      }
       fs.unlinkSync(aside);
     } catch (e) {
       if (e instanceof LockBusyError) throw e;

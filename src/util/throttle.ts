@@ -21,7 +21,10 @@ export class TokenBucket {
   /** Total time spent waiting, for reports. */
   waitedMs = 0;
 
-  constructor(readonly bytesPerSec: number, readonly burstBytes = Math.max(64 * 1024, bytesPerSec)) {
+  constructor(
+    readonly bytesPerSec: number,
+    readonly burstBytes = Math.max(64 * 1024, bytesPerSec),
+  ) {
     if (!(bytesPerSec > 0)) throw new Error(`throttle rate must be positive, got ${bytesPerSec}`);
   }
 
@@ -91,7 +94,10 @@ export interface ThrottleSettings {
 }
 
 /** The two Snapshotter hooks built from throttle settings. */
-export function throttleHooks(t: ThrottleSettings, log: (msg: string) => void): {
+export function throttleHooks(
+  t: ThrottleSettings,
+  log: (msg: string) => void,
+): {
   onRead?: (bytes: number) => Promise<void>;
   onUpload?: (bytes: number) => Promise<void>;
   stats: () => { read_wait_s: number; upload_wait_s: number; load_wait_s: number };
@@ -99,17 +105,28 @@ export function throttleHooks(t: ThrottleSettings, log: (msg: string) => void): 
   const read = t.limitReadMBps ? new TokenBucket(mbpsToBytes(t.limitReadMBps)) : null;
   const upload = t.limitUploadMBps ? new TokenBucket(mbpsToBytes(t.limitUploadMBps)) : null;
   const gate = t.maxLoad ? new LoadGate(t.maxLoad, log) : null;
-  const onRead = read || gate ? async (n: number) => {
-    if (gate) await gate.wait();
-    if (read) await read.take(n);
-  } : undefined;
-  const onUpload = upload || gate ? async (n: number) => {
-    if (gate) await gate.wait();
-    if (upload) await upload.take(n);
-  } : undefined;
+  const onRead =
+    read || gate
+      ? async (n: number) => {
+          if (gate) await gate.wait();
+          if (read) await read.take(n);
+        }
+      : undefined;
+  const onUpload =
+    upload || gate
+      ? async (n: number) => {
+          if (gate) await gate.wait();
+          if (upload) await upload.take(n);
+        }
+      : undefined;
   return {
-    onRead, onUpload,
-    stats: () => ({ read_wait_s: (read?.waitedMs ?? 0) / 1000, upload_wait_s: (upload?.waitedMs ?? 0) / 1000, load_wait_s: (gate?.waitedMs ?? 0) / 1000 }),
+    onRead,
+    onUpload,
+    stats: () => ({
+      read_wait_s: (read?.waitedMs ?? 0) / 1000,
+      upload_wait_s: (upload?.waitedMs ?? 0) / 1000,
+      load_wait_s: (gate?.waitedMs ?? 0) / 1000,
+    }),
   };
 }
 
@@ -129,14 +146,21 @@ export const IOPRIO_ENV = 'SNAPFILL_IO_PRIORITY_APPLIED';
 export async function reexecAtIdlePriority(log: (msg: string) => void): Promise<number | null> {
   if (process.env[IOPRIO_ENV]) return null;
   if (!hasTool('ionice') || !hasTool('nice')) {
-    try { os.setPriority(19); } catch { /* not permitted: keep going at normal priority */ }
+    try {
+      os.setPriority(19);
+    } catch {
+      /* not permitted: keep going at normal priority */
+    }
     log('ionice/nice not found: only the CPU priority of the main thread was lowered (IO priority unchanged)');
     return null;
   }
   const child = spawn('ionice', ['-c3', 'nice', '-n19', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit', env: { ...process.env, [IOPRIO_ENV]: '1' },
+    stdio: 'inherit',
+    env: { ...process.env, [IOPRIO_ENV]: '1' },
   });
-  const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
+  const forward = (sig: NodeJS.Signals) => () => {
+    child.kill(sig);
+  };
   const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   return new Promise((resolve, reject) => {
@@ -153,7 +177,9 @@ function hasTool(name: string): boolean {
   for (const d of dirs) {
     try {
       if (fs.statSync(`${d}/${name}`).isFile()) return true;
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
   }
   return false;
 }

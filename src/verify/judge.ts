@@ -4,11 +4,7 @@ import { compareEntry } from '../livefs/compare.js';
 import { fingerprintFile } from '../livefs/fingerprint.js';
 import type { VerifyEntry } from './protocol.js';
 
-export type Finding =
-  | { kind: 'missing' }
-  | { kind: 'changed'; reason: string }
-  | { kind: 'metadata'; fields: string[] }
-  | { kind: 'ok' };
+export type Finding = { kind: 'missing' } | { kind: 'changed'; reason: string } | { kind: 'metadata'; fields: string[] } | { kind: 'ok' };
 
 /**
  * What verify reports of one entry, by the one compare rule (livefs/compare.ts). With

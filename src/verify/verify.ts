@@ -6,7 +6,15 @@ import { WorkerPool } from '../livefs/pool.js';
 import { display, isUnder, type RawPath } from '../util/rawpath.js';
 import { workerUrl } from '../util/workerurl.js';
 import { judge } from './judge.js';
-import { emptyBatch, type DirTask, type VerifyBatchResult, type VerifyEntry, type VerifyReply, type VerifyRequest, type VerifyWorkerInit } from './protocol.js';
+import {
+  emptyBatch,
+  type DirTask,
+  type VerifyBatchResult,
+  type VerifyEntry,
+  type VerifyReply,
+  type VerifyRequest,
+  type VerifyWorkerInit,
+} from './protocol.js';
 
 export type { DirTask, VerifyBatchResult, VerifyWorkerInit } from './protocol.js';
 
@@ -73,23 +81,47 @@ export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: 
     }
     if (v.type === 'dir') {
       if (isDir) queue.push({ id: v.pathId, path: root });
-      else for (const d of catalog.walk(snap, root)) if (d.path !== root) { acc.missing.push(d.path); acc.checked++; }
+      else
+        for (const d of catalog.walk(snap, root))
+          if (d.path !== root) {
+            acc.missing.push(d.path);
+            acc.checked++;
+          }
     }
   }
   if (queue.length) {
     catalog.flush(); // workers read the catalog file through their own connections
-    await runWorkers(queue, acc, {
-      catalogFile: catalog.file, lineage: snap.lineage, seq: snap.seq, target, checksum: !!opts.checksum,
-    }, opts.threads ?? defaultThreads(), opts.onProgress);
+    await runWorkers(
+      queue,
+      acc,
+      {
+        catalogFile: catalog.file,
+        lineage: snap.lineage,
+        seq: snap.seq,
+        target,
+        checksum: !!opts.checksum,
+      },
+      opts.threads ?? defaultThreads(),
+      opts.onProgress,
+    );
   }
   return report(snap, acc);
 }
 
 function rootEntry(v: VersionRow): VerifyEntry {
   return {
-    pathId: v.pathId, path: v.path, type: v.type, mode: v.mode, uid: v.uid, gid: v.gid, size: v.size,
-    mtimeUs: Number(v.mtime / 1000n), linkTarget: v.type === 'symlink' ? v.target : null,
-    linkFirst: v.type === 'hardlink' ? v.target : null, fingerprint: v.fp, rdev: v.rdev,
+    pathId: v.pathId,
+    path: v.path,
+    type: v.type,
+    mode: v.mode,
+    uid: v.uid,
+    gid: v.gid,
+    size: v.size,
+    mtimeUs: Number(v.mtime / 1000n),
+    linkTarget: v.type === 'symlink' ? v.target : null,
+    linkFirst: v.type === 'hardlink' ? v.target : null,
+    fingerprint: v.fp,
+    rdev: v.rdev,
   };
 }
 
@@ -101,8 +133,13 @@ function report(snap: SnapshotRow, acc: VerifyBatchResult): VerifyResult {
   acc.metadata.sort(byPath);
   const problems = acc.missing.length + acc.changed.length + acc.metadata.length + acc.extra.length + acc.errors.length;
   return {
-    ok: problems === 0, snapshot_id: snap.id, checked: acc.checked,
-    missing: acc.missing.length, changed: acc.changed.length, metadata_mismatch: acc.metadata.length, extra: acc.extra.length,
+    ok: problems === 0,
+    snapshot_id: snap.id,
+    checked: acc.checked,
+    missing: acc.missing.length,
+    changed: acc.changed.length,
+    metadata_mismatch: acc.metadata.length,
+    extra: acc.extra.length,
     missing_paths: acc.missing.map(display),
     changed_paths: acc.changed.map((c) => ({ path: display(c.path), reason: c.reason })),
     metadata_mismatch_paths: acc.metadata.map((m) => ({ path: display(m.path), fields: m.fields })),
@@ -136,10 +173,17 @@ function merge(acc: VerifyBatchResult, m: VerifyBatchResult, queue: DirTask[]): 
  * gets a fair share of the queue (so none starves while another is busy); a worker hands back
  * what it found beyond its budget, which goes to whoever is idle next.
  */
-async function runWorkers(queue: DirTask[], acc: VerifyBatchResult, init: VerifyWorkerInit, n: number,
-  onProgress?: (checked: number) => void): Promise<void> {
-  const pool = await WorkerPool.start<VerifyRequest, VerifyReply>(workerUrl(import.meta.url, 'worker.js'), n, init,
-    { depth: 1, label: 'verify worker' });
+async function runWorkers(
+  queue: DirTask[],
+  acc: VerifyBatchResult,
+  init: VerifyWorkerInit,
+  n: number,
+  onProgress?: (checked: number) => void,
+): Promise<void> {
+  const pool = await WorkerPool.start<VerifyRequest, VerifyReply>(workerUrl(import.meta.url, 'worker.js'), n, init, {
+    depth: 1,
+    label: 'verify worker',
+  });
   try {
     let busy = 0;
     let failed = null as Error | null; // (assigned in callbacks: keep the type wide)
@@ -148,13 +192,27 @@ async function runWorkers(queue: DirTask[], acc: VerifyBatchResult, init: Verify
       while (queue.length && busy < pool.size && !failed) {
         const take = Math.max(1, Math.ceil(queue.length / pool.size));
         busy++;
-        pool.submit({ dirs: queue.splice(queue.length - take, take) }).then((m) => {
-          merge(acc, m, queue);
-          onProgress?.(acc.checked);
-        }, (e: Error) => { failed ??= e; }).finally(() => { busy--; wake(); });
+        pool
+          .submit({ dirs: queue.splice(queue.length - take, take) })
+          .then(
+            (m) => {
+              merge(acc, m, queue);
+              onProgress?.(acc.checked);
+            },
+            (e: Error) => {
+              failed ??= e;
+            },
+          )
+          .finally(() => {
+            busy--;
+            wake();
+          });
       }
       if (failed) throw failed;
-      if (busy) await new Promise<void>((r) => { wake = r; });
+      if (busy)
+        await new Promise<void>((r) => {
+          wake = r;
+        });
     }
     if (failed) throw failed;
   } finally {

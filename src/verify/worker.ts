@@ -6,7 +6,15 @@ import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
 import { judge } from './judge.js';
-import { emptyBatch, type DirTask, type VerifyBatchResult, type VerifyEntry, type VerifyReply, type VerifyRequest, type VerifyWorkerInit } from './protocol.js';
+import {
+  emptyBatch,
+  type DirTask,
+  type VerifyBatchResult,
+  type VerifyEntry,
+  type VerifyReply,
+  type VerifyRequest,
+  type VerifyWorkerInit,
+} from './protocol.js';
 
 /**
  * One verify worker thread: takes directories, and for each runs one indexed catalog query
@@ -47,11 +55,20 @@ function childPath(dir: string, name: string): string {
 
 function rowToEntry(r: VerifyChildRow, path: string): VerifyEntry {
   const type = ENTRY_TYPES[r[2]];
-  const target = r[8] ? (r[8]).toString('latin1') : null;
+  const target = r[8] ? r[8].toString('latin1') : null;
   return {
-    pathId: r[0], path, type, mode: r[3], uid: r[4], gid: r[5], size: r[6], mtimeUs: r[7],
-    linkTarget: type === 'symlink' ? target : null, linkFirst: type === 'hardlink' ? target : null,
-    fingerprint: r[9] ? (r[9]).toString('hex') : null, rdev: r[10],
+    pathId: r[0],
+    path,
+    type,
+    mode: r[3],
+    uid: r[4],
+    gid: r[5],
+    size: r[6],
+    mtimeUs: r[7],
+    linkTarget: type === 'symlink' ? target : null,
+    linkFirst: type === 'hardlink' ? target : null,
+    fingerprint: r[9] ? r[9].toString('hex') : null,
+    rdev: r[10],
   };
 }
 

@@ -13,9 +13,26 @@ import { packKey } from '../../src/pack/format.js';
  */
 export function entry(name: string, type: Entry['type'], extra: Partial<Entry> = {}): Entry {
   return {
-    name, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, user: 'root', group: 'root', size: 0,
-    mtime: 1_700_000_000_000_000_000n, ctime: 1_700_000_000_000_000_000n, ino: 1n, dev: 1n, nlink: 1, rdev: 0,
-    target: null, fp: null, content: null, tree: null, flags: 0, ...extra,
+    name,
+    type,
+    mode: type === 'dir' ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    user: 'root',
+    group: 'root',
+    size: 0,
+    mtime: 1_700_000_000_000_000_000n,
+    ctime: 1_700_000_000_000_000_000n,
+    ino: 1n,
+    dev: 1n,
+    nlink: 1,
+    rdev: 0,
+    target: null,
+    fp: null,
+    content: null,
+    tree: null,
+    flags: 0,
+    ...extra,
   };
 }
 
@@ -28,7 +45,10 @@ export function fileEntry(name: string, content: Buffer, extra: Partial<Entry> =
  * file contents. Subtrees named in `sub` are attached to the directory entries of that name.
  */
 export async function craftSnapshot(
-  repoDir: string, children: Entry[], files: Record<string, Buffer>, sub: Record<string, Entry[]> = {},
+  repoDir: string,
+  children: Entry[],
+  files: Record<string, Buffer>,
+  sub: Record<string, Entry[]> = {},
   opts: { source?: string; host?: string } = {},
 ): Promise<string> {
   const source = opts.source ?? 'data';
@@ -50,8 +70,17 @@ export async function craftSnapshot(
   if (data.count) await repo.savePack(data);
   await repo.savePack(trees);
   return repo.saveSnapshot({
-    v: 1, time: new Date().toISOString(), host: opts.host ?? 'evil', username: 'root', paths: ['/' + parts.join('/')], tags: [], excludes: [],
-    tree: root, parent: null, summary: {}, program: 'crafted',
+    v: 1,
+    time: new Date().toISOString(),
+    host: opts.host ?? 'evil',
+    username: 'root',
+    paths: ['/' + parts.join('/')],
+    tags: [],
+    excludes: [],
+    tree: root,
+    parent: null,
+    summary: {},
+    program: 'crafted',
   });
 }
 

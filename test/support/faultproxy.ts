@@ -58,7 +58,10 @@ export class FaultProxy {
   counts = { requests: 0, get: 0, put: 0, head: 0, list: 0, delete: 0, post: 0, faults: 0 };
   port = 0;
 
-  constructor(private readonly target: { host: string; port: number }, seed = 1) {
+  constructor(
+    private readonly target: { host: string; port: number },
+    seed = 1,
+  ) {
     this.rand = mulberry32(seed);
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
@@ -90,7 +93,12 @@ export class FaultProxy {
     if (f.only && !f.only(r)) return 'none';
     const x = this.rand();
     let acc = 0;
-    for (const [name, p] of [['500', f.error500], ['503', f.error503], ['drop', f.drop], ['delay', f.delay]] as const) {
+    for (const [name, p] of [
+      ['500', f.error500],
+      ['503', f.error503],
+      ['drop', f.drop],
+      ['delay', f.delay],
+    ] as const) {
       acc += p ?? 0;
       if (x < acc) return name;
     }
@@ -121,39 +129,48 @@ export class FaultProxy {
       if (rec.fault !== 'none') this.counts.faults++;
       if (this.recordLog) this.log.push(rec);
       if (rec.fault === '500' || rec.fault === '503') {
-        const body = rec.fault === '500' ? s3Error('InternalError', 'injected failure') : s3Error('SlowDown', 'Please reduce your request rate.');
+        const body =
+          rec.fault === '500' ? s3Error('InternalError', 'injected failure') : s3Error('SlowDown', 'Please reduce your request rate.');
         rec.status = Number(rec.fault);
         res.writeHead(rec.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
         res.end(req.method === 'HEAD' ? undefined : body);
         return;
       }
       const body = Buffer.concat(chunks);
-      const up = http.request({
-        host: this.target.host, port: this.target.port, method: req.method, path: url, headers: req.headers, agent: this.agent,
-      }, (upRes) => {
-        const parts: Buffer[] = [];
-        upRes.on('data', (c: Buffer) => parts.push(c));
-        upRes.on('end', () => {
-          const payload = Buffer.concat(parts);
-          rec.status = upRes.statusCode;
-          const send = () => {
-            if (rec.fault === 'drop') {
-              // The server has applied the request; the client sees a broken answer.
-              if (payload.length > 1 && req.method !== 'HEAD') {
-                res.writeHead(upRes.statusCode ?? 500, upRes.headers);
-                res.write(payload.subarray(0, Math.floor(payload.length / 2)), () => res.socket?.destroy());
-              } else {
-                res.socket?.destroy();
+      const up = http.request(
+        {
+          host: this.target.host,
+          port: this.target.port,
+          method: req.method,
+          path: url,
+          headers: req.headers,
+          agent: this.agent,
+        },
+        (upRes) => {
+          const parts: Buffer[] = [];
+          upRes.on('data', (c: Buffer) => parts.push(c));
+          upRes.on('end', () => {
+            const payload = Buffer.concat(parts);
+            rec.status = upRes.statusCode;
+            const send = () => {
+              if (rec.fault === 'drop') {
+                // The server has applied the request; the client sees a broken answer.
+                if (payload.length > 1 && req.method !== 'HEAD') {
+                  res.writeHead(upRes.statusCode ?? 500, upRes.headers);
+                  res.write(payload.subarray(0, Math.floor(payload.length / 2)), () => res.socket?.destroy());
+                } else {
+                  res.socket?.destroy();
+                }
+                return;
               }
-              return;
-            }
-            res.writeHead(upRes.statusCode ?? 500, upRes.headers);
-            res.end(payload);
-          };
-          if (rec.fault === 'delay') setTimeout(send, this.faults.delayMs ?? 500);
-          else send();
-        });
-      });
+              res.writeHead(upRes.statusCode ?? 500, upRes.headers);
+              res.end(payload);
+            };
+            if (rec.fault === 'delay') setTimeout(send, this.faults.delayMs ?? 500);
+            else send();
+          });
+        },
+      );
       up.on('error', (e) => {
         res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`proxy: ${e.message}`);

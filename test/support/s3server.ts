@@ -48,10 +48,19 @@ export async function startS3rver(dir: string, buckets: string[]): Promise<S3Ser
   // Keep draining its request log so the pipe never fills and blocks the server.
   child.stdout!.resume();
   child.stderr!.resume();
-  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  const kill = () => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
   process.once('exit', kill);
   return {
-    host: '127.0.0.1', port, url: `http://127.0.0.1:${port}`, dir,
+    host: '127.0.0.1',
+    port,
+    url: `http://127.0.0.1:${port}`,
+    dir,
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -70,12 +79,20 @@ export function cliAsync(args: string[], env: Record<string, string> = {}): Prom
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     child.on('close', (code) => {
       let json: any = null;
       if (args.includes('--json')) {
-        try { json = JSON.parse(stdout.trim().split('\n').pop() ?? ''); } catch { json = null; }
+        try {
+          json = JSON.parse(stdout.trim().split('\n').pop() ?? '');
+        } catch {
+          json = null;
+        }
       }
       resolve({ code: code ?? -1, stdout, stderr, json });
     });
@@ -85,9 +102,15 @@ export function cliAsync(args: string[], env: Record<string, string> = {}): Prom
 /** Environment for a CLI run against an S3 repository behind `endpoint`, with its own catalog cache. */
 export function s3Env(endpoint: string, repo: string, cache: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    ...S3_CREDENTIALS, SNAPFILL_REPO: repo, SNAPFILL_CACHE: cache, SNAPFILL_S3_ENDPOINT: endpoint,
+    ...S3_CREDENTIALS,
+    SNAPFILL_REPO: repo,
+    SNAPFILL_CACHE: cache,
+    SNAPFILL_S3_ENDPOINT: endpoint,
     // fast retries keep fault tests short; the policy itself is the same
-    SNAPFILL_S3_RETRY_BASE_MS: '20', SNAPFILL_S3_RETRY_MAX_MS: '500', SNAPFILL_S3_RETRIES: '12', SNAPFILL_S3_TIMEOUT_MS: '5000',
+    SNAPFILL_S3_RETRY_BASE_MS: '20',
+    SNAPFILL_S3_RETRY_MAX_MS: '500',
+    SNAPFILL_S3_RETRIES: '12',
+    SNAPFILL_S3_TIMEOUT_MS: '5000',
     ...extra,
   };
 }

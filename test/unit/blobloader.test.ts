@@ -7,7 +7,13 @@ import { LocalStore } from '../../src/store/local.js';
 import { Repository, BlobCorruptError } from '../../src/repo/repository.js';
 import { PackCache } from '../../src/repo/packcache.js';
 import {
-  BLOB_BEYOND_END, BLOB_CORRUPT, COALESCE_GAP, bufferReader, loadBlobsFromPack, loadBlobsFromPackSync, loadStoredBlobsSync,
+  BLOB_BEYOND_END,
+  BLOB_CORRUPT,
+  COALESCE_GAP,
+  bufferReader,
+  loadBlobsFromPack,
+  loadBlobsFromPackSync,
+  loadStoredBlobsSync,
   type BlobRef,
 } from '../../src/repo/blobloader.js';
 import { blobIdOf } from '../../src/pack/blobid.js';
@@ -79,7 +85,10 @@ describe('blob loader', () => {
 
     const calls: [number, number][] = [];
     const read = p.repo.packRangeReader(p.index.pack);
-    const counting = (offset: number, length: number) => { calls.push([offset, length]); return read(offset, length); };
+    const counting = (offset: number, length: number) => {
+      calls.push([offset, length]);
+      return read(offset, length);
+    };
     // Every blob, one of them asked for twice: one read covering all, each blob once.
     const loaded = await loadBlobsFromPack(counting, [...ids.map(p.ref), p.ref(ids[2])]);
     expect(calls).toHaveLength(1);
@@ -100,7 +109,13 @@ describe('blob loader', () => {
     const [first, , last] = [...p.plain.keys()];
     const calls: number[] = [];
     const read = p.repo.packRangeReader(p.index.pack);
-    const loaded = await loadBlobsFromPack((o, l) => { calls.push(l); return read(o, l); }, [p.ref(last), p.ref(first)]);
+    const loaded = await loadBlobsFromPack(
+      (o, l) => {
+        calls.push(l);
+        return read(o, l);
+      },
+      [p.ref(last), p.ref(first)],
+    );
     expect(calls).toHaveLength(2);
     expect(calls.every((l) => l < 4096)).toBe(true); // the big blob between them was not read
     expect(loaded.plain.get(first)!.equals(p.plain.get(first)!)).toBe(true);
@@ -149,7 +164,10 @@ describe('blob loader', () => {
     const r = preadReader(p.file);
     const calls: number[] = [];
     try {
-      const loaded = loadBlobsFromPackSync((o, l) => { calls.push(l); return r.read(o, l); }, refs);
+      const loaded = loadBlobsFromPackSync((o, l) => {
+        calls.push(l);
+        return r.read(o, l);
+      }, refs);
       expect(calls).toHaveLength(1);
       expect(loaded.bad.size).toBe(0);
       for (const [id, bytes] of p.plain) expect(loaded.plain.get(id)!.equals(bytes)).toBe(true);

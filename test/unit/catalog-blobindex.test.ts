@@ -3,16 +3,36 @@ import { BlobIndex } from '../../src/catalog/blobindex.js';
 import type { PackIndex } from '../../src/pack/format.js';
 import { hex, openParts } from './catalog-fixture.js';
 
-const pack = (id: string, blobs: [string, number, number][]): PackIndex =>
-  ({ v: 1, pack: id, type: 'data', size: 8192, blobs: blobs.map(([b, offset, length]) => ({ id: b, offset, length })) });
+const pack = (id: string, blobs: [string, number, number][]): PackIndex => ({
+  v: 1,
+  pack: id,
+  type: 'data',
+  size: 8192,
+  blobs: blobs.map(([b, offset, length]) => ({ id: b, offset, length })),
+});
 
 describe('catalog blob index', () => {
   it('locates blobs; a copy in a second pack takes over when the first pack goes', () => {
     const { db } = openParts();
     const ix = new BlobIndex(db);
-    ix.addPackIndex(pack(hex('1'), [[hex('a'), 512, 10], [hex('b'), 1024, 20]]));
-    ix.addPackIndex(pack(hex('2'), [[hex('b'), 512, 20], [hex('c'), 1536, 30]]));
-    ix.addPackIndex(pack(hex('2'), [[hex('b'), 512, 20], [hex('c'), 1536, 30]])); // twice: no change
+    ix.addPackIndex(
+      pack(hex('1'), [
+        [hex('a'), 512, 10],
+        [hex('b'), 1024, 20],
+      ]),
+    );
+    ix.addPackIndex(
+      pack(hex('2'), [
+        [hex('b'), 512, 20],
+        [hex('c'), 1536, 30],
+      ]),
+    );
+    ix.addPackIndex(
+      pack(hex('2'), [
+        [hex('b'), 512, 20],
+        [hex('c'), 1536, 30],
+      ]),
+    ); // twice: no change
     expect(ix.packIds().sort()).toEqual([hex('1'), hex('2')]);
     expect(ix.countBlobs()).toBe(3);
     expect(ix.hasBlob(hex('a'))).toBe(true);

@@ -37,9 +37,26 @@ export const hex = (c: string, n = 64): string => c.repeat(n);
 /** An entry at `p` (its name is the last component); fields as a snapshot walk would record them. */
 export function entry(p: RawPath, type: Entry['type'], over: Partial<Entry> = {}): Entry {
   return {
-    name: basename(p), type, mode: type === 'dir' ? 0o755 : 0o644, uid: 1000, gid: 1000, user: 'u', group: 'g',
-    size: 0, mtime: 1_700_000_000_123_456_789n, ctime: 1_700_000_000_123_456_789n, ino: 1n, dev: 2n, nlink: 1, rdev: 0,
-    target: null, fp: null, content: null, tree: type === 'dir' ? hex('d') : null, flags: 0, ...over,
+    name: basename(p),
+    type,
+    mode: type === 'dir' ? 0o755 : 0o644,
+    uid: 1000,
+    gid: 1000,
+    user: 'u',
+    group: 'g',
+    size: 0,
+    mtime: 1_700_000_000_123_456_789n,
+    ctime: 1_700_000_000_123_456_789n,
+    ino: 1n,
+    dev: 2n,
+    nlink: 1,
+    rdev: 0,
+    target: null,
+    fp: null,
+    content: null,
+    tree: type === 'dir' ? hex('d') : null,
+    flags: 0,
+    ...over,
   };
 }
 
@@ -94,16 +111,27 @@ export function threeSnapshots(): TreeSpec[] {
   const d = entry('/d', 'dir', { tree: hex('e') });
   const x = entry('/d/x', 'file', { size: 3, fp: hex('3', 16), content: [hex('3')] });
   const s1: TreeSpec = new Map([
-    ['/a', entry('/a', 'dir', { tree: hex('a') })], ['/a/f1', f1], ['/a/f2', f2],
-    ['/b', entry('/b', 'symlink', { target: '/a/f1' })], ['/d', d], ['/d/x', x],
+    ['/a', entry('/a', 'dir', { tree: hex('a') })],
+    ['/a/f1', f1],
+    ['/a/f2', f2],
+    ['/b', entry('/b', 'symlink', { target: '/a/f1' })],
+    ['/d', d],
+    ['/d/x', x],
   ]);
   const f1b = { ...f1, size: 6, mtime: f1.mtime + 1000n, fp: hex('4', 16), content: [hex('4')] };
   const c = entry('/c', 'file', { size: 1, fp: hex('5', 16), content: [hex('5')] });
   const s2: TreeSpec = new Map([
-    ['/a', entry('/a', 'dir', { tree: hex('b') })], ['/a/f1', f1b], ['/a/f2', f2], ['/c', c], ['/d', d], ['/d/x', x],
+    ['/a', entry('/a', 'dir', { tree: hex('b') })],
+    ['/a/f1', f1b],
+    ['/a/f2', f2],
+    ['/c', c],
+    ['/d', d],
+    ['/d/x', x],
   ]);
   const s3: TreeSpec = new Map([
-    ['/a', entry('/a', 'dir', { tree: hex('b') })], ['/a/f1', f1b], ['/a/f2', f2],
+    ['/a', entry('/a', 'dir', { tree: hex('b') })],
+    ['/a/f1', f1b],
+    ['/a/f2', f2],
     ['/c', { ...c, size: 2, fp: hex('6', 16), content: [hex('6')] }],
   ]);
   return [s1, s2, s3];

@@ -50,9 +50,10 @@ function oldCatalog(file: string, repoId = REPO_ID): void {
   db.exec(OLD_SCHEMA);
   db.prepare(`INSERT OR REPLACE INTO meta VALUES('repo_id', ?), ('schema', '1')`).run(repoId);
   db.exec(`INSERT INTO lineages(id, host, paths) VALUES(1, 'web1', '["/srv"]')`);
-  db.prepare(`INSERT INTO snapshots(seq, id, lineage, state, pid, time, host, paths, tags, tree, parent, record)
-    VALUES(1, ?, 1, 'committed', NULL, '2024-05-01T00:00:00Z', 'web1', '["/srv"]', '["daily"]', ?, NULL, '{"hostname":"web1"}')`)
-    .run(hex('5'), hex('6'));
+  db.prepare(
+    `INSERT INTO snapshots(seq, id, lineage, state, pid, time, host, paths, tags, tree, parent, record)
+    VALUES(1, ?, 1, 'committed', NULL, '2024-05-01T00:00:00Z', 'web1', '["/srv"]', '["daily"]', ?, NULL, '{"hostname":"web1"}')`,
+  ).run(hex('5'), hex('6'));
   db.exec(`INSERT INTO paths(id, parent, name, path) VALUES(1, NULL, X'', X'2f'), (2, 1, CAST('srv' AS BLOB), CAST('/srv' AS BLOB)),
     (3, 2, CAST('f' AS BLOB), CAST('/srv/f' AS BLOB))`);
   const ins = db.prepare(`INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
@@ -67,7 +68,11 @@ function oldCatalog(file: string, repoId = REPO_ID): void {
 
 const userVersion = (file: string): number => {
   const db = new Database(file, { readonly: true });
-  try { return db.pragma('user_version', { simple: true }) as number; } finally { db.close(); }
+  try {
+    return db.pragma('user_version', { simple: true }) as number;
+  } finally {
+    db.close();
+  }
 };
 
 describe('catalog schema migrations', () => {

@@ -10,7 +10,13 @@ function written(): { ro: CatalogReader; close: () => void } {
   writeThree(writer, reader);
   db.flush();
   const ro = CatalogReader.openReadOnly(file);
-  return { ro, close: () => { ro.close(); db.close(); } };
+  return {
+    ro,
+    close: () => {
+      ro.close();
+      db.close();
+    },
+  };
 }
 
 describe('catalog reader', () => {
@@ -40,7 +46,11 @@ describe('catalog reader', () => {
     expect([...ro.walk(s3)].map((v) => v.path)).toEqual(['/a', '/a/f1', '/a/f2', '/c']);
     expect(ro.countEntries(s1)).toEqual({ entries: 6, files: 3, bytes: 15 });
     const stat = ro.listDirStat(s1, '/');
-    expect(stat.map((r) => [r.name, r.type])).toEqual([['a', 'dir'], ['b', 'symlink'], ['d', 'dir']]);
+    expect(stat.map((r) => [r.name, r.type])).toEqual([
+      ['a', 'dir'],
+      ['b', 'symlink'],
+      ['d', 'dir'],
+    ]);
     expect(stat[1]).toMatchObject({ target: '/a/f1', mtimeMs: 1_700_000_000_123 });
     close();
   });
@@ -54,7 +64,7 @@ describe('catalog reader', () => {
     close();
   });
 
-  it('walkForRestore joins the first blob\'s pack location and keeps nanoseconds as text', () => {
+  it("walkForRestore joins the first blob's pack location and keeps nanoseconds as text", () => {
     const { db, reader, writer, file } = openParts();
     const [s1] = writeThree(writer, reader);
     new BlobIndex(db).addPackIndex({ v: 1, pack: hex('9'), type: 'data', size: 4096, blobs: [{ id: hex('1'), offset: 512, length: 5 }] });
@@ -79,7 +89,8 @@ describe('catalog reader', () => {
       [`/v/${odd}`, entry(`/v/${odd}`, 'file', { fp: hex('2', 16) })],
       ['/v/link', entry('/v/link', 'symlink', { target: '/v/plain' })],
       ['/v/hard', entry('/v/hard', 'hardlink', { target: '/v/plain', fp: hex('1', 16) })],
-      ['/v/sub', entry('/v/sub', 'dir')], ['/v/sub/deep', entry('/v/sub/deep', 'file')],
+      ['/v/sub', entry('/v/sub', 'dir')],
+      ['/v/sub/deep', entry('/v/sub/deep', 'file')],
     ]);
     writeSnapshot(writer, reader, lineage, SNAP_IDS[0], '2024-01-01T00:00:00Z', tree);
     db.flush();

@@ -113,7 +113,7 @@ describe('catalog writer', () => {
     db.close();
   });
 
-  it('damage records belong to one snapshot; carryDamage copies a shared subtree\'s records', () => {
+  it("damage records belong to one snapshot; carryDamage copies a shared subtree's records", () => {
     const { db, reader, writer } = openParts();
     const [, s2t] = threeSnapshots();
     const lineage = writer.lineageId('host', ['/']);
@@ -130,7 +130,11 @@ describe('catalog writer', () => {
     writer.carryDamage(seq1, seq2, '/d');
     const s2 = reader.snapshotById(SNAP_IDS[1])!;
     expect(reader.damagedUnder(s2, '/').map((d) => d.path)).toEqual(['/d']);
-    expect(reader.damagedInAll('/').map((d) => [d.snapshot.id, d.path])).toEqual([[s1.id, '/a/"bad"'], [s1.id, '/d'], [s2.id, '/d']]);
+    expect(reader.damagedInAll('/').map((d) => [d.snapshot.id, d.path])).toEqual([
+      [s1.id, '/a/"bad"'],
+      [s1.id, '/d'],
+      [s2.id, '/d'],
+    ]);
     writer.forgetSnapshot(s1.id);
     expect(reader.hasDamage(seq1)).toBe(false);
     expect(reader.hasDamage(seq2)).toBe(true);

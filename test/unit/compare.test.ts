@@ -3,15 +3,25 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  compareEntry, hasForeignLinks, lstatExact, metadataFields, mtimeUsOf, sameMtime, tooManyLinks, typeMatches,
-  type CompareOptions, type Recorded,
+  compareEntry,
+  hasForeignLinks,
+  lstatExact,
+  metadataFields,
+  mtimeUsOf,
+  sameMtime,
+  tooManyLinks,
+  typeMatches,
+  type CompareOptions,
+  type Recorded,
 } from '../../src/livefs/compare.js';
 import { utimesSeconds } from '../../src/livefs/times.js';
 
 /** The one compare rule (src/livefs/compare.ts), on real files. */
 describe('livefs/compare', () => {
   let dir: string;
-  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-compare-')); });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-compare-'));
+  });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const NS = 1_700_000_000_123_456_789n;
@@ -23,11 +33,28 @@ describe('livefs/compare', () => {
     fs.utimesSync(p, utimesSeconds(NS), utimesSeconds(NS));
     const st = fs.lstatSync(p);
     return {
-      p, rec: { type: 'file', mode, uid: st.uid, gid: st.gid, size: content.length, mtimeUs: mtimeUsOf(NS), linkTarget: null, rdev: 0, fingerprint: 'f00d' },
+      p,
+      rec: {
+        type: 'file',
+        mode,
+        uid: st.uid,
+        gid: st.gid,
+        size: content.length,
+        mtimeUs: mtimeUsOf(NS),
+        linkTarget: null,
+        rdev: 0,
+        fingerprint: 'f00d',
+      },
     };
   }
   const opts = (over: Partial<CompareOptions> = {}): CompareOptions => ({
-    content: 'stat', owner: true, readLink: () => { throw new Error('not a symlink'); }, fingerprint: () => 'f00d', ...over,
+    content: 'stat',
+    owner: true,
+    readLink: () => {
+      throw new Error('not a symlink');
+    },
+    fingerprint: () => 'f00d',
+    ...over,
   });
   const at = (p: string) => lstatExact(p)!;
 
@@ -38,7 +65,11 @@ describe('livefs/compare', () => {
 
   it('type: another kind of entry, with what it is now; a recorded hardlink is a regular file', () => {
     const { p, rec } = file('a', 'abc');
-    expect(compareEntry({ ...rec, type: 'dir' }, at(p), opts())).toMatchObject({ kind: 'type', live: 'file', reason: 'type: dir in the snapshot, file now' });
+    expect(compareEntry({ ...rec, type: 'dir' }, at(p), opts())).toMatchObject({
+      kind: 'type',
+      live: 'file',
+      reason: 'type: dir in the snapshot, file now',
+    });
     expect(compareEntry({ ...rec, type: 'hardlink' }, at(p), opts())).toEqual({ kind: 'same' });
     expect(typeMatches(at(p), 'hardlink')).toBe(true);
     expect(typeMatches(at(dir), 'dir')).toBe(true);
@@ -57,8 +88,10 @@ describe('livefs/compare', () => {
     expect(sameMtime(st, rec.mtimeUs - 1)).toBe(true);
     expect(sameMtime(st, rec.mtimeUs + 2)).toBe(false);
     expect(sameMtime(st, rec.mtimeUs - 2)).toBe(false);
-    expect(compareEntry({ ...rec, mtimeUs: rec.mtimeUs + 2 }, st, opts()))
-      .toEqual({ kind: 'content', reason: 'mtime differs (size equal; use --checksum to compare content)' });
+    expect(compareEntry({ ...rec, mtimeUs: rec.mtimeUs + 2 }, st, opts())).toEqual({
+      kind: 'content',
+      reason: 'mtime differs (size equal; use --checksum to compare content)',
+    });
   });
 
   it('mtime: any recorded time set as a restore sets it compares equal (the rule restore relies on)', () => {
@@ -76,16 +109,27 @@ describe('livefs/compare', () => {
     const { p, rec } = file('a', 'abc');
     const moved = { ...rec, mtimeUs: rec.mtimeUs - 5 };
     let reads = 0;
-    const fp = (v: string) => () => { reads++; return v; };
-    expect(compareEntry(rec, at(p), opts({ content: 'checksum', fingerprint: fp('beef') }))).toEqual({ kind: 'content', reason: 'content differs (xxh64 fingerprint)' });
-    expect(compareEntry(moved, at(p), opts({ content: 'checksum', fingerprint: fp('f00d') }))).toEqual({ kind: 'metadata', fields: ['mtime'] });
+    const fp = (v: string) => () => {
+      reads++;
+      return v;
+    };
+    expect(compareEntry(rec, at(p), opts({ content: 'checksum', fingerprint: fp('beef') }))).toEqual({
+      kind: 'content',
+      reason: 'content differs (xxh64 fingerprint)',
+    });
+    expect(compareEntry(moved, at(p), opts({ content: 'checksum', fingerprint: fp('f00d') }))).toEqual({
+      kind: 'metadata',
+      fields: ['mtime'],
+    });
     expect(compareEntry(rec, at(p), opts({ content: 'stat-then-checksum', fingerprint: fp('beef') }))).toMatchObject({ kind: 'content' });
     reads = 0;
     expect(compareEntry(moved, at(p), opts({ content: 'stat-then-checksum', fingerprint: fp('f00d') }))).toMatchObject({ kind: 'content' });
     expect(compareEntry(rec, at(p), opts({ content: 'stat', fingerprint: fp('beef') }))).toEqual({ kind: 'same' });
     expect(reads).toBe(0);
     // No recorded fingerprint: judged by size and mtime whatever the rule.
-    expect(compareEntry({ ...rec, fingerprint: null }, at(p), opts({ content: 'checksum', fingerprint: fp('beef') }))).toEqual({ kind: 'same' });
+    expect(compareEntry({ ...rec, fingerprint: null }, at(p), opts({ content: 'checksum', fingerprint: fp('beef') }))).toEqual({
+      kind: 'same',
+    });
   });
 
   it('mode and owner are metadata; owners only when asked; a symlink has no mode of its own', () => {
@@ -107,13 +151,16 @@ describe('livefs/compare', () => {
     fs.symlinkSync('a', l);
     fs.lutimesSync(l, utimesSeconds(NS), utimesSeconds(NS));
     const srec: Recorded = { ...rec, type: 'symlink', linkTarget: 'b' };
-    expect(compareEntry(srec, at(l), opts({ readLink: () => fs.readlinkSync(l) }))).toEqual({ kind: 'content', reason: 'symlink target differs' });
+    expect(compareEntry(srec, at(l), opts({ readLink: () => fs.readlinkSync(l) }))).toEqual({
+      kind: 'content',
+      reason: 'symlink target differs',
+    });
     const dev = lstatExact('/dev/null')!;
     const drec: Recorded = { ...rec, type: 'chardev', rdev: Number(dev.rdev) + 1, mode: Number(dev.mode) & 0o7777 };
     expect(compareEntry(drec, dev, opts())).toEqual({ kind: 'content', reason: 'device number differs' });
   });
 
-  it('link count: more links than recorded is someone else\'s inode; directories never', () => {
+  it("link count: more links than recorded is someone else's inode; directories never", () => {
     const { p } = file('a', 'abc');
     expect(hasForeignLinks(at(p), 1)).toBe(false);
     fs.linkSync(p, path.join(dir, 'b'));

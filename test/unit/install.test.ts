@@ -3,7 +3,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  installFile, installFileAsync, installLink, installSpecial, modifiedAfter, tempNameFor, TempFile, TMP_PREFIX, type Placement,
+  installFile,
+  installFileAsync,
+  installLink,
+  installSpecial,
+  modifiedAfter,
+  tempNameFor,
+  TempFile,
+  TMP_PREFIX,
+  type Placement,
 } from '../../src/livefs/install.js';
 import { SafeRoot, UnsafePathError } from '../../src/livefs/safepath.js';
 import { SPARSE_BLOCK } from '../../src/livefs/sparse.js';
@@ -11,8 +19,13 @@ import { SPARSE_BLOCK } from '../../src/livefs/sparse.js';
 /** The one install primitive (src/livefs/install.ts), on real directories. */
 const IS_ROOT = process.getuid?.() === 0;
 const NS = 1_700_000_000_123_456_789n; // a snapshot-recorded time with sub-microsecond digits
-const meta = (over: Partial<{ mode: number; uid: number; gid: number; mtimeNs: string }> = {}) =>
-  ({ mode: 0o640, uid: process.getuid!(), gid: process.getgid!(), mtimeNs: NS.toString(), ...over });
+const meta = (over: Partial<{ mode: number; uid: number; gid: number; mtimeNs: string }> = {}) => ({
+  mode: 0o640,
+  uid: process.getuid!(),
+  gid: process.getgid!(),
+  mtimeNs: NS.toString(),
+  ...over,
+});
 const policy = { chown: IS_ROOT, umask: 0 };
 const CREATE: Placement = { replace: false, fresh: false, keepNewerThanNs: null };
 const REPLACE: Placement = { replace: true, fresh: false, keepNewerThanNs: null };
@@ -112,26 +125,40 @@ describe('livefs/install', () => {
     const data = Buffer.alloc(8 * SPARSE_BLOCK);
     data.write('head', 0);
     data.write('middle', 4 * SPARSE_BLOCK + 10);
-    expect(installFile(dfd, 'sparse', meta(), policy, CREATE, (t) => {
-      t.write(data.subarray(0, 5 * SPARSE_BLOCK));
-      t.write(data.subarray(5 * SPARSE_BLOCK));
-    })).toEqual({ installed: true });
+    expect(
+      installFile(dfd, 'sparse', meta(), policy, CREATE, (t) => {
+        t.write(data.subarray(0, 5 * SPARSE_BLOCK));
+        t.write(data.subarray(5 * SPARSE_BLOCK));
+      }),
+    ).toEqual({ installed: true });
     const f = path.join(dir, 'sparse');
     expect(fs.readFileSync(f).equals(data)).toBe(true);
     expect(fs.statSync(f).blocks * 512).toBeLessThan(data.length / 2);
   });
 
   it('a failed write leaves nothing: no temp, no final name', async () => {
-    expect(() => installFile(dfd, 'broken', meta(), policy, CREATE, () => { throw new Error('corrupt chunk'); })).toThrow('corrupt chunk');
-    await expect(installFileAsync(dfd, 'broken', meta(), policy, CREATE, async () => { throw new Error('store down'); })).rejects.toThrow('store down');
+    expect(() =>
+      installFile(dfd, 'broken', meta(), policy, CREATE, () => {
+        throw new Error('corrupt chunk');
+      }),
+    ).toThrow('corrupt chunk');
+    await expect(
+      installFileAsync(dfd, 'broken', meta(), policy, CREATE, async () => {
+        throw new Error('store down');
+      }),
+    ).rejects.toThrow('store down');
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
   it('installs symlinks and FIFOs with their metadata', () => {
-    expect(installSpecial(dfd, 'sl', { type: 'symlink', linkTarget: 'target/x', rdev: 0 }, meta(), policy, CREATE)).toEqual({ installed: true });
+    expect(installSpecial(dfd, 'sl', { type: 'symlink', linkTarget: 'target/x', rdev: 0 }, meta(), policy, CREATE)).toEqual({
+      installed: true,
+    });
     expect(fs.readlinkSync(path.join(dir, 'sl'))).toBe('target/x');
     expect(fs.lstatSync(path.join(dir, 'sl'), { bigint: true }).mtimeNs / 1000n).toBe(NS / 1000n);
-    expect(installSpecial(dfd, 'pipe', { type: 'fifo', linkTarget: null, rdev: 0 }, meta({ mode: 0o600 }), policy, CREATE)).toEqual({ installed: true });
+    expect(installSpecial(dfd, 'pipe', { type: 'fifo', linkTarget: null, rdev: 0 }, meta({ mode: 0o600 }), policy, CREATE)).toEqual({
+      installed: true,
+    });
     const st = fs.lstatSync(path.join(dir, 'pipe'));
     expect([st.isFIFO(), st.mode & 0o7777]).toEqual([true, 0o600]);
     expect(temps()).toEqual([]);
@@ -144,7 +171,10 @@ describe('livefs/install', () => {
     expect(fs.lstatSync(path.join(dir, 'second')).ino).toBe(Number(examined.ino));
     fs.rmSync(path.join(dir, 'first'));
     fs.writeFileSync(path.join(dir, 'first'), 'swapped in');
-    expect(installLink({ dirFd: dfd, name: 'first', expect: examined }, dfd, 'third', CREATE)).toMatchObject({ installed: false, reason: 'source-changed' });
+    expect(installLink({ dirFd: dfd, name: 'first', expect: examined }, dfd, 'third', CREATE)).toMatchObject({
+      installed: false,
+      reason: 'source-changed',
+    });
     expect(fs.existsSync(path.join(dir, 'third'))).toBe(false);
     expect(temps()).toEqual([]);
   });
