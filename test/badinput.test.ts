@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { BIN, cli, describeTree, diffTrees, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
+import { BIN, cli, describeTree, diffTrees, IS_ROOT, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
 
 /**
  * The bad input corpus: for each kind of awkward file-system content, the snapshot records
@@ -208,11 +208,7 @@ describe('bad input corpus', () => {
       process.stdout.write('skipping: needs root to create a non-root child process with setpriv\n');
       return;
     }
-    const setpriv = spawnSync('setpriv', ['--version']);
-    if (setpriv.error) {
-      process.stdout.write('skipping: setpriv is not installed\n');
-      return;
-    }
+    if (!requireSystem('util-linux', () => !spawnSync('setpriv', ['--version']).error)) return; // setpriv
     const src = path.join(base, 'perms');
     write(`${src}/readable.txt`, 'anyone can read');
     write(`${src}/secret.txt`, 'root only', 0o600);

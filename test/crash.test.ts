@@ -86,7 +86,8 @@ function ok(r: { code: number; stderr: string; stdout: string }, what: string): 
   if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr}${r.stdout}`);
 }
 
-describe('crash safety under SIGKILL', () => {
+// 20 kills of whole CLI runs: minutes on a loaded 2-core machine, so more than the global 120 s per test.
+describe('crash safety under SIGKILL', { timeout: 360_000 }, () => {
   let base: string;
   let src: string;
   let env: Record<string, string>;

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { BIN, cli, describeTree, diffTrees, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
+import { BIN, cli, describeTree, diffTrees, IS_ROOT, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
 
 /** A tar member's mtime is whole seconds: compare file mtimes at that precision. */
 function secMtimes(tree: Map<string, string>): Map<string, string> {
@@ -30,8 +30,7 @@ function dumpTo(env: Record<string, string>, args: string[], file: string): { co
   }
 }
 
-const hasGnuTar = spawnSync('tar', ['--version'], { encoding: 'utf8' }).stdout?.includes('GNU tar') ?? false;
-if (!hasGnuTar) console.log('dump tests skipped: GNU tar is not installed');
+const hasGnuTar = requireSystem('tar', () => spawnSync('tar', ['--version'], { encoding: 'utf8' }).stdout?.includes('GNU tar') ?? false);
 
 describe.skipIf(!hasGnuTar)('snapfill dump (tar)', () => {
   let base: string;

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { BIN, cli, repoEnv, tmpDir, write } from './helpers.js';
+import { BIN, cli, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
 
 /**
  * Fail closed: a repository that cannot be opened stops every command before it changes
@@ -90,10 +90,7 @@ describe('fail closed', () => {
       env: { ...process.env, ...env, SNAPFILL_CACHE: fs.mkdtempSync(path.join(os.tmpdir(), 'nb-')) },
       encoding: 'utf8',
     });
-    if (n.error) {
-      process.stdout.write('skipping: setpriv missing\n');
-      return;
-    }
+    if (!requireSystem('util-linux', !n.error)) return; // setpriv
     expect(n.status).not.toBe(0);
     expect(n.stderr).toMatch(/EACCES|permission denied/i);
   });

@@ -102,3 +102,34 @@ export function diffTrees(a: Map<string, string>, b: Map<string, string>): strin
   for (const k of b.keys()) if (!a.has(k)) out.push(`${k}: (missing) != ${b.get(k)}`);
   return out;
 }
+
+/** Whether a command is on the PATH. */
+export function hasCmd(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v '${cmd.replace(/'/g, '')}'`]).status === 0;
+}
+
+/** In CI (CI=true, as .ci/run and most CI services set it) a missing dependency fails; elsewhere tests skip. */
+export function inCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(1|true|yes)$/i.test(env.CI ?? '');
+}
+
+/**
+ * The one gate for tests that need something from the system. `present` says whether it is
+ * there; `install` is how to get it (default: the apt-get line for `pkg`). When it is missing:
+ * in CI, throws "missing system package PKG (INSTALL)", so the test (or the whole file, when
+ * called at module level) fails naming the package: a test that skips in CI does not exist.
+ * Elsewhere, prints the same reason once and returns false, for `describe.skipIf(!ok)` or an
+ * early return in a test.
+ */
+export function requireSystem(pkg: string, present: boolean | (() => boolean), install = `apt-get install ${pkg}`): boolean {
+  const ok = typeof present === 'function' ? present() : present;
+  if (ok) return true;
+  const reason = `missing system package ${pkg} (${install})`;
+  if (inCI()) throw new Error(reason);
+  if (!announced.has(reason)) {
+    announced.add(reason);
+    process.stdout.write(`skipped: ${reason}\n`);
+  }
+  return false;
+}
+const announced = new Set<string>();

@@ -3,18 +3,41 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { BIN, cli, describeTree, diffTrees, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
+import { BIN, cli, describeTree, diffTrees, hasCmd, IS_ROOT, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
 
-/** Why mount tests cannot run here, or null when they can. */
-function fuseUnavailable(): string | null {
-  if (process.platform !== 'linux') return `not Linux (${process.platform})`;
-  if (!fs.existsSync('/dev/fuse')) return '/dev/fuse is missing';
+/** Why fuse-native cannot be loaded (libfuse.so.2 missing, or the optional module not installed), or null. */
+function fuseNativeError(): string | null {
   try {
     createRequire(import.meta.url)('fuse-native');
+    return null;
   } catch (e) {
-    return `the optional module fuse-native cannot be loaded: ${(e as Error).message.split('\n')[0]}`;
+    return (e as Error).message.split('\n')[0];
   }
-  return null;
+}
+
+/**
+ * Whether the mount tests can run: through requireSystem, so that in CI a missing piece fails,
+ * naming the package (libfuse2 for fuse-native's libfuse.so.2, fuse3 for fusermount).
+ */
+function fuseAvailable(): boolean {
+  if (process.platform !== 'linux') {
+    console.log(`mount tests skipped: not Linux (${process.platform})`);
+    return false;
+  }
+  const loadError = fuseNativeError();
+  return (
+    requireSystem(
+      'fuse3',
+      () => fs.existsSync('/dev/fuse') && (hasCmd('fusermount') || hasCmd('fusermount3')),
+      'apt-get install fuse3; in a container also --device /dev/fuse --cap-add SYS_ADMIN',
+    ) &&
+    requireSystem(
+      'libfuse2',
+      !loadError?.includes('libfuse'),
+      'apt-get install libfuse2 (libfuse2t64 on Debian 13 / Ubuntu 24.04): fuse-native needs libfuse.so.2',
+    ) &&
+    requireSystem('fuse-native', loadError === null, `npm ci installs the optional dependency: ${loadError}`)
+  );
 }
 
 function isMounted(mnt: string): boolean {
@@ -48,17 +71,12 @@ function run(cmd: string, args: string[]): { code: number; out: string } {
   return { code: r.status ?? -1, out: (r.stdout ?? '') + (r.stderr ?? '') };
 }
 
-function hasCmd(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-
 /** FUSE 3 systems only have fusermount3. */
 const FUSERMOUNT = hasCmd('fusermount') ? 'fusermount' : 'fusermount3';
 
-const why = fuseUnavailable();
-if (why) console.log(`mount tests skipped: ${why}`);
+const fuseOk = fuseAvailable();
 
-describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
+describe.skipIf(!fuseOk)('snapfill mount (FUSE)', () => {
   let base: string;
   let src: string;
   let home: string;
@@ -191,7 +209,7 @@ describe.skipIf(why !== null)('snapfill mount (FUSE)', () => {
     expect(st.mode & 0o7777).toBe(fs.statSync(`${home}/alice`).mode & 0o7777);
   });
 
-  it.skipIf(!hasCmd('rsync'))('rsync -aH and diff -r agree with the source', () => {
+  it.skipIf(!requireSystem('rsync', () => hasCmd('rsync')))('rsync -aH and diff -r agree with the source', () => {
     const out = path.join(base, 'rsync-out');
     const r = run('rsync', ['-aH', path.join(mnt, 'latest', home, 'alice') + '/', out + '/']);
     expect(r.code, r.out).toBe(0);

@@ -2,11 +2,10 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { tmpDir, write } from './helpers.js';
+import { requireSystem, tmpDir, write } from './helpers.js';
 import { startS3rver, s3rverBin, cliAsync, s3Env, type S3Server } from './support/s3server.js';
 
-const skip = !s3rverBin();
-if (skip) console.log('skipping S3 retention tests: s3rver is not installed (npm ci installs it as a devDependency)');
+const skip = !requireSystem('s3rver', s3rverBin() !== null, 'npm ci installs it as a devDependency');
 
 describe.skipIf(skip)('forget and prune on S3 (real s3rver)', () => {
   let base: string;

@@ -2,13 +2,12 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { tmpDir, write, describeTree, diffTrees } from './helpers.js';
+import { requireSystem, tmpDir, write, describeTree, diffTrees } from './helpers.js';
 import { FaultProxy } from './support/faultproxy.js';
 import { startS3rver, s3rverBin, cliAsync, s3Env, S3_CREDENTIALS, type S3Server } from './support/s3server.js';
 import { S3Store } from '../src/store/s3.js';
 
-const skip = !s3rverBin();
-if (skip) console.log('skipping S3 repository tests: s3rver is not installed (npm ci installs it as a devDependency)');
+const skip = !requireSystem('s3rver', s3rverBin() !== null, 'npm ci installs it as a devDependency');
 
 /** A small tree typical of a hosting account: shared WordPress-like files, unique uploads, a bigger file. */
 function makeTree(root: string, account: string, seed: number): void {

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { tmpDir } from './helpers.js';
+import { requireSystem, tmpDir } from './helpers.js';
 import { FaultProxy } from './support/faultproxy.js';
 import { startS3rver, s3rverBin, S3_CREDENTIALS, type S3Server } from './support/s3server.js';
 import { S3Store } from '../src/store/s3.js';
@@ -9,8 +9,7 @@ import { resolveS3Settings, parseS3Url } from '../src/store/s3config.js';
 import { ObjectExistsError, ObjectNotFoundError, ObjectRetainedError } from '../src/store/store.js';
 import { isRetryable, backoffDelay } from '../src/store/retry.js';
 
-const skip = !s3rverBin();
-if (skip) console.log('skipping S3 store tests: s3rver is not installed (npm ci installs it as a devDependency)');
+const skip = !requireSystem('s3rver', s3rverBin() !== null, 'npm ci installs it as a devDependency');
 
 const FAST_RETRY = {
   SNAPFILL_S3_RETRY_BASE_MS: '10',

@@ -74,7 +74,8 @@ describe('snapfill schedule', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.kind).toBe('cron');
     const cron = fs.readFileSync(path.join(t.root, 'etc/cron.d/snapfill'), 'utf8');
-    const cmd = `sleep $(shuf -i 0-3600 -n 1); ionice -c3 nice -n19 ${process.execPath} ${fs.realpathSync(BIN)} --config ${t.cfg} run`;
+    // The job's output goes to syslog (issue 13, item 12): cron would otherwise drop it.
+    const cmd = `sleep $(shuf -i 0-3600 -n 1); ionice -c3 nice -n19 ${process.execPath} ${fs.realpathSync(BIN)} --config ${t.cfg} run 2>&1 | logger -t snapfill`;
     expect(cron).toContain(`\n0 3 * * * root ${cmd}\n0 11 * * * root ${cmd}\n0 19 * * * root ${cmd}\n`);
     expect(cron).not.toMatch(/%/); // cron would turn % into a newline
     // The command line cron will run is valid sh.

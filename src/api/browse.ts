@@ -23,7 +23,7 @@ export interface Listing {
 /** One directory of a snapshot (or everything below it), served from the catalog. */
 export function listEntries(s: Session, ref: SnapshotRef, p: string, opts: { recursive?: boolean } = {}): Listing {
   const path = normalizeAbs(fromUser(p));
-  const snap = selectSnapshot(s, ref);
+  const snap = selectSnapshot(s, ref, [path]);
   const top = path === '/' ? undefined : s.catalog.entry(snap, path);
   const damage = s.catalog.damagedUnder(snap, path);
   if (path !== '/' && !top) {
@@ -36,16 +36,18 @@ export function listEntries(s: Session, ref: SnapshotRef, p: string, opts: { rec
 
 /** Writes one file's content to `out` (symlinks inside the snapshot are followed). Returns the bytes written. */
 export async function catFile(s: Session, ref: SnapshotRef, file: string, out: NodeJS.WritableStream): Promise<number> {
-  const snap = selectSnapshot(s, ref);
-  const v = lookupFileForRead(s.catalog, snap, snapshotPath(file));
+  const asked = snapshotPath(file);
+  const snap = selectSnapshot(s, ref, [asked]);
+  const v = lookupFileForRead(s.catalog, snap, asked);
   // One pass: no blob cache, memory holds one blob at a time.
   return copyFileContent(new FileContentReader(s.repo, s.catalog, 0), v, out);
 }
 
 /** Streams a snapshot subtree to `out` as a tar archive. */
 export async function dumpSubtree(s: Session, ref: SnapshotRef, p: string, out: NodeJS.WritableStream): Promise<DumpResult> {
-  const snap = selectSnapshot(s, ref);
-  return dumpTar(s.repo, s.catalog, snap, snapshotPath(p), out);
+  const asked = snapshotPath(p);
+  const snap = selectSnapshot(s, ref, [asked]);
+  return dumpTar(s.repo, s.catalog, snap, asked, out);
 }
 
 export interface SnapshotDiff {

@@ -6,11 +6,23 @@
 
 // The session: store + repository + catalog + locks.
 export { openSession, withSession, initRepository, Session, type OpenOptions } from './session.js';
+export { configCheck, type DoctorReport, type DoctorCheck, type DoctorOptions } from './doctor.js';
 
 // Whole operations.
 export { takeSnapshot, type TakeSnapshotOptions } from './snapshot.js';
-export { listSnapshots, resolveSnapshot, selectSnapshot, type SnapshotFilter, type SnapshotRef } from './snapshots.js';
-export { restoreSnapshot, type RestoreSnapshotOptions } from './restore.js';
+export {
+  chooseSnapshot,
+  listSnapshots,
+  resolveSnapshot,
+  selectSnapshot,
+  type ChosenSnapshot,
+  type SnapshotFilter,
+  type SnapshotGroup,
+  type SnapshotQuery,
+  type SnapshotRef,
+  type SnapshotSelection,
+} from './snapshots.js';
+export { restoreSnapshot, type RestoredSnapshot, type RestoreSnapshotOptions, type RestoreSnapshotResult } from './restore.js';
 export { verify, type VerifyTreeOptions } from './verify.js';
 export { check, type CheckRunOptions } from './check.js';
 export {

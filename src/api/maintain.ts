@@ -1,4 +1,5 @@
-import { configPath, loadRetention } from '../config/config.js';
+import { loadRetention } from '../config/config.js';
+import { findConfigFile } from '../config/settings.js';
 import { forget, pruneSession, type ForgetReport } from '../maintain/forget.js';
 import { DEFAULT_POLICY, formatDuration, policyIsEmpty, type RetentionPolicy } from '../maintain/policy.js';
 import type { PruneOptions, PruneReport } from '../maintain/prune.js';
@@ -13,11 +14,12 @@ export interface ChosenPolicy {
 
 /**
  * The retention policy to apply: the caller's keep rules when it gave any, else the config
- * file's (only when one is named: `configFile`, else SNAPFILL_CONFIG), else the default.
+ * file's (`configFile`, else SNAPFILL_CONFIG, else /etc/snapfill/config.json when it exists), else the default.
  */
-export function choosePolicy(given: RetentionPolicy, configFile: string | undefined = process.env.SNAPFILL_CONFIG): ChosenPolicy {
+export function choosePolicy(given: RetentionPolicy, configFile?: string): ChosenPolicy {
   if (!policyIsEmpty(given)) return { policy: given, from: 'options' };
-  if (configFile) return { policy: loadRetention(configPath(configFile)), from: 'config', file: configFile };
+  const ref = findConfigFile(configFile);
+  if (ref) return { policy: loadRetention(ref.file), from: 'config', file: ref.file };
   return { policy: { ...DEFAULT_POLICY }, from: 'default' };
 }
 

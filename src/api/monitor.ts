@@ -75,3 +75,55 @@ export function writePrometheusTextfile(file: string, m: RunMetrics): void {
   fs.writeFileSync(tmp, lines.join('\n') + '\n', { mode: 0o644 });
   fs.renameSync(tmp, file);
 }
+
+/** The last scheduled run as the monitoring files tell it (doctor / `config check`). */
+export interface LastRun {
+  /** Which file told it. */
+  source: string;
+  success: boolean;
+  /** When it ended. */
+  ended: Date;
+  /** When a run last succeeded (null: never, or the file does not say). */
+  lastSuccess: Date | null;
+}
+
+/**
+ * Reads the last run from the Prometheus textfile, else from the JSON log's last "run
+ * finished" line; null when neither is configured or written yet. A file that exists but
+ * cannot be read throws: the monitoring is then broken, which is worth saying.
+ */
+export function readLastRun(m: { prometheusTextfile?: string; jsonLog?: string }): LastRun | null {
+  if (m.prometheusTextfile && fs.existsSync(m.prometheusTextfile)) {
+    const text = fs.readFileSync(m.prometheusTextfile, 'utf8');
+    const ended = previousValue(text, 'snapfill_last_run_timestamp_seconds');
+    if (ended !== null) {
+      const ok = previousValue(text, 'snapfill_last_success_timestamp_seconds');
+      return {
+        source: m.prometheusTextfile,
+        success: previousValue(text, 'snapfill_last_run_success') === 1,
+        ended: new Date(ended * 1000),
+        lastSuccess: ok ? new Date(ok * 1000) : null,
+      };
+    }
+  }
+  if (m.jsonLog && m.jsonLog !== 'stderr' && fs.existsSync(m.jsonLog)) return lastRunInJsonLog(m.jsonLog);
+  return null;
+}
+
+function lastRunInJsonLog(file: string): LastRun | null {
+  let last: LastRun | null = null;
+  let lastSuccess: Date | null = null;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"run finished"')) continue;
+    try {
+      const o = JSON.parse(line) as { time: string; msg: string; status?: string };
+      if (o.msg !== 'run finished') continue;
+      const ended = new Date(o.time);
+      if (o.status !== 'failed') lastSuccess = ended;
+      last = { source: file, success: o.status !== 'failed', ended, lastSuccess };
+    } catch {
+      // A torn last line (the run was killed while writing): the lines before still count.
+    }
+  }
+  return last ? { ...last, lastSuccess } : null;
+}

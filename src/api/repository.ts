@@ -1,16 +1,14 @@
-import { openStore } from '../store/open.js';
-import { resolveRepoLocation } from '../config/location.js';
 import { Repository } from '../repo/repository.js';
 import { isStale, listLocks, removeStaleLocks, type LockInfo } from '../repo/lock.js';
 import { rebuildCatalog, syncCatalog, type SyncReport } from '../catalog/sync.js';
-import type { OpenOptions, Session } from './session.js';
+import { openSettingsStore, type OpenOptions, type Session } from './session.js';
 
 /**
  * Removes the locks of processes that died; live locks are returned, never removed. Works on
  * the store alone (no catalog), so a repository whose catalog is busy can still be unlocked.
  */
 export async function unlockRepository(opts: OpenOptions = {}): Promise<{ removed: number; live: LockInfo[] }> {
-  const store = await openStore(resolveRepoLocation(opts.repo).location, opts);
+  const { store } = await openSettingsStore(opts);
   try {
     await Repository.open(store); // fail clearly when there is no repository here
     const removed = await removeStaleLocks(store);

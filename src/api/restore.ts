@@ -1,21 +1,43 @@
 import { restore, type RestoreOptions, type RestoreResult } from '../restore/restorer.js';
+import { requestedRoots } from '../restore/scope.js';
+import { nonRootRestoreNote } from '../restore/tally.js';
+import type { SnapshotRow } from '../catalog/catalog.js';
+import { display } from '../util/rawpath.js';
 import type { Session } from './session.js';
 import { selectSnapshot, type SnapshotRef } from './snapshots.js';
 
 export interface RestoreSnapshotOptions extends Omit<RestoreOptions, 'snapshot'> {
-  /** `latest`, an id, an id prefix, or a snapshot row. */
+  /** `latest`, an id, an id prefix, a query (reference, filters, onChosen), or a snapshot row. */
   snapshot: SnapshotRef;
   /** With `latest`: the newest snapshot of this host. */
   host?: string;
 }
 
+/** The snapshot a restore used, as its result names it. */
+export interface RestoredSnapshot {
+  id: string;
+  time: string;
+  host: string;
+  paths: string[];
+  tags: string[];
+}
+
+export type RestoreSnapshotResult = RestoreResult & { snapshot: RestoredSnapshot };
+
+function described(r: SnapshotRow): RestoredSnapshot {
+  return { id: r.id, time: r.time, host: r.host, paths: r.paths.map(display), tags: r.tags };
+}
+
 /**
  * Restores from a snapshot under the shared repository lock (a prune must not delete packs
  * the restore is reading); a dry run only reads the catalog and the live tree, so it takes none.
+ * `latest` is the newest snapshot of a group holding the paths (or account) to restore.
  */
-export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Promise<RestoreResult> {
+export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Promise<RestoreSnapshotResult> {
   const { snapshot, host, ...opts } = o;
-  const snap = selectSnapshot(s, snapshot, { host });
-  const run = () => restore(s, { ...opts, snapshot: snap });
+  const snap = selectSnapshot(s, snapshot, requestedRoots(opts), { host });
+  const run = async () => ({ ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) });
+  const limits = opts.dryRun ? null : nonRootRestoreNote(process.getuid?.());
+  if (limits) s.note(limits);
   return opts.dryRun ? run() : s.withRepoLock('restore', false, run);
 }

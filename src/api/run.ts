@@ -131,6 +131,7 @@ export async function runJob(cfg: Config, opts: RunJobOptions = {}): Promise<Run
     applyCredentials(cfg);
     if (await preHooks(run)) {
       session = await openSession({
+        config: cfg.file, // the run's own file, never another one found by default
         repo: cfg.repository,
         catalog: cfg.catalog,
         s3Endpoint: cfg.s3.endpoint,

@@ -17,6 +17,8 @@ export interface ScheduleSpec {
   binPath: string;
   /** Unit / file base name. */
   name: string;
+  /** cron only: append the job's output to this file; without it the output goes to syslog (`logger -t <name>`). */
+  logFile?: string;
 }
 
 export interface ScheduleFiles {
@@ -53,6 +55,7 @@ export function scheduleSpecFromConfig(c: ScheduleChoices): ScheduleSpec {
     nodePath: c.nodePath ?? process.execPath,
     binPath: fs.realpathSync(c.binPath),
     name: c.name,
+    logFile: cfg.schedule.logFile,
   };
 }
 
@@ -113,7 +116,11 @@ export function renderCron(spec: ScheduleSpec): ScheduleFiles {
   const delay = Math.round(spec.randomizedDelayMinutes * 60);
   // cron runs /bin/sh (often dash: no $RANDOM) and treats % specially, so shuf picks the delay.
   const sleep = delay > 0 ? `sleep $(shuf -i 0-${delay} -n 1); ` : '';
-  const cmd = `${sleep}ionice -c3 nice -n19 ${q(spec.nodePath)} ${q(spec.binPath)} --config ${q(spec.configFile)} run`;
+  // cron mails output to a MAILTO that shared hosts rarely have, so it was lost: it goes to
+  // syslog (journald reads it too), as the systemd unit's goes to the journal, or to the
+  // config's schedule.log_file.
+  const log = spec.logFile ? `>> ${q(spec.logFile)} 2>&1` : `2>&1 | logger -t ${q(spec.name)}`;
+  const cmd = `${sleep}ionice -c3 nice -n19 ${q(spec.nodePath)} ${q(spec.binPath)} --config ${q(spec.configFile)} run ${log}`;
   const lines = spec.times.map((t) => {
     const [h, m] = t.split(':').map(Number);
     return `${m} ${h} * * * root ${cmd}`;

@@ -1,5 +1,6 @@
 import type { Catalog, SnapshotRow } from '../catalog/catalog.js';
-import { display } from '../util/rawpath.js';
+import { OptionError } from '../util/errors.js';
+import { display, fromUser, isUnder, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import type { Session } from './session.js';
 
 export interface SnapshotFilter {
@@ -7,12 +8,48 @@ export interface SnapshotFilter {
   host?: string;
   /** Only snapshots carrying this tag. */
   tag?: string;
-  /** Only snapshots that include this source path (as shown: display form). */
+  /** Only snapshots that include this source path (absolute; a leading `/` is added when missing). */
   path?: string;
 }
 
+/** What a command asks of `latest`: the filters, and the snapshot paths it is going to read. */
+export interface SnapshotSelection extends SnapshotFilter {
+  /** Raw absolute paths inside the snapshot; `latest` is the newest snapshot of a group holding them all. */
+  paths?: RawPath[];
+}
+
+/** One group of snapshots (same host, same source paths) and its newest snapshot. */
+export interface SnapshotGroup {
+  host: string;
+  paths: RawPath[];
+  newest: SnapshotRow;
+}
+
+export interface ChosenSnapshot {
+  snapshot: SnapshotRow;
+  /** The reference as given (`latest`, an id or a prefix). */
+  ref: string;
+  /** With `latest`: the groups that held the asked-for paths, newest first, when more than one did. */
+  groups: SnapshotGroup[];
+  /** The asked-for paths, raw. */
+  paths: RawPath[];
+}
+
+/** A snapshot named by reference, with the filters that narrow it and a hook told of the choice before the operation acts. */
+export interface SnapshotQuery extends SnapshotFilter {
+  ref: string;
+  onChosen?: (c: ChosenSnapshot) => void;
+}
+
+/** A snapshot named by reference (resolved in the session's catalog), by a query, or already in hand. */
+export type SnapshotRef = string | SnapshotQuery | SnapshotRow;
+
+function filterPath(p: string): RawPath {
+  return normalizeAbs(fromUser(p.startsWith('/') ? p : '/' + p));
+}
+
 function matches(r: SnapshotRow, f: SnapshotFilter): boolean {
-  return (!f.host || r.host === f.host) && (!f.tag || r.tags.includes(f.tag)) && (!f.path || r.paths.map(display).includes(f.path));
+  return (!f.host || r.host === f.host) && (!f.tag || r.tags.includes(f.tag)) && (!f.path || r.paths.includes(filterPath(f.path)));
 }
 
 /** Committed snapshots, oldest first, narrowed by host, tag and source path. */
@@ -20,25 +57,82 @@ export function listSnapshots(s: Session, filter: SnapshotFilter = {}): Snapshot
   return s.catalog.listSnapshots().filter((r) => matches(r, filter));
 }
 
-/**
- * Resolves `latest`, a full id or a unique id prefix to a committed snapshot (of one host,
- * when the filter names one: "latest" then means that host's newest).
- */
-export function resolveSnapshot(catalog: Catalog, ref: string, filter: { host?: string } = {}): SnapshotRow {
-  let snaps = catalog.listSnapshots();
-  if (filter.host) snaps = snaps.filter((s) => s.host === filter.host);
-  if (!snaps.length) throw new Error('the repository has no snapshots yet');
-  if (ref === 'latest') return snaps[snaps.length - 1];
-  if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new Error(`invalid snapshot reference "${ref}": use "latest", an id or an id prefix`);
-  const hits = snaps.filter((s) => s.id.startsWith(ref));
-  if (hits.length === 0) throw new Error(`no snapshot matches "${ref}"`);
-  if (hits.length > 1) throw new Error(`"${ref}" matches ${hits.length} snapshots; give more characters of the id`);
-  return hits[0];
+/** "with --host web1 --tag nightly", in the caller's spelling of the options ('' without filters). */
+function filterText(f: SnapshotFilter): (n: (o: string) => string) => string {
+  return (n) => {
+    const parts = (['host', 'path', 'tag'] as const).filter((k) => f[k]).map((k) => `${n(k)} ${f[k]}`);
+    return parts.length ? ` with ${parts.join(' ')}` : '';
+  };
 }
 
-/** A snapshot named by reference (resolved in the session's catalog) or already in hand. */
-export type SnapshotRef = string | SnapshotRow;
+/** The newest snapshot of each group (snapshots come oldest first), newest group first. */
+function groupHeads(snaps: SnapshotRow[]): SnapshotGroup[] {
+  const heads = new Map<number, { at: number; g: SnapshotGroup }>();
+  snaps.forEach((s, at) => heads.set(s.lineage, { at, g: { host: s.host, paths: s.paths, newest: s } }));
+  return [...heads.values()].sort((a, b) => b.at - a.at).map((h) => h.g);
+}
 
-export function selectSnapshot(s: Session, ref: SnapshotRef, filter: { host?: string } = {}): SnapshotRow {
-  return typeof ref === 'string' ? resolveSnapshot(s.catalog, ref, filter) : ref;
+/**
+ * The groups holding every asked-for path. A group whose source paths contain the path holds
+ * it; only when no group does, one that recorded the path as the way down to its sources (an
+ * ancestor directory) counts: `/home/alice` is held by a snapshot of `/home`, not by a later
+ * one of `/home/alice/logs` that merely passes through it.
+ */
+function groupsHolding(groups: SnapshotGroup[], paths: RawPath[]): SnapshotGroup[] {
+  const within = groups.filter((g) => paths.every((p) => g.paths.some((src) => isUnder(p, src))));
+  if (within.length) return within;
+  return groups.filter((g) => paths.every((p) => g.paths.some((src) => isUnder(p, src) || isUnder(src, p))));
+}
+
+/**
+ * Resolves `latest`, a full id or a unique id prefix to a committed snapshot, narrowed by host,
+ * tag and source path. `latest` is the newest snapshot of the group (host + source paths) that
+ * holds the asked-for paths; when several groups hold them, the newest among those (the choice
+ * names them all).
+ */
+export function chooseSnapshot(catalog: Catalog, ref: string, sel: SnapshotSelection = {}): ChosenSnapshot {
+  const all = catalog.listSnapshots();
+  if (!all.length) throw new Error('the repository has no snapshots yet');
+  const snaps = all.filter((r) => matches(r, sel));
+  const paths = sel.paths ?? [];
+  if (ref === 'latest') {
+    const held = groupsHolding(groupHeads(snaps), paths);
+    if (!held.length) {
+      const filters = filterText(sel);
+      throw new OptionError((n) =>
+        paths.length
+          ? `${paths.map(display).join(', ')}: not in snapshots${filters(n) || ' of any group (host + source paths)'}`
+          : `no snapshot${filters(n)}`,
+      );
+    }
+    return { snapshot: held[0].newest, ref, groups: held.length > 1 ? held : [], paths };
+  }
+  if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new Error(`invalid snapshot reference "${ref}": use "latest", an id or an id prefix`);
+  const hits = snaps.filter((s) => s.id.startsWith(ref));
+  if (hits.length === 0) throw new OptionError((n) => `no snapshot matches "${ref}"${filterText(sel)(n)}`);
+  if (hits.length > 1) throw new Error(`"${ref}" matches ${hits.length} snapshots; give more characters of the id`);
+  return { snapshot: hits[0], ref, groups: [], paths };
+}
+
+/** `chooseSnapshot`, for callers that need only the snapshot. */
+export function resolveSnapshot(catalog: Catalog, ref: string, sel: SnapshotSelection = {}): SnapshotRow {
+  return chooseSnapshot(catalog, ref, sel).snapshot;
+}
+
+/**
+ * The snapshot an operation works on. `paths` are the snapshot paths the operation will read:
+ * `latest` then means the newest snapshot of a group holding them. A query's `onChosen` hears
+ * of the choice before the operation acts on it.
+ */
+export function selectSnapshot(s: Session, ref: SnapshotRef, paths: RawPath[] = [], filter: SnapshotFilter = {}): SnapshotRow {
+  if (typeof ref !== 'string' && 'seq' in ref) return ref;
+  const q: SnapshotQuery = typeof ref === 'string' ? { ref } : ref;
+  const chosen = chooseSnapshot(s.catalog, q.ref, {
+    host: q.host ?? filter.host,
+    tag: q.tag ?? filter.tag,
+    path: q.path ?? filter.path,
+    paths,
+  });
+  q.onChosen?.(chosen);
+  return chosen.snapshot;
 }

@@ -5,6 +5,7 @@ import type { Session } from './session.js';
 import { selectSnapshot, type SnapshotRef } from './snapshots.js';
 
 export interface VerifyTreeOptions extends Omit<VerifyOptions, 'paths' | 'target'> {
+  /** `latest` (the newest snapshot of a group holding `paths`), an id, a prefix, a query or a row. */
   snapshot: SnapshotRef;
   /** Only these paths (as recorded in the snapshot); default: the snapshot's source paths. */
   paths?: string[];
@@ -15,10 +16,11 @@ export interface VerifyTreeOptions extends Omit<VerifyOptions, 'paths' | 'target
 /** Compares the live tree with a snapshot, read-only (paths as a user types them). */
 export async function verify(s: Session, o: VerifyTreeOptions): Promise<VerifyResult> {
   const { snapshot, paths, target, ...opts } = o;
-  const snap = selectSnapshot(s, snapshot);
+  const asked = (paths ?? []).map((p) => normalizeAbs(fromUser(p)));
+  const snap = selectSnapshot(s, snapshot, asked);
   return verifySnapshot(s.catalog, snap, {
     ...opts,
-    paths: (paths ?? []).map((p) => normalizeAbs(fromUser(p))),
+    paths: asked,
     target: target ? fromUser(path.resolve(target)) : undefined,
   });
 }

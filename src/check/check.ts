@@ -70,6 +70,8 @@ export interface CheckResult {
   trees_checked: number;
   packs_checked: number;
   packs_read: number;
+  /** Packs chosen for reading (--read-data: all; a subset: at least one when there are packs); 0 when no data was read. */
+  packs_selected: number;
   blobs_checked: number;
   bytes_read: number;
   broken_packs: BrokenPack[];
@@ -213,6 +215,7 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
     trees_checked: 0,
     packs_checked: 0,
     packs_read: 0,
+    packs_selected: 0,
     blobs_checked: 0,
     bytes_read: 0,
     broken_packs: [],
@@ -278,6 +281,20 @@ async function checkPacks(repo: Repository, cmp: Catalog | null, result: CheckRe
   return { sizes, indexes, blobHome };
 }
 
+/**
+ * The packs of a subset, in id order. A small repository can leave the day's window (or an
+ * n/m bucket) empty: 10% of 4 packs is most days no pack at all, and a daily check would
+ * then read nothing while looking as if it did. So a non-empty repository always gives at
+ * least one pack: the first one at or after the window's start, going round.
+ */
+export function selectSubset(ids: string[], subset: PackSubset, day: number): string[] {
+  const selected = ids.filter((id) => inSubset(id, subset, day));
+  if (selected.length || !ids.length) return selected;
+  const start = 'part' in subset ? (subset.part - 1) / subset.of : (day * (subset.percent / 100)) % 1;
+  const after = (id: string) => (packPosition(id) - start + 1) % 1;
+  return [ids.reduce((best, id) => (after(id) < after(best) ? id : best))];
+}
+
 /** Read data: every selected pack once, in id order. */
 async function readSelectedPacks(
   repo: Repository,
@@ -288,7 +305,8 @@ async function readSelectedPacks(
 ): Promise<void> {
   const day = opts.day ?? Math.floor(Date.now() / 86_400_000);
   const ids = [...packs.indexes.keys()].filter((id) => packs.sizes.has(id)).sort();
-  const selected = opts.subset ? ids.filter((id) => inSubset(id, opts.subset!, day)) : ids;
+  const selected = opts.subset ? selectSubset(ids, opts.subset, day) : ids;
+  result.packs_selected = selected.length;
   let n = 0;
   for (const id of selected) {
     await readPackData(repo, packs.indexes.get(id)!, result, found);

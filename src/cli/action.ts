@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globals, printJson, EXIT, type GlobalOpts } from './output.js';
+import { globals, printJson, retryPrinter, EXIT, type GlobalOpts } from './output.js';
 import {
   withSession as withApiSession,
   LockBusyError,
@@ -11,12 +11,14 @@ import {
 
 export function storeOpts(g: GlobalOpts): OpenOptions {
   return {
+    config: g.config,
     repo: g.repo,
     catalog: g.catalog,
     s3Endpoint: g.s3Endpoint,
     s3Region: g.s3Region,
     s3PathStyle: g.s3PathStyle,
     objectLockDays: g.objectLockDays,
+    onRetry: retryPrinter(g),
   };
 }
 

@@ -3,13 +3,16 @@ import { action, withSession } from './action.js';
 import { EXIT } from './output.js';
 import { catFile } from '../api/index.js';
 import { endQuietlyOnEpipe } from './stdout.js';
+import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
 export function register(program: Command): void {
-  program
-    .command('cat')
-    .description("write one file's content from a snapshot to stdout (symlinks inside the snapshot are followed)")
-    .argument('<snap>', 'snapshot id, id prefix, or "latest"')
-    .argument('<file>', 'absolute path of the file as it was backed up')
+  addSnapshotFilters(
+    program
+      .command('cat')
+      .description("write one file's content from a snapshot to stdout (symlinks inside the snapshot are followed)")
+      .argument('<snap>', 'snapshot id, id prefix, or "latest" (the newest snapshot holding the file)')
+      .argument('<file>', 'absolute path of the file as it was backed up'),
+  )
     .addHelpText(
       'after',
       `
@@ -18,10 +21,10 @@ Examples:
   snapfill cat 3fa2c1 /home/alice/Maildir/cur/1700000000.M1P2.host:2,S > mail.eml`,
     )
     .action(
-      action(async (g, [ref, file]) => {
+      action(async (g, [ref, file, opts]) => {
         endQuietlyOnEpipe();
         return withSession(g, { readOnly: true }, async (s) => {
-          await catFile(s, ref, file, process.stdout);
+          await catFile(s, snapshotQuery(g, ref, opts), file, process.stdout);
           return EXIT.OK;
         });
       }),

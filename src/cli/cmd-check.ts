@@ -5,13 +5,17 @@ import { check, parseSubset, type CheckResult } from '../api/index.js';
 
 const SHOW = 20;
 
-function printCheck(g: GlobalOpts, result: CheckResult): void {
+/** What was read, said even when it was nothing: a subset that read no pack must not look like a data check. */
+function dataLine(result: CheckResult, subset: string | undefined): string {
+  const what = subset ? `${result.packs_read} of ${result.packs_checked} packs (subset ${subset}, ` : `${result.packs_read} packs (`;
+  return `; read ${what}${humanBytes(result.bytes_read)}), ${result.blobs_checked} blobs verified`;
+}
+
+function printCheck(g: GlobalOpts, result: CheckResult, read: { data: boolean; subset?: string }): void {
   info(
     g,
     `${result.snapshots_checked} snapshots, ${result.trees_checked} trees, ${result.packs_checked} packs checked` +
-      (result.packs_read
-        ? `; read ${result.packs_read} packs (${humanBytes(result.bytes_read)}), ${result.blobs_checked} blobs verified`
-        : ''),
+      (read.data || read.subset ? dataLine(result, read.subset) : ''),
   );
   if (result.unindexed_packs.length)
     info(g, `${result.unindexed_packs.length} packs without index (left by an interrupted snapshot; prune removes them)`);
@@ -48,11 +52,11 @@ Exit codes: 0 no problems, 1 damage found or the check could not run, 4 locked b
         // Parsed before the repository is opened: bad input fails first.
         const readDataSubset = opts.readDataSubset ? parseSubset(opts.readDataSubset) : undefined;
         // No automatic sync: a damaged snapshot must not stop the check from reporting it.
-        const result = await withSession(g, { noSync: true }, (s) =>
+        const result = await withSession(g, { noSync: true, readOnly: true }, (s) =>
           check(s, { readData: opts.readData, readDataSubset, onProgress: progressLog(g) }),
         );
         if (g.json) printJson(result);
-        else printCheck(g, result);
+        else printCheck(g, result, { data: !!opts.readData, subset: opts.readData ? undefined : opts.readDataSubset });
         return result.ok ? EXIT.OK : EXIT.FAIL;
       }),
     );

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson, type GlobalOpts } from './output.js';
-import { modeString, timeString } from './format.js';
+import { humanTime, modeString, timeString } from './format.js';
 import { display, find, prepareFind, type FoundPath, type FoundVersion } from '../api/index.js';
 
 // The size and time parsers live in the library; re-exported for callers that knew them here.
@@ -35,9 +35,9 @@ function versionText(x: FoundVersion): string {
   const last = snapshots[snapshots.length - 1];
   const span =
     snapshots.length === 1
-      ? `${first.time.slice(0, 16).replace('T', ' ')} (${first.id.slice(0, 8)})`
-      : `${first.time.slice(0, 16).replace('T', ' ')} .. ${last.time.slice(0, 16).replace('T', ' ')} (${snapshots.length} snapshots, ${first.id.slice(0, 8)}..${last.id.slice(0, 8)})`;
-  const what = `${modeString(v.type, v.mode)} ${v.user || v.uid}:${v.group || v.gid} ${v.size} bytes, mtime ${timeString(v.mtime)}, fp ${v.fp ?? '-'}`;
+      ? `${humanTime(first.time)} (${first.id.slice(0, 8)})`
+      : `${humanTime(first.time)} .. ${humanTime(last.time)} (${snapshots.length} snapshots, ${first.id.slice(0, 8)}..${last.id.slice(0, 8)})`;
+  const what = `${modeString(v.type, v.mode)} ${v.user || v.uid}:${v.group || v.gid} ${v.size} bytes, mtime ${humanTime(v.mtime)}, fp ${v.fp ?? '-'}`;
   const diff = x.first ? '' : `\n      changed: ${changes.length ? changes.join(', ') : 'ctime only'}`;
   const target = v.target === null ? null : display(v.target);
   const link = target === null ? '' : v.type === 'hardlink' ? ` (hardlink of ${target})` : ` -> ${target}`;

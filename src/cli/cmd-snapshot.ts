@@ -1,8 +1,21 @@
 import type { Command } from 'commander';
 import { action, collect, positiveNumber, progressLog, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
-import { Progress, rate } from './progress.js';
+import { Progress, formatProgress } from './progress.js';
 import { display, reexecAtIdlePriority, takeSnapshot, throttleHooks, type SnapshotResult } from '../api/index.js';
+
+type SnapshotProgress = Parameters<NonNullable<Parameters<typeof takeSnapshot>[1]['onProgress']>>[0];
+
+/** Totals, percentage and ETA from the previous snapshot of the same sources (files: per-file cost dominates). */
+function progressLine(p: SnapshotProgress, elapsedS: number): string {
+  const counts = formatProgress({ files: p.files, totalFiles: p.expected?.files, bytes: p.bytesRead, bytesVerb: 'read', elapsedS });
+  return `${counts}, ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`;
+}
+
+function interruptedSnapshot(p: SnapshotProgress | null): string {
+  const done = p ? `${p.files} files looked at, ${humanBytes(p.bytesRead)} read` : 'nothing done yet';
+  return `${done}; no snapshot was saved (earlier snapshots are untouched). Run the same command again to take it.`;
+}
 
 function printSnapshot(g: GlobalOpts, result: SnapshotResult): void {
   info(g, `snapshot ${result.snapshot_id.slice(0, 8)} saved${result.parent ? ` (parent ${result.parent.slice(0, 8)})` : ''}`);
@@ -65,6 +78,8 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
         }
         const throttle = throttleHooks({ limitReadMBps: opts.limitRead, limitUploadMBps: opts.limitUpload, maxLoad: opts.maxLoad }, say);
         const progress = new Progress({ quiet: g.quiet });
+        let last: SnapshotProgress | null = null;
+        progress.onInterrupt(() => interruptedSnapshot(last));
         // No sync at open: takeSnapshot syncs once, under the repository lock.
         const result = await withSession(g, { create: true, noSync: true }, (s) =>
           takeSnapshot(s, {
@@ -77,14 +92,12 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
             oneFileSystem: opts.oneFileSystem,
             onRead: throttle.onRead,
             onUpload: throttle.onUpload,
-            onProgress: (p) =>
-              progress.update(
-                (t) =>
-                  `${p.files} files, ${humanBytes(p.bytesRead)} read (${rate(p.bytesRead / 1048576, t)} MB/s), ${humanBytes(p.bytesAdded)} new  ${display(p.current)}`,
-              ),
+            onProgress: (p) => {
+              last = p;
+              progress.update((t) => progressLine(p, t));
+            },
           }),
-        );
-        progress.done();
+        ).finally(() => progress.done());
         if (g.json) printJson(result);
         else printSnapshot(g, result);
         return result.errors.length ? EXIT.PARTIAL : EXIT.OK;

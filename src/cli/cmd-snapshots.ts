@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
 import { display, listSnapshots } from '../api/index.js';
+import { humanTime } from './format.js';
 
 export function register(program: Command): void {
   program
@@ -34,11 +35,11 @@ export function register(program: Command): void {
           info(g, 'no snapshots');
           return;
         }
-        info(g, `${'ID'.padEnd(10)}${'Time'.padEnd(22)}${'Host'.padEnd(16)}${'Tags'.padEnd(14)}Paths`);
+        info(g, `${'ID'.padEnd(10)}${'Time'.padEnd(28)}${'Host'.padEnd(16)}${'Tags'.padEnd(14)}Paths`);
         for (const r of list) {
           info(
             g,
-            `${r.id.slice(0, 8).padEnd(10)}${r.time.replace('T', ' ').slice(0, 19).padEnd(22)}${r.host.slice(0, 15).padEnd(16)}${r.tags.join(',').slice(0, 13).padEnd(14)}${r.paths.map(display).join(' ')}`,
+            `${r.id.slice(0, 8).padEnd(10)}${humanTime(r.time).padEnd(28)}${r.host.slice(0, 15).padEnd(16)}${r.tags.join(',').slice(0, 13).padEnd(14)}${r.paths.map(display).join(' ')}`,
           );
         }
         info(g, `${list.length} snapshots`);

@@ -20,12 +20,22 @@ export function register(program: Command): void {
           g,
           `metadata: index ${humanBytes(st.index_bytes)}, snapshot records ${humanBytes(st.snapshot_bytes)}, local catalog ${humanBytes(st.catalog_bytes)}`,
         );
-        if (st.latest) {
-          info(
-            g,
-            `latest snapshot ${st.latest.id.slice(0, 8)}: ${st.latest.files} files, ${humanBytes(st.latest.bytes)} (dedup ratio ${(st.latest.bytes / Math.max(1, st.pack_bytes)).toFixed(2)}x)`,
-          );
-        }
+        if (st.latest) info(g, `latest snapshot ${st.latest.id.slice(0, 8)}: ${st.latest.files} files, ${humanBytes(st.latest.bytes)}`);
+        info(
+          g,
+          `dedup: ${st.snapshots} snapshots hold ${humanBytes(st.logical_bytes)} of files, stored in ${humanBytes(st.stored_bytes)}` +
+            ` (ratio ${formatRatio(st.dedup_ratio)})`,
+        );
       }),
     );
+}
+
+/**
+ * Two decimals, but never "0.00x": a repository of a few tiny files stores more (trees, pack
+ * headers) than its files hold, and that ratio is shown with the digits that carry it.
+ */
+export function formatRatio(r: number | null): string {
+  if (r === null) return 'n/a, nothing stored yet';
+  if (r === 0) return '0x';
+  return `${r >= 0.995 ? r.toFixed(2) : r.toPrecision(2)}x`;
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, checkThreads, withSession } from './action.js';
 import { EXIT, info, printJson, type GlobalOpts } from './output.js';
 import { verify, type VerifyResult } from '../api/index.js';
+import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
 const SHOW = 10;
 
@@ -32,11 +33,13 @@ function printVerify(g: GlobalOpts, result: VerifyResult, show: number): void {
 }
 
 export function register(program: Command): void {
-  program
-    .command('verify')
-    .description('compare the live files with a snapshot: missing, changed, metadata drift, extra entries (read-only)')
-    .argument('<snap>', 'snapshot id, id prefix, or "latest"')
-    .argument('[path...]', "only these paths (as recorded in the snapshot); default: the snapshot's source paths")
+  addSnapshotFilters(
+    program
+      .command('verify')
+      .description('compare the live files with a snapshot: missing, changed, metadata drift, extra entries (read-only)')
+      .argument('<snap>', 'snapshot id, id prefix, or "latest" (the newest snapshot holding the paths)')
+      .argument('[path...]', "only these paths (as recorded in the snapshot); default: the snapshot's source paths"),
+  )
     .option('--target <dir>', 'compare the tree restored under DIR (DIR + original path) instead of the original location')
     .option('--checksum', 'read files of equal size and compare their content fingerprint (xxh64) instead of trusting mtime')
     .option('--threads <n>', 'worker threads (default: 2-4 by CPU count, as restore)', (v) => Number.parseInt(v, 10))
@@ -57,7 +60,7 @@ Exit codes: 0 the tree matches the snapshot, 3 differences found (see the lists)
         checkThreads(opts.threads);
         const result = await withSession(g, { readOnly: true }, (s) =>
           verify(s, {
-            snapshot: ref,
+            snapshot: snapshotQuery(g, ref, opts),
             paths,
             target: opts.target,
             checksum: !!opts.checksum,

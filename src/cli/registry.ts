@@ -10,6 +10,9 @@ import { register as prune } from './cmd-prune.js';
 import { register as run } from './cmd-run.js';
 import { register as schedule } from './cmd-schedule.js';
 import { register as unlock } from './cmd-unlock.js';
+import { register as config } from './cmd-config.js';
+import { register as version } from './cmd-version.js';
+import { register as completion } from './cmd-completion.js';
 
 /**
  * Commands added by other modules (restore, verify, check, forget, prune, run, schedule, mount, ...).
@@ -27,4 +30,7 @@ export const extraCommands: ((program: Command) => void)[] = [
   run,
   schedule,
   unlock,
+  version,
+  completion,
+  config,
 ];

@@ -26,7 +26,7 @@ export interface Config {
   prune: { enabled: boolean; everyHours: number; repackThreshold: number };
   throttle: ThrottleSettings;
   hooks: { pre: string[]; post: string[]; onPreFailure: 'abort' | 'continue'; timeoutMinutes: number };
-  schedule: { times: string[]; randomizedDelayMinutes: number; persistent: boolean };
+  schedule: { times: string[]; randomizedDelayMinutes: number; persistent: boolean; logFile?: string };
   monitoring: { prometheusTextfile?: string; jsonLog?: string };
   lockFile: string;
 }
@@ -47,7 +47,7 @@ export interface ConfigFile {
   prune?: { enabled?: boolean; every_hours?: number; repack_threshold?: number };
   throttle?: { limit_read_mbps?: number; limit_upload_mbps?: number; max_load?: number; io_priority?: 'idle' | 'normal' };
   hooks?: { pre?: string[]; post?: string[]; on_pre_failure?: 'abort' | 'continue'; timeout_minutes?: number };
-  schedule?: { times?: string[]; randomized_delay_minutes?: number; persistent?: boolean };
+  schedule?: { times?: string[]; randomized_delay_minutes?: number; persistent?: boolean; log_file?: string };
   monitoring?: { prometheus_textfile?: string; json_log?: string };
   lock_file?: string;
 }
@@ -67,8 +67,10 @@ export class ConfigError extends Error {
   constructor(
     readonly file: string,
     readonly problems: string[],
+    /** A command that only reads its settings from the file says it in one line (config/settings.ts). */
+    message = `config ${file} is invalid; fix these and run again:\n  - ${problems.join('\n  - ')}`,
   ) {
-    super(`config ${file} is invalid; fix these and run again:\n  - ${problems.join('\n  - ')}`);
+    super(message);
     this.name = 'ConfigError';
   }
 }
@@ -154,6 +156,7 @@ export const CONFIG_SPEC: Spec = {
         times: f({ kind: 'array', of: str({ check: hhmm }), nonEmpty: true }),
         randomized_delay_minutes: f({ kind: 'number', min: 0 }),
         persistent: f({ kind: 'boolean' }),
+        log_file: f(str({ check: absPath }), 'cron only: append the job output here instead of syslog (logger -t snapfill)'),
       },
     }),
     monitoring: f({
@@ -169,7 +172,7 @@ export const CONFIG_SPEC: Spec = {
 
 /** Where the config is: --config, else SNAPFILL_CONFIG, else /etc/snapfill/config.json. */
 export function configPath(flag?: string): string {
-  return flag ?? process.env.SNAPFILL_CONFIG ?? DEFAULT_CONFIG_FILE;
+  return flag ?? (process.env.SNAPFILL_CONFIG || DEFAULT_CONFIG_FILE);
 }
 
 /** Reads and validates; any problem throws ConfigError before anything is changed. */
@@ -249,7 +252,8 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 /** File, then environment, then flags: one validated Config. */
 export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const r = readConfigFile(file);
-  const repository = over.repo ?? env.SNAPFILL_REPO ?? r.repository;
+  // An empty variable counts as unset (`SNAPFILL_REPO= snapfill run` unsets it for one command).
+  const repository = over.repo ?? (env.SNAPFILL_REPO || undefined) ?? r.repository;
   if (!repository) {
     throw new ConfigError(file, ['repository: required (a directory path or s3://bucket/prefix), or set SNAPFILL_REPO / --repo']);
   }
@@ -267,12 +271,12 @@ export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS
     file: path.resolve(file),
     repository,
     s3: {
-      endpoint: over.s3Endpoint ?? env.SNAPFILL_S3_ENDPOINT ?? r.s3?.endpoint,
-      region: over.s3Region ?? env.SNAPFILL_S3_REGION ?? r.s3?.region,
+      endpoint: over.s3Endpoint ?? (env.SNAPFILL_S3_ENDPOINT || undefined) ?? r.s3?.endpoint,
+      region: over.s3Region ?? (env.SNAPFILL_S3_REGION || undefined) ?? r.s3?.region,
       pathStyle: over.s3PathStyle ?? (env.SNAPFILL_S3_PATH_STYLE ? env.SNAPFILL_S3_PATH_STYLE === '1' : r.s3?.path_style),
     },
     credentials: { envFile: r.credentials?.env_file, profile: r.credentials?.profile },
-    catalog: over.catalog ?? env.SNAPFILL_CATALOG ?? r.catalog,
+    catalog: over.catalog ?? (env.SNAPFILL_CATALOG || undefined) ?? r.catalog,
     sources: r.sources,
     excludes: r.excludes ?? [],
     accountsRoot: r.accounts_root ?? '/home',
@@ -291,6 +295,7 @@ export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS
       times: sch.times ?? DEFAULT_TIMES,
       randomizedDelayMinutes: sch.randomized_delay_minutes ?? 60,
       persistent: sch.persistent ?? true,
+      logFile: sch.log_file,
     },
     monitoring: { prometheusTextfile: r.monitoring?.prometheus_textfile, jsonLog: r.monitoring?.json_log },
     lockFile: r.lock_file ?? path.join(cacheDir(), 'run.lock'),
@@ -302,7 +307,7 @@ export function loadConfig(file: string, over: ConfigOverrides = {}, env: NodeJS
  * Makes the configured credentials visible to the S3 client. Variables already set in the
  * environment win (env overrides the file). A named env file that cannot be read fails closed.
  */
-export function applyCredentials(cfg: Config, env: NodeJS.ProcessEnv = process.env): void {
+export function applyCredentials(cfg: Pick<Config, 'file' | 'credentials'>, env: NodeJS.ProcessEnv = process.env): void {
   if (cfg.credentials.profile && !env.AWS_PROFILE) env.AWS_PROFILE = cfg.credentials.profile;
   const file = cfg.credentials.envFile;
   if (!file) return;

@@ -9,22 +9,6 @@ export function defaultRepoLocation(): string {
   return path.join(os.homedir(), '.local', 'share', 'snapfill', 'repo');
 }
 
-/**
- * The repository: the explicit location, else SNAPFILL_REPO, else the default. An explicit but
- * empty location (`--repo "$UNSET"`) is an error: falling through to another repository would
- * snapshot into, or restore from, the wrong one. An empty SNAPFILL_REPO counts as unset
- * (`SNAPFILL_REPO= snapfill ...` is how a shell unsets a variable for one command).
- */
-export function resolveRepoLocation(flag?: string): { location: string; isDefault: boolean } {
-  if (flag !== undefined) {
-    if (!flag.trim()) throw new Error('the repository location given is empty: name a directory or s3://bucket/prefix');
-    return { location: flag, isDefault: false };
-  }
-  const env = process.env.SNAPFILL_REPO;
-  if (env) return { location: env, isDefault: false };
-  return { location: defaultRepoLocation(), isDefault: true };
-}
-
 /** The local catalog cache directory (the catalog is rebuildable, so it is a cache). */
 export function cacheDir(): string {
   if (process.env.SNAPFILL_CACHE) return process.env.SNAPFILL_CACHE;

@@ -9,6 +9,12 @@ export interface RepoStats {
   index_bytes: number;
   snapshot_bytes: number;
   catalog_bytes: number;
+  /** Bytes of the files of all snapshots together, as a restore of each would write them. */
+  logical_bytes: number;
+  /** Bytes the repository stores for them: every pack (content and trees). */
+  stored_bytes: number;
+  /** logical_bytes / stored_bytes; null while nothing is stored. */
+  dedup_ratio: number | null;
   latest?: { id: string; files: number; entries: number; bytes: number };
 }
 
@@ -32,7 +38,13 @@ export async function repoStats(s: RepoContext): Promise<RepoStats> {
     index_bytes: indexBytes,
     snapshot_bytes: snapshotBytes,
     catalog_bytes: s.catalog.sizeOnDisk(),
+    logical_bytes: 0,
+    stored_bytes: packBytes,
+    dedup_ratio: null,
   };
+  // Dedup is across snapshots: the newest one alone says nothing about what the others share.
+  for (const snap of snaps) out.logical_bytes += s.catalog.countEntries(snap).bytes;
+  if (packBytes > 0) out.dedup_ratio = out.logical_bytes / packBytes;
   const latest = snaps[snaps.length - 1];
   if (latest) {
     const c = s.catalog.countEntries(latest);

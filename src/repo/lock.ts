@@ -83,6 +83,23 @@ export class RepoLock {
     return lock;
   }
 
+  /**
+   * A shared lock for an operation that only reads the repository (check, restore, verify).
+   * A prune holding the exclusive lock still stops it. On a repository this user cannot
+   * write (a backup user's read-only view, a read-only mount, a bucket policy without
+   * PutObject) it runs without a lock instead of failing: returns null, and the caller says so.
+   */
+  static async acquireForReading(store: ObjectStore, operation: string): Promise<RepoLock | null> {
+    const exclusive = (await listLocks(store)).filter((l) => l.exclusive && !isStale(l));
+    if (exclusive.length) throw new RepoLockedError(exclusive, operation);
+    try {
+      return await RepoLock.acquire(store, operation, false);
+    } catch (e) {
+      if (isWriteRefused(e)) return null;
+      throw e;
+    }
+  }
+
   async refresh(): Promise<void> {
     this.info.refreshed = new Date().toISOString();
     try {
@@ -97,6 +114,12 @@ export class RepoLock {
     this.timer = null;
     await this.store.delete(lockKey(this.info.id), MUTABLE);
   }
+}
+
+/** A write the store refused for lack of permission (local: EACCES/EPERM/EROFS; S3: 403 AccessDenied). */
+function isWriteRefused(e: unknown): boolean {
+  const err = e as { code?: string; name?: string; $metadata?: { httpStatusCode?: number } };
+  return ['EACCES', 'EPERM', 'EROFS'].includes(err.code ?? '') || err.name === 'AccessDenied' || err.$metadata?.httpStatusCode === 403;
 }
 
 /** Whether the lock's holder is a process of this host that no longer exists. */

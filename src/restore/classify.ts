@@ -192,7 +192,8 @@ function onSkipped(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyResu
   if (v.type === 'hardlink' && v.target !== null && (r.outcome === 'skip-present' || r.outcome === 'skip-same') && !run.o.dryRun) {
     run.plan.addSurvivor(relOf(v.target), w.rel, w);
   }
-  tally.note(r.outcome);
+  // Directories on lines of their own: the plan's skip lines then add up to files_skipped.
+  tally.note(v.type === 'dir' ? `${r.outcome} (dirs)` : r.outcome);
   if (r.outcome === 'skip-newer') tally.skippedNewer(v.path);
   if (r.outcome === 'skip-nocontent') tally.error(v.path, r.msg ?? 'no content in the snapshot');
   if (r.outcome !== 'skip-present' && r.outcome !== 'skip-same') action(r.outcome, r.msg);

@@ -6,7 +6,8 @@ import { relOf, type RestoreRun } from './context.js';
 
 /**
  * --delete: removes live entries the snapshot does not have, strictly inside the restore roots
- * (and the include/exclude patterns), never following a symlink.
+ * (and the include/exclude patterns), never following a symlink. An entry the snapshot's own
+ * rules left out (its excludes, or outside its source paths) is absent by design and is kept.
  */
 export function deleteExtras(run: RestoreRun): void {
   run.tally.phase('delete');
@@ -43,7 +44,7 @@ function deleteIn(run: RestoreRun, safe: SafeRoot, dir: RawPath): void {
       if (snapV.type === 'dir' && st.isDirectory() && !run.scope.excluded(p)) deleteIn(run, safe, p);
       continue;
     }
-    if (run.scope.excluded(p)) continue;
+    if (run.scope.excluded(p) || run.scope.omittedBySnapshot(p)) continue;
     if (run.scope.included && (st.isDirectory() || !run.scope.included(p))) continue;
     deleteOne(run, fd, name, p, rel);
   }

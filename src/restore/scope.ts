@@ -1,5 +1,6 @@
 import type { Catalog, SnapshotRow } from '../catalog/catalog.js';
 import { makeMatcher } from '../util/globs.js';
+import { omittedBySnapshot, recordedExcludes } from '../util/snapshotrules.js';
 import { display, fromUser, isUnder, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import type { RestoreOptions } from './options.js';
 import { OptionError } from '../util/errors.js';
@@ -18,9 +19,12 @@ export class Scope {
   readonly excluded: (p: RawPath) => boolean;
   readonly included: ((p: RawPath) => boolean) | null;
   readonly roots: RawPath[];
+  /** Live paths the snapshot's own rules never looked at (its excludes, outside its sources): --delete keeps them. */
+  readonly omittedBySnapshot: (p: RawPath) => boolean;
 
   constructor(catalog: Catalog, snap: SnapshotRow, o: RestoreOptions) {
     this.excluded = makeMatcher(o.exclude ?? []);
+    this.omittedBySnapshot = omittedBySnapshot(snap.paths, recordedExcludes(snap.record));
     this.included = o.include?.length ? makeMatcher(o.include) : null;
     this.roots = validRoots(catalog, snap, o, !!this.included);
   }
@@ -31,7 +35,8 @@ export class Scope {
   }
 }
 
-function rootsOf(o: RestoreOptions): RawPath[] {
+/** The snapshot paths a restore names (paths and account), before validation: what `latest` must hold. */
+export function requestedRoots(o: Pick<RestoreOptions, 'paths' | 'account' | 'accountsRoot'>): RawPath[] {
   const roots: RawPath[] = [];
   for (const p of o.paths ?? []) {
     if (!p) throw new Error('empty path argument');
@@ -48,7 +53,7 @@ function rootsOf(o: RestoreOptions): RawPath[] {
 
 /** The snapshot paths to restore, validated, nested ones dropped. */
 function validRoots(catalog: Catalog, snap: SnapshotRow, o: RestoreOptions, hasIncludes: boolean): RawPath[] {
-  let roots = rootsOf(o);
+  let roots = requestedRoots(o);
   const scoped = roots.length > 0 || hasIncludes;
   if (o.delete) {
     if (!scoped)

@@ -31,8 +31,65 @@ export interface RestoreResult {
   bytes_written: number;
   planned: Record<string, { count: number; bytes: number }>;
   errors: { path: string; message: string }[];
+  /** The errors grouped by cause, biggest group first: ~800 EACCES lines of a non-root restore say one thing. */
+  error_groups: ErrorGroup[];
   actions?: RestoreAction[];
   duration_s: number;
+}
+
+/** Errors of one cause: `code` is the errno name when the message starts with one (EACCES), else null. */
+export interface ErrorGroup {
+  code: string | null;
+  /** What the cause means, in words ("permission denied"), or the message itself. */
+  cause: string;
+  count: number;
+  /** The first path in error, and up to EXAMPLES paths in all. */
+  first: string;
+  examples: string[];
+}
+
+const CAUSES: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  ELOOP: 'a symbolic link is in the way',
+  EEXIST: 'already exists',
+  ENAMETOOLONG: 'name too long',
+  EIO: 'input/output error',
+};
+const EXAMPLES = 3;
+
+/** Groups errors by errno code (or by the whole message when it names none), biggest group first. */
+export function groupErrors(errors: { path: string; message: string }[]): ErrorGroup[] {
+  const groups = new Map<string, ErrorGroup>();
+  for (const e of errors) {
+    const code = /^(E[A-Z0-9]+)\b/.exec(e.message)?.[1] ?? null;
+    const key = code ?? e.message;
+    const g = groups.get(key);
+    if (g) {
+      g.count++;
+      if (g.examples.length < EXAMPLES) g.examples.push(e.path);
+    } else groups.set(key, { code, cause: code ? (CAUSES[code] ?? e.message) : e.message, count: 1, first: e.path, examples: [e.path] });
+  }
+  return [...groups.values()].sort((a, b) => b.count - a.count);
+}
+
+/**
+ * What a restore by a user other than root cannot do, said once before it starts instead of
+ * being discovered as hundreds of EACCES lines; null for root.
+ */
+export function nonRootRestoreNote(uid: number | undefined): string | null {
+  if (uid === undefined || uid === 0) return null;
+  return (
+    `note: restoring as uid ${uid}, not root: restored files belong to this user (the snapshot's owners and groups ` +
+    `are not set), and paths this user may not write (other users' files and directories) fail with "permission denied"; ` +
+    `errors are counted by cause at the end (--json lists every path)`
+  );
 }
 
 const MAX_LISTED_SKIPS = 10000;
@@ -72,6 +129,7 @@ export class Tally {
       bytes_written: 0,
       planned: {},
       errors: [],
+      error_groups: [],
       duration_s: 0,
     };
     if (dryRun) this.res.actions = [];
@@ -153,6 +211,7 @@ export class Tally {
 
   finish(): RestoreResult {
     this.res.duration_s = (Date.now() - this.started) / 1000;
+    this.res.error_groups = groupErrors(this.res.errors);
     return this.res;
   }
 }

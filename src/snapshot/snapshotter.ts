@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Repository, SnapshotRecord } from '../repo/repository.js';
-import type { Catalog, VersionRow } from '../catalog/catalog.js';
+import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
 import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
@@ -33,6 +33,8 @@ export interface SnapshotProgress {
   bytesRead: number;
   bytesAdded: number;
   current: RawPath;
+  /** The previous snapshot of the same sources (host + paths), if any: an estimate of the totals. */
+  expected: { files: number; bytes: number } | null;
 }
 
 export interface PathError {
@@ -94,6 +96,14 @@ function statUnchanged(prev: VersionRow, e: Entry): boolean {
   );
 }
 
+/** The totals of the parent snapshot: its record's summary, else counted in the catalog. */
+function expectedTotals(catalog: Catalog, parent: SnapshotRow): { files: number; bytes: number } {
+  const s = parent.record?.summary as { files_total?: number; bytes_total?: number } | undefined;
+  if (typeof s?.files_total === 'number' && typeof s.bytes_total === 'number') return { files: s.files_total, bytes: s.bytes_total };
+  const c = catalog.countEntries(parent);
+  return { files: c.files, bytes: c.bytes };
+}
+
 function sameStat(a: StatLike, b: StatLike): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
 }
@@ -117,6 +127,7 @@ export class Snapshotter {
   private sources = new Set<RawPath>();
   private excluded: (p: RawPath) => boolean = () => false;
   private lastProgress = 0;
+  private expected: SnapshotProgress['expected'] = null;
   private chunkBuf: Buffer;
   private digestBuf = Buffer.allocUnsafe(64 * 1024);
 
@@ -140,6 +151,7 @@ export class Snapshotter {
     this.verifyReuse = this.catalog.getMeta('verify_reuse') === '1';
     this.lineage = this.catalog.lineageId(host, sources);
     const parent = this.catalog.lineageHead(this.lineage);
+    if (parent && this.opts.onProgress) this.expected = expectedTotals(this.catalog, parent);
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
     this.sink = new BlobSink(this.repo, this.catalog, { packSize: this.repo.config.pack_size, onUpload: this.opts.onUpload });
     this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.repo.config.chunk_size);
@@ -245,6 +257,7 @@ export class Snapshotter {
       bytesRead: this.stats.bytesRead,
       bytesAdded: this.sink.bytesAdded,
       current,
+      expected: this.expected,
     });
   }
 

@@ -1,5 +1,6 @@
 import { LocalStore } from './local.js';
 import type { ObjectStore } from './store.js';
+import type { RetryListener } from './retry.js';
 import { OptionError } from '../util/errors.js';
 
 export interface StoreOptions {
@@ -8,6 +9,8 @@ export interface StoreOptions {
   s3PathStyle?: boolean;
   objectLockDays?: number;
   objectLockMode?: 'COMPLIANCE' | 'GOVERNANCE';
+  /** Told of every retried request (S3); the store itself prints nothing. */
+  onRetry?: RetryListener;
 }
 
 /** Opens the store a repository URL names: a directory path, or `s3://bucket/prefix`. */

@@ -109,10 +109,19 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random = Math
 
 export interface RetryEvent {
   what: string;
+  /** The attempt that failed (1-based); the next one is attempt + 1. */
   attempt: number;
+  /** Attempts the policy allows in all. */
+  attempts: number;
   delayMs: number;
   error: Error;
 }
+
+/**
+ * What a program passes to see retries (the CLI prints them; a store never prints by itself):
+ * a long restore over a flaky link should say it is retrying, not look hung.
+ */
+export type RetryListener = (ev: RetryEvent) => void;
 
 /**
  * Runs `fn` until it succeeds, fails with a non-retryable error, or runs out of attempts.
@@ -123,7 +132,7 @@ export async function withRetry<T>(
   what: string,
   policy: RetryPolicy,
   fn: (attempt: number) => Promise<T>,
-  onRetry?: (ev: RetryEvent) => void,
+  onRetry?: RetryListener,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -136,7 +145,7 @@ export async function withRetry<T>(
         throw err;
       }
       const delayMs = backoffDelay(policy, attempt - 1);
-      onRetry?.({ what, attempt, delayMs, error: err as Error });
+      onRetry?.({ what, attempt, attempts: policy.attempts, delayMs, error: err as Error });
       await new Promise((r) => setTimeout(r, delayMs));
     }
   }

@@ -27,7 +27,7 @@ import {
 } from './store.js';
 import type { StoreOptions } from './open.js';
 import { resolveS3Settings, type S3Settings } from './s3config.js';
-import { TransferError, withRetry, type RetryEvent } from './retry.js';
+import { TransferError, withRetry, type RetryListener } from './retry.js';
 import { OptionError } from '../util/errors.js';
 
 /** The Object Lock headers of one PUT (none for mutable objects or without object lock days). */
@@ -131,7 +131,8 @@ export class S3Store implements ObjectStore {
   /** Whether the server honours `If-None-Match: *` on PUT; null until known. */
   private conditional: boolean | null;
   private probing: Promise<boolean> | null = null;
-  onRetry?: (ev: RetryEvent) => void;
+  /** Told of each retry (the CLI shows them); the store prints nothing by itself. */
+  onRetry?: RetryListener;
 
   constructor(
     readonly settings: S3Settings,
@@ -140,14 +141,13 @@ export class S3Store implements ObjectStore {
     this.location = `s3://${settings.bucket}${settings.prefix ? '/' + settings.prefix.replace(/\/$/, '') : ''}`;
     this.limit = pLimit(settings.concurrency);
     this.conditional = settings.conditionalWrites === 'on' ? true : settings.conditionalWrites === 'off' ? false : null;
-    if (process.env.SNAPFILL_S3_DEBUG)
-      this.onRetry = (ev) =>
-        process.stderr.write(`s3: retry ${ev.attempt} of ${ev.what} in ${ev.delayMs} ms: ${ev.error.name}: ${ev.error.message}\n`);
   }
 
   static fromUrl(url: string, opts: StoreOptions = {}): S3Store {
     const settings = resolveS3Settings(url, opts);
-    return new S3Store(settings, S3Store.makeClient(settings));
+    const store = new S3Store(settings, S3Store.makeClient(settings));
+    store.onRetry = opts.onRetry;
+    return store;
   }
 
   static makeClient(s: S3Settings): S3Client {

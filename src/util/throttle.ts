@@ -20,6 +20,10 @@ export class TokenBucket {
   private last = Date.now();
   /** Total time spent waiting, for reports. */
   waitedMs = 0;
+  /** Bytes let through (every `take`). */
+  takenBytes = 0;
+  /** Tokens earned by elapsed time (capped at the burst): the time the bucket credited, in bytes. */
+  creditedBytes = 0;
 
   constructor(
     readonly bytesPerSec: number,
@@ -30,10 +34,14 @@ export class TokenBucket {
 
   async take(n: number): Promise<void> {
     const now = Date.now();
-    this.tokens = Math.min(this.burstBytes, this.tokens + ((now - this.last) / 1000) * this.bytesPerSec);
+    const earned = Math.max(0, Math.min(this.burstBytes - this.tokens, ((now - this.last) / 1000) * this.bytesPerSec));
+    this.creditedBytes += earned;
+    this.tokens += earned;
     this.last = now;
     this.tokens -= n;
+    this.takenBytes += n;
     if (this.tokens >= 0) return;
+    // The debt is paid by sleeping; the next take credits the slept time back as tokens.
     const waitMs = (-this.tokens / this.bytesPerSec) * 1000;
     this.waitedMs += waitMs;
     await sleep(waitMs);
@@ -93,6 +101,26 @@ export interface ThrottleSettings {
   ioPriority?: 'idle' | 'normal';
 }
 
+/**
+ * What a throttle did, by its own accounting (not the wall clock, which a loaded machine
+ * stretches): the time it spent waiting, the bytes it let through, and `*_paced_s`, the time
+ * those bytes were paid for (waits plus elapsed time credited as tokens). A limiter that works
+ * has paced_s >= (bytes - burst) / rate, however busy the machine was.
+ */
+export interface ThrottleStats {
+  read_wait_s: number;
+  upload_wait_s: number;
+  load_wait_s: number;
+  read_bytes: number;
+  upload_bytes: number;
+  read_paced_s: number;
+  upload_paced_s: number;
+}
+
+function pacedSeconds(b: TokenBucket): number {
+  return b.waitedMs / 1000 + b.creditedBytes / b.bytesPerSec;
+}
+
 /** The two Snapshotter hooks built from throttle settings. */
 export function throttleHooks(
   t: ThrottleSettings,
@@ -100,7 +128,7 @@ export function throttleHooks(
 ): {
   onRead?: (bytes: number) => Promise<void>;
   onUpload?: (bytes: number) => Promise<void>;
-  stats: () => { read_wait_s: number; upload_wait_s: number; load_wait_s: number };
+  stats: () => ThrottleStats;
 } {
   const read = t.limitReadMBps ? new TokenBucket(mbpsToBytes(t.limitReadMBps)) : null;
   const upload = t.limitUploadMBps ? new TokenBucket(mbpsToBytes(t.limitUploadMBps)) : null;
@@ -126,6 +154,10 @@ export function throttleHooks(
       read_wait_s: (read?.waitedMs ?? 0) / 1000,
       upload_wait_s: (upload?.waitedMs ?? 0) / 1000,
       load_wait_s: (gate?.waitedMs ?? 0) / 1000,
+      read_bytes: read?.takenBytes ?? 0,
+      upload_bytes: upload?.takenBytes ?? 0,
+      read_paced_s: read ? pacedSeconds(read) : 0,
+      upload_paced_s: upload ? pacedSeconds(upload) : 0,
     }),
   };
 }

@@ -34,6 +34,9 @@ export interface VerifyWorkerInit {
   seq: number;
   target: RawPath;
   checksum: boolean;
+  /** The snapshot's source paths and exclude globs: what it never looked at is not "extra". */
+  sources: RawPath[];
+  excludes: string[];
 }
 
 export interface VerifyRequest {

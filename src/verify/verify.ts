@@ -4,6 +4,7 @@ import { lstatExact } from '../livefs/compare.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { WorkerPool } from '../livefs/pool.js';
 import { display, isUnder, type RawPath } from '../util/rawpath.js';
+import { recordedExcludes } from '../util/snapshotrules.js';
 import { workerUrl } from '../util/workerurl.js';
 import { judge } from './judge.js';
 import {
@@ -22,7 +23,8 @@ export type { DirTask, VerifyBatchResult, VerifyWorkerInit } from './protocol.js
  * `verify`: compares the live tree with a snapshot, read-only. Reports entries that are
  * missing, whose content differs (size/mtime, or the xxh64 fingerprint with `checksum`), whose
  * metadata drifted (mode, owner, and mtime when content is proven equal), and live entries the
- * snapshot does not have (`extra`; below an extra directory only the directory is named).
+ * snapshot does not have (`extra`; below an extra directory only the directory is named). What
+ * the snapshot's own rules left out (its excludes, paths outside its sources) is never extra.
  *
  * Work is split by directory over worker threads doing synchronous syscalls; each directory
  * costs one indexed catalog query, one readdir and one lstat per entry (what `find` costs).
@@ -100,6 +102,8 @@ export async function verifySnapshot(catalog: Catalog, snap: SnapshotRow, opts: 
         seq: snap.seq,
         target,
         checksum: !!opts.checksum,
+        sources: snap.paths,
+        excludes: recordedExcludes(snap.record),
       },
       opts.threads ?? defaultThreads(),
       opts.onProgress,

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "livefs",
+      "sources": ["native/livefs.c"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

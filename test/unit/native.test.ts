@@ -1,0 +1,246 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { IS_ROOT, tmpDir } from '../helpers.js';
+import {
+  applyMeta,
+  closeFd,
+  DirScan,
+  ESTALE,
+  installFiles,
+  linkAt,
+  mkdirAt,
+  mknodAt,
+  openDirAt,
+  symlinkAt,
+  unlinkAt,
+} from '../../src/livefs/native.js';
+
+// The addon's calls on real directories, with hostile names and big batches.
+const dirs: string[] = [];
+const open: number[] = [];
+function dir(): { p: string; fd: number } {
+  const p = tmpDir('snapfill-native-');
+  dirs.push(p);
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  open.push(fd);
+  return { p, fd };
+}
+afterAll(() => {
+  for (const fd of open) fs.closeSync(fd);
+  for (const p of dirs) fs.rmSync(p, { recursive: true, force: true });
+});
+const raw = (p: string, name: string) => Buffer.concat([Buffer.from(p + '/'), Buffer.from(name, 'latin1')]);
+function scanAll(fd: number): Map<string, number> {
+  const s = new DirScan(4);
+  expect(s.read(fd)).toBe(0);
+  const m = new Map<string, number>();
+  for (let i = 0; i < s.count; i++) m.set(s.name(i), i);
+  return m;
+}
+const meta = {
+  mode: 0o640,
+  uid: process.getuid!(),
+  gid: process.getgid!(),
+  atimeNs: 1_600_000_000_123_456_789n,
+  mtimeNs: 1_700_000_000_987_654_321n,
+};
+
+// Every byte value but '/' and NUL, in names of up to 255 bytes.
+const hostile: string[] = [];
+for (let b = 1; b < 256; b++) if (b !== 0x2f && b !== 0x2e) hostile.push(String.fromCharCode(b));
+hostile.push(
+  '.x',
+  '..x',
+  'a'.repeat(255),
+  Array.from({ length: 255 }, (_, i) => String.fromCharCode(i % 254 === 0x2e ? 0x30 : (i % 254) + 1 === 0x2f ? 0x30 : (i % 254) + 1)).join(
+    '',
+  ),
+);
+
+describe('native livefs addon', () => {
+  it('installs and scans names of every byte but / and NUL, up to 255 bytes', () => {
+    const { p, fd } = dir();
+    const items = hostile.map((name, i) => ({ ...meta, name, tmp: `.t${i}`, data: Buffer.from(name, 'latin1') }));
+    const res = installFiles(fd, items, { chown: IS_ROOT, noClobber: true });
+    expect(res.filter((r) => r.errno !== 0)).toEqual([]);
+    const names = scanAll(fd);
+    expect([...names.keys()].sort()).toEqual([...hostile].sort());
+    for (const n of hostile) expect(fs.readFileSync(raw(p, n)).toString('latin1')).toBe(n);
+    expect(installFiles(fd, [{ ...items[0], tmp: '.again' }], { chown: false, noClobber: true })[0]).toEqual({ errno: 17, step: 'rename' });
+    expect(fs.existsSync(path.join(p, '.again'))).toBe(false);
+  });
+
+  it('refuses names that are not one component, per entry', () => {
+    const { fd } = dir();
+    const bad = ['', '.', '..', 'a/b', 'a\0b', 'x'.repeat(256)];
+    const res = installFiles(
+      fd,
+      bad.map((name, i) => ({ ...meta, name, tmp: `.t${i}`, data: Buffer.alloc(1) })),
+      { chown: false, noClobber: false },
+    );
+    expect(res.map((r) => r.errno)).toEqual(bad.map(() => 22));
+    for (const n of bad) expect(openDirAt(fd, n)).toBe(-22);
+    expect(scanAll(fd).size).toBe(0);
+  });
+
+  it('handles empty batches and empty directories', () => {
+    const { fd } = dir();
+    expect(installFiles(fd, [], { chown: false, noClobber: false })).toEqual([]);
+    expect(applyMeta(fd, [], false)).toEqual([]);
+    expect(scanAll(fd).size).toBe(0);
+  });
+
+  it('installs and scans a batch of 100k entries', () => {
+    const { fd } = dir();
+    const items = Array.from({ length: 100_000 }, (_, i) => ({ ...meta, name: `f${i}`, tmp: `.t${i}`, data: Buffer.alloc(0) }));
+    expect(installFiles(fd, items, { chown: false, noClobber: false }).every((r) => r.errno === 0)).toBe(true);
+    const s = new DirScan();
+    expect(s.read(fd)).toBe(0);
+    expect(s.count).toBe(100_000);
+    const seen = new Set<string>();
+    for (let i = 0; i < s.count; i++) seen.add(s.name(i));
+    expect(seen.size).toBe(100_000);
+  }, 60_000);
+
+  it('round-trips times to the nanosecond and reports stat fields', () => {
+    const { p, fd } = dir();
+    installFiles(fd, [{ ...meta, name: 'f', tmp: '.t', data: Buffer.from('hello') }], { chown: false, noClobber: false });
+    const st = fs.lstatSync(path.join(p, 'f'), { bigint: true });
+    expect(st.mtimeNs).toBe(meta.mtimeNs);
+    expect(st.atimeNs).toBe(meta.atimeNs);
+    const s = new DirScan();
+    s.read(fd);
+    expect([s.name(0), s.mtimeNs(0), s.atimeNs(0), s.ctimeNs(0), s.ino(0), s.dev(0), s.size(0)]).toEqual([
+      'f',
+      st.mtimeNs,
+      st.atimeNs,
+      st.ctimeNs,
+      st.ino,
+      st.dev,
+      5n,
+    ]);
+    expect([s.mode(0), s.uid(0), s.gid(0), s.nlink(0), s.errs[0]]).toEqual([0o100640, Number(st.uid), Number(st.gid), 1, 0]);
+  });
+
+  it('writes all-zero blocks as holes', () => {
+    const { p, fd } = dir();
+    const data = Buffer.alloc(4 << 20);
+    data.write('head', 0);
+    installFiles(fd, [{ ...meta, name: 'sparse', tmp: '.t', data }], { chown: false, noClobber: false });
+    const st = fs.statSync(path.join(p, 'sparse'));
+    expect(st.size).toBe(4 << 20);
+    expect(st.blocks * 512).toBeLessThan(1 << 20);
+    expect(fs.readFileSync(path.join(p, 'sparse')).equals(data)).toBe(true);
+  });
+
+  it('makes FIFOs, symlinks, hard links and directories; unlinks', () => {
+    const { p, fd } = dir();
+    expect(mknodAt(fd, 'fifo', fs.constants.S_IFIFO | 0o600, 0)).toBe(0);
+    expect(symlinkAt('/etc/\xff', fd, 'link')).toBe(0);
+    installFiles(fd, [{ ...meta, name: 'f', tmp: '.t', data: Buffer.from('x') }], { chown: false, noClobber: false });
+    expect(linkAt(fd, 'f', fd, 'hard')).toBe(0);
+    expect(linkAt(fd, 'f', fd, 'hard')).toBe(-17);
+    expect(mkdirAt(fd, 'd', 0o700)).toBe(0);
+    const s = new DirScan();
+    s.read(fd);
+    const type = new Map<string, number>();
+    for (let i = 0; i < s.count; i++) type.set(s.name(i), s.mode(i) & 0o170000);
+    expect(type.get('fifo')).toBe(fs.constants.S_IFIFO);
+    expect(type.get('link')).toBe(fs.constants.S_IFLNK);
+    expect(type.get('d')).toBe(fs.constants.S_IFDIR);
+    expect(fs.readlinkSync(path.join(p, 'link'), { encoding: 'buffer' }).toString('latin1')).toBe('/etc/\xff');
+    expect(fs.statSync(path.join(p, 'hard')).ino).toBe(fs.statSync(path.join(p, 'f')).ino);
+    expect(unlinkAt(fd, 'd', true)).toBe(0);
+    expect(unlinkAt(fd, 'fifo')).toBe(0);
+    expect(unlinkAt(fd, 'fifo')).toBe(-2);
+  });
+
+  it.skipIf(!IS_ROOT)('makes devices and sets owners (root)', () => {
+    const { p, fd } = dir();
+    const rdev = (1 << 8) | 3; // /dev/null: major 1, minor 3
+    expect(mknodAt(fd, 'null', fs.constants.S_IFCHR | 0o600, rdev)).toBe(0);
+    expect(fs.lstatSync(path.join(p, 'null')).rdev).toBe(rdev);
+    const st = fs.lstatSync(path.join(p, 'null'), { bigint: true });
+    expect(
+      applyMeta(
+        fd,
+        [{ name: 'null', mode: 0o640, uid: 1234, gid: 5678, mtimeNs: meta.mtimeNs, ino: st.ino, dev: st.dev, recordedLinks: 1 }],
+        true,
+      ),
+    ).toEqual([0]);
+    const after = fs.lstatSync(path.join(p, 'null'), { bigint: true });
+    expect([after.uid, after.gid, after.mode & 0o7777n, after.mtimeNs]).toEqual([1234n, 5678n, 0o640n, meta.mtimeNs]);
+  });
+
+  it('applies metadata only to the inode examined, never through a symlink', () => {
+    const { p, fd } = dir();
+    fs.writeFileSync(path.join(p, 'f'), 'x');
+    fs.writeFileSync(path.join(p, 'outside'), 'y');
+    fs.symlinkSync('outside', path.join(p, 'link'));
+    const st = fs.lstatSync(path.join(p, 'f'), { bigint: true });
+    const lst = fs.lstatSync(path.join(p, 'link'), { bigint: true });
+    const item = {
+      name: 'f',
+      mode: 0o600,
+      uid: meta.uid,
+      gid: meta.gid,
+      mtimeNs: meta.mtimeNs,
+      ino: st.ino,
+      dev: st.dev,
+      recordedLinks: 1,
+    };
+    expect(applyMeta(fd, [item, { ...item, name: 'link', ino: lst.ino, dev: lst.dev }], false)).toEqual([0, 0]);
+    expect(fs.lstatSync(path.join(p, 'link'), { bigint: true }).mtimeNs).toBe(meta.mtimeNs);
+    expect(fs.statSync(path.join(p, 'outside')).mode & 0o777).toBe(0o644 & ~process.umask());
+    // Swapped for another inode, or given a foreign hard link: untouched, ESTALE.
+    fs.renameSync(path.join(p, 'outside'), path.join(p, 'f'));
+    expect(applyMeta(fd, [{ ...item, mode: 0o777 }], false)).toEqual([ESTALE]);
+    const now = fs.lstatSync(path.join(p, 'f'), { bigint: true });
+    fs.linkSync(path.join(p, 'f'), path.join(p, 'f2'));
+    expect(applyMeta(fd, [{ ...item, mode: 0o777, ino: now.ino }], false)).toEqual([ESTALE]);
+    expect(fs.statSync(path.join(p, 'f')).mode & 0o777).not.toBe(0o777);
+  });
+
+  it('refuses a symlink in place of a directory', () => {
+    const { p, fd } = dir();
+    fs.symlinkSync('/etc', path.join(p, 'd'));
+    fs.writeFileSync(path.join(p, 'file'), '');
+    expect([-40, -20]).toContain(openDirAt(fd, 'd')); // ELOOP or ENOTDIR: either way never followed
+    expect(openDirAt(fd, 'file')).toBe(-20); // ENOTDIR
+    expect(openDirAt(fd, 'none')).toBe(-2);
+    fs.mkdirSync(path.join(p, 'real'));
+    const sub = openDirAt(fd, 'real');
+    expect(sub).toBeGreaterThan(2);
+    closeFd(sub);
+  });
+
+  it.skipIf(!IS_ROOT)('reports ENOSPC on a full file system and leaves no half-written file', () => {
+    const { p } = dir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', p]);
+    try {
+      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      try {
+        const data = Buffer.alloc(2 << 20, 1);
+        const res = installFiles(
+          fd,
+          [
+            { ...meta, name: 'small', tmp: '.t0', data: Buffer.from('ok') },
+            { ...meta, name: 'big', tmp: '.t1', data },
+          ],
+          { chown: false, noClobber: false },
+        );
+        expect(res).toEqual([
+          { errno: 0, step: '' },
+          { errno: 28, step: 'write' },
+        ]);
+        expect(fs.readdirSync(p)).toEqual(['small']);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      execFileSync('umount', [p]);
+    }
+  });
+});
