@@ -1,7 +1,7 @@
 /**
  * Layer rules for src/ (issue 12; docs/ARCHITECTURE.md). Each layer uses only the ones below it:
  *
- *   cli -> api -> operations (restore snapshot verify check maintain mount dump query)
+ *   cli (and serve, the web console beside it) -> api -> operations (restore snapshot verify check maintain mount dump query)
  *              -> catalog -> repo -> pack, store -> util
  *   config sits just under api; livefs (the live file system) sits on util.
  *
@@ -35,7 +35,25 @@ module.exports = {
       from: {},
       to: { circular: true },
     },
-    onlyImports('cli-imports-only-api', 'cli', 'api', 'The CLI parses flags, calls the library API (src/api) and prints; nothing else.'),
+    onlyImports(
+      'cli-imports-only-api-and-serve',
+      'cli',
+      'api|serve',
+      'The CLI parses flags, calls the library API (src/api) and prints; `serve` starts the web console (src/serve).',
+    ),
+    onlyImports(
+      'serve-imports-only-api',
+      'serve',
+      'api|util',
+      'The web console is a front end beside the CLI: it calls the library API (and may use util), no logic of its own.',
+    ),
+    {
+      name: 'only-cli-imports-serve',
+      comment: 'The web console is started by `snapfill serve`; no library layer knows it.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/(cli|serve)/' },
+      to: { path: '^src/serve/' },
+    },
     {
       name: 'nothing-imports-cli',
       comment: 'The CLI is the top layer.',
@@ -47,7 +65,7 @@ module.exports = {
       name: 'only-cli-imports-api',
       comment: 'The library API is what the CLI (and library users) call; lower layers take a RepoContext, not the Session.',
       severity: 'error',
-      from: { path: '^src/', pathNot: '^src/(cli|api)/' },
+      from: { path: '^src/', pathNot: '^src/(cli|serve|api)/' },
       to: { path: '^src/api/' },
     },
     {

@@ -5,6 +5,12 @@
       "sources": ["native/livefs.c"],
       "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "livefs_read",
+      "sources": ["native/read.c"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

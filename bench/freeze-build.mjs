@@ -16,6 +16,12 @@ export function freezeBuild(root, { notes = [], log = (m) => process.stderr.writ
     fs.cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
     fs.cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
     fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+    // The native addons (issue 17) load from build/Release, two levels above dist/livefs.
+    const rel = path.join(root, 'build', 'Release');
+    fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
+    if (fs.existsSync(rel))
+      for (const f of fs.readdirSync(rel))
+        if (f.endsWith('.node')) fs.copyFileSync(path.join(rel, f), path.join(dir, 'build', 'Release', f));
     if (!fs.existsSync(path.join(dir, 'node_modules'))) fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
     const bin = path.join(dir, 'bin', 'snapfill');
     const r = spawnSync(process.execPath, [bin, 'restore', '--help'], { encoding: 'utf8' });

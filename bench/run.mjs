@@ -32,6 +32,16 @@ const binOf = (tool) => (tool === 'snapfill_base' ? BASE_BIN : BIN);
 const DAY = 86_400;
 // restic always encrypts and needs a password; a fixed one keeps the runs unattended.
 const RESTIC_PASSWORD = 'snapfill-bench-fixed-password';
+// snapfill encrypts by default too: the same fixed password, from a file (its real key derivation is measured).
+let passwordFile = null;
+function snapfillPasswordFile() {
+  if (!passwordFile) {
+    passwordFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-bench-pw-')), 'password');
+    fs.writeFileSync(passwordFile, RESTIC_PASSWORD + '\n', { mode: 0o600 });
+    process.once('exit', () => fs.rmSync(path.dirname(passwordFile), { recursive: true, force: true }));
+  }
+  return passwordFile;
+}
 const PEERS = ['restic', 'borg', 'tar', 'rsync'];
 const ALL_TOOLS = ['snapfill', 'snapfill_base', ...PEERS];
 
@@ -525,7 +535,8 @@ class Bench {
   }
 
   env(ctx, tool) {
-    if (isSnapfill(tool)) return { SNAPFILL_REPO: ctx.repo[tool], SNAPFILL_CACHE: ctx.repo[tool + 'Cache'] };
+    if (isSnapfill(tool))
+      return { SNAPFILL_REPO: ctx.repo[tool], SNAPFILL_CACHE: ctx.repo[tool + 'Cache'], SNAPFILL_PASSWORD_FILE: snapfillPasswordFile() };
     if (tool === 'restic') return { RESTIC_PASSWORD, RESTIC_CACHE_DIR: ctx.repo.resticCache };
     if (tool === 'borg') {
       return {
@@ -1109,7 +1120,7 @@ async function main() {
       : 'The page cache cannot be dropped here (/proc/sys/vm/drop_caches is read-only in this container): disk numbers include warm-cache reads.',
   );
   bench.notes.push(
-    `restic uses a fixed password (${RESTIC_PASSWORD}) because it always encrypts; borg runs with \`init -e none\`; snapfill does not encrypt.`,
+    `restic uses a fixed password (${RESTIC_PASSWORD}) because it always encrypts; borg runs with \`init -e none\`; snapfill encrypts (its default) with the same fixed password from a file.`,
     'rsync runs with -aH (hardlinks preserved) from a plain copy made untimed after the third snapshot.',
     'On disk a `sync -f` runs (untimed) before each timed command so earlier writeback is not billed to it.',
   );

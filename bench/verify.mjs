@@ -12,9 +12,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freezeBuild } from './freeze-build.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin', 'snapfill');
+// A private copy of the build: a `tsc` in the working tree must not swap it halfway.
+const BIN = process.argv.includes('--live-build') ? path.join(ROOT, 'bin', 'snapfill') : freezeBuild(ROOT);
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(name);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define MAX_ARGS 8
+#define ABI 2 /* bumped when a call's arguments change: native.ts refuses a stale build */
 #define U64_PER_ENTRY 5 /* ino, dev, size, blocks, (spare) */
 #define I64_PER_ENTRY 3 /* atime, mtime, ctime in ns */
 #define U32_PER_ENTRY 5 /* mode, uid, gid, nlink, rdev */
@@ -112,6 +113,7 @@ static size_t args(napi_env env, napi_callback_info info, napi_value *argv) {
 }
 
 static int64_t ts_ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
+static void fill_stat(const struct stat *st, uint64_t *o64, int64_t *oi, uint32_t *o32);
 
 static struct timespec ns_ts(int64_t ns) {
   struct timespec t;
@@ -125,8 +127,9 @@ static struct timespec ns_ts(int64_t ns) {
 }
 
 /*
- * scan(dirFd, nameBuf, nameOffs, u64, i64, u32, errs, restart) -> count, or -errno when the
- * directory cannot be read. Fills at most the capacity the arrays give; when it is full, the
+ * scan(dirFd, nameBuf, nameOffs, u64, i64, u32, errs, flags) -> count, or -errno when the
+ * directory cannot be read. flags: 1 = from the start, 2 = names only (no fstatat; ino and the
+ * d_type's mode bits only, 0 when the file system does not say). Fills at most the capacity the arrays give; when it is full, the
  * directory offset is left after the last entry returned, so the next call continues.
  */
 static napi_value scan(napi_env env, napi_callback_info info) {
@@ -148,7 +151,8 @@ static napi_value scan(napi_env env, napi_callback_info info) {
   if (ni64 / I64_PER_ENTRY < cap) cap = ni64 / I64_PER_ENTRY;
   if (n32 / U32_PER_ENTRY < cap) cap = n32 / U32_PER_ENTRY;
   if (ne < cap) cap = ne;
-  if (restart && lseek(fd, 0, SEEK_SET) < 0) return num(env, -errno);
+  int names_only = restart & 2; /* existence only: no fstatat, the type from d_type */
+  if ((restart & 1) && lseek(fd, 0, SEEK_SET) < 0) return num(env, -errno);
   char dbuf[32768] __attribute__((aligned(8)));
   size_t count = 0, used = 0;
   off_t next = lseek(fd, 0, SEEK_CUR); /* the cookie of the first entry not yet returned */
@@ -172,11 +176,14 @@ static napi_value scan(napi_env env, napi_callback_info info) {
       uint64_t *o64 = u64 + count * U64_PER_ENTRY;
       int64_t *oi = i64 + count * I64_PER_ENTRY;
       uint32_t *o32 = u32 + count * U32_PER_ENTRY;
-      if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (names_only) {
         errs[count] = 0;
-        o64[0] = st.st_ino, o64[1] = st.st_dev, o64[2] = (uint64_t)st.st_size, o64[3] = (uint64_t)st.st_blocks, o64[4] = 0;
-        oi[0] = ts_ns(st.st_atim), oi[1] = ts_ns(st.st_mtim), oi[2] = ts_ns(st.st_ctim);
-        o32[0] = st.st_mode, o32[1] = st.st_uid, o32[2] = st.st_gid, o32[3] = (uint32_t)st.st_nlink, o32[4] = (uint32_t)st.st_rdev;
+        memset(o64, 0, U64_PER_ENTRY * 8), memset(oi, 0, I64_PER_ENTRY * 8), memset(o32, 0, U32_PER_ENTRY * 4);
+        o64[0] = d->d_ino;
+        o32[0] = d->d_type == DT_UNKNOWN ? 0 : DTTOIF(d->d_type);
+      } else if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        errs[count] = 0;
+        fill_stat(&st, o64, oi, o32);
       } else {
         errs[count] = errno;
         memset(o64, 0, U64_PER_ENTRY * 8), memset(oi, 0, I64_PER_ENTRY * 8), memset(o32, 0, U32_PER_ENTRY * 4);
@@ -284,38 +291,90 @@ static int write_sparse(int fd, const char *p, size_t n) {
   return ftruncate(fd, (off_t)n); /* the final size, a trailing hole included */
 }
 
-enum { F_CHOWN = 1, F_NOCLOBBER = 2 };
-enum { STEP_OPEN = 1, STEP_WRITE, STEP_CHOWN, STEP_CHMOD, STEP_TIMES, STEP_PLACE };
+/*
+ * Flags of an entry put in place: 1 chown; 2 no clobber (link, never replace; rename only where
+ * the file system has no hard links and nothing is there); 4 keep newer (a final name modified
+ * after times[2] is left alone); 8 clear a leftover temp of an interrupted run first; 16 created
+ * with its final permission bits (umask 0): fchmod only for set-id and sticky bits.
+ */
+enum { F_CHOWN = 1, F_NOCLOBBER = 2, F_KEEP_NEWER = 4, F_CLEAR = 8, F_FINAL_MODE = 16 };
+enum { STEP_OPEN = 1, STEP_WRITE, STEP_CHOWN, STEP_CHMOD, STEP_TIMES, STEP_PLACE, STEP_NEWER, STEP_META };
 
-/* One file: tmp created, written, owned, moded, timed, then placed; the tmp never survives a failure. */
-static int install_one(int dfd, const char *tmp, const char *fin, const char *data, size_t n, const uint32_t *m, const int64_t *t, int *step) {
-  *step = STEP_OPEN;
-  int fd = openat(dfd, tmp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0) return errno;
-  int ok = (*step = STEP_WRITE, write_sparse(fd, data, n) == 0) && (*step = STEP_CHOWN, !(m[3] & F_CHOWN) || fchown(fd, m[1], m[2]) == 0) &&
-           (*step = STEP_CHMOD, fchmod(fd, m[0] & 07777) == 0);
+/* Whether the final name holds an entry modified after `keep` (the customer's: left alone). */
+static int newer_there(int dfd, const char *fin, int64_t keep) {
+  struct stat st;
+  return fstatat(dfd, fin, &st, AT_SYMLINK_NOFOLLOW) == 0 && ts_ns(st.st_mtim) > keep;
+}
+
+/* Moves a finished temp entry to its final name; on any failure the temp is removed. */
+static int place_one(int dfd, const char *tmp, const char *fin, uint32_t flags, int64_t keep, int *step) {
+  *step = STEP_PLACE;
+  int err = 0;
+  if ((flags & F_KEEP_NEWER) && newer_there(dfd, fin, keep)) {
+    *step = STEP_NEWER;
+    err = EEXIST;
+  } else if (!(flags & F_NOCLOBBER)) {
+    if (renameat(dfd, tmp, dfd, fin) == 0) return 0;
+    err = errno;
+  } else if (linkat(dfd, tmp, dfd, fin, 0) == 0) {
+    err = 0;
+  } else {
+    err = errno;
+    if (err == EPERM || err == EXDEV || err == ENOTSUP || err == EOPNOTSUPP || err == EMLINK) {
+      /* No hard links here (or to this type): check-then-rename, a tiny window instead of none. */
+      struct stat st;
+      if (fstatat(dfd, fin, &st, AT_SYMLINK_NOFOLLOW) == 0) err = EEXIST;
+      else if (renameat(dfd, tmp, dfd, fin) == 0) return 0;
+      else err = errno;
+    }
+  }
+  unlinkat(dfd, tmp, 0);
+  return err;
+}
+
+/* Length, owner, mode and times of an open temp file, then closed: 0 or errno (step set). */
+static int seal_fd(int fd, int64_t size, const uint32_t *m, const int64_t *t, int *step) {
+  int ok = 1;
+  if (size >= 0) ok = (*step = STEP_WRITE, ftruncate(fd, (off_t)size) == 0);
+  ok = ok && (*step = STEP_CHOWN, !(m[3] & F_CHOWN) || fchown(fd, m[1], m[2]) == 0);
+  /* chown first: it clears set-id bits that the chmod then sets. */
+  ok = ok && (*step = STEP_CHMOD, ((m[3] & F_FINAL_MODE) && !(m[0] & 07000)) || fchmod(fd, m[0] & 07777) == 0);
   if (ok) {
     struct timespec ts[2] = {ns_ts(t[0]), ns_ts(t[1])};
     *step = STEP_TIMES;
     ok = futimens(fd, ts) == 0;
   }
   int err = ok ? 0 : errno;
-  if (close(fd) < 0 && ok) ok = 0, err = errno; /* a deferred write error (NFS, quota) */
-  if (ok) {
-    *step = STEP_PLACE;
-    if (m[3] & F_NOCLOBBER) ok = linkat(dfd, tmp, dfd, fin, 0) == 0;
-    else ok = renameat(dfd, tmp, dfd, fin) == 0;
-    if (!ok) err = errno;
-    else if (!(m[3] & F_NOCLOBBER)) return 0;
+  if (close(fd) < 0 && ok) err = errno; /* a deferred write error (NFS, quota) */
+  return err;
+}
+
+static int open_temp(int dfd, const char *tmp, const uint32_t *m) {
+  if (m[3] & F_CLEAR) unlinkat(dfd, tmp, 0);
+  return openat(dfd, tmp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, (m[3] & F_FINAL_MODE) ? (m[0] & 0777) : 0600);
+}
+
+/* One file: tmp created, written, owned, moded, timed, then placed; the tmp never survives a failure. */
+static int install_one(int dfd, const char *tmp, const char *fin, const char *data, size_t n, const uint32_t *m, const int64_t *t, int *step) {
+  *step = STEP_NEWER;
+  if ((m[3] & F_KEEP_NEWER) && newer_there(dfd, fin, t[2])) return EEXIST;
+  *step = STEP_OPEN;
+  int fd = open_temp(dfd, tmp, m);
+  if (fd < 0) return errno;
+  int err = (*step = STEP_WRITE, write_sparse(fd, data, n) == 0) ? 0 : errno;
+  if (err) close(fd);
+  else err = seal_fd(fd, -1, m, t, step); /* write_sparse set the length */
+  if (err) {
+    unlinkat(dfd, tmp, 0);
+    return err;
   }
-  unlinkat(dfd, tmp, 0);
-  return ok ? 0 : err;
+  return place_one(dfd, tmp, fin, m[3], t[2], step);
 }
 
 /*
  * install(dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, data, dataOffs(Float64, n + 1),
- *         meta(Uint32 x4: mode uid gid flags), times(BigInt64 x2: atime mtime ns), result(Int32 x2: errno step))
- * -> number of entries that failed. Flags: 1 chown, 2 no clobber (link, then unlink the tmp).
+ *         meta(Uint32 x4: mode uid gid flags), times(BigInt64 x3: atime mtime keepNewerThan ns),
+ *         result(Int32 x2: errno step)) -> number of entries that failed.
  */
 static napi_value install(napi_env env, napi_callback_info info) {
   napi_value a[MAX_ARGS + 2];
@@ -334,19 +393,82 @@ static napi_value install(napi_env env, napi_callback_info info) {
       !get_typed(env, a[9], napi_int32_array, (void **)&res, &nr))
     return fail(env, "install(dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, data, dataOffs, meta, times, result)");
   size_t n = fin.count;
-  if (tmp.count != n || nd != n + 1 || nm < 4 * n || nt < 2 * n || nr < 2 * n) return fail(env, "install: arrays do not match the batch");
+  if (tmp.count != n || nd != 2 * n || nm < 4 * n || nt < 3 * n || nr < 2 * n) return fail(env, "install: arrays do not match the batch");
   for (size_t i = 0; i < n; i++)
-    if (!(doffs[i] >= 0 && doffs[i] <= doffs[i + 1] && doffs[i + 1] <= (double)data.n)) return fail(env, "install: data offsets out of range");
+    if (!(doffs[2 * i] >= 0 && doffs[2 * i + 1] >= 0 && doffs[2 * i] + doffs[2 * i + 1] <= (double)data.n))
+      return fail(env, "install: data ranges out of bounds");
   int64_t failed = 0;
   for (size_t i = 0; i < n; i++) {
     const char *t = name_at(&tmp, i), *f = name_at(&fin, i);
     int step = 0, err = EINVAL;
-    if (t && f) err = install_one(dfd, t, f, data.p + (size_t)doffs[i], (size_t)doffs[i + 1] - (size_t)doffs[i], meta + 4 * i, times + 2 * i, &step);
+    if (t && f) err = install_one(dfd, t, f, data.p + (size_t)doffs[2 * i], (size_t)doffs[2 * i + 1], meta + 4 * i, times + 3 * i, &step);
     res[2 * i] = err;
     res[2 * i + 1] = err ? step : 0;
     failed += err != 0;
   }
   return num(env, failed);
+}
+
+/* openTemp(dirFd, tmpBuf, tmpOffs, meta(Uint32 x4)) -> fd or -errno: a temp file to be written from JavaScript, then seal()ed. */
+static napi_value open_temp_js(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  int32_t dfd;
+  uint32_t *meta;
+  size_t nm;
+  if (args(env, info, a) < 4 || !get_i32(env, a[0], &dfd) || !get_typed(env, a[3], napi_uint32_array, (void **)&meta, &nm) || nm < 4)
+    return fail(env, "openTemp(dirFd, tmpBuf, tmpOffs, meta)");
+  NAME_ARG(tmp, 1, 2);
+  int fd = open_temp(dfd, tmp, meta);
+  return num(env, fd < 0 ? -errno : fd);
+}
+
+/*
+ * seal(fd, dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, size, meta(Uint32 x4), times(BigInt64 x3), result(Int32 x2))
+ * -> 0 or 1 (failed, see result): the temp file's length, owner, mode, times, then into place.
+ */
+static napi_value seal(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS + 2];
+  size_t argc = MAX_ARGS + 2, nm, nt, nr;
+  int32_t fd, dfd;
+  int64_t size;
+  uint32_t *meta;
+  int64_t *times;
+  int32_t *res;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc < 10 || !get_i32(env, a[0], &fd) || !get_i32(env, a[1], &dfd) || napi_get_value_int64(env, a[6], &size) != napi_ok ||
+      !get_typed(env, a[7], napi_uint32_array, (void **)&meta, &nm) || !get_typed(env, a[8], napi_bigint64_array, (void **)&times, &nt) ||
+      !get_typed(env, a[9], napi_int32_array, (void **)&res, &nr) || nm < 4 || nt < 3 || nr < 2)
+    return fail(env, "seal(fd, dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, size, meta, times, result)");
+  NAME_ARG(tmp, 2, 3);
+  NAME_ARG(fin, 4, 5);
+  int step = 0;
+  int err = seal_fd(fd, size, meta, times, &step);
+  if (err) unlinkat(dfd, tmp, 0);
+  else err = place_one(dfd, tmp, fin, meta[3], times[2], &step);
+  res[0] = err;
+  res[1] = err ? step : 0;
+  return num(env, err != 0);
+}
+
+/* place(dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, meta(Uint32 x4), times(BigInt64 x3), result) -> 0 or 1 */
+static napi_value place(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  int32_t dfd;
+  uint32_t *meta;
+  int64_t *times;
+  int32_t *res;
+  size_t nm, nt, nr;
+  if (args(env, info, a) < 8 || !get_i32(env, a[0], &dfd) || !get_typed(env, a[5], napi_uint32_array, (void **)&meta, &nm) ||
+      !get_typed(env, a[6], napi_bigint64_array, (void **)&times, &nt) || !get_typed(env, a[7], napi_int32_array, (void **)&res, &nr) ||
+      nm < 4 || nt < 3 || nr < 2)
+    return fail(env, "place(dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, meta, times, result)");
+  NAME_ARG(tmp, 1, 2);
+  NAME_ARG(fin, 3, 4);
+  int step = 0;
+  int err = place_one(dfd, tmp, fin, meta[3], times[2], &step);
+  res[0] = err;
+  res[1] = err ? step : 0;
+  return num(env, err != 0);
 }
 
 /* One entry's metadata through an O_PATH pin proven to be the inode the caller examined. */
@@ -396,6 +518,112 @@ static napi_value apply_meta(napi_env env, napi_callback_info info) {
   return num(env, failed);
 }
 
+/*
+ * special(dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, target, meta(Uint32 x5: mode with type bits,
+ *         uid gid flags rdev), times(BigInt64 x3), result(Int32 x2)) -> 0 or 1: a symlink, FIFO or
+ * device made under its temp name, given its metadata through a pin, then put in place.
+ */
+static napi_value special(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS + 2];
+  size_t argc = MAX_ARGS + 2, nm, nt, nr;
+  int32_t dfd;
+  bytes tb;
+  uint32_t *meta;
+  int64_t *times;
+  int32_t *res;
+  char target[PATH_MAX];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc < 9 || !get_i32(env, a[0], &dfd) || !get_buffer(env, a[5], &tb) || !get_typed(env, a[6], napi_uint32_array, (void **)&meta, &nm) ||
+      !get_typed(env, a[7], napi_bigint64_array, (void **)&times, &nt) || !get_typed(env, a[8], napi_int32_array, (void **)&res, &nr) ||
+      nm < 5 || nt < 3 || nr < 2)
+    return fail(env, "special(dirFd, tmpBuf, tmpOffs, finalBuf, finalOffs, target, meta, times, result)");
+  NAME_ARG(tmp, 1, 2);
+  NAME_ARG(fin, 3, 4);
+  int step = STEP_OPEN, err = 0;
+  if (meta[3] & F_CLEAR) unlinkat(dfd, tmp, 0);
+  if (S_ISLNK(meta[0])) {
+    if (tb.n == 0 || tb.n >= sizeof target || memchr(tb.p, '\0', tb.n)) err = tb.n ? ENAMETOOLONG : ENOENT;
+    else {
+      memcpy(target, tb.p, tb.n);
+      target[tb.n] = '\0';
+      err = symlinkat(target, dfd, tmp) < 0 ? errno : 0;
+    }
+  } else if (S_ISFIFO(meta[0]) || S_ISCHR(meta[0]) || S_ISBLK(meta[0])) {
+    err = mknodat(dfd, tmp, (mode_t)(meta[0] & (S_IFMT | 0777)), (dev_t)meta[4]) < 0 ? errno : 0;
+  } else err = EINVAL;
+  if (!err) {
+    /* Pinned and proven to be what was just made (one link), so a swap of the temp name is refused. */
+    struct stat st;
+    uint32_t m[5] = {meta[0], meta[1], meta[2], meta[3], 1};
+    step = STEP_META;
+    if (fstatat(dfd, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0) err = errno;
+    else if ((st.st_mode & S_IFMT) != (meta[0] & S_IFMT)) err = ESTALE;
+    else {
+      uint64_t id[2] = {st.st_ino, st.st_dev};
+      int64_t t[2] = {times[0], times[1]};
+      err = meta_one(dfd, tmp, m, id, t);
+    }
+    if (err) unlinkat(dfd, tmp, 0);
+    else err = place_one(dfd, tmp, fin, meta[3], times[2], &step);
+  }
+  res[0] = err;
+  res[1] = err ? step : 0;
+  return num(env, err != 0);
+}
+
+static void fill_stat(const struct stat *st, uint64_t *o64, int64_t *oi, uint32_t *o32) {
+  o64[0] = st->st_ino, o64[1] = st->st_dev, o64[2] = (uint64_t)st->st_size, o64[3] = (uint64_t)st->st_blocks, o64[4] = 0;
+  oi[0] = ts_ns(st->st_atim), oi[1] = ts_ns(st->st_mtim), oi[2] = ts_ns(st->st_ctim);
+  o32[0] = st->st_mode, o32[1] = st->st_uid, o32[2] = st->st_gid, o32[3] = (uint32_t)st->st_nlink, o32[4] = (uint32_t)st->st_rdev;
+}
+
+/* statAt(dirFd, nameBuf, nameOffs, u64, i64, u32) -> 0 or -errno: one entry, never followed, in scan's layout. */
+static napi_value stat_at(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  int32_t dfd;
+  uint64_t *u64;
+  int64_t *i64;
+  uint32_t *u32;
+  size_t n64, ni, n32;
+  if (args(env, info, a) < 6 || !get_i32(env, a[0], &dfd) || !get_typed(env, a[3], napi_biguint64_array, (void **)&u64, &n64) ||
+      !get_typed(env, a[4], napi_bigint64_array, (void **)&i64, &ni) || !get_typed(env, a[5], napi_uint32_array, (void **)&u32, &n32) ||
+      n64 < U64_PER_ENTRY || ni < I64_PER_ENTRY || n32 < U32_PER_ENTRY)
+    return fail(env, "statAt(dirFd, nameBuf, nameOffs, u64, i64, u32)");
+  NAME_ARG(name, 1, 2);
+  struct stat st;
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return num(env, -errno);
+  fill_stat(&st, u64, i64, u32);
+  return num(env, 0);
+}
+
+/* readlinkAt(dirFd, nameBuf, nameOffs, out) -> length or -errno (ENAMETOOLONG when `out` is too small). */
+static napi_value readlink_at(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  int32_t dfd;
+  bytes out;
+  if (args(env, info, a) < 4 || !get_i32(env, a[0], &dfd) || !get_buffer(env, a[3], &out)) return fail(env, "readlinkAt(dirFd, nameBuf, nameOffs, out)");
+  NAME_ARG(name, 1, 2);
+  ssize_t n = readlinkat(dfd, name, out.p, out.n);
+  if (n < 0) return num(env, -errno);
+  return num(env, (size_t)n == out.n ? -ENAMETOOLONG : n);
+}
+
+/* fdMeta(fd, meta(Uint32 x4: mode uid gid flags), times(BigInt64 x2)) -> 0 or -errno: an open directory's owner, mode, times. */
+static napi_value fd_meta(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  int32_t fd;
+  uint32_t *m;
+  int64_t *t;
+  size_t nm, nt;
+  if (args(env, info, a) < 3 || !get_i32(env, a[0], &fd) || !get_typed(env, a[1], napi_uint32_array, (void **)&m, &nm) ||
+      !get_typed(env, a[2], napi_bigint64_array, (void **)&t, &nt) || nm < 4 || nt < 2)
+    return fail(env, "fdMeta(fd, meta, times)");
+  struct timespec ts[2] = {ns_ts(t[0]), ns_ts(t[1])};
+  if ((m[3] & F_CHOWN) && fchown(fd, m[1], m[2]) < 0) return num(env, -errno);
+  if (fchmod(fd, m[0] & 07777) < 0) return num(env, -errno);
+  return num(env, futimens(fd, ts) < 0 ? -errno : 0);
+}
+
 /* close(fd) -> 0 or -errno: fds opened here are closed here too, without a round trip through libuv. */
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   napi_value a[MAX_ARGS];
@@ -409,14 +637,16 @@ static napi_value init(napi_env env, napi_value exports) {
     const char *name;
     napi_callback fn;
   } fns[] = {{"scan", scan},       {"openDir", open_dir}, {"mkdirAt", mkdir_at},     {"symlinkAt", symlink_at}, {"mknodAt", mknod_at},
-             {"linkAt", link_at}, {"unlinkAt", unlink_at}, {"install", install}, {"applyMeta", apply_meta}, {"close", close_fd}};
+             {"linkAt", link_at}, {"unlinkAt", unlink_at}, {"install", install}, {"applyMeta", apply_meta}, {"close", close_fd},
+             {"openTemp", open_temp_js}, {"seal", seal}, {"place", place}, {"special", special}, {"statAt", stat_at},
+             {"readlinkAt", readlink_at}, {"fdMeta", fd_meta}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, f) != napi_ok) return NULL;
   }
   napi_value v;
-  napi_create_uint32(env, U64_PER_ENTRY * 100 + I64_PER_ENTRY * 10 + U32_PER_ENTRY, &v);
+  napi_create_uint32(env, ABI * 1000 + U64_PER_ENTRY * 100 + I64_PER_ENTRY * 10 + U32_PER_ENTRY, &v);
   napi_set_named_property(env, exports, "layout", v);
   return exports;
 }

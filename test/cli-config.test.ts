@@ -2,7 +2,10 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { BIN, IS_ROOT, cli, tmpDir, write } from './helpers.js';
+import { BIN, IS_ROOT, cli, testPasswordFile, tmpDir, write } from './helpers.js';
+
+// The repositories here are encrypted like every test repository (test/helpers.ts repoEnv).
+const PW = { SNAPFILL_PASSWORD_FILE: testPasswordFile(), SNAPFILL_INSECURE_TEST_KDF: '1' };
 
 /** Two repositories, each with one snapshot of its own source, and a config file naming the first. */
 function setup(extra: Record<string, unknown> = {}) {
@@ -13,13 +16,13 @@ function setup(extra: Record<string, unknown> = {}) {
   for (const [k, repo] of Object.entries(repos)) {
     const src = path.join(base, `src-${k}`);
     write(path.join(src, 'f.txt'), k);
-    expect(cli(['--repo', repo, 'init'], { SNAPFILL_CACHE: cache }).code).toBe(0);
-    ids[k] = cli(['--json', '--repo', repo, 'snapshot', src], { SNAPFILL_CACHE: cache }).json.snapshot_id;
+    expect(cli(['--repo', repo, 'init'], { ...PW, SNAPFILL_CACHE: cache }).code).toBe(0);
+    ids[k] = cli(['--json', '--repo', repo, 'snapshot', src], { ...PW, SNAPFILL_CACHE: cache }).json.snapshot_id;
   }
   const cfg = path.join(base, 'config.json');
   write(cfg, JSON.stringify({ repository: repos.file, sources: [path.join(base, 'src-file')], ...extra }));
   // No SNAPFILL_REPO from the test's own environment: the file must be what names the repository.
-  const env = { SNAPFILL_CACHE: cache, SNAPFILL_REPO: '', SNAPFILL_CONFIG: '' };
+  const env = { ...PW, SNAPFILL_CACHE: cache, SNAPFILL_REPO: '', SNAPFILL_CONFIG: '' };
   return { base, cache, repos, ids, cfg, env };
 }
 
@@ -86,7 +89,7 @@ describe('every command reads the config file (flags > env > file)', () => {
     fs.mkdirSync(home, { mode: 0o777 });
     fs.chmodSync(t.base, 0o755);
     fs.chmodSync(home, 0o777);
-    const env = { ...process.env, HOME: home, SNAPFILL_CACHE: path.join(home, 'cache'), SNAPFILL_REPO: '', SNAPFILL_CONFIG: '' };
+    const env = { ...process.env, ...PW, HOME: home, SNAPFILL_CACHE: path.join(home, 'cache'), SNAPFILL_REPO: '', SNAPFILL_CONFIG: '' };
     const asUser = IS_ROOT ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : [];
     const n = spawnSync(asUser[0] ?? process.execPath, [...asUser.slice(1), ...(IS_ROOT ? [process.execPath] : []), BIN, 'snapshots'], {
       encoding: 'utf8',

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { BIN, IS_ROOT, cli, tmpDir, write } from './helpers.js';
+import { BIN, IS_ROOT, cli, repoEnv, tmpDir, write } from './helpers.js';
 
 const NOBODY = 65534;
 
@@ -17,7 +17,7 @@ function setup() {
   const repo = path.join(base, 'repo');
   const src = path.join(base, 'src');
   for (let i = 0; i < 40; i++) write(path.join(src, 'site', `page${i}.html`), `page ${i}\n`);
-  const rootEnv = { SNAPFILL_REPO: repo, SNAPFILL_CACHE: path.join(base, 'rootcache') };
+  const rootEnv = { ...repoEnv(base), SNAPFILL_REPO: repo, SNAPFILL_CACHE: path.join(base, 'rootcache') };
   expect(cli(['init'], rootEnv).code).toBe(0);
   expect(cli(['snapshot', src], rootEnv).code).toBe(0);
   spawnSync('chmod', ['-R', 'u=rwX,go=rX', repo, src]);
@@ -27,7 +27,7 @@ function setup() {
   const asNobody = (args: string[]) =>
     spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, BIN, ...args], {
       encoding: 'utf8',
-      env: { ...process.env, HOME: home, SNAPFILL_REPO: repo, SNAPFILL_CACHE: path.join(home, 'cache'), SNAPFILL_CONFIG: '' },
+      env: { ...process.env, ...rootEnv, HOME: home, SNAPFILL_REPO: repo, SNAPFILL_CACHE: path.join(home, 'cache'), SNAPFILL_CONFIG: '' },
     });
   return { base, repo, src, home, asNobody };
 }

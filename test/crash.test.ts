@@ -5,6 +5,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write } from './helpers.js';
 import { openSession } from '../src/api/session.js';
 import { checkSession } from '../src/check/check.js';
+import { openObjectSync } from './support/craft.js';
 
 /**
  * Crash safety: a real snapfill process is SIGKILLed at random moments of an operation, at
@@ -143,12 +144,18 @@ describe('crash safety under SIGKILL', { timeout: 360_000 }, () => {
   /** Snapshots in the repository (the source of truth), oldest first; no process needed. */
   function repoSnapshots(): string[] {
     const dir = path.join(env.SNAPFILL_REPO, 'snapshots');
-    return fs
-      .readdirSync(dir)
-      .filter((n) => !n.startsWith('.'))
-      .map((id) => ({ id, time: JSON.parse(fs.readFileSync(path.join(dir, id), 'utf8')).time as string }))
-      .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1))
-      .map((x) => x.id);
+    return (
+      fs
+        .readdirSync(dir)
+        .filter((n) => !n.startsWith('.'))
+        // Records are sealed (format v2): opened with the test repository's key, as a reader would.
+        .map((id) => ({
+          id,
+          time: JSON.parse(openObjectSync(env.SNAPFILL_REPO, fs.readFileSync(path.join(dir, id))).toString()).time as string,
+        }))
+        .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1))
+        .map((x) => x.id)
+    );
   }
 
   /**
@@ -156,7 +163,7 @@ describe('crash safety under SIGKILL', { timeout: 360_000 }, () => {
    * process start: this runs after every kill). The CLI command itself runs at each test's end.
    */
   async function expectCheckPasses(context: string, readData = false): Promise<void> {
-    const s = await openSession({ repo: env.SNAPFILL_REPO, noSync: true });
+    const s = await openSession({ repo: env.SNAPFILL_REPO, passwordFile: env.SNAPFILL_PASSWORD_FILE, noSync: true });
     try {
       const r = await checkSession(s, { readData });
       expect(JSON.stringify(r.errors).slice(0, 1500), `check after ${context}`).toBe('[]');
@@ -257,7 +264,8 @@ describe('crash safety under SIGKILL', { timeout: 360_000 }, () => {
   });
 
   it(`forget --prune: ${KILLS} kills`, async () => {
-    const policy = ['forget', '--keep-last', '2', '--prune', '--repack-threshold', '0.01'];
+    // Grace 0 (issue 15): each run marks AND deletes, so kills also land in the delete phase.
+    const policy = ['forget', '--keep-last', '2', '--prune', '--grace', '0s', '--repack-threshold', '0.01'];
     mutate();
     takeSnapshot();
     const duration = await timed(policy, { ...env, ...PUT_DELAY });

@@ -3,8 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
-import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write } from './helpers.js';
-import { corruptBlob, treeIdOf } from './support/craft.js';
+import { BIN, cli, describeTree, diffTrees, repoEnv, testPassword, tmpDir, write } from './helpers.js';
+import { corruptBlob, dataKeySync, treeIdOf } from './support/craft.js';
+import { seal } from '../src/pack/crypto.js';
 import { LocalStore } from '../src/store/local.js';
 import { Repository } from '../src/repo/repository.js';
 import { indexKey } from '../src/pack/format.js';
@@ -113,7 +114,11 @@ describe('a damaged tree blob loses one directory, not the snapshot', () => {
 
     // The mount's view (what FUSE serves): listing the lost directory is an error (EIO), not an
     // empty directory; its parent lists normally.
-    const s = await openSession({ repo: c.repo, catalog: path.join(c.dir, 'view', 'catalog.db') });
+    const s = await openSession({
+      repo: c.repo,
+      catalog: path.join(c.dir, 'view', 'catalog.db'),
+      passwordFile: c.env.SNAPFILL_PASSWORD_FILE,
+    });
     try {
       const view = new SnapshotTree(s.catalog);
       expect(() => view.list(`/latest${docs}`)).toThrow(lost);
@@ -126,15 +131,19 @@ describe('a damaged tree blob loses one directory, not the snapshot', () => {
   it('plain check with a warm catalog reports a tampered pack index and a damaged tree blob, by object', async () => {
     const c = copy('warm', true);
     expect(cli(['check'], c.env).code).toBe(0);
-    const repo = await Repository.open(new LocalStore(c.repo));
+    const repo = await Repository.open(new LocalStore(c.repo), testPassword);
     // The index of the data pack: two blobs swap places. The warm catalog still has the true
     // offsets (so restores here keep working), but a new machine would read the wrong bytes.
+    // Sealed with the repository's key (format v2), so it is an authentic index that lies, as a
+    // writer's bug would leave: not one that merely fails authentication.
+    const key = dataKeySync(c.repo);
     let tampered = '';
     for await (const id of repo.listPackIndexes()) {
       const idx = await repo.loadPackIndex(id);
       if (idx.type !== 'data' || idx.blobs.length < 2) continue;
       [idx.blobs[0].offset, idx.blobs[1].offset] = [idx.blobs[1].offset, idx.blobs[0].offset];
-      await repo.store.put(indexKey(id), gzipSync(Buffer.from(JSON.stringify(idx))));
+      const gz = gzipSync(Buffer.from(JSON.stringify(idx)));
+      await repo.store.put(indexKey(id), key ? seal(key, gz) : gz);
       tampered = id;
       break;
     }

@@ -95,35 +95,45 @@ describe('fail closed', () => {
     expect(n.stderr).toMatch(/EACCES|permission denied/i);
   });
 
-  it("prune waits for no one: refused while a snapshot holds its shared lock; a dead holder's lock is cleared", async () => {
+  it("prune beside a snapshot runs, beside another prune exits 4 (locked); a dead holder's lock is cleared", async () => {
     const dir = path.join(base, 'locks');
     const env = repoEnv(dir);
     expect(cli(['init'], env).code).toBe(0);
     expect(cli(['snapshot', src], env).code).toBe(0);
-    // A live process holding a shared lock (as a running snapshot does).
+    // A live process holding the locks (sleep stands in for a running snapfill).
     const holder = spawn('sleep', ['600']);
-    const lock = {
-      id: 'a'.repeat(32),
+    const lockOf = (id: string, kind: 'shared' | 'maintenance', operation: string) => ({
+      id,
       exclusive: false,
+      kind,
       host: os.hostname(),
       pid: holder.pid,
-      operation: 'snapshot',
+      operation,
       created: new Date().toISOString(),
       refreshed: new Date().toISOString(),
-    };
+    });
+    const put = (l: { id: string }) => fs.writeFileSync(path.join(dir, 'repo', 'locks', l.id), JSON.stringify(l));
     fs.mkdirSync(path.join(dir, 'repo', 'locks'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'repo', 'locks', lock.id), JSON.stringify(lock));
     try {
+      // Issue 15: prune is lock-free beside snapshots. A snapshot's shared lock is only a marker
+      // prune reads (it keeps what that snapshot may be using), never a reason to stop.
+      put(lockOf('a'.repeat(32), 'shared', 'snapshot'));
       const p = cli(['prune'], env);
-      expect(p.code).toBe(4);
-      expect(p.stderr).toMatch(/locked.*snapshot/);
-      // Shared with shared is fine: check and another snapshot still run.
+      expect(p.code, p.stderr).toBe(0);
+      // Two prunes (or prune and forget) exclude each other: the second exits 4, says who holds it.
+      put(lockOf('b'.repeat(32), 'maintenance', 'prune'));
+      const p2 = cli(['prune'], env);
+      expect(p2.code, p2.stderr).toBe(4);
+      expect(p2.stderr).toMatch(/locked.*prune/);
+      const f = cli(['forget', '--keep-last', '1'], env);
+      expect(f.code, f.stderr).toBe(4);
+      // Shared with maintenance is fine: check still runs.
       expect(cli(['check'], env).code).toBe(0);
     } finally {
       holder.kill('SIGKILL');
       await new Promise((r) => holder.once('exit', r));
     }
-    // The holder died without releasing: its lock is stale at once on this host.
+    // The holder died without releasing: its locks are stale at once on this host.
     const after = cli(['--json', 'prune'], env);
     expect(after.code, after.stderr).toBe(0);
   });

@@ -53,9 +53,37 @@ export function cli(args: string[], env: Record<string, string> = {}, opts: { in
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
 }
 
-/** A repository + catalog location pair for one test. */
+/** The password of every test repository (repoEnv points SNAPFILL_PASSWORD_FILE at a file holding it). */
+export const TEST_PASSWORD = 'correct horse battery staple';
+/** Repository.init options for tests: encrypted, with the cheapest scrypt (stored in the key object). */
+export const TEST_INIT = { password: TEST_PASSWORD, kdf: { N: 1024, r: 8, p: 1 } } as const;
+/** The password source for Repository.open in tests. */
+export const testPassword = async (): Promise<string> => TEST_PASSWORD;
+
+/**
+ * A repository + catalog location pair for one test. Repositories are encrypted by default:
+ * SNAPFILL_PASSWORD_FILE names the test password file, and SNAPFILL_INSECURE_TEST_KDF
+ * makes `init` use cheap scrypt parameters (test-only; readers use the stored parameters).
+ */
 export function repoEnv(base: string): Record<string, string> {
-  return { SNAPFILL_REPO: path.join(base, 'repo'), SNAPFILL_CACHE: path.join(base, 'cache') };
+  return {
+    SNAPFILL_REPO: path.join(base, 'repo'),
+    SNAPFILL_CACHE: path.join(base, 'cache'),
+    SNAPFILL_PASSWORD_FILE: testPasswordFile(),
+    SNAPFILL_INSECURE_TEST_KDF: '1',
+  };
+}
+
+let passwordFile: string | null = null;
+
+/** One password file for the whole test process, outside every test's own directories (creating none of them). */
+export function testPasswordFile(): string {
+  if (passwordFile) return passwordFile;
+  const f = path.join(tmpDir('snapfill-pw-'), 'password');
+  fs.writeFileSync(f, TEST_PASSWORD + '\n', { mode: 0o600 });
+  fs.chmodSync(path.dirname(f), 0o755); // readable by the unprivileged user some tests run the CLI as
+  fs.chmodSync(f, 0o644);
+  return (passwordFile = f);
 }
 
 export function write(file: string, content: string | Buffer, mode?: number): void {
@@ -66,8 +94,8 @@ export function write(file: string, content: string | Buffer, mode?: number): vo
 
 /**
  * A comparable description of a tree: type, mode, owner, size, mtime, content hash, link target.
- * mtimes are compared in microseconds: Node sets file times through a double (utimes), so the
- * sub-microsecond part of a restored mtime is lost (documented in docs/FORMAT.md).
+ * mtimes are compared to the nanosecond: the restore sets them exactly (futimens / utimensat through the
+ * native addon, docs/FORMAT.md "Restored times").
  */
 export function describeTree(root: string, opts: { mtimeDirs?: boolean } = {}): Map<string, string> {
   const out = new Map<string, string>();
@@ -79,9 +107,9 @@ export function describeTree(root: string, opts: { mtimeDirs?: boolean } = {}): 
       let desc = `${st.mode.toString(8)} ${st.uid}:${st.gid}`;
       if (st.isFile()) {
         const h = require_crypto().createHash('sha256').update(fs.readFileSync(full)).digest('hex').slice(0, 16);
-        desc += ` f ${st.size} ${st.mtimeNs / 1000n} ${h} nl${st.nlink}`;
+        desc += ` f ${st.size} ${st.mtimeNs} ${h} nl${st.nlink}`;
       } else if (st.isSymbolicLink()) desc += ` l ${fs.readlinkSync(full, { encoding: 'buffer' }).toString('latin1')}`;
-      else if (st.isDirectory()) desc += ` d${opts.mtimeDirs ? ' ' + st.mtimeNs / 1000n : ''}`;
+      else if (st.isDirectory()) desc += ` d${opts.mtimeDirs ? ' ' + st.mtimeNs : ''}`;
       else desc += ` o ${st.rdev}`;
       out.set(r, desc);
       if (st.isDirectory()) walk(full, r);

@@ -65,7 +65,7 @@ describe.skipIf(!IS_ROOT)('ENOSPC: a failed put leaves no temp object', () => {
 
   it('a snapshot that fills the disk fails cleanly and leaves no .tmp- file; later runs are clean', () => {
     // The catalog lives off the small file system: only the repository runs out of room.
-    const env = { SNAPFILL_REPO: path.join(mnt, 'repo'), SNAPFILL_CACHE: path.join(base, 'cache') };
+    const env = { ...repoEnv(base), SNAPFILL_REPO: path.join(mnt, 'repo'), SNAPFILL_CACHE: path.join(base, 'cache') };
     const src = path.join(base, 'src');
     for (let i = 0; i < 8; i++) write(path.join(src, `big${i}.bin`), randomBytes(5 * 1024 * 1024)); // 40 MiB, incompressible
     write(path.join(src, 'small.txt'), 'small');
@@ -202,7 +202,20 @@ describe('locks of dead processes on this host are removed by the next lock take
     const r = cli(['snapshot', src], env);
     expect(r.code, r.stderr).toBe(0);
     expect(fs.readdirSync(locks)).toEqual([other]);
-    // The other host's live shared lock still keeps prune (exclusive) out.
+    // The other host's live snapshot lock does not keep prune out (issue 15: lock-free prune)…
+    expect(cli(['prune'], env).code).toBe(0);
+    // …but another host's live prune does.
+    const prune = randomBytes(16).toString('hex');
+    put({
+      id: prune,
+      exclusive: false,
+      kind: 'maintenance',
+      host: `other-${os.hostname()}`,
+      pid: 1,
+      operation: 'prune',
+      created: now,
+      refreshed: now,
+    });
     expect(cli(['prune'], env).code).toBe(4);
   });
 });

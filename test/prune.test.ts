@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cli, describeTree, diffTrees, repoEnv, tmpDir, write } from './helpers.js';
+import { cli, describeTree, diffTrees, repoEnv, testPassword, tmpDir, write, TEST_INIT } from './helpers.js';
 import { LocalStore } from '../src/store/local.js';
 import { Repository } from '../src/repo/repository.js';
 import { RepoLock } from '../src/repo/lock.js';
@@ -58,7 +58,8 @@ function checkOk(env: Record<string, string>): void {
 /** A temp dir with a repository (created by `init` unless told not to), a source and a place for copies. */
 function newRepo(init = true) {
   const base = tmpDir();
-  const env = repoEnv(base);
+  // Grace 0 (issue 15): each prune marks and, no snapshot running, deletes in the same run.
+  const env = { ...repoEnv(base), SNAPFILL_PRUNE_GRACE: '0s' };
   const src = path.join(base, 'src');
   const copies = path.join(base, 'copies');
   fs.mkdirSync(copies);
@@ -131,7 +132,7 @@ describe('snapfill prune', () => {
     // blobs that are still in their old pack (crash after repack wrote, before it deleted),
     // and a pack whose index was deleted but not the pack itself (crash between the two).
     const store = new LocalStore(env.SNAPFILL_REPO);
-    const repo = await Repository.open(store);
+    const repo = await Repository.open(store, testPassword);
     const indexes = [];
     for await (const id of repo.listPackIndexes()) indexes.push(await repo.loadPackIndex(id));
     const dataIdx = indexes.find((i) => i.type === 'data')!;
@@ -157,19 +158,24 @@ describe('snapfill prune', () => {
     expect([again.packs_deleted, again.packs_repacked, again.orphan_packs_deleted]).toEqual([0, 0, 0]);
   });
 
-  it('does not run while a snapshot holds the repository lock, and refuses when a snapshot is damaged', async () => {
+  it('runs while a snapshot holds its lock, not beside another prune, and refuses when a snapshot is damaged', async () => {
     const base = tmpDir();
-    const env = repoEnv(base);
+    const env = { ...repoEnv(base), SNAPFILL_PRUNE_GRACE: '0s' };
     const src = path.join(base, 'src');
     write(path.join(src, 'x'), 'x');
     expect(cli(['init'], env).code).toBe(0);
     expect(cli(['snapshot', src, '-q'], env).code).toBe(0);
     const store = new LocalStore(env.SNAPFILL_REPO);
+    // Issue 15: a snapshot's lock no longer stops prune; another prune's does.
     const lock = await RepoLock.acquire(store, 'snapshot', false);
+    const ok = cli(['prune'], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    await lock.release();
+    const other = await RepoLock.acquire(store, 'prune', 'maintenance');
     const r = cli(['prune'], env);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/repository is locked: cannot prune while snapshot \(shared/);
-    await lock.release();
+    expect(r.stderr).toMatch(/repository is locked: cannot prune while prune \(maintenance/);
+    await other.release();
 
     // A snapshot whose record cannot be read: prune cannot know what it needs, so it deletes nothing.
     const ids = fs.readdirSync(path.join(env.SNAPFILL_REPO, 'snapshots'));
@@ -189,7 +195,7 @@ describe('prune killed at random moments', () => {
     // Small packs, so prune has many objects to delete and rewrite: many moments to die in.
     const { base, env, src, copies } = newRepo(false);
     fs.mkdirSync(env.SNAPFILL_REPO, { recursive: true });
-    await Repository.init(new LocalStore(env.SNAPFILL_REPO), { packSize: 24 * 1024 });
+    await Repository.init(new LocalStore(env.SNAPFILL_REPO), { packSize: 24 * 1024, ...TEST_INIT });
     const files = 48;
     for (let i = 0; i < files; i++) write(path.join(src, `d${i % 4}`, `f${i}.bin`), randomBytes(6000 + i * 200));
     snap(env, src, copies, '2026-11-01T03:00:00Z');

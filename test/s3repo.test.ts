@@ -242,7 +242,11 @@ describe.skipIf(skip)('S3 repositories end to end (real s3rver, fault proxy, the
     expect(blocked.code).toBe(4);
     expect(blocked.stderr).toMatch(/locked.*prune.*other-host/);
     await store.delete('locks/live1');
-    await store.put('locks/stale1', lock('stale1', new Date(Date.now() - 3 * 3600_000)));
+    const threeHoursAgo = new Date(Date.now() - 3 * 3600_000);
+    await store.put('locks/stale1', lock('stale1', threeHoursAgo));
+    // Staleness is judged by the store's clock (the object's Last-Modified, issue 15), not by the
+    // times a lock claims: age the object itself, as if its holder stopped refreshing 3 h ago.
+    fs.utimesSync(path.join(server.dir, 'bkt-main', 'locking', 'locks', 'stale1._S3rver_object'), threeHoursAgo, threeHoursAgo);
     await store.put('locks/garbage', Buffer.from('{}')); // not a lock any process wrote: stale too
     const ok = await cliAsync(['--json', 'snapshot', src], env);
     expect(ok.code, ok.stderr).toBe(0);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TokenBucket, LoadGate, throttleHooks } from '../src/util/throttle.js';
-import { ROOT, tmpDir, write } from './helpers.js';
+import { ROOT, tmpDir, write, TEST_INIT } from './helpers.js';
 
 // The snapshot test runs the built library (dist/, built by `npm test` first): the snapshotter
 // may start worker threads, which need compiled JavaScript files.
@@ -66,7 +66,7 @@ describe('throttle', () => {
     for (let i = 0; i < 8; i++) write(path.join(src, `f${i}.bin`), randomBytes(250_000));
     fs.mkdirSync(path.join(base, 'repo'));
     const run = async (limits: { limitReadMBps?: number; limitUploadMBps?: number }) => {
-      const repo = await Repository.init(await freshStore(base, LocalStore), { packSize: 256 * 1024 });
+      const repo = await Repository.init(await freshStore(base, LocalStore), { packSize: 256 * 1024, ...TEST_INIT });
       const catalog = Catalog.open(path.join(base, `cat-${repo.config.id}.db`), repo.config.id);
       const th = throttleHooks(limits, () => {});
       const t0 = Date.now();

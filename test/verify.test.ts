@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { cli, repoEnv, tmpDir, write, IS_ROOT } from './helpers.js';
 
 /** `verify`: the live tree against a snapshot, read-only, for each kind of difference. */
@@ -43,9 +44,12 @@ describe('verify', () => {
     fs.chmodSync(t('acct1/d1/f1.txt'), 0o600);
     write(t('acct2/new-file'), 'new');
     // Same size, same mtime, other bytes: only --checksum can see it.
-    const st = fs.statSync(t('acct0/same-size.txt'));
+    // (issue 17) mtimes compare to the nanosecond, and utimesSync takes a double: the times are
+    // carried over exactly by `touch -r` (utimensat) through a reference file.
+    execFileSync('touch', ['-r', t('acct0/same-size.txt'), `${target}/ref`]);
     fs.writeFileSync(t('acct0/same-size.txt'), 'BBBB');
-    fs.utimesSync(t('acct0/same-size.txt'), st.atimeMs / 1000, st.mtimeMs / 1000);
+    execFileSync('touch', ['-r', `${target}/ref`, t('acct0/same-size.txt')]);
+    fs.rmSync(`${target}/ref`);
     if (IS_ROOT) fs.chownSync(t('acct0/d3/f3.txt'), 12345, 12345);
 
     const r = cli(['--json', 'verify', 'latest', '--target', target], env);

@@ -4,11 +4,20 @@ import { copyFileContent, FileContentReader, lookupFileForRead } from '../query/
 import { dumpTar, type DumpResult } from '../dump/tar.js';
 import { display, fromUser, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import type { Session } from './session.js';
-import { selectSnapshot, type SnapshotRef } from './snapshots.js';
+import { pickSnapshot, selectSnapshot, type SnapshotRef } from './snapshots.js';
 
 /** A path as a user types it: absolute or not, in Unicode, made a raw absolute snapshot path. */
 function snapshotPath(p: string): RawPath {
   return normalizeAbs(fromUser(p.startsWith('/') ? p : '/' + p));
+}
+
+/**
+ * The snapshot `ref` names for reading path `p`, its trees imported first when it is another
+ * host's that this catalog does not follow (issue 15). Synchronous readers (listEntries, diff)
+ * take the row this returns.
+ */
+export function pickForPath(s: Session, ref: SnapshotRef, p = '/'): Promise<SnapshotRow> {
+  return pickSnapshot(s, ref, p === '' ? [] : [snapshotPath(p)]);
 }
 
 export interface Listing {
@@ -37,7 +46,7 @@ export function listEntries(s: Session, ref: SnapshotRef, p: string, opts: { rec
 /** Writes one file's content to `out` (symlinks inside the snapshot are followed). Returns the bytes written. */
 export async function catFile(s: Session, ref: SnapshotRef, file: string, out: NodeJS.WritableStream): Promise<number> {
   const asked = snapshotPath(file);
-  const snap = selectSnapshot(s, ref, [asked]);
+  const snap = await pickSnapshot(s, ref, [asked]);
   const v = lookupFileForRead(s.catalog, snap, asked);
   // One pass: no blob cache, memory holds one blob at a time.
   return copyFileContent(new FileContentReader(s.repo, s.catalog, 0), v, out);
@@ -46,7 +55,7 @@ export async function catFile(s: Session, ref: SnapshotRef, file: string, out: N
 /** Streams a snapshot subtree to `out` as a tar archive. */
 export async function dumpSubtree(s: Session, ref: SnapshotRef, p: string, out: NodeJS.WritableStream): Promise<DumpResult> {
   const asked = snapshotPath(p);
-  const snap = selectSnapshot(s, ref, [asked]);
+  const snap = await pickSnapshot(s, ref, [asked]);
   return dumpTar(s.repo, s.catalog, snap, asked, out);
 }
 

@@ -8,7 +8,7 @@ import { Repository } from '../repo/repository.js';
 import { isStale, listLocks } from '../repo/lock.js';
 import type { ObjectStore } from '../store/store.js';
 import { readLastRun } from './monitor.js';
-import { openSettingsStore, type OpenOptions } from './session.js';
+import { openSettingsStore, repoPassword, type OpenOptions } from './session.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -59,7 +59,7 @@ export async function configCheck(o: DoctorOptions = {}): Promise<DoctorReport> 
       const opened = await openSettingsStore(o);
       store = opened.store;
       report.repository = opened.settings.repository.location;
-      const repo = await Repository.open(store);
+      const repo = await Repository.open(store, repoPassword(o, opened.settings));
       checks.push({ name: 'repository', status: 'ok', detail: `reached ${store.location} (repository ${repo.config.id.slice(0, 8)})` });
       checks.push(await checkLocks(store));
     } catch (e) {

@@ -5,7 +5,10 @@
  */
 
 // The session: store + repository + catalog + locks.
-export { openSession, withSession, initRepository, Session, type OpenOptions } from './session.js';
+export { openSession, withSession, initRepository, Session, type OpenOptions, type InitRepositoryOptions } from './session.js';
+// Encryption keys and copying between repositories (format version 2).
+export { listRepoKeys, addRepoKey, removeRepoKey, changeRepoPassword, type KeyOptions, type KeyListEntry } from './keys.js';
+export { copySnapshots, type CopyOptions, type CopyReport } from './copy.js';
 export { configCheck, type DoctorReport, type DoctorCheck, type DoctorOptions } from './doctor.js';
 
 // Whole operations.
@@ -15,6 +18,8 @@ export {
   listSnapshots,
   resolveSnapshot,
   selectSnapshot,
+  pickSnapshot,
+  importHosts,
   type ChosenSnapshot,
   type SnapshotFilter,
   type SnapshotGroup,
@@ -45,7 +50,25 @@ export {
   type FoundVersion,
   type FindDamage,
 } from './find.js';
-export { listEntries, catFile, dumpSubtree, diff, type Listing, type SnapshotDiff } from './browse.js';
+export { listEntries, catFile, dumpSubtree, diff, pickForPath, type Listing, type SnapshotDiff } from './browse.js';
+export {
+  consoleSettings,
+  consoleStateDir,
+  listAccounts,
+  listPage,
+  snapshotsHolding,
+  diffSubtree,
+  health,
+  pathIsUnder,
+  refreshCatalog,
+  type ConsoleSettings,
+  type AccountSummary,
+  type ListingPage,
+  type SubtreeDiff,
+  type HealthReport,
+  type HostHealth,
+} from './console.js';
+export { JsonLog, readLastRun, type LastRun } from './monitor.js';
 export { mount, checkMountAvailable, unmountHint, MountUnavailableError, type MountHandle, type MountOptions } from './mount.js';
 export { unlockRepository, catalogRebuild, catalogSync } from './repository.js';
 export { runJob, summaryLine, RunOverlapError, type RunReport, type RunStatus, type RunJobOptions } from './run.js';
@@ -88,7 +111,7 @@ export type { Entry, EntryType } from '../repo/tree.js';
 export { loadConfig, readConfigFile, applyCredentials, configPath, ConfigError, type Config } from '../config/config.js';
 export { applyPolicy, parseDuration, DEFAULT_POLICY, type RetentionPolicy, type RetentionDecision } from '../maintain/policy.js';
 export { forget, planForget, pruneSession, RetentionRefusedError, type ForgetReport, type ForgetOptions } from '../maintain/forget.js';
-export { prune, PruneAbortedError, type PruneOptions, type PruneReport } from '../maintain/prune.js';
+export { prune, PruneAbortedError, parseGrace, DEFAULT_GRACE_MS, type PruneOptions, type PruneReport } from '../maintain/prune.js';
 export { TokenBucket, LoadGate, throttleHooks, reexecAtIdlePriority, type ThrottleSettings } from '../util/throttle.js';
 export {
   checkRepository,

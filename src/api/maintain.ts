@@ -39,6 +39,8 @@ export interface ForgetSnapshotsOptions {
   /** Prune afterwards to free the space (never on a dry run). */
   prune?: boolean;
   repackThreshold?: number;
+  /** With prune: time between marking a pack as garbage and deleting it (ms, default 24 h). */
+  graceMs?: number;
   onProgress?: (msg: string) => void;
 }
 
@@ -46,11 +48,12 @@ export interface ForgetSnapshotsOptions {
 export async function forgetSnapshots(s: Session, o: ForgetSnapshotsOptions): Promise<ForgetReport & { prune: PruneReport | null }> {
   const f = await forget(s, { policy: o.policy, dryRun: o.dryRun, host: o.host, onProgress: o.onProgress });
   let pr: PruneReport | null = null;
-  if (o.prune && !o.dryRun) pr = await pruneSession(s, { repackThreshold: o.repackThreshold, onProgress: o.onProgress });
+  if (o.prune && !o.dryRun)
+    pr = await pruneSession(s, { repackThreshold: o.repackThreshold, graceMs: o.graceMs, onProgress: o.onProgress });
   return { ...f, prune: pr };
 }
 
-/** Frees the space no snapshot uses, under the exclusive repository lock. */
+/** Frees the space no snapshot uses: marks it, and deletes what an earlier run marked (maintenance lock; snapshots run on). */
 export async function pruneRepository(s: Session, o: PruneOptions): Promise<PruneReport> {
   return pruneSession(s, o);
 }

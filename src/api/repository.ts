@@ -10,7 +10,7 @@ import { openSettingsStore, type OpenOptions, type Session } from './session.js'
 export async function unlockRepository(opts: OpenOptions = {}): Promise<{ removed: number; live: LockInfo[] }> {
   const { store } = await openSettingsStore(opts);
   try {
-    await Repository.open(store); // fail clearly when there is no repository here
+    await Repository.readConfig(store); // fail clearly when there is no repository here (no password needed)
     const removed = await removeStaleLocks(store);
     const live = (await listLocks(store)).filter((l) => !isStale(l));
     return { removed, live };

@@ -1,10 +1,11 @@
 import { restore, type RestoreOptions, type RestoreResult } from '../restore/restorer.js';
+import { native } from '../livefs/native.js';
 import { requestedRoots } from '../restore/scope.js';
 import { nonRootRestoreNote } from '../restore/tally.js';
 import type { SnapshotRow } from '../catalog/catalog.js';
 import { display } from '../util/rawpath.js';
 import type { Session } from './session.js';
-import { selectSnapshot, type SnapshotRef } from './snapshots.js';
+import { pickSnapshot, type SnapshotRef } from './snapshots.js';
 
 export interface RestoreSnapshotOptions extends Omit<RestoreOptions, 'snapshot'> {
   /** `latest`, an id, an id prefix, a query (reference, filters, onChosen), or a snapshot row. */
@@ -34,8 +35,10 @@ function described(r: SnapshotRow): RestoredSnapshot {
  * `latest` is the newest snapshot of a group holding the paths (or account) to restore.
  */
 export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Promise<RestoreSnapshotResult> {
+  // [issue 17, native-restore] No slow fallback: without the addon, one line and a non-zero exit before anything else.
+  native();
   const { snapshot, host, ...opts } = o;
-  const snap = selectSnapshot(s, snapshot, requestedRoots(opts), { host });
+  const snap = await pickSnapshot(s, snapshot, requestedRoots(opts), { host });
   const run = async () => ({ ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) });
   const limits = opts.dryRun ? null : nonRootRestoreNote(process.getuid?.());
   if (limits) s.note(limits);

@@ -2,7 +2,7 @@ import type { RepoContext } from '../catalog/context.js';
 import * as fs from 'node:fs';
 import { openStore, type StoreOptions } from '../store/open.js';
 import type { ObjectStore } from '../store/store.js';
-import { Repository, RepoNotFoundError } from '../repo/repository.js';
+import { PasswordNeededError, Repository, RepoNotFoundError } from '../repo/repository.js';
 import { Catalog } from '../catalog/catalog.js';
 import { syncCatalog, type SyncReport } from '../catalog/sync.js';
 import { catalogPathFor } from '../config/location.js';
@@ -11,12 +11,18 @@ import { describeRepoLookup, resolveSettings, type SessionSettings } from '../co
 import { acquirePidLock, LockBusyError } from '../util/pidlock.js';
 import type { OptionNamer, OptionText } from '../util/errors.js';
 import { RepoLock } from '../repo/lock.js';
+import { ensureDefaultPassword, newPassword, passwordSource, type PasswordGetter } from '../config/password.js';
+import type { InitOptions } from '../repo/repository.js';
 
 export interface OpenOptions extends StoreOptions {
   /** The config file (default: SNAPFILL_CONFIG, else /etc/snapfill/config.json when it exists). */
   config?: string;
   repo?: string;
   catalog?: string;
+  /** A file whose first line is the repository password (then SNAPFILL_PASSWORD_FILE, passwordCommand, the config file, a prompt). */
+  passwordFile?: string;
+  /** A shell command that prints the repository password. */
+  passwordCommand?: string;
   /** Create the repository when it does not exist (only ever for the default location or `init`). */
   create?: boolean;
   /** Skip the catalog sync (for commands that only read the repository). */
@@ -48,9 +54,12 @@ export class Session implements RepoContext {
     if (!this.releaseLock) this.releaseLock = acquirePidLock(this.catalog.file + '.lock', what);
   }
 
-  /** Runs `fn` holding a repository lock: shared for writers that add, exclusive for those that delete. */
-  async withRepoLock<T>(operation: string, exclusive: boolean, fn: () => Promise<T>): Promise<T> {
-    const reader = this.readOnly && !exclusive;
+  /** [prune, issue 15] The lock withRepoLock holds now (a snapshot's marker, which the snapshot checks is kept fresh). */
+  heldLock: RepoLock | null = null;
+
+  /** Runs `fn` holding a repository lock: shared (false), 'maintenance' (prune, forget) or exclusive (true). */
+  async withRepoLock<T>(operation: string, exclusive: boolean | 'maintenance', fn: () => Promise<T>): Promise<T> {
+    const reader = this.readOnly && exclusive === false;
     const lock = reader
       ? await RepoLock.acquireForReading(this.repo.store, operation)
       : await RepoLock.acquire(this.repo.store, operation, exclusive);
@@ -59,10 +68,26 @@ export class Session implements RepoContext {
         `note: the repository ${this.repo.store.location} is read-only for this user; no lock was taken ` +
           `(${operation} only reads it; a prune started meanwhile elsewhere could remove what it reads)`,
       );
+    this.heldLock = lock;
     try {
       return await fn();
     } finally {
+      this.heldLock = null;
       await lock?.release();
+    }
+  }
+
+  /**
+   * Runs `fn` holding the catalog lock: taken for `fn` only when the session does not hold it
+   * already (a read-only command that must write the catalog once, e.g. an on-demand import).
+   */
+  async withCatalogLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.releaseLock) return fn();
+    this.lockCatalog(what);
+    try {
+      return await fn();
+    } finally {
+      this.unlockCatalog();
     }
   }
 
@@ -115,19 +140,47 @@ export async function openSettingsStore(opts: OpenOptions = {}): Promise<{ setti
   return { settings, store: await openStore(settings.repository.location, { ...opts, ...settings.s3 }) };
 }
 
+/** The password source for these options and settings (asked only for an encrypted repository). */
+export function repoPassword(opts: OpenOptions, settings: SessionSettings): PasswordGetter | undefined {
+  return passwordSource(opts, settings.passwordFile);
+}
+
 async function openRepository(opts: OpenOptions): Promise<{ settings: SessionSettings; repo: Repository }> {
   const { settings, store } = await openSettingsStore(opts);
   const { location, from } = settings.repository;
   try {
-    return { settings, repo: await Repository.open(store) };
+    return { settings, repo: await Repository.open(store, repoPassword(opts, settings)) };
   } catch (e) {
     if (!(e instanceof RepoNotFoundError) || !(opts.create && from === 'default')) {
       await store.close?.();
       throw e instanceof RepoNotFoundError ? noRepository(settings) : e;
     }
     if (!location.startsWith('s3://')) fs.mkdirSync(location, { recursive: true });
-    opts.onProgress?.(`created default repository at ${location}`);
-    return { settings, repo: await Repository.init(store) };
+    try {
+      // A first snapshot on a fresh machine: a named password source wins; else a random
+      // password is generated into the default password file (said once, loudly).
+      const explicit = opts.passwordFile || process.env.SNAPFILL_PASSWORD_FILE || opts.passwordCommand || settings.passwordFile;
+      let password: string;
+      let generated: string | null = null;
+      if (explicit) password = await repoPassword(opts, settings)!();
+      else {
+        const d = ensureDefaultPassword();
+        password = d.password;
+        if (d.created) generated = d.file;
+      }
+      const repo = await Repository.init(store, { password });
+      if (generated)
+        // Always said, even with --quiet: whoever loses this file loses every backup in the repository.
+        process.stderr.write(
+          `snapfill: created encrypted repository ${location}; its password is in ${generated} - without that file ` +
+            'the repository cannot be read: keep a copy elsewhere\n',
+        );
+      else opts.onProgress?.(`created default repository at ${location} (encrypted)`);
+      return { settings, repo };
+    } catch (err) {
+      await store.close?.();
+      throw err;
+    }
   }
 }
 
@@ -166,10 +219,37 @@ export async function withSession<T>(opts: OpenOptions, fn: (s: Session) => Prom
   }
 }
 
+export interface InitRepositoryOptions extends OpenOptions {
+  /** A version-2 repository WITHOUT encryption (anyone who can read the store reads the backups). */
+  insecureNoEncryption?: boolean;
+  /** 1: the old format (tests and migrations only). */
+  formatVersion?: 1 | 2;
+  /** A file holding the first key's password (otherwise the usual password sources). */
+  newPasswordFile?: string;
+  chunkSize?: number;
+  packSize?: number;
+}
+
 /** Creates a repository where the settings point (flags > env > config file > default). */
-export async function initRepository(opts: OpenOptions = {}): Promise<Repository> {
-  const { location } = sessionSettings(opts).repository;
+export async function initRepository(opts: InitRepositoryOptions = {}): Promise<Repository> {
+  const settings = sessionSettings(opts);
+  const { location } = settings.repository;
+  const version = opts.formatVersion ?? 2;
+  const init: InitOptions = { version, chunkSize: opts.chunkSize, packSize: opts.packSize };
+  if (version === 2) {
+    if (opts.insecureNoEncryption) init.password = null;
+    else {
+      // Asked before anything is created: no password, nothing written.
+      init.password = await newPassword(opts, settings.passwordFile);
+      if (init.password === undefined) throw new PasswordNeededError(location);
+    }
+  }
   if (!location.startsWith('s3://')) fs.mkdirSync(location, { recursive: true });
   const { store } = await openSettingsStore(opts);
-  return Repository.init(store);
+  try {
+    return await Repository.init(store, init);
+  } catch (e) {
+    await store.close?.();
+    throw e;
+  }
 }

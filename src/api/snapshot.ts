@@ -1,6 +1,8 @@
 import { Snapshotter, type SnapshotOptions, type SnapshotResult } from '../snapshot/snapshotter.js';
 import { syncCatalog } from '../catalog/sync.js';
+import { ReuseGuard } from '../snapshot/reuseguard.js';
 import type { Session } from './session.js';
+import { thisHost } from '../util/host.js';
 
 export interface TakeSnapshotOptions extends SnapshotOptions {
   /** Named in the catalog lock, so a second writer's error says who holds it. */
@@ -17,13 +19,22 @@ export interface TakeSnapshotOptions extends SnapshotOptions {
 export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promise<SnapshotResult> {
   const { lockName = 'snapshot', onLog, ...snapshotOpts } = opts;
   s.lockCatalog(lockName);
+  // [prune, issue 15] The shared lock is the snapshot's MARKER: it does not stop prune; prune
+  // keeps the packs it marks after this marker's creation until the marker goes.
   return s.withRepoLock('snapshot', false, async () => {
+    // [prune, issue 15] Garbage records are read after the marker is written and BEFORE the sync
+    // lists the pack indexes (docs/FORMAT.md, "Garbage and the two-phase prune": why this order).
+    const guard = await ReuseGuard.start(s.repo, s.catalog);
     // Re-read the repository under the lock: a prune by another host between open and lock may
     // have removed packs, and dedup must only trust blobs that still exist.
-    const sync = await syncCatalog(s.repo, s.catalog, onLog);
+    // The host recorded (--host) is followed: its earlier snapshots are this one's parents.
+    const sync = await syncCatalog(s.repo, s.catalog, onLog, { follow: [snapshotOpts.host ?? thisHost()] });
     // (The session's own sync at open may have been the one that saw the packs go.)
     if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, onLog);
-    return new Snapshotter(s.repo, s.catalog, snapshotOpts).run();
+    // [prune, issue 15] blobs only marked packs hold count as absent; re-checked before the record.
+    guard.prepare(onLog);
+    const marker = s.heldLock;
+    return new Snapshotter(s.repo, s.catalog, { ...snapshotOpts, guard, markerHealthy: () => marker?.healthy() ?? true, onLog }).run();
   });
 }
 

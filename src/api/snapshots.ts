@@ -2,6 +2,7 @@ import type { Catalog, SnapshotRow } from '../catalog/catalog.js';
 import { OptionError } from '../util/errors.js';
 import { display, fromUser, isUnder, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import type { Session } from './session.js';
+import { syncCatalog } from '../catalog/sync.js';
 
 export interface SnapshotFilter {
   /** Only snapshots of this host. */
@@ -52,9 +53,28 @@ function matches(r: SnapshotRow, f: SnapshotFilter): boolean {
   return (!f.host || r.host === f.host) && (!f.tag || r.tags.includes(f.tag)) && (!f.path || r.paths.includes(filterPath(f.path)));
 }
 
-/** Committed snapshots, oldest first, narrowed by host, tag and source path. */
+/**
+ * Committed snapshots of every host, oldest first, narrowed by host, tag and source path. Those
+ * of hosts the catalog does not follow are `remote` rows (records only, issue 15): pass one to
+ * pickSnapshot, which imports its trees before an operation reads them.
+ */
 export function listSnapshots(s: Session, filter: SnapshotFilter = {}): SnapshotRow[] {
-  return s.catalog.listSnapshots().filter((r) => matches(r, filter));
+  return s.catalog.listAllSnapshots().filter((r) => matches(r, filter));
+}
+
+/**
+ * Imports the trees of these hosts' snapshots, which the catalog so far held as records only
+ * (issue 15: a host's catalog follows its own lineages; another host's are fetched when a
+ * command asks for them). From now on the catalog follows these hosts.
+ */
+export async function importHosts(s: Session, hosts: Iterable<string>): Promise<void> {
+  const want = [...new Set(hosts)].filter((h) => !s.catalog.followedHosts().has(h));
+  if (!want.length) return;
+  s.note(`catalog: importing the snapshots of host ${want.join(', ')} (first use on this machine)`);
+  await s.withCatalogLock(`import of host ${want.join(', ')}`, async () => {
+    const rep = await syncCatalog(s.repo, s.catalog, s.note, { follow: want });
+    for (const d of rep.damaged) s.note(`warning: snapshot ${d.snapshot_id.slice(0, 8)}: ${d.path}: ${d.message}`);
+  });
 }
 
 /** "with --host web1 --tag nightly", in the caller's spelling of the options ('' without filters). */
@@ -91,7 +111,10 @@ function groupsHolding(groups: SnapshotGroup[], paths: RawPath[]): SnapshotGroup
  * names them all).
  */
 export function chooseSnapshot(catalog: Catalog, ref: string, sel: SnapshotSelection = {}): ChosenSnapshot {
-  const all = catalog.listSnapshots();
+  return chooseAmong(catalog.listSnapshots(), ref, sel);
+}
+
+function chooseAmong(all: SnapshotRow[], ref: string, sel: SnapshotSelection): ChosenSnapshot {
   if (!all.length) throw new Error('the repository has no snapshots yet');
   const snaps = all.filter((r) => matches(r, sel));
   const paths = sel.paths ?? [];
@@ -127,12 +150,37 @@ export function resolveSnapshot(catalog: Catalog, ref: string, sel: SnapshotSele
 export function selectSnapshot(s: Session, ref: SnapshotRef, paths: RawPath[] = [], filter: SnapshotFilter = {}): SnapshotRow {
   if (typeof ref !== 'string' && 'seq' in ref) return ref;
   const q: SnapshotQuery = typeof ref === 'string' ? { ref } : ref;
-  const chosen = chooseSnapshot(s.catalog, q.ref, {
-    host: q.host ?? filter.host,
-    tag: q.tag ?? filter.tag,
-    path: q.path ?? filter.path,
-    paths,
-  });
+  const chosen = chooseSnapshot(s.catalog, q.ref, selection(q, paths, filter));
   q.onChosen?.(chosen);
   return chosen.snapshot;
+}
+
+function selection(q: SnapshotQuery, paths: RawPath[], filter: SnapshotFilter): SnapshotSelection {
+  return { host: q.host ?? filter.host, tag: q.tag ?? filter.tag, path: q.path ?? filter.path, paths };
+}
+
+/**
+ * selectSnapshot over the snapshots of every host: the choice is the one a catalog holding
+ * every host's trees would make. When it falls on a host this catalog does not follow (another
+ * host's snapshot by id or `--host`, or a fresh machine restoring a lost one), that host's
+ * trees are imported first (importHosts), so the operation reads a complete snapshot.
+ */
+export async function pickSnapshot(s: Session, ref: SnapshotRef, paths: RawPath[] = [], filter: SnapshotFilter = {}): Promise<SnapshotRow> {
+  let chosen: ChosenSnapshot | null = null;
+  let snap: SnapshotRow;
+  if (typeof ref !== 'string' && 'seq' in ref) snap = ref;
+  else {
+    const q: SnapshotQuery = typeof ref === 'string' ? { ref } : ref;
+    chosen = chooseAmong(s.catalog.listAllSnapshots(), q.ref, selection(q, paths, filter));
+    snap = chosen.snapshot;
+  }
+  if (snap.remote) {
+    await importHosts(s, [snap.host]);
+    const imported = s.catalog.snapshotById(snap.id);
+    if (!imported) throw new Error(`snapshot ${snap.id.slice(0, 8)} of host ${snap.host} is no longer in the repository`);
+    snap = imported;
+    if (chosen) chosen = { ...chosen, snapshot: snap };
+  }
+  if (chosen && typeof ref !== 'string' && !('seq' in ref)) ref.onChosen?.(chosen);
+  return snap;
 }

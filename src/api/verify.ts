@@ -1,8 +1,9 @@
 import * as path from 'node:path';
+import { native } from '../livefs/native.js';
 import { verifySnapshot, type VerifyOptions, type VerifyResult } from '../verify/verify.js';
 import { fromUser, normalizeAbs } from '../util/rawpath.js';
 import type { Session } from './session.js';
-import { selectSnapshot, type SnapshotRef } from './snapshots.js';
+import { pickSnapshot, type SnapshotRef } from './snapshots.js';
 
 export interface VerifyTreeOptions extends Omit<VerifyOptions, 'paths' | 'target'> {
   /** `latest` (the newest snapshot of a group holding `paths`), an id, a prefix, a query or a row. */
@@ -15,9 +16,11 @@ export interface VerifyTreeOptions extends Omit<VerifyOptions, 'paths' | 'target
 
 /** Compares the live tree with a snapshot, read-only (paths as a user types them). */
 export async function verify(s: Session, o: VerifyTreeOptions): Promise<VerifyResult> {
+  // [issue 17, native-restore] No slow fallback: without the addon, one line and a non-zero exit before anything else.
+  native();
   const { snapshot, paths, target, ...opts } = o;
   const asked = (paths ?? []).map((p) => normalizeAbs(fromUser(p)));
-  const snap = selectSnapshot(s, snapshot, asked);
+  const snap = await pickSnapshot(s, snapshot, asked);
   return verifySnapshot(s.catalog, snap, {
     ...opts,
     paths: asked,

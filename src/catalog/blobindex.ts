@@ -93,6 +93,45 @@ export class BlobIndex {
     return { type: p.type, size: p.size, blobs };
   }
 
+  /** [prune, issue 15] Every pack holding a copy of the blob (its row in blobs and in blob_alt). */
+  blobHomes(id: BlobId): string[] {
+    const h = Buffer.from(id, 'hex');
+    const rows = this.db
+      .st(
+        `SELECT p.hash FROM blobs b JOIN packs p ON p.id=b.pack WHERE b.hash=?
+         UNION SELECT p.hash FROM blob_alt a JOIN packs p ON p.id=a.pack WHERE a.hash=?`,
+      )
+      .all(h, h) as { hash: string }[];
+    return rows.map((r) => r.hash);
+  }
+
+  /**
+   * [prune, issue 15] Which of `ids` the open rows of a lineage reference (content or directory
+   * tree): every row of its newest or pending snapshot, plus rows a pending snapshot is about to
+   * close. A superset of what that snapshot references, which is all a caller that copies
+   * blobs to keep them alive needs (one more copy is harmless). One pass over the lineage's rows.
+   */
+  lineageReferences(lineage: number, ids: Set<BlobId>): Set<BlobId> {
+    const out = new Set<BlobId>();
+    if (!ids.size) return out;
+    const rows = this.db.st(`SELECT content, tree FROM versions WHERE lineage=? AND to_seq IS NULL`).iterate(lineage) as Iterable<{
+      content: Buffer | null;
+      tree: Buffer | null;
+    }>;
+    for (const r of rows) {
+      if (r.tree) {
+        const t = r.tree.toString('hex');
+        if (ids.has(t)) out.add(t);
+      }
+      if (r.content)
+        for (let i = 0; i + 32 <= r.content.length; i += 32) {
+          const c = r.content.toString('hex', i, i + 32);
+          if (ids.has(c)) out.add(c);
+        }
+    }
+    return out;
+  }
+
   /** Forgets every pack and blob (the start of a full rebuild). */
   clear(): void {
     this.db.atomic(() => this.db.exec(`DELETE FROM blobs; DELETE FROM blob_alt; DELETE FROM packs;`));

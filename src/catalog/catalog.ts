@@ -7,6 +7,8 @@ import { CatalogDb } from './db.js';
 import { CatalogReader } from './reader.js';
 import type { BlobLocationRow, DirStatRow, LightEntry, SnapshotRow, VersionRow } from './rows.js';
 import { CatalogWriter } from './writer.js';
+import { RemoteSnapshots } from './remote.js';
+import type { StoredSnapshot } from '../repo/repository.js';
 
 export { lightFromVersion, type BlobLocationRow, type DirStatRow, type LightEntry, type SnapshotRow, type VersionRow } from './rows.js';
 
@@ -23,6 +25,7 @@ export class Catalog {
   private readonly blobs: BlobIndex;
   private readonly reader: CatalogReader;
   private readonly writer: CatalogWriter;
+  private readonly remote: RemoteSnapshots;
 
   private constructor(
     private readonly db: CatalogDb,
@@ -31,6 +34,7 @@ export class Catalog {
     this.blobs = new BlobIndex(db);
     this.reader = new CatalogReader(db, this.blobs);
     this.writer = new CatalogWriter(db, this.reader);
+    this.remote = new RemoteSnapshots(db);
   }
 
   static open(file: string, repoId: string): Catalog {
@@ -79,6 +83,7 @@ export class Catalog {
       this.writer.clearSnapshots();
       this.blobs.clear();
       this.writer.clearTreeDigests();
+      this.remote.clear();
     });
   }
 
@@ -107,6 +112,15 @@ export class Catalog {
   }
   packContents(packId: string): PackContents | undefined {
     return this.blobs.packContents(packId);
+  }
+  // [prune, issue 15] what a snapshot's garbage check asks (src/snapshot/reuseguard.ts).
+  /** Every pack the catalog knows a copy of the blob in. */
+  blobHomes(id: BlobId): string[] {
+    return this.blobs.blobHomes(id);
+  }
+  /** Which of `ids` the lineage's current rows (its newest or pending snapshot, and a few more) reference. */
+  lineageReferences(lineage: number, ids: Set<BlobId>): Set<BlobId> {
+    return this.blobs.lineageReferences(lineage, ids);
   }
 
   // ---- writing (writer.ts) --------------------------------------------------------------
@@ -157,6 +171,36 @@ export class Catalog {
     this.writer.carryDamage(fromSeq, toSeq, root);
   }
 
+  // ---- other hosts' snapshots (remote.ts, issue 15) -------------------------------------
+
+  /** The hosts whose trees this catalog imports: those it has lineages of. */
+  followedHosts(): Set<string> {
+    return this.reader.lineageHosts();
+  }
+  addRemoteSnapshot(s: StoredSnapshot): void {
+    this.remote.add(s);
+  }
+  removeRemoteSnapshot(id: string): void {
+    this.remote.remove(id);
+  }
+  remoteSnapshotIds(): Set<string> {
+    return this.remote.ids();
+  }
+  remoteRecords(hosts?: Set<string>): StoredSnapshot[] {
+    return this.remote.records(hosts);
+  }
+  /** Every snapshot the repository had at the last sync: imported ones and, as `remote` rows, the others; oldest first. */
+  listAllSnapshots(): SnapshotRow[] {
+    const all = [...this.reader.listSnapshots(), ...this.remote.rows()];
+    return all.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.seq - b.seq || (a.id < b.id ? -1 : 1)));
+  }
+  /** Ids of every snapshot the catalog knows of, imported or not. */
+  knownSnapshotIds(): Set<string> {
+    const ids = this.remote.ids();
+    for (const s of this.reader.listSnapshots()) ids.add(s.id);
+    return ids;
+  }
+
   // ---- reading (reader.ts) --------------------------------------------------------------
 
   listSnapshots(): SnapshotRow[] {
@@ -192,6 +236,9 @@ export class Catalog {
   }
   listDir(snap: SnapshotRow, dir: RawPath): Iterable<VersionRow> {
     return this.reader.listDir(snap, dir);
+  }
+  listDirPage(snap: SnapshotRow, dir: RawPath, offset: number, limit: number): { total: number; rows: VersionRow[] } {
+    return this.reader.listDirPage(snap, dir, offset, limit);
   }
   listDirStat(snap: SnapshotRow, dir: RawPath): DirStatRow[] {
     return this.reader.listDirStat(snap, dir);

@@ -23,8 +23,17 @@ export class CatalogDb {
 
   /** Opens (creating if needed) and migrates the catalog of repository `repoId`. */
   static open(file: string, repoId: string): CatalogDb {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    // 0700 / 0600: the catalog holds every file name of every snapshot in the clear (issue 14).
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const created = !fs.existsSync(file);
     const conn = new Database(file);
+    if (created) {
+      try {
+        fs.chmodSync(file, 0o600);
+      } catch {
+        // a file another process created meanwhile: its own mode stands
+      }
+    }
     try {
       conn.pragma('journal_mode = WAL');
       conn.pragma('synchronous = NORMAL');

@@ -59,6 +59,20 @@ CREATE TABLE IF NOT EXISTS damaged(
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, what: 'the schema of the releases before numbered migrations', up: (db) => db.exec(SCHEMA_1) },
+  // Content-defined chunks (issue 14) have sizes of their own: a ranged read (mount) needs each
+  // chunk's plain size, 4 bytes little-endian per blob; NULL for fixed chunk_size chunks.
+  { version: 2, what: 'plain sizes of content-defined chunks', up: (db) => db.exec(`ALTER TABLE versions ADD COLUMN csizes BLOB`) },
+  // (3 is the prune helper's; 4 is issue 15's per-host catalog, numbered ahead of it.)
+  // A fleet in one bucket (issue 15): a catalog imports the trees of the hosts it follows
+  // (this host, and those a command asked for); of the other hosts' snapshots it keeps the
+  // record only, so listing, forget and selection see them and their trees are fetched on demand.
+  {
+    version: 3,
+    what: 'records of snapshots of hosts this catalog does not follow',
+    up: (db) =>
+      db.exec(`CREATE TABLE IF NOT EXISTS remote_snapshots(
+        id TEXT PRIMARY KEY, host TEXT NOT NULL, time TEXT NOT NULL, record TEXT NOT NULL) WITHOUT ROWID`),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

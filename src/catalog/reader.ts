@@ -55,9 +55,23 @@ const OPEN_ROW = `v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`;
 /**
  * A child row as childrenForVerify returns it, an array in this order:
  * [pathId, name, type (ENTRY_TYPES index), mode, uid, gid, size, mtime in µs,
- *  target (Buffer, symlinks and hardlinks only) | null, fp (Buffer, with checksum only) | null, rdev]
+ *  target (Buffer, symlinks and hardlinks only) | null, fp (Buffer, with checksum only) | null, rdev,
+ *  the mtime's nanoseconds below the µs (0..999: mtime ns = µs * 1000 + this, exact without a BigInt column)]
  */
-export type VerifyChildRow = [number, RawPath, number, number, number, number, number, number, Buffer | null, Buffer | null, number];
+export type VerifyChildRow = [
+  number,
+  RawPath,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  Buffer | null,
+  Buffer | null,
+  number,
+  number,
+];
 
 // verify runs childrenForVerify once per directory, and its per-row cost is most of verify's own
 // CPU time, so: rows as arrays; mtime in whole microseconds (< 2^53, no BigInt per row); and no
@@ -67,7 +81,7 @@ export type VerifyChildRow = [number, RawPath, number, number, number, number, n
 const SYMLINK = ENTRY_TYPES.indexOf('symlink');
 const HARDLINK = ENTRY_TYPES.indexOf('hardlink');
 const verifyChildrenSql = (withFp: boolean) => `SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid, v.size, v.mtime / 1000,
-  CASE WHEN v.type IN (${SYMLINK}, ${HARDLINK}) THEN v.target END, ${withFp ? 'v.fp' : 'NULL'}, v.rdev
+  CASE WHEN v.type IN (${SYMLINK}, ${HARDLINK}) THEN v.target END, ${withFp ? 'v.fp' : 'NULL'}, v.rdev, v.mtime % 1000
   FROM paths p CROSS JOIN versions v ON v.path = p.id WHERE p.parent = @pid AND ${IN_SNAP}`;
 const VERIFY_CHILDREN_FP = verifyChildrenSql(true);
 const VERIFY_CHILDREN = verifyChildrenSql(false);
@@ -98,6 +112,11 @@ export class CatalogReader {
 
   listSnapshots(): SnapshotRow[] {
     return (this.db.st(`SELECT * FROM snapshots WHERE state='committed' ORDER BY time, seq`).all() as SnapshotSqlRow[]).map(rowToSnapshot);
+  }
+
+  /** Hosts of the catalog's lineages (the hosts whose trees it imports, issue 15). */
+  lineageHosts(): Set<string> {
+    return new Set((this.db.st(`SELECT DISTINCT host FROM lineages`).all() as { host: string }[]).map((r) => r.host));
   }
 
   snapshotById(id: string): SnapshotRow | undefined {
@@ -186,6 +205,22 @@ export class CatalogReader {
       { pid, lineage: snap.lineage, seq: snap.seq },
     ) as Iterable<VersionSqlRow>)
       yield rowToVersion(r);
+  }
+
+  /**
+   * One page of a directory by name, and how many entries it has (the web console's paged
+   * listing): only the page's rows are read in full, never all 100k of a big directory.
+   */
+  listDirPage(snap: SnapshotKey, dir: RawPath, offset: number, limit: number): { total: number; rows: VersionRow[] } {
+    const pid = this.pathId(dir);
+    if (pid === undefined) return { total: 0, rows: [] };
+    const args = { pid, lineage: snap.lineage, seq: snap.seq };
+    const from = `FROM paths p CROSS JOIN versions v ON v.path=p.id WHERE p.parent=@pid AND ${IN_SNAP}`;
+    const total = (this.db.st(`SELECT count(*) AS n ${from}`).get(args) as { n: number }).n;
+    const rows = this.db
+      .st(`SELECT ${VCOLS} ${from} ORDER BY p.name LIMIT @limit OFFSET @offset`)
+      .all({ ...args, limit, offset }) as VersionSqlRow[];
+    return { total, rows: rows.map(rowToVersion) };
   }
 
   /**

@@ -18,6 +18,11 @@ export interface SnapshotRow {
   tree: string;
   parent: string | null;
   record: Record<string, any>;
+  /**
+   * A snapshot of a host this catalog does not follow: its record only, no entries (issue 15,
+   * catalog/remote.ts). Select it through api/snapshots.ts pickSnapshot, which imports its host.
+   */
+  remote?: boolean;
 }
 
 /** What a query needs to select the rows of one snapshot (see IN_SNAP). */
@@ -94,7 +99,7 @@ export function lightFromVersion(v: VersionRow, loc: BlobLocationRow | null): Li
 // Nanosecond times (and some inode numbers) exceed 2^53: they are read as text and parsed to
 // BigInt, which is far cheaper than safeIntegers() turning every integer column into a BigInt.
 export const VCOLS = `v.id AS vid, v.path AS pid, p.path AS ppath, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size,
-  CAST(v.mtime AS TEXT) AS mtime, CAST(v.ctime AS TEXT) AS ctime, CAST(v.ino AS TEXT) AS ino, CAST(v.dev AS TEXT) AS dev, v.nlink, v.rdev, v.target, v.fp, v.content, v.tree, v.flags`;
+  CAST(v.mtime AS TEXT) AS mtime, CAST(v.ctime AS TEXT) AS ctime, CAST(v.ino AS TEXT) AS ino, CAST(v.dev AS TEXT) AS dev, v.nlink, v.rdev, v.target, v.fp, v.content, v.tree, v.flags, v.csizes`;
 
 /**
  * A version row belongs to a snapshot when it is of the snapshot's lineage and valid at its seq:
@@ -113,6 +118,20 @@ export function contentFromBlob(b: Buffer | null): BlobId[] | null {
   const hex = b.toString('hex');
   const out: BlobId[] = [];
   for (let i = 0; i < hex.length; i += 64) out.push(hex.slice(i, i + 64));
+  return out;
+}
+
+/** Plain chunk sizes (Entry.chunkSizes) as 4-byte little-endian words in one BLOB column. */
+export function sizesToBlob(s: number[] | undefined): Buffer | null {
+  if (!s) return null;
+  const b = Buffer.alloc(s.length * 4);
+  for (let i = 0; i < s.length; i++) b.writeUInt32LE(s[i], i * 4);
+  return b;
+}
+
+export function sizesFromBlob(b: Buffer): number[] {
+  const out: number[] = [];
+  for (let i = 0; i + 4 <= b.length; i += 4) out.push(b.readUInt32LE(i));
   return out;
 }
 
@@ -139,6 +158,7 @@ export interface VersionSqlRow {
   content: Buffer | null;
   tree: Buffer | null;
   flags: number;
+  csizes: Buffer | null;
 }
 
 /** A row selected with VCOLS, as the entry it records. */
@@ -167,6 +187,7 @@ export function rowToVersion(r: VersionSqlRow): VersionRow {
     content: contentFromBlob(r.content),
     tree: r.tree ? r.tree.toString('hex') : null,
     flags: Number(r.flags),
+    ...(r.csizes ? { chunkSizes: sizesFromBlob(r.csizes) } : {}),
   };
 }
 

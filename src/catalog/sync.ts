@@ -6,6 +6,7 @@ import { display, join, type RawPath } from '../util/rawpath.js';
 import { PackCache } from '../repo/packcache.js';
 import { ObjectNotFoundError } from '../store/store.js';
 import { nameProblem, quoteName, refusedPath } from '../util/names.js';
+import { thisHost } from '../util/host.js';
 
 /** Objects fetched at once while importing (on S3 each is a request: latency, not bandwidth, is the cost). */
 const FETCH_BATCH = 32;
@@ -28,6 +29,21 @@ export interface SyncReport {
    * unreadable), per snapshot: the rest of each snapshot was imported. Display strings.
    */
   damaged: { snapshot_id: string; path: string; message: string }[];
+  /** Snapshot records of hosts this catalog does not follow, read and kept as records only (issue 15). */
+  remote_added: number;
+  /** How long the sync took, in seconds. */
+  duration_s: number;
+}
+
+/** Which hosts' trees a sync imports (issue 15: a host's catalog is bounded by its own data). */
+export interface SyncOptions {
+  /**
+   * Hosts to follow besides this host (util/host.ts thisHost) and those the catalog already
+   * has lineages of: their snapshots' trees are imported, also the ones seen before as records.
+   */
+  follow?: Iterable<string>;
+  /** Follow every host: import every snapshot's trees (the catalog of earlier releases). */
+  allHosts?: boolean;
 }
 
 /** One problem of an imported snapshot, as Catalog.damagedUnder reports it. */
@@ -50,7 +66,17 @@ function isAlive(pid: number): boolean {
  * indexes and snapshots it lacks (written by another host, or before a crash), and drops what
  * the repository no longer has. On an empty catalog this is a full rebuild.
  */
-export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress?: (msg: string) => void): Promise<SyncReport> {
+export async function syncCatalog(
+  repo: Repository,
+  catalog: Catalog,
+  onProgress?: (msg: string) => void,
+  opts: SyncOptions = {},
+): Promise<SyncReport> {
+  const started = Date.now();
+  const follow = catalog.followedHosts();
+  follow.add(thisHost());
+  for (const h of opts.follow ?? []) follow.add(h);
+  const followed = (host: string) => opts.allHosts === true || follow.has(host);
   const report: SyncReport = {
     packs_added: 0,
     packs_removed: 0,
@@ -58,6 +84,8 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
     snapshots_removed: 0,
     abandoned_discarded: 0,
     damaged: [],
+    remote_added: 0,
+    duration_s: 0,
   };
   report.abandoned_discarded = catalog.discardAbandoned(isAlive);
 
@@ -68,12 +96,17 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
   await syncPackIndexes(repo, catalog, report, onProgress);
 
-  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, report);
-  if (!toImport.length) return report;
+  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, report, followed);
+  const done = () => {
+    report.duration_s = (Date.now() - started) / 1000;
+    return report;
+  };
+  if (!toImport.length) return done();
   let n = 0;
   const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
   for (const s of toImport) {
     const damage = await importSnapshot(repo, catalog, s, trees);
+    catalog.removeRemoteSnapshot(s.id); // imported now (its host is followed): no longer a record only
     for (const d of damage) report.damaged.push({ snapshot_id: s.id, path: display(d.path), message: d.message });
     if (damage.length)
       onProgress?.(
@@ -85,7 +118,7 @@ export async function syncCatalog(repo: Repository, catalog: Catalog, onProgress
   report.snapshots_added = toImport.length;
   // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
   catalog.setMeta('verify_reuse', '1');
-  return report;
+  return done();
 }
 
 /** Imports the pack indexes the catalog lacks and drops the packs the repository no longer has. */
@@ -119,15 +152,18 @@ async function syncPackIndexes(repo: Repository, catalog: Catalog, report: SyncR
 const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1);
 
 /**
- * Forgets the snapshots the repository no longer has and returns the records to import, in
- * time order. Lineage rows must be added in time order: a snapshot older than what its lineage
- * already holds forces a re-import of all.
+ * Forgets the snapshots the repository no longer has, keeps the records of hosts not followed
+ * (catalog/remote.ts), and returns the records to import, in time order: new ones of followed
+ * hosts, and records kept earlier of hosts followed now (a command asked for them). Only
+ * snapshot records new since the last sync are read. Lineage rows must be added in time
+ * order: a snapshot older than what its lineage already holds forces a re-import of all.
  */
 async function snapshotsToImport(
   repo: Repository,
   catalog: Catalog,
   repoSnaps: Set<string>,
   report: SyncReport,
+  followed: (host: string) => boolean,
 ): Promise<StoredSnapshot[]> {
   const known = new Map(catalog.listSnapshots().map((s) => [s.id, s]));
   for (const [id] of known) {
@@ -136,11 +172,24 @@ async function snapshotsToImport(
       report.snapshots_removed++;
     }
   }
-  const fresh: StoredSnapshot[] = [];
+  const remote = catalog.remoteSnapshotIds();
+  for (const id of remote) {
+    if (!repoSnaps.has(id)) {
+      catalog.removeRemoteSnapshot(id);
+      report.snapshots_removed++;
+    }
+  }
+  const fresh: StoredSnapshot[] = catalog.remoteRecords().filter((s) => followed(s.host) && repoSnaps.has(s.id));
   await batched(
-    [...repoSnaps].filter((id) => !known.has(id)),
+    [...repoSnaps].filter((id) => !known.has(id) && !remote.has(id)),
     (id) => repo.loadSnapshot(id),
-    (s) => fresh.push(s),
+    (s) => {
+      if (followed(s.host)) fresh.push(s);
+      else {
+        catalog.addRemoteSnapshot(s);
+        report.remote_added++;
+      }
+    },
   );
   if (!fresh.length) return [];
   fresh.sort(byTimeThenId);
@@ -149,12 +198,18 @@ async function snapshotsToImport(
     return head !== undefined && head.time > s.time;
   });
   if (!outOfOrder) return fresh;
+  // Re-import the followed hosts' snapshots; the records of the others stay as they are.
   catalog.clearSnapshots();
   const all: StoredSnapshot[] = [];
+  const remoteNow = catalog.remoteSnapshotIds();
+  const promoted = new Set(fresh.map((f) => f.id));
   await batched(
-    [...repoSnaps],
+    [...repoSnaps].filter((id) => !remoteNow.has(id) || promoted.has(id)),
     (id) => repo.loadSnapshot(id),
-    (s) => all.push(s),
+    (s) => {
+      if (followed(s.host)) all.push(s);
+      else catalog.addRemoteSnapshot(s);
+    },
   );
   return all.sort(byTimeThenId);
 }
@@ -270,7 +325,14 @@ async function importTree(ctx: ImportContext, dir: RawPath, dirPathId: number, t
   }
 }
 
-export async function rebuildCatalog(repo: Repository, catalog: Catalog, onProgress?: (msg: string) => void): Promise<SyncReport> {
+export async function rebuildCatalog(
+  repo: Repository,
+  catalog: Catalog,
+  onProgress?: (msg: string) => void,
+  opts: SyncOptions = {},
+): Promise<SyncReport> {
+  // The rebuilt catalog follows the hosts the old one did (their lineages go with clearAll).
+  const follow = [...catalog.followedHosts(), ...(opts.follow ?? [])];
   catalog.clearAll();
-  return syncCatalog(repo, catalog, onProgress);
+  return syncCatalog(repo, catalog, onProgress, { ...opts, follow });
 }

@@ -2,7 +2,7 @@ import { ENTRY_TYPES, type Entry } from '../repo/tree.js';
 import { basename, dirname, subtreeRange, toBlob, type RawPath } from '../util/rawpath.js';
 import type { CatalogDb } from './db.js';
 import type { CatalogReader } from './reader.js';
-import { contentToBlob } from './rows.js';
+import { contentToBlob, sizesToBlob } from './rows.js';
 
 /**
  * What a snapshot (src/snapshot) and an import (sync.ts) write: lineages, pending snapshots and
@@ -71,6 +71,8 @@ export class CatalogWriter {
 
   /** Removes a snapshot from the catalog, and the rows no other snapshot uses. */
   forgetSnapshot(id: string): void {
+    // A snapshot of a host not followed is a record only (remote.ts).
+    this.db.st(`DELETE FROM remote_snapshots WHERE id=?`).run(id);
     const s = this.reader.snapshotById(id);
     if (!s) return;
     this.db.atomic(() => {
@@ -125,7 +127,7 @@ export class CatalogWriter {
       this.db
         .st(
           `INSERT INTO versions(path, lineage, from_seq, to_seq, type, mode, uid, gid, uname, gname, size, mtime, ctime,
-      ino, dev, nlink, rdev, target, fp, content, tree, flags) VALUES(?,?,?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      ino, dev, nlink, rdev, target, fp, content, tree, flags, csizes) VALUES(?,?,?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
         )
         .run(
           pathId,
@@ -149,6 +151,7 @@ export class CatalogWriter {
           contentToBlob(e.content),
           e.tree === null ? null : Buffer.from(e.tree, 'hex'),
           e.flags,
+          sizesToBlob(e.chunkSizes),
         ).lastInsertRowid,
     );
   }

@@ -3,7 +3,8 @@ import type { Repository, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { PackIndex } from '../pack/format.js';
 import type { BlobId } from '../pack/blobid.js';
-import { indexKey } from '../pack/keys.js';
+import { indexKey, keyObjectKey } from '../pack/keys.js';
+import { listKeyIds, loadKeyObject } from '../repo/keys.js';
 import { bufferReader, loadBlobsFromPackSync } from '../repo/blobloader.js';
 import { PackCache } from '../repo/packcache.js';
 import { decodeTree, type Entry } from '../repo/tree.js';
@@ -78,6 +79,10 @@ export interface CheckResult {
   /** Packs without an index: leftovers of an interrupted snapshot; harmless, removed by prune. */
   unindexed_packs: string[];
   catalog_synced: boolean;
+  /** Repository format version (1 or 2). */
+  format_version: number;
+  /** True when objects and blobs are encrypted (format 2 without --insecure-no-encryption). */
+  encrypted: boolean;
   errors: CheckError[];
 }
 
@@ -170,7 +175,7 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
   const hint = '(run "snapfill catalog rebuild")';
   const repoSnaps = new Set<string>();
   for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
-  const catSnaps = new Set(catalog.listSnapshots().map((x) => x.id));
+  const catSnaps = catalog.knownSnapshotIds(); // imported, or records of hosts not followed (issue 15)
   for (const id of repoSnaps)
     if (!catSnaps.has(id)) errors.push({ path: `snapshot ${id}`, message: `snapshot is in the repository but not in the catalog ${hint}` });
   for (const id of catSnaps)
@@ -221,8 +226,11 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
     broken_packs: [],
     unindexed_packs: [],
     catalog_synced: catalog !== null,
+    format_version: repo.config.version,
+    encrypted: repo.encrypted,
     errors: found.errors,
   };
+  if (repo.encrypted) await checkKeys(repo, found);
   const packs = await checkPacks(repo, catalog ?? opts.compareIndexesWith ?? null, result, found);
   log(`check: ${packs.indexes.size} packs indexed, ${packs.blobHome.size} blobs`);
   if (opts.readData || opts.subset) await readSelectedPacks(repo, packs, opts, result, found);
@@ -232,6 +240,17 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
   result.broken_packs = brokenPacks(found, affected);
   result.ok = found.errors.length === 0;
   return result;
+}
+
+/** Every key object parses and matches its id (one damaged key object may be the only copy of a password). */
+async function checkKeys(repo: Repository, found: Findings): Promise<void> {
+  for (const id of await listKeyIds(repo.store)) {
+    try {
+      await loadKeyObject(repo.store, id);
+    } catch (e) {
+      found.errors.push({ path: keyObjectKey(id), message: (e as Error).message });
+    }
+  }
 }
 
 /** Packs and their indexes: every index loads (and agrees with `cmp`), every indexed pack exists with its recorded size. */
@@ -427,7 +446,7 @@ async function readPackData(repo: Repository, idx: PackIndex, result: CheckResul
   for (const b of idx.blobs) {
     result.blobs_checked++;
     // One blob per load: the loaded plain bytes are dropped at once (a pack inflates to several times its size).
-    if (loadBlobsFromPackSync(read, [b]).bad.has(b.id)) bad.push(b.id);
+    if (loadBlobsFromPackSync(read, [b], repo.blobKey()).bad.has(b.id)) bad.push(b.id);
   }
   if (bad.length) {
     found.errors.push({

@@ -18,6 +18,8 @@ export function storeOpts(g: GlobalOpts): OpenOptions {
     s3Region: g.s3Region,
     s3PathStyle: g.s3PathStyle,
     objectLockDays: g.objectLockDays,
+    passwordFile: g.passwordFile,
+    passwordCommand: g.passwordCommand,
     onRetry: retryPrinter(g),
   };
 }
@@ -70,11 +72,12 @@ export function action(fn: (g: GlobalOpts, args: any[], cmd: Command) => Promise
  * `--repo "$UNSET_VAR"` must fail before anything runs, naming the option, instead of falling
  * back to SNAPFILL_REPO or the default repository (and creating it on a first snapshot).
  */
-function rejectEmptyGlobals(g: GlobalOpts & { config?: string }): void {
+function rejectEmptyGlobals(g: GlobalOpts): void {
   const given: [string, string | undefined, string][] = [
     ['--repo', g.repo, 'a directory or s3://bucket/prefix'],
     ['--catalog', g.catalog, 'a file'],
     ['--config', g.config, 'a file'],
+    ['--password-file', g.passwordFile, 'a file'],
   ];
   for (const [flag, value, what] of given) {
     if (value !== undefined && !value.trim()) throw new Error(`${flag} is empty: give ${what}, or leave the option out`);

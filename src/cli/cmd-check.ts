@@ -12,6 +12,8 @@ function dataLine(result: CheckResult, subset: string | undefined): string {
 }
 
 function printCheck(g: GlobalOpts, result: CheckResult, read: { data: boolean; subset?: string }): void {
+  if (!result.encrypted)
+    info(g, `note: this repository (format ${result.format_version}) is NOT encrypted: anyone who can read the store reads the backups`);
   info(
     g,
     `${result.snapshots_checked} snapshots, ${result.trees_checked} trees, ${result.packs_checked} packs checked` +

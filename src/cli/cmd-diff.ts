@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { diff } from '../api/index.js';
+import { diff, pickForPath } from '../api/index.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
 export function register(program: Command): void {
@@ -17,8 +17,8 @@ export function register(program: Command): void {
         const mark = { added: '+', removed: '-', changed: 'M', metadata: 'U' } as const;
         const d = diff(
           s,
-          snapshotQuery(g, a, opts),
-          snapshotQuery(g, b, opts),
+          await pickForPath(s, snapshotQuery(g, a, opts), ''),
+          await pickForPath(s, snapshotQuery(g, b, opts), ''),
           g.json ? undefined : (kind, p) => info(g, `${mark[kind]}  ${p}`),
         );
         const res = d.result;

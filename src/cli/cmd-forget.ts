@@ -6,6 +6,7 @@ import {
   describePolicy,
   forgetSnapshots,
   parseDuration,
+  parseGrace,
   type ChosenPolicy,
   type PruneReport,
   type RetentionPolicy,
@@ -25,14 +26,55 @@ export function parseThreshold(v: string): number {
 }
 
 export function printPruneReport(g: { quiet?: boolean; json?: boolean }, r: PruneReport): void {
+  if (r.dry_run) {
+    info(
+      g,
+      `would mark ${r.packs_marked} packs as garbage (${r.packs_repacked} of them after repacking their live blobs), ` +
+        `freeing ${humanBytes(Math.max(0, r.bytes_freed))} once a later prune deletes them ` +
+        `(${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)})`,
+    );
+    return;
+  }
   info(
     g,
-    `${r.dry_run ? 'would free' : 'freed'} ${humanBytes(Math.max(0, r.bytes_freed))}: ${r.packs_deleted} unused packs deleted, ` +
-      `${r.packs_repacked} repacked into ${r.packs_written} new, ${r.orphan_packs_deleted} orphan packs removed ` +
-      `(${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)} -> ${humanBytes(r.bytes_after)})`,
+    `freed ${humanBytes(Math.max(0, r.bytes_freed))}: ${r.packs_deleted} marked packs deleted, ${r.orphan_packs_deleted} orphan packs removed; ` +
+      `marked ${r.packs_marked} new (${r.packs_repacked} repacked into ${r.packs_written} new), ${r.packs_waiting} waiting for their grace period` +
+      (r.packs_unmarked ? `, ${r.packs_unmarked} unmarked (used again)` : '') +
+      ` (${r.snapshots} snapshots use ${r.blobs_used} blobs; repository ${humanBytes(r.bytes_before)} -> ${humanBytes(r.bytes_after)})`,
   );
-  if (r.retained_skipped.length) info(g, `${r.retained_skipped.length} packs are still under object-lock retention and were kept`);
+  if (r.retained_kept.length) {
+    const last = r.retained_kept.map((k) => k.until).sort()[r.retained_kept.length - 1];
+    info(
+      g,
+      `${r.retained_kept.length} packs are under object-lock retention and were kept (the last until ${last}); a later prune deletes them`,
+    );
+  } else if (r.retained_skipped.length) info(g, `${r.retained_skipped.length} packs are still under object-lock retention and were kept`);
+  if (r.retention_extended) info(g, `object-lock retention extended for ${r.retention_extended} packs live snapshots use`);
 }
+
+/** --grace: a duration (24h, 2d, 90min, 0s); SNAPFILL_PRUNE_GRACE gives the default. */
+export function graceOption(v: string): number {
+  try {
+    return parseGrace(v);
+  } catch (e) {
+    throw new Error(`--grace: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** The grace given by flag, else SNAPFILL_PRUNE_GRACE, else the library's default. */
+export function graceFromEnv(flag: number | undefined): number | undefined {
+  if (flag !== undefined) return flag;
+  const env = process.env.SNAPFILL_PRUNE_GRACE;
+  if (!env) return undefined;
+  try {
+    return parseGrace(env);
+  } catch (e) {
+    throw new Error(`SNAPFILL_PRUNE_GRACE: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export const GRACE_HELP =
+  "with prune: time between marking unused data and deleting it, in the store's time (default 24h; e.g. 2d, 90min, 0s)";
 
 function policySource(c: ChosenPolicy): string {
   return c.from === 'options' ? 'the command line' : c.from === 'config' ? `config ${c.file}` : 'the default policy';
@@ -74,6 +116,7 @@ export function register(program: Command): void {
     .option('-n, --dry-run', 'show which snapshots would go and why; change nothing')
     .option('--prune', 'run prune afterwards to free the space')
     .option('--repack-threshold <share>', 'with --prune: repack packs with more than this share unused (default 0.25)', parseThreshold)
+    .option('--grace <duration>', GRACE_HELP, graceOption)
     .addHelpText(
       'after',
       `
@@ -106,6 +149,7 @@ Examples:
             host: opts.host,
             prune: opts.prune,
             repackThreshold: opts.repackThreshold,
+            graceMs: graceFromEnv(opts.grace),
             onProgress: progressLog(g),
           }),
         );

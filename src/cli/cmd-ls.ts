@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { basename, display, listEntries } from '../api/index.js';
+import { basename, display, listEntries, pickForPath } from '../api/index.js';
 import { entryJson, longLine } from './format.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
@@ -27,7 +27,8 @@ Exit codes: 0 listed; 3 listed, but the snapshot lost or refused entries at or b
     .action(
       action(async (g, [ref, p, opts]) => {
         return withSession(g, { readOnly: true }, async (s) => {
-          const l = listEntries(s, snapshotQuery(g, ref, opts), p, { recursive: opts.recursive });
+          const snap = await pickForPath(s, snapshotQuery(g, ref, opts), p);
+          const l = listEntries(s, snap, p, { recursive: opts.recursive });
           const out: Record<string, unknown>[] = [];
           for (const v of l.entries) {
             const name = opts.recursive ? display(v.path) : display(basename(v.path));

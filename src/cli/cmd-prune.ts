@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, progressLog, withSession } from './action.js';
 import { printJson } from './output.js';
 import { pruneRepository } from '../api/index.js';
-import { parseThreshold, printPruneReport } from './cmd-forget.js';
+import { GRACE_HELP, graceFromEnv, graceOption, parseThreshold, printPruneReport } from './cmd-forget.js';
 
 export function register(program: Command): void {
   program
@@ -14,11 +14,16 @@ export function register(program: Command): void {
       'repack a pack when more than this share of it is unused (0..1 or %, default 0.25)',
       parseThreshold,
     )
+    .option('--grace <duration>', GRACE_HELP.replace('with prune: ', ''), graceOption)
     .addHelpText(
       'after',
       `
-Takes the exclusive repository lock: it waits for no one and fails at once (exit 4) while a
-snapshot, restore or check runs. Safe to interrupt: run it again to finish.`,
+Two phases, without stopping snapshots: each run MARKS the data no snapshot uses (after
+copying the live part of mostly-unused packs elsewhere) and DELETES what an earlier run marked
+once the grace period is over, unless a snapshot uses it again. Run it regularly (e.g. daily);
+the space comes back one grace period after the data became unused. Only one prune or forget
+runs at a time (exit 4 otherwise); snapshots, restores and checks run on. Safe to interrupt:
+run it again to finish. SNAPFILL_PRUNE_GRACE sets the default grace.`,
     )
     .action(
       action(async (g, [opts]) => {
@@ -26,6 +31,7 @@ snapshot, restore or check runs. Safe to interrupt: run it again to finish.`,
           pruneRepository(s, {
             repackThreshold: opts.repackThreshold,
             dryRun: opts.dryRun,
+            graceMs: graceFromEnv(opts.grace),
             onProgress: progressLog(g),
           }),
         );

@@ -13,11 +13,22 @@ export function register(program: Command): void {
     .option('--path <path>', 'only snapshots that include this source path')
     .action(
       action(async (g, [opts]) => {
-        const list = await withSession(g, { readOnly: true }, async (s) =>
-          listSnapshots(s, { host: opts.host, tag: opts.tag, path: opts.path }),
-        );
+        let encrypted = true;
+        let version = 2;
+        const list = await withSession(g, { readOnly: true }, async (s) => {
+          encrypted = s.repo.encrypted;
+          version = s.repo.config.version;
+          return listSnapshots(s, { host: opts.host, tag: opts.tag, path: opts.path });
+        });
+        // Said on stderr: stdout stays the list a script parses.
+        if (!encrypted && !g.quiet)
+          process.stderr.write(
+            `note: this repository (format ${version}) is NOT encrypted: anyone who can read the store reads the backups\n`,
+          );
         if (g.json) {
           printJson({
+            encrypted,
+            format_version: version,
             snapshots: list.map((r) => ({
               id: r.id,
               short_id: r.id.slice(0, 8),

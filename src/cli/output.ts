@@ -12,6 +12,8 @@ export interface GlobalOpts {
   s3Region?: string;
   s3PathStyle?: boolean;
   objectLockDays?: number;
+  passwordFile?: string;
+  passwordCommand?: string;
 }
 
 export function globals(cmd: Command): GlobalOpts {

@@ -22,6 +22,8 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON object on stdout at the end; progress goes to stderr')
     .option('-q, --quiet', 'no progress or informational output')
     .option('-c, --config <file>', 'config file; every command reads it (env SNAPFILL_CONFIG; default /etc/snapfill/config.json)')
+    .option('--password-file <file>', 'file whose first line is the repository password (env SNAPFILL_PASSWORD_FILE)')
+    .option('--password-command <cmd>', 'shell command that prints the repository password')
     .option('--s3-endpoint <url>', 'S3 endpoint for non-AWS servers (env SNAPFILL_S3_ENDPOINT)')
     .option('--s3-region <region>', 'S3 region (env SNAPFILL_S3_REGION)')
     .option('--s3-path-style', 'use path-style S3 URLs (env SNAPFILL_S3_PATH_STYLE=1)')

@@ -13,6 +13,9 @@ import { register as unlock } from './cmd-unlock.js';
 import { register as config } from './cmd-config.js';
 import { register as version } from './cmd-version.js';
 import { register as completion } from './cmd-completion.js';
+import { register as key } from './cmd-key.js';
+import { register as copy } from './cmd-copy.js';
+import { register as serve } from './cmd-serve.js';
 
 /**
  * Commands added by other modules (restore, verify, check, forget, prune, run, schedule, mount, ...).
@@ -33,4 +36,7 @@ export const extraCommands: ((program: Command) => void)[] = [
   version,
   completion,
   config,
+  serve,
+  key,
+  copy,
 ];

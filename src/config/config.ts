@@ -37,6 +37,7 @@ export interface ConfigFile {
   s3?: { endpoint?: string; region?: string; path_style?: boolean };
   credentials?: { env_file?: string; profile?: string };
   catalog?: string;
+  password_file?: string;
   sources: string[];
   excludes?: string[];
   accounts_root?: string;
@@ -105,6 +106,10 @@ export const CONFIG_SPEC: Spec = {
       },
     }),
     catalog: f(str({ check: absPath })),
+    password_file: f(
+      str({ check: absPath }),
+      'a file holding the repository password (first line); SNAPFILL_PASSWORD_FILE or --password-file override it',
+    ),
     sources: f({ kind: 'array', of: str({ check: absPath }), nonEmpty: true }, 'the directories to snapshot, e.g. ["/home", "/etc"]', true),
     excludes: f({ kind: 'array', of: str() }),
     accounts_root: f(str({ check: absPath })),

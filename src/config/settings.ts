@@ -28,6 +28,8 @@ export interface SessionSettings {
   catalog?: string;
   s3: { s3Endpoint?: string; s3Region?: string; s3PathStyle?: boolean };
   credentials: { envFile?: string; profile?: string };
+  /** The config file's "password_file" (config/password.ts puts it after flags and env). */
+  passwordFile?: string;
 }
 
 /**
@@ -75,6 +77,7 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = pr
       s3PathStyle: fromFile(flags.s3PathStyle, 'SNAPFILL_S3_PATH_STYLE', file?.s3?.path_style),
     },
     credentials: { envFile: file?.credentials?.env_file, profile: file?.credentials?.profile },
+    passwordFile: file?.password_file,
   };
 }
 

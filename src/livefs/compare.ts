@@ -17,8 +17,8 @@ export interface Recorded {
   uid: number;
   gid: number;
   size: number;
-  /** Modification time in whole microseconds (see sameMtime). */
-  mtimeUs: number;
+  /** Modification time in nanoseconds since the epoch, as the snapshot recorded it (see sameMtime). */
+  mtimeNs: bigint;
   /** A symlink's target (raw); null for everything else. */
   linkTarget: string | null;
   rdev: number;
@@ -81,22 +81,13 @@ export function lstatExact(p: Buffer | string): fs.BigIntStats | undefined {
 }
 
 /**
- * The one mtime rule: equal to within a microsecond. Times set through a double of seconds
- * (utimes() from Node, restore's own livefs/times.ts, `touch -d`, a script copying mtimeMs)
- * carry ~0.25 µs of rounding at today's epoch and libuv truncates them to microseconds, so such
- * a time can land one microsecond off the one it copied. Sub-microsecond digits and that one
- * microsecond of rounding are all the rule ignores; any real change moves a file's mtime by far
- * more. The live time comes from a BigInt lstat (a double mtimeMs is too coarse to compare).
+ * The one mtime rule: equal to the nanosecond. A restore sets times through the native addon
+ * (utimensat/futimens with nanoseconds), so a restored entry carries exactly the recorded time,
+ * and any real change moves it. The live time comes from a BigInt lstat or the addon's scan
+ * (a double mtimeMs is too coarse to compare).
  */
-export const MTIME_TOLERANCE_US = 1;
-
-export function sameMtime(st: fs.BigIntStats, recordedUs: number): boolean {
-  return Math.abs(Number(st.mtimeNs / 1000n) - recordedUs) <= MTIME_TOLERANCE_US;
-}
-
-/** Microseconds of a nanosecond time as a snapshot records it (a decimal string or a BigInt). */
-export function mtimeUsOf(ns: string | bigint): number {
-  return Number(BigInt(ns) / 1000n);
+export function sameMtime(st: { mtimeNs: bigint }, recordedNs: bigint): boolean {
+  return st.mtimeNs === recordedNs;
 }
 
 /**
@@ -116,7 +107,7 @@ export function hasForeignLinks(st: fs.BigIntStats, recordedLinks: number): bool
 /** Metadata fields that differ, whatever the content: mtime, mode (not a symlink's: always 0777 on Linux), owner. */
 export function metadataFields(rec: Recorded, st: fs.BigIntStats, owner: boolean): MetaField[] {
   const fields: MetaField[] = [];
-  if (!sameMtime(st, rec.mtimeUs)) fields.push('mtime');
+  if (!sameMtime(st, rec.mtimeNs)) fields.push('mtime');
   if (rec.type !== 'symlink' && (Number(st.mode) & 0o7777) !== rec.mode) fields.push('mode');
   if (owner && (Number(st.uid) !== rec.uid || Number(st.gid) !== rec.gid)) fields.push('owner');
   return fields;
@@ -126,7 +117,7 @@ export function metadataFields(rec: Recorded, st: fs.BigIntStats, owner: boolean
 function fileContentDiffers(rec: Recorded, st: fs.BigIntStats, o: CompareOptions): string | null {
   if (Number(st.size) !== rec.size) return `size: ${rec.size} in the snapshot, ${st.size} now`;
   const rule = rec.fingerprint === null ? 'stat' : o.content;
-  if (rule !== 'checksum' && !sameMtime(st, rec.mtimeUs)) return 'mtime differs (size equal; use --checksum to compare content)';
+  if (rule !== 'checksum' && !sameMtime(st, rec.mtimeNs)) return 'mtime differs (size equal; use --checksum to compare content)';
   if (rule !== 'stat' && o.fingerprint() !== rec.fingerprint) return 'content differs (xxh64 fingerprint)';
   return null;
 }

@@ -1,17 +1,32 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { procPath, procPathForChild } from './safepath.js';
-import { setMetaAt, type EntryMeta } from './meta.js';
+import type { EntryMeta } from './meta.js';
+import {
+  errnoName,
+  F_CHOWN,
+  F_CLEAR,
+  F_FINAL_MODE,
+  F_KEEP_NEWER,
+  F_NOCLOBBER,
+  InstallBatch,
+  installSpecialAt,
+  linkAt,
+  lstatAt,
+  openTemp,
+  placeTemp,
+  sealTemp,
+  unlinkAt,
+  type StepResult,
+} from './native.js';
 import { SPARSE_BLOCK, writeAt } from './sparse.js';
-import { utimesSeconds } from './times.js';
-import { toFs } from '../util/rawpath.js';
 
 /**
  * The one install primitive: every entry a restore puts in place is made under a temp name in
- * its final directory (created O_EXCL|O_NOFOLLOW), given its content, owner, mode and times,
- * and only then renamed (may replace) or linked (never clobbers) to its final name. Nothing
- * half-written is ever visible under the final name, and nothing is written through a symlink.
+ * its final directory (created O_EXCL|O_NOFOLLOW relative to the directory's fd), given its
+ * content, owner, mode and times (nanoseconds), and only then renamed (may replace) or linked
+ * (never clobbers) to its final name. Nothing half-written is ever visible under the final
+ * name, and nothing is written through a symlink. The work is the native addon's
+ * (native/livefs.c), a whole directory's batch per call; this file says what to ask of it.
  */
 
 /** Temp entries are named `<prefix><final name>` in the final directory. */
@@ -47,45 +62,82 @@ export interface MetaPolicy {
   umask: number;
 }
 
-export type InstallResult = { installed: true } | { installed: false; reason: 'newer' | 'present' | 'source-changed'; msg: string };
+export type InstallResult =
+  { installed: true } | { installed: false; reason: 'newer' | 'present' | 'source-changed' | 'failed'; msg: string };
 
 const INSTALLED: InstallResult = { installed: true };
 const NEWER: InstallResult = { installed: false, reason: 'newer', msg: 'modified after the snapshot' };
 const PRESENT: InstallResult = { installed: false, reason: 'present', msg: 'appeared during the restore; left untouched' };
 
-function lstatAt(dirFd: number, name: string): fs.BigIntStats | undefined {
-  return fs.lstatSync(procPath(dirFd, name), { bigint: true, throwIfNoEntry: false });
+/** The addon's flags for an entry placed as `place` under `policy`. */
+export function placeFlags(place: Placement, policy: MetaPolicy): number {
+  let f = policy.chown ? F_CHOWN : 0;
+  // Under umask 0 a file is created with its final permission bits: one chmod less per file.
+  if (policy.umask === 0) f |= F_FINAL_MODE;
+  if (!place.replace && !place.fresh) f |= F_NOCLOBBER;
+  if (place.replace && place.keepNewerThanNs !== null) f |= F_KEEP_NEWER;
+  // A directory this run created holds no leftovers of an earlier one.
+  if (!place.fresh) f |= F_CLEAR;
+  return f;
 }
 
-/** Removes a leftover temp entry of an interrupted run, so O_EXCL creation can proceed. */
-function clearTemp(dirFd: number, tmp: string): void {
-  try {
-    fs.unlinkSync(procPath(dirFd, tmp));
-  } catch {
-    /* none */
-  }
+function keepNs(place: Placement): bigint {
+  return place.keepNewerThanNs ?? 0n;
 }
 
-function refusedAsNewer(dirFd: number, name: string, place: Placement): boolean {
-  return place.replace && place.keepNewerThanNs !== null && modifiedAfter(lstatAt(dirFd, name), place.keepNewerThanNs);
+/** An addon result as an install result: 'present' when no-clobber found the name taken, errors as `ECODE: step`. */
+export function resultOf(r: StepResult, flags: number): InstallResult {
+  if (r.errno === 0) return INSTALLED;
+  if (r.step === 'newer') return NEWER;
+  if (r.step === 'rename' && r.errno === EEXIST && flags & F_NOCLOBBER) return PRESENT;
+  return { installed: false, reason: 'failed', msg: `${errnoName(r.errno)}: ${r.step || 'name'}` };
 }
 
-/** A regular file being written under its temp name; content goes in order, hole-aware. */
+const EEXIST = 17;
+
+/** One regular file of an install batch: its name, metadata, placement, and where its content lies in the batch's data. */
+export interface FileInstall {
+  name: string;
+  meta: EntryMeta;
+  place: Placement;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Installs regular files into one directory, one native call for the batch: per file, its
+ * result. `data` holds every file's content (a shared buffer of decoded blobs is passed as is).
+ */
+export function installFiles(dirFd: number, files: readonly FileInstall[], data: Uint8Array, policy: MetaPolicy): InstallResult[] {
+  const batch = new InstallBatch();
+  const flags = files.map((f) => placeFlags(f.place, policy));
+  files.forEach((f, i) =>
+    batch.add(tempNameFor(f.name), f.name, f.offset, f.length, f.meta, flags[i], BigInt(f.meta.mtimeNs), keepNs(f.place)),
+  );
+  return batch.run(dirFd, data).map((r, i) => resultOf(r, flags[i]));
+}
+
+/** A regular file being written under its temp name, chunk by chunk (large files); content goes in order, hole-aware. */
 export class TempFile {
   private pos = 0;
 
   private constructor(
     readonly dirFd: number,
     readonly name: string,
+    readonly finalName: string,
+    private readonly flags: number,
     private fd: number | null,
   ) {}
 
-  static create(dirFd: number, finalName: string, mode: number, clearLeftover: boolean): TempFile {
+  static create(dirFd: number, finalName: string, mode: number, flags: number): TempFile {
     const tmp = tempNameFor(finalName);
-    if (clearLeftover) clearTemp(dirFd, tmp);
-    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-    // Under umask 0 the file is created with its final permission bits: one chmod less per file.
-    return new TempFile(dirFd, tmp, fs.openSync(procPath(dirFd, tmp), flags, mode & 0o777));
+    const fd = openTemp(dirFd, tmp, mode, flags);
+    if (fd < 0) {
+      const e = new Error(`${errnoName(-fd)}: open`) as NodeJS.ErrnoException;
+      e.code = errnoName(-fd);
+      throw e;
+    }
+    return new TempFile(dirFd, tmp, finalName, flags, fd);
   }
 
   write(data: Buffer): void {
@@ -93,68 +145,34 @@ export class TempFile {
     this.pos += data.length;
   }
 
-  /** Final length (covers a trailing hole), owner, mode, times; then closed. */
-  seal(meta: EntryMeta, policy: MetaPolicy): void {
+  /** Final length (covers a trailing hole), owner, mode, times; closed; then into place. */
+  seal(meta: EntryMeta, place: Placement): InstallResult {
     const fd = this.fd!;
-    if (this.pos > SPARSE_BLOCK) fs.ftruncateSync(fd, this.pos);
-    // Created with its final permission bits (under umask 0): only set-id/sticky bits need a
-    // chmod, after the chown that clears them. setMetaFd would cost a chmod per file.
-    if (policy.chown) fs.fchownSync(fd, meta.uid, meta.gid);
-    if (meta.mode & 0o7000 || policy.umask !== 0) fs.fchmodSync(fd, meta.mode);
-    const t = utimesSeconds(meta.mtimeNs);
-    fs.futimesSync(fd, t, t);
-    this.close();
+    this.fd = null;
+    const r = sealTemp(
+      fd,
+      this.dirFd,
+      this.name,
+      this.finalName,
+      this.pos > SPARSE_BLOCK ? this.pos : -1,
+      meta,
+      this.flags,
+      BigInt(meta.mtimeNs),
+      keepNs(place),
+    );
+    return resultOf(r, this.flags);
   }
 
   /** Closes and removes the temp file (after a failure). */
   discard(): void {
-    this.close();
-    fs.rmSync(procPath(this.dirFd, this.name), { force: true });
-  }
-
-  private close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
+    unlinkAt(this.dirFd, this.name);
   }
 }
 
-/**
- * Moves a finished temp entry to its final name: rename when replacing is allowed (or the
- * directory is ours), else link, which fails if something appeared meanwhile.
- */
-export function moveIntoPlace(dirFd: number, tmp: string, name: string, place: Placement): InstallResult {
-  const from = procPath(dirFd, tmp);
-  const to = procPath(dirFd, name);
-  if (place.replace || place.fresh) {
-    if (refusedAsNewer(dirFd, name, place)) {
-      fs.unlinkSync(from);
-      return NEWER;
-    }
-    fs.renameSync(from, to);
-    return INSTALLED;
-  }
-  try {
-    fs.linkSync(from, to);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') {
-      fs.unlinkSync(from);
-      return PRESENT;
-    }
-    if (code === 'EPERM' || code === 'EXDEV' || code === 'ENOTSUP') {
-      // No hardlinks here (or to this type): check-then-rename, a tiny window instead of none.
-      if (lstatAt(dirFd, name)) {
-        fs.unlinkSync(from);
-        return PRESENT;
-      }
-      fs.renameSync(from, to);
-      return INSTALLED;
-    }
-    fs.unlinkSync(from);
-    throw e;
-  }
-  fs.unlinkSync(from);
-  return INSTALLED;
+function refusedAsNewer(dirFd: number, name: string, place: Placement): boolean {
+  return place.replace && place.keepNewerThanNs !== null && modifiedAfter(lstatAt(dirFd, name), place.keepNewerThanNs);
 }
 
 /** Writes regular file `name` in `dirFd`: temp, content from `fill`, owner, mode, times, into place. */
@@ -167,15 +185,14 @@ export function installFile(
   fill: (t: TempFile) => void,
 ): InstallResult {
   if (refusedAsNewer(dirFd, name, place)) return NEWER;
-  const t = TempFile.create(dirFd, name, meta.mode, !place.fresh);
+  const t = TempFile.create(dirFd, name, meta.mode, placeFlags(place, policy));
   try {
     fill(t);
-    t.seal(meta, policy);
   } catch (e) {
     t.discard();
     throw e;
   }
-  return moveIntoPlace(dirFd, t.name, name, place);
+  return t.seal(meta, place);
 }
 
 /** The same with content that arrives asynchronously (large files read from the store chunk by chunk). */
@@ -188,18 +205,19 @@ export async function installFileAsync(
   fill: (t: TempFile) => Promise<void>,
 ): Promise<InstallResult> {
   if (refusedAsNewer(dirFd, name, place)) return NEWER;
-  const t = TempFile.create(dirFd, name, meta.mode, !place.fresh);
+  const t = TempFile.create(dirFd, name, meta.mode, placeFlags(place, policy));
   try {
     await fill(t);
-    t.seal(meta, policy);
   } catch (e) {
     t.discard();
     throw e;
   }
-  return moveIntoPlace(dirFd, t.name, name, place);
+  return t.seal(meta, place);
 }
 
 export type SpecialType = 'symlink' | 'fifo' | 'chardev' | 'blockdev';
+
+const TYPE_BITS: Record<SpecialType, number> = { symlink: 0o120000, fifo: 0o010000, chardev: 0o020000, blockdev: 0o060000 };
 
 /** Creates a symlink, FIFO or device node under its temp name, sets its metadata, and puts it in place. */
 export function installSpecial(
@@ -210,26 +228,21 @@ export function installSpecial(
   policy: MetaPolicy,
   place: Placement,
 ): InstallResult {
-  const tmp = tempNameFor(name);
-  clearTemp(dirFd, tmp);
-  const child = () => Buffer.from(procPathForChild(dirFd, tmp), 'latin1') as unknown as string;
-  if (what.type === 'symlink') {
-    fs.symlinkSync(toFs(what.linkTarget ?? ''), procPath(dirFd, tmp));
-  } else if (what.type === 'fifo') {
-    execFileSync('mkfifo', ['-m', (meta.mode & 0o777).toString(8), child()]);
-  } else {
-    // Linux dev_t layout (glibc gnu_dev_major/minor) for the 32-bit values devices use in practice.
-    const major = (what.rdev >>> 8) & 0xfff;
-    const minor = (what.rdev & 0xff) | ((what.rdev >>> 12) & 0xfff00);
-    execFileSync('mknod', [child(), what.type === 'chardev' ? 'c' : 'b', String(major), String(minor)]);
-  }
-  try {
-    setMetaAt(dirFd, tmp, meta, lstatAt(dirFd, tmp)!, policy.chown, 1);
-  } catch (e) {
-    fs.rmSync(procPath(dirFd, tmp), { force: true });
-    throw e;
-  }
-  return moveIntoPlace(dirFd, tmp, name, place);
+  // Specials always get an explicit chmod (the pin in the addon); F_FINAL_MODE only concerns files.
+  const flags = placeFlags(place, policy) | F_CLEAR;
+  const m = { mode: TYPE_BITS[what.type] | (meta.mode & 0o7777), uid: meta.uid, gid: meta.gid };
+  const r = installSpecialAt(
+    dirFd,
+    tempNameFor(name),
+    name,
+    what.linkTarget ?? '',
+    what.rdev,
+    m,
+    flags,
+    BigInt(meta.mtimeNs),
+    keepNs(place),
+  );
+  return resultOf(r, flags);
 }
 
 /**
@@ -237,18 +250,21 @@ export function installSpecial(
  * the temp name first, then proven to be that inode (a swap in between is undone), then put in place.
  */
 export function installLink(
-  source: { dirFd: number; name: string; expect: fs.BigIntStats },
+  source: { dirFd: number; name: string; expect: { ino: bigint; dev: bigint } },
   dirFd: number,
   name: string,
   place: Placement,
+  policy: MetaPolicy = { chown: false, umask: 0 },
 ): InstallResult {
   const tmp = tempNameFor(name);
-  clearTemp(dirFd, tmp);
-  fs.linkSync(procPath(source.dirFd, source.name), procPath(dirFd, tmp));
+  unlinkAt(dirFd, tmp);
+  const rc = linkAt(source.dirFd, source.name, dirFd, tmp);
+  if (rc < 0) return { installed: false, reason: 'failed', msg: `${errnoName(-rc)}: link` };
   const linked = lstatAt(dirFd, tmp);
   if (!linked || linked.ino !== source.expect.ino || linked.dev !== source.expect.dev) {
-    fs.unlinkSync(procPath(dirFd, tmp));
+    unlinkAt(dirFd, tmp);
     return { installed: false, reason: 'source-changed', msg: 'hardlink source changed during the restore' };
   }
-  return moveIntoPlace(dirFd, tmp, name, place);
+  const flags = placeFlags(place, policy);
+  return resultOf(placeTemp(dirFd, tmp, name, flags, keepNs(place)), flags);
 }

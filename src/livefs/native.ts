@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type * as fs from 'node:fs';
 import * as os from 'node:os';
 
@@ -36,12 +37,49 @@ interface Addon {
     tmpOffs: Uint32Array,
     fin: Buffer,
     finOffs: Uint32Array,
-    data: Buffer,
-    dataOffs: Float64Array,
+    data: Uint8Array,
+    ranges: Float64Array,
     meta: Uint32Array,
     times: BigInt64Array,
     result: Int32Array,
   ): number;
+  openTemp(dirFd: number, tmp: Buffer, tmpOffs: Uint32Array, meta: Uint32Array): number;
+  seal(
+    fd: number,
+    dirFd: number,
+    tmp: Buffer,
+    tmpOffs: Uint32Array,
+    fin: Buffer,
+    finOffs: Uint32Array,
+    size: number,
+    meta: Uint32Array,
+    times: BigInt64Array,
+    result: Int32Array,
+  ): number;
+  place(
+    dirFd: number,
+    tmp: Buffer,
+    tmpOffs: Uint32Array,
+    fin: Buffer,
+    finOffs: Uint32Array,
+    meta: Uint32Array,
+    times: BigInt64Array,
+    result: Int32Array,
+  ): number;
+  special(
+    dirFd: number,
+    tmp: Buffer,
+    tmpOffs: Uint32Array,
+    fin: Buffer,
+    finOffs: Uint32Array,
+    target: Buffer,
+    meta: Uint32Array,
+    times: BigInt64Array,
+    result: Int32Array,
+  ): number;
+  statAt(dirFd: number, names: Buffer, offs: Uint32Array, u64: BigUint64Array, i64: BigInt64Array, u32: Uint32Array): number;
+  readlinkAt(dirFd: number, names: Buffer, offs: Uint32Array, out: Buffer): number;
+  fdMeta(fd: number, meta: Uint32Array, times: BigInt64Array): number;
   applyMeta(
     dirFd: number,
     names: Buffer,
@@ -54,22 +92,37 @@ interface Addon {
   close(fd: number): number;
 }
 
+/** Bumped with native/livefs.c's ABI whenever a call's arguments change. */
+const ABI = 2;
 const U64 = 5; // ino, dev, size, blocks, spare
 const I64 = 3; // atime, mtime, ctime (ns)
 const U32 = 5; // mode, uid, gid, nlink, rdev
+const ENOENT = os.constants.errno.ENOENT;
 
 let addon: Addon | null = null;
+
+/**
+ * Where a built addon is loaded from. SNAPFILL_TEST_NATIVE_DIR (tests only, undocumented on
+ * purpose) points the loaders at another build directory, so a test can run the real CLI
+ * with the addon missing.
+ */
+export function addonPath(file: string): string {
+  const dir = process.env.SNAPFILL_TEST_NATIVE_DIR;
+  // From src/livefs (vitest) and dist/livefs (the CLI) alike, the build is two levels up.
+  return dir ? `${dir}/${file}` : fileURLToPath(new URL(`../../build/Release/${file}`, import.meta.url));
+}
 
 /** The addon, loaded once per thread; throws the one-line NATIVE_MISSING error when it is not built. */
 export function native(): Addon {
   if (addon) return addon;
+  let a: Addon;
   try {
-    // From src/livefs (vitest) and dist/livefs (the CLI) alike, the build is two levels up.
-    addon = createRequire(import.meta.url)('../../build/Release/livefs.node') as Addon;
+    a = createRequire(import.meta.url)(addonPath('livefs.node')) as Addon;
   } catch {
     throw new Error(NATIVE_MISSING);
   }
-  if (addon.layout !== U64 * 100 + I64 * 10 + U32) throw new Error(`${NATIVE_MISSING}: the built addon is stale`);
+  if (a.layout !== ABI * 1000 + U64 * 100 + I64 * 10 + U32) throw new Error(`${NATIVE_MISSING}: the built addon is stale`);
+  addon = a;
   return addon;
 }
 
@@ -128,11 +181,16 @@ export class DirScan {
     this.errs = new Int32Array(capacity);
   }
 
-  /** Reads the whole directory open at `fd` (from its start); returns 0 or -errno. Buffers grow as needed, never per entry. */
-  read(fd: number): number {
+  /**
+   * Reads the whole directory open at `fd` (from its start); returns 0 or -errno. Buffers grow
+   * as needed, never per entry. `namesOnly`: no fstatat (existence is all the caller needs):
+   * ino and the type bits of mode only (mode 0 where the file system does not give d_type).
+   */
+  read(fd: number, namesOnly = false): number {
     const a = native();
     this.count = 0;
-    for (let restart = 1; ; restart = 0) {
+    const only = namesOnly ? 2 : 0;
+    for (let restart = 1 | only; ; restart = only) {
       if (this.count === this.capacity) this.grow();
       const at = this.count;
       const room = this.capacity - at;
@@ -243,6 +301,93 @@ export function closeFd(fd: number): void {
   check(native().close(fd), 'close', String(fd));
 }
 
+/** Flags of an entry put in place (native/livefs.c). */
+export const F_CHOWN = 1;
+/** Link into place, never replace (rename only where hard links are impossible and nothing is there). */
+export const F_NOCLOBBER = 2;
+/** Leave a final name modified after the keep-newer time alone. */
+export const F_KEEP_NEWER = 4;
+/** Remove a leftover temp entry of an interrupted run first. */
+export const F_CLEAR = 8;
+/** Created with its final permission bits (umask 0): chmod only for set-id and sticky bits. */
+export const F_FINAL_MODE = 16;
+
+/** The step of a failed entry, as native/livefs.c numbers them ('newer': left alone, modified after the snapshot). */
+export const INSTALL_STEPS = ['', 'open', 'write', 'chown', 'chmod', 'times', 'rename', 'newer', 'setattr'] as const;
+export type InstallStep = (typeof INSTALL_STEPS)[number];
+
+/** Per entry: 0 or an errno, and the step that failed. */
+export interface StepResult {
+  errno: number;
+  step: InstallStep;
+}
+
+const OK: StepResult = { errno: 0, step: '' };
+function stepResult(res: Int32Array, i: number): StepResult {
+  return res[i * 2] === 0 ? OK : { errno: res[i * 2], step: INSTALL_STEPS[res[i * 2 + 1]] ?? '' };
+}
+
+/**
+ * A batch of files for one directory, collected without an object per entry on the C side:
+ * each file is a range of one data buffer (a shared buffer of decoded blobs is passed as it is).
+ */
+export class InstallBatch {
+  private tmps: string[] = [];
+  private names: string[] = [];
+  private ranges: number[] = [];
+  private meta: number[] = [];
+  private times: bigint[] = [];
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  add(
+    tmp: string,
+    name: string,
+    offset: number,
+    length: number,
+    m: { mode: number; uid: number; gid: number },
+    flags: number,
+    mtimeNs: bigint,
+    keepNewerThanNs: bigint,
+    atimeNs = mtimeNs,
+  ): void {
+    this.tmps.push(tmp);
+    this.names.push(name);
+    this.ranges.push(offset, length);
+    this.meta.push(m.mode, m.uid, m.gid, flags);
+    this.times.push(atimeNs, mtimeNs, keepNewerThanNs);
+  }
+
+  /**
+   * Each file under its temp name, written (all-zero blocks left as holes), owned, moded and
+   * timed, then renamed or linked to its name; a failed entry leaves neither temp nor final name.
+   */
+  run(dirFd: number, data: Uint8Array): StepResult[] {
+    const n = this.names.length;
+    if (n === 0) return [];
+    const tmp = packNames(this.tmps);
+    const fin = packNames(this.names);
+    const res = new Int32Array(n * 2);
+    native().install(
+      dirFd,
+      tmp.buf,
+      tmp.offs,
+      fin.buf,
+      fin.offs,
+      data,
+      Float64Array.from(this.ranges),
+      Uint32Array.from(this.meta),
+      BigInt64Array.from(this.times),
+      res,
+    );
+    const out: StepResult[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = stepResult(res, i);
+    return out;
+  }
+}
+
 /** One file of an install batch: content, owner, mode, times (ns). */
 export interface InstallItem {
   tmp: string;
@@ -255,36 +400,125 @@ export interface InstallItem {
   mtimeNs: bigint;
 }
 
-/** The step of a failed install entry, as native/livefs.c numbers them. */
-export const INSTALL_STEPS = ['', 'open', 'write', 'chown', 'chmod', 'times', 'rename'] as const;
+/** A batch of files with data buffers of their own (tests, small callers): see InstallBatch. */
+export function installFiles(dirFd: number, items: readonly InstallItem[], opts: { chown: boolean; noClobber: boolean }): StepResult[] {
+  const b = new InstallBatch();
+  let at = 0;
+  const flags = (opts.chown ? F_CHOWN : 0) | (opts.noClobber ? F_NOCLOBBER : 0);
+  for (const it of items) {
+    b.add(it.tmp, it.name, at, it.data.length, it, flags, it.mtimeNs, 0n, it.atimeNs);
+    at += it.data.length;
+  }
+  return b.run(dirFd, Buffer.concat(items.map((i) => i.data)));
+}
+
+/** Entry metadata for the single-entry calls: mode (type bits for special()), owner, flags, times. */
+function metaArgs(mode: number, uid: number, gid: number, flags: number, extra = 0): Uint32Array {
+  const m = new Uint32Array(5);
+  m[0] = mode;
+  m[1] = uid;
+  m[2] = gid;
+  m[3] = flags;
+  m[4] = extra;
+  return m;
+}
+function timeArgs(atimeNs: bigint, mtimeNs: bigint, keepNewerThanNs: bigint): BigInt64Array {
+  const t = new BigInt64Array(3);
+  t[0] = atimeNs;
+  t[1] = mtimeNs;
+  t[2] = keepNewerThanNs;
+  return t;
+}
+
+/** A temp file to be written from JavaScript (large files, chunk by chunk), then sealTemp()ed: an fd or -errno. */
+export function openTemp(dirFd: number, tmp: string, mode: number, flags: number): number {
+  return native().openTemp(dirFd, ...one(tmp), metaArgs(mode, 0, 0, flags));
+}
+
+/** Length (when >= 0), owner, mode, times of an open temp file; closed; then into place. The fd is closed either way. */
+export function sealTemp(
+  fd: number,
+  dirFd: number,
+  tmp: string,
+  name: string,
+  size: number,
+  m: { mode: number; uid: number; gid: number },
+  flags: number,
+  mtimeNs: bigint,
+  keepNewerThanNs: bigint,
+): StepResult {
+  const res = new Int32Array(2);
+  native().seal(
+    fd,
+    dirFd,
+    ...one(tmp),
+    ...one(name),
+    size,
+    metaArgs(m.mode, m.uid, m.gid, flags),
+    timeArgs(mtimeNs, mtimeNs, keepNewerThanNs),
+    res,
+  );
+  return stepResult(res, 0);
+}
+
+/** Moves a finished temp entry to its name (rename, or link with F_NOCLOBBER); the temp is removed on failure. */
+export function placeTemp(dirFd: number, tmp: string, name: string, flags: number, keepNewerThanNs: bigint): StepResult {
+  const res = new Int32Array(2);
+  native().place(dirFd, ...one(tmp), ...one(name), metaArgs(0, 0, 0, flags), timeArgs(0n, 0n, keepNewerThanNs), res);
+  return stepResult(res, 0);
+}
 
 /**
- * Installs a batch of files into one directory: each under its temp name, written, owned,
- * moded and timed, then renamed (or, with noClobber, linked) to its name. Per entry: 0 or an
- * errno and the step that failed; a failed entry leaves neither its temp nor its final name.
+ * A symlink (`target`), FIFO or device (`rdev`) made under its temp name, given owner, mode and
+ * times through a pin proven to be what was just made, then put in place. `mode` carries the type bits.
  */
-export function installFiles(
+export function installSpecialAt(
   dirFd: number,
-  items: readonly InstallItem[],
-  opts: { chown: boolean; noClobber: boolean },
-): { errno: number; step: string }[] {
-  const n = items.length;
-  const tmp = packNames(items.map((i) => i.tmp));
-  const fin = packNames(items.map((i) => i.name));
-  const data = Buffer.concat(items.map((i) => i.data));
-  const dataOffs = new Float64Array(n + 1);
-  const meta = new Uint32Array(n * 4);
-  const times = new BigInt64Array(n * 2);
-  const flags = (opts.chown ? 1 : 0) | (opts.noClobber ? 2 : 0);
-  items.forEach((it, i) => {
-    dataOffs[i + 1] = dataOffs[i] + it.data.length;
-    meta.set([it.mode, it.uid, it.gid, flags], i * 4);
-    times[i * 2] = it.atimeNs;
-    times[i * 2 + 1] = it.mtimeNs;
-  });
-  const res = new Int32Array(n * 2);
-  native().install(dirFd, tmp.buf, tmp.offs, fin.buf, fin.offs, data, dataOffs, meta, times, res);
-  return items.map((_, i) => ({ errno: res[i * 2], step: INSTALL_STEPS[res[i * 2 + 1]] ?? '' }));
+  tmp: string,
+  name: string,
+  target: string,
+  rdev: number,
+  m: { mode: number; uid: number; gid: number },
+  flags: number,
+  mtimeNs: bigint,
+  keepNewerThanNs: bigint,
+): StepResult {
+  const res = new Int32Array(2);
+  native().special(
+    dirFd,
+    ...one(tmp),
+    ...one(name),
+    Buffer.from(target, 'latin1'),
+    metaArgs(m.mode, m.uid, m.gid, flags, rdev),
+    timeArgs(mtimeNs, mtimeNs, keepNewerThanNs),
+    res,
+  );
+  return stepResult(res, 0);
+}
+
+const one1 = { u64: new BigUint64Array(U64), i64: new BigInt64Array(I64), u32: new Uint32Array(U32) };
+
+/** fstatat(AT_SYMLINK_NOFOLLOW) of one entry: its stat, undefined when absent; other errors thrown as Node would. */
+export function lstatAt(dirFd: number, name: string): ScanStat | undefined {
+  const rc = native().statAt(dirFd, ...one(name), one1.u64, one1.i64, one1.u32);
+  if (rc === -ENOENT) return undefined;
+  check(rc, 'lstat', name);
+  return new ScanStat(one1, 0);
+}
+
+const linkBuf = Buffer.allocUnsafe(4096);
+/** A symlink's target (raw latin1), read relative to its directory. */
+export function readlinkAt(dirFd: number, name: string): string {
+  const n = check(native().readlinkAt(dirFd, ...one(name), linkBuf), 'readlink', name);
+  return linkBuf.toString('latin1', 0, n);
+}
+
+/** Owner (when F_CHOWN in flags), mode and times (ns) of an open directory. */
+export function fdMeta(fd: number, m: { mode: number; uid: number; gid: number }, flags: number, mtimeNs: bigint): void {
+  const t = new BigInt64Array(2);
+  t[0] = mtimeNs;
+  t[1] = mtimeNs;
+  check(native().fdMeta(fd, metaArgs(m.mode, m.uid, m.gid, flags), t), 'setattr', String(fd));
 }
 
 /** One entry of an applyMeta batch: the inode examined (ino, dev) and the links the snapshot recorded. */
@@ -345,19 +579,23 @@ export class ScanStat implements fs.BigIntStats {
   ctimeNs: bigint;
   birthtimeNs: bigint;
 
-  constructor(s: DirScan, i: number) {
-    this.dev = s.dev(i);
-    this.ino = s.ino(i);
-    this.mode = BigInt(s.mode(i));
-    this.nlink = BigInt(s.nlink(i));
-    this.uid = BigInt(s.uid(i));
-    this.gid = BigInt(s.gid(i));
-    this.rdev = BigInt(s.rdev(i));
-    this.size = s.size(i);
-    this.blocks = s.blocks(i);
-    this.atimeNs = s.atimeNs(i);
-    this.mtimeNs = s.mtimeNs(i);
-    this.ctimeNs = s.ctimeNs(i);
+  /** Entry i of scan-layout arrays (a DirScan, a copy of one, or lstatAt's). */
+  constructor(s: { u64: BigUint64Array; i64: BigInt64Array; u32: Uint32Array }, i: number) {
+    const a = i * U64;
+    const b = i * I64;
+    const c = i * U32;
+    this.ino = s.u64[a];
+    this.dev = s.u64[a + 1];
+    this.size = s.u64[a + 2];
+    this.blocks = s.u64[a + 3];
+    this.atimeNs = s.i64[b];
+    this.mtimeNs = s.i64[b + 1];
+    this.ctimeNs = s.i64[b + 2];
+    this.mode = BigInt(s.u32[c]);
+    this.uid = BigInt(s.u32[c + 1]);
+    this.gid = BigInt(s.u32[c + 2]);
+    this.nlink = BigInt(s.u32[c + 3]);
+    this.rdev = BigInt(s.u32[c + 4]);
     this.birthtimeNs = this.ctimeNs;
   }
   private is(t: number): boolean {
@@ -408,4 +646,14 @@ export class ScanStat implements fs.BigIntStats {
   get birthtime(): Date {
     return nsToDate(this.birthtimeNs);
   }
+}
+
+const listScratch = new DirScan(256);
+
+/** A directory's entries with their lstat mode (0 and the errno when fstatat failed): small callers (--delete, sweeps). */
+export function listDir(fd: number): { name: string; mode: number; err: number }[] {
+  check(listScratch.read(fd), 'scandir', String(fd));
+  const out: { name: string; mode: number; err: number }[] = new Array(listScratch.count);
+  for (let i = 0; i < listScratch.count; i++) out[i] = { name: listScratch.name(i), mode: listScratch.mode(i), err: listScratch.errs[i] };
+  return out;
 }

@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import type { RawPath } from '../util/rawpath.js';
 import { isSafeName, toFs } from '../util/rawpath.js';
+import { check, closeFd, mkdirAt, openDirAt } from './native.js';
 
 /**
- * Symlink-safe access below a root directory. Node has no openat(), so we emulate it: every
- * directory is opened component by component with O_NOFOLLOW, and operations address
- * `/proc/self/fd/<dirfd>/<name>`, which the kernel resolves inside the directory we opened.
- * A customer who swaps a directory for a symlink to /etc makes the open fail (ELOOP/ENOTDIR):
- * the restore never writes through a symlink found in the target tree.
+ * Symlink-safe access below a root directory: every directory is opened component by
+ * component, each relative to its parent's fd with openat(O_DIRECTORY|O_NOFOLLOW) (the native
+ * addon), and every operation addresses a name relative to such an fd. A customer who swaps a
+ * directory for a symlink to /etc makes the open fail (ELOOP/ENOTDIR): the restore never
+ * writes through a symlink found in the target tree.
  */
 export class UnsafePathError extends Error {
   constructor(path: string, reason: string) {
@@ -16,7 +17,10 @@ export class UnsafePathError extends Error {
   }
 }
 
-const O_DIR = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+const ENOENT = -2;
+const EEXIST = -17;
+const ELOOP = -40;
+const ENOTDIR = -20;
 
 export class SafeRoot {
   private readonly fds = new Map<RawPath, number>();
@@ -36,9 +40,14 @@ export class SafeRoot {
   }
 
   close(): void {
-    for (const fd of this.fds.values()) fs.closeSync(fd);
+    for (const fd of this.fds.values()) closeFd(fd);
     this.fds.clear();
     fs.closeSync(this.rootFd);
+  }
+
+  /** The root's own fd. */
+  get fd(): number {
+    return this.rootFd;
   }
 
   /** `rel` is a path relative to the root, without leading slash ('' = the root). */
@@ -50,39 +59,37 @@ export class SafeRoot {
   dirFd(rel: RawPath, create: boolean): number | null {
     if (rel === '') return this.rootFd;
     const cached = this.fds.get(rel);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      // Most recently used last: an fd in use is never the one evicted (its number could be reused).
+      this.fds.delete(rel);
+      this.fds.set(rel, cached);
+      return cached;
+    }
     const slash = rel.lastIndexOf('/');
     const parentRel = slash < 0 ? '' : rel.slice(0, slash);
     const name = rel.slice(slash + 1);
     if (!isSafeName(name)) throw new UnsafePathError(rel, 'unsafe path component');
     const parent = this.dirFd(parentRel, create);
     if (parent === null) return null;
-    const p = procPath(parent, name);
-    let fd: number;
-    try {
-      fd = fs.openSync(p, O_DIR);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && create) {
-        try {
-          this.beforeCreate(rel);
-          fs.mkdirSync(p, 0o700);
-          this.onCreate(rel);
-        } catch (e2) {
-          if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
-        }
+    const fd = openDirAt(parent, name);
+    if (fd < 0) {
+      if (fd === ENOENT && create) {
+        this.beforeCreate(rel);
+        const rc = mkdirAt(parent, name, 0o700);
+        if (rc === 0) this.onCreate(rel);
+        else if (rc !== EEXIST) check(rc, 'mkdir', '/' + rel);
         return this.dirFd(rel, false) ?? null;
       }
-      if (code === 'ENOENT') return null;
-      if (code === 'ELOOP' || code === 'ENOTDIR')
+      if (fd === ENOENT) return null;
+      if (fd === ELOOP || fd === ENOTDIR)
         throw new UnsafePathError('/' + rel, 'a symlink or non-directory is in the way in the target tree');
-      throw e;
+      check(fd, 'open', '/' + rel);
     }
     if (this.fds.size >= this.maxOpen) {
       // Evict the oldest; directories are visited in path order so the oldest is least likely needed.
       const [k, v] = this.fds.entries().next().value as [RawPath, number];
       this.fds.delete(k);
-      fs.closeSync(v);
+      closeFd(v);
     }
     this.fds.set(rel, fd);
     return fd;
@@ -91,21 +98,17 @@ export class SafeRoot {
   /** Forget a cached fd (after the directory was removed or replaced). */
   forget(rel: RawPath): void {
     for (const [k, fd] of this.fds) {
-      if (k === rel || k.startsWith(rel + '/')) {
-        fs.closeSync(fd);
+      if (k === rel || rel === '' || k.startsWith(rel + '/')) {
+        closeFd(fd);
         this.fds.delete(k);
       }
     }
   }
 }
 
+/** A name below an open directory as a path, for the few calls that only take paths (fingerprint reads). */
 export function procPath(dirFd: number, name: RawPath): Buffer {
   return Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), toFs(name)]);
-}
-
-/** The same path for a child process (mknod, mkfifo), where /proc/self would be the child. */
-export function procPathForChild(dirFd: number, name: RawPath): string {
-  return Buffer.concat([Buffer.from(`/proc/${process.pid}/fd/${dirFd}/`), toFs(name)]).toString('latin1');
 }
 
 export function splitParent(rel: RawPath): [RawPath, RawPath] {

@@ -5,6 +5,7 @@ import { display } from '../util/rawpath.js';
 import { OptionError, type OptionText } from '../util/errors.js';
 import { applyPolicy, policyIsEmpty, type RetentionPolicy } from './policy.js';
 import { prune, type PruneOptions, type PruneReport } from './prune.js';
+import { ObjectRetainedError } from '../store/store.js';
 
 export interface ForgetOptions {
   policy: RetentionPolicy;
@@ -83,14 +84,15 @@ export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): Forget
 
 /**
  * Applies a retention policy. Deleting a snapshot removes its record from the repository,
- * then from the catalog; its data stays until `prune`. Holds the exclusive repository lock,
+ * then from the catalog; its data stays until `prune`. Holds the maintenance lock,
  * and re-syncs the catalog under it so the decision sees every snapshot (also those another
  * host added since the session opened).
  */
 export async function forget(s: RepoContext, opts: ForgetOptions): Promise<ForgetReport> {
   const run = async (): Promise<ForgetReport> => {
     if (!opts.dryRun) await syncCatalog(s.repo, s.catalog, opts.onProgress);
-    const rows = s.catalog.listSnapshots().filter((r) => !opts.host || r.host === opts.host);
+    // Every host's snapshots, also those this catalog keeps as records only (issue 15).
+    const rows = s.catalog.listAllSnapshots().filter((r) => !opts.host || r.host === opts.host);
     const groups = planForget(rows, opts.policy);
     const report: ForgetReport = { dry_run: Boolean(opts.dryRun), groups, kept: 0, removed: [], retained: [] };
     for (const g of groups) report.kept += g.keep.length;
@@ -108,7 +110,16 @@ export async function forget(s: RepoContext, opts: ForgetOptions): Promise<Forge
           continue;
         }
         // Repository first: it is the truth. A crash between the two is repaired by the next sync.
-        await s.repo.deleteSnapshot(r.id);
+        try {
+          await s.repo.deleteSnapshot(r.id);
+        } catch (e) {
+          if (!(e instanceof ObjectRetainedError)) throw e;
+          // Refused by the store for retention we could not read: kept, like the case above.
+          const when = e.until?.toISOString() ?? 'unknown';
+          report.retained.push({ id: r.id, until: when });
+          opts.onProgress?.(`snapshot ${r.id.slice(0, 8)} is under object-lock retention (until ${when}): kept`);
+          continue;
+        }
         s.catalog.forgetSnapshot(r.id);
         report.removed.push(r.id);
         opts.onProgress?.(`removed snapshot ${r.id.slice(0, 8)} (${r.time})`);
@@ -118,12 +129,18 @@ export async function forget(s: RepoContext, opts: ForgetOptions): Promise<Forge
   };
   if (opts.dryRun) return run();
   s.lockCatalog('forget');
-  return s.withRepoLock('forget', true, run);
+  // The maintenance lock: two forgets/prunes exclude each other; snapshots run on (issue 15).
+  // Safe: a snapshot whose parent is forgotten meanwhile still has its data, because prune
+  // only marks what no record references and deletes only what no record references later.
+  return s.withRepoLock('forget', 'maintenance', run);
 }
 
-/** Prune under the exclusive repository lock and the local catalog lock (see src/maintain/prune.ts). */
+/**
+ * Prune under the maintenance lock (excludes other prunes and forgets, never snapshots) and
+ * the local catalog lock (see src/maintain/prune.ts). A dry run only reads: no lock.
+ */
 export async function pruneSession(s: RepoContext, opts: PruneOptions): Promise<PruneReport> {
   if (opts.dryRun) return prune(s.repo, s.catalog, opts);
   s.lockCatalog('prune');
-  return s.withRepoLock('prune', true, () => prune(s.repo, s.catalog, opts));
+  return s.withRepoLock('prune', 'maintenance', () => prune(s.repo, s.catalog, opts));
 }

@@ -1,6 +1,7 @@
 import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import type { BlobId } from './blobid.js';
+import { seal, unseal } from './crypto.js';
 
 /**
  * Stored blob encoding. A blob is stored either as its plain bytes or deflate-compressed
@@ -13,7 +14,14 @@ import type { BlobId } from './blobid.js';
 /** Inflated blobs are chunks of at most a few MiB: a larger output is a decompression bomb. */
 const MAX_BLOB = 64 * 1024 * 1024;
 
-export function openBlob(stored: Buffer, id: BlobId): Buffer | null {
+export function openBlob(stored: Buffer, id: BlobId, key: Buffer | null = null): Buffer | null {
+  if (key) {
+    // Version 2, encrypted: the GCM tag authenticates the bytes AND the blob id (the AAD), so a
+    // sealed blob moved to another id's place fails here too; then the id check below as ever.
+    const encoded = unseal(key, stored, Buffer.from(id, 'hex'));
+    if (encoded === null) return null;
+    stored = encoded;
+  }
   if (createHash('sha256').update(stored).digest('hex') === id) return stored;
   let plain: Buffer;
   try {
@@ -22,6 +30,19 @@ export function openBlob(stored: Buffer, id: BlobId): Buffer | null {
     return null;
   }
   return createHash('sha256').update(plain).digest('hex') === id ? plain : null;
+}
+
+/** A blob's stored form in an encrypted repository: its encoded bytes sealed, the blob id as AAD. */
+export function sealBlob(key: Buffer, id: BlobId, encoded: Uint8Array): Buffer {
+  return seal(key, encoded, Buffer.from(id, 'hex'));
+}
+
+/**
+ * The encoded form (plain or deflated) of an authenticated blob: unsealed when `key` is set,
+ * else the stored bytes themselves. For callers that verified the blob once and trust it since.
+ */
+export function unsealKnown(stored: Buffer, id: BlobId, key: Buffer | null): Buffer | null {
+  return key ? unseal(key, stored, Buffer.from(id, 'hex')) : stored;
 }
 
 /** Inflates a blob already known to be compressed and valid (verified earlier). */

@@ -7,12 +7,26 @@
  *   index/<id>                the index of pack <id> (gzipped JSON)
  *   snapshots/<id>            a snapshot record
  *   locks/<id>                a repository lock (rewritten while held, deleted on release)
+ *   keys/<id>                 a key object: the master key wrapped by one password (version 2)
+ *   garbage/<id>              packs prune marked as garbage, deleted by a later prune (issue 15)
+ *   tmp/...                   probes (conditional-write support, the store's clock); never listed as data
  */
 export const CONFIG_KEY = 'config';
 export const PACK_PREFIX = 'data/';
 export const INDEX_PREFIX = 'index/';
 export const SNAPSHOT_PREFIX = 'snapshots/';
 export const LOCK_PREFIX = 'locks/';
+export const KEY_PREFIX = 'keys/';
+export const GARBAGE_PREFIX = 'garbage/';
+export const TMP_PREFIX = 'tmp/';
+
+export function garbageKey(recordId: string): string {
+  return GARBAGE_PREFIX + recordId;
+}
+
+export function keyObjectKey(keyId: string): string {
+  return KEY_PREFIX + keyId;
+}
 
 export function packKey(packId: string): string {
   return `${PACK_PREFIX}${packId.slice(0, 2)}/${packId}`;
@@ -35,7 +49,7 @@ export function packIdOfKey(key: string): string {
   return key.slice(key.lastIndexOf('/') + 1);
 }
 
-/** The id a listed key names below a flat prefix (`index/`, `snapshots/`, `locks/`). */
+/** The id a listed key names below a flat prefix (`index/`, `snapshots/`, `locks/`, `garbage/`). */
 export function idOfKey(prefix: string, key: string): string {
   return key.slice(prefix.length);
 }

@@ -1,6 +1,7 @@
 import { pack as tarPack } from 'tar-stream';
 import { createHash } from 'node:crypto';
 import type { BlobId } from './blobid.js';
+import { sealBlob } from './codec.js';
 import { TAR_BLOCK, tarEntrySpan, type BlobLocation, type BlobType, type PackIndex } from './format.js';
 
 /**
@@ -22,7 +23,15 @@ export class PackWriter {
   private segments = 0;
   private readonly ended: Promise<void>;
 
-  constructor(readonly type: BlobType) {
+  /**
+   * `key`: seal each blob (format version 2, encrypted). `version` 2 names tar entries by
+   * sequence number only: version 1 names carried blob-id prefixes, readable to anyone holding
+   * the store.
+   */
+  constructor(
+    readonly type: BlobType,
+    private readonly opts: { key?: Buffer | null; version?: number } = {},
+  ) {
     this.tar.on('data', (c: unknown) => {
       this.chunks.push(c as Buffer);
     });
@@ -44,7 +53,14 @@ export class PackWriter {
     return this.ids.has(id);
   }
 
-  add(id: BlobId, data: Buffer): void {
+  /** Adds a blob in its encoded form (encodeForStore); sealed here when the repository is encrypted. */
+  add(id: BlobId, encoded: Buffer): void {
+    if (this.ids.has(id)) return;
+    this.addSealed(id, this.opts.key ? sealBlob(this.opts.key, id, encoded) : encoded);
+  }
+
+  /** Adds a blob exactly as stored in another pack of the same repository (repack: already sealed). */
+  addSealed(id: BlobId, data: Buffer): void {
     if (this.ids.has(id)) return;
     this.ids.add(id);
     if (this.segmentBytes + data.length > SEGMENT && this.segment.length) this.flushSegment();
@@ -60,11 +76,11 @@ export class PackWriter {
       this.blobs.push({ id: b.id, offset: at, length: b.data.length });
       at += b.data.length;
     }
-    // Named after its first blob; a fixed mtime keeps identical blob sets byte-identical across runs.
-    this.tar.entry(
-      { name: `${this.segment[0].id.slice(0, 40)}.${this.segments++}`, size: body.length, mode: 0o644, mtime: new Date(0), type: 'file' },
-      body,
-    );
+    // v1: named after its first blob; v2: by sequence number only (no blob id in the clear). A fixed
+    // mtime keeps identical blob sets byte-identical across runs (unencrypted).
+    const n = this.segments++;
+    const name = (this.opts.version ?? 1) >= 2 ? String(n).padStart(6, '0') : `${this.segment[0].id.slice(0, 40)}.${n}`;
+    this.tar.entry({ name, size: body.length, mode: 0o644, mtime: new Date(0), type: 'file' }, body);
     this.pos += tarEntrySpan(body.length);
     this.segment = [];
     this.segmentBytes = 0;

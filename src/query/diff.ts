@@ -1,5 +1,5 @@
 import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
-import { display } from '../util/rawpath.js';
+import { display, type RawPath } from '../util/rawpath.js';
 
 export interface DiffResult {
   added: string[];
@@ -22,12 +22,13 @@ function metadataDiffers(a: VersionRow, b: VersionRow): boolean {
   return a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.mtime !== b.mtime;
 }
 
-/** Compares two snapshots by merging their path-ordered streams: memory stays flat. */
+/** Compares two snapshots (or one subtree of both: `root`) by merging their path-ordered streams: memory stays flat. */
 export function diffSnapshots(
   catalog: Catalog,
   a: SnapshotRow,
   b: SnapshotRow,
   onEach?: (kind: keyof DiffResult['counts'], path: string) => void,
+  root: RawPath = '/',
 ): DiffResult {
   const res: DiffResult = { added: [], removed: [], changed: [], metadata: [], counts: { added: 0, removed: 0, changed: 0, metadata: 0 } };
   const note = (kind: keyof DiffResult['counts'], p: string) => {
@@ -36,8 +37,8 @@ export function diffSnapshots(
     else res[kind].push(p);
   };
   // Two iterators over one read connection are fine: both are reads.
-  const ia = catalog.walk(a)[Symbol.iterator]();
-  const ib = catalog.walk(b)[Symbol.iterator]();
+  const ia = catalog.walk(a, root)[Symbol.iterator]();
+  const ib = catalog.walk(b, root)[Symbol.iterator]();
   let x = ia.next();
   let y = ib.next();
   while (!x.done || !y.done) {

@@ -29,7 +29,7 @@ export class ContentUnavailableError extends Error {
  * blob is, and the repository's blob loader (src/repo/blobloader.ts) fetches exactly that byte
  * range of its pack, decompresses and verifies it.
  * A small LRU cache (by bytes) serves the many small sequential reads a kernel issues
- * (FUSE reads 128 KiB at a time from 8 MiB blobs) without refetching.
+ * (FUSE reads 128 KiB at a time from blobs of 1-8 MiB) without refetching.
  */
 export class FileContentReader {
   private readonly cache = new Map<BlobId, Buffer>();
@@ -44,29 +44,31 @@ export class FileContentReader {
   ) {}
 
   /**
-   * The blobs of a file with their positions. Content is cut into fixed-size chunks of the
-   * repository's chunk_size (docs/FORMAT.md), so blob i holds bytes [i*chunk, (i+1)*chunk);
-   * stored lengths say nothing about that (blobs may be compressed). Fails closed when the
-   * catalog lacks a blob or the blob count does not fit the size.
+   * The blobs of a file with their positions. A file cut by content (FastCDC, version-2
+   * repositories) lists each blob's plain size (Entry.chunkSizes); otherwise it was cut into
+   * fixed chunks of the repository's chunk_size (docs/FORMAT.md), so blob i holds bytes
+   * [i*chunk, (i+1)*chunk). Stored lengths say nothing about either (blobs may be compressed
+   * and sealed). Fails closed when the catalog lacks a blob or the blobs do not add up to the size.
    */
-  layout(e: Pick<Entry, 'content' | 'size'>, label = 'file'): Piece[] {
+  layout(e: Pick<Entry, 'content' | 'size' | 'chunkSizes'>, label = 'file'): Piece[] {
     if (e.content === null) {
       if (e.size === 0) return [];
       throw new ContentUnavailableError(`${label}: the snapshot holds no content for it (it could not be read at snapshot time)`);
     }
-    const chunk = this.repo.config.chunk_size;
-    const want = Math.ceil(e.size / chunk);
-    if (e.content.length !== want) {
+    const sizes = e.chunkSizes ?? fixedSizes(e.content.length, e.size, this.repo.config.chunk_size, label);
+    if (sizes.length !== e.content.length || sizes.reduce((a, b) => a + b, 0) !== e.size) {
       throw new ContentUnavailableError(
-        `${label}: the snapshot lists ${e.content.length} blobs for ${e.size} bytes; chunks of ${chunk} bytes need ${want}`,
+        `${label}: the snapshot lists ${e.content.length} blobs of ${sizes.length} sizes adding up to other than its ${e.size} bytes`,
       );
     }
+    let start = 0;
     return e.content.map((id, i) => {
       const loc = this.catalog.blobLocation(id);
       if (!loc)
         throw new ContentUnavailableError(`${label}: blob ${id.slice(0, 12)} is not in any pack the catalog knows (run "snapfill check")`);
-      const start = i * chunk;
-      return { id, pack: loc.pack, offset: loc.offset, length: loc.length, start, size: Math.min(chunk, e.size - start) };
+      const p = { id, pack: loc.pack, offset: loc.offset, length: loc.length, start, size: sizes[i] };
+      start += sizes[i];
+      return p;
     });
   }
 
@@ -109,12 +111,19 @@ export class FileContentReader {
 
   /** Copies up to `length` bytes at `position` of the file into `out`; returns the count (0 at EOF). */
   async readInto(pieces: Piece[], position: number, out: Buffer, length: number): Promise<number> {
+    // Pieces are ascending and contiguous: binary-search the first one (a 500 MB dump has ~500).
+    let lo = 0;
+    let hi = pieces.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (pieces[mid].start + pieces[mid].size <= position) lo = mid + 1;
+      else hi = mid;
+    }
     let done = 0;
-    for (const p of pieces) {
-      if (done >= length) break;
-      const end = p.start + p.size;
+    for (let i = lo; i < pieces.length && done < length; i++) {
+      const p = pieces[i];
       const pos = position + done;
-      if (pos >= end || pos < p.start) continue;
+      if (pos >= p.start + p.size || pos < p.start) break;
       const data = await this.blob(p);
       const from = pos - p.start;
       const n = Math.min(p.size - from, length - done);
@@ -125,12 +134,27 @@ export class FileContentReader {
   }
 
   /** Streams a whole file blob by blob: memory holds one blob at a time. */
-  async *stream(e: Pick<Entry, 'content' | 'size'>, label?: string): AsyncIterable<Buffer> {
+  async *stream(e: Pick<Entry, 'content' | 'size' | 'chunkSizes'>, label?: string): AsyncIterable<Buffer> {
     for (const p of this.layout(e, label)) yield await this.blob(p);
   }
 }
 
 export type FilePieces = Piece[];
+
+/** Plain sizes of fixed chunk_size chunks (the version-1 layout); fails closed when the count does not fit. */
+function fixedSizes(count: number, size: number, chunk: number, label: string): number[] {
+  // One blob is the whole file (a small file in any version; never cut, whatever chunk_size says).
+  if (count === 1) return [size];
+  const want = Math.ceil(size / chunk);
+  if (count !== want) {
+    throw new ContentUnavailableError(
+      `${label}: the snapshot lists ${count} blobs for ${size} bytes; chunks of ${chunk} bytes need ${want}`,
+    );
+  }
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) out.push(Math.min(chunk, size - i * chunk));
+  return out;
+}
 
 /**
  * The entry whose content `cat` shows for `path`: symlinks inside the snapshot are followed

@@ -21,6 +21,13 @@ export interface LoadedBlobs {
   bad: Map<BlobId, string>;
 }
 
+/**
+ * The data key of an encrypted (version 2) repository, or null when blobs are stored unsealed
+ * (version 1, or version 2 with --insecure-no-encryption). A required argument of every load, so
+ * no reader can forget it: `repo.blobKey()`, or `WorkerInit.blobKey` in a worker thread.
+ */
+export type BlobKey = Buffer | null;
+
 /** Reads `length` bytes at `offset` of one pack (may return fewer at the end of the pack). */
 export type PackRangeReader<R> = (offset: number, length: number) => R;
 
@@ -57,7 +64,7 @@ export function spansOf(refs: BlobRef[], maxGap = COALESCE_GAP): Span[] {
  * the plain bytes (readers), or the stored bytes as they are in the pack (repack copies them
  * unchanged, so a re-run writes byte-identical packs).
  */
-function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs, keep: 'plain' | 'stored'): void {
+function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs, keep: 'plain' | 'stored', key: BlobKey): void {
   for (const r of span.refs) {
     const at = r.offset - span.offset;
     if (at + r.length > data.length) {
@@ -65,7 +72,7 @@ function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs, keep: 'plain' | 
       continue;
     }
     const stored = data.subarray(at, at + r.length);
-    const plain = openBlob(stored, r.id);
+    const plain = openBlob(stored, r.id, key);
     if (plain === null) out.bad.set(r.id, BLOB_CORRUPT);
     else out.plain.set(r.id, keep === 'plain' ? plain : stored);
   }
@@ -75,17 +82,18 @@ function decodeSpan(span: Span, data: Buffer, out: LoadedBlobs, keep: 'plain' | 
 export async function loadBlobsFromPack(
   read: PackRangeReader<Promise<Buffer>>,
   refs: BlobRef[],
+  key: BlobKey,
   maxGap = COALESCE_GAP,
 ): Promise<LoadedBlobs> {
   const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
-  for (const span of spansOf(refs, maxGap)) decodeSpan(span, await read(span.offset, span.end - span.offset), out, 'plain');
+  for (const span of spansOf(refs, maxGap)) decodeSpan(span, await read(span.offset, span.end - span.offset), out, 'plain', key);
   return out;
 }
 
 /** The same, synchronously: worker threads reading the pack files of a local repository. */
-export function loadBlobsFromPackSync(read: PackRangeReader<Buffer>, refs: BlobRef[], maxGap = COALESCE_GAP): LoadedBlobs {
+export function loadBlobsFromPackSync(read: PackRangeReader<Buffer>, refs: BlobRef[], key: BlobKey, maxGap = COALESCE_GAP): LoadedBlobs {
   const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
-  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out, 'plain');
+  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out, 'plain', key);
   return out;
 }
 
@@ -93,9 +101,9 @@ export function loadBlobsFromPackSync(read: PackRangeReader<Buffer>, refs: BlobR
  * Verified blobs in their STORED form (`plain` then holds the bytes as they lie in the pack,
  * possibly compressed): what a repack copies into a new pack. Views into what `read` returned.
  */
-export function loadStoredBlobsSync(read: PackRangeReader<Buffer>, refs: BlobRef[], maxGap = COALESCE_GAP): LoadedBlobs {
+export function loadStoredBlobsSync(read: PackRangeReader<Buffer>, refs: BlobRef[], key: BlobKey, maxGap = COALESCE_GAP): LoadedBlobs {
   const out: LoadedBlobs = { plain: new Map(), bad: new Map() };
-  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out, 'stored');
+  for (const span of spansOf(refs, maxGap)) decodeSpan(span, read(span.offset, span.end - span.offset), out, 'stored', key);
   return out;
 }
 
@@ -109,7 +117,7 @@ export class BlobCorruptError extends Error {
     readonly blobId: string,
     readonly packId: string,
   ) {
-    super(`blob ${blobId.slice(0, 12)} in pack ${packId.slice(0, 12)} is corrupt (content hash mismatch)`);
+    super(`blob ${blobId.slice(0, 12)} in pack ${packId.slice(0, 12)} is corrupt (authentication or content hash mismatch)`);
     this.name = 'BlobCorruptError';
   }
 }

@@ -27,7 +27,7 @@ export class PackCache {
     if (packSize !== undefined && packSize > maxPack) {
       return this.repo.readBlob(packId, offset, length, id);
     }
-    const loaded = await loadBlobsFromPack(this.cachedReader(packId), [{ id, offset, length }]);
+    const loaded = await loadBlobsFromPack(this.cachedReader(packId), [{ id, offset, length }], this.repo.blobKey());
     return takeBlob(loaded, id, packId);
   }
 

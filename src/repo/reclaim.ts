@@ -3,12 +3,13 @@ import { bufferReader, badBlobError, loadStoredBlobsSync } from './blobloader.js
 import type { BlobId } from '../pack/blobid.js';
 import type { BlobLocation, BlobType, PackIndex } from '../pack/format.js';
 import type { PackWriter } from '../pack/packwriter.js';
+import { ObjectRetainedError } from '../store/store.js';
 
 /**
- * Reclaiming space at the repository level: what packs exist, and the destructive step of
- * prune (rewrite the still-used blobs of wasteful packs, then delete packs). Which blobs are
- * used, and keeping any cache (the catalog) in step, is the caller's business
- * (src/maintain/prune.ts); the `beforeDelete` hook is where it does the latter.
+ * Reclaiming space at the repository level: what packs exist, rewriting the still-used blobs
+ * of wasteful packs, and deleting a pack prune marked (issue 15: marking and the decision when
+ * a pack may go are src/maintain/prune.ts and src/repo/garbage.ts). Which blobs are used, and
+ * keeping any cache (the catalog) in step, is the caller's business.
  */
 
 /** A blob's copy in one pack. */
@@ -22,29 +23,63 @@ export interface PackInventory {
   indexes: Map<string, PackIndex>;
   /** Every pack object and its size (a pack without an index is an orphan). */
   packSizes: Map<string, number>;
+  /** When the store wrote each pack object (store time, ms; undefined when the store gives none). */
+  packTimes: Map<string, number | undefined>;
   /** Where each blob is, over indexed packs that exist (an index of a lost pack holds nothing). */
   homes: Map<BlobId, BlobHome[]>;
 }
 
 /** Reads every pack index and lists every pack object. An unreadable index fails the whole call. */
 export async function readPackInventory(repo: Repository): Promise<PackInventory> {
-  const indexes = new Map<string, PackIndex>();
-  for await (const id of repo.listPackIndexes()) indexes.set(id, await repo.loadPackIndex(id));
-  const packSizes = new Map<string, number>();
-  for await (const p of repo.listPacks()) packSizes.set(p.id, p.size);
-  const homes = new Map<BlobId, BlobHome[]>();
-  for (const idx of indexes.values()) {
-    if (!packSizes.has(idx.pack)) continue; // index of a lost pack: its blobs are not really there
-    for (const b of idx.blobs) {
-      const list = homes.get(b.id);
-      if (list) list.push({ pack: idx.pack, loc: b });
-      else homes.set(b.id, [{ pack: idx.pack, loc: b }]);
-    }
-  }
-  return { indexes, packSizes, homes };
+  const inv: PackInventory = { indexes: new Map(), packSizes: new Map(), packTimes: new Map(), homes: new Map() };
+  await refreshInventory(repo, inv);
+  return inv;
 }
 
-/** What to remove. Every id in it must be free to delete (e.g. not under S3 Object Lock retention). */
+/**
+ * Brings an inventory up to date: indexes it lacks are read (only those), packs listed again.
+ * Packs and indexes that vanished are dropped, with their blobs' homes.
+ */
+export async function refreshInventory(repo: Repository, inv: PackInventory): Promise<void> {
+  const listed = new Set<string>();
+  for await (const id of repo.listPackIndexes()) {
+    listed.add(id);
+    if (!inv.indexes.has(id)) inv.indexes.set(id, await repo.loadPackIndex(id));
+  }
+  for (const id of [...inv.indexes.keys()]) if (!listed.has(id)) inv.indexes.delete(id);
+  inv.packSizes.clear();
+  inv.packTimes.clear();
+  for await (const p of repo.listPacks()) {
+    inv.packSizes.set(p.id, p.size);
+    inv.packTimes.set(p.id, p.mtime?.getTime());
+  }
+  inv.homes.clear();
+  for (const idx of inv.indexes.values()) {
+    if (!inv.packSizes.has(idx.pack)) continue; // index of a lost pack: its blobs are not really there
+    for (const b of idx.blobs) {
+      const list = inv.homes.get(b.id);
+      if (list) list.push({ pack: idx.pack, loc: b });
+      else inv.homes.set(b.id, [{ pack: idx.pack, loc: b }]);
+    }
+  }
+}
+
+/**
+ * Deletes one pack prune marked as garbage (its index first, see Repository.deletePack).
+ * A delete the store refuses for Object Lock retention is an answer, not a failure: the pack
+ * is kept (`kept`), and `until` says until when if the store tells.
+ */
+export async function deleteMarkedPack(repo: Repository, id: string, hasIndex: boolean): Promise<{ kept: boolean; until: Date | null }> {
+  try {
+    await repo.deletePack(id, hasIndex);
+    return { kept: false, until: null };
+  } catch (e) {
+    if (e instanceof ObjectRetainedError) return { kept: true, until: e.until };
+    throw e;
+  }
+}
+
+/** What prune marks: packs nothing uses, packs to rewrite, orphans. */
 export interface ReclaimPlan {
   /** Indexed packs nothing uses: index and pack are deleted. */
   unused: string[];
@@ -54,55 +89,8 @@ export interface ReclaimPlan {
   orphans: string[];
 }
 
-/** What is about to change, handed to `beforeDelete` once the new packs are durable. */
-export interface PackChange {
-  /** Indexes of the packs this run wrote. */
-  written: PackIndex[];
-  /** Packs about to be deleted. */
-  doomed: string[];
-}
-
-export interface ReclaimOptions {
-  /** Runs after the new packs are written and before anything is deleted. */
-  beforeDelete?: (change: PackChange) => void | Promise<void>;
-  onProgress?: (msg: string) => void;
-}
-
-export interface ReclaimResult {
-  written: PackIndex[];
-  /** Packs actually deleted, per list of the plan. */
-  unused: string[];
-  repacked: string[];
-  orphans: string[];
-}
-
-/**
- * Carries out a plan. Crash order, so that a crash at any point never leaves a snapshot
- * referencing a deleted blob, and a re-run finishes the job:
- *  1. new packs (pack, then index) are written before anything is deleted;
- *  2. `beforeDelete` runs (the catalog drops the doomed packs while they still exist);
- *  3. for each old pack the INDEX is deleted first, then the pack (see Repository.deletePack);
- *  4. a pack this run writes is never deleted by it, even when an earlier interrupted run
- *     left a pack with the same id (same blobs, same bytes) marked as garbage.
- */
-export async function reclaimPacks(repo: Repository, plan: ReclaimPlan, opts: ReclaimOptions = {}): Promise<ReclaimResult> {
-  const written = await repackBlobs(repo, plan.repack, opts.onProgress ?? (() => {}));
-  // A pack id is the hash of its bytes: a repack after an interrupted run can write exactly
-  // the pack that run left behind as an orphan or duplicate.
-  const justWritten = new Set(written.map((i) => i.pack));
-  const keep = (id: string) => !justWritten.has(id);
-  const unused = plan.unused.filter(keep);
-  const repacked = plan.repack.map((p) => p.index.pack).filter(keep);
-  const orphans = plan.orphans.filter(keep);
-  await opts.beforeDelete?.({ written, doomed: [...unused, ...repacked, ...orphans] });
-  for (const id of unused) await repo.deletePack(id, true);
-  for (const id of repacked) await repo.deletePack(id, true);
-  for (const id of orphans) await repo.deletePack(id, false);
-  return { written, unused, repacked, orphans };
-}
-
 /** Writes the used blobs of the packs to rewrite into new packs, grouped by blob type; returns their indexes. */
-async function repackBlobs(repo: Repository, repack: ReclaimPlan['repack'], log: (msg: string) => void): Promise<PackIndex[]> {
+export async function repackBlobs(repo: Repository, repack: ReclaimPlan['repack'], log: (msg: string) => void): Promise<PackIndex[]> {
   const written: PackIndex[] = [];
   const writers: Partial<Record<BlobType, PackWriter>> = {};
   const flush = async (type: BlobType) => {
@@ -112,13 +100,13 @@ async function repackBlobs(repo: Repository, repack: ReclaimPlan['repack'], log:
   };
   for (const { index, used } of repack) {
     const pack = await repo.readPack(index.pack);
-    const loaded = loadStoredBlobsSync(bufferReader(pack), used, Infinity);
+    const loaded = loadStoredBlobsSync(bufferReader(pack), used, repo.blobKey(), Infinity);
     for (const loc of used) {
       const stored = loaded.plain.get(loc.id);
       // Never copy a corrupt blob into a fresh pack under its id: stop instead (check will name it).
       if (!stored) throw badBlobError(loc.id, index.pack, loaded.bad.get(loc.id) ?? 'was not loaded');
       const w = (writers[index.type] ??= repo.newPackWriter(index.type));
-      w.add(loc.id, Buffer.from(stored)); // a copy: a view would keep the whole old pack alive
+      w.addSealed(loc.id, Buffer.from(stored)); // already sealed (encrypted repositories); a copy: a view would keep the whole old pack alive
       if (w.size >= repo.config.pack_size) await flush(index.type);
     }
     log(`prune: repacked ${index.pack.slice(0, 12)} (${used.length}/${index.blobs.length} blobs kept)`);

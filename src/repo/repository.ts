@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { ObjectStore } from '../store/store.js';
+import type { ObjectStore, PutOptions } from '../store/store.js';
 import { OptionError } from '../util/errors.js';
 import { ObjectNotFoundError } from '../store/store.js';
 import type { BlobId } from '../pack/blobid.js';
@@ -17,11 +17,43 @@ import {
   packKey,
   snapshotKey,
 } from '../pack/keys.js';
-import { loadBlobsFromPack, takeBlob, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
+import { loadBlobsFromPack, takeBlob, type BlobKey, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
+import { KEY_BYTES, deriveSecrets, seal, unseal, type RepoSecrets } from '../pack/crypto.js';
+import { DEFAULT_CHUNKER, validateChunker, type ChunkerConfig } from '../pack/chunker.js'; // [cdc, issue 14]
+import { makeKeyObject, openMasterKey, saveKeyObject, tuneScrypt, type ScryptParams } from './keys.js';
 
 export { BlobCorruptError } from './blobloader.js';
 
-export const REPO_VERSION = 1;
+/** The newest format this code writes and reads (docs/FORMAT.md). Version 1 stays readable and writable. */
+export const REPO_VERSION = 2;
+
+/** How an encrypted repository asks for its password: only called when one is needed. */
+export type PasswordSource = () => Promise<string>;
+
+export class PasswordNeededError extends OptionError {
+  constructor(location: string) {
+    super(
+      (n) =>
+        `the repository at ${location} is encrypted and no password was given: use ${n('passwordFile')}, ` +
+        `SNAPFILL_PASSWORD_FILE, ${n('passwordCommand')}, "password_file" in the config file, or run on a terminal`,
+    );
+    this.name = 'PasswordNeededError';
+  }
+}
+
+export interface InitOptions {
+  chunkSize?: number;
+  packSize?: number;
+  /** 1: the old plaintext format (tests and migrations only); default 2. */
+  version?: 1 | 2;
+  /** Version 2: the password of the first key object; null for --insecure-no-encryption. */
+  password?: string | null;
+  /** scrypt parameters of the first key object (default: tuned to about 0.5 s). */
+  kdf?: ScryptParams;
+  // [cdc, issue 14] content-defined chunking of version-2 repositories (src/pack/chunker.ts).
+  /** Version 2: the chunker of large files (default DEFAULT_CHUNKER); null cuts fixed chunk_size chunks. */
+  chunker?: ChunkerConfig | null;
+}
 
 export interface RepoConfig {
   format: 'snapfill';
@@ -30,6 +62,17 @@ export interface RepoConfig {
   created: string;
   chunk_size: number;
   pack_size: number;
+  /** Version 2: "aes-256-gcm" (keys/ holds the key objects) or "none" (--insecure-no-encryption). */
+  encryption?: 'aes-256-gcm' | 'none';
+  // [cdc, issue 14] absent: files are cut into fixed chunk_size chunks (every version-1 repository).
+  /** Version 2: files above `threshold` bytes are cut with FastCDC (src/pack/chunker.ts, docs/FORMAT.md). */
+  chunker?: ChunkerConfig;
+}
+
+/** What opened an encrypted repository: the master key and the key object that unwrapped it. */
+interface Unlocked {
+  master: Buffer;
+  keyId: string;
 }
 
 /** The record that makes a snapshot visible. Stored at `snapshots/<id>`, id = SHA-256 of the bytes. */
@@ -63,26 +106,59 @@ export class RepoNotFoundError extends OptionError {
  * records. It holds no state beyond the store, so any machine can read it.
  */
 export class Repository {
+  private readonly secrets: RepoSecrets;
+
   private constructor(
     readonly store: ObjectStore,
     readonly config: RepoConfig,
-  ) {}
+    private readonly unlocked: Unlocked | null,
+  ) {
+    this.secrets = deriveSecrets(unlocked?.master ?? null, config.id);
+  }
 
-  static async init(store: ObjectStore, opts: { chunkSize?: number; packSize?: number } = {}): Promise<Repository> {
+  static async init(store: ObjectStore, opts: InitOptions = {}): Promise<Repository> {
     if (await store.head(CONFIG_KEY)) throw new Error(`a repository already exists at ${store.location}`);
+    const version = opts.version ?? REPO_VERSION;
+    if (version === 2 && opts.password === undefined) throw new PasswordNeededError(store.location);
     const config: RepoConfig = {
       format: 'snapfill',
-      version: REPO_VERSION,
+      version,
       id: randomBytes(16).toString('hex'),
       created: new Date().toISOString(),
       chunk_size: opts.chunkSize ?? 8 * 1024 * 1024,
       pack_size: opts.packSize ?? 16 * 1024 * 1024,
     };
+    let unlocked: Unlocked | null = null;
+    if (version === 2) {
+      // [cdc, issue 14]
+      const chunker = opts.chunker === undefined ? DEFAULT_CHUNKER : opts.chunker;
+      if (chunker) config.chunker = validateChunker(chunker);
+      config.encryption = opts.password === null ? 'none' : 'aes-256-gcm';
+      if (opts.password !== null && opts.password !== undefined) {
+        if (!opts.password) throw new Error('the password is empty');
+        // The key object goes first: a config without any key object would be an unreadable repository.
+        const master = randomBytes(KEY_BYTES);
+        const k = makeKeyObject(master, opts.password, opts.kdf ?? tuneScrypt());
+        await saveKeyObject(store, k);
+        unlocked = { master, keyId: k.id };
+      }
+    }
     await store.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifAbsent: true });
-    return new Repository(store, config);
+    return new Repository(store, config, unlocked);
   }
 
-  static async open(store: ObjectStore): Promise<Repository> {
+  /** Opens a repository; `password` is asked only when the repository is encrypted. */
+  static async open(store: ObjectStore, password?: PasswordSource): Promise<Repository> {
+    const config = await Repository.readConfig(store);
+    if (config.version < 2 || config.encryption === 'none') return new Repository(store, config, null);
+    if (config.encryption !== 'aes-256-gcm')
+      throw new Error(`repository at ${store.location} uses unknown encryption "${String(config.encryption)}"`);
+    if (!password) throw new PasswordNeededError(store.location);
+    return new Repository(store, config, await openMasterKey(store, await password()));
+  }
+
+  /** The config alone (plaintext in every version): what unlock and listing keys need. */
+  static async readConfig(store: ObjectStore): Promise<RepoConfig> {
     let raw: Buffer;
     try {
       raw = await store.get(CONFIG_KEY);
@@ -102,7 +178,55 @@ export class Repository {
     if (config.version > REPO_VERSION) {
       throw new Error(`repository format ${config.version} is newer than this snapfill supports (${REPO_VERSION}); upgrade snapfill`);
     }
-    return new Repository(store, config);
+    // [cdc, issue 14] a damaged or hostile config must not make the chunker misbehave (a 4 GiB max).
+    if (config.chunker !== undefined) {
+      try {
+        config.chunker = validateChunker(config.chunker);
+      } catch (e) {
+        throw new Error(`repository config at ${store.location}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    return config;
+  }
+
+  /** True when objects and blobs are sealed (version 2 without --insecure-no-encryption). */
+  get encrypted(): boolean {
+    return this.unlocked !== null;
+  }
+
+  /** The key object this session opened the repository with (null when not encrypted). */
+  get keyId(): string | null {
+    return this.unlocked?.keyId ?? null;
+  }
+
+  /** The master key, for writing another key object (key add / passwd) or a copy's target. */
+  masterKey(): Buffer | null {
+    return this.unlocked?.master ?? null;
+  }
+
+  /** The blob loader's key (null: blobs are stored unsealed). Passed to worker threads that read packs. */
+  blobKey(): BlobKey {
+    return this.secrets.dataKey;
+  }
+
+  /** 32 bytes for the content-defined chunker's gear table: secret when encrypted, from the repository id otherwise. */
+  chunkerSeed(): Buffer {
+    return this.secrets.chunkerSeed;
+  }
+
+  /** Seals an object's bytes (index, snapshot record) in an encrypted repository. */
+  private sealObject(bytes: Buffer): Buffer {
+    const key = this.secrets.dataKey;
+    return key ? seal(key, bytes) : bytes;
+  }
+
+  /** The plaintext of a stored object, or throws naming it when it fails authentication. */
+  private openObject(bytes: Buffer, what: string): Buffer {
+    const key = this.secrets.dataKey;
+    if (!key) return bytes;
+    const plain = unseal(key, bytes);
+    if (!plain) throw new Error(`${what} fails authentication (tampered, damaged, or not of this repository)`);
+    return plain;
   }
 
   /** Uploads a finished pack, then its index. A pack without an index is garbage, never referenced. */
@@ -110,7 +234,8 @@ export class Repository {
     const { id, bytes, index } = await writer.finish();
     await this.store.put(packKey(id), bytes);
     // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
-    await this.store.put(indexKey(id), gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 }));
+    // Compressed before it is sealed (ciphertext does not compress).
+    await this.store.put(indexKey(id), this.sealObject(gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 })));
     return index;
   }
 
@@ -119,15 +244,16 @@ export class Repository {
   }
 
   async loadPackIndex(packId: string): Promise<PackIndex> {
-    const raw = await this.store.get(indexKey(packId));
+    const raw = this.openObject(await this.store.get(indexKey(packId)), `pack index ${indexKey(packId)}`);
     const text = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw, { maxOutputLength: 256 * 1024 * 1024 }) : raw;
     const idx = JSON.parse(text.toString('utf8')) as PackIndex;
     if (idx.v !== 1 || idx.pack !== packId || !Array.isArray(idx.blobs)) throw new Error(`invalid pack index ${packId}`);
     return idx;
   }
 
-  async *listPacks(): AsyncIterable<{ id: string; size: number }> {
-    for await (const o of this.store.list(PACK_PREFIX)) yield { id: packIdOfKey(o.key), size: o.size };
+  async *listPacks(): AsyncIterable<{ id: string; size: number; mtime?: Date }> {
+    // [prune, issue 15] mtime: the store's time of the pack (prune leaves packs of running snapshots alone).
+    for await (const o of this.store.list(PACK_PREFIX)) yield { id: packIdOfKey(o.key), size: o.size, mtime: o.mtime };
   }
 
   /** Reads one blob (decompressing it) and checks its identity, so corruption is never returned as content. */
@@ -137,7 +263,7 @@ export class Repository {
 
   /** Blobs of one pack through the blob loader: ranged reads, neighbours coalesced, every blob verified. */
   loadBlobs(packId: string, refs: BlobRef[]): Promise<LoadedBlobs> {
-    return loadBlobsFromPack(this.packRangeReader(packId), refs);
+    return loadBlobsFromPack(this.packRangeReader(packId), refs, this.blobKey());
   }
 
   /** Ranged reads of one pack object, for the blob loader. */
@@ -181,8 +307,10 @@ export class Repository {
     return until && until.getTime() > Date.now() ? until : null;
   }
 
+  /** Stores a record; the id is the SHA-256 of the bytes as stored (sealed, when encrypted). */
   async saveSnapshot(rec: SnapshotRecord): Promise<string> {
-    const bytes = Buffer.from(JSON.stringify(rec, null, 1));
+    const json = Buffer.from(JSON.stringify(rec, null, 1));
+    const bytes = this.encrypted ? this.sealObject(gzipSync(json, { level: 9 })) : json;
     const id = createHash('sha256').update(bytes).digest('hex');
     await this.store.put(snapshotKey(id), bytes);
     return id;
@@ -195,7 +323,9 @@ export class Repository {
   async loadSnapshot(id: string): Promise<StoredSnapshot> {
     const bytes = await this.store.get(snapshotKey(id));
     if (createHash('sha256').update(bytes).digest('hex') !== id) throw new Error(`snapshot ${id} is damaged (hash mismatch)`);
-    const rec = JSON.parse(bytes.toString('utf8')) as SnapshotRecord;
+    const opened = this.openObject(bytes, `snapshot ${id}`);
+    const text = opened[0] === 0x1f && opened[1] === 0x8b ? gunzipSync(opened, { maxOutputLength: 64 * 1024 * 1024 }) : opened;
+    const rec = JSON.parse(text.toString('utf8')) as SnapshotRecord;
     return { ...rec, id };
   }
 
@@ -203,7 +333,25 @@ export class Repository {
     await this.store.delete(snapshotKey(id));
   }
 
+  // [prune, issue 15] small sealed records of other kinds (garbage/<id>, src/repo/garbage.ts):
+  // gzipped JSON, sealed like snapshot records in an encrypted repository.
+  /** Stores a JSON record under `key`; returns the SHA-256 of the stored bytes. */
+  async putRecord(key: (id: string) => string, value: unknown, opts: PutOptions = {}): Promise<string> {
+    const json = Buffer.from(JSON.stringify(value));
+    const bytes = this.sealObject(gzipSync(json, { level: 9 }));
+    const id = createHash('sha256').update(bytes).digest('hex');
+    await this.store.put(key(id), bytes, opts);
+    return id;
+  }
+
+  /** Reads a record stored by putRecord; fails naming it when it is damaged or fails authentication. */
+  async getRecord<T>(key: string): Promise<T> {
+    const opened = this.openObject(await this.store.get(key), key);
+    const text = opened[0] === 0x1f && opened[1] === 0x8b ? gunzipSync(opened, { maxOutputLength: 64 * 1024 * 1024 }) : opened;
+    return JSON.parse(text.toString('utf8')) as T;
+  }
+
   newPackWriter(type: BlobType): PackWriter {
-    return new PackWriter(type);
+    return new PackWriter(type, { key: this.blobKey(), version: this.config.version });
   }
 }

@@ -54,6 +54,11 @@ export interface Entry {
   fp: string | null;
   /** Content blobs in order. */
   content: BlobId[] | null;
+  /**
+   * Plain size of each content blob, when the file was cut by content (FastCDC, version-2
+   * repositories; tree key `cs`). Absent: blob i holds bytes [i*chunk_size, (i+1)*chunk_size).
+   */
+  chunkSizes?: number[];
   /** For a directory: the id of its tree blob. */
   tree: BlobId | null;
   flags: number;
@@ -99,6 +104,7 @@ export function encodeTree(entries: Entry[]): Buffer {
     if (e.target !== null) o.l = e.target;
     if (e.fp !== null) o.fp = e.fp;
     if (e.content !== null) o.c = e.content;
+    if (e.chunkSizes) o.cs = e.chunkSizes;
     if (e.tree !== null) o.st = e.tree;
     if (e.flags) o.x = e.flags;
     return o;
@@ -133,8 +139,15 @@ export function decodeTree(bytes: Buffer): Entry[] {
       content: o.c ?? null,
       tree: o.st ?? null,
       flags: o.x ?? 0,
+      // Checked against content and size where it is used (query/filecontent.ts): reads fail closed.
+      ...(validSizes(o.cs) ? { chunkSizes: o.cs } : {}),
     } satisfies Entry;
   });
+}
+
+/** Chunk sizes as a tree may carry them: anything else is dropped (the file's reads then fail closed). */
+function validSizes(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((n) => Number.isSafeInteger(n) && n > 0 && n <= 0xffffffff);
 }
 
 /** True when two entries record the same state (so a catalog row can be shared). */

@@ -17,48 +17,75 @@ interface Pending {
   loc?: BlobLocationRow | null;
 }
 
-/**
- * Entries are routed by subtree (the first component below the restore root), so the worker
- * that creates a directory also gets its contents and knows they cannot exist yet.
- */
-function workerOf(p: RawPath, rootDepth: number, workers: number): number {
+/** The first component below the restore root (depth `rootDepth`): the subtree an entry belongs to; null for the root itself. */
+function subtreeOf(p: RawPath, rootDepth: number): string | null {
   let i = 0;
-  for (let d = 0; d <= rootDepth; d++) {
+  // i ends on the slash before the first component below the root ('/' has depth 0).
+  for (let d = 0; d < rootDepth; d++) {
     i = p.indexOf('/', i + 1);
-    if (i < 0) return 0;
+    if (i < 0) return null;
   }
   const end = p.indexOf('/', i + 1);
-  const key = end < 0 ? p.slice(i + 1) : p.slice(i + 1, end);
-  let h = 0;
-  for (let k = 0; k < key.length; k++) h = (h * 31 + key.charCodeAt(k)) | 0;
-  return Math.abs(h) % workers;
+  return end < 0 ? p.slice(i + 1) : p.slice(i + 1, end);
 }
 
 /** Batches per worker, a bounded number in flight. */
 class Batcher {
   private readonly batches: Pending[][];
   private readonly inflight: Promise<void>[] = [];
+  /** Entries sent to each worker and not yet answered. */
+  private readonly outstanding: number[];
+  /** The worker of each subtree: a subtree stays with one worker, so the worker that creates a directory also gets its contents. */
+  private readonly subtrees = new Map<string, number>();
 
   constructor(private readonly run: RestoreRun) {
     this.batches = Array.from({ length: run.pool.size }, () => []);
+    this.outstanding = this.batches.map(() => 0);
   }
 
-  async add(wi: number, item: Pending): Promise<void> {
+  /**
+   * The worker for an entry of subtree `key` (null: the root itself, worker 0). A subtree seen
+   * first goes to the least loaded worker: subtrees come one after another in path order, so
+   * this spreads them by size, where a hash of their names would pile big ones on one thread.
+   */
+  workerFor(key: string | null): number {
+    if (key === null) return 0;
+    let wi = this.subtrees.get(key);
+    if (wi === undefined) {
+      wi = 0;
+      for (let k = 1; k < this.batches.length; k++) if (this.load(k) < this.load(wi)) wi = k;
+      this.subtrees.set(key, wi);
+    }
+    return wi;
+  }
+
+  private load(wi: number): number {
+    return this.outstanding[wi] + this.batches[wi].length;
+  }
+
+  /** Queues an entry; a promise only when a batch was sent and the caller must wait for room. */
+  add(wi: number, item: Pending): Promise<void> | null {
     this.batches[wi].push(item);
     this.run.tally.progress.entries++;
-    if (this.batches[wi].length >= BATCH) await this.flush(wi);
+    return this.batches[wi].length >= BATCH ? this.flush(wi) : null;
   }
 
   async flush(wi: number): Promise<void> {
     const items = this.batches[wi];
     if (!items.length) return;
     this.batches[wi] = [];
+    this.outstanding[wi] += items.length;
     const { run } = this;
     const msg = run.direct
-      ? { op: 'restore' as const, items: items.map((x) => ({ entry: x.w, chunks: chunksOf(run, x.v, x.loc) })) }
+      ? // Metadata mode never writes content: no chunk locations to look up or send.
+        {
+          op: 'restore' as const,
+          items: items.map((x) => ({ entry: x.w, chunks: run.mode === 'metadata' ? null : chunksOf(run, x.v, x.loc) })),
+        }
       : { op: 'classify' as const, items: items.map((x) => x.w) };
     this.inflight.push(
       run.pool.submit(msg, [], wi).then((reply) => {
+        this.outstanding[wi] -= items.length;
         reply.results.forEach((r, i) => onClassified(run, items[i].v, items[i].w, r as ClassifyResult));
         run.tally.noteDirs(reply);
       }),
@@ -88,7 +115,8 @@ export async function classifyAll(run: RestoreRun): Promise<void> {
       if (v && v.type === 'dir') await batcher.add(0, { v: lightFromVersion(v, null), w: wire(run, lightFromVersion(v, null), true) });
     }
     for (const v of entriesBelow(run, root)) {
-      await batcher.add(workerOf(v.path, rootDepth, run.pool.size), { v, w: wire(run, v), loc: v.loc });
+      const wait = batcher.add(batcher.workerFor(subtreeOf(v.path, rootDepth)), { v, w: wire(run, v), loc: v.loc });
+      if (wait) await wait;
       run.tally.tick();
     }
     // Ancestors and a root's entries must be in place before the next root's.

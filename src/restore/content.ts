@@ -58,6 +58,7 @@ async function fetchPackGroup(run: RestoreRun, rows: ContentRow[]): Promise<Pack
     return await loadBlobsFromPack(
       (offset, length) => run.s.repo.store.getRange(key, offset, length),
       rows.map((r) => ({ id: r.blobs[0], offset: r.off, length: r.len })),
+      run.s.repo.blobKey(),
     );
   } catch (e) {
     return { plain: new Map(), bad: new Map(), error: (e as Error).message };

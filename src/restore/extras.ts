@@ -1,6 +1,6 @@
-import * as fs from 'node:fs';
 import type { VersionRow } from '../catalog/catalog.js';
-import { SafeRoot, procPath } from '../livefs/safepath.js';
+import { check, closeFd, listDir, openDirAt, unlinkAt } from '../livefs/native.js';
+import { SafeRoot } from '../livefs/safepath.js';
 import { type RawPath } from '../util/rawpath.js';
 import { relOf, type RestoreRun } from './context.js';
 
@@ -34,19 +34,26 @@ function deleteIn(run: RestoreRun, safe: SafeRoot, dir: RawPath): void {
   if (fd === null) return;
   const want = new Map<RawPath, VersionRow>();
   for (const v of run.s.catalog.listDir(run.snap, dir)) want.set(v.name, v);
-  const live = (fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('latin1'));
-  for (const name of live) {
+  for (const { name, mode, err } of listDir(fd)) {
     const p = dir === '/' ? '/' + name : dir + '/' + name;
-    const st = fs.lstatSync(procPath(fd, name), { throwIfNoEntry: false });
-    if (!st) continue;
+    if (err !== 0) continue; // gone since the scan
+    const isDir = (mode & S_IFMT) === S_IFDIR;
     const snapV = want.get(name);
     if (snapV) {
-      if (snapV.type === 'dir' && st.isDirectory() && !run.scope.excluded(p)) deleteIn(run, safe, p);
+      if (snapV.type === 'dir' && isDir && !run.scope.excluded(p)) deleteIn(run, safe, p);
       continue;
     }
     if (run.scope.excluded(p) || run.scope.omittedBySnapshot(p)) continue;
-    if (run.scope.included && (st.isDirectory() || !run.scope.included(p))) continue;
-    deleteOne(run, fd, name, p, rel);
+    if (run.scope.included && (isDir || !run.scope.included(p))) continue;
+    // Asked again: the recursion above may have evicted (and closed) the cached fd.
+    let cur: number | null;
+    try {
+      cur = safe.dirFd(rel, false);
+    } catch (e) {
+      run.tally.error(dir, (e as Error).message);
+      return;
+    }
+    if (cur !== null) deleteOne(run, cur, name, p, rel);
   }
 }
 
@@ -59,29 +66,40 @@ function deleteOne(run: RestoreRun, dirFd: number, name: RawPath, p: RawPath, di
     return;
   }
   try {
-    tally.res.deleted += removeTree(dirFd, name);
+    tally.res.deleted += removeTree(dirFd, name, true);
     if (tally.restoresDirTimes) tally.touchedDirs.add(dirRel);
   } catch (e) {
     tally.error(p, `cannot delete: ${(e as Error).message}`);
   }
 }
 
-/** rm -rf without following symlinks: directories are opened with O_NOFOLLOW. Returns entries removed. */
-function removeTree(parentFd: number, name: RawPath): number {
-  const p = procPath(parentFd, name);
-  const st = fs.lstatSync(p);
-  if (!st.isDirectory()) {
-    fs.unlinkSync(p);
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const EISDIR = -21;
+const ENOTDIR = -20;
+const ELOOP = -40;
+
+/**
+ * rm -rf without following symlinks: each directory is opened relative to its parent with
+ * O_NOFOLLOW (a directory swapped for a symlink meanwhile is unlinked as the symlink it now
+ * is, never entered). Returns entries removed.
+ */
+function removeTree(parentFd: number, name: string, top = false): number {
+  const fd = openDirAt(parentFd, name);
+  if (fd === ENOTDIR || fd === ELOOP) {
+    const rc = unlinkAt(parentFd, name);
+    // Raced into a directory between the two calls: removed as a tree on a second look.
+    if (rc === EISDIR && top) return removeTree(parentFd, name);
+    check(rc, 'unlink', name);
     return 1;
   }
-  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  check(fd, 'open', name);
   let n = 0;
   try {
-    for (const child of fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[])
-      n += removeTree(fd, child.toString('latin1'));
+    for (const child of listDir(fd)) n += removeTree(fd, child.name);
   } finally {
-    fs.closeSync(fd);
+    closeFd(fd);
   }
-  fs.rmdirSync(p);
+  check(unlinkAt(parentFd, name, true), 'rmdir', name);
   return n + 1;
 }

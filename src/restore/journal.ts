@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { RawPath } from '../util/rawpath.js';
-import { procPath, SafeRoot } from '../livefs/safepath.js';
+import { SafeRoot } from '../livefs/safepath.js';
+import { listDir, unlinkAt } from '../livefs/native.js';
 import { TMP_PREFIX } from '../livefs/install.js';
 
 /**
@@ -72,20 +73,20 @@ export function sweepTemps(root: SafeRoot, rel: RawPath): number {
   }
   if (fd === null) return 0;
   let n = 0;
-  let names: Buffer[];
+  let entries: ReturnType<typeof listDir>;
   try {
-    names = fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' });
+    entries = listDir(fd);
   } catch {
     return 0;
   }
-  for (const b of names) {
-    const name = b.toString('latin1');
-    const st = fs.lstatSync(procPath(fd, name), { throwIfNoEntry: false });
-    if (!st) continue;
-    if (name.startsWith(TMP_PREFIX) && !st.isDirectory()) {
-      fs.unlinkSync(procPath(fd, name));
-      n++;
-    } else if (st.isDirectory()) {
+  for (const { name, mode, err } of entries) {
+    if (err !== 0) continue;
+    const isDir = (mode & 0o170000) === 0o040000;
+    if (name.startsWith(TMP_PREFIX) && !isDir) {
+      // Asked again: the recursion below may have evicted (and closed) the cached fd.
+      const cur = root.dirFd(rel, false);
+      if (cur !== null && unlinkAt(cur, name) === 0) n++;
+    } else if (isDir) {
       n += sweepTemps(root, rel === '' ? name : `${rel}/${name}`);
     }
   }

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import { packKey } from '../pack/format.js';
-import { inflateKnown } from '../pack/codec.js';
-import { loadBlobsFromPackSync } from '../repo/blobloader.js';
+import { inflateKnown, unsealKnown } from '../pack/codec.js';
+import { SEAL_OVERHEAD } from '../pack/crypto.js';
+import { loadBlobsFromPackSync, type BlobKey } from '../repo/blobloader.js';
 import type { ChunkRef } from './protocol.js';
 
 /**
@@ -23,7 +24,10 @@ export class LocalPacks {
   private readonly verified = new Map<string, boolean>();
   private buf = Buffer.allocUnsafe(1 << 20);
 
-  constructor(private readonly repoDir: string) {}
+  constructor(
+    private readonly repoDir: string,
+    private readonly key: BlobKey,
+  ) {}
 
   private packFd(pack: string): number {
     let fd = this.fds.get(pack);
@@ -59,18 +63,24 @@ export class LocalPacks {
     if (known !== undefined) {
       const raw = this.readRange(c, c.offset, c.length);
       if (raw.length < c.length) throw new CorruptChunkError(`pack ${c.pack.slice(0, 12)} is truncated`);
-      return known ? raw : inflateKnown(raw);
+      // Encrypted: every read is still authenticated (GCM, blob id as AAD); only the hash is skipped.
+      const encoded = unsealKnown(raw, c.id, this.key);
+      if (encoded === null)
+        throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} fails authentication`);
+      return known ? encoded : inflateKnown(encoded);
     }
     const got = loadBlobsFromPackSync(
       (offset, length) => this.readRange(c, offset, length),
       [{ id: c.id, offset: c.offset, length: c.length }],
+      this.key,
     );
     const plain = got.plain.get(c.id);
     if (!plain)
       throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} ${got.bad.get(c.id) ?? 'is corrupt'}`);
     if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
-    // Stored plain: the loader handed back a view of the read buffer itself.
-    this.verified.set(c.id, plain.buffer === this.buf.buffer);
+    // Stored plain: the loader handed back a view of the read buffer itself; sealed, the plain
+    // form is exactly the sealed bytes less nonce and tag (compression always saves >= 1/8).
+    this.verified.set(c.id, this.key ? plain.length === c.length - SEAL_OVERHEAD : plain.buffer === this.buf.buffer);
     return plain;
   }
 }

@@ -37,6 +37,8 @@ export interface WorkerInit {
   chown: boolean;
   /** Local repository directory: workers read pack files themselves (direct strategy). */
   repoDir: string | null;
+  /** The repository's blob key (encrypted repositories), for the direct strategy's own pack reads. */
+  blobKey: Uint8Array | null;
   /** Where workers journal the directories they create (crash recovery); null in a dry run. */
   journalDir: string | null;
   /** The process umask during the restore (0 lets files be created with their final mode). */

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RepoContext } from '../catalog/context.js';
+import { native } from '../livefs/native.js';
 import { WorkerPool } from '../livefs/pool.js';
 import { SafeRoot } from '../livefs/safepath.js';
 import { IdNames } from '../util/ids.js';
@@ -32,6 +33,8 @@ const MODES: RestoreMode[] = ['missing', 'changed', 'checksum', 'metadata', 'all
  * other hard links, --delete (extras.ts), directory metadata (dirmeta.ts); counted in tally.ts.
  */
 export async function restore(s: RepoContext, o: RestoreOptions): Promise<RestoreResult> {
+  // No slow fallback: without the addon the restore stops here, in one line naming the build step.
+  native();
   const mode = o.mode ?? 'missing';
   if (!MODES.includes(mode))
     throw new OptionError((n) => `unknown ${n('mode')} "${mode}": use missing, changed, checksum, metadata or all`);
@@ -69,6 +72,7 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
       umask: oldUmask === null ? process.umask() : 0,
       journalDir: o.dryRun ? null : journal.dir,
       repoDir: direct ? s.repo.store.localPath!('') : null,
+      blobKey: direct ? s.repo.blobKey() : null,
     };
     pool = await WorkerPool.start<WorkerRequest, WorkerReply>(
       workerUrl(import.meta.url, 'worker.js'),

@@ -1,28 +1,84 @@
-import * as fs from 'node:fs';
-import { compareEntry, hasForeignLinks, metadataFields, mtimeUsOf, typeMatches, type Recorded } from '../livefs/compare.js';
+import * as os from 'node:os';
+import { compareEntry, hasForeignLinks, metadataFields, typeMatches, type Recorded } from '../livefs/compare.js';
 import { fingerprintFile } from '../livefs/fingerprint.js';
 import { installSpecial, modifiedAfter, type SpecialType } from '../livefs/install.js';
-import { setMetaAt } from '../livefs/meta.js';
-import { procPath, splitParent } from '../livefs/safepath.js';
+import { setMetaBatch, type MetaFix } from '../livefs/meta.js';
+import { DirScan, errnoName, readlinkAt, ScanStat } from '../livefs/native.js';
+import { procPath, UnsafePathError } from '../livefs/safepath.js';
 import type { ClassifyResult, WireEntry } from './protocol.js';
-import { installed, lstatAt, parentFd, placement, worker } from './worker-state.js';
+import { errMsg, forRuns, installed, placement, worker } from './worker-state.js';
 
 /**
- * The classify phase in a worker: compares one snapshot entry with the live entry at its place
- * (the one compare rule, livefs/compare.ts) and decides what the restore does with it. Entries
- * that need no content (directories, symlinks, FIFOs, devices, metadata fixes) are done here.
+ * The classify phase in a worker: compares snapshot entries with the live entries at their
+ * places (the one compare rule, livefs/compare.ts) and decides what the restore does with
+ * each. A batch arrives in path order; it is taken a directory at a time: the live directory
+ * is opened relative to its parent (O_NOFOLLOW) and scanned once by the native addon
+ * (getdents64 + fstatat), and the metadata fixes of its entries go to the addon as one batch.
+ * Entries that need no content (directories, symlinks, FIFOs, devices, metadata fixes) are
+ * done here; files and hard links are left to the content phase.
  */
 
-/** Names in a live directory, read once (entries arrive in path order, so a small cache suffices). */
-const dirNameCache = new Map<string, Set<string>>();
-function dirNames(rel: string, fd: number): Set<string> {
-  let names = dirNameCache.get(rel);
-  if (!names) {
-    names = new Set((fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('latin1')));
-    if (dirNameCache.size >= 64) dirNameCache.delete(dirNameCache.keys().next().value as string);
-    dirNameCache.set(rel, names);
-  }
-  return names;
+const ENOENT = os.constants.errno.ENOENT;
+
+/** A live directory as one scan saw it: name -> index into copies of the scan's stat arrays. */
+interface LiveDir {
+  index: Map<string, number>;
+  /** Scanned for existence only (missing mode): no stat fields. */
+  namesOnly: boolean;
+  u64: BigUint64Array;
+  i64: BigInt64Array;
+  u32: Uint32Array;
+  errs: Int32Array;
+}
+
+const scratch = new DirScan();
+/** Entries arrive in path order, so a directory's children come in few runs: a small cache of scans suffices. */
+const liveDirs = new Map<string, LiveDir>();
+const MAX_LIVE_DIRS = 32;
+const MAX_LIVE_ENTRIES = 200_000;
+let cachedEntries = 0;
+
+function forgetOne(rel: string): void {
+  const d = liveDirs.get(rel);
+  if (!d) return;
+  cachedEntries -= d.index.size;
+  liveDirs.delete(rel);
+}
+
+function liveDir(rel: string, fd: number, namesOnly: boolean): LiveDir {
+  const cached = liveDirs.get(rel);
+  if (cached && (!cached.namesOnly || namesOnly)) return cached;
+  const rc = scratch.read(fd, namesOnly);
+  if (rc < 0) throw new Error(`${errnoName(-rc)}: scandir`);
+  const n = scratch.count;
+  const index = new Map<string, number>();
+  for (let i = 0; i < n; i++) index.set(scratch.name(i), i);
+  const d: LiveDir = namesOnly
+    ? { index, namesOnly, u64: EMPTY_U64, i64: EMPTY_I64, u32: EMPTY_U32, errs: EMPTY_I32 }
+    : {
+        index,
+        namesOnly,
+        u64: scratch.u64.slice(0, n * 5),
+        i64: scratch.i64.slice(0, n * 3),
+        u32: scratch.u32.slice(0, n * 5),
+        errs: scratch.errs.slice(0, n),
+      };
+  forgetOne(rel);
+  // Bounded by directories and by entries (a few huge directories must not pile up in memory).
+  while (liveDirs.size && (liveDirs.size >= MAX_LIVE_DIRS || cachedEntries + n > MAX_LIVE_ENTRIES))
+    forgetOne(liveDirs.keys().next().value as string);
+  liveDirs.set(rel, d);
+  cachedEntries += n;
+  return d;
+}
+const EMPTY_U64 = new BigUint64Array(0);
+const EMPTY_I64 = new BigInt64Array(0);
+const EMPTY_U32 = new Uint32Array(0);
+const EMPTY_I32 = new Int32Array(0);
+
+/** Forgets what was scanned below `rel` (after a failure there). */
+export function forgetLive(rel: string): void {
+  for (const k of [...liveDirs.keys()]) if (k === rel || rel === '' || k.startsWith(rel + '/')) forgetOne(k);
 }
 
 function recorded(e: WireEntry): Recorded {
@@ -32,42 +88,120 @@ function recorded(e: WireEntry): Recorded {
     uid: e.uid,
     gid: e.gid,
     size: e.size,
-    mtimeUs: mtimeUsOf(e.mtimeNs),
+    mtimeNs: BigInt(e.mtimeNs),
     linkTarget: e.type === 'symlink' ? e.linkTarget : null,
     rdev: e.rdev,
     fingerprint: e.fingerprint,
   };
 }
 
-export function classify(e: WireEntry): ClassifyResult {
-  const parentRel = splitParent(e.rel)[0];
-  if (worker.freshDirs.has(parentRel) && !worker.init.dryRun) {
-    // Created by us moments ago: the entry cannot exist yet, no need to look.
-    return { ...create(e), fresh: true };
+function guarded(fn: () => ClassifyResult): ClassifyResult {
+  try {
+    return fn();
+  } catch (e) {
+    return { outcome: 'error', msg: errMsg(e) };
   }
-  const { fd: dfd, name } = parentFd(e.rel, false);
-  const mode = worker.init.mode;
-  if (mode === 'missing' && !e.ancestor) {
-    // Only existence matters: one readdir per directory instead of one lstat per entry.
-    if (dfd !== null && dirNames(parentRel, dfd).has(name)) return { outcome: 'skip-present' };
-    return create(e);
-  }
-  const st = dfd === null ? undefined : lstatAt(dfd, name);
-  if (!st) {
-    if (mode === 'metadata') return { outcome: 'skip-present', msg: 'missing; metadata mode writes no content' };
-    return create(e);
-  }
-  if (e.ancestor || mode === 'missing') return { outcome: 'skip-present' };
-  if (mode === 'metadata') return classifyMetadata(e, dfd!, name, st);
-  return classifyContent(e, dfd!, name, st);
 }
 
-function foreignReason(st: fs.BigIntStats, e: WireEntry): string {
+/** Metadata fixes of one directory, applied as one batch after its entries are classified. */
+interface PendingFix {
+  k: number;
+  fix: MetaFix;
+}
+
+/** Classifies a batch of entries (in path order): one result per entry. */
+export function classifyBatch(items: readonly WireEntry[]): ClassifyResult[] {
+  const out: ClassifyResult[] = new Array(items.length);
+  forRuns(
+    items,
+    (e) => e.rel,
+    (parentRel, i, j) => {
+      try {
+        classifyDir(parentRel, items, i, j, out);
+      } catch (e) {
+        if (e instanceof UnsafePathError) {
+          worker.root.forget(parentRel);
+          forgetLive(parentRel);
+        }
+        const msg = errMsg(e);
+        for (let k = i; k < j; k++) out[k] ??= { outcome: 'error', msg };
+      }
+    },
+  );
+  return out;
+}
+
+/** Entries i..j-1 of `items`, all in directory `parentRel`. */
+function classifyDir(parentRel: string, items: readonly WireEntry[], i: number, j: number, out: ClassifyResult[]): void {
+  const skip = parentRel === '' ? 0 : parentRel.length + 1;
+  if (worker.freshDirs.has(parentRel) && !worker.init.dryRun) {
+    // Created by us moments ago: its entries cannot exist yet, no need to look.
+    for (let k = i; k < j; k++) out[k] = guarded(() => ({ ...create(items[k]), fresh: true }));
+    return;
+  }
+  const dfd = worker.root.dirFd(parentRel, false);
+  const mode = worker.init.mode;
+  if (dfd === null) {
+    for (let k = i; k < j; k++) out[k] = guarded(() => absent(items[k]));
+    return;
+  }
+  const live = liveDir(parentRel, dfd, mode === 'missing');
+  const fixes: PendingFix[] = [];
+  for (let k = i; k < j; k++) {
+    const e = items[k];
+    out[k] = guarded(() => classifyOne(e, dfd, e.rel.slice(skip), live, fixes, k));
+  }
+  if (!fixes.length) return;
+  // Creating subdirectories above may have reopened fds: ask for this one again (cached).
+  const fd = worker.root.dirFd(parentRel, false);
+  if (fd === null) {
+    for (const f of fixes) out[f.k] = { outcome: 'error', msg: 'directory vanished during the restore' };
+    return;
+  }
+  const errs = setMetaBatch(
+    fd,
+    fixes.map((f) => f.fix),
+    worker.policy.chown,
+  );
+  errs.forEach((err, n) => {
+    if (err !== null) out[fixes[n].k] = { outcome: 'error', msg: err };
+  });
+}
+
+/** Nothing is at the entry's place. */
+function absent(e: WireEntry): ClassifyResult {
+  if (worker.init.mode === 'metadata') return { outcome: 'skip-present', msg: 'missing; metadata mode writes no content' };
+  return create(e);
+}
+
+function classifyOne(e: WireEntry, dfd: number, name: string, live: LiveDir, fixes: PendingFix[], k: number): ClassifyResult {
+  const idx = live.index.get(name);
+  const mode = worker.init.mode;
+  if (live.namesOnly) return idx !== undefined ? { outcome: 'skip-present' } : create(e);
+  let st: ScanStat | undefined;
+  if (idx !== undefined) {
+    const err = live.errs[idx];
+    if (err !== 0 && err !== ENOENT) return { outcome: 'error', msg: `${errnoName(err)}: lstat` };
+    if (err === 0) st = new ScanStat(live, idx);
+  }
+  if (!st) return absent(e);
+  if (e.ancestor || mode === 'missing') return { outcome: 'skip-present' };
+  if (mode === 'metadata') return classifyMetadata(e, name, st, fixes, k);
+  return classifyContent(e, dfd, name, st, fixes, k);
+}
+
+function foreignReason(st: ScanStat, e: WireEntry): string {
   return `the live entry has ${st.nlink} hard links, the snapshot recorded ${e.nlink}: not the snapshot's inode`;
 }
 
+/** A metadata fix of an existing non-directory entry, applied with its directory's batch. */
+function fixMeta(e: WireEntry, name: string, st: ScanStat, fixes: PendingFix[], k: number): ClassifyResult {
+  if (!worker.init.dryRun) fixes.push({ k, fix: { name, meta: e, st, recordedLinks: e.nlink } });
+  return { outcome: 'meta' };
+}
+
 /** --mode metadata: owner, mode and times of what is there; never content, never another inode. */
-function classifyMetadata(e: WireEntry, dfd: number, name: string, st: fs.BigIntStats): ClassifyResult {
+function classifyMetadata(e: WireEntry, name: string, st: ScanStat, fixes: PendingFix[], k: number): ClassifyResult {
   if (!typeMatches(st, e.type))
     return { outcome: 'skip-conflict', msg: `type differs (snapshot: ${e.type}); metadata mode does not replace entries` };
   if (hasForeignLinks(st, e.nlink)) {
@@ -76,12 +210,11 @@ function classifyMetadata(e: WireEntry, dfd: number, name: string, st: fs.BigInt
   const differs = metadataFields(recorded(e), st, worker.policy.chown).length > 0;
   if (e.type === 'dir') return differs ? { outcome: 'dirmeta' } : { outcome: 'skip-same' };
   if (!differs) return { outcome: 'skip-same' };
-  if (!worker.init.dryRun) setMetaAt(dfd, name, e, st, worker.policy.chown, e.nlink);
-  return { outcome: 'meta' };
+  return fixMeta(e, name, st, fixes, k);
 }
 
 /** --mode changed / checksum / all: rewrite what differs, fix metadata of what does not. */
-function classifyContent(e: WireEntry, dfd: number, name: string, st: fs.BigIntStats): ClassifyResult {
+function classifyContent(e: WireEntry, dfd: number, name: string, st: ScanStat, fixes: PendingFix[], k: number): ClassifyResult {
   const mode = worker.init.mode;
   const same = typeMatches(st, e.type);
   const newer = modifiedAfter(st, worker.snapshotTimeNs) && !worker.init.overwriteNewer;
@@ -102,13 +235,12 @@ function classifyContent(e: WireEntry, dfd: number, name: string, st: fs.BigIntS
   const verdict = compareEntry(recorded(e), st, {
     content: mode === 'checksum' ? 'stat-then-checksum' : 'stat',
     owner: worker.policy.chown,
-    readLink: () => fs.readlinkSync(procPath(dfd, name), { encoding: 'buffer' }).toString('latin1'),
+    readLink: () => readlinkAt(dfd, name),
     fingerprint: () => fingerprintFile(worker.hasher, procPath(dfd, name)),
   });
   if (verdict.kind === 'type' || verdict.kind === 'content') return create(e, true);
   if (verdict.kind === 'same') return { outcome: 'skip-same' };
-  if (!worker.init.dryRun) setMetaAt(dfd, name, e, st, worker.policy.chown, e.nlink);
-  return { outcome: 'meta' };
+  return fixMeta(e, name, st, fixes, k);
 }
 
 /** Creates an entry that is missing (or replaces one when `replace`). Files and hardlinks are deferred. */
@@ -125,17 +257,20 @@ function create(e: WireEntry, replace = false): ClassifyResult {
     worker.root.dirFd(e.rel, true);
     return { outcome: 'created' };
   }
-  const { fd: dfd, name } = parentFd(e.rel, true);
+  const slash = e.rel.lastIndexOf('/');
+  const dfd = worker.root.dirFd(slash < 0 ? '' : e.rel.slice(0, slash), true);
   const r = installed(
     e.rel,
     installSpecial(
       dfd!,
-      name,
+      e.rel.slice(slash + 1),
       { type: e.type as SpecialType, linkTarget: e.linkTarget, rdev: e.rdev },
       e,
       worker.policy,
       placement(replace),
     ),
   );
-  return r.installed ? { outcome: 'created', replace } : { outcome: 'skip-present', msg: r.msg };
+  if (r.installed) return { outcome: 'created', replace };
+  if (r.reason === 'failed') return { outcome: 'error', msg: r.msg };
+  return { outcome: 'skip-present', msg: r.msg };
 }

@@ -1,63 +1,183 @@
-import { mtimeUsOf, sameMtime, tooManyLinks } from '../livefs/compare.js';
-import { installFile, installLink, type InstallResult } from '../livefs/install.js';
+import { sameMtime, tooManyLinks } from '../livefs/compare.js';
+import { installFile, installFiles, installLink, type FileInstall, type InstallResult } from '../livefs/install.js';
 import { setMetaFd } from '../livefs/meta.js';
+import { lstatAt } from '../livefs/native.js';
+import { UnsafePathError } from '../livefs/safepath.js';
 import { CorruptChunkError, LocalPacks } from './localpacks.js';
 import type { ChunkRef, ClassifyResult, ItemResult, LinkItem, RestoreItem, WireEntry, WriteItem } from './protocol.js';
-import { classify } from './worker-classify.js';
-import { installed, lstatAt, parentFd, placement, worker } from './worker-state.js';
+import { classifyBatch, forgetLive } from './worker-classify.js';
+import { errMsg, forRuns, installed, parentFd, placement, worker } from './worker-state.js';
 
 /**
  * The content phase in a worker: files written through the one install primitive
- * (livefs/install.ts) from a shared buffer of decoded blobs (planned strategy) or straight from
- * the local pack files (direct strategy), hard links, and directory metadata at the end.
+ * (livefs/install.ts), a directory's files per native call, from a shared buffer of decoded
+ * blobs (planned strategy) or straight from the local pack files (direct strategy); hard
+ * links; and directory metadata at the end.
  */
 
 function asItem(r: InstallResult): ItemResult {
-  return r.installed ? { ok: true } : { ok: true, skipped: true, msg: r.msg };
+  if (r.installed) return { ok: true };
+  if (r.reason === 'failed') return { ok: false, msg: r.msg };
+  return { ok: true, skipped: true, msg: r.msg };
 }
 
-/** A file whose content the orchestrator decoded into a shared buffer (planned strategy). */
-export function write(it: WriteItem): ItemResult {
-  const { fd: dfd, name } = parentFd(it.rel, true);
-  if (dfd === null) return { ok: false, msg: 'parent directory missing' };
-  const r = installFile(dfd, name, it.entry, worker.policy, placement(it.replace, it.fresh), (t) =>
-    t.write(Buffer.from(it.sab, it.offset, it.length)),
+/** The directory fd for a run of items, creating missing parents; an error message for the run instead when it cannot be had. */
+function runDir(parentRel: string): number | string {
+  try {
+    const fd = worker.root.dirFd(parentRel, true);
+    return fd === null ? 'parent directory missing' : fd;
+  } catch (e) {
+    if (e instanceof UnsafePathError) {
+      worker.root.forget(parentRel);
+      forgetLive(parentRel);
+    }
+    return errMsg(e);
+  }
+}
+
+/** Files whose content the orchestrator decoded into a shared buffer (planned strategy): a directory per native call. */
+export function writeBatch(items: readonly WriteItem[]): ItemResult[] {
+  const out: ItemResult[] = new Array(items.length);
+  forRuns(
+    items,
+    (x) => x.rel,
+    (parentRel, i, j) => {
+      const dfd = runDir(parentRel);
+      for (let a = i; a < j;) {
+        // Items of one batch share the pack group's buffer; split where one does not.
+        let b = a + 1;
+        while (b < j && items[b].sab === items[a].sab) b++;
+        if (typeof dfd === 'string') for (let k = a; k < b; k++) out[k] = { ok: false, msg: dfd };
+        else {
+          const files: FileInstall[] = [];
+          for (let k = a; k < b; k++) {
+            const it = items[k];
+            files.push({
+              name: nameOf(it.rel),
+              meta: it.entry,
+              place: placement(it.replace, it.fresh),
+              offset: it.offset,
+              length: it.length,
+            });
+          }
+          const res = installFiles(dfd, files, new Uint8Array(items[a].sab), worker.policy);
+          for (let k = a; k < b; k++) out[k] = asItem(installed(items[k].rel, res[k - a]));
+        }
+        a = b;
+      }
+    },
   );
-  return asItem(installed(it.rel, r));
+  return out;
+}
+
+function nameOf(rel: string): string {
+  return rel.slice(rel.lastIndexOf('/') + 1);
 }
 
 let packs: LocalPacks | null = null;
+/** The direct strategy's batch buffer: files of one directory read from the packs, installed in one call. */
+let batchBuf = Buffer.allocUnsafe(1 << 20);
+/** Files larger than this are written chunk by chunk on their own; a batch holds at most about this much. */
+const BATCH_BYTES = 8 << 20;
 
-/** Writes a file from its chunks in the local packs; nothing lands at the final path unless complete and verified. */
-function writeFromChunks(e: WireEntry, chunks: ChunkRef[], replace: boolean, fresh: boolean): ClassifyResult {
-  const { fd: dfd, name } = parentFd(e.rel, true);
-  if (dfd === null) return { outcome: 'error', msg: 'parent directory missing' };
-  packs ??= new LocalPacks(worker.init.repoDir!);
-  const local = packs;
-  let r: InstallResult;
-  try {
-    r = installFile(dfd, name, e, worker.policy, placement(replace, fresh), (t) => {
-      for (const c of chunks) t.write(local.read(c));
-    });
-  } catch (err) {
-    if (err instanceof CorruptChunkError) return { outcome: 'error', msg: `${err.message}; file not restored` };
-    throw err;
-  }
-  installed(e.rel, r);
+function outcomeOf(r: InstallResult): ClassifyResult {
   if (r.installed) return { outcome: 'written' };
+  if (r.reason === 'failed') return { outcome: 'error', msg: r.msg };
   return r.reason === 'newer' ? { outcome: 'skip-newer', msg: r.msg } : { outcome: 'skip-present', msg: r.msg };
 }
 
-/** Direct strategy: classify, and write the content at once when it is needed. */
-export function restoreItem(it: RestoreItem): ClassifyResult {
-  const r = classify(it.entry);
-  if (r.outcome !== 'content' || worker.init.dryRun) return r;
-  // The first name of a hard-link group: a surviving name may be re-linked instead of a fresh
-  // copy, which only the orchestrator can know (it sees the whole group): written later.
-  if (it.entry.nlink > 1 && !r.replace) return r;
-  if (!it.chunks) return { outcome: 'error', msg: 'content blob is not in the repository index' };
-  const w = writeFromChunks(it.entry, it.chunks, !!r.replace, !!r.fresh);
-  return r.why ? { ...w, why: r.why } : w;
+/** Direct strategy: classify a batch, then write the content it needs, a directory per native call, straight from the local packs. */
+export function restoreBatch(items: readonly RestoreItem[]): ClassifyResult[] {
+  const res = classifyBatch(items.map((x) => x.entry));
+  if (worker.init.dryRun) return res;
+  const todo: number[] = [];
+  res.forEach((r, k) => {
+    const e = items[k].entry;
+    if (r.outcome !== 'content') return;
+    // The first name of a hard-link group: a surviving name may be re-linked instead of a fresh
+    // copy, which only the orchestrator can know (it sees the whole group): written later.
+    if (e.nlink > 1 && !r.replace) return;
+    if (!items[k].chunks) res[k] = { outcome: 'error', msg: 'content blob is not in the repository index' };
+    else todo.push(k);
+  });
+  // The key crosses to the thread as a plain Uint8Array (structured clone).
+  const key = worker.init.blobKey;
+  packs ??= new LocalPacks(worker.init.repoDir!, key ? Buffer.from(key.buffer, key.byteOffset, key.byteLength) : null);
+  forRuns(
+    todo,
+    (k) => items[k].entry.rel,
+    (parentRel, i, j) => {
+      const dfd = runDir(parentRel);
+      if (typeof dfd === 'string') {
+        for (let n = i; n < j; n++) res[todo[n]] = { outcome: 'error', msg: dfd };
+        return;
+      }
+      writeDir(dfd, todo.slice(i, j), items, res);
+    },
+  );
+  return res;
+}
+
+/** Room for `n` bytes in the batch buffer, keeping the first `used`. */
+function ensure(used: number, n: number): void {
+  if (batchBuf.length >= used + n) return;
+  const grown = Buffer.allocUnsafe(Math.max(used + n, batchBuf.length * 2));
+  batchBuf.copy(grown, 0, 0, used);
+  batchBuf = grown;
+}
+
+/** Writes the files `ks` of one directory; results replace their classify results (keeping a replace reason). */
+function writeDir(dfd: number, ks: number[], items: readonly RestoreItem[], res: ClassifyResult[]): void {
+  const local = packs!;
+  let files: FileInstall[] = [];
+  let batchKs: number[] = [];
+  let used = 0;
+  const done = (k: number, r: InstallResult) => {
+    const why = res[k].why;
+    const w = outcomeOf(installed(items[k].entry.rel, r));
+    res[k] = why ? { ...w, why } : w;
+  };
+  const flush = () => {
+    if (!files.length) return;
+    const out = installFiles(dfd, files, batchBuf, worker.policy);
+    out.forEach((r, n) => done(batchKs[n], r));
+    files = [];
+    batchKs = [];
+    used = 0;
+  };
+  for (const k of ks) {
+    const { entry: e, chunks } = items[k];
+    const r = res[k];
+    const place = placement(!!r.replace, !!r.fresh);
+    try {
+      if (e.size > BATCH_BYTES) {
+        // Large: streamed chunk by chunk through a temp file of its own, never whole in memory.
+        done(
+          k,
+          installFile(dfd, nameOf(e.rel), e, worker.policy, place, (t) => writeChunks(local, chunks!, (b) => t.write(b))),
+        );
+        continue;
+      }
+      if (used + e.size > BATCH_BYTES) flush();
+      let at = used;
+      writeChunks(local, chunks!, (b) => {
+        ensure(at, b.length);
+        b.copy(batchBuf, at);
+        at += b.length;
+      });
+      files.push({ name: nameOf(e.rel), meta: e, place, offset: used, length: at - used });
+      batchKs.push(k);
+      used = at;
+    } catch (err) {
+      if (err instanceof CorruptChunkError) res[k] = { outcome: 'error', msg: `${err.message}; file not restored` };
+      else res[k] = { outcome: 'error', msg: errMsg(err) };
+    }
+  }
+  flush();
+}
+
+function writeChunks(local: LocalPacks, chunks: ChunkRef[], put: (b: Buffer) => void): void {
+  for (const c of chunks) put(local.read(c));
 }
 
 /**
@@ -75,15 +195,18 @@ export function link(it: LinkItem): ItemResult {
   // One more link must not exceed the recorded count: more means links the snapshot never had.
   if (
     Number(src.size) !== want.size ||
-    !sameMtime(src, mtimeUsOf(want.mtimeNs)) ||
+    !sameMtime(src, BigInt(want.mtimeNs)) ||
     tooManyLinks(Number(src.nlink) + 1, want.nlink) ||
     (worker.policy.chown && (Number(src.uid) !== want.uid || Number(src.gid) !== want.gid))
   ) {
     return { ok: false, msg: 'hardlink source no longer matches the snapshot' };
   }
   const { fd: dfd, name } = parentFd(it.rel, true);
-  const r = installed(it.rel, installLink({ dirFd: first.fd, name: first.name, expect: src }, dfd!, name, placement(it.replace)));
-  if (!r.installed && r.reason === 'source-changed') return { ok: false, msg: r.msg };
+  const r = installed(
+    it.rel,
+    installLink({ dirFd: first.fd, name: first.name, expect: src }, dfd!, name, placement(it.replace), worker.policy),
+  );
+  if (!r.installed && (r.reason === 'source-changed' || r.reason === 'failed')) return { ok: false, msg: r.msg };
   return asItem(r);
 }
 

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { xxh } from '../livefs/fingerprint.js';
-import { SafeRoot, procPath, splitParent, UnsafePathError } from '../livefs/safepath.js';
+import { SafeRoot, splitParent, UnsafePathError } from '../livefs/safepath.js';
 import type { InstallResult, MetaPolicy, Placement } from '../livefs/install.js';
 import type { WorkerInit } from './protocol.js';
 
@@ -56,8 +56,26 @@ export function parentFd(rel: string, create: boolean): { fd: number | null; nam
   return { fd: worker.root.dirFd(parentRel, create), name };
 }
 
-export function lstatAt(fd: number, name: string): fs.BigIntStats | undefined {
-  return fs.lstatSync(procPath(fd, name), { bigint: true, throwIfNoEntry: false });
+/**
+ * Calls `fn(parentRel, i, j)` for each run of consecutive items in one directory (items
+ * i..j-1): a batch in path order is worked a directory at a time, one native call per run.
+ */
+export function forRuns<T>(items: readonly T[], relOf: (x: T) => string, fn: (parentRel: string, i: number, j: number) => void): void {
+  let i = 0;
+  while (i < items.length) {
+    const rel = relOf(items[i]);
+    const slash = rel.lastIndexOf('/');
+    const parent = slash < 0 ? '' : rel.slice(0, slash);
+    let j = i + 1;
+    for (; j < items.length; j++) {
+      const r = relOf(items[j]);
+      // Same directory: the same prefix, and no further slash after it.
+      if (r.length <= slash + 1 || (slash >= 0 && (r.charCodeAt(slash) !== 47 || !r.startsWith(parent))) || r.indexOf('/', slash + 1) >= 0)
+        break;
+    }
+    fn(parent, i, j);
+    i = j;
+  }
 }
 
 /** How an entry is put in place: replaced only when allowed, never over a newer one unless told. */

@@ -1,14 +1,15 @@
 /**
- * A restore worker thread: synchronous fs calls only (DESIGN.md: sync calls in a few threads
- * match tar; a promise per syscall costs ~4x). Every path goes through SafeRoot, so nothing
- * in the target tree is ever followed as a symlink. The classify half is in worker-classify.ts,
+ * A restore worker thread: synchronous native calls only (livefs/native.ts: a directory's scan,
+ * install or metadata batch per call; a promise per syscall costs ~4x). Every directory is
+ * opened through SafeRoot relative to its parent with O_NOFOLLOW, so nothing in the target tree
+ * is ever followed as a symlink. The classify half is in worker-classify.ts,
  * the content half in worker-content.ts; this file only receives batches and answers them.
  */
 import { parentPort } from 'node:worker_threads';
 import { splitParent, UnsafePathError } from '../livefs/safepath.js';
 import type { ClassifyResult, FromWorker, ItemResult, ToWorker } from './protocol.js';
-import { classify } from './worker-classify.js';
-import { dirmeta, link, restoreItem, write } from './worker-content.js';
+import { classifyBatch } from './worker-classify.js';
+import { dirmeta, link, restoreBatch, writeBatch } from './worker-content.js';
 import { errMsg, startBatch, startWorker, worker } from './worker-state.js';
 
 type Result = ClassifyResult | ItemResult;
@@ -28,11 +29,11 @@ function each<T>(items: T[], fn: (x: T) => Result, relOf: (x: T) => string): Res
 function handle(msg: Exclude<ToWorker, { op: 'init' }>): Result[] {
   switch (msg.op) {
     case 'classify':
-      return each(msg.items, classify, (x) => x.rel);
+      return classifyBatch(msg.items);
     case 'write':
-      return each(msg.items, write, (x) => x.rel);
+      return writeBatch(msg.items);
     case 'restore':
-      return each(msg.items, restoreItem, (x) => x.entry.rel);
+      return restoreBatch(msg.items);
     case 'link':
       return each(msg.items, link, (x) => x.rel);
     case 'dirmeta':

@@ -3,6 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { PackWriter } from '../pack/packwriter.js';
 import type { BlobId } from '../pack/blobid.js';
 import type { BlobType } from '../pack/format.js';
+import type { ReuseGuard } from './reuseguard.js';
 
 /**
  * Deduplicates blobs against the catalog and the packs still being written, groups new ones
@@ -21,11 +22,17 @@ export class BlobSink {
   constructor(
     private readonly repo: Repository,
     private readonly catalog: Catalog,
-    private readonly opts: { packSize: number; maxInFlight?: number; onUpload?: (bytes: number) => Promise<void> | void },
+    private readonly opts: {
+      packSize: number;
+      maxInFlight?: number;
+      onUpload?: (bytes: number) => Promise<void> | void;
+      /** [prune, issue 15] Blobs whose only homes are packs marked as garbage count as absent. */
+      guard?: ReuseGuard;
+    },
   ) {}
 
   has(id: BlobId): boolean {
-    return this.pending.has(id) || this.catalog.hasBlob(id);
+    return this.pending.has(id) || (this.catalog.hasBlob(id) && !this.opts.guard?.isDead(id));
   }
 
   /** Adds a blob unless it is already stored; returns true when it was new. */
@@ -51,7 +58,10 @@ export class BlobSink {
       if (this.opts.onUpload) await this.opts.onUpload(w.size);
       const idx = await this.repo.savePack(w);
       this.catalog.addPackIndex(idx);
-      for (const b of idx.blobs) this.pending.delete(b.id);
+      for (const b of idx.blobs) {
+        this.pending.delete(b.id);
+        this.opts.guard?.stored(b.id);
+      }
       this.packsWritten++;
     })().catch((e: Error) => {
       this.failure ??= e;

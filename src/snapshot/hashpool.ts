@@ -2,18 +2,16 @@ import { WorkerPool } from '../livefs/pool.js';
 import { workerUrl } from '../util/workerurl.js';
 import type { HashItem, HashReply, HashRequest, HashResult, ScanResult } from './hashprotocol.js';
 
-/** Items per batch: one message per 32 files keeps the per-message cost small without delaying reads. */
-const HASH_BATCH = 32;
+/** Items per message: one message per 64 files of a directory keeps the per-message cost small without delaying reads. */
+const HASH_BATCH = 64;
 
 /**
- * Reader threads for the snapshot (the one worker pool, livefs/pool.ts): items are sent in
- * small batches; each item gets its own promise. The walk bounds how many reads it starts, so
- * the pool does not: every batch goes at once to the least busy thread.
+ * Reader threads for the snapshot (the one worker pool, livefs/pool.ts): the files of one
+ * directory are sent in batches, read relative to the directory's fd; each item gets its own
+ * promise. The walk bounds how many directories it reads ahead, so the pool does not: every
+ * batch goes at once to the least busy thread.
  */
 export class HashPool {
-  private queue: { item: HashItem; resolve: (r: HashResult) => void; reject: (e: Error) => void }[] = [];
-  private flushScheduled = false;
-
   private constructor(
     private readonly pool: WorkerPool<HashRequest, HashReply>,
     private readonly chunkSize: number,
@@ -27,34 +25,24 @@ export class HashPool {
     return new HashPool(pool, chunkSize);
   }
 
-  /** Lists and lstats one directory in a worker. */
-  async scan(dir: string): Promise<ScanResult> {
-    const r = await this.pool.submit({ op: 'scan', dir });
+  /**
+   * Opens `name` relative to the directory open at `parentFd` (or `path` itself when parentFd
+   * is -1) and lists it with lstat fields, in a worker. The result holds the directory's fd.
+   */
+  async scan(parentFd: number, name: string, path: string): Promise<ScanResult> {
+    const r = await this.pool.submit({ op: 'scan', parentFd, name, path });
     return (r as Extract<HashReply, { scan: ScanResult }>).scan;
   }
 
-  hash(item: HashItem): Promise<HashResult> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      if (this.queue.length >= HASH_BATCH) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        queueMicrotask(() => {
-          this.flushScheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  private flush(): void {
-    while (this.queue.length) {
-      const batch = this.queue.splice(0, HASH_BATCH);
-      this.pool.submit({ op: 'hash', items: batch.map((b) => b.item), chunkSize: this.chunkSize }).then(
-        (r) => (r as Extract<HashReply, { results: HashResult[] }>).results.forEach((res, i) => batch[i].resolve(res)),
-        (e: Error) => batch.forEach((b) => b.reject(e)),
-      );
+  /** Reads (and hashes, compresses) files of the directory open at `dirFd`: one promise per item. */
+  hashDir(dirFd: number, items: HashItem[]): Promise<HashResult>[] {
+    const out: Promise<HashResult>[] = [];
+    for (let from = 0; from < items.length; from += HASH_BATCH) {
+      const part = items.slice(from, from + HASH_BATCH);
+      const reply = this.pool.submit({ op: 'hash', dirFd, items: part, chunkSize: this.chunkSize });
+      part.forEach((_, i) => out.push(reply.then((r) => (r as Extract<HashReply, { results: HashResult[] }>).results[i])));
     }
+    return out;
   }
 
   async close(): Promise<void> {

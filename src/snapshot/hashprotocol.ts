@@ -1,7 +1,7 @@
 /** Messages between the snapshot walk and its reader threads. Big numbers travel as decimal strings. */
 export interface HashItem {
-  /** Raw path of the file. */
-  path: string;
+  /** Raw name of the file in its directory (one component). */
+  name: string;
   size: string;
   mtime: string;
   ctime: string;
@@ -26,16 +26,23 @@ export type HashResult =
   | { code: 'big' }
   | { code: 'error'; msg: string };
 
-/** Requests of the snapshot walk to a reader thread (livefs/pool.ts adds the id). */
-export type HashRequest = { op: 'hash'; items: HashItem[]; chunkSize: number } | { op: 'scan'; dir: string };
+/**
+ * Requests of the snapshot walk to a reader thread (livefs/pool.ts adds the id). Directories
+ * are opened relative to their parent's fd (O_NOFOLLOW | O_DIRECTORY), files read relative to
+ * their directory's fd: fds are per process, so any thread may use the fd another opened. A
+ * scan with parentFd -1 opens `path` itself (the root of the walk).
+ */
+export type HashRequest =
+  { op: 'hash'; dirFd: number; items: HashItem[]; chunkSize: number } | { op: 'scan'; parentFd: number; name: string; path: string };
 
 export type HashReply = { id: number; results: HashResult[] } | { id: number; scan: ScanResult };
 
 /** A directory listing with lstat fields: SCAN_FIELDS values per entry (mode, uid, gid, size,
- * mtime ns, ctime ns, ino, dev, nlink, rdev); status 0 = ok, 1 = vanished, 2 = error (in order in `errors`). */
+ * mtime ns, ctime ns, ino, dev, nlink, rdev); status 0 = ok, 1 = vanished, 2 = error (in order in
+ * `errors`). `fd` is the directory, open: the walk closes it when it is done with the directory. */
 export const SCAN_FIELDS = 10;
 
-export type ScanResult = { names: string[]; stats: BigUint64Array; status: Uint8Array; errors: string[] } | { error: string };
+export type ScanResult = { fd: number; names: string[]; stats: BigUint64Array; status: Uint8Array; errors: string[] } | { error: string };
 
 const S_IFMT = 0o170000n;
 

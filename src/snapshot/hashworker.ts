@@ -1,13 +1,18 @@
 /**
- * Snapshot reader thread: reads a small file whole, fingerprints it (xxh64), identifies it
- * (SHA-256) and compresses it for the repository, off the main thread (DESIGN.md: synchronous
- * calls in a few threads). Files larger than one chunk go back to the main thread.
+ * Snapshot reader thread: lists directories (native scan, relative to the parent's fd) and
+ * reads small files whole (native batched read, relative to the directory's fd), fingerprints
+ * them (xxh64), identifies them (SHA-256) and compresses them for the repository, off the main
+ * thread (DESIGN.md: synchronous calls in a few threads). Files larger than one chunk go back
+ * to the main thread.
  */
 import { parentPort } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
+import * as os from 'node:os';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { xxh } from '../livefs/fingerprint.js';
+import { DirScan, errnoName, openDirAt } from '../livefs/native.js';
+import { FileBatch, nativeRead, NOT_REGULAR, openRoot, readErrorName } from '../livefs/nativeread.js';
 import { encodeForStore } from '../pack/codec.js';
 import {
   SCAN_FIELDS,
@@ -19,139 +24,168 @@ import {
   type ScanResult,
 } from './hashprotocol.js';
 
-const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
-const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+const ENOENT = os.constants.errno.ENOENT;
+
 const RETRIES = 3;
+/** Bytes of file content one native read call may gather (one file bigger than this goes alone). */
+const BATCH_BYTES = 4 << 20;
 let hasher: XXHashAPI;
-let noatime = O_NOATIME;
-let buf = Buffer.allocUnsafe(1 << 16);
+const batch = new FileBatch();
+const scanned = new DirScan();
 /** Content this thread already stored: no need to compress it again (the main thread has it). */
 const seen = new Set<string>();
+/** Bounded memory: a miss only costs a redundant compression. */
+const SEEN_MAX = 20000;
 
-function statOf(st: fs.BigIntStats): HashStat {
+function statOf(b: FileBatch, i: number): HashStat {
   return {
-    mode: Number(st.mode),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: Number(st.size),
-    mtime: st.mtimeNs.toString(),
-    ctime: st.ctimeNs.toString(),
-    ino: st.ino.toString(),
-    dev: st.dev.toString(),
-    nlink: Number(st.nlink),
-    isFile: st.isFile(),
+    mode: b.mode(i),
+    uid: b.uid(i),
+    gid: b.gid(i),
+    size: Number(b.size(i)),
+    mtime: b.mtimeNs(i).toString(),
+    ctime: b.ctimeNs(i).toString(),
+    ino: b.ino(i).toString(),
+    dev: b.dev(i).toString(),
+    nlink: b.nlink(i),
+    isFile: true,
   };
 }
 
-function open(p: Buffer): number {
-  try {
-    return fs.openSync(p, FLAGS | noatime);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EPERM' && noatime) {
-      noatime = 0; // not the owner and not root: O_NOATIME is refused
-      return fs.openSync(p, FLAGS);
-    }
-    throw e;
-  }
+interface Expect {
+  size: bigint;
+  mtime: bigint;
+  ctime: bigint;
+  ino: bigint;
 }
 
-function hashOne(it: HashItem, chunkSize: number): HashResult {
-  const path = Buffer.from(it.path, 'latin1');
-  let expect = { size: BigInt(it.size), mtime: BigInt(it.mtime), ctime: BigInt(it.ctime), ino: BigInt(it.ino) };
-  for (let attempt = 1; ; attempt++) {
-    let fd: number;
-    try {
-      fd = open(path);
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      return { code: 'error', msg: err.code ? `${err.code}: ${err.syscall ?? 'open'}` : String(err.message) };
-    }
-    try {
-      const before = fs.fstatSync(fd, { bigint: true });
-      if (!before.isFile()) return { code: 'error', msg: 'no longer a regular file' };
-      if (before.size > BigInt(chunkSize)) return { code: 'big' };
-      const want = Number(before.size) + 1; // one byte more shows growth during the read
-      if (buf.length < want) buf = Buffer.allocUnsafe(Math.max(want, buf.length * 2));
-      let n = 0;
-      while (n < want) {
-        const r = fs.readSync(fd, buf, n, want - n, null);
-        if (r === 0) break;
-        n += r;
-      }
-      if (n > chunkSize) return { code: 'big' };
-      const after = fs.fstatSync(fd, { bigint: true });
-      const stable =
-        after.size === expect.size &&
-        after.mtimeNs === expect.mtime &&
-        after.ctimeNs === expect.ctime &&
-        after.ino === expect.ino &&
-        BigInt(n) === after.size;
-      if (!stable && attempt < RETRIES) {
-        expect = { size: after.size, mtime: after.mtimeNs, ctime: after.ctimeNs, ino: after.ino };
-        continue;
-      }
-      const data = buf.subarray(0, n);
-      const fp = hasher.h64Raw(data).toString(16).padStart(16, '0');
-      if (n === 0) return { code: 'ok', fp, id: null, stored: null, st: statOf(after), torn: !stable, read: 0 };
-      const id = createHash('sha256').update(data).digest('hex');
-      let stored: Uint8Array | null = null;
-      if (!seen.has(id)) {
-        const enc = encodeForStore(data);
-        stored = new Uint8Array(enc === data ? Buffer.from(data) : enc);
-        if (seen.size > 100000) seen.clear(); // bounded memory; a miss only costs a redundant compression
-        seen.add(id);
-      }
-      return { code: 'ok', fp, id, stored, st: statOf(after), torn: !stable, read: n };
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      return { code: 'error', msg: err.code ? `${err.code}: ${err.syscall ?? 'read'}` : String(err.message) };
-    } finally {
-      fs.closeSync(fd);
-    }
+/** The result of entry i of a batch just read; null when it changed during the read and gets another attempt. */
+function resultOf(b: FileBatch, i: number, expect: Expect, last: boolean, chunkSize: number): HashResult | null {
+  const err = b.errno(i);
+  if (err === NOT_REGULAR) return { code: 'error', msg: 'no longer a regular file' };
+  if (err !== 0) return { code: 'error', msg: `${readErrorName(err)}: open` };
+  const n = b.length(i);
+  if (n > chunkSize || b.size(i) > BigInt(chunkSize)) return { code: 'big' };
+  const stable =
+    b.size(i) === expect.size &&
+    b.mtimeNs(i) === expect.mtime &&
+    b.ctimeNs(i) === expect.ctime &&
+    b.ino(i) === expect.ino &&
+    BigInt(n) === b.size(i);
+  if (!stable && !last) return null;
+  const data = b.data(i);
+  const fp = hasher.h64Raw(data).toString(16).padStart(16, '0');
+  const st = statOf(b, i);
+  if (n === 0) return { code: 'ok', fp, id: null, stored: null, st, torn: !stable, read: 0 };
+  const id = createHash('sha256').update(data).digest('hex');
+  let stored: Uint8Array | null = null;
+  if (!seen.has(id)) {
+    const enc = encodeForStore(data);
+    stored = new Uint8Array(enc === data ? Buffer.from(data) : enc);
+    if (seen.size >= SEEN_MAX) seen.clear();
+    seen.add(id);
   }
+  return { code: 'ok', fp, id, stored, st, torn: !stable, read: n };
 }
 
-/** Lists a directory and lstats its entries: the walk's syscalls, done off the main thread. */
-function scanDir(dir: string): ScanResult {
-  let names: string[];
-  try {
-    names = (fs.readdirSync(Buffer.from(dir, 'latin1'), { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('latin1'));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return { error: err.code ? `${err.code}: ${err.syscall ?? 'scandir'}` : String(err.message) };
+/**
+ * Reads, fingerprints, identifies and compresses the small files of one directory: batches of
+ * whole-file reads relative to the directory's fd (native/read.c), each file's stat taken on
+ * its open fd after the read. A file whose stat after the read differs from what was expected
+ * (or whose bytes do not match its size) is read again, up to RETRIES times, then kept as torn.
+ */
+function hashDir(dirFd: number, items: HashItem[], chunkSize: number): HashResult[] {
+  const results: (HashResult | null)[] = items.map(() => null);
+  let todo = items.map((it, i) => ({
+    i,
+    expect: { size: BigInt(it.size), mtime: BigInt(it.mtime), ctime: BigInt(it.ctime), ino: BigInt(it.ino) },
+  }));
+  for (let attempt = 1; todo.length; attempt++) {
+    const again: typeof todo = [];
+    for (let from = 0; from < todo.length;) {
+      // One call gathers files up to BATCH_BYTES; each slot is one byte more than the size expected, to see growth.
+      let bytes = 0;
+      let to = from;
+      const cap = (t: (typeof todo)[number]) => Math.min(Number(t.expect.size), chunkSize) + 1;
+      while (to < todo.length && (to === from || bytes + cap(todo[to]) <= BATCH_BYTES)) bytes += cap(todo[to++]);
+      const part = todo.slice(from, to);
+      batch.read(
+        dirFd,
+        part.map((t) => items[t.i].name),
+        part.map(cap),
+      );
+      part.forEach((t, k) => {
+        const r = resultOf(batch, k, t.expect, attempt >= RETRIES, chunkSize);
+        if (r) results[t.i] = r;
+        else again.push({ i: t.i, expect: { size: batch.size(k), mtime: batch.mtimeNs(k), ctime: batch.ctimeNs(k), ino: batch.ino(k) } });
+      });
+      from = to;
+    }
+    todo = again;
   }
-  names.sort();
-  const stats = new BigUint64Array(names.length * SCAN_FIELDS);
-  const status = new Uint8Array(names.length);
+  return results as HashResult[];
+}
+
+/**
+ * The directory `name` opened relative to its parent's fd, never through a symlink; or the
+ * root by path. Always through the addon, never fs.openSync: Node closes at a worker's exit
+ * the fds that worker opened through fs, and these fds outlive the call (the main thread
+ * closes them); a second close would hit whatever reused the number (an S3 socket: EBADF).
+ */
+function openDir(parentFd: number, name: string, path: string): number {
+  return parentFd >= 0 ? openDirAt(parentFd, name) : openRoot(path);
+}
+
+/**
+ * Opens a directory and lists it with each entry's lstat fields in one native call per
+ * directory (getdents64 + fstatat), sorted by name; the fd stays open for the walk.
+ */
+function scanDir(parentFd: number, name: string, path: string): ScanResult {
+  const fd = openDir(parentFd, name, path);
+  if (fd < 0) return { error: `${errnoName(-fd)}: opendir` };
+  const rc = scanned.read(fd);
+  if (rc < 0) {
+    fs.closeSync(fd);
+    return { error: `${errnoName(-rc)}: scandir` };
+  }
+  const count = scanned.count;
+  const raw: string[] = new Array<string>(count);
+  const order = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    raw[i] = scanned.name(i);
+    order[i] = i;
+  }
+  order.sort((a, b) => (raw[a] < raw[b] ? -1 : raw[a] > raw[b] ? 1 : 0));
+  const names: string[] = new Array<string>(count);
+  const stats = new BigUint64Array(count * SCAN_FIELDS);
+  const status = new Uint8Array(count);
   const errors: string[] = [];
-  const prefix = dir === '/' ? '/' : dir + '/';
-  for (let i = 0; i < names.length; i++) {
-    let st: fs.BigIntStats | undefined;
-    try {
-      st = fs.lstatSync(Buffer.from(prefix + names[i], 'latin1'), { bigint: true, throwIfNoEntry: false });
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      status[i] = 2;
-      errors.push(err.code ? `${err.code}: lstat` : String(err.message));
+  for (let k = 0; k < count; k++) {
+    const i = order[k];
+    names[k] = raw[i];
+    const err = scanned.errs[i];
+    if (err === ENOENT) {
+      status[k] = 1;
       continue;
     }
-    if (!st) {
-      status[i] = 1;
+    if (err !== 0) {
+      status[k] = 2;
+      errors.push(`${errnoName(err)}: lstat`);
       continue;
     }
-    const o = i * SCAN_FIELDS;
-    stats[o] = st.mode;
-    stats[o + 1] = st.uid;
-    stats[o + 2] = st.gid;
-    stats[o + 3] = st.size;
-    stats[o + 4] = st.mtimeNs;
-    stats[o + 5] = st.ctimeNs;
-    stats[o + 6] = st.ino;
-    stats[o + 7] = st.dev;
-    stats[o + 8] = st.nlink;
-    stats[o + 9] = st.rdev;
+    const o = k * SCAN_FIELDS;
+    stats[o] = BigInt(scanned.mode(i));
+    stats[o + 1] = BigInt(scanned.uid(i));
+    stats[o + 2] = BigInt(scanned.gid(i));
+    stats[o + 3] = scanned.size(i);
+    stats[o + 4] = BigInt.asUintN(64, scanned.mtimeNs(i));
+    stats[o + 5] = BigInt.asUintN(64, scanned.ctimeNs(i));
+    stats[o + 6] = scanned.ino(i);
+    stats[o + 7] = scanned.dev(i);
+    stats[o + 8] = BigInt(scanned.nlink(i));
+    stats[o + 9] = BigInt(scanned.rdev(i));
   }
-  return { names, stats, status, errors };
+  return { fd, names, stats, status, errors };
 }
 
 /**
@@ -159,6 +193,7 @@ function scanDir(dir: string): ScanResult {
  * purpose: it ends the thread, which the pool sees as the worker's 'error'.
  */
 async function init(): Promise<void> {
+  nativeRead(); // the addon is loaded now: a missing build fails the start, not the first read
   hasher = await xxh();
   parentPort!.postMessage({ id: -1 });
 }
@@ -170,14 +205,14 @@ parentPort!.on('message', (m: { op: 'init' } | (HashRequest & { id: number })) =
     return;
   }
   if (m.op === 'scan') {
-    const r = scanDir(m.dir);
+    const r = scanDir(m.parentFd, m.name, m.path);
     parentPort!.postMessage(
       { id: m.id, scan: r } satisfies HashReply,
       'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : [],
     );
     return;
   }
-  const results = m.items.map((it) => hashOne(it, m.chunkSize));
+  const results = hashDir(m.dirFd, m.items, m.chunkSize);
   const transfer = results.flatMap((r) => (r.code === 'ok' && r.stored ? [r.stored.buffer as ArrayBuffer] : []));
   parentPort!.postMessage({ id: m.id, results } satisfies HashReply, transfer);
 });

@@ -1,3 +1,4 @@
+import { thisHost } from '../util/host.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Repository, SnapshotRecord } from '../repo/repository.js';
@@ -5,9 +6,13 @@ import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
 import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
+import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
 import { HashPool } from './hashpool.js';
-import { ScanStat, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
+import { native } from '../livefs/native.js';
+import { raiseNofile } from '../livefs/nativeread.js';
+import { ScanStat, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
+import { Chunker, gearTable, type ChunkerConfig } from '../pack/chunker.js';
 import { xxh, fpHex } from '../livefs/fingerprint.js';
 import { makeMatcher } from '../util/globs.js';
 import { IdNames } from '../util/ids.js';
@@ -25,6 +30,11 @@ export interface SnapshotOptions {
   onRead?: (bytes: number) => Promise<void> | void;
   onUpload?: (bytes: number) => Promise<void> | void;
   onProgress?: (p: SnapshotProgress) => void;
+  // [prune, issue 15] lock-free prune: marked packs count as absent; re-checked before the record.
+  guard?: ReuseGuard;
+  /** [prune, issue 15] Whether the snapshot's marker (shared lock) has been kept fresh. */
+  markerHealthy?: () => boolean;
+  onLog?: (msg: string) => void;
 }
 
 export interface SnapshotProgress {
@@ -115,7 +125,7 @@ function sameStat(a: StatLike, b: StatLike): boolean {
 export class Snapshotter {
   private readonly ids = new IdNames();
   private readonly errors: PathError[] = [];
-  private readonly hardlinks = new Map<string, { path: RawPath; fp: string | null; content: BlobId[] | null }>();
+  private readonly hardlinks = new Map<string, { path: RawPath; fp: string | null; content: BlobId[] | null; chunkSizes?: number[] }>();
   private readonly stats = { files: 0, new: 0, changed: 0, unchanged: 0, dirs: 0, other: 0, bytesTotal: 0, bytesRead: 0 };
   private sink!: BlobSink;
   /** Set after packs disappeared from the repository: reused content must be proven present. */
@@ -129,6 +139,10 @@ export class Snapshotter {
   private lastProgress = 0;
   private expected: SnapshotProgress['expected'] = null;
   private chunkBuf: Buffer;
+  /** Content-defined chunking (version-2 repositories), or null: fixed chunk_size chunks. */
+  private readonly cdc: { gear: Uint32Array; cfg: ChunkerConfig; cutter: Chunker } | null;
+  /** Files of at most this many bytes are stored as one blob (read by the reader threads). */
+  private readonly wholeFileMax: number;
   private digestBuf = Buffer.allocUnsafe(64 * 1024);
 
   constructor(
@@ -136,28 +150,48 @@ export class Snapshotter {
     private readonly catalog: Catalog,
     private readonly opts: SnapshotOptions,
   ) {
-    this.chunkBuf = Buffer.allocUnsafe(repo.config.chunk_size);
+    const cfg = repo.config.version >= 2 ? repo.config.chunker : undefined;
+    if (cfg) {
+      const gear = gearTable(repo.chunkerSeed());
+      this.cdc = { gear, cfg, cutter: new Chunker(gear, cfg) };
+      this.wholeFileMax = cfg.threshold;
+      // One unfinished chunk (< max) plus one read of max bytes.
+      this.chunkBuf = Buffer.allocUnsafe(2 * cfg.max);
+    } else {
+      // Version 1 (no chunker in its config): fixed chunks, which its older readers expect.
+      this.cdc = null;
+      this.wholeFileMax = repo.config.chunk_size;
+      this.chunkBuf = Buffer.allocUnsafe(repo.config.chunk_size);
+    }
   }
 
   async run(): Promise<SnapshotResult> {
     const started = Date.now();
     if (!this.opts.paths.length) throw new Error('no source paths given: name at least one directory to snapshot');
+    // One fd per directory on the way down plus the read-ahead: deep trees need more than 1024.
+    // This also loads the addon here, so a missing build is one line before any work.
+    raiseNofile();
+    native();
     this.hash = await xxh();
     this.excluded = makeMatcher(this.opts.excludes ?? []);
     const sources = this.resolveSources(this.opts.paths);
     this.sources = new Set(sources);
-    const host = this.opts.host ?? os.hostname();
+    const host = this.opts.host ?? thisHost(); // SNAPFILL_HOST, else the machine's name
     const time = (this.opts.time ?? new Date()).toISOString();
     this.verifyReuse = this.catalog.getMeta('verify_reuse') === '1';
     this.lineage = this.catalog.lineageId(host, sources);
     const parent = this.catalog.lineageHead(this.lineage);
     if (parent && this.opts.onProgress) this.expected = expectedTotals(this.catalog, parent);
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
-    this.sink = new BlobSink(this.repo, this.catalog, { packSize: this.repo.config.pack_size, onUpload: this.opts.onUpload });
-    this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.repo.config.chunk_size);
+    this.sink = new BlobSink(this.repo, this.catalog, {
+      packSize: this.repo.config.pack_size,
+      onUpload: this.opts.onUpload,
+      guard: this.opts.guard, // [prune, issue 15]
+    });
+    this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.wholeFileMax);
     try {
       this.catalog.ensurePath('/');
-      const { tree } = await this.walkDir('/', false, null, undefined);
+      const { tree } = await this.walkDir('/', false, null, undefined, -1);
       await this.sink.finish();
       this.catalog.flush();
       const result: Omit<SnapshotResult, 'snapshot_id' | 'duration_s'> = {
@@ -198,6 +232,8 @@ export class Snapshotter {
         },
         program: 'snapfill 0.1.0',
       };
+      // [prune, issue 15] Packs a prune marked while this ran: copy what this snapshot uses from them.
+      await this.opts.guard?.beforeRecord(this.lineage, tree, this.opts.markerHealthy?.() ?? true, this.opts.onLog);
       // Packs and indexes are durable; only now does the snapshot record make the snapshot visible.
       const id = await this.repo.saveSnapshot(rec);
       this.catalog.commitSnapshot(this.seq, id, tree, rec.parent, rec);
@@ -208,6 +244,9 @@ export class Snapshotter {
       this.catalog.discardPending(this.seq);
       throw e;
     } finally {
+      // Listings read ahead but never walked (an error stopped the walk) still hold their fds.
+      for (const [, l] of this.listings) void l.then((r) => 'fd' in r && fs.closeSync(r.fd)).catch(() => {});
+      this.listings.clear();
       await this.pool.close();
     }
   }
@@ -298,40 +337,60 @@ export class Snapshotter {
    * before the files of a directory, in name order, in both paths (this fixes which name of a
    * hardlinked inode is "first").
    */
-  private async walkDir(dir: RawPath, fully: boolean, fsDev: bigint | null, prev: DirState | null | undefined): Promise<DirResult> {
+  private async walkDir(
+    dir: RawPath,
+    fully: boolean,
+    fsDev: bigint | null,
+    prev: DirState | null | undefined,
+    parentFd: number,
+  ): Promise<DirResult> {
     // (issue 6, deep trees) The recursion below has no await before descending, so a
     // 2,000-level tree nested 2,000 frames and overflowed the stack. Yielding to the event
     // loop every 256 levels unwinds the synchronous stack; other directories pay nothing.
     if (dir.length >= 512 && depthOf(dir) % 256 === 0) await new Promise((r) => setImmediate(r));
     if (prev === null) prev = dir === '/' ? undefined : this.catalog.openDirState(dir, this.lineage, this.seq);
-    const { children, digest } = await this.selectChildren(dir, fully);
-    // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
-    for (const c of children) if (c.st.isDirectory()) this.prefetch(c.p);
+    // (issue 17) The directory is opened relative to its parent's fd, never through a symlink,
+    // and stays open while its subtree is walked: its subdirectories are opened and its files
+    // read relative to it. It is closed only once no read of it is in flight.
+    const listing = await this.listDir(dir, parentFd);
+    const fd = 'fd' in listing ? listing.fd : -1;
+    const reads: Promise<HashResult>[] = [];
+    try {
+      const { children, digest } = this.selectChildren(dir, fully, listing);
+      // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
+      for (const c of children) if (c.st.isDirectory()) this.prefetch(fd, c);
 
-    // A directory the parent snapshot did not have: every file in it is new, so its reads can
-    // start now and run in the reader threads while this thread walks the subdirectories.
-    const earlyReads =
-      prev === undefined
-        ? this.startReads(
-            children.filter((c) => !c.st.isDirectory()),
-            new Map(),
-          )
-        : null;
-    const { dirResults, allSame } = await this.walkSubdirs(children, fsDev);
-    if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
-      this.countUnchanged(children);
-      this.progress(dir);
-      return { tree: prev.tree, same: true, digest };
+      // A directory the parent snapshot did not have: every file in it is new, so its reads can
+      // start now and run in the reader threads while this thread walks the subdirectories.
+      const earlyReads =
+        prev === undefined
+          ? this.startReads(
+              children.filter((c) => !c.st.isDirectory()),
+              new Map(),
+              fd,
+              reads,
+            ).startEarly()
+          : null;
+      const { dirResults, allSame } = await this.walkSubdirs(children, fsDev, fd);
+      if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
+        this.countUnchanged(children);
+        this.progress(dir);
+        return { tree: prev.tree, same: true, digest };
+      }
+      return await this.buildTree(dir, prev, children, dirResults, earlyReads, digest, fd, reads);
+    } finally {
+      if (fd >= 0) {
+        if (reads.length) await Promise.allSettled(reads);
+        fs.closeSync(fd);
+      }
     }
-    return this.buildTree(dir, prev, children, dirResults, earlyReads, digest);
   }
 
   /**
    * The children of `dir` this snapshot records (every one below a source, only the way to a
    * source above it), and the digest of their stat fields (null when something is unreadable).
    */
-  private async selectChildren(dir: RawPath, fully: boolean): Promise<{ children: Child[]; digest: string | null }> {
-    const listing = await this.listDir(dir);
+  private selectChildren(dir: RawPath, fully: boolean, listing: ScanResult): { children: Child[]; digest: string | null } {
     let unreadable = false;
     if ('error' in listing) {
       this.errors.push({ path: display(dir), message: listing.error });
@@ -369,7 +428,11 @@ export class Snapshotter {
   }
 
   /** Subdirectories first, in name order (this fixes which name of a hardlinked inode is "first"). */
-  private async walkSubdirs(children: Child[], fsDev: bigint | null): Promise<{ dirResults: Map<RawPath, DirResult>; allSame: boolean }> {
+  private async walkSubdirs(
+    children: Child[],
+    fsDev: bigint | null,
+    dirFd: number,
+  ): Promise<{ dirResults: Map<RawPath, DirResult>; allSame: boolean }> {
     const dirResults = new Map<RawPath, DirResult>();
     let allSame = true;
     for (const c of children) {
@@ -377,10 +440,11 @@ export class Snapshotter {
       this.stats.dirs++;
       const crossing = c.childFully && this.opts.oneFileSystem && fsDev !== null && c.st.dev !== fsDev;
       let r: DirResult;
-      if (!c.childFully) r = await this.walkDir(c.p, false, null, null);
+      if (!c.childFully) r = await this.walkDir(c.p, false, null, null, dirFd);
       else if (crossing) {
+        this.dropListing(c.p);
         r = { tree: await this.emptyTree(), same: false, digest: null, crossing: true };
-      } else r = await this.walkDir(c.p, true, c.isSource ? c.st.dev : fsDev, null);
+      } else r = await this.walkDir(c.p, true, c.isSource ? c.st.dev : fsDev, null, dirFd);
       dirResults.set(c.name, r);
       if (!r.same) allSame = false;
     }
@@ -405,8 +469,10 @@ export class Snapshotter {
     prev: DirState | undefined,
     children: Child[],
     dirResults: Map<RawPath, DirResult>,
-    earlyReads: Map<RawPath, Promise<HashResult>> | null,
+    earlyReads: DirReads | null,
     digest: string | null,
+    dirFd: number,
+    inFlight: Promise<HashResult>[],
   ): Promise<DirResult> {
     const dirPathId = prev?.pathId ?? this.catalog.ensurePath(dir);
     const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
@@ -414,7 +480,7 @@ export class Snapshotter {
     let digestable = digest !== null;
     // Files after subdirectories (see walkDir), each group in name order; the tree is sorted at the end.
     const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
-    const reads = earlyReads ?? this.startReads(ordered, prevChildren);
+    const reads = earlyReads ?? this.startReads(ordered, prevChildren, dirFd, inFlight);
     for (const c of ordered) {
       const prevRow = prevChildren.get(c.name);
       prevChildren.delete(c.name);
@@ -443,7 +509,7 @@ export class Snapshotter {
     c: Child,
     dirResults: Map<RawPath, DirResult>,
     prevRow: VersionRow | undefined,
-    reads: Map<RawPath, Promise<HashResult>>,
+    reads: DirReads,
   ): Promise<Entry | null> {
     const e = this.entryFromStat(c.name, c.st);
     if (e.type === 'dir') {
@@ -481,19 +547,28 @@ export class Snapshotter {
 
   private readonly listings = new Map<RawPath, Promise<ScanResult>>();
 
-  /** A directory's listing with lstat fields, from a reader thread (prefetched when possible). */
-  private listDir(dir: RawPath): Promise<ScanResult> {
+  /** A directory's listing with lstat fields and its open fd, from a reader thread (prefetched when possible). */
+  private listDir(dir: RawPath, parentFd: number): Promise<ScanResult> {
     const p = this.listings.get(dir);
     if (p) {
       this.listings.delete(dir);
       return p;
     }
-    return this.pool.scan(dir);
+    return this.pool.scan(parentFd, baseName(dir), dir);
   }
 
-  private prefetch(dir: RawPath): void {
-    // Bounded look-ahead: enough to keep the threads busy, not a copy of the whole tree.
-    if (this.listings.size < 256 && !this.listings.has(dir)) this.listings.set(dir, this.pool.scan(dir));
+  private prefetch(parentFd: number, c: Child): void {
+    // Bounded look-ahead: enough to keep the threads busy, not a copy of the whole tree (each
+    // listing read ahead holds its directory's fd until it is walked).
+    if (parentFd >= 0 && this.listings.size < 256 && !this.listings.has(c.p)) this.listings.set(c.p, this.pool.scan(parentFd, c.name, c.p));
+  }
+
+  /** A listing read ahead that will not be walked (another file system): its fd is closed. */
+  private dropListing(dir: RawPath): void {
+    const p = this.listings.get(dir);
+    if (!p) return;
+    this.listings.delete(dir);
+    void p.then((r) => 'fd' in r && fs.closeSync(r.fd)).catch(() => {});
   }
 
   /** Appends one child's name and stat fields to the digest buffer (binary: cheaper than text). */
@@ -519,8 +594,9 @@ export class Snapshotter {
     const key = `${st.dev}:${st.ino}`;
     if (this.hardlinks.has(key)) return;
     const row = this.catalog.openVersionByPath(p, this.lineage, this.seq);
-    if (row && row.type === 'file') this.hardlinks.set(key, { path: p, fp: row.fp, content: row.content });
-    else if (row && row.type === 'hardlink' && row.target) this.hardlinks.set(key, { path: row.target, fp: row.fp, content: row.content });
+    if (row && row.type === 'file') this.hardlinks.set(key, { path: p, fp: row.fp, content: row.content, chunkSizes: row.chunkSizes });
+    else if (row && row.type === 'hardlink' && row.target)
+      this.hardlinks.set(key, { path: row.target, fp: row.fp, content: row.content, chunkSizes: row.chunkSizes });
   }
 
   private async emptyTree(): Promise<BlobId> {
@@ -531,11 +607,11 @@ export class Snapshotter {
   }
 
   /**
-   * Hands the reads this directory needs (new or changed files of at most one chunk) to the
-   * reader threads up front, so they read and hash in parallel while this thread records.
+   * The reads this directory needs (new or changed files of at most one chunk), handed to the
+   * reader threads a bounded window ahead of this thread's recording (see DirReads).
    */
-  private startReads(children: Child[], prevChildren: Map<RawPath, VersionRow>): Map<RawPath, Promise<HashResult>> {
-    const out = new Map<RawPath, Promise<HashResult>>();
+  private startReads(children: Child[], prevChildren: Map<RawPath, VersionRow>, dirFd: number, inFlight: Promise<HashResult>[]): DirReads {
+    const items: HashItem[] = [];
     const inodes = new Set<string>();
     for (const c of children) {
       if (!c.st.isFile() || !c.childFully) continue;
@@ -551,19 +627,16 @@ export class Snapshotter {
         (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))
       )
         continue;
-      if (c.st.size > BigInt(this.repo.config.chunk_size) || this.opts.onRead) continue; // big or throttled: this thread reads it
-      out.set(
-        c.name,
-        this.pool.hash({
-          path: c.p,
-          size: c.st.size.toString(),
-          mtime: c.st.mtimeNs.toString(),
-          ctime: c.st.ctimeNs.toString(),
-          ino: c.st.ino.toString(),
-        }),
-      );
+      if (c.st.size > BigInt(this.wholeFileMax) || this.opts.onRead) continue; // big or throttled: this thread reads it
+      items.push({
+        name: c.name,
+        size: c.st.size.toString(),
+        mtime: c.st.mtimeNs.toString(),
+        ctime: c.st.ctimeNs.toString(),
+        ino: c.st.ino.toString(),
+      });
     }
-    return out;
+    return new DirReads(this.pool, dirFd < 0 ? [] : items, inFlight, dirFd);
   }
 
   /** Stores the blob of a read result that is not otherwise used. */
@@ -620,6 +693,7 @@ export class Snapshotter {
         e.target = first.path;
         e.fp = first.fp;
         e.content = first.content;
+        setChunkSizes(e, first.chunkSizes);
         this.stats.unchanged++;
         // A read started early for this name (its first name turned up in a subdirectory
         // meanwhile) may carry the only copy of a blob the reader thread will not send again.
@@ -630,6 +704,7 @@ export class Snapshotter {
     if (prev && statUnchanged(prev, e) && (!this.verifyReuse || prev.content!.every((id) => this.sink.has(id)))) {
       e.fp = prev.fp;
       e.content = prev.content;
+      setChunkSizes(e, prev.chunkSizes);
       this.stats.unchanged++;
       if (read) await this.keepStored(await read);
     } else {
@@ -637,7 +712,7 @@ export class Snapshotter {
       if (prev) this.stats.changed++;
       else this.stats.new++;
     }
-    if (e.nlink > 1) this.hardlinks.set(`${st.dev}:${st.ino}`, { path: p, fp: e.fp, content: e.content });
+    if (e.nlink > 1) this.hardlinks.set(`${st.dev}:${st.ino}`, { path: p, fp: e.fp, content: e.content, chunkSizes: e.chunkSizes });
   }
 
   /** Reads a file once: fingerprints it, cuts it into chunks, stores new chunks. Detects change during the read. */
@@ -669,24 +744,15 @@ export class Snapshotter {
         }
         const xh = this.hash.create64();
         const content: BlobId[] = [];
-        let total = 0;
-        for (;;) {
-          const n = readFull(fd, this.chunkBuf);
-          if (n === 0) break;
-          if (this.opts.onRead) await this.opts.onRead(n);
-          const chunk = this.chunkBuf.subarray(0, n);
-          xh.update(chunk);
-          const id = blobIdOf(chunk);
-          content.push(id);
-          if (!this.sink.has(id)) await this.sink.add('data', id, encodeForStore(Buffer.from(chunk)));
-          total += n;
-          if (n < this.chunkBuf.length) break;
-        }
+        // Content-defined chunks carry their sizes (reads by offset need them); fixed ones do not.
+        const sizes: number[] | undefined = this.cdc ? [] : undefined;
+        const total = await this.readChunks(fd, Number(before.size), xh, content, sizes);
         this.stats.bytesRead += total;
         const after = fs.fstatSync(fd, { bigint: true });
         if (sameStat(st, after) && total === Number(after.size)) {
           e.fp = fpHex(xh.digest());
           e.content = content;
+          setChunkSizes(e, sizes);
           e.size = total;
           return;
         }
@@ -694,6 +760,7 @@ export class Snapshotter {
           Object.assign(e, { ...this.entryFromStat(e.name, after), name: e.name });
           e.fp = fpHex(xh.digest());
           e.content = content;
+          setChunkSizes(e, sizes);
           e.size = total;
           e.flags |= FLAG_CHANGED_DURING_READ;
           this.errors.push({
@@ -713,12 +780,148 @@ export class Snapshotter {
     }
   }
 
+  /**
+   * Reads a file to its end, cutting it into chunks and storing the new ones: content-defined
+   * chunks (version 2) for a file above the threshold, else fixed chunks (chunk_size; in a
+   * version-2 repository `max`, so a small file read here is one blob, as a reader thread
+   * stores it). Returns the bytes read; `content` and `sizes` get the chunks in order.
+   */
+  private async readChunks(
+    fd: number,
+    sizeAtOpen: number,
+    xh: ReturnType<XXHashAPI['create64']>,
+    content: BlobId[],
+    sizes: number[] | undefined,
+  ): Promise<number> {
+    const buf = this.chunkBuf;
+    const cutter = this.cdc && sizeAtOpen > this.cdc.cfg.threshold ? this.cdc.cutter : null;
+    const store = async (chunk: Buffer) => {
+      const id = blobIdOf(chunk);
+      content.push(id);
+      sizes?.push(chunk.length);
+      if (!this.sink.has(id)) await this.sink.add('data', id, encodeForStore(Buffer.from(chunk)));
+    };
+    let total = 0;
+    if (!cutter) {
+      const fixed = this.cdc ? buf.subarray(0, this.cdc.cfg.max) : buf;
+      for (;;) {
+        const n = readFull(fd, fixed);
+        if (n === 0) break;
+        if (this.opts.onRead) await this.opts.onRead(n);
+        const chunk = fixed.subarray(0, n);
+        xh.update(chunk);
+        await store(chunk);
+        total += n;
+        if (n < fixed.length) break;
+      }
+      return total;
+    }
+    // buf[0, have) holds the chunk in progress (shorter than max: the chunker cuts at max);
+    // each read appends up to max bytes after it, and what follows the last cut moves to the front.
+    const readLen = this.cdc!.cfg.max;
+    let have = 0;
+    cutter.finish(); // a previous file's read may have failed half-way
+    try {
+      for (;;) {
+        const fresh = buf.subarray(have, have + readLen);
+        const n = readFull(fd, fresh);
+        if (n === 0) break;
+        if (this.opts.onRead) await this.opts.onRead(n);
+        const got = fresh.subarray(0, n);
+        xh.update(got);
+        total += n;
+        let from = 0;
+        for (const cut of cutter.push(got)) {
+          await store(buf.subarray(from, have + cut));
+          from = have + cut;
+        }
+        buf.copyWithin(0, from, have + n);
+        have = have + n - from;
+        if (n < readLen) break;
+      }
+      if (have > 0) await store(buf.subarray(0, have));
+    } finally {
+      cutter.finish();
+    }
+    return total;
+  }
+
   private fail(p: RawPath, e: Entry, err: unknown): void {
     // Recorded without content: a restore recreates nothing it cannot vouch for.
     this.error(p, err);
     e.content = null;
+    setChunkSizes(e, undefined);
     e.fp = null;
   }
+}
+
+/** Bytes of file content read ahead of the recording, per directory being recorded. */
+const READ_WINDOW = 8 << 20;
+/** Files per message to a reader thread. */
+const READ_BATCH = 64;
+
+/**
+ * The reads of one directory's files, in the order the walk records them, started a window
+ * ahead of the recording (READ_WINDOW bytes, at least one batch): the reader threads stay busy
+ * while the results waiting to be recorded (compressed file contents) stay bounded, even for a
+ * directory of a million files. Every started read is also pushed to `inFlight`, so the
+ * directory's fd is closed only after they are all done.
+ */
+class DirReads {
+  private started = 0;
+  private readonly promises: Promise<HashResult>[] = [];
+  private readonly index = new Map<RawPath, number>();
+  /** prefix[k]: bytes of items[0..k). */
+  private readonly prefix: number[] = [0];
+
+  constructor(
+    private readonly pool: HashPool,
+    private readonly items: HashItem[],
+    private readonly inFlight: Promise<HashResult>[],
+    private readonly dirFd = -1,
+  ) {
+    items.forEach((it, k) => {
+      this.index.set(it.name, k);
+      this.prefix.push(this.prefix[k] + Number(it.size));
+    });
+  }
+
+  /** Starts the first window now (reads of a new directory run while its subdirectories are walked). */
+  startEarly(): this {
+    this.fill(0);
+    return this;
+  }
+
+  /** The read of `name` (started now if it was not yet, with the window after it); undefined: no read. */
+  get(name: RawPath): Promise<HashResult> | undefined {
+    const k = this.index.get(name);
+    if (k === undefined) return undefined;
+    this.fill(k);
+    return this.promises[k];
+  }
+
+  private fill(k: number): void {
+    const n = this.items.length;
+    while (this.started < n && (this.started <= k || this.prefix[this.started] - this.prefix[k] < READ_WINDOW)) {
+      const part = this.items.slice(this.started, this.started + READ_BATCH);
+      for (const r of this.pool.hashDir(this.dirFd, part)) {
+        this.promises.push(r);
+        this.inFlight.push(r);
+      }
+      this.started += part.length;
+    }
+  }
+}
+
+/** The last component of an absolute raw path ('/' for the root). */
+function baseName(p: RawPath): string {
+  return p === '/' ? '/' : p.slice(p.lastIndexOf('/') + 1);
+}
+
+/** Sets or clears an entry's chunk sizes (present only for content-defined chunks). */
+function setChunkSizes(e: Entry, sizes: number[] | undefined): void {
+  if (sizes) e.chunkSizes = sizes;
+  else delete e.chunkSizes;
 }
 
 /** Number of components of an absolute raw path. */

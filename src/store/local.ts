@@ -149,13 +149,13 @@ export class LocalStore implements ObjectStore {
       if (d.isDirectory()) {
         if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
       } else if (key.startsWith(prefix)) {
-        let size: number;
+        let st: fs.Stats;
         try {
-          size = fs.statSync(this.file(key)).size;
+          st = fs.statSync(this.file(key));
         } catch {
           continue;
         }
-        yield { key, size };
+        yield { key, size: st.size, mtime: st.mtime };
       }
     }
   }
@@ -170,7 +170,8 @@ export class LocalStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | null> {
     try {
-      return { key, size: fs.statSync(this.file(key)).size };
+      const st = fs.statSync(this.file(key));
+      return { key, size: st.size, mtime: st.mtime };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;

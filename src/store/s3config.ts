@@ -22,6 +22,7 @@ export interface S3Settings {
   /** Socket idle timeout and body stall timeout. */
   timeoutMs: number;
   retry: RetryPolicy;
+  /** Retention of new objects in days (0: none). A fraction only under SNAPFILL_TEST_OBJECT_LOCK_SECONDS. */
   objectLockDays: number;
   objectLockMode: 'COMPLIANCE' | 'GOVERNANCE';
   /** 'auto': probe whether the server honours If-None-Match on PUT; 'on' trusts it; 'off' uses HEAD-then-PUT. */
@@ -78,8 +79,13 @@ export function resolveS3Settings(url: string, opts: StoreOptions = {}, env: Nod
   const pathStyle = opts.s3PathStyle ?? envBool(env, 'SNAPFILL_S3_PATH_STYLE') ?? Boolean(endpoint);
   const partSize = envNum(env, 'SNAPFILL_S3_PART_SIZE') ?? 8 * MiB;
   if (partSize < 5 * MiB) throw new Error('SNAPFILL_S3_PART_SIZE must be at least 5 MiB (the S3 minimum part size)');
-  const lockDays = opts.objectLockDays ?? envNum(env, 'SNAPFILL_OBJECT_LOCK_DAYS') ?? 0;
+  let lockDays = opts.objectLockDays ?? envNum(env, 'SNAPFILL_OBJECT_LOCK_DAYS') ?? 0;
   if (!Number.isInteger(lockDays) || lockDays < 0) throw new Error(`object lock days must be a whole number of days, got ${lockDays}`);
+  // Test-only, undocumented: a retention period in seconds (a fraction of a day), so tests can
+  // watch retention run out and extension happen against the Object Lock proxy
+  // (test/support/objectlock-proxy.ts). Replaces the days above.
+  const testLockSeconds = envNum(env, 'SNAPFILL_TEST_OBJECT_LOCK_SECONDS');
+  if (testLockSeconds) lockDays = testLockSeconds / 86_400;
   return {
     bucket,
     prefix,

@@ -5,6 +5,12 @@
 export interface ObjectInfo {
   key: string;
   size: number;
+  /**
+   * [prune, issue 15] When the store last wrote the object, by the STORE's clock (S3
+   * LastModified, a local file's mtime). Compared only with other store times (repo/clock.ts),
+   * never with this host's clock. Absent when the store cannot say.
+   */
+  mtime?: Date;
 }
 
 export interface PutOptions {
@@ -41,9 +47,12 @@ export class ObjectNotFoundError extends Error {
 export class ObjectRetainedError extends Error {
   constructor(
     readonly key: string,
-    readonly until: Date,
+    /** null: the store refused the delete for Object Lock but does not say until when (no permission to read retention). */
+    readonly until: Date | null,
   ) {
-    super(`object ${key} is retained (object lock) until ${until.toISOString()}; it cannot be deleted before then`);
+    super(
+      `object ${key} is retained (object lock) ${until ? `until ${until.toISOString()}` : 'until a date the store does not show'}; it cannot be deleted before then`,
+    );
     this.name = 'ObjectRetainedError';
   }
 }
@@ -67,6 +76,13 @@ export interface ObjectStore {
    * retained in the future; `delete` of such a key throws ObjectRetainedError.
    */
   retainedUntil?(key: string): Promise<Date | null>;
+  /**
+   * [prune, issue 15] Extends an object's Object Lock retention to `until` (S3
+   * PutObjectRetention; never shortens it). Stores without retention do not implement it.
+   */
+  extendRetention?(key: string, until: Date): Promise<void>;
+  /** [prune, issue 15] The Object Lock retention new objects get, in days (S3 with object lock days set). */
+  readonly objectLockDays?: number;
   /**
    * Temporary objects that interrupted writes left behind (a process killed between writing
    * and renaming) and that no live writer can still be using. Invisible to `list`, so only

@@ -121,7 +121,7 @@ function rootEntry(v: VersionRow): VerifyEntry {
     uid: v.uid,
     gid: v.gid,
     size: v.size,
-    mtimeUs: Number(v.mtime / 1000n),
+    mtimeNs: v.mtime,
     linkTarget: v.type === 'symlink' ? v.target : null,
     linkFirst: v.type === 'hardlink' ? v.target : null,
     fingerprint: v.fp,

@@ -70,7 +70,7 @@ function rowToEntry(r: VerifyChildRow, path: string): VerifyEntry {
     uid: r[4],
     gid: r[5],
     size: r[6],
-    mtimeUs: r[7],
+    mtimeNs: BigInt(r[7]) * 1000n + BigInt(r[11]),
     linkTarget: type === 'symlink' ? target : null,
     linkFirst: type === 'hardlink' ? target : null,
     fingerprint: r[9] ? r[9].toString('hex') : null,
@@ -91,7 +91,7 @@ const scanned = new DirScan();
 function listLive(task: DirTask, wanted: Map<string, VerifyEntry>, out: VerifyBatchResult): Map<string, LiveEntry> | null {
   let rc: number;
   try {
-    const fd = fs.openSync(livePath(task.path), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    const fd = fs.openSync(livePath(task.path), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
     try {
       rc = scanned.read(fd);
     } finally {
@@ -136,10 +136,10 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
   const present = listLive(task, wanted, out);
   for (const [name, e] of wanted) {
     out.checked++;
-    const lp = livePath(e.path);
+    const lp = (): Buffer => livePath(e.path);
     let st: fs.BigIntStats | undefined;
     try {
-      st = present === null ? lstatExact(lp) : liveStat(present.get(name));
+      st = present === null ? lstatExact(lp()) : liveStat(present.get(name));
       const f = judge(e, st, lp, hasher);
       if (f.kind === 'missing') {
         out.missing.push(e.path);

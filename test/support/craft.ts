@@ -5,6 +5,10 @@ import { decodeTree, encodeTree, type Entry } from '../../src/repo/tree.js';
 import { blobIdOf } from '../../src/pack/blobid.js';
 import { openBlob } from '../../src/pack/codec.js';
 import { packKey } from '../../src/pack/format.js';
+import { testPassword, TEST_PASSWORD } from '../helpers.js';
+import { gunzipSync } from 'node:zlib';
+import { parseKeyObject, unwrapKey } from '../../src/repo/keys.js';
+import { deriveSecrets, unseal } from '../../src/pack/crypto.js';
 
 /**
  * Crafted and damaged repositories, built and read through the project's own writer and
@@ -52,7 +56,7 @@ export async function craftSnapshot(
   opts: { source?: string; host?: string } = {},
 ): Promise<string> {
   const source = opts.source ?? 'data';
-  const repo = await Repository.open(new LocalStore(repoDir));
+  const repo = await Repository.open(new LocalStore(repoDir), testPassword);
   const data = repo.newPackWriter('data');
   for (const b of Object.values(files)) if (!data.has(blobIdOf(b))) data.add(blobIdOf(b), b);
   const trees = repo.newPackWriter('tree');
@@ -86,7 +90,7 @@ export async function craftSnapshot(
 
 /** Where a blob is stored: its pack file on disk and its place in it, from the repository's pack indexes. */
 export async function locateBlob(repoDir: string, id: string): Promise<{ pack: string; file: string; offset: number; length: number }> {
-  const repo = await Repository.open(new LocalStore(repoDir));
+  const repo = await Repository.open(new LocalStore(repoDir), testPassword);
   for await (const packId of repo.listPackIndexes()) {
     const b = (await repo.loadPackIndex(packId)).blobs.find((x) => x.id === id);
     if (b) return { pack: packId, file: repo.store.localPath!(packKey(packId)), offset: b.offset, length: b.length };
@@ -96,7 +100,7 @@ export async function locateBlob(repoDir: string, id: string): Promise<{ pack: s
 
 /** The tree blob id of directory `dir` (absolute) in snapshot `snapId`, by walking its trees. */
 export async function treeIdOf(repoDir: string, snapId: string, dir: string): Promise<string> {
-  const repo = await Repository.open(new LocalStore(repoDir));
+  const repo = await Repository.open(new LocalStore(repoDir), testPassword);
   let id = (await repo.loadSnapshot(snapId)).tree;
   for (const part of dir.split('/').filter(Boolean)) {
     const at = await locateBlob(repoDir, id);
@@ -113,15 +117,38 @@ export async function treeIdOf(repoDir: string, snapId: string, dir: string): Pr
  */
 export async function corruptBlob(repoDir: string, id: string): Promise<{ pack: string; offset: number; length: number }> {
   const at = await locateBlob(repoDir, id);
+  const key = (await Repository.open(new LocalStore(repoDir), testPassword)).blobKey();
   const pack = fs.readFileSync(at.file);
   for (let k = Math.floor(at.length / 2); k < at.length; k++) {
     const stored = Buffer.from(pack.subarray(at.offset, at.offset + at.length));
     stored[k] ^= 0x40;
-    if (openBlob(stored, id) !== null) continue;
+    if (openBlob(stored, id, key) !== null) continue;
     const fd = fs.openSync(at.file, 'r+');
     fs.writeSync(fd, stored, k, 1, at.offset + k);
     fs.closeSync(fd);
     return at;
   }
   throw new Error(`no single-byte flip breaks blob ${id}`);
+}
+
+/**
+ * The data key of a test repository, synchronously (null when it is not encrypted): tests that
+ * read pack indexes from disk to find where a blob lies (and then damage it) decrypt them with it.
+ */
+export function dataKeySync(repoDir: string, password = TEST_PASSWORD): Buffer | null {
+  const config = JSON.parse(fs.readFileSync(`${repoDir}/config`, 'utf8'));
+  if (config.version < 2 || config.encryption !== 'aes-256-gcm') return null;
+  for (const id of fs.readdirSync(`${repoDir}/keys`)) {
+    const master = unwrapKey(parseKeyObject(id, fs.readFileSync(`${repoDir}/keys/${id}`)), password);
+    if (master) return deriveSecrets(master, config.id).dataKey;
+  }
+  throw new Error(`no key of ${repoDir} opens with the test password`);
+}
+
+/** A stored object's plaintext (pack index, snapshot record): unsealed and gunzipped as needed. */
+export function openObjectSync(repoDir: string, raw: Buffer): Buffer {
+  const key = dataKeySync(repoDir);
+  const plain = key ? unseal(key, raw) : raw;
+  if (!plain) throw new Error('object fails authentication');
+  return plain[0] === 0x1f && plain[1] === 0x8b ? gunzipSync(plain) : plain;
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { ROOT, BIN, type CliResult } from '../helpers.js';
+import { ROOT, BIN, TEST_PASSWORD, type CliResult } from '../helpers.js';
 
 /** The credentials s3rver accepts; the SDK picks them up from the environment (its default chain). */
 export const S3_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
@@ -101,8 +101,16 @@ export function cliAsync(args: string[], env: Record<string, string> = {}): Prom
 
 /** Environment for a CLI run against an S3 repository behind `endpoint`, with its own catalog cache. */
 export function s3Env(endpoint: string, repo: string, cache: string, extra: Record<string, string> = {}): Record<string, string> {
+  // Encrypted by default, as every test repository (test/helpers.ts repoEnv).
+  const pw = `${cache}.password`;
+  if (!fs.existsSync(pw)) {
+    fs.mkdirSync(path.dirname(pw), { recursive: true });
+    fs.writeFileSync(pw, TEST_PASSWORD + '\n', { mode: 0o600 });
+  }
   return {
     ...S3_CREDENTIALS,
+    SNAPFILL_PASSWORD_FILE: pw,
+    SNAPFILL_INSECURE_TEST_KDF: '1',
     SNAPFILL_REPO: repo,
     SNAPFILL_CACHE: cache,
     SNAPFILL_S3_ENDPOINT: endpoint,

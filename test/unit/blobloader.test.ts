@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { tmpDir } from '../helpers.js';
+import { tmpDir, TEST_INIT } from '../helpers.js';
 import { LocalStore } from '../../src/store/local.js';
 import { Repository, BlobCorruptError } from '../../src/repo/repository.js';
 import { PackCache } from '../../src/repo/packcache.js';
@@ -18,6 +18,7 @@ import {
 } from '../../src/repo/blobloader.js';
 import { blobIdOf } from '../../src/pack/blobid.js';
 import { encodeForStore } from '../../src/pack/codec.js';
+import { SEAL_OVERHEAD } from '../../src/pack/crypto.js';
 import type { PackIndex } from '../../src/pack/format.js';
 
 /**
@@ -34,7 +35,7 @@ interface Written {
 
 /** One data pack holding the given plain blobs, each stored as encodeForStore chooses. */
 async function writePack(blobs: Buffer[]): Promise<Written> {
-  const repo = await Repository.init(new LocalStore(path.join(tmpDir('snapfill-blobloader-'), 'repo')));
+  const repo = await Repository.init(new LocalStore(path.join(tmpDir('snapfill-blobloader-'), 'repo')), TEST_INIT);
   const w = repo.newPackWriter('data');
   const plain = new Map<string, Buffer>();
   for (const b of blobs) {
@@ -79,9 +80,9 @@ describe('blob loader', () => {
     const blobs = [randomBytes(3000), text(400, 'a'), randomBytes(5000), text(300, 'b')];
     const p = await writePack(blobs);
     const ids = [...p.plain.keys()];
-    // The text blobs really are stored compressed, the random ones plain.
+    // The text blobs really are stored compressed, the random ones plain (each sealed: + nonce and tag).
     expect(p.ref(ids[1]).length).toBeLessThan(blobs[1].length);
-    expect(p.ref(ids[0]).length).toBe(blobs[0].length);
+    expect(p.ref(ids[0]).length).toBe(blobs[0].length + SEAL_OVERHEAD);
 
     const calls: [number, number][] = [];
     const read = p.repo.packRangeReader(p.index.pack);
@@ -90,7 +91,7 @@ describe('blob loader', () => {
       return read(offset, length);
     };
     // Every blob, one of them asked for twice: one read covering all, each blob once.
-    const loaded = await loadBlobsFromPack(counting, [...ids.map(p.ref), p.ref(ids[2])]);
+    const loaded = await loadBlobsFromPack(counting, [...ids.map(p.ref), p.ref(ids[2])], p.repo.blobKey());
     expect(calls).toHaveLength(1);
     expect(loaded.bad.size).toBe(0);
     expect(loaded.plain.size).toBe(4);
@@ -98,7 +99,7 @@ describe('blob loader', () => {
 
     // Without coalescing, one read per blob.
     calls.length = 0;
-    const apart = await loadBlobsFromPack(counting, ids.map(p.ref), -1);
+    const apart = await loadBlobsFromPack(counting, ids.map(p.ref), p.repo.blobKey(), -1);
     expect(calls).toHaveLength(4);
     expect(apart.plain.size).toBe(4);
   });
@@ -115,6 +116,7 @@ describe('blob loader', () => {
         return read(o, l);
       },
       [p.ref(last), p.ref(first)],
+      p.repo.blobKey(),
     );
     expect(calls).toHaveLength(2);
     expect(calls.every((l) => l < 4096)).toBe(true); // the big blob between them was not read
@@ -129,7 +131,7 @@ describe('blob loader', () => {
     flipByte(p.file, p.ref(a).offset + 10);
     // Inside a deflate stream a flip may not change the output: damage several bytes.
     for (let k = 1; k <= 6; k++) flipByte(p.file, p.ref(z).offset + Math.floor((p.ref(z).length * k) / 7));
-    const loaded = await loadBlobsFromPack(p.repo.packRangeReader(p.index.pack), [a, z, c].map(p.ref));
+    const loaded = await loadBlobsFromPack(p.repo.packRangeReader(p.index.pack), [a, z, c].map(p.ref), p.repo.blobKey());
     expect(loaded.bad.get(a)).toBe(BLOB_CORRUPT);
     expect(loaded.bad.get(z)).toBe(BLOB_CORRUPT);
     expect([...loaded.plain.keys()]).toEqual([c]);
@@ -146,7 +148,7 @@ describe('blob loader', () => {
     const past: BlobRef = { id: t, offset: size - 100, length: 4000 };
     const r = preadReader(p.file);
     try {
-      const loaded = loadBlobsFromPackSync(r.read, [p.ref(a), past]);
+      const loaded = loadBlobsFromPackSync(r.read, [p.ref(a), past], p.repo.blobKey());
       expect(loaded.bad.get(t)).toBe(BLOB_BEYOND_END);
       expect(loaded.plain.get(a)!.equals(p.plain.get(a)!)).toBe(true);
     } finally {
@@ -164,10 +166,14 @@ describe('blob loader', () => {
     const r = preadReader(p.file);
     const calls: number[] = [];
     try {
-      const loaded = loadBlobsFromPackSync((o, l) => {
-        calls.push(l);
-        return r.read(o, l);
-      }, refs);
+      const loaded = loadBlobsFromPackSync(
+        (o, l) => {
+          calls.push(l);
+          return r.read(o, l);
+        },
+        refs,
+        p.repo.blobKey(),
+      );
       expect(calls).toHaveLength(1);
       expect(loaded.bad.size).toBe(0);
       for (const [id, bytes] of p.plain) expect(loaded.plain.get(id)!.equals(bytes)).toBe(true);
@@ -176,7 +182,7 @@ describe('blob loader', () => {
     }
     // The stored form (what a repack copies) is verified too, and is exactly the pack's bytes.
     const pack = await p.repo.readPack(p.index.pack);
-    const stored = loadStoredBlobsSync(bufferReader(pack), refs, Infinity);
+    const stored = loadStoredBlobsSync(bufferReader(pack), refs, p.repo.blobKey(), Infinity);
     for (const ref of refs) expect(stored.plain.get(ref.id)!.equals(pack.subarray(ref.offset, ref.offset + ref.length))).toBe(true);
   });
 });

@@ -7,14 +7,25 @@ import {
   hasForeignLinks,
   lstatExact,
   metadataFields,
-  mtimeUsOf,
   sameMtime,
   tooManyLinks,
   typeMatches,
   type CompareOptions,
   type Recorded,
 } from '../../src/livefs/compare.js';
-import { utimesSeconds } from '../../src/livefs/times.js';
+import { applyMeta } from '../../src/livefs/native.js';
+
+/** Sets an entry's times to `ns` as a restore does (the native addon, to the nanosecond; never following a symlink). */
+function setTimes(p: string, ns: bigint): void {
+  const st = fs.lstatSync(p, { bigint: true });
+  const dfd = fs.openSync(path.dirname(p), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    const item = { name: path.basename(p), mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeNs: ns };
+    expect(applyMeta(dfd, [{ ...item, ino: st.ino, dev: st.dev, recordedLinks: 1 }], false)).toEqual([0]);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
 
 /** The one compare rule (src/livefs/compare.ts), on real files. */
 describe('livefs/compare', () => {
@@ -30,7 +41,7 @@ describe('livefs/compare', () => {
     const p = path.join(dir, name);
     fs.writeFileSync(p, content, { mode });
     fs.chmodSync(p, mode);
-    fs.utimesSync(p, utimesSeconds(NS), utimesSeconds(NS));
+    setTimes(p, NS);
     const st = fs.lstatSync(p);
     return {
       p,
@@ -40,7 +51,7 @@ describe('livefs/compare', () => {
         uid: st.uid,
         gid: st.gid,
         size: content.length,
-        mtimeUs: mtimeUsOf(NS),
+        mtimeNs: NS,
         linkTarget: null,
         rdev: 0,
         fingerprint: 'f00d',
@@ -80,15 +91,15 @@ describe('livefs/compare', () => {
     expect(compareEntry({ ...rec, size: 4 }, at(p), opts())).toEqual({ kind: 'content', reason: 'size: 4 in the snapshot, 3 now' });
   });
 
-  it('mtime: equal within one microsecond (a time copied through a double lands up to 1 µs off); 2 µs differs', () => {
+  it('mtime: equal to the nanosecond (a restore sets times exactly); 1 ns off differs', () => {
     const { p, rec } = file('a', 'abc');
     const st = at(p);
-    expect(sameMtime(st, rec.mtimeUs)).toBe(true);
-    expect(sameMtime(st, rec.mtimeUs + 1)).toBe(true);
-    expect(sameMtime(st, rec.mtimeUs - 1)).toBe(true);
-    expect(sameMtime(st, rec.mtimeUs + 2)).toBe(false);
-    expect(sameMtime(st, rec.mtimeUs - 2)).toBe(false);
-    expect(compareEntry({ ...rec, mtimeUs: rec.mtimeUs + 2 }, st, opts())).toEqual({
+    expect(st.mtimeNs).toBe(NS);
+    expect(sameMtime(st, rec.mtimeNs)).toBe(true);
+    expect(sameMtime(st, rec.mtimeNs + 1n)).toBe(false);
+    expect(sameMtime(st, rec.mtimeNs - 1n)).toBe(false);
+    expect(sameMtime(st, rec.mtimeNs + 1000n)).toBe(false);
+    expect(compareEntry({ ...rec, mtimeNs: rec.mtimeNs + 1n }, st, opts())).toEqual({
       kind: 'content',
       reason: 'mtime differs (size equal; use --checksum to compare content)',
     });
@@ -100,14 +111,14 @@ describe('livefs/compare', () => {
     for (let i = 0; i < 300; i++) {
       seed = (seed * 1103515245 + 12345) % 2147483648;
       const ns = 1_000_000_000_000_000_000n + BigInt(seed) * 987_654_321n + BigInt(i);
-      fs.utimesSync(p, utimesSeconds(ns), utimesSeconds(ns));
-      expect(sameMtime(at(p), mtimeUsOf(ns)), `ns ${ns}`).toBe(true);
+      setTimes(p, ns);
+      expect(sameMtime(at(p), ns), `ns ${ns}`).toBe(true);
     }
   });
 
   it('content rules: stat, checksum (mtime becomes metadata), stat-then-checksum (fingerprint only when size and mtime match)', () => {
     const { p, rec } = file('a', 'abc');
-    const moved = { ...rec, mtimeUs: rec.mtimeUs - 5 };
+    const moved = { ...rec, mtimeNs: rec.mtimeNs - 5n };
     let reads = 0;
     const fp = (v: string) => () => {
       reads++;
@@ -137,10 +148,10 @@ describe('livefs/compare', () => {
     expect(compareEntry({ ...rec, mode: 0o644 }, at(p), opts())).toEqual({ kind: 'metadata', fields: ['mode'] });
     expect(compareEntry({ ...rec, uid: rec.uid + 1 }, at(p), opts())).toEqual({ kind: 'metadata', fields: ['owner'] });
     expect(compareEntry({ ...rec, uid: rec.uid + 1 }, at(p), opts({ owner: false }))).toEqual({ kind: 'same' });
-    expect(metadataFields({ ...rec, size: 99, mode: 0o644, mtimeUs: 1 }, at(p), true)).toEqual(['mtime', 'mode']);
+    expect(metadataFields({ ...rec, size: 99, mode: 0o644, mtimeNs: 1n }, at(p), true)).toEqual(['mtime', 'mode']);
     const l = path.join(dir, 'l');
     fs.symlinkSync('a', l);
-    fs.lutimesSync(l, utimesSeconds(NS), utimesSeconds(NS));
+    setTimes(l, NS);
     const srec: Recorded = { ...rec, type: 'symlink', mode: 0o644, size: 1, linkTarget: 'a' };
     expect(compareEntry(srec, at(l), opts({ readLink: () => fs.readlinkSync(l) }))).toEqual({ kind: 'same' });
   });
@@ -149,7 +160,7 @@ describe('livefs/compare', () => {
     const { rec } = file('a', 'abc');
     const l = path.join(dir, 'l');
     fs.symlinkSync('a', l);
-    fs.lutimesSync(l, utimesSeconds(NS), utimesSeconds(NS));
+    setTimes(l, NS);
     const srec: Recorded = { ...rec, type: 'symlink', linkTarget: 'b' };
     expect(compareEntry(srec, at(l), opts({ readLink: () => fs.readlinkSync(l) }))).toEqual({
       kind: 'content',

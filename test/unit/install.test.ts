@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import {
   installFile,
   installFileAsync,
+  installFiles,
+  placeFlags,
   installLink,
   installSpecial,
   modifiedAfter,
@@ -50,13 +52,48 @@ describe('livefs/install', () => {
   const put = (name: string, data: string, place: Placement, m = meta()) =>
     installFile(dfd, name, m, policy, place, (t) => t.write(Buffer.from(data)));
 
-  it('writes content, mode and the recorded time to the microsecond, and leaves no temp behind', () => {
+  it('writes content, mode and the recorded time to the nanosecond, and leaves no temp behind', () => {
     expect(put('a.txt', 'hello', CREATE)).toEqual({ installed: true });
     const st = fs.lstatSync(path.join(dir, 'a.txt'), { bigint: true });
     expect(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8')).toBe('hello');
     expect(Number(st.mode) & 0o7777).toBe(0o640);
-    expect(st.mtimeNs / 1000n).toBe(NS / 1000n);
+    expect(st.mtimeNs).toBe(NS);
     expect(temps()).toEqual([]);
+  });
+
+  it('installs a batch for one directory in one call, each entry by its own placement', () => {
+    fs.writeFileSync(path.join(dir, 'taken'), 'customer data');
+    fs.writeFileSync(path.join(dir, 'old'), 'stale');
+    const data = Buffer.from('AAABBBCCC');
+    const res = installFiles(
+      dfd,
+      [
+        { name: 'new', meta: meta(), place: CREATE, offset: 0, length: 3 },
+        { name: 'taken', meta: meta(), place: CREATE, offset: 3, length: 3 },
+        { name: 'old', meta: meta({ mode: 0o600 }), place: REPLACE, offset: 6, length: 3 },
+        { name: 'a/b', meta: meta(), place: CREATE, offset: 0, length: 1 },
+      ],
+      data,
+      policy,
+    );
+    expect(res).toEqual([
+      { installed: true },
+      { installed: false, reason: 'present', msg: 'appeared during the restore; left untouched' },
+      { installed: true },
+      { installed: false, reason: 'failed', msg: 'EINVAL: name' },
+    ]);
+    expect(['new', 'taken', 'old'].map((n) => fs.readFileSync(path.join(dir, n), 'utf8'))).toEqual(['AAA', 'customer data', 'CCC']);
+    expect(fs.lstatSync(path.join(dir, 'old'), { bigint: true }).mtimeNs).toBe(NS);
+    expect(temps()).toEqual([]);
+  });
+
+  it('reads content from a shared buffer as it is', () => {
+    const sab = new SharedArrayBuffer(8);
+    Buffer.from(sab).write('sharedOK');
+    expect(installFiles(dfd, [{ name: 's', meta: meta(), place: CREATE, offset: 6, length: 2 }], new Uint8Array(sab), policy)).toEqual([
+      { installed: true },
+    ]);
+    expect(fs.readFileSync(path.join(dir, 's'), 'utf8')).toBe('OK');
   });
 
   it('sets the owner, and set-id bits survive the chown that clears them (root only)', () => {
@@ -155,7 +192,7 @@ describe('livefs/install', () => {
       installed: true,
     });
     expect(fs.readlinkSync(path.join(dir, 'sl'))).toBe('target/x');
-    expect(fs.lstatSync(path.join(dir, 'sl'), { bigint: true }).mtimeNs / 1000n).toBe(NS / 1000n);
+    expect(fs.lstatSync(path.join(dir, 'sl'), { bigint: true }).mtimeNs).toBe(NS);
     expect(installSpecial(dfd, 'pipe', { type: 'fifo', linkTarget: null, rdev: 0 }, meta({ mode: 0o600 }), policy, CREATE)).toEqual({
       installed: true,
     });
@@ -184,7 +221,7 @@ describe('livefs/install', () => {
     const long = tempNameFor('n'.repeat(250));
     expect(long.length).toBeLessThan(100);
     expect(tempNameFor('n'.repeat(250))).toBe(long);
-    const t = TempFile.create(dfd, 'x', 0o600, true);
+    const t = TempFile.create(dfd, 'x', 0o600, placeFlags(CREATE, policy));
     t.discard();
     expect(fs.readdirSync(dir)).toEqual([]);
   });

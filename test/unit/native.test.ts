@@ -8,7 +8,17 @@ import {
   closeFd,
   DirScan,
   ESTALE,
+  F_CLEAR,
+  F_KEEP_NEWER,
+  F_NOCLOBBER,
+  fdMeta,
   installFiles,
+  installSpecialAt,
+  lstatAt,
+  openTemp,
+  placeTemp,
+  readlinkAt,
+  sealTemp,
   linkAt,
   mkdirAt,
   mknodAt,
@@ -242,5 +252,69 @@ describe('native livefs addon', () => {
     } finally {
       execFileSync('umount', [p]);
     }
+  });
+
+  it('names-only scans skip fstatat but still give the type; statAt and readlinkAt work by name', () => {
+    const { p, fd } = dir();
+    fs.mkdirSync(path.join(p, 'd'));
+    fs.writeFileSync(path.join(p, 'f'), 'x');
+    fs.symlinkSync(Buffer.from('t\xff'.repeat(100), 'latin1') as unknown as string, path.join(p, 'l'));
+    const s = new DirScan(2);
+    expect(s.read(fd, true)).toBe(0);
+    const types = new Map<string, number>();
+    for (let i = 0; i < s.count; i++) types.set(s.name(i), s.mode(i));
+    expect(types).toEqual(
+      new Map([
+        ['d', fs.constants.S_IFDIR],
+        ['f', fs.constants.S_IFREG],
+        ['l', fs.constants.S_IFLNK],
+      ]),
+    );
+    const st = lstatAt(fd, 'l')!;
+    expect(st.isSymbolicLink()).toBe(true);
+    expect(st.ino).toBe(fs.lstatSync(path.join(p, 'l'), { bigint: true }).ino);
+    expect(lstatAt(fd, 'none')).toBeUndefined();
+    expect(readlinkAt(fd, 'l')).toBe('t\xff'.repeat(100));
+  });
+
+  it('streams a large file through openTemp/sealTemp, and places with no-clobber and keep-newer', () => {
+    const { p, fd } = dir();
+    const m = { mode: 0o640, uid: meta.uid, gid: meta.gid };
+    const t = openTemp(fd, '.tmp.big', 0o640, 0);
+    expect(t).toBeGreaterThan(2);
+    fs.writeSync(t, Buffer.from('streamed'));
+    expect(sealTemp(t, fd, '.tmp.big', 'big', -1, m, 0, meta.mtimeNs, 0n)).toEqual({ errno: 0, step: '' });
+    expect(fs.readFileSync(path.join(p, 'big'), 'utf8')).toBe('streamed');
+    expect(fs.lstatSync(path.join(p, 'big'), { bigint: true }).mtimeNs).toBe(meta.mtimeNs);
+    // No clobber: the name is taken, the temp goes.
+    fs.writeFileSync(path.join(p, '.tmp.x'), 'new');
+    expect(placeTemp(fd, '.tmp.x', 'big', F_NOCLOBBER, 0n)).toEqual({ errno: 17, step: 'rename' });
+    expect(fs.existsSync(path.join(p, '.tmp.x'))).toBe(false);
+    // Keep newer: 'big' was modified after time 1, so it stays.
+    fs.writeFileSync(path.join(p, '.tmp.x'), 'new');
+    expect(placeTemp(fd, '.tmp.x', 'big', F_KEEP_NEWER, 1n)).toEqual({ errno: 17, step: 'newer' });
+    expect(fs.readFileSync(path.join(p, 'big'), 'utf8')).toBe('streamed');
+    // A leftover temp is cleared with F_CLEAR, refused (EEXIST, O_EXCL) without.
+    fs.symlinkSync('/etc/passwd', path.join(p, '.tmp.y'));
+    expect(openTemp(fd, '.tmp.y', 0o600, 0)).toBe(-17);
+    const y = openTemp(fd, '.tmp.y', 0o600, F_CLEAR);
+    expect(y).toBeGreaterThan(2);
+    expect(sealTemp(y, fd, '.tmp.y', 'y', -1, m, 0, meta.mtimeNs, 0n).errno).toBe(0);
+    expect(fs.lstatSync(path.join(p, 'y')).isFile()).toBe(true);
+  });
+
+  it('makes specials through their temp name with metadata, and sets the metadata of a directory fd to the ns', () => {
+    const { p, fd } = dir();
+    const m = { uid: meta.uid, gid: meta.gid };
+    expect(installSpecialAt(fd, '.t1', 'sl', '../x', 0, { ...m, mode: 0o120777 }, 0, meta.mtimeNs, 0n)).toEqual({ errno: 0, step: '' });
+    expect(installSpecialAt(fd, '.t2', 'fifo', '', 0, { ...m, mode: 0o010604 }, 0, meta.mtimeNs, 0n)).toEqual({ errno: 0, step: '' });
+    expect(fs.readlinkSync(path.join(p, 'sl'))).toBe('../x');
+    const f = fs.lstatSync(path.join(p, 'fifo'), { bigint: true });
+    expect([f.isFIFO(), Number(f.mode) & 0o7777, f.mtimeNs]).toEqual([true, 0o604, meta.mtimeNs]);
+    expect(fs.lstatSync(path.join(p, 'sl'), { bigint: true }).mtimeNs).toBe(meta.mtimeNs);
+    expect(fs.readdirSync(p).sort()).toEqual(['fifo', 'sl']);
+    fdMeta(fd, { ...m, mode: 0o711 }, 0, meta.mtimeNs);
+    const d = fs.lstatSync(p, { bigint: true });
+    expect([Number(d.mode) & 0o7777, d.mtimeNs]).toEqual([0o711, meta.mtimeNs]);
   });
 });
