@@ -249,7 +249,7 @@ describe('content-defined chunking (version 2)', () => {
 });
 
 describe('version-1 repositories keep fixed chunks', () => {
-  it('cuts chunk_size chunks (readable by older releases) and reads them back', async () => {
+  it('cuts chunk_size chunks (readable by older releases) and reads them back, through cat and the mount', async () => {
     const base = tmpDir('snapfill-cdc-v1-');
     const src = path.join(base, 'src');
     const env = repoEnv(base);
@@ -270,5 +270,34 @@ describe('version-1 repositories keep fixed chunks', () => {
       await s.close();
     }
     expect((await run(env, ['cat', 'latest', file])).equals(data)).toBe(true);
-  });
+
+    // And through the mount (format 1 stays readable by every reader, issue 14).
+    if (!requireSystem('fuse3', () => fs.existsSync('/dev/fuse') && (hasCmd('fusermount') || hasCmd('fusermount3')))) return;
+    const mnt = path.join(base, 'mnt');
+    fs.mkdirSync(mnt);
+    const isMounted = () =>
+      fs
+        .readFileSync('/proc/self/mounts', 'utf8')
+        .split('\n')
+        .some((l) => l.split(' ')[1] === mnt);
+    let out = '';
+    const child = spawn(process.execPath, [BIN, 'mount', mnt], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      const end = Date.now() + 20_000;
+      while (!(isMounted() && out.includes('Ctrl-C')) && child.exitCode === null) {
+        if (Date.now() > end) throw new Error(`mount did not come up: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(fs.readFileSync(path.join(mnt, 'latest', file)).equals(data)).toBe(true);
+    } finally {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      if (isMounted()) spawnSync(hasCmd('fusermount') ? 'fusermount' : 'fusermount3', ['-uz', mnt]);
+    }
+  }, 120_000);
 });
