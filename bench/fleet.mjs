@@ -155,8 +155,11 @@ async function startS3rver(dir) {
     child.stderr.on('data', on);
     child.once('exit', (c) => reject(new Error(`s3rver exited ${c}: ${out}`)));
   });
-  child.stdout.resume();
-  child.stderr.resume();
+  // Its request log and any crash go to a file beside its data (a dead server explains failed rounds).
+  const log = fs.createWriteStream(path.join(dir, '..', 's3rver.log'));
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  child.once('exit', (code, signal) => process.stderr.write(`[fleet] s3rver exited (${signal ?? code}); its log: ${path.join(dir, '..', 's3rver.log')}\n`));
   process.once('exit', () => child.kill('SIGKILL'));
   return { port, stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once('exit', r), child.kill('SIGTERM')))) };
 }
