@@ -159,7 +159,9 @@ async function startS3rver(dir) {
   const log = fs.createWriteStream(path.join(dir, '..', 's3rver.log'));
   child.stdout.pipe(log);
   child.stderr.pipe(log);
-  child.once('exit', (code, signal) => process.stderr.write(`[fleet] s3rver exited (${signal ?? code}); its log: ${path.join(dir, '..', 's3rver.log')}\n`));
+  child.once('exit', (code, signal) =>
+    process.stderr.write(`[fleet] s3rver exited (${signal ?? code}); its log: ${path.join(dir, '..', 's3rver.log')}\n`),
+  );
   process.once('exit', () => child.kill('SIGKILL'));
   return { port, stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once('exit', r), child.kill('SIGTERM')))) };
 }
