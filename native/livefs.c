@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <node_api.h>
+#include "napi_util.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,17 +51,6 @@ typedef struct {
   size_t count;
 } names;
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
-static napi_value num(napi_env env, int64_t v) {
-  napi_value r;
-  napi_create_int64(env, v, &r);
-  return r;
-}
-
 static int get_i32(napi_env env, napi_value v, int32_t *out) { return napi_get_value_int32(env, v, out) == napi_ok; }
 
 static int get_buffer(napi_env env, napi_value v, bytes *out) {
@@ -70,17 +60,6 @@ static int get_buffer(napi_env env, napi_value v, bytes *out) {
   out->p = d;
   out->n = n;
   return 1;
-}
-
-/* A typed array of the given type; its element count in *len. */
-static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok) return 0;
-  return t == want;
 }
 
 /* Names buffer + offsets; every offset is checked to lie inside the buffer, in order. */

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <node_api.h>
+#include "napi_util.h"
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -29,27 +30,6 @@
 #define RI64 2 /* mtime, ctime ns */
 #define RU32 4 /* mode, uid, gid, nlink */
 #define NOT_REGULAR (-1) /* errs[i]: the name is not a regular file; it was not opened */
-
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
-static napi_value num(napi_env env, int64_t v) {
-  napi_value r;
-  napi_create_int64(env, v, &r);
-  return r;
-}
-
-static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok) return 0;
-  return t == want;
-}
 
 static int get_buffer(napi_env env, napi_value v, char **p, size_t *n) {
   void *d;
