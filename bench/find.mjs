@@ -36,6 +36,10 @@ function freezeCommittedBuild() {
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
   if (tsc.status !== 0) throw new Error(`building HEAD failed: ${tsc.stdout}${tsc.stderr}`);
+  // The native addons load from build/Release beside dist/ (built by `npm ci`; C, not TypeScript).
+  fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
+  for (const f of fs.readdirSync(path.join(ROOT, 'build', 'Release')))
+    if (f.endsWith('.node')) fs.copyFileSync(path.join(ROOT, 'build', 'Release', f), path.join(dir, 'build', 'Release', f));
   log(`built HEAD ${head} in ${dir}`);
   return { bin: path.join(dir, 'bin', 'snapfill'), head };
 }
@@ -208,7 +212,16 @@ async function mountBench(o, env, src, results) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const env = { SNAPFILL_REPO: path.join(o.work, 'repo'), SNAPFILL_CACHE: path.join(o.work, 'cache') };
+  // snapfill encrypts by default: a fixed password from a file keeps the run unattended.
+  // Beside the work directory, not in it: building the dataset empties that directory.
+  const passwordFile = `${o.work}.password`;
+  fs.mkdirSync(path.dirname(passwordFile), { recursive: true });
+  fs.writeFileSync(passwordFile, 'snapfill-bench-fixed-password\n', { mode: 0o600 });
+  const env = {
+    SNAPFILL_PASSWORD_FILE: passwordFile,
+    SNAPFILL_REPO: path.join(o.work, 'repo'),
+    SNAPFILL_CACHE: path.join(o.work, 'cache'),
+  };
   const src = path.join(o.work, 'src');
   const tracked = path.join(src, 'home', 'sfb00001', 'public_html', 'tracked-report.txt');
   const results = { files: o.files, bigdir: o.bigdir, snapshots: o.snapshots, work: o.work };

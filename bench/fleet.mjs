@@ -20,6 +20,7 @@ import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freezeBuild } from './freeze-build.mjs';
+import { startS3rver } from './s3rver.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -135,37 +136,6 @@ function manifest(dir) {
 
 // ---- processes -----------------------------------------------------------------------------
 
-async function startS3rver(dir) {
-  fs.mkdirSync(dir, { recursive: true });
-  const bin = path.join(ROOT, 'node_modules', 's3rver', 'bin', 's3rver.js');
-  // DES (s3rver's list continuation tokens) is in OpenSSL 3's legacy provider only.
-  const child = spawn(
-    process.execPath,
-    ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', '0', '--no-vhost-buckets', '-s', '--configure-bucket', 'fleet'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  const port = await new Promise((resolve, reject) => {
-    const on = (c) => {
-      out += c;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    };
-    child.stdout.on('data', on);
-    child.stderr.on('data', on);
-    child.once('exit', (c) => reject(new Error(`s3rver exited ${c}: ${out}`)));
-  });
-  // Its request log and any crash go to a file beside its data (a dead server explains failed rounds).
-  const log = fs.createWriteStream(path.join(dir, '..', 's3rver.log'));
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  child.once('exit', (code, signal) =>
-    process.stderr.write(`[fleet] s3rver exited (${signal ?? code}); its log: ${path.join(dir, '..', 's3rver.log')}\n`),
-  );
-  process.once('exit', () => child.kill('SIGKILL'));
-  return { port, stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once('exit', r), child.kill('SIGTERM')))) };
-}
-
 /** Runs the CLI; `onSpawn` receives the child (to SIGKILL it). Resolves with code, stdout, stderr, json, ms. */
 function run(argv, env, onSpawn) {
   return new Promise((resolve) => {
@@ -217,7 +187,7 @@ async function fleet(n, base) {
   fs.mkdirSync(base, { recursive: true });
   const pw = path.join(base, 'password');
   fs.writeFileSync(pw, PASSWORD + '\n', { mode: 0o600 });
-  const s3 = await startS3rver(path.join(base, 's3'));
+  const s3 = await startS3rver(path.join(base, 's3'), 'fleet', { logFile: path.join(base, 's3rver.log') });
   const common = {
     AWS_ACCESS_KEY_ID: 'S3RVER',
     AWS_SECRET_ACCESS_KEY: 'S3RVER',

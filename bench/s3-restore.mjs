@@ -19,6 +19,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generate, PROFILES } from './gen-dataset.mjs';
 import { freezeBuild } from './freeze-build.mjs';
+import { startS3rver } from './s3rver.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -40,44 +41,6 @@ function args() {
     }
   }
   return o;
-}
-
-async function startS3rver(dir) {
-  fs.mkdirSync(dir, { recursive: true });
-  const bin = path.join(ROOT, 'node_modules', 's3rver', 'bin', 's3rver.js');
-  // DES (used by s3rver for list continuation tokens) is in OpenSSL 3's legacy provider only.
-  const child = spawn(
-    process.execPath,
-    [
-      '--openssl-legacy-provider',
-      bin,
-      '-d',
-      dir,
-      '-a',
-      '127.0.0.1',
-      '-p',
-      '0',
-      '--no-vhost-buckets',
-      '-s',
-      '--configure-bucket',
-      'bench-bucket',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  const port = await new Promise((resolve, reject) => {
-    const on = (c) => {
-      out += c;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    };
-    child.stdout.on('data', on);
-    child.stderr.on('data', on);
-    child.once('exit', (c) => reject(new Error(`s3rver exited ${c}: ${out}`)));
-  });
-  child.stdout.resume();
-  child.stderr.resume();
-  return { port, stop: () => child.kill('SIGTERM') };
 }
 
 /** A streaming pass-through proxy that counts requests by kind and bytes sent back. */
@@ -179,9 +142,13 @@ async function main() {
   process.stderr.write(`generating ${o.files} files in ${src}...\n`);
   generate({ out: src, seed: o.seed, files: o.files, createUsers: false });
   const { n: files, bytes } = countFiles(src);
-  const server = await startS3rver(path.join(o.dir, 's3rver'));
+  const server = await startS3rver(path.join(o.dir, 's3rver'), 'bench-bucket');
   const proxy = await countingProxy(server.port);
+  // snapfill encrypts by default: a fixed password from a file keeps the run unattended.
+  const passwordFile = path.join(o.dir, 'password');
+  fs.writeFileSync(passwordFile, 'snapfill-bench-fixed-password\n', { mode: 0o600 });
   const base = {
+    SNAPFILL_PASSWORD_FILE: passwordFile,
     AWS_ACCESS_KEY_ID: 'S3RVER',
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
     AWS_REGION: 'us-east-1',
@@ -230,7 +197,11 @@ async function main() {
 
     // The same restore from a local repository, same run: separates S3 cost from restore cost.
     if (!o.noLocal) {
-      const local = { SNAPFILL_REPO: path.join(o.dir, 'local-repo'), SNAPFILL_CACHE: path.join(o.dir, 'cache-local') };
+      const local = {
+        SNAPFILL_PASSWORD_FILE: passwordFile,
+        SNAPFILL_REPO: path.join(o.dir, 'local-repo'),
+        SNAPFILL_CACHE: path.join(o.dir, 'cache-local'),
+      };
       await run(['init'], local);
       process.stderr.write('local repository: snapshot + full restore for comparison...\n');
       await run(['--json', '-q', 'snapshot', src], local);

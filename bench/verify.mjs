@@ -27,7 +27,16 @@ const runs = Number(arg('--runs', '5'));
 const base = arg('--dir', fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'snapfill-bench-verify-')));
 const keep = process.argv.includes('--keep');
 const src = path.join(base, 'src');
-const env = { ...process.env, SNAPFILL_REPO: path.join(base, 'repo'), SNAPFILL_CACHE: path.join(base, 'cache') };
+// snapfill encrypts by default: a fixed password from a file keeps the run unattended.
+fs.mkdirSync(base, { recursive: true });
+const passwordFile = path.join(base, 'password');
+fs.writeFileSync(passwordFile, 'snapfill-bench-fixed-password\n', { mode: 0o600 });
+const env = {
+  ...process.env,
+  SNAPFILL_PASSWORD_FILE: passwordFile,
+  SNAPFILL_REPO: path.join(base, 'repo'),
+  SNAPFILL_CACHE: path.join(base, 'cache'),
+};
 
 /** Hosting-like layout: accounts / sites / directories of ~50 small files. */
 function generate() {
