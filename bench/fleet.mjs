@@ -7,9 +7,12 @@
 // compared byte for byte with the tree it was taken of.
 //
 //   npm run build && node bench/fleet.mjs [--hosts 1,4,16] [--rounds 4] [--files 200] [--grace 20s]
-//                                         [--kill] [--seed 1] [--dir DIR] [--keep] [--json]
+//                                         [--spread SECONDS] [--kill] [--seed 1] [--dir DIR] [--keep] [--json]
 //
 // --kill SIGKILLs a random host's snapshot and the pruner now and then (test/fleet.test.ts).
+// --spread S starts the hosts of a round one after another over S seconds, in a random order
+// (as a fleet's randomised schedules do), instead of all within a few seconds: a host then
+// usually sees the shared content another host stored earlier, and stores it only once.
 // Reported per N: snapshots that failed or waited because of locks, prunes that could not run
 // because a snapshot was running, check/restore results, host 1's catalog size and incremental
 // sync time, and how often shared content is stored. Numbers are reported, never asserted here.
@@ -39,6 +42,7 @@ function args() {
     keep: false,
     json: false,
     frozen: true,
+    spread: null, // seconds over which a round's host starts are spread (null: all within a few seconds)
   };
   for (let i = 0; i < a.length; i++) {
     if (a[i] === '--hosts') o.hosts = a[++i].split(',').map(Number);
@@ -51,15 +55,21 @@ function args() {
     else if (a[i] === '--keep') o.keep = true;
     else if (a[i] === '--json') o.json = true;
     else if (a[i] === '--no-freeze') o.frozen = false;
+    else if (a[i] === '--spread') o.spread = Number(a[++i]);
     else {
       console.log(
-        'usage: node bench/fleet.mjs [--hosts 1,4,16] [--rounds N] [--files N] [--grace 20s] [--kill] [--seed N] [--dir DIR] [--keep] [--json]',
+        'usage: node bench/fleet.mjs [--hosts 1,4,16] [--rounds N] [--files N] [--grace 20s] [--spread SECONDS] [--kill] [--seed N] [--dir DIR] [--keep] [--json]',
       );
       process.exit(a[i] === '--help' ? 0 : 2);
     }
   }
-  if (o.hosts.some((n) => !Number.isInteger(n) || n < 1) || !(o.rounds >= 1) || !(o.files >= 4)) {
-    console.error('fleet: --hosts are positive integers, --rounds >= 1, --files >= 4');
+  if (
+    o.hosts.some((n) => !Number.isInteger(n) || n < 1) ||
+    !(o.rounds >= 1) ||
+    !(o.files >= 4) ||
+    (o.spread !== null && !(o.spread >= 0))
+  ) {
+    console.error('fleet: --hosts are positive integers, --rounds >= 1, --files >= 4, --spread >= 0 seconds');
     process.exit(2);
   }
   return o;
@@ -204,6 +214,16 @@ async function fleet(n, base) {
   const hostEnv = (h) => ({ ...common, SNAPFILL_HOST: `host-${h}`, SNAPFILL_CACHE: path.join(base, `cache-${h}`) });
   const init = await run(['init'], { ...common, SNAPFILL_CACHE: path.join(base, 'cache-init') });
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
+  // s3rver removes a directory when its last object is deleted, and crashes (ENOENT, unhandled)
+  // when a PUT into that directory runs at the same moment: 16 hosts writing and deleting
+  // locks/ and tmp/ probes hit that now and then. A plain file (not an s3rver object: never
+  // listed) keeps each directory the repository uses from becoming empty.
+  const repoDir = path.join(base, 's3', 'fleet', 'repo');
+  const hex2 = [...Array(256).keys()].map((i) => i.toString(16).padStart(2, '0'));
+  for (const d of ['tmp', 'locks', 'garbage', 'index', 'snapshots', 'keys', ...hex2.map((h) => `data/${h}`)]) {
+    fs.mkdirSync(path.join(repoDir, d), { recursive: true });
+    fs.writeFileSync(path.join(repoDir, d, '.fleet-bench-keep'), '');
+  }
 
   const r = {
     hosts: n,
@@ -226,6 +246,8 @@ async function fleet(n, base) {
     host1_catalog_bytes: 0,
     host1_sync_s: [],
     host1_sync_median_s: 0,
+    host1_sync_phases_ms: [],
+    host1_sync_objects_read: [],
     shared_plain_bytes: 0,
     data_blob_bytes: 0,
     duplicate_blob_bytes: 0,
@@ -285,11 +307,15 @@ async function fleet(n, base) {
         if (round % 2 === 0) pruner?.kill('SIGKILL');
       })();
     const jobs = [];
+    // --spread: host h starts in slot slots[h-1] of n (a random permutation per round).
+    const slots = [...Array(n).keys()].sort((a, b) => rnd(`slot:${n}:${round}:${a}`) - rnd(`slot:${n}:${round}:${b}`));
     for (let h = 1; h <= n; h++) {
       jobs.push(
         (async () => {
-          // A random delay, as a fleet's schedules have: starts spread over a second or two.
-          await sleep(rnd(`delay:${n}:${round}:${h}`) * Math.min(4000, 250 * n));
+          // A random delay, as a fleet's schedules have: starts spread over a second or two, or
+          // with --spread over that many seconds (random order; each host one slot of its own).
+          if (opts.spread === null) await sleep(rnd(`delay:${n}:${round}:${h}`) * Math.min(4000, 250 * n));
+          else await sleep((slots[h - 1] / Math.max(1, n)) * opts.spread * 1000);
           const t = await run(['--json', 'snapshot', srcOf(h)], hostEnv(h), (c) => children.set(h, c));
           r.snapshots++;
           if (LOCK_WAIT.test(t.stderr)) r.snapshots_lock_waited++;
@@ -310,8 +336,11 @@ async function fleet(n, base) {
     roundEntry.end = Date.now() + 1000;
     // Host 1's incremental sync after the round: it reads what the other hosts wrote meanwhile.
     const s = await run(['--json', 'catalog', 'sync'], hostEnv(1));
-    if (s.code === 0 && s.json) r.host1_sync_s.push(s.json.duration_s);
-    else r.errors.push(`host-1 catalog sync exit ${s.code}: ${s.stderr.trim().split('\n').pop()}`);
+    if (s.code === 0 && s.json) {
+      r.host1_sync_s.push(s.json.duration_s);
+      if (s.json.phases_ms) r.host1_sync_phases_ms.push(s.json.phases_ms);
+      if (s.json.objects_read !== undefined) r.host1_sync_objects_read.push(s.json.objects_read);
+    } else r.errors.push(`host-1 catalog sync exit ${s.code}: ${s.stderr.trim().split('\n').pop()}`);
     log(`N=${n} round ${round + 1}/${opts.rounds}: ${r.snapshots_ok}/${r.snapshots} snapshots ok, ${r.prunes_ok}/${r.prunes} prunes ok`);
   }
   storm = false;
@@ -424,6 +453,12 @@ const table = [
     '<= 1.5x',
   ),
   row('copies of shared content stored', (x) => x.shared_copies.toFixed(2), '~1'),
+  row('host 1 sync: objects read per round (median)', (x) => String(median(x.host1_sync_objects_read)), ''),
+  row(
+    'host 1 sync phases, median ms: list / get / insert / import',
+    (x) => ['list', 'get', 'insert', 'import'].map((k) => median(x.host1_sync_phases_ms.map((p) => p[k])).toFixed(0)).join(' / '),
+    '',
+  ),
 ];
 for (const x of results) {
   for (const e of [...x.errors, ...x.restore_failures].slice(0, 10)) log(`N=${x.hosts}: ${e}`);

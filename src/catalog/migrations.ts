@@ -73,6 +73,29 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`CREATE TABLE IF NOT EXISTS remote_snapshots(
         id TEXT PRIMARY KEY, host TEXT NOT NULL, time TEXT NOT NULL, record TEXT NOT NULL) WITHOUT ROWID`),
   },
+  // Per-host cost (issue 15): packs a sync imports (written by other hosts, or before this
+  // catalog existed) get compact rows instead of rows in blobs, blobs_pack and blob_alt, and
+  // the rows of one pack are consecutive ids packs.far_lo..far_hi (a pack's rows are a range:
+  // no index by pack is needed).
+  // - packs.far = 1, a data pack: far_blobs holds one row per blob and copy (exact id, pack,
+  //   offset, length), found through an index on the id's first 8 bytes (a lookup compares
+  //   the full id in the row). Dedup, restores and prune's checks read these like blobs.
+  // - packs.far = 2, a tree pack (other hosts' directories, needed only when a command asks
+  //   for that host): tree_hints holds only its blobs' first 8 bytes, concatenated, to find
+  //   the pack an import must load (catalog/sync.ts); a hint is never taken as the blob.
+  // Packs this catalog wrote stay far = 0; catalogs of earlier releases keep their rows.
+  {
+    version: 4,
+    what: 'compact blob rows for packs a sync imported',
+    up: (db) =>
+      db.exec(`ALTER TABLE packs ADD COLUMN far INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE packs ADD COLUMN far_lo INTEGER;
+        ALTER TABLE packs ADD COLUMN far_hi INTEGER;
+        CREATE TABLE IF NOT EXISTS far_blobs(
+          id INTEGER PRIMARY KEY, hash BLOB NOT NULL, pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS far_blobs_prefix ON far_blobs(substr(hash, 1, 8));
+        CREATE TABLE IF NOT EXISTS tree_hints(pack INTEGER PRIMARY KEY, prefixes BLOB NOT NULL);`),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

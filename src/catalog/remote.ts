@@ -1,3 +1,4 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { StoredSnapshot } from '../repo/repository.js';
 import type { RawPath } from '../util/rawpath.js';
 import type { CatalogDb } from './db.js';
@@ -13,7 +14,12 @@ export class RemoteSnapshots {
   constructor(private readonly db: CatalogDb) {}
 
   add(s: StoredSnapshot): void {
-    this.db.st(`INSERT OR REPLACE INTO remote_snapshots VALUES(?,?,?,?)`).run(s.id, s.host, s.time, JSON.stringify(s));
+    // Compact (issue 15: one row per snapshot of the fleet): id, host and time are columns, the
+    // rest is deflated JSON. Rows of earlier releases hold the whole record as JSON text.
+    const { id, host, time, ...rest } = s;
+    this.db
+      .st(`INSERT OR REPLACE INTO remote_snapshots VALUES(?,?,?,?)`)
+      .run(id, host, time, deflateRawSync(Buffer.from(JSON.stringify(rest)), { level: 9 }));
   }
 
   remove(id: string): void {
@@ -26,8 +32,19 @@ export class RemoteSnapshots {
 
   /** The stored records, oldest first; of the given hosts only when `hosts` is given. */
   records(hosts?: Set<string>): StoredSnapshot[] {
-    const rows = this.db.st(`SELECT host, record FROM remote_snapshots ORDER BY time, id`).all() as { host: string; record: string }[];
-    return rows.filter((r) => !hosts || hosts.has(r.host)).map((r) => JSON.parse(r.record) as StoredSnapshot);
+    // Filtered in SQL: a sync asks for the few followed hosts among the whole fleet's records.
+    const rows = (
+      hosts
+        ? this.db
+            .st(`SELECT id, host, time, record FROM remote_snapshots WHERE host IN (SELECT value FROM json_each(?)) ORDER BY time, id`)
+            .all(JSON.stringify([...hosts]))
+        : this.db.st(`SELECT id, host, time, record FROM remote_snapshots ORDER BY time, id`).all()
+    ) as { id: string; host: string; time: string; record: string | Buffer }[];
+    return rows.map((r) =>
+      typeof r.record === 'string'
+        ? (JSON.parse(r.record) as StoredSnapshot)
+        : ({ ...JSON.parse(inflateRawSync(r.record).toString('utf8')), id: r.id, host: r.host, time: r.time } as StoredSnapshot),
+    );
   }
 
   /**

@@ -7,14 +7,42 @@ import { PackCache } from '../repo/packcache.js';
 import { ObjectNotFoundError } from '../store/store.js';
 import { nameProblem, quoteName, refusedPath } from '../util/names.js';
 import { thisHost } from '../util/host.js';
+import { BlobIndex, type PackIndexInput } from './blobindex.js';
+import { CatalogDb } from './db.js';
+import type { PackIndex } from '../pack/format.js';
 
-/** Objects fetched at once while importing (on S3 each is a request: latency, not bandwidth, is the cost). */
-const FETCH_BATCH = 32;
+/**
+ * Objects in flight at once while fetching (on S3 each is a request: latency, not bandwidth, is
+ * the cost). A sliding window, consumed in order: memory stays bounded by the window.
+ */
+const FETCH_WINDOW = 32;
 
-/** Runs `load` over `ids` FETCH_BATCH at a time, handing results to `use` in order (bounded memory). */
-async function batched<T>(ids: string[], load: (id: string) => Promise<T>, use: (v: T) => void): Promise<void> {
-  for (let i = 0; i < ids.length; i += FETCH_BATCH) {
-    for (const v of await Promise.all(ids.slice(i, i + FETCH_BATCH).map(load))) use(v);
+/**
+ * Runs `load` over `ids` with up to FETCH_WINDOW in flight, handing results to `use` in order.
+ * Time spent waiting for objects counts as `get`, time in `use` as `insert`.
+ */
+async function pipelined<T>(ids: string[], load: (id: string) => Promise<T>, use: (v: T) => void, report?: SyncReport): Promise<void> {
+  const inFlight: Promise<T>[] = [];
+  let next = 0;
+  const refill = () => {
+    while (next < ids.length && inFlight.length < FETCH_WINDOW) {
+      const p = load(ids[next++]);
+      p.catch(() => {}); // awaited in order below; a rejection is not "unhandled" meanwhile
+      inFlight.push(p);
+    }
+  };
+  refill();
+  while (inFlight.length) {
+    const t0 = performance.now();
+    const v = await inFlight.shift()!;
+    const t1 = performance.now();
+    refill();
+    use(v);
+    if (report) {
+      report.phases_ms.get += t1 - t0;
+      report.phases_ms.insert += performance.now() - t1;
+      report.objects_read++;
+    }
   }
 }
 
@@ -33,6 +61,13 @@ export interface SyncReport {
   remote_added: number;
   /** How long the sync took, in seconds. */
   duration_s: number;
+  /**
+   * Where the time went, in milliseconds: listing keys, fetching objects (GET + decrypt +
+   * decode, overlapped), writing the catalog, importing trees, the rest (issue 15 profiling).
+   */
+  phases_ms: { list: number; get: number; insert: number; import: number };
+  /** Objects read (GET) by this sync: pack indexes and snapshot records. */
+  objects_read: number;
 }
 
 /** Which hosts' trees a sync imports (issue 15: a host's catalog is bounded by its own data). */
@@ -65,6 +100,10 @@ function isAlive(pid: number): boolean {
  * Brings the catalog in line with the repository, which is the source of truth: imports pack
  * indexes and snapshots it lacks (written by another host, or before a crash), and drops what
  * the repository no longer has. On an empty catalog this is a full rebuild.
+ *
+ * Per-host cost (issue 15): only objects the catalog does not know are read (the catalog's
+ * packs and snapshot tables are the cursor); other hosts' packs get compact rows
+ * (blobindex.ts, form 'far'), and their snapshots' trees are not imported unless followed.
  */
 export async function syncCatalog(
   repo: Repository,
@@ -72,7 +111,7 @@ export async function syncCatalog(
   onProgress?: (msg: string) => void,
   opts: SyncOptions = {},
 ): Promise<SyncReport> {
-  const started = Date.now();
+  const started = performance.now();
   const follow = catalog.followedHosts();
   follow.add(thisHost());
   for (const h of opts.follow ?? []) follow.add(h);
@@ -86,23 +125,31 @@ export async function syncCatalog(
     damaged: [],
     remote_added: 0,
     duration_s: 0,
+    phases_ms: { list: 0, get: 0, insert: 0, import: 0 },
+    objects_read: 0,
+  };
+  const done = () => {
+    report.duration_s = (performance.now() - started) / 1000;
+    return report;
   };
   report.abandoned_discarded = catalog.discardAbandoned(isAlive);
 
   // Snapshots are listed before pack indexes: a writer stores packs, then indexes, then the
   // snapshot record, so every snapshot seen here has all its indexes in the listing below even
   // while another host is writing (the other order can see a record whose trees it lacks).
+  let t0 = performance.now();
   const repoSnaps = new Set<string>();
   for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
-  await syncPackIndexes(repo, catalog, report, onProgress);
+  const repoPacks = new Set<string>();
+  for await (const id of repo.listPackIndexes()) repoPacks.add(id);
+  report.phases_ms.list += performance.now() - t0;
 
-  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, report, followed);
-  const done = () => {
-    report.duration_s = (Date.now() - started) / 1000;
-    return report;
-  };
+  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, onProgress);
+  dropVanishedPacks(catalog, repoPacks, report);
+  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done();
   let n = 0;
+  t0 = performance.now();
   const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
   for (const s of toImport) {
     const damage = await importSnapshot(repo, catalog, s, trees);
@@ -116,25 +163,54 @@ export async function syncCatalog(
     onProgress?.(`catalog: imported snapshot ${s.id.slice(0, 8)} (${n}/${toImport.length})`);
   }
   report.snapshots_added = toImport.length;
+  report.phases_ms.import += performance.now() - t0;
   // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
   catalog.setMeta('verify_reuse', '1');
   return done();
 }
 
-/** Imports the pack indexes the catalog lacks and drops the packs the repository no longer has. */
-async function syncPackIndexes(repo: Repository, catalog: Catalog, report: SyncReport, onProgress?: (msg: string) => void): Promise<void> {
-  const repoPacks = new Set<string>();
-  for await (const id of repo.listPackIndexes()) repoPacks.add(id);
-  const missingPacks = [...repoPacks].filter((id) => !catalog.hasPack(id));
-  await batched(
-    missingPacks,
-    (id) => repo.loadPackIndex(id),
-    (idx) => {
-      catalog.addPackIndex(idx);
-      report.packs_added++;
-      if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
+/**
+ * Reads the objects listed now that the catalog does not know: pack indexes (added as compact
+ * 'far' rows: this catalog did not write them) and snapshot records (records of hosts not
+ * followed are kept as records; those of followed hosts are returned, to import). Indexes and
+ * records are fetched in one window, indexes first.
+ */
+async function fetchNew(
+  repo: Repository,
+  catalog: Catalog,
+  repoSnaps: Set<string>,
+  repoPacks: Set<string>,
+  report: SyncReport,
+  followed: (host: string) => boolean,
+  onProgress?: (msg: string) => void,
+): Promise<StoredSnapshot[]> {
+  const knownSnaps = catalog.knownSnapshotIds();
+  const newPacks = [...repoPacks].filter((id) => !catalog.hasPack(id));
+  const newSnaps = [...repoSnaps].filter((id) => !knownSnaps.has(id));
+  const fresh: StoredSnapshot[] = [];
+  type Got = { index: PackIndexInput } | { snap: StoredSnapshot };
+  await pipelined<Got>(
+    [...newPacks.map((id) => `i${id}`), ...newSnaps.map((id) => `s${id}`)],
+    async (k) => (k[0] === 'i' ? { index: await repo.loadPackIndex(k.slice(1)) } : { snap: await repo.loadSnapshot(k.slice(1)) }),
+    (got) => {
+      if ('index' in got) {
+        const idx: PackIndexInput = { ...got.index, form: 'far' };
+        catalog.addPackIndex(idx);
+        report.packs_added++;
+        if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
+      } else if (followed(got.snap.host)) fresh.push(got.snap);
+      else {
+        catalog.addRemoteSnapshot(got.snap);
+        report.remote_added++;
+      }
     },
+    report,
   );
+  return fresh;
+}
+
+/** Drops the packs the repository no longer has. */
+function dropVanishedPacks(catalog: Catalog, repoPacks: Set<string>, report: SyncReport): void {
   for (const id of catalog.packIds()) {
     if (!repoPacks.has(id)) {
       catalog.removePack(id);
@@ -152,45 +228,34 @@ async function syncPackIndexes(repo: Repository, catalog: Catalog, report: SyncR
 const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1);
 
 /**
- * Forgets the snapshots the repository no longer has, keeps the records of hosts not followed
- * (catalog/remote.ts), and returns the records to import, in time order: new ones of followed
- * hosts, and records kept earlier of hosts followed now (a command asked for them). Only
- * snapshot records new since the last sync are read. Lineage rows must be added in time
- * order: a snapshot older than what its lineage already holds forces a re-import of all.
+ * Forgets the snapshots the repository no longer has and returns the records to import, in
+ * time order: `fresh` (new ones of followed hosts) and records kept earlier of hosts followed
+ * now (a command asked for them). Lineage rows must be added in time order: a snapshot older
+ * than what its lineage already holds forces a re-import of all.
  */
 async function snapshotsToImport(
   repo: Repository,
   catalog: Catalog,
   repoSnaps: Set<string>,
+  fresh: StoredSnapshot[],
   report: SyncReport,
   followed: (host: string) => boolean,
+  followSet: Set<string> | undefined,
 ): Promise<StoredSnapshot[]> {
-  const known = new Map(catalog.listSnapshots().map((s) => [s.id, s]));
-  for (const [id] of known) {
-    if (!repoSnaps.has(id)) {
-      catalog.forgetSnapshot(id);
+  for (const s of catalog.listSnapshots()) {
+    if (!repoSnaps.has(s.id)) {
+      catalog.forgetSnapshot(s.id);
       report.snapshots_removed++;
     }
   }
-  const remote = catalog.remoteSnapshotIds();
-  for (const id of remote) {
+  for (const id of catalog.remoteSnapshotIds()) {
     if (!repoSnaps.has(id)) {
       catalog.removeRemoteSnapshot(id);
       report.snapshots_removed++;
     }
   }
-  const fresh: StoredSnapshot[] = catalog.remoteRecords().filter((s) => followed(s.host) && repoSnaps.has(s.id));
-  await batched(
-    [...repoSnaps].filter((id) => !known.has(id) && !remote.has(id)),
-    (id) => repo.loadSnapshot(id),
-    (s) => {
-      if (followed(s.host)) fresh.push(s);
-      else {
-        catalog.addRemoteSnapshot(s);
-        report.remote_added++;
-      }
-    },
-  );
+  // Only the records of followed hosts are parsed (all of them with allHosts).
+  for (const s of catalog.remoteRecords(followSet)) if (followed(s.host) && repoSnaps.has(s.id)) fresh.push(s);
   if (!fresh.length) return [];
   fresh.sort(byTimeThenId);
   const outOfOrder = fresh.some((s) => {
@@ -203,13 +268,14 @@ async function snapshotsToImport(
   const all: StoredSnapshot[] = [];
   const remoteNow = catalog.remoteSnapshotIds();
   const promoted = new Set(fresh.map((f) => f.id));
-  await batched(
+  await pipelined(
     [...repoSnaps].filter((id) => !remoteNow.has(id) || promoted.has(id)),
     (id) => repo.loadSnapshot(id),
     (s) => {
       if (followed(s.host)) all.push(s);
       else catalog.addRemoteSnapshot(s);
     },
+    report,
   );
   return all.sort(byTimeThenId);
 }
@@ -232,6 +298,7 @@ export async function importSnapshot(
   const parent = catalog.lineageHead(lineage);
   const seq = catalog.beginSnapshot(lineage, s.time, s.host, s.paths, s.tags);
   const ctx: ImportContext = {
+    repo,
     catalog,
     lineage,
     seq,
@@ -253,6 +320,7 @@ export async function importSnapshot(
 }
 
 interface ImportContext {
+  repo: Repository;
   catalog: Catalog;
   lineage: number;
   seq: number;
@@ -260,10 +328,41 @@ interface ImportContext {
   carryFrom: number | null;
 }
 
+/**
+ * Loads, as near packs, the far tree packs that may hold `treeId` (issue 15: the catalog keeps
+ * only hints of other hosts' tree packs until an import needs them). Returns whether the
+ * catalog now has the blob. The hints are read on a read-only connection of their own (the
+ * Catalog facade does not expose them; a committed read is all they need).
+ */
+async function loadTreePacks(repo: Repository, catalog: Catalog, treeId: string): Promise<boolean> {
+  catalog.flush();
+  const ro = CatalogDb.openReadOnly(catalog.file);
+  let hinted: string[];
+  try {
+    hinted = new BlobIndex(ro).treePackHints(treeId);
+  } finally {
+    ro.close();
+  }
+  for (const pack of hinted) {
+    let idx: PackIndex;
+    try {
+      idx = await repo.loadPackIndex(pack);
+    } catch (e) {
+      if (e instanceof ObjectNotFoundError) continue; // pruned meanwhile: the next sync drops it
+      throw e;
+    }
+    const near: PackIndexInput = { ...idx, form: 'near' };
+    catalog.addPackIndex(near);
+    if (idx.blobs.some((b) => b.id === treeId)) return true;
+  }
+  return catalog.blobLocation(treeId) !== undefined;
+}
+
 /** A tree's entries, or why they are lost (the blob is absent, corrupt or not a tree). */
-async function readTree(catalog: Catalog, treeId: string, trees: PackCache): Promise<Entry[] | string> {
+async function readTree(repo: Repository, catalog: Catalog, treeId: string, trees: PackCache): Promise<Entry[] | string> {
   const id = `tree blob ${treeId.slice(0, 12)}`;
-  const loc = catalog.blobLocation(treeId);
+  let loc = catalog.blobLocation(treeId);
+  if (!loc && (await loadTreePacks(repo, catalog, treeId))) loc = catalog.blobLocation(treeId);
   if (!loc) return `${id} is not in any pack`;
   let bytes: Buffer;
   try {
@@ -283,7 +382,7 @@ async function readTree(catalog: Catalog, treeId: string, trees: PackCache): Pro
 
 async function importTree(ctx: ImportContext, dir: RawPath, dirPathId: number, treeId: string): Promise<void> {
   const { catalog, lineage, seq } = ctx;
-  let entries = await readTree(catalog, treeId, ctx.trees);
+  let entries = await readTree(ctx.repo, catalog, treeId, ctx.trees);
   if (typeof entries === 'string') {
     catalog.addDamage(seq, dir, dir, `${entries}: directory contents lost`);
     entries = []; // the parent's children are not known to be here: they are closed below

@@ -1,0 +1,197 @@
+// Per-host cost of a fleet in one bucket (issue 15), through the CLI against a real s3rver:
+// a catalog sync reads only the objects that are new since the last one (counted at the HTTP
+// level, by a proxy in front of s3rver), other hosts' packs get compact rows in the catalog,
+// and hosts that snapshot one after another store shared content once; every snapshot still
+// restores byte-identically on its own host, on another host and on a fresh machine.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { requireSystem, tmpDir, write, describeTree, diffTrees } from './helpers.js';
+import { startS3rver, s3rverBin, cliAsync, s3Env, type S3Server } from './support/s3server.js';
+import { FaultProxy } from './support/faultproxy.js';
+
+const skip = !requireSystem('s3rver', s3rverBin() !== null, 'npm ci installs it as a devDependency');
+
+/** Incompressible bytes, the same for the same label on every host. */
+function bytesFor(label: string, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (let i = 0, off = 0; off < size; i++) off += createHash('sha256').update(`${label}:${i}`).digest().copy(out, off);
+  return out;
+}
+
+/** The catalog file below a cache directory (one repository: one catalog). */
+function catalogFile(cache: string): string {
+  const dirs = fs
+    .readdirSync(cache, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && fs.existsSync(path.join(cache, d.name, 'catalog.db')));
+  expect(dirs.length).toBe(1);
+  return path.join(cache, dirs[0].name, 'catalog.db');
+}
+
+function query<T>(file: string, sql: string): T {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare(sql).get() as T;
+  } finally {
+    db.close();
+  }
+}
+
+describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
+  let base: string;
+  let server: S3Server;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    base = tmpDir('snapfill-sync-fleet-');
+    server = await startS3rver(path.join(base, 's3rver'), ['fleet']);
+    proxy = await new FaultProxy(server).start();
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await server?.stop();
+  });
+
+  /** GETs of pack indexes and snapshot records since the last resetCounts (keys without the repository prefix). */
+  function objectGets(prefix: string): string[] {
+    return proxy.log
+      .filter((r) => r.method === 'GET' && !r.query.includes('list-type') && r.key.startsWith(`${prefix}/`))
+      .map((r) => r.key.slice(prefix.length + 1))
+      .filter((k) => k.startsWith('index/') || k.startsWith('snapshots/'));
+  }
+
+  it('sync reads only new objects; hosts snapshotting one after another store shared content once; all restores match', async () => {
+    const repo = 's3://fleet/r1';
+    const env = (host: string) => s3Env(proxy.url, repo, path.join(base, `cache-${host}`), { SNAPFILL_HOST: host });
+    const src = (host: string) => path.join(base, 'src', host);
+    // Half of each tree is the same bytes on every host (the shared "WordPress core").
+    for (const host of ['host-a', 'host-b', 'host-c']) {
+      for (let i = 0; i < 6; i++) write(`${src(host)}/shared/f${i}.php`, bytesFor(`shared:${i}`, 20_000 + i * 1000));
+      for (let i = 0; i < 6; i++) write(`${src(host)}/own/g${i}.dat`, bytesFor(`${host}:${i}`, 20_000 + i * 1000));
+    }
+    const sharedBytes = [...Array(6).keys()].reduce((n, i) => n + 20_000 + i * 1000, 0);
+    expect((await cliAsync(['init'], env('host-a'))).code).toBe(0);
+
+    const a1 = await cliAsync(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(a1.code, a1.stderr).toBe(0);
+    // B and C snapshot after A: the shared files are A's blobs, known to them by their sync.
+    const b1 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
+    expect(b1.code, b1.stderr).toBe(0);
+    expect(b1.json.blobs_added).toBeGreaterThan(0);
+    // Its own files only: half of what A stored (the shared files are as large as the own ones).
+    expect(b1.json.bytes_added).toBeLessThan(a1.json.bytes_added * 0.6);
+    expect(b1.json.bytes_added).toBeGreaterThan(sharedBytes * 0.9);
+    const c1 = await cliAsync(['--json', 'snapshot', src('host-c')], env('host-c'));
+    expect(c1.code, c1.stderr).toBe(0);
+    expect(c1.json.blobs_added).toBe(b1.json.blobs_added); // same shape: 6 own files + trees, no shared file
+
+    // A's sync reads exactly B's and C's new objects once: their indexes and records.
+    proxy.resetCounts();
+    const s1 = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
+    expect(s1.code, s1.stderr).toBe(0);
+    const got1 = objectGets('r1');
+    expect(got1.filter((k) => k.startsWith('snapshots/')).sort()).toEqual(
+      [b1.json.snapshot_id, c1.json.snapshot_id].map((id: string) => `snapshots/${id}`).sort(),
+    );
+    expect(new Set(got1).size).toBe(got1.length); // nothing read twice
+    expect(s1.json.objects_read).toBe(got1.length);
+    expect(s1.json.packs_added).toBe(got1.length - 2);
+    expect(s1.json.remote_added).toBe(2); // records only: A does not follow B or C
+    // Nothing new: a second sync reads no object at all (it lists keys only).
+    proxy.resetCounts();
+    const s2 = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
+    expect(s2.code, s2.stderr).toBe(0);
+    expect(objectGets('r1')).toEqual([]);
+    expect(s2.json.objects_read).toBe(0);
+
+    // A's catalog: the packs it wrote have full rows, B's and C's compact ones (issue 15): exact
+    // rows for their data packs, hints only for their tree packs.
+    const catA = catalogFile(path.join(base, 'cache-host-a'));
+    const count = (file: string, sql: string) => query<{ n: number }>(file, sql).n;
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far<>0`)).toBe(s1.json.packs_added);
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=1`)).toBeGreaterThan(0);
+    const farTrees = count(catA, `SELECT count(*) AS n FROM packs WHERE far=2`);
+    expect(farTrees).toBeGreaterThan(0);
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=0`)).toBeGreaterThan(0);
+    expect(count(catA, `SELECT count(*) AS n FROM blobs b JOIN packs p ON p.id=b.pack WHERE p.far<>0`)).toBe(0);
+    // B's catalog knows A's packs (its dedup found the shared files there) as compact rows.
+    const catB = catalogFile(path.join(base, 'cache-host-b'));
+    expect(query<{ n: number }>(catB, `SELECT count(*) AS n FROM far_blobs`).n).toBeGreaterThan(6);
+
+    // Shared content was stored once: every data blob of every pack index, against the distinct ones.
+    const check = await cliAsync(['--json', 'check', '--read-data'], env('host-a'));
+    expect(check.code, check.stderr).toBe(0);
+
+    // Restores: B's own snapshot on B (its shared files are in A's packs: compact rows), B's on
+    // A (imported on demand), and every snapshot on a fresh machine.
+    const restoreAndCompare = async (host: string, snap: string, of: string, target: string) => {
+      const r = await cliAsync(['--json', 'restore', snap, '--target', target], env(host));
+      expect(r.code, r.stderr).toBe(0);
+      expect(diffTrees(describeTree(src(of)), describeTree(path.join(target, src(of))))).toEqual([]);
+    };
+    await restoreAndCompare('host-b', b1.json.snapshot_id, 'host-b', path.join(base, 'out-b-on-b'));
+    await restoreAndCompare('host-a', b1.json.snapshot_id, 'host-b', path.join(base, 'out-b-on-a'));
+    // Importing B's trees on demand loaded B's tree pack(s) as full rows; C's stay hints.
+    const farTreesAfter = count(catA, `SELECT count(*) AS n FROM packs WHERE far=2`);
+    expect(farTreesAfter).toBeLessThan(farTrees);
+    expect(farTreesAfter).toBeGreaterThan(0);
+    await restoreAndCompare('host-a', a1.json.snapshot_id, 'host-a', path.join(base, 'out-a-on-a'));
+    for (const [snap, of] of [
+      [a1.json.snapshot_id, 'host-a'],
+      [b1.json.snapshot_id, 'host-b'],
+      [c1.json.snapshot_id, 'host-c'],
+    ])
+      await restoreAndCompare('fresh', snap, of, path.join(base, `out-${of}-fresh`));
+  }, 240_000);
+
+  it('a pack pruned away takes its compact rows with it; the shared blobs stay known in the packs that remain', async () => {
+    const repo = 's3://fleet/r2';
+    const env = (host: string) => s3Env(proxy.url, repo, path.join(base, `r2-cache-${host}`), { SNAPFILL_HOST: host });
+    const src = (host: string) => path.join(base, 'r2-src', host);
+    for (const host of ['host-a', 'host-b']) {
+      for (let i = 0; i < 4; i++) write(`${src(host)}/shared/f${i}.php`, bytesFor(`r2-shared:${i}`, 30_000));
+      write(`${src(host)}/own/x.dat`, bytesFor(`r2-${host}`, 30_000));
+    }
+    expect((await cliAsync(['init'], env('host-a'))).code).toBe(0);
+    const a1 = await cliAsync(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(a1.code, a1.stderr).toBe(0);
+    // B's own file changes and B snapshots again: its first snapshot's own data becomes garbage.
+    const b1 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
+    expect(b1.code, b1.stderr).toBe(0);
+    write(`${src('host-b')}/own/x.dat`, bytesFor('r2-host-b-v2', 30_000));
+    const b2 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
+    expect(b2.code, b2.stderr).toBe(0);
+    const s0 = await cliAsync(['catalog', 'sync'], env('host-a'));
+    expect(s0.code, s0.stderr).toBe(0);
+    const catA = catalogFile(path.join(base, 'r2-cache-host-a'));
+    const farBefore = query<{ n: number }>(catA, `SELECT count(*) AS n FROM far_blobs`).n;
+    const hintsBefore = query<{ n: number }>(catA, `SELECT count(*) AS n FROM tree_hints`).n;
+    // Forget B's first snapshot and prune with no grace, twice (mark, then delete).
+    const pruneEnv = env('pruner');
+    const f = await cliAsync(['--json', 'forget', '--host', 'host-b', '--keep-last', '1', '--prune', '--grace', '0s'], pruneEnv);
+    expect(f.code, f.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 2500));
+    const p = await cliAsync(['--json', 'prune', '--grace', '0s'], pruneEnv);
+    expect(p.code, p.stderr).toBe(0);
+    const s = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
+    expect(s.code, s.stderr).toBe(0);
+    const farAfter = query<{ n: number }>(catA, `SELECT count(*) AS n FROM far_blobs`).n;
+    expect(s.json.packs_removed).toBeGreaterThan(0);
+    expect(farAfter).toBeLessThan(farBefore);
+    expect(query<{ n: number }>(catA, `SELECT count(*) AS n FROM tree_hints`).n).toBeLessThanOrEqual(hintsBefore);
+    // No row points at a pack the catalog no longer has.
+    expect(query<{ n: number }>(catA, `SELECT count(*) AS n FROM far_blobs f LEFT JOIN packs p ON p.id=f.pack WHERE p.id IS NULL`).n).toBe(
+      0,
+    );
+    // A snapshots again: the shared files are its own blobs, nothing of them is stored again.
+    const a2 = await cliAsync(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(a2.code, a2.stderr).toBe(0);
+    const target = path.join(base, 'r2-out');
+    const r = await cliAsync(['--json', 'restore', b2.json.snapshot_id, '--target', target], env('fresh'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(diffTrees(describeTree(src('host-b')), describeTree(path.join(target, src('host-b'))))).toEqual([]);
+    const chk = await cliAsync(['--json', 'check', '--read-data'], env('host-a'));
+    expect(chk.code, chk.stderr).toBe(0);
+  }, 240_000);
+});
