@@ -38,6 +38,9 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   // [issue 17, native-restore] No slow fallback: without the addon, one line and a non-zero exit before anything else.
   native();
   const { snapshot, host, ...opts } = o;
+  // The key first (the session may derive it in the background, overlapping the catalog's open
+  // and sync): a wrong password is the one line said, and nothing is written, no lock either.
+  await s.repo.unlock();
   const snap = await pickSnapshot(s, snapshot, requestedRoots(opts), { host });
   const run = async () => ({ ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) });
   const limits = opts.dryRun ? null : nonRootRestoreNote(process.getuid?.());

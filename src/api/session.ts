@@ -32,6 +32,13 @@ export interface OpenOptions extends StoreOptions {
    * and on a repository this user cannot write, run without a repository lock (and say so).
    */
   readOnly?: boolean;
+  /**
+   * Derive the key in the background (repo/repository.ts Repository.open): for commands that
+   * mostly read the local catalog and the live tree (verify, restore). They must await
+   * `repo.unlock()` before they write anything; withSession awaits it before it returns, so a
+   * wrong password still fails the command.
+   */
+  deferUnlock?: boolean;
   onProgress?: (msg: string) => void;
 }
 
@@ -149,7 +156,7 @@ async function openRepository(opts: OpenOptions): Promise<{ settings: SessionSet
   const { settings, store } = await openSettingsStore(opts);
   const { location, from } = settings.repository;
   try {
-    return { settings, repo: await Repository.open(store, repoPassword(opts, settings)) };
+    return { settings, repo: await Repository.open(store, repoPassword(opts, settings), { deferUnlock: opts.deferUnlock }) };
   } catch (e) {
     if (!(e instanceof RepoNotFoundError) || !(opts.create && from === 'default')) {
       await store.close?.();
@@ -186,7 +193,10 @@ async function openRepository(opts: OpenOptions): Promise<{ settings: SessionSet
 
 export async function openSession(opts: OpenOptions = {}): Promise<Session> {
   const { settings, repo } = await openRepository(opts);
-  const catalog = Catalog.open(catalogPathFor(repo.config.id, settings.catalog), repo.config.id);
+  const catalogFile = catalogPathFor(repo.config.id, settings.catalog);
+  // A wrong password writes nothing to the cache either: a catalog is created only once the key is proven.
+  if (!fs.existsSync(catalogFile)) await repo.unlock();
+  const catalog = Catalog.open(catalogFile, repo.config.id);
   const session = new Session(repo, catalog);
   session.readOnly = opts.readOnly ?? false;
   if (opts.onProgress) session.note = opts.onProgress;
@@ -213,7 +223,9 @@ export async function openSession(opts: OpenOptions = {}): Promise<Session> {
 export async function withSession<T>(opts: OpenOptions, fn: (s: Session) => Promise<T>): Promise<T> {
   const s = await openSession(opts);
   try {
-    return await fn(s);
+    const out = await fn(s);
+    await s.repo.unlock(); // a deferred unlock that nothing awaited: a wrong password still fails the command
+    return out;
   } finally {
     await s.close();
   }

@@ -4,13 +4,14 @@ import type { Entry, EntryType } from '../repo/tree.js';
 import type { RawPath } from '../util/rawpath.js';
 import { BlobIndex, type PackContents } from './blobindex.js';
 import { CatalogDb } from './db.js';
-import { CatalogReader } from './reader.js';
-import type { BlobLocationRow, DirStatRow, LightEntry, SnapshotRow, VersionRow } from './rows.js';
+import { CatalogReader, type RestoreChild } from './reader.js';
+import type { BlobLocationRow, DirStatRow, SnapshotRow, VersionRow } from './rows.js';
 import { CatalogWriter } from './writer.js';
 import { RemoteSnapshots } from './remote.js';
 import type { StoredSnapshot } from '../repo/repository.js';
 
 export { lightFromVersion, type BlobLocationRow, type DirStatRow, type LightEntry, type SnapshotRow, type VersionRow } from './rows.js';
+export type { RestoreChild } from './reader.js';
 
 /**
  * The local SQLite catalog: an index of the repository, rebuildable from it. This class only
@@ -246,8 +247,8 @@ export class Catalog {
   walk(snap: SnapshotRow, root: RawPath = '/'): Iterable<VersionRow> {
     return this.reader.walk(snap, root);
   }
-  walkForRestore(snap: SnapshotRow, root: RawPath = '/'): Iterable<LightEntry> {
-    return this.reader.walkForRestore(snap, root);
+  entryForRestore(snap: SnapshotRow, p: RawPath): RestoreChild | undefined {
+    return this.reader.entryForRestore(snap, p);
   }
   countEntries(snap: SnapshotRow): { entries: number; files: number; bytes: number } {
     return this.reader.countEntries(snap);

@@ -9,6 +9,7 @@ import {
   rowToSnapshot,
   rowToVersion,
   VCOLS,
+  type BlobLocationRow,
   type DirStatRow,
   type LightEntry,
   type SnapshotKey,
@@ -26,11 +27,12 @@ import {
 type DirStatSqlRow = [Buffer, number, number, number, number, number, number, number, number, number, number, Buffer | null];
 
 /**
- * walkForRestore's raw row: path, type, mode, uid, gid, uname, gname, size, mtime (ns, text), target, fp,
- * content, rdev, then the first blob's pack, offset and length (null when unknown), and nlink.
+ * childrenForRestore's raw row: path id, name (TEXT), type, mode, uid, gid, uname, gname, size, mtime (ns,
+ * text), target, fp, content, rdev, nlink.
  */
 type RestoreSqlRow = [
-  Buffer,
+  number,
+  string,
   number,
   number,
   number,
@@ -42,12 +44,47 @@ type RestoreSqlRow = [
   Buffer | null,
   Buffer | null,
   Buffer | null,
-  number,
-  string | null,
-  number,
   number,
   number,
 ];
+
+// A restore runs this once per directory for every entry it covers, so, as for verify: rows as
+// arrays, the name as TEXT (non-ASCII names fetched again as bytes) joined to the parent's path
+// in JavaScript, and the columns a mode does not use left out (owner names: only to map owners
+// by name; the fingerprint: only with checksum). Blob locations are looked up per file written.
+const restoreChildrenSql = (owners: boolean, fp: boolean) => `SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid,
+  ${owners ? 'v.uname, v.gname' : "'', ''"}, v.size, CAST(v.mtime AS TEXT), v.target, ${fp ? 'v.fp' : 'NULL'}, v.content, v.rdev, v.nlink
+  FROM paths p CROSS JOIN versions v ON v.path=p.id WHERE p.parent = @pid AND ${IN_SNAP} ORDER BY p.name`;
+const RESTORE_CHILDREN = [
+  restoreChildrenSql(false, false),
+  restoreChildrenSql(false, true),
+  restoreChildrenSql(true, false),
+  restoreChildrenSql(true, true),
+];
+
+/** A restore's entry with its path id (a directory's id is how its children are asked for). */
+export type RestoreChild = LightEntry & { pathId: number };
+
+function restoreChild(r: RestoreSqlRow, path: RawPath): RestoreChild {
+  return {
+    path,
+    type: ENTRY_TYPES[r[2]],
+    mode: r[3],
+    uid: r[4],
+    gid: r[5],
+    user: r[6],
+    group: r[7],
+    size: r[8],
+    mtimeNs: r[9],
+    target: r[10] ? fromBlob(r[10]) : null,
+    fp: r[11] ? r[11].toString('hex') : null,
+    content: contentFromBlob(r[12]),
+    rdev: r[13],
+    nlink: r[14],
+    loc: null,
+    pathId: r[0],
+  };
+}
 
 /** The open rows of a lineage below `beforeSeq`: the parent snapshot's state during a snapshot. */
 const OPEN_ROW = `v.lineage=? AND v.to_seq IS NULL AND v.from_seq<?`;
@@ -271,43 +308,36 @@ export class CatalogReader {
   }
 
   /**
-   * The restore walk: like walk(), with the first content blob's pack location joined in, in
-   * raw row mode and without BigInt conversions (the mtime stays a decimal string), since a restore touches every row once.
+   * The children of directory `pid` (path `dir`) in a snapshot as a restore needs them (restore
+   * worker threads run it once per directory, on their own read-only connection): raw rows,
+   * no BigInt conversions (the mtime stays a decimal string); owner names only with `owners`,
+   * fingerprints only with `fingerprints`. In name order.
    */
-  *walkForRestore(snap: SnapshotKey, root: RawPath = '/'): Iterable<LightEntry> {
-    if (root !== '/') {
-      const top = this.entry(snap, root);
-      if (top) yield lightFromVersion(top, top.content?.length ? (this.blobs.blobLocation(top.content[0]) ?? null) : null);
-    }
-    const [lo, hi] = subtreeRange(root);
-    const rows = this.db.stream(
-      `SELECT p.path, v.type, v.mode, v.uid, v.gid, v.uname, v.gname, v.size, CAST(v.mtime AS TEXT),
-        v.target, v.fp, v.content, v.rdev, k.hash, b.offset, b.length, v.nlink
-        FROM paths p CROSS JOIN versions v ON v.path=p.id
-        LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack
-        WHERE p.path>=@lo AND p.path<@hi AND ${IN_SNAP} ORDER BY p.path`,
-      { lo: toBlob(lo), hi: toBlob(hi), lineage: snap.lineage, seq: snap.seq },
-      { raw: true },
-    ) as Iterable<RestoreSqlRow>;
-    for (const r of rows) {
-      yield {
-        path: fromBlob(r[0]),
-        type: ENTRY_TYPES[r[1]],
-        mode: r[2],
-        uid: r[3],
-        gid: r[4],
-        user: r[5],
-        group: r[6],
-        size: r[7],
-        mtimeNs: r[8],
-        target: r[9] ? fromBlob(r[9]) : null,
-        fp: r[10] ? r[10].toString('hex') : null,
-        content: contentFromBlob(r[11]),
-        rdev: r[12],
-        nlink: r[16],
-        loc: r[13] ? { pack: r[13], offset: r[14], length: r[15] } : null,
-      };
-    }
+  childrenForRestore(pid: number, dir: RawPath, snap: SnapshotKey, opts: { owners: boolean; fingerprints: boolean }): RestoreChild[] {
+    const rows = this.db
+      .st(RESTORE_CHILDREN[(opts.owners ? 2 : 0) + (opts.fingerprints ? 1 : 0)])
+      .raw(true)
+      .all({ pid, lineage: snap.lineage, seq: snap.seq }) as RestoreSqlRow[];
+    const prefix = dir === '/' ? '/' : dir + '/';
+    return rows.map((r) =>
+      restoreChild(
+        r,
+        prefix + (NON_ASCII.test(r[1]) ? fromBlob(this.db.st('SELECT name FROM paths WHERE id = ?').pluck().get(r[0]) as Buffer) : r[1]),
+      ),
+    );
+  }
+
+  /** The restore's form of one entry (the root of a restore), with its path id. */
+  entryForRestore(snap: SnapshotKey, p: RawPath): RestoreChild | undefined {
+    const top = this.entry(snap, p);
+    if (!top) return undefined;
+    const loc = top.content?.length ? (this.blobs.blobLocation(top.content[0]) ?? null) : null;
+    return { ...lightFromVersion(top, loc), pathId: top.pathId };
+  }
+
+  /** Where a blob lies (pack, offset, length), for a restore worker's multi-chunk files. */
+  blobLocation(id: string): BlobLocationRow | undefined {
+    return this.blobs.blobLocation(id);
   }
 
   countEntries(snap: SnapshotKey): { entries: number; files: number; bytes: number } {

@@ -111,11 +111,15 @@ export class CatalogWriter {
 
   /** The id of `name` in a directory whose id is known: the snapshot walk's per-entry lookup. */
   childPathId(parentId: number, parentPath: RawPath, name: RawPath): number {
-    const p = parentPath === '/' ? '/' + name : parentPath + '/' + name;
-    const r = this.db.st(`SELECT id FROM paths WHERE path=?`).get(toBlob(p)) as { id: number } | undefined;
-    if (r) return r.id;
+    const p = toBlob(parentPath === '/' ? '/' + name : parentPath + '/' + name);
+    // One statement for a new path (the common case of a first snapshot); the SELECT only when
+    // the path exists already (path is UNIQUE, so the insert then does nothing).
     this.db.wrote();
-    return Number(this.db.st(`INSERT INTO paths(parent, name, path) VALUES(?,?,?)`).run(parentId, toBlob(name), toBlob(p)).lastInsertRowid);
+    const ins = this.db
+      .st(`INSERT INTO paths(parent, name, path) VALUES(?,?,?) ON CONFLICT(path) DO NOTHING RETURNING id`)
+      .get(parentId, toBlob(name), p) as { id: number } | undefined;
+    if (ins) return ins.id;
+    return (this.db.st(`SELECT id FROM paths WHERE path=?`).get(p) as { id: number }).id;
   }
 
   // ---- versions -------------------------------------------------------------------------

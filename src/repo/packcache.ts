@@ -27,6 +27,7 @@ export class PackCache {
     if (packSize !== undefined && packSize > maxPack) {
       return this.repo.readBlob(packId, offset, length, id);
     }
+    await this.repo.unlock(); // a session deriving its key in the background: wait for it
     const loaded = await loadBlobsFromPack(this.cachedReader(packId), [{ id, offset, length }], this.repo.blobKey());
     return takeBlob(loaded, id, packId);
   }

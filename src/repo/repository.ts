@@ -106,14 +106,37 @@ export class RepoNotFoundError extends OptionError {
  * records. It holds no state beyond the store, so any machine can read it.
  */
 export class Repository {
-  private readonly secrets: RepoSecrets;
+  private secretsNow: RepoSecrets;
+  /** The key being unlocked (Repository.open with deferUnlock): set until unlock() has it. */
+  private unlocking: Promise<Unlocked> | null = null;
 
   private constructor(
     readonly store: ObjectStore,
     readonly config: RepoConfig,
-    private readonly unlocked: Unlocked | null,
+    private unlocked: Unlocked | null,
   ) {
-    this.secrets = deriveSecrets(unlocked?.master ?? null, config.id);
+    this.secretsNow = deriveSecrets(unlocked?.master ?? null, config.id);
+  }
+
+  /**
+   * The keys derived from the master key. Used before a deferred unlock finished, it throws
+   * rather than answer "not encrypted": nothing is ever read or written without the key.
+   */
+  private get secrets(): RepoSecrets {
+    if (this.unlocking) throw new Error('internal error: the repository key was used before it was unlocked');
+    return this.secretsNow;
+  }
+
+  /**
+   * Waits for a deferred unlock (a no-op otherwise); throws what the unlock threw (a wrong
+   * password). Every method that reads or writes sealed objects awaits it first.
+   */
+  async unlock(): Promise<void> {
+    if (!this.unlocking) return;
+    const unlocked = await this.unlocking;
+    this.unlocked = unlocked;
+    this.secretsNow = deriveSecrets(unlocked.master, this.config.id);
+    this.unlocking = null;
   }
 
   static async init(store: ObjectStore, opts: InitOptions = {}): Promise<Repository> {
@@ -147,14 +170,24 @@ export class Repository {
     return new Repository(store, config, unlocked);
   }
 
-  /** Opens a repository; `password` is asked only when the repository is encrypted. */
-  static async open(store: ObjectStore, password?: PasswordSource): Promise<Repository> {
+  /**
+   * Opens a repository; `password` is asked only when the repository is encrypted. With
+   * `deferUnlock` the key is derived in the background (scrypt on the thread pool): the caller
+   * must `await unlock()` before anything that needs the key, and before it writes anything
+   * (a wrong password is reported there). The password itself is read here, before returning.
+   */
+  static async open(store: ObjectStore, password?: PasswordSource, opts: { deferUnlock?: boolean } = {}): Promise<Repository> {
     const config = await Repository.readConfig(store);
     if (config.version < 2 || config.encryption === 'none') return new Repository(store, config, null);
     if (config.encryption !== 'aes-256-gcm')
       throw new Error(`repository at ${store.location} uses unknown encryption "${String(config.encryption)}"`);
     if (!password) throw new PasswordNeededError(store.location);
-    return new Repository(store, config, await openMasterKey(store, await password()));
+    const unlocking = openMasterKey(store, await password());
+    if (!opts.deferUnlock) return new Repository(store, config, await unlocking);
+    const repo = new Repository(store, config, null);
+    repo.unlocking = unlocking;
+    unlocking.catch(() => {}); // reported by unlock(); never an unhandled rejection meanwhile
+    return repo;
   }
 
   /** The config alone (plaintext in every version): what unlock and listing keys need. */
@@ -191,16 +224,18 @@ export class Repository {
 
   /** True when objects and blobs are sealed (version 2 without --insecure-no-encryption). */
   get encrypted(): boolean {
-    return this.unlocked !== null;
+    return this.unlocked !== null || this.unlocking !== null;
   }
 
   /** The key object this session opened the repository with (null when not encrypted). */
   get keyId(): string | null {
+    void this.secrets; // throws while a deferred unlock is pending
     return this.unlocked?.keyId ?? null;
   }
 
   /** The master key, for writing another key object (key add / passwd) or a copy's target. */
   masterKey(): Buffer | null {
+    void this.secrets; // throws while a deferred unlock is pending
     return this.unlocked?.master ?? null;
   }
 
@@ -231,6 +266,7 @@ export class Repository {
 
   /** Uploads a finished pack, then its index. A pack without an index is garbage, never referenced. */
   async savePack(writer: PackWriter): Promise<PackIndex> {
+    await this.unlock();
     const { id, bytes, index } = await writer.finish();
     await this.store.put(packKey(id), bytes);
     // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
@@ -244,6 +280,7 @@ export class Repository {
   }
 
   async loadPackIndex(packId: string): Promise<PackIndex> {
+    await this.unlock();
     const raw = this.openObject(await this.store.get(indexKey(packId)), `pack index ${indexKey(packId)}`);
     const text = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw, { maxOutputLength: 256 * 1024 * 1024 }) : raw;
     const idx = JSON.parse(text.toString('utf8')) as PackIndex;
@@ -258,11 +295,13 @@ export class Repository {
 
   /** Reads one blob (decompressing it) and checks its identity, so corruption is never returned as content. */
   async readBlob(packId: string, offset: number, length: number, id: BlobId): Promise<Buffer> {
+    await this.unlock();
     return takeBlob(await this.loadBlobs(packId, [{ id, offset, length }]), id, packId);
   }
 
   /** Blobs of one pack through the blob loader: ranged reads, neighbours coalesced, every blob verified. */
-  loadBlobs(packId: string, refs: BlobRef[]): Promise<LoadedBlobs> {
+  async loadBlobs(packId: string, refs: BlobRef[]): Promise<LoadedBlobs> {
+    await this.unlock();
     return loadBlobsFromPack(this.packRangeReader(packId), refs, this.blobKey());
   }
 
@@ -309,6 +348,7 @@ export class Repository {
 
   /** Stores a record; the id is the SHA-256 of the bytes as stored (sealed, when encrypted). */
   async saveSnapshot(rec: SnapshotRecord): Promise<string> {
+    await this.unlock();
     const json = Buffer.from(JSON.stringify(rec, null, 1));
     const bytes = this.encrypted ? this.sealObject(gzipSync(json, { level: 9 })) : json;
     const id = createHash('sha256').update(bytes).digest('hex');
@@ -321,6 +361,7 @@ export class Repository {
   }
 
   async loadSnapshot(id: string): Promise<StoredSnapshot> {
+    await this.unlock();
     const bytes = await this.store.get(snapshotKey(id));
     if (createHash('sha256').update(bytes).digest('hex') !== id) throw new Error(`snapshot ${id} is damaged (hash mismatch)`);
     const opened = this.openObject(bytes, `snapshot ${id}`);
@@ -337,6 +378,7 @@ export class Repository {
   // gzipped JSON, sealed like snapshot records in an encrypted repository.
   /** Stores a JSON record under `key`; returns the SHA-256 of the stored bytes. */
   async putRecord(key: (id: string) => string, value: unknown, opts: PutOptions = {}): Promise<string> {
+    await this.unlock();
     const json = Buffer.from(JSON.stringify(value));
     const bytes = this.sealObject(gzipSync(json, { level: 9 }));
     const id = createHash('sha256').update(bytes).digest('hex');
@@ -346,6 +388,7 @@ export class Repository {
 
   /** Reads a record stored by putRecord; fails naming it when it is damaged or fails authentication. */
   async getRecord<T>(key: string): Promise<T> {
+    await this.unlock();
     const opened = this.openObject(await this.store.get(key), key);
     const text = opened[0] === 0x1f && opened[1] === 0x8b ? gunzipSync(opened, { maxOutputLength: 64 * 1024 * 1024 }) : opened;
     return JSON.parse(text.toString('utf8')) as T;

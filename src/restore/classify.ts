@@ -1,14 +1,17 @@
 import { lightFromVersion, type BlobLocationRow, type LightEntry } from '../catalog/catalog.js';
-import { components, display, isUnder, type RawPath } from '../util/rawpath.js';
-import { BATCH, relOf, wire, type RestoreRun } from './context.js';
-import type { ChunkRef, ClassifyResult, WireEntry } from './protocol.js';
+import { runDirTasks } from '../livefs/dirtasks.js';
+import { components, display, type RawPath } from '../util/rawpath.js';
+import { chunkRefs, relOf, wire, type RestoreRun } from './context.js';
+import { countOutcome, emptyCounts } from './outcomes.js';
+import type { ClassifyResult, RestoreDirTask, WireEntry, WorkerReply } from './protocol.js';
 import { safeSnapshotPath } from './scope.js';
 
 /**
- * Phase 1, classify: walks the snapshot below each root, sends entries in batches to the
- * workers (which compare them with the live tree, and in the direct strategy also write them),
- * and turns their answers into the plan (content to write, links to make, directories whose
- * metadata is set at the end) and the tally.
+ * Phase 1, classify: the workers walk the snapshot's directories below each root themselves
+ * (worker-walk.ts, directories handed out by livefs/dirtasks.ts), compare the entries with the
+ * live tree, and in the direct strategy also write them; this thread sends the ancestors and
+ * each root entry itself, and turns what the workers send back into the plan (content to
+ * write, links to make, directories whose metadata is set at the end) and the tally.
  */
 
 interface Pending {
@@ -17,150 +20,92 @@ interface Pending {
   loc?: BlobLocationRow | null;
 }
 
-/** The first component below the restore root (depth `rootDepth`): the subtree an entry belongs to; null for the root itself. */
-function subtreeOf(p: RawPath, rootDepth: number): string | null {
-  let i = 0;
-  // i ends on the slash before the first component below the root ('/' has depth 0).
-  for (let d = 0; d < rootDepth; d++) {
-    i = p.indexOf('/', i + 1);
-    if (i < 0) return null;
-  }
-  const end = p.indexOf('/', i + 1);
-  return end < 0 ? p.slice(i + 1) : p.slice(i + 1, end);
-}
-
-/** Batches per worker, a bounded number in flight. */
-class Batcher {
-  private readonly batches: Pending[][];
-  private readonly inflight: Promise<void>[] = [];
-  /** Entries sent to each worker and not yet answered. */
-  private readonly outstanding: number[];
-  /** The worker of each subtree: a subtree stays with one worker, so the worker that creates a directory also gets its contents. */
-  private readonly subtrees = new Map<string, number>();
-
-  constructor(private readonly run: RestoreRun) {
-    this.batches = Array.from({ length: run.pool.size }, () => []);
-    this.outstanding = this.batches.map(() => 0);
-  }
-
-  /**
-   * The worker for an entry of subtree `key` (null: the root itself, worker 0). A subtree seen
-   * first goes to the least loaded worker: subtrees come one after another in path order, so
-   * this spreads them by size, where a hash of their names would pile big ones on one thread.
-   */
-  workerFor(key: string | null): number {
-    if (key === null) return 0;
-    let wi = this.subtrees.get(key);
-    if (wi === undefined) {
-      wi = 0;
-      for (let k = 1; k < this.batches.length; k++) if (this.load(k) < this.load(wi)) wi = k;
-      this.subtrees.set(key, wi);
-    }
-    return wi;
-  }
-
-  private load(wi: number): number {
-    return this.outstanding[wi] + this.batches[wi].length;
-  }
-
-  /** Queues an entry; a promise only when a batch was sent and the caller must wait for room. */
-  add(wi: number, item: Pending): Promise<void> | null {
-    this.batches[wi].push(item);
-    this.run.tally.progress.entries++;
-    return this.batches[wi].length >= BATCH ? this.flush(wi) : null;
-  }
-
-  async flush(wi: number): Promise<void> {
-    const items = this.batches[wi];
-    if (!items.length) return;
-    this.batches[wi] = [];
-    this.outstanding[wi] += items.length;
-    const { run } = this;
-    const msg = run.direct
-      ? // Metadata mode never writes content: no chunk locations to look up or send.
-        {
-          op: 'restore' as const,
-          items: items.map((x) => ({ entry: x.w, chunks: run.mode === 'metadata' ? null : chunksOf(run, x.v, x.loc) })),
-        }
-      : { op: 'classify' as const, items: items.map((x) => x.w) };
-    this.inflight.push(
-      run.pool.submit(msg, [], wi).then((reply) => {
-        this.outstanding[wi] -= items.length;
-        reply.results.forEach((r, i) => onClassified(run, items[i].v, items[i].w, r as ClassifyResult));
-        run.tally.noteDirs(reply);
-      }),
-    );
-    const n = run.pool.size;
-    if (this.inflight.length > n * 4) await Promise.all(this.inflight.splice(0, this.inflight.length - n * 2));
-  }
-
-  async flushAll(): Promise<void> {
-    for (let wi = 0; wi < this.batches.length; wi++) await this.flush(wi);
-  }
-
-  async drain(): Promise<void> {
-    await Promise.all(this.inflight);
-  }
+/**
+ * The ancestors of a root and the root itself: one batch to the first worker, answered before
+ * the workers go below the root (what they create there must exist first).
+ */
+async function classifyPath(run: RestoreRun, items: Pending[]): Promise<void> {
+  if (!items.length) return;
+  run.tally.progress.entries += items.length;
+  const msg = run.direct
+    ? {
+        op: 'restore' as const,
+        items: items.map((x) => ({
+          entry: x.w,
+          // Metadata mode never writes content: no chunk locations to look up or send.
+          chunks: run.mode === 'metadata' ? null : chunkRefs(x.v, x.loc, (id) => run.s.catalog.blobLocation(id)),
+        })),
+      }
+    : { op: 'classify' as const, items: items.map((x) => x.w) };
+  const reply = await run.pool.submit(msg, [], 0);
+  reply.results.forEach((r, i) => onClassified(run, items[i].v, items[i].w, r as ClassifyResult));
+  run.tally.noteDirs(reply);
 }
 
 export async function classifyAll(run: RestoreRun): Promise<void> {
-  const batcher = new Batcher(run);
+  run.s.catalog.flush(); // workers read the catalog file through their own connections
   for (const root of run.scope.roots) {
-    const rootDepth = root === '/' ? 0 : components(root).length;
     // Ancestors first: created when missing so the tree has the snapshot's owners and modes there too.
+    const path: Pending[] = [];
     let anc = '';
     for (const c of components(root).slice(0, -1)) {
       anc += '/' + c;
       const v = run.s.catalog.entry(run.snap, anc);
-      if (v && v.type === 'dir') await batcher.add(0, { v: lightFromVersion(v, null), w: wire(run, lightFromVersion(v, null), true) });
+      if (v && v.type === 'dir') path.push({ v: lightFromVersion(v, null), w: wire(run, lightFromVersion(v, null), true) });
     }
-    for (const v of entriesBelow(run, root)) {
-      const wait = batcher.add(batcher.workerFor(subtreeOf(v.path, rootDepth)), { v, w: wire(run, v), loc: v.loc });
-      if (wait) await wait;
-      run.tally.tick();
+    const below = rootTask(run, root, path);
+    await classifyPath(run, path);
+    if (below) {
+      await runDirTasks(
+        run.pool,
+        [below],
+        (dirs) => ({ op: 'walk' as const, dirs }),
+        (m, queue) => onWalked(run, m, queue),
+      );
     }
-    // Ancestors and a root's entries must be in place before the next root's.
-    await batcher.flushAll();
   }
-  await batcher.drain();
 }
 
-/** The snapshot's entries below `root` that this restore covers; unsafe paths are named and skipped. */
-function* entriesBelow(run: RestoreRun, root: RawPath): Iterable<LightEntry> {
+/**
+ * Queues the root entry itself (when the scope covers it) and returns the directory task
+ * below it, or null when nothing below it is restored (a file, or refused).
+ */
+function rootTask(run: RestoreRun, root: RawPath, path: Pending[]): RestoreDirTask | null {
   const { scope } = run;
-  let skipBelow: RawPath | null = null;
-  for (const v of run.s.catalog.walkForRestore(run.snap, root)) {
-    if (skipBelow !== null && isUnder(v.path, skipBelow)) continue;
-    skipBelow = null;
-    if (!safeSnapshotPath(v.path) || (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target)))) {
-      run.tally.error(v.path, 'unsafe path in the snapshot (.., NUL, or an invalid name); refused');
-      if (v.type === 'dir') skipBelow = v.path;
-      continue;
-    }
-    if (scope.excluded(v.path)) {
-      if (v.type === 'dir') skipBelow = v.path;
-      continue;
-    }
-    if (scope.included && v.type !== 'dir' && !scope.included(v.path)) continue;
-    if (scope.included && v.type === 'dir') continue; // created on demand for included files
-    yield v;
+  if (root === '/') {
+    const id = run.s.catalog.pathId('/');
+    return id === undefined ? null : { id, path: '/', fresh: false };
   }
+  const v = run.s.catalog.entryForRestore(run.snap, root);
+  if (!v) return null;
+  if (!safeSnapshotPath(v.path) || (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target)))) {
+    run.tally.error(v.path, 'unsafe path in the snapshot (.., NUL, or an invalid name); refused');
+    return null;
+  }
+  if (scope.excluded(v.path)) return null;
+  // With --include only matching files are restored; directories are made on demand for them.
+  if (!scope.included || (v.type !== 'dir' && scope.included(v.path))) path.push({ v, w: wire(run, v), loc: v.loc });
+  return v.type === 'dir' ? { id: v.pathId, path: root, fresh: false } : null;
 }
 
-/** Chunk locations for the direct strategy; null when a chunk is not in the index. */
-function chunksOf(run: RestoreRun, v: LightEntry, first: BlobLocationRow | null | undefined): ChunkRef[] | null {
-  if (!v.content || (v.type !== 'file' && v.type !== 'hardlink')) return null;
-  const out: ChunkRef[] = [];
-  for (let i = 0; i < v.content.length; i++) {
-    const loc = i === 0 && first ? first : run.s.catalog.blobLocation(v.content[i]);
-    if (!loc) return null;
-    out.push({ pack: loc.pack, offset: loc.offset, length: loc.length, id: v.content[i] });
-  }
-  return out;
+/** What a worker's walk of some directories found: its counts, the entries to plan, the directories it handed back. */
+function onWalked(run: RestoreRun, m: WorkerReply, queue: RestoreDirTask[]): void {
+  const walked = m.walk!;
+  run.tally.merge(walked.counts);
+  for (const e of walked.errors) run.tally.error(e.path, e.message);
+  for (const it of walked.items) onClassified(run, it.v, it.w, it.r);
+  run.tally.noteDirs(m);
+  for (const t of walked.more) queue.push(t);
+  run.tally.tick();
 }
 
 function onClassified(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyResult): void {
   const { tally } = run;
+  const counted = emptyCounts();
+  if (countOutcome(counted, v, r, !!run.o.dryRun)) {
+    tally.merge({ ...counted, entries: 0 });
+    return;
+  }
   const bytes = v.type === 'file' || v.type === 'hardlink' ? v.size : 0;
   const action = (a: string, reason?: string) => tally.action(v.path, a, { bytes: a.startsWith('restore') ? bytes : 0, reason });
   switch (r.outcome) {

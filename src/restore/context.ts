@@ -1,5 +1,5 @@
 import type { RepoContext } from '../catalog/context.js';
-import type { LightEntry, SnapshotRow } from '../catalog/catalog.js';
+import type { BlobLocationRow, LightEntry, SnapshotRow } from '../catalog/catalog.js';
 import type { WorkerPool } from '../livefs/pool.js';
 import type { MetaPolicy, Placement } from '../livefs/install.js';
 import { IdNames } from '../util/ids.js';
@@ -7,7 +7,7 @@ import type { RawPath } from '../util/rawpath.js';
 import type { RestoreJournal } from './journal.js';
 import type { RestoreOptions } from './options.js';
 import type { RestorePlan } from './plan.js';
-import type { RestoreMode, WireEntry, WorkerReply, WorkerRequest } from './protocol.js';
+import type { ChunkRef, RestoreMode, WireEntry, WorkerReply, WorkerRequest } from './protocol.js';
 import type { Scope } from './scope.js';
 import type { Tally } from './tally.js';
 
@@ -34,7 +34,7 @@ export interface RestoreRun {
   readonly ids: IdNames;
 }
 
-/** Entries are sent to workers in batches of this many. */
+/** Entries are sent to workers in batches of this many (links, directory metadata). */
 export const BATCH = 256;
 
 /** A snapshot path's place below the target root (no leading slash). */
@@ -47,13 +47,18 @@ export function placementOf(run: RestoreRun, replace: boolean, fresh: boolean): 
   return { replace, fresh, keepNewerThanNs: run.o.overwriteNewer ? null : run.snapshotTimeNs };
 }
 
-/** The wire form of an entry for a worker, with owners mapped by name when asked. */
+/** The wire form of an entry for a worker (orchestrator side). */
 export function wire(run: RestoreRun, v: LightEntry, ancestor = false): WireEntry {
+  return wireEntry(v, run.o.ownerByName ? run.ids : null, ancestor);
+}
+
+/** An entry as a worker compares and installs it; owner ids mapped through `byName` when given. */
+export function wireEntry(v: LightEntry, byName: IdNames | null, ancestor = false): WireEntry {
   let uid = v.uid;
   let gid = v.gid;
-  if (run.o.ownerByName) {
-    uid = run.ids.uidOf(v.user) ?? uid;
-    gid = run.ids.gidOf(v.group) ?? gid;
+  if (byName) {
+    uid = byName.uidOf(v.user) ?? uid;
+    gid = byName.gidOf(v.group) ?? gid;
   }
   return {
     rel: relOf(v.path),
@@ -70,4 +75,23 @@ export function wire(run: RestoreRun, v: LightEntry, ancestor = false): WireEntr
     hasContent: v.content !== null,
     ...(ancestor ? { ancestor: true } : {}),
   };
+}
+
+/**
+ * Where a file's chunks lie, for the direct strategy (the first chunk's location comes joined
+ * with the entry); null when the entry has no content or a chunk is not in the index.
+ */
+export function chunkRefs(
+  v: LightEntry,
+  first: BlobLocationRow | null | undefined,
+  locate: (id: string) => BlobLocationRow | undefined,
+): ChunkRef[] | null {
+  if (!v.content || (v.type !== 'file' && v.type !== 'hardlink')) return null;
+  const out: ChunkRef[] = [];
+  for (let i = 0; i < v.content.length; i++) {
+    const loc = i === 0 && first ? first : locate(v.content[i]);
+    if (!loc) return null;
+    out.push({ pack: loc.pack, offset: loc.offset, length: loc.length, id: v.content[i] });
+  }
+  return out;
 }

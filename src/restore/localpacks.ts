@@ -17,12 +17,23 @@ export class CorruptChunkError extends Error {}
 const MAX_OPEN_PACKS = 64;
 /** Bounded memory; a miss only costs a re-hash. */
 const MAX_VERIFIED = 50000;
+/**
+ * Plain bytes of small verified blobs, kept per worker: on hosting trees the same few hundred
+ * small files (a CMS's core) make up half of all files (measured at 200k files: 109k files share
+ * 550 contents, 2.8 MB in all), and each read of them from the pack costs a read, an
+ * authentication and an inflate. Bounded by bytes (measured: 16 MiB per worker cost 50 MiB of
+ * peak RSS for 3% of the time); least recently used out first.
+ */
+const PLAIN_CACHE_BYTES = 4 << 20;
+const PLAIN_CACHE_MAX_BLOB = 64 << 10;
 
 export class LocalPacks {
   private readonly fds = new Map<string, number>();
   /** Verified blob ids: true when stored plain, false when stored compressed. */
   private readonly verified = new Map<string, boolean>();
   private buf = Buffer.allocUnsafe(1 << 20);
+  private readonly plainCache = new Map<string, Buffer>();
+  private plainCacheBytes = 0;
 
   constructor(
     private readonly repoDir: string,
@@ -59,6 +70,33 @@ export class LocalPacks {
 
   /** One chunk's plain bytes; the returned view is valid until the next call. */
   read(c: ChunkRef): Buffer {
+    const cached = this.plainCache.get(c.id);
+    if (cached) {
+      // Re-inserted: recently used blobs stay at the end (LRU order).
+      this.plainCache.delete(c.id);
+      this.plainCache.set(c.id, cached);
+      return cached;
+    }
+    const plain = this.readUncached(c);
+    if (plain.length <= PLAIN_CACHE_MAX_BLOB) this.remember(c.id, plain);
+    return plain;
+  }
+
+  /** Keeps a copy (the plain bytes may be a view of the read buffer). */
+  private remember(id: string, plain: Buffer): void {
+    while (this.plainCache.size && this.plainCacheBytes + plain.length > PLAIN_CACHE_BYTES) {
+      const [k, v] = this.plainCache.entries().next().value as [string, Buffer];
+      this.plainCache.delete(k);
+      this.plainCacheBytes -= v.length;
+    }
+    // Its own allocation: a copy from Node's shared pool would keep a whole pool slab alive.
+    const copy = Buffer.allocUnsafeSlow(plain.length);
+    plain.copy(copy);
+    this.plainCache.set(id, copy);
+    this.plainCacheBytes += plain.length;
+  }
+
+  private readUncached(c: ChunkRef): Buffer {
     const known = this.verified.get(c.id);
     if (known !== undefined) {
       const raw = this.readRange(c, c.offset, c.length);

@@ -1,3 +1,4 @@
+import type { LightEntry } from '../catalog/catalog.js';
 /**
  * Messages between the restore orchestrator and its worker threads. They are structured-cloned
  * per entry, so they stay flat: named fields, no nesting beyond an entry inside an item.
@@ -43,6 +44,59 @@ export interface WorkerInit {
   journalDir: string | null;
   /** The process umask during the restore (0 lets files be created with their final mode). */
   umask: number;
+  /**
+   * What the walk needs (op 'walk'): workers read the snapshot's directories from the catalog
+   * file themselves, on read-only connections, and apply the restore's scope where they read.
+   */
+  walk: {
+    catalogFile: string;
+    lineage: number;
+    seq: number;
+    /** --exclude and --include patterns (restore/scope.ts applies the same). */
+    exclude: string[];
+    include: string[] | null;
+    /** Map owners by name through this machine's /etc/passwd and /etc/group. */
+    ownerByName: boolean;
+  };
+}
+
+/** A snapshot directory whose children a worker reads, compares and restores. */
+export interface RestoreDirTask {
+  /** The directory's path id in the catalog. */
+  id: number;
+  path: string;
+  /** Created by this restore: its entries cannot exist yet, nothing to look at. */
+  fresh: boolean;
+}
+
+/** What a worker counts itself for entries whose outcome needs nothing more (see restore/outcomes.ts). */
+export interface OutcomeCounts {
+  entries: number;
+  /** Per planned action: count and bytes (the dry run's summary table). */
+  notes: Record<string, { count: number; bytes: number }>;
+  /** Files written now, and their bytes. */
+  restored: number;
+  restoredBytes: number;
+  /** Non-file entries created now (symlinks, FIFOs, devices). */
+  created: number;
+  skipped: number;
+  metadataFixed: number;
+}
+
+/** An entry whose outcome the orchestrator must see: planned content and links, directories, errors, a dry run's actions. */
+export interface WalkedItem {
+  v: LightEntry;
+  w: WireEntry;
+  r: ClassifyResult;
+}
+
+export interface WalkReply {
+  counts: OutcomeCounts;
+  items: WalkedItem[];
+  /** Entries refused before they were compared (unsafe paths in the snapshot). */
+  errors: { path: string; message: string }[];
+  /** Directories found beyond the batch's budget: handed back for balancing. */
+  more: RestoreDirTask[];
 }
 
 export type Outcome =
@@ -130,11 +184,13 @@ export type ToWorker =
   | { op: 'classify'; id: number; items: WireEntry[] }
   | { op: 'write'; id: number; items: WriteItem[] }
   | { op: 'restore'; id: number; items: RestoreItem[] }
+  | { op: 'walk'; id: number; dirs: RestoreDirTask[] }
   | { op: 'link'; id: number; items: LinkItem[] }
   | { op: 'dirmeta'; id: number; items: WireEntry[] };
 
 export type FromWorker =
-  { id: number; results: (ClassifyResult | ItemResult)[]; createdDirs: string[]; touchedDirs: string[] } | { id: number; fatal: string };
+  | { id: number; results: (ClassifyResult | ItemResult)[]; walk?: WalkReply; createdDirs: string[]; touchedDirs: string[] }
+  | { id: number; fatal: string };
 
 /** A request as the pool sends it (the pool adds the id). */
 export type WorkerRequest = Exclude<ToWorker, { op: 'init' }> extends infer T ? (T extends { id: number } ? Omit<T, 'id'> : never) : never;

@@ -73,6 +73,14 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
       journalDir: o.dryRun ? null : journal.dir,
       repoDir: direct ? s.repo.store.localPath!('') : null,
       blobKey: direct ? s.repo.blobKey() : null,
+      walk: {
+        catalogFile: s.catalog.file,
+        lineage: snap.lineage,
+        seq: snap.seq,
+        exclude: o.exclude ?? [],
+        include: o.include?.length ? o.include : null,
+        ownerByName: !!o.ownerByName,
+      },
     };
     pool = await WorkerPool.start<WorkerRequest, WorkerReply>(
       workerUrl(import.meta.url, 'worker.js'),

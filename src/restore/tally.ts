@@ -1,5 +1,5 @@
 import { display, type RawPath } from '../util/rawpath.js';
-import type { ItemResult, RestoreMode } from './protocol.js';
+import type { ItemResult, OutcomeCounts, RestoreMode } from './protocol.js';
 
 export interface RestoreProgress {
   phase: 'plan' | 'content' | 'links' | 'delete' | 'metadata';
@@ -154,6 +154,22 @@ export class Tally {
       ...(extra.bytes ? { bytes: extra.bytes } : {}),
       ...(extra.reason ? { reason: extra.reason } : {}),
     });
+  }
+
+  /** Adds what a worker counted itself (restore/outcomes.ts). */
+  merge(c: OutcomeCounts): void {
+    for (const [kind, n] of Object.entries(c.notes)) {
+      const e = (this.res.planned[kind] ??= { count: 0, bytes: 0 });
+      e.count += n.count;
+      e.bytes += n.bytes;
+    }
+    this.res.files_restored += c.restored + c.created;
+    this.res.bytes_written += c.restoredBytes;
+    this.res.files_skipped += c.skipped;
+    this.res.metadata_fixed += c.metadataFixed;
+    this.progress.entries += c.entries;
+    this.progress.files += c.restored;
+    this.progress.bytes += c.restoredBytes;
   }
 
   skippedNewer(p: RawPath): void {

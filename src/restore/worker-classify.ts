@@ -32,10 +32,10 @@ interface LiveDir {
 }
 
 const scratch = new DirScan();
-/** Entries arrive in path order, so a directory's children come in few runs: a small cache of scans suffices. */
+/** Entries arrive a directory at a time (worker-walk.ts), in chunks: a small cache of scans suffices. */
 const liveDirs = new Map<string, LiveDir>();
-const MAX_LIVE_DIRS = 32;
-const MAX_LIVE_ENTRIES = 200_000;
+const MAX_LIVE_DIRS = 8;
+const MAX_LIVE_ENTRIES = 20_000;
 let cachedEntries = 0;
 
 function forgetOne(rel: string): void {

@@ -88,16 +88,29 @@ function outcomeOf(r: InstallResult): ClassifyResult {
 
 /** Direct strategy: classify a batch, then write the content it needs, a directory per native call, straight from the local packs. */
 export function restoreBatch(items: readonly RestoreItem[]): ClassifyResult[] {
-  const res = classifyBatch(items.map((x) => x.entry));
+  return restoreEntries(
+    items.map((x) => x.entry),
+    (k) => items[k].chunks,
+  );
+}
+
+/**
+ * The same for entries whose chunk locations are looked up only when they are written
+ * (`chunksOf`, null when a chunk is not in the index): a pass that writes little looks up little.
+ */
+export function restoreEntries(entries: readonly WireEntry[], chunksOf: (k: number) => ChunkRef[] | null): ClassifyResult[] {
+  const res = classifyBatch(entries);
   if (worker.init.dryRun) return res;
   const todo: number[] = [];
+  const chunks: (ChunkRef[] | null)[] = new Array(entries.length);
   res.forEach((r, k) => {
-    const e = items[k].entry;
+    const e = entries[k];
     if (r.outcome !== 'content') return;
     // The first name of a hard-link group: a surviving name may be re-linked instead of a fresh
     // copy, which only the orchestrator can know (it sees the whole group): written later.
     if (e.nlink > 1 && !r.replace) return;
-    if (!items[k].chunks) res[k] = { outcome: 'error', msg: 'content blob is not in the repository index' };
+    chunks[k] = chunksOf(k);
+    if (!chunks[k]) res[k] = { outcome: 'error', msg: 'content blob is not in the repository index' };
     else todo.push(k);
   });
   // The key crosses to the thread as a plain Uint8Array (structured clone).
@@ -105,14 +118,14 @@ export function restoreBatch(items: readonly RestoreItem[]): ClassifyResult[] {
   packs ??= new LocalPacks(worker.init.repoDir!, key ? Buffer.from(key.buffer, key.byteOffset, key.byteLength) : null);
   forRuns(
     todo,
-    (k) => items[k].entry.rel,
+    (k) => entries[k].rel,
     (parentRel, i, j) => {
       const dfd = runDir(parentRel);
       if (typeof dfd === 'string') {
         for (let n = i; n < j; n++) res[todo[n]] = { outcome: 'error', msg: dfd };
         return;
       }
-      writeDir(dfd, todo.slice(i, j), items, res);
+      writeDir(dfd, todo.slice(i, j), entries, chunks, res);
     },
   );
   return res;
@@ -127,14 +140,20 @@ function ensure(used: number, n: number): void {
 }
 
 /** Writes the files `ks` of one directory; results replace their classify results (keeping a replace reason). */
-function writeDir(dfd: number, ks: number[], items: readonly RestoreItem[], res: ClassifyResult[]): void {
+function writeDir(
+  dfd: number,
+  ks: number[],
+  entries: readonly WireEntry[],
+  chunkLists: (ChunkRef[] | null)[],
+  res: ClassifyResult[],
+): void {
   const local = packs!;
   let files: FileInstall[] = [];
   let batchKs: number[] = [];
   let used = 0;
   const done = (k: number, r: InstallResult) => {
     const why = res[k].why;
-    const w = outcomeOf(installed(items[k].entry.rel, r));
+    const w = outcomeOf(installed(entries[k].rel, r));
     res[k] = why ? { ...w, why } : w;
   };
   const flush = () => {
@@ -146,7 +165,8 @@ function writeDir(dfd: number, ks: number[], items: readonly RestoreItem[], res:
     used = 0;
   };
   for (const k of ks) {
-    const { entry: e, chunks } = items[k];
+    const e = entries[k];
+    const chunks = chunkLists[k];
     const r = res[k];
     const place = placement(!!r.replace, !!r.fresh);
     try {

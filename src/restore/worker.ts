@@ -2,8 +2,8 @@
  * A restore worker thread: synchronous native calls only (livefs/native.ts: a directory's scan,
  * install or metadata batch per call; a promise per syscall costs ~4x). Every directory is
  * opened through SafeRoot relative to its parent with O_NOFOLLOW, so nothing in the target tree
- * is ever followed as a symlink. The classify half is in worker-classify.ts,
- * the content half in worker-content.ts; this file only receives batches and answers them.
+ * is ever followed as a symlink. The walk of the snapshot's directories is in worker-walk.ts,
+ * the classify half in worker-classify.ts, the content half in worker-content.ts; this file only receives batches and answers them.
  */
 import { parentPort } from 'node:worker_threads';
 import { splitParent, UnsafePathError } from '../livefs/safepath.js';
@@ -11,6 +11,7 @@ import type { ClassifyResult, FromWorker, ItemResult, ToWorker } from './protoco
 import { classifyBatch } from './worker-classify.js';
 import { dirmeta, link, restoreBatch, writeBatch } from './worker-content.js';
 import { errMsg, startBatch, startWorker, worker } from './worker-state.js';
+import { walkDirs } from './worker-walk.js';
 
 type Result = ClassifyResult | ItemResult;
 
@@ -26,7 +27,7 @@ function each<T>(items: T[], fn: (x: T) => Result, relOf: (x: T) => string): Res
   });
 }
 
-function handle(msg: Exclude<ToWorker, { op: 'init' }>): Result[] {
+function handle(msg: Exclude<ToWorker, { op: 'init' | 'walk' }>): Result[] {
   switch (msg.op) {
     case 'classify':
       return classifyBatch(msg.items);
@@ -58,10 +59,12 @@ parentPort!.on('message', (msg: ToWorker) => {
   }
   try {
     startBatch();
-    const results = handle(msg);
+    const walked = msg.op === 'walk' ? walkDirs(msg.dirs) : undefined;
+    const results = msg.op === 'walk' ? [] : handle(msg);
     parentPort!.postMessage({
       id: msg.id,
       results,
+      ...(walked ? { walk: walked } : {}),
       createdDirs: worker.createdDirs,
       touchedDirs: [...worker.touchedDirs],
     } satisfies FromWorker);

@@ -35,12 +35,21 @@ export class BlobSink {
     return this.pending.has(id) || (this.catalog.hasBlob(id) && !this.opts.guard?.isDead(id));
   }
 
-  /** Adds a blob unless it is already stored; returns true when it was new. */
-  async add(type: BlobType, id: BlobId, data: Buffer): Promise<boolean> {
+  /**
+   * Adds a blob unless it is already stored; returns true when it was new. `checked`: the
+   * caller has just seen has(id) false (each has() is one or two catalog queries per blob).
+   */
+  async add(type: BlobType, id: BlobId, data: Uint8Array, checked = false, sealed = false): Promise<boolean> {
     if (this.failure) throw this.failure;
-    if (this.has(id)) return false;
-    const w = (this.writers[type] ??= this.repo.newPackWriter(type));
-    w.add(id, data);
+    if (!checked && this.has(id)) return false;
+    let w = this.writers[type];
+    if (!w) {
+      w = this.writers[type] = this.repo.newPackWriter(type);
+      w.reserve(this.opts.packSize); // one buffer per pack, no doublings
+    }
+    // `sealed`: a reader thread sealed it with this repository's key (only ever when it has one).
+    if (sealed) w.addSealed(id, data);
+    else w.add(id, data);
     this.pending.add(id);
     this.blobsAdded++;
     this.bytesAdded += data.length;
@@ -57,6 +66,7 @@ export class BlobSink {
     const p = (async () => {
       if (this.opts.onUpload) await this.opts.onUpload(w.size);
       const idx = await this.repo.savePack(w);
+      w.recycle(); // the pack is stored: its buffer serves the next pack
       this.catalog.addPackIndex(idx);
       for (const b of idx.blobs) {
         this.pending.delete(b.id);

@@ -1,6 +1,6 @@
 import { WorkerPool } from '../livefs/pool.js';
 import { workerUrl } from '../util/workerurl.js';
-import type { HashItem, HashReply, HashRequest, HashResult, ScanResult } from './hashprotocol.js';
+import type { HashInit, HashItem, HashReply, HashRequest, HashResult, ScanResult } from './hashprotocol.js';
 
 /** Items per message: one message per 64 files of a directory keeps the per-message cost small without delaying reads. */
 const HASH_BATCH = 64;
@@ -17,8 +17,10 @@ export class HashPool {
     private readonly chunkSize: number,
   ) {}
 
-  static async start(n: number, chunkSize: number): Promise<HashPool> {
-    const pool = await WorkerPool.start<HashRequest, HashReply>(workerUrl(import.meta.url, 'hashworker.js'), n, null, {
+  /** `key`: the repository's data key; the threads seal what they store (off the main thread). */
+  static async start(n: number, chunkSize: number, key: Buffer | null = null): Promise<HashPool> {
+    const init: HashInit = { key: key ? new Uint8Array(key) : null };
+    const pool = await WorkerPool.start<HashRequest, HashReply>(workerUrl(import.meta.url, 'hashworker.js'), n, init, {
       depth: Number.POSITIVE_INFINITY,
       label: 'snapshot reader',
     });

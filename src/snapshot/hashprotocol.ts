@@ -22,7 +22,17 @@ export interface HashStat {
 }
 
 export type HashResult =
-  | { code: 'ok'; fp: string; id: string | null; stored: Uint8Array | null; st: HashStat; torn: boolean; read: number }
+  | {
+      code: 'ok';
+      fp: string;
+      id: string | null;
+      /** The blob's encoded form, or its stored form when `sealed` (the worker sealed it with the repository's key). */
+      stored: Uint8Array | null;
+      sealed: boolean;
+      st: HashStat;
+      torn: boolean;
+      read: number;
+    }
   | { code: 'big' }
   | { code: 'error'; msg: string };
 
@@ -34,6 +44,11 @@ export type HashResult =
  */
 export type HashRequest =
   { op: 'hash'; dirFd: number; items: HashItem[]; chunkSize: number } | { op: 'scan'; parentFd: number; name: string; path: string };
+
+/** What a reader thread gets at start: the repository's data key (null: unencrypted), so it seals the blobs it stores. */
+export interface HashInit {
+  key: Uint8Array | null;
+}
 
 export type HashReply = { id: number; results: HashResult[] } | { id: number; scan: ScanResult };
 

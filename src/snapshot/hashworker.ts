@@ -13,9 +13,10 @@ import type { XXHashAPI } from 'xxhash-wasm';
 import { xxh } from '../livefs/fingerprint.js';
 import { DirScan, errnoName, openDirAt } from '../livefs/native.js';
 import { FileBatch, nativeRead, NOT_REGULAR, openRoot, readErrorName } from '../livefs/nativeread.js';
-import { encodeForStore } from '../pack/codec.js';
+import { encodeForStore, sealBlob } from '../pack/codec.js';
 import {
   SCAN_FIELDS,
+  type HashInit,
   type HashItem,
   type HashReply,
   type HashRequest,
@@ -30,6 +31,8 @@ const RETRIES = 3;
 /** Bytes of file content one native read call may gather (one file bigger than this goes alone). */
 const BATCH_BYTES = 4 << 20;
 let hasher: XXHashAPI;
+/** The repository's data key: stored blobs are sealed here, not on the main thread (null: unencrypted). */
+let key: Buffer | null = null;
 const batch = new FileBatch();
 const scanned = new DirScan();
 /** Content this thread already stored: no need to compress it again (the main thread has it). */
@@ -76,16 +79,18 @@ function resultOf(b: FileBatch, i: number, expect: Expect, last: boolean, chunkS
   const data = b.data(i);
   const fp = hasher.h64Raw(data).toString(16).padStart(16, '0');
   const st = statOf(b, i);
-  if (n === 0) return { code: 'ok', fp, id: null, stored: null, st, torn: !stable, read: 0 };
+  if (n === 0) return { code: 'ok', fp, id: null, stored: null, sealed: false, st, torn: !stable, read: 0 };
   const id = createHash('sha256').update(data).digest('hex');
   let stored: Uint8Array | null = null;
   if (!seen.has(id)) {
     const enc = encodeForStore(data);
-    stored = new Uint8Array(enc === data ? Buffer.from(data) : enc);
+    // Sealed here when encrypted (the same bytes PackWriter.add would write); a fresh buffer
+    // either way, as it is transferred to the main thread.
+    stored = key ? sealBlob(key, id, enc) : new Uint8Array(enc === data ? Buffer.from(data) : enc);
     if (seen.size >= SEEN_MAX) seen.clear();
     seen.add(id);
   }
-  return { code: 'ok', fp, id, stored, st, torn: !stable, read: n };
+  return { code: 'ok', fp, id, stored, sealed: key !== null && stored !== null, st, torn: !stable, read: n };
 }
 
 /**
@@ -192,16 +197,17 @@ function scanDir(parentFd: number, name: string, path: string): ScanResult {
  * Loads the hasher, then tells the pool this thread is ready. A failure is left unhandled on
  * purpose: it ends the thread, which the pool sees as the worker's 'error'.
  */
-async function init(): Promise<void> {
+async function init(init: HashInit | null): Promise<void> {
+  key = init?.key ? Buffer.from(init.key) : null;
   nativeRead(); // the addon is loaded now: a missing build fails the start, not the first read
   hasher = await xxh();
   parentPort!.postMessage({ id: -1 });
 }
 
 // The protocol of livefs/pool.ts: init first (answered with id -1), then one reply per request id.
-parentPort!.on('message', (m: { op: 'init' } | (HashRequest & { id: number })) => {
+parentPort!.on('message', (m: { op: 'init'; init: HashInit | null } | (HashRequest & { id: number })) => {
   if (m.op === 'init') {
-    void init();
+    void init(m.init);
     return;
   }
   if (m.op === 'scan') {

@@ -188,7 +188,7 @@ export class Snapshotter {
       onUpload: this.opts.onUpload,
       guard: this.opts.guard, // [prune, issue 15]
     });
-    this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.wholeFileMax);
+    this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.wholeFileMax, this.repo.blobKey());
     try {
       this.catalog.ensurePath('/');
       const { tree } = await this.walkDir('/', false, null, undefined, -1);
@@ -245,7 +245,8 @@ export class Snapshotter {
       throw e;
     } finally {
       // Listings read ahead but never walked (an error stopped the walk) still hold their fds.
-      for (const [, l] of this.listings) void l.then((r) => 'fd' in r && fs.closeSync(r.fd)).catch(() => {});
+      // Reads started early for them are waited for first: the fd must not be closed under a read.
+      for (const [, l] of this.listings) void l.then(closeOpened).catch(() => {});
       this.listings.clear();
       await this.pool.close();
     }
@@ -352,26 +353,22 @@ export class Snapshotter {
     // (issue 17) The directory is opened relative to its parent's fd, never through a symlink,
     // and stays open while its subtree is walked: its subdirectories are opened and its files
     // read relative to it. It is closed only once no read of it is in flight.
-    const listing = await this.listDir(dir, parentFd);
+    const opened = await this.listDir(dir, parentFd);
+    const listing = opened.listing;
     const fd = 'fd' in listing ? listing.fd : -1;
-    const reads: Promise<HashResult>[] = [];
+    const reads = opened.inFlight;
+    // (issue 17) A directory the parent snapshot did not have: neither do its subdirectories, so
+    // they need no catalog lookup, and their reads start as soon as their listings arrive.
+    const isNew = prev === undefined && dir !== '/';
     try {
-      const { children, digest } = this.selectChildren(dir, fully, listing);
+      const { children, digest } = opened.sel ?? this.selectChildren(dir, fully, listing);
       // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
-      for (const c of children) if (c.st.isDirectory()) this.prefetch(fd, c);
+      for (const c of children) if (c.st.isDirectory()) this.prefetch(fd, c, isNew && !this.crosses(c, fsDev));
 
       // A directory the parent snapshot did not have: every file in it is new, so its reads can
       // start now and run in the reader threads while this thread walks the subdirectories.
-      const earlyReads =
-        prev === undefined
-          ? this.startReads(
-              children.filter((c) => !c.st.isDirectory()),
-              new Map(),
-              fd,
-              reads,
-            ).startEarly()
-          : null;
-      const { dirResults, allSame } = await this.walkSubdirs(children, fsDev, fd);
+      const earlyReads = prev === undefined ? (opened.early ?? this.startEarlyReads(children, fd, reads)) : null;
+      const { dirResults, allSame } = await this.walkSubdirs(children, fsDev, fd, isNew);
       if (prev && prev.type === 'dir' && prev.tree && digest !== null && allSame && this.catalog.treeDigest(prev.tree) === digest) {
         this.countUnchanged(children);
         this.progress(dir);
@@ -432,19 +429,21 @@ export class Snapshotter {
     children: Child[],
     fsDev: bigint | null,
     dirFd: number,
+    parentNew: boolean,
   ): Promise<{ dirResults: Map<RawPath, DirResult>; allSame: boolean }> {
     const dirResults = new Map<RawPath, DirResult>();
     let allSame = true;
+    // Below a new directory every subdirectory is new (undefined); else looked up (null).
+    const prev = parentNew ? undefined : null;
     for (const c of children) {
       if (!c.st.isDirectory()) continue;
       this.stats.dirs++;
-      const crossing = c.childFully && this.opts.oneFileSystem && fsDev !== null && c.st.dev !== fsDev;
       let r: DirResult;
-      if (!c.childFully) r = await this.walkDir(c.p, false, null, null, dirFd);
-      else if (crossing) {
+      if (!c.childFully) r = await this.walkDir(c.p, false, null, prev, dirFd);
+      else if (this.crosses(c, fsDev)) {
         this.dropListing(c.p);
         r = { tree: await this.emptyTree(), same: false, digest: null, crossing: true };
-      } else r = await this.walkDir(c.p, true, c.isSource ? c.st.dev : fsDev, null, dirFd);
+      } else r = await this.walkDir(c.p, true, c.isSource ? c.st.dev : fsDev, prev, dirFd);
       dirResults.set(c.name, r);
       if (!r.same) allSame = false;
     }
@@ -499,7 +498,7 @@ export class Snapshotter {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const bytes = encodeTree(entries);
     const id = blobIdOf(bytes);
-    if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 6));
+    if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 6), true);
     if (digestable && digest !== null) this.catalog.setTreeDigest(id, digest);
     return { tree: id, same: prev !== undefined && prev.tree === id, digest };
   }
@@ -545,22 +544,64 @@ export class Snapshotter {
     this.catalog.insertVersion(pathId, this.lineage, this.seq, e);
   }
 
-  private readonly listings = new Map<RawPath, Promise<ScanResult>>();
+  private readonly listings = new Map<RawPath, Promise<Opened>>();
+  /** Directories listed ahead whose first reads started before the walk reached them. */
+  private earlyDirs = 0;
+
+  /** Whether the walk stops at subdirectory `c` (--one-file-system, another device). */
+  private crosses(c: Child, fsDev: bigint | null): boolean {
+    return c.childFully && !!this.opts.oneFileSystem && fsDev !== null && c.st.dev !== fsDev;
+  }
 
   /** A directory's listing with lstat fields and its open fd, from a reader thread (prefetched when possible). */
-  private listDir(dir: RawPath, parentFd: number): Promise<ScanResult> {
+  private async listDir(dir: RawPath, parentFd: number): Promise<Opened> {
     const p = this.listings.get(dir);
     if (p) {
       this.listings.delete(dir);
-      return p;
+      const o = await p;
+      if (o.counted) this.earlyDirs--;
+      return o;
     }
-    return this.pool.scan(parentFd, baseName(dir), dir);
+    return { listing: await this.pool.scan(parentFd, baseName(dir), dir), inFlight: [] };
   }
 
-  private prefetch(parentFd: number, c: Child): void {
+  /**
+   * Lists subdirectory `c` ahead of the walk. `isNew`: the parent snapshot has no such directory
+   * and the walk will enter it, so as soon as the listing arrives its children are selected and
+   * their reads start (a window, see DirReads): the reader threads work while this thread is
+   * still recording earlier directories, instead of waiting for each new directory's first reads.
+   */
+  private prefetch(parentFd: number, c: Child, isNew: boolean): void {
     // Bounded look-ahead: enough to keep the threads busy, not a copy of the whole tree (each
     // listing read ahead holds its directory's fd until it is walked).
-    if (parentFd >= 0 && this.listings.size < 256 && !this.listings.has(c.p)) this.listings.set(c.p, this.pool.scan(parentFd, c.name, c.p));
+    if (parentFd < 0 || this.listings.size >= 256 || this.listings.has(c.p)) return;
+    const scanned = this.pool.scan(parentFd, c.name, c.p);
+    this.listings.set(
+      c.p,
+      scanned.then((listing): Opened => {
+        const opened: Opened = { listing, inFlight: [] };
+        if (isNew && 'fd' in listing) {
+          opened.sel = this.selectChildren(c.p, c.childFully, listing);
+          // Bounded: results wait in memory until the walk records them.
+          if (this.earlyDirs < EARLY_DIRS) {
+            this.earlyDirs++;
+            opened.counted = true;
+            opened.early = this.startEarlyReads(opened.sel.children, listing.fd, opened.inFlight, EARLY_WINDOW);
+          }
+        }
+        return opened;
+      }),
+    );
+  }
+
+  /** The reads of a new directory's files, started now (see walkDir). */
+  private startEarlyReads(children: Child[], fd: number, inFlight: Promise<HashResult>[], window = READ_WINDOW): DirReads {
+    return this.startReads(
+      children.filter((c) => !c.st.isDirectory()),
+      new Map(),
+      fd,
+      inFlight,
+    ).startEarly(window);
   }
 
   /** A listing read ahead that will not be walked (another file system): its fd is closed. */
@@ -568,7 +609,7 @@ export class Snapshotter {
     const p = this.listings.get(dir);
     if (!p) return;
     this.listings.delete(dir);
-    void p.then((r) => 'fd' in r && fs.closeSync(r.fd)).catch(() => {});
+    void p.then(closeOpened).catch(() => {});
   }
 
   /** Appends one child's name and stat fields to the digest buffer (binary: cheaper than text). */
@@ -641,9 +682,13 @@ export class Snapshotter {
 
   /** Stores the blob of a read result that is not otherwise used. */
   private async keepStored(r: HashResult): Promise<void> {
-    if (r.code === 'ok' && r.id && r.stored && !this.sink.has(r.id)) {
-      await this.sink.add('data', r.id, Buffer.from(r.stored.buffer, r.stored.byteOffset, r.stored.byteLength));
-    }
+    if (r.code === 'ok' && r.id && r.stored) await this.storeRead(r.id, r.stored, r.sealed);
+  }
+
+  /** Stores a blob a reader thread encoded (and sealed, when `sealed`: never in an unencrypted repository). */
+  private async storeRead(id: BlobId, stored: Uint8Array, sealed: boolean): Promise<void> {
+    if (sealed && !this.repo.blobKey()) throw new Error('internal: a sealed blob for an unencrypted repository');
+    await this.sink.add('data', id, Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength), false, sealed);
   }
 
   /** Applies a reader thread's result to the entry; false when this thread must read the file itself. */
@@ -671,8 +716,7 @@ export class Snapshotter {
     });
     e.fp = r.fp;
     e.content = r.id ? [r.id] : [];
-    if (r.id && r.stored && !this.sink.has(r.id))
-      await this.sink.add('data', r.id, Buffer.from(r.stored.buffer, r.stored.byteOffset, r.stored.byteLength));
+    if (r.id && r.stored) await this.storeRead(r.id, r.stored, r.sealed);
     this.stats.bytesRead += r.read;
     if (r.torn) {
       e.flags |= FLAG_CHANGED_DURING_READ;
@@ -799,7 +843,7 @@ export class Snapshotter {
       const id = blobIdOf(chunk);
       content.push(id);
       sizes?.push(chunk.length);
-      if (!this.sink.has(id)) await this.sink.add('data', id, encodeForStore(Buffer.from(chunk)));
+      if (!this.sink.has(id)) await this.sink.add('data', id, encodeForStore(Buffer.from(chunk)), true);
     };
     let total = 0;
     if (!cutter) {
@@ -859,6 +903,9 @@ export class Snapshotter {
 const READ_WINDOW = 8 << 20;
 /** Files per message to a reader thread. */
 const READ_BATCH = 64;
+/** Directories listed ahead of the walk with reads started, and their first window (bytes). */
+const EARLY_DIRS = 64;
+const EARLY_WINDOW = 1 << 20;
 
 /**
  * The reads of one directory's files, in the order the walk records them, started a window
@@ -887,8 +934,8 @@ class DirReads {
   }
 
   /** Starts the first window now (reads of a new directory run while its subdirectories are walked). */
-  startEarly(): this {
-    this.fill(0);
+  startEarly(window = READ_WINDOW): this {
+    this.fill(0, window);
     return this;
   }
 
@@ -900,9 +947,9 @@ class DirReads {
     return this.promises[k];
   }
 
-  private fill(k: number): void {
+  private fill(k: number, window = READ_WINDOW): void {
     const n = this.items.length;
-    while (this.started < n && (this.started <= k || this.prefix[this.started] - this.prefix[k] < READ_WINDOW)) {
+    while (this.started < n && (this.started <= k || this.prefix[this.started] - this.prefix[k] < window)) {
       const part = this.items.slice(this.started, this.started + READ_BATCH);
       for (const r of this.pool.hashDir(this.dirFd, part)) {
         this.promises.push(r);
@@ -911,6 +958,27 @@ class DirReads {
       this.started += part.length;
     }
   }
+}
+
+/**
+ * A directory listed ahead of the walk: its listing (with the open fd), and for a new directory
+ * its selected children and their reads, already started.
+ */
+interface Opened {
+  listing: ScanResult;
+  sel?: { children: Child[]; digest: string | null };
+  early?: DirReads;
+  /** Counted in Snapshotter.earlyDirs until the walk takes it. */
+  counted?: boolean;
+  /** Every read started on the directory's fd: all settle before the fd is closed. */
+  inFlight: Promise<HashResult>[];
+}
+
+/** Closes a listing's fd that will not be walked, once the reads started on it are done. */
+async function closeOpened(o: Opened): Promise<void> {
+  if (!('fd' in o.listing)) return;
+  await Promise.allSettled(o.inFlight);
+  fs.closeSync(o.listing.fd);
 }
 
 /** The last component of an absolute raw path ('/' for the root). */

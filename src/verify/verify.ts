@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import type { Catalog, SnapshotRow, VersionRow } from '../catalog/catalog.js';
 import { lstatExact } from '../livefs/compare.js';
 import { xxh } from '../livefs/fingerprint.js';
+import { runDirTasks } from '../livefs/dirtasks.js';
 import { WorkerPool } from '../livefs/pool.js';
 import { display, isUnder, type RawPath } from '../util/rawpath.js';
 import { recordedExcludes } from '../util/snapshotrules.js';
@@ -172,11 +173,7 @@ function merge(acc: VerifyBatchResult, m: VerifyBatchResult, queue: DirTask[]): 
   for (const x of m.more) queue.push(x);
 }
 
-/**
- * Hands directories to idle workers until none is left and none is busy. Each idle worker
- * gets a fair share of the queue (so none starves while another is busy); a worker hands back
- * what it found beyond its budget, which goes to whoever is idle next.
- */
+/** Verify's directories over its worker threads (livefs/dirtasks.ts). */
 async function runWorkers(
   queue: DirTask[],
   acc: VerifyBatchResult,
@@ -189,36 +186,15 @@ async function runWorkers(
     label: 'verify worker',
   });
   try {
-    let busy = 0;
-    let failed = null as Error | null; // (assigned in callbacks: keep the type wide)
-    let wake: () => void = () => {};
-    while (queue.length || busy) {
-      while (queue.length && busy < pool.size && !failed) {
-        const take = Math.max(1, Math.ceil(queue.length / pool.size));
-        busy++;
-        pool
-          .submit({ dirs: queue.splice(queue.length - take, take) })
-          .then(
-            (m) => {
-              merge(acc, m, queue);
-              onProgress?.(acc.checked);
-            },
-            (e: Error) => {
-              failed ??= e;
-            },
-          )
-          .finally(() => {
-            busy--;
-            wake();
-          });
-      }
-      if (failed) throw failed;
-      if (busy)
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-    }
-    if (failed) throw failed;
+    await runDirTasks(
+      pool,
+      queue,
+      (dirs) => ({ dirs }),
+      (m, q) => {
+        merge(acc, m, q);
+        onProgress?.(acc.checked);
+      },
+    );
   } finally {
     await pool.close();
   }

@@ -64,17 +64,41 @@ describe('catalog reader', () => {
     close();
   });
 
-  it("walkForRestore joins the first blob's pack location and keeps nanoseconds as text", () => {
+  it('gives a restore worker the children of a directory: exact byte names, nanoseconds as text, owners and fingerprints only when asked', () => {
     const { db, reader, writer, file } = openParts();
     const [s1] = writeThree(writer, reader);
     new BlobIndex(db).addPackIndex({ v: 1, pack: hex('9'), type: 'data', size: 4096, blobs: [{ id: hex('1'), offset: 512, length: 5 }] });
     db.flush();
     const ro = CatalogReader.openReadOnly(file);
-    const rows = [...ro.walkForRestore(s1)];
-    expect(rows.map((r) => r.path)).toEqual(['/a', '/a/f1', '/a/f2', '/b', '/d', '/d/x']);
-    expect(rows[1]).toMatchObject({ mtimeNs: '1700000000123456789', loc: { pack: hex('9'), offset: 512, length: 5 }, nlink: 1 });
-    expect(rows[2].loc).toBeNull(); // its blob is in no known pack
-    expect([...ro.walkForRestore(s1, '/a/f1')][0].loc).toEqual({ pack: hex('9'), offset: 512, length: 5 });
+    const root = ro.childrenForRestore(ro.pathId('/')!, '/', s1, { owners: false, fingerprints: false });
+    expect(root.map((r) => r.path)).toEqual(['/a', '/b', '/d']);
+    const a = root[0];
+    const rows = ro.childrenForRestore(a.pathId, a.path, s1, { owners: true, fingerprints: true });
+    expect(rows.map((r) => r.path)).toEqual(['/a/f1', '/a/f2']);
+    expect(rows[0]).toMatchObject({ mtimeNs: '1700000000123456789', nlink: 1, loc: null });
+    // Locations are looked up per file written.
+    expect(ro.blobLocation(rows[0].content![0])).toEqual({ pack: hex('9'), offset: 512, length: 5 });
+    expect(ro.entryForRestore(s1, '/a/f1')!.loc).toEqual({ pack: hex('9'), offset: 512, length: 5 });
+    ro.close();
+    db.close();
+  });
+
+  it('names that are not ASCII come back as their exact bytes in a restore worker', () => {
+    const { db, reader, writer, file } = openParts();
+    const lineage = writer.lineageId('host', ['/']);
+    const odd = 'caf\xe9'; // latin1 0xe9: not valid UTF-8 on its own
+    const tree = new Map([
+      ['/v', entry('/v', 'dir')],
+      [`/v/${odd}`, entry(`/v/${odd}`, 'file', { fp: hex('2', 16) })],
+      ['/v/plain', entry('/v/plain', 'file')],
+    ]);
+    writeSnapshot(writer, reader, lineage, SNAP_IDS[0], '2024-01-01T00:00:00Z', tree);
+    db.flush();
+    const ro = CatalogReader.openReadOnly(file);
+    const snap = ro.snapshotById(SNAP_IDS[0])!;
+    const rows = ro.childrenForRestore(ro.pathId('/v')!, '/v', snap, { owners: false, fingerprints: true });
+    expect(rows.map((r) => r.path)).toEqual([`/v/${odd}`, '/v/plain']);
+    expect(rows[0].fp).toBe(hex('2', 16));
     ro.close();
     db.close();
   });

@@ -1,0 +1,113 @@
+import type { BlobLocationRow } from '../catalog/catalog.js';
+import { CatalogReader, type RestoreChild } from '../catalog/reader.js';
+import { makeMatcher } from '../util/globs.js';
+import { IdNames } from '../util/ids.js';
+import type { RawPath } from '../util/rawpath.js';
+import { chunkRefs, relOf, wireEntry } from './context.js';
+import { countOutcome, emptyCounts } from './outcomes.js';
+import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './protocol.js';
+import { safeSnapshotPath } from './scope.js';
+import { classifyBatch } from './worker-classify.js';
+import { restoreEntries } from './worker-content.js';
+import { worker } from './worker-state.js';
+
+/**
+ * The walk in a worker (issue 17): the thread reads the snapshot's directories from the
+ * catalog itself (its own read-only connection: one indexed query per directory), applies the
+ * restore's scope, compares and restores the entries, and sends back only what the
+ * orchestrator must see. The orchestrator's thread then walks nothing and clones no entry: a
+ * pass with nothing to do costs each thread a query and a scan per directory.
+ */
+
+interface Walk {
+  catalog: CatalogReader;
+  snap: { lineage: number; seq: number };
+  excluded: (p: RawPath) => boolean;
+  included: ((p: RawPath) => boolean) | null;
+  byName: IdNames | null;
+  fingerprints: boolean;
+  /** Blob locations looked up (bounded): the files that share content (a CMS core) share lookups too. */
+  located: Map<string, BlobLocationRow | undefined>;
+}
+
+const MAX_LOCATED = 50_000;
+
+function locate(w: Walk, id: string): BlobLocationRow | undefined {
+  if (w.located.has(id)) return w.located.get(id);
+  if (w.located.size >= MAX_LOCATED) w.located.clear();
+  const loc = w.catalog.blobLocation(id);
+  w.located.set(id, loc);
+  return loc;
+}
+
+let walk: Walk | null = null;
+
+/** Entries the thread handles before it hands the rest of its directories back (balancing). */
+const BUDGET_ENTRIES = 4000;
+/** A directory's entries are compared and written this many at a time (bounded memory for huge directories). */
+const CHUNK = 2048;
+
+function opened(): Walk {
+  if (walk) return walk;
+  const w = worker.init.walk;
+  walk = {
+    catalog: CatalogReader.openReadOnly(w.catalogFile),
+    snap: { lineage: w.lineage, seq: w.seq },
+    excluded: makeMatcher(w.exclude),
+    included: w.include ? makeMatcher(w.include) : null,
+    byName: w.ownerByName ? new IdNames() : null,
+    fingerprints: worker.init.mode === 'checksum',
+    located: new Map(),
+  };
+  return walk;
+}
+
+/** Works directories depth first until the budget is spent; the rest go back in `more`. */
+export function walkDirs(tasks: RestoreDirTask[]): WalkReply {
+  const out: WalkReply = { counts: emptyCounts(), items: [], errors: [], more: [] };
+  const local = [...tasks];
+  while (local.length) {
+    walkDir(opened(), local.pop()!, out, local);
+    if (out.counts.entries >= BUDGET_ENTRIES) break;
+  }
+  out.more = local;
+  return out;
+}
+
+function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): void {
+  if (task.fresh && !worker.init.dryRun) worker.freshDirs.add(relOf(task.path));
+  const todo: RestoreChild[] = [];
+  const below: RestoreChild[] = [];
+  for (const v of w.catalog.childrenForRestore(task.id, task.path, w.snap, { owners: w.byName !== null, fingerprints: w.fingerprints })) {
+    if (!safeSnapshotPath(v.path) || (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target)))) {
+      out.errors.push({ path: v.path, message: 'unsafe path in the snapshot (.., NUL, or an invalid name); refused' });
+      continue; // a directory: nothing below it either
+    }
+    if (w.excluded(v.path)) continue;
+    if (v.type === 'dir') below.push(v);
+    // With --include only matching files are restored; directories are made on demand for them.
+    if (w.included && (v.type === 'dir' || !w.included(v.path))) continue;
+    todo.push(v);
+  }
+  const created = new Set<number>();
+  for (let i = 0; i < todo.length; i += CHUNK) classifyChunk(w, todo.slice(i, i + CHUNK), out, created);
+  // Pushed in reverse: popped in name order.
+  for (let i = below.length - 1; i >= 0; i--) local.push({ id: below[i].pathId, path: below[i].path, fresh: created.has(below[i].pathId) });
+}
+
+function classifyChunk(w: Walk, entries: RestoreChild[], out: WalkReply, created: Set<number>): void {
+  const wires: WireEntry[] = entries.map((v) => wireEntry(v, w.byName));
+  const direct = worker.init.repoDir !== null;
+  const res: ClassifyResult[] = direct
+    ? restoreEntries(wires, (k) => chunkRefs(entries[k], null, (id) => locate(w, id)))
+    : classifyBatch(wires);
+  const dryRun = worker.init.dryRun;
+  out.counts.entries += entries.length;
+  for (let k = 0; k < entries.length; k++) {
+    const v = entries[k];
+    const r = res[k];
+    if (v.type === 'dir' && r.outcome === 'created') created.add(v.pathId);
+    if (countOutcome(out.counts, v, r, dryRun)) continue;
+    out.items.push({ v, w: wires[k], r });
+  }
+}
