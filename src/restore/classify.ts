@@ -61,6 +61,7 @@ export async function classifyAll(run: RestoreRun): Promise<void> {
         [below],
         (dirs) => ({ op: 'walk' as const, dirs }),
         (m, queue) => onWalked(run, m, queue),
+        2,
       );
     }
   }

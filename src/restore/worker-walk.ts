@@ -30,7 +30,7 @@ interface Walk {
   located: Map<string, BlobLocationRow | undefined>;
 }
 
-const MAX_LOCATED = 50_000;
+const MAX_LOCATED = 8192;
 
 function locate(w: Walk, id: string): BlobLocationRow | undefined {
   if (w.located.has(id)) return w.located.get(id);
@@ -78,7 +78,14 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
   if (task.fresh && !worker.init.dryRun) worker.freshDirs.add(relOf(task.path));
   const todo: RestoreChild[] = [];
   const below: RestoreChild[] = [];
-  for (const v of w.catalog.childrenForRestore(task.id, task.path, w.snap, { owners: w.byName !== null, fingerprints: w.fingerprints })) {
+  // A directory this run created: every file in it is written, so their locations come with the rows.
+  const locations = task.fresh && worker.init.repoDir !== null && worker.init.mode !== 'metadata';
+  const rows = w.catalog.childrenForRestore(task.id, task.path, w.snap, {
+    owners: w.byName !== null,
+    fingerprints: w.fingerprints,
+    locations,
+  });
+  for (const v of rows) {
     if (!safeSnapshotPath(v.path) || (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target)))) {
       out.errors.push({ path: v.path, message: 'unsafe path in the snapshot (.., NUL, or an invalid name); refused' });
       continue; // a directory: nothing below it either
@@ -99,7 +106,7 @@ function classifyChunk(w: Walk, entries: RestoreChild[], out: WalkReply, created
   const wires: WireEntry[] = entries.map((v) => wireEntry(v, w.byName));
   const direct = worker.init.repoDir !== null;
   const res: ClassifyResult[] = direct
-    ? restoreEntries(wires, (k) => chunkRefs(entries[k], null, (id) => locate(w, id)))
+    ? restoreEntries(wires, (k) => chunkRefs(entries[k], entries[k].loc, (id) => locate(w, id)))
     : classifyBatch(wires);
   const dryRun = worker.init.dryRun;
   out.counts.entries += entries.length;
