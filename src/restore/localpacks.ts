@@ -77,8 +77,10 @@ export class LocalPacks {
       this.plainCache.set(c.id, cached);
       return cached;
     }
+    // Kept from its second read on: most blobs are read once, and a copy of each would cost more than it saves.
+    const again = this.verified.has(c.id);
     const plain = this.readUncached(c);
-    if (plain.length <= PLAIN_CACHE_MAX_BLOB) this.remember(c.id, plain);
+    if (again && plain.length <= PLAIN_CACHE_MAX_BLOB) this.remember(c.id, plain);
     return plain;
   }
 
