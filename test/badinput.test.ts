@@ -5,6 +5,19 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { BIN, cli, describeTree, diffTrees, IS_ROOT, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
 
+/** A command run without blocking the test's thread: its output, or the spawn error (a missing binary). */
+function runAsync(cmd: string, args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string; error?: Error }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', (error) => resolve({ stdout, stderr, error }));
+    child.on('close', () => resolve({ stdout, stderr }));
+  });
+}
+
 /**
  * The bad input corpus: for each kind of awkward file-system content, the snapshot records
  * what it can and reports the rest, and a restore reproduces what was recorded (checked by
@@ -104,7 +117,7 @@ describe('bad input corpus', () => {
     expect(v.json.ok, JSON.stringify(v.json).slice(0, 500)).toBe(true);
   });
 
-  it('sparse files, and a sparse file over 4 GB, with sane memory', () => {
+  it('sparse files, and a sparse file over 4 GB, with sane memory', async () => {
     const src = path.join(base, 'sparse');
     fs.mkdirSync(src);
     const small = path.join(src, 'sparse-64m');
@@ -121,12 +134,10 @@ describe('bad input corpus', () => {
     fs.writeSync(hfd, Buffer.from('tail beyond 4 GiB'), 0, 17, size - 100);
     fs.writeSync(hfd, Buffer.from('head'), 0, 4, 0);
     fs.closeSync(hfd);
-    // Peak memory of the snapshot process, from GNU time when present.
-    const timed = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, BIN, '--json', 'snapshot', src], {
-      env: { ...process.env, ...env },
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    // Peak memory of the snapshot process, from GNU time when present. Run without blocking this
+    // thread: reading 4 GiB can take over a minute on a loaded machine, and a test worker blocked
+    // that long misses vitest's RPC deadline ("Timeout calling onTaskUpdate").
+    const timed = await runAsync('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, BIN, '--json', 'snapshot', src], env);
     let json: any;
     if (timed.error) {
       json = snapshot([src]).json;
