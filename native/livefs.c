@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <node_api.h>
 #include "napi_util.h"
 #include <stdint.h>
@@ -26,7 +27,7 @@
 #include <unistd.h>
 
 #define MAX_ARGS 8
-#define ABI 2 /* bumped when a call's arguments change: native.ts refuses a stale build */
+#define ABI 3 /* bumped when a call's arguments change: native.ts refuses a stale build */
 #define U64_PER_ENTRY 5 /* ino, dev, size, blocks, (spare) */
 #define I64_PER_ENTRY 3 /* atime, mtime, ctime in ns */
 #define U32_PER_ENTRY 5 /* mode, uid, gid, nlink, rdev */
@@ -611,6 +612,18 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return num(env, close(fd) < 0 ? -errno : 0);
 }
 
+/*
+ * limitArenas(n) -> 0 or -1: caps glibc's malloc arenas for threads that allocate from now on.
+ * glibc gives each thread its own arena (up to 8 per core); buffers a worker allocates and the
+ * main thread frees (transferred results) come back to that worker's arena and fragment it.
+ */
+static napi_value limit_arenas(napi_env env, napi_callback_info info) {
+  napi_value a[MAX_ARGS];
+  int32_t n;
+  if (args(env, info, a) < 1 || !get_i32(env, a[0], &n) || n < 1) return fail(env, "limitArenas(n)");
+  return num(env, mallopt(M_ARENA_MAX, n) == 1 ? 0 : -1);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
@@ -618,7 +631,7 @@ static napi_value init(napi_env env, napi_value exports) {
   } fns[] = {{"scan", scan},       {"openDir", open_dir}, {"mkdirAt", mkdir_at},     {"symlinkAt", symlink_at}, {"mknodAt", mknod_at},
              {"linkAt", link_at}, {"unlinkAt", unlink_at}, {"install", install}, {"applyMeta", apply_meta}, {"close", close_fd},
              {"openTemp", open_temp_js}, {"seal", seal}, {"place", place}, {"special", special}, {"statAt", stat_at},
-             {"readlinkAt", readlink_at}, {"fdMeta", fd_meta}};
+             {"readlinkAt", readlink_at}, {"fdMeta", fd_meta}, {"limitArenas", limit_arenas}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok) return NULL;

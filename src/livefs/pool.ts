@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { limitMallocArenas } from './native.js';
 
 /**
  * The worker-thread pool: a few threads doing synchronous file-system work, fed batches.
@@ -31,6 +32,7 @@ export class WorkerPool<Request extends object, Reply extends { id: number }> {
     opts: { depth?: number; label?: string } = {},
   ): Promise<WorkerPool<Request, Reply>> {
     const pool = new WorkerPool<Request, Reply>(opts.depth ?? 2, opts.label ?? 'worker');
+    limitMallocArenas(); // before the threads exist: they share an arena (see native.ts)
     await Promise.all(
       Array.from(
         { length: n },

@@ -19,8 +19,10 @@ import {
   placeTemp,
   readlinkAt,
   sealTemp,
+  limitMallocArenas,
   linkAt,
   mkdirAt,
+  native,
   mknodAt,
   openDirAt,
   symlinkAt,
@@ -316,5 +318,11 @@ describe('native livefs addon', () => {
     fdMeta(fd, { ...m, mode: 0o711 }, 0, meta.mtimeNs);
     const d = fs.lstatSync(p, { bigint: true });
     expect([Number(d.mode) & 0o7777, d.mtimeNs]).toEqual([0o711, meta.mtimeNs]);
+  });
+
+  it('caps malloc arenas, and refuses a cap below one', () => {
+    expect(() => limitMallocArenas()).not.toThrow();
+    expect(native().limitArenas(2)).toBe(0);
+    expect(() => native().limitArenas(0)).toThrow(/limitArenas/);
   });
 });
