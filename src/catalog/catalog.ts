@@ -4,14 +4,14 @@ import type { Entry, EntryType } from '../repo/tree.js';
 import type { RawPath } from '../util/rawpath.js';
 import { BlobIndex, type PackContents } from './blobindex.js';
 import { CatalogDb } from './db.js';
-import { CatalogReader, type RestoreChild } from './reader.js';
+import { CatalogReader, type DirState, type RestoreChild } from './reader.js';
 import type { BlobLocationRow, DirStatRow, SnapshotRow, VersionRow } from './rows.js';
 import { CatalogWriter } from './writer.js';
 import { RemoteSnapshots } from './remote.js';
 import type { StoredSnapshot } from '../repo/repository.js';
 
 export { lightFromVersion, type BlobLocationRow, type DirStatRow, type LightEntry, type SnapshotRow, type VersionRow } from './rows.js';
-export type { RestoreChild } from './reader.js';
+export type { DirState, RestoreChild } from './reader.js';
 
 /**
  * The local SQLite catalog: an index of the repository, rebuildable from it. This class only
@@ -219,18 +219,11 @@ export class Catalog {
   openChildren(dirPathId: number, lineage: number, beforeSeq: number): Map<RawPath, VersionRow> {
     return this.reader.openChildren(dirPathId, lineage, beforeSeq);
   }
-  openDirState(
-    p: RawPath,
-    lineage: number,
-    beforeSeq: number,
-  ): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
+  openDirState(p: RawPath, lineage: number, beforeSeq: number): DirState | undefined {
     return this.reader.openDirState(p, lineage, beforeSeq);
   }
   openVersionByPath(p: RawPath, lineage: number, beforeSeq: number): VersionRow | undefined {
     return this.reader.openVersionByPath(p, lineage, beforeSeq);
-  }
-  treeDigest(treeId: string): string | undefined {
-    return this.reader.treeDigest(treeId);
   }
   entry(snap: SnapshotRow, p: RawPath): VersionRow | undefined {
     return this.reader.entry(snap, p);

@@ -19,6 +19,16 @@ import {
   type VersionSqlRow,
 } from './rows.js';
 
+/** A directory's open row as the snapshot walk needs it (openDirState). */
+export interface DirState {
+  versionId: number;
+  pathId: number;
+  type: EntryType;
+  tree: string | null;
+  /** The stat digest recorded for `tree`; null when none is. */
+  digest: string | null;
+}
+
 // Joins are written as CROSS JOIN: SQLite then keeps paths as the outer loop (by parent or path
 // range) and probes versions by path, instead of scanning every open row of a lineage (there
 // are no statistics to tell it better).
@@ -193,19 +203,27 @@ export class CatalogReader {
     return m;
   }
 
-  /** Just what the snapshot walk needs of a directory's open row: cheaper than a full row. */
-  openDirState(
-    p: RawPath,
-    lineage: number,
-    beforeSeq: number,
-  ): { versionId: number; pathId: number; type: EntryType; tree: string | null } | undefined {
+  /**
+   * Just what the snapshot walk needs of a directory's open row, with its tree's stat digest
+   * (null: none recorded): one query where there were two per directory (issue 17).
+   */
+  openDirState(p: RawPath, lineage: number, beforeSeq: number): DirState | undefined {
     const r = this.db
       .st(
-        `SELECT v.id AS vid, v.path AS pid, v.type, v.tree FROM paths p CROSS JOIN versions v ON v.path=p.id
+        `SELECT v.id AS vid, v.path AS pid, v.type, v.tree, d.digest FROM paths p CROSS JOIN versions v ON v.path=p.id
+      LEFT JOIN dirstate d ON d.tree=v.tree
       WHERE p.path=? AND ${OPEN_ROW}`,
       )
-      .get(toBlob(p), lineage, beforeSeq) as { vid: number; pid: number; type: number; tree: Buffer | null } | undefined;
-    return r ? { versionId: r.vid, pathId: r.pid, type: ENTRY_TYPES[r.type], tree: r.tree ? r.tree.toString('hex') : null } : undefined;
+      .get(toBlob(p), lineage, beforeSeq) as { vid: number; pid: number; type: number; tree: Buffer | null; digest: Buffer | null } | undefined;
+    return r
+      ? {
+          versionId: r.vid,
+          pathId: r.pid,
+          type: ENTRY_TYPES[r.type],
+          tree: r.tree ? r.tree.toString('hex') : null,
+          digest: r.digest ? r.digest.toString('hex') : null,
+        }
+      : undefined;
   }
 
   /** The open row of a path in a lineage (the parent snapshot's state of it). */
