@@ -20,7 +20,7 @@ const END_BLOCKS = 2 * TAR_BLOCK;
 
 /** Pack buffers handed back by recycle(), for reuse (a few: packs in flight plus the one being filled). */
 const spare: Buffer[] = [];
-const SPARE_MAX = 3;
+const SPARE_MAX = 2;
 
 export class PackWriter {
   private buf: Buffer = Buffer.allocUnsafe(0);
@@ -62,10 +62,11 @@ export class PackWriter {
   /**
    * Sizes the buffer for a pack of about `bytes` (the caller's pack size): one allocation
    * instead of doublings. Pages not written are not touched, so this costs no memory up front.
+   * `fresh`: never a recycled buffer (all its pages touched), for a pack that fills slowly.
    */
-  reserve(bytes: number): void {
+  reserve(bytes: number, fresh = false): void {
     const need = bytes + SEGMENT + TAR_BLOCK * 2 + END_BLOCKS;
-    if (this.size === 0 && this.buf.length < need) {
+    if (this.size === 0 && this.buf.length < need && !fresh) {
       const k = spare.findIndex((b) => b.length >= need);
       if (k >= 0) {
         this.buf = spare[k];

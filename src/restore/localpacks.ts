@@ -25,6 +25,11 @@ const MAX_VERIFIED = 50000;
  * peak RSS for 3% of the time); least recently used out first.
  */
 const PLAIN_CACHE_BYTES = 4 << 20;
+/** Read-ahead through a pack while reads are sequential: from 64 KiB, doubling, up to 512 KiB. */
+const READ_AHEAD_MIN = 64 << 10;
+const READ_AHEAD_MAX = 512 << 10;
+/** A read this close after the last one still counts as sequential (tar headers sit between segments). */
+const SEQUENTIAL_GAP = 4096;
 const PLAIN_CACHE_MAX_BLOB = 64 << 10;
 
 export class LocalPacks {
@@ -32,6 +37,13 @@ export class LocalPacks {
   /** Verified blob ids: true when stored plain, false when stored compressed. */
   private readonly verified = new Map<string, boolean>();
   private buf = Buffer.allocUnsafe(1 << 20);
+  /** What `buf` holds: bytes [winStart, winStart + winLen) of pack winPack (see readRange). */
+  private winPack = '';
+  private winStart = 0;
+  private winLen = 0;
+  /** Where the last read ended, and the read-ahead it earned. */
+  private lastEnd = -1;
+  private ahead = 0;
   private readonly plainCache = new Map<string, Buffer>();
   private plainCacheBytes = 0;
 
@@ -54,18 +66,33 @@ export class LocalPacks {
     return fd;
   }
 
-  /** Reads a range into the reusable buffer: the view is valid until the next read. */
+  /**
+   * Reads a range into the reusable buffer: the view is valid until the next read. Reads that
+   * follow each other through a pack (a directory's files were stored together) read ahead,
+   * so the next blobs come from the buffer without a syscall (issue 17: one pread per blob was
+   * 2.1 s of each worker's 16 s in a 200k-file full restore). The window grows while reads stay
+   * sequential and is dropped at the first jump: a scattered read costs what it did.
+   */
   private readRange(c: ChunkRef, offset: number, length: number): Buffer {
-    if (this.buf.length < length) this.buf = Buffer.allocUnsafe(Math.max(length, this.buf.length * 2));
-    const out = this.buf.subarray(0, length);
+    const at = offset - this.winStart;
+    const hit = c.pack === this.winPack && at >= 0 && at + length <= this.winLen;
+    const sequential = c.pack === this.winPack && offset >= this.lastEnd && offset - this.lastEnd <= SEQUENTIAL_GAP;
+    this.lastEnd = offset + length;
+    if (hit) return this.buf.subarray(at, at + length);
+    this.ahead = sequential ? Math.min(READ_AHEAD_MAX, Math.max(READ_AHEAD_MIN, this.ahead * 2)) : 0;
+    const want = length + this.ahead;
+    if (this.buf.length < want) this.buf = Buffer.allocUnsafe(Math.max(want, this.buf.length * 2));
     const fd = this.packFd(c.pack);
     let got = 0;
-    while (got < length) {
-      const n = fs.readSync(fd, out, got, length - got, offset + got);
-      if (n === 0) break;
+    while (got < want) {
+      const n = fs.readSync(fd, this.buf, got, want - got, offset + got);
+      if (n === 0) break; // the end of the pack: read-ahead stops there; a short blob is the caller's error
       got += n;
     }
-    return out.subarray(0, got);
+    this.winPack = c.pack;
+    this.winStart = offset;
+    this.winLen = got;
+    return this.buf.subarray(0, Math.min(got, length));
   }
 
   /** One chunk's plain bytes; the returned view is valid until the next call. */

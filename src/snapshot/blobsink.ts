@@ -5,6 +5,9 @@ import type { BlobId } from '../pack/blobid.js';
 import type { BlobType } from '../pack/format.js';
 import type { ReuseGuard } from './reuseguard.js';
 
+/** What a blob adds to a pack besides its bytes, at most (seal, tar header and padding of a new segment). */
+const BLOB_SLACK = 2048;
+
 /**
  * Deduplicates blobs against the catalog and the packs still being written, groups new ones
  * into packs, and uploads full packs in the background (bounded, so memory stays bounded).
@@ -43,12 +46,19 @@ export class BlobSink {
     if (this.failure) throw this.failure;
     if (!checked && this.has(id)) return false;
     let w = this.writers[type];
+    // A blob that would take the pack past its size starts the next pack: the buffer reserved
+    // for the pack size is never outgrown (issue 17: a large chunk doubled it to 34 MiB, and
+    // such buffers were then recycled, ~100 MiB of a 1M-file snapshot's peak RSS).
+    if (w && w.count > 0 && w.size + data.length + BLOB_SLACK > this.opts.packSize) {
+      delete this.writers[type];
+      await this.upload(w);
+      w = this.writers[type]; // (the walk adds one blob at a time: none was opened meanwhile)
+    }
     if (!w) {
       w = this.writers[type] = this.repo.newPackWriter(type);
-      // A data pack gets one buffer of the pack size (no doublings). A tree pack grows as it
-      // fills: most snapshots write few trees, and a recycled pack buffer (all its pages
-      // touched) held for them was 17 MiB of the peak RSS (issue 17).
-      if (type === 'data') w.reserve(this.opts.packSize);
+      // One buffer of the pack size, no doublings. A tree pack fills slowly (a directory at a
+      // time) and gets fresh pages, touched as it fills, rather than a recycled buffer.
+      w.reserve(this.opts.packSize, type === 'tree');
     }
     // `sealed`: a reader thread sealed it with this repository's key (only ever when it has one).
     if (sealed) w.addSealed(id, data);

@@ -482,15 +482,19 @@ export class Snapshotter {
     // Files after subdirectories (see walkDir), each group in name order; the tree is sorted at the end.
     const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
     const reads = earlyReads ?? this.startReads(ordered, prevChildren, dirFd, inFlight);
-    for (const c of ordered) {
-      const prevRow = prevChildren.get(c.name);
-      prevChildren.delete(c.name);
-      const e = await this.entryOf(c, dirResults, prevRow, reads);
-      if (e === null || (e.content === null && e.type === 'file') || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
-      if (e === null) continue;
-      this.recordVersion(c, e, prevRow, dirPathId, dir);
-      entries.push(e);
-      this.progress(c.p);
+    try {
+      for (const c of ordered) {
+        const prevRow = prevChildren.get(c.name);
+        prevChildren.delete(c.name);
+        const e = await this.entryOf(c, dirResults, prevRow, reads);
+        if (e === null || (e.content === null && e.type === 'file') || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
+        if (e === null) continue;
+        this.recordVersion(c, e, prevRow, dirPathId, dir);
+        entries.push(e);
+        this.progress(c.p);
+      }
+    } finally {
+      reads.release();
     }
     // Entries of the parent snapshot that are gone now.
     for (const [name, gone] of prevChildren) {
@@ -547,6 +551,7 @@ export class Snapshotter {
   }
 
   private readonly listings = new Map<RawPath, Promise<Opened>>();
+  private readonly readBudget = new ReadBudget(READ_BUDGET);
   /** Directories listed ahead whose first reads started before the walk reached them. */
   private earlyDirs = 0;
 
@@ -684,7 +689,7 @@ export class Snapshotter {
         ino: c.st.ino.toString(),
       });
     }
-    return new DirReads(this.pool, dirFd < 0 ? [] : items, inFlight, dirFd);
+    return new DirReads(this.pool, dirFd < 0 ? [] : items, inFlight, this.readBudget, dirFd);
   }
 
   /** Stores the blob of a read result that is not otherwise used. */
@@ -915,6 +920,20 @@ const EARLY_DIRS = 64;
 const EARLY_WINDOW = 1 << 20;
 
 /**
+ * File bytes read ahead of the recording across all directories (issue 17, peak RSS): each
+ * directory's window alone left ~170 MiB of results waiting in a 1M-file snapshot (a new
+ * directory's window stays open while its subdirectories are walked, plus the directories
+ * listed ahead). Results are compressed, so this bounds them from above.
+ */
+const READ_BUDGET = 32 << 20;
+
+/** The shared count of bytes started and not yet taken by the walk (see DirReads). */
+class ReadBudget {
+  used = 0;
+  constructor(readonly limit: number) {}
+}
+
+/**
  * The reads of one directory's files, in the order the walk records them, started a window
  * ahead of the recording (READ_WINDOW bytes, at least one batch): the reader threads stay busy
  * while the results waiting to be recorded (compressed file contents) stay bounded, even for a
@@ -923,6 +942,8 @@ const EARLY_WINDOW = 1 << 20;
  */
 class DirReads {
   private started = 0;
+  /** Items whose result the walk has taken (or given up): their bytes are back in the budget. */
+  private taken: Uint8Array;
   private readonly promises: Promise<HashResult>[] = [];
   private readonly index = new Map<RawPath, number>();
   /** prefix[k]: bytes of items[0..k). */
@@ -932,8 +953,10 @@ class DirReads {
     private readonly pool: HashPool,
     private readonly items: HashItem[],
     private readonly inFlight: Promise<HashResult>[],
+    private readonly budget: ReadBudget,
     private readonly dirFd = -1,
   ) {
+    this.taken = new Uint8Array(items.length);
     items.forEach((it, k) => {
       this.index.set(it.name, k);
       this.prefix.push(this.prefix[k] + Number(it.size));
@@ -951,13 +974,30 @@ class DirReads {
     const k = this.index.get(name);
     if (k === undefined) return undefined;
     this.fill(k);
+    this.give(k);
     return this.promises[k];
+  }
+
+  /** Returns the budget of every read started and not taken (the directory is recorded, or dropped). */
+  release(): void {
+    for (let k = 0; k < this.started; k++) this.give(k);
+  }
+
+  private give(k: number): void {
+    if (this.taken[k]) return;
+    this.taken[k] = 1;
+    this.budget.used -= this.prefix[k + 1] - this.prefix[k];
   }
 
   private fill(k: number, window = READ_WINDOW): void {
     const n = this.items.length;
-    while (this.started < n && (this.started <= k || this.prefix[this.started] - this.prefix[k] < window)) {
+    // Reads the walk needs now always start; reads ahead only within the window and the budget.
+    while (
+      this.started < n &&
+      (this.started <= k || (this.prefix[this.started] - this.prefix[k] < window && this.budget.used < this.budget.limit))
+    ) {
       const part = this.items.slice(this.started, this.started + READ_BATCH);
+      this.budget.used += this.prefix[this.started + part.length] - this.prefix[this.started];
       for (const r of this.pool.hashDir(this.dirFd, part)) {
         this.promises.push(r);
         this.inFlight.push(r);
@@ -983,6 +1023,7 @@ interface Opened {
 
 /** Closes a listing's fd that will not be walked, once the reads started on it are done. */
 async function closeOpened(o: Opened): Promise<void> {
+  o.early?.release();
   if (!('fd' in o.listing)) return;
   await Promise.allSettled(o.inFlight);
   fs.closeSync(o.listing.fd);
