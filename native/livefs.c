@@ -277,7 +277,7 @@ static int write_sparse(int fd, const char *p, size_t n) {
  * after times[2] is left alone); 8 clear a leftover temp of an interrupted run first; 16 created
  * with its final permission bits (umask 0): fchmod only for set-id and sticky bits.
  */
-enum { F_CHOWN = 1, F_NOCLOBBER = 2, F_KEEP_NEWER = 4, F_CLEAR = 8, F_FINAL_MODE = 16 };
+enum { F_CHOWN = 1, F_NOCLOBBER = 2, F_KEEP_NEWER = 4, F_CLEAR = 8, F_FINAL_MODE = 16, F_SAME_MODE = 32, F_SAME_TIMES = 64 };
 enum { STEP_OPEN = 1, STEP_WRITE, STEP_CHOWN, STEP_CHMOD, STEP_TIMES, STEP_PLACE, STEP_NEWER, STEP_META };
 
 /* Whether the final name holds an entry modified after `keep` (the customer's: left alone). */
@@ -463,8 +463,9 @@ static int meta_one(int dfd, const char *name, const uint32_t *m, const uint64_t
   if (fstat(fd, &st) < 0) err = errno;
   else if (st.st_ino != id[0] || st.st_dev != id[1] || st.st_nlink > (m[4] > 1 ? m[4] : 1)) err = ESTALE; /* swapped or foreign */
   else if ((m[3] & F_CHOWN) && fchownat(fd, "", m[1], m[2], AT_EMPTY_PATH) < 0) err = errno;
-  else if (!S_ISLNK(st.st_mode) && chmod(proc, m[0] & 07777) < 0) err = errno;
-  else if (utimensat(AT_FDCWD, proc, ts, 0) < 0) err = errno; /* the magic link is the pinned inode itself */
+  /* chown clears set-id bits, so a chown is always followed by the chmod; F_SAME_*: the caller saw it equal */
+  else if (!S_ISLNK(st.st_mode) && ((m[3] & F_CHOWN) || !(m[3] & F_SAME_MODE)) && chmod(proc, m[0] & 07777) < 0) err = errno;
+  else if (!(m[3] & F_SAME_TIMES) && utimensat(AT_FDCWD, proc, ts, 0) < 0) err = errno; /* the magic link is the pinned inode itself */
   close(fd);
   return err;
 }

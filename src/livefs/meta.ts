@@ -19,11 +19,14 @@ export function setMetaFd(fd: number, meta: EntryMeta, chown: boolean): void {
   fdMeta(fd, meta, chown ? F_CHOWN : 0, BigInt(meta.mtimeNs));
 }
 
-/** One entry of a metadata batch: the name, what it gets, and the inode the caller examined. */
+/**
+ * One entry of a metadata batch: the name, what it gets, and the inode the caller examined
+ * (with its owner, mode and mtime when known: then only what differs is applied).
+ */
 export interface MetaFix {
   name: string;
   meta: EntryMeta;
-  st: { ino: bigint; dev: bigint };
+  st: { ino: bigint; dev: bigint; mode?: bigint; uid?: bigint; gid?: bigint; mtimeNs?: bigint };
   recordedLinks: number;
 }
 
@@ -47,6 +50,10 @@ export function setMetaBatch(dirFd: number, fixes: readonly MetaFix[], chown: bo
       ino: f.st.ino,
       dev: f.st.dev,
       recordedLinks: f.recordedLinks,
+      seen:
+        f.st.mode !== undefined && f.st.uid !== undefined && f.st.gid !== undefined && f.st.mtimeNs !== undefined
+          ? { mode: f.st.mode, uid: f.st.uid, gid: f.st.gid, mtimeNs: f.st.mtimeNs }
+          : undefined,
     })),
     chown,
   );

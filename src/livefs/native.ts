@@ -532,7 +532,10 @@ export function fdMeta(fd: number, m: { mode: number; uid: number; gid: number }
   check(native().fdMeta(fd, metaArgs(m.mode, m.uid, m.gid, flags), t), 'setattr', String(fd));
 }
 
-/** One entry of an applyMeta batch: the inode examined (ino, dev) and the links the snapshot recorded. */
+/**
+ * One entry of an applyMeta batch: the inode examined (ino, dev) and the links the snapshot
+ * recorded. With the examined owner, mode and mtime as well, only what differs is applied.
+ */
 export interface MetaItem {
   name: string;
   mode: number;
@@ -542,12 +545,22 @@ export interface MetaItem {
   ino: bigint;
   dev: bigint;
   recordedLinks: number;
+  /** What the caller saw (lstat or scan), when it has it. */
+  seen?: { mode: bigint; uid: bigint; gid: bigint; mtimeNs: bigint };
 }
 
 /** The errno applyMeta gives an entry that is no longer the inode examined (or has foreign links). */
 export const ESTALE = os.constants.errno.ESTALE;
+/** applyMeta flags: the mode (permission bits) / the mtime already equal what is wanted. */
+const F_SAME_MODE = 32;
+const F_SAME_TIMES = 64;
 
-/** Owner (when chown), mode and times (atime = mtime, ns) of existing entries, never following a symlink. */
+/**
+ * Owner (when chown), mode and times (atime = mtime, ns) of existing entries, never following a
+ * symlink. Of an entry whose examined state is given, only what differs is applied (issue 17:
+ * a chmod-only repair needs one call per entry, not chown + chmod + utimensat, each of the
+ * last two a path lookup through /proc).
+ */
 export function applyMeta(dirFd: number, items: readonly MetaItem[], chown: boolean): number[] {
   const n = items.length;
   const names = packNames(items.map((i) => i.name));
@@ -555,7 +568,11 @@ export function applyMeta(dirFd: number, items: readonly MetaItem[], chown: bool
   const ids = new BigUint64Array(n * 2);
   const times = new BigInt64Array(n * 2);
   items.forEach((it, i) => {
-    meta.set([it.mode, it.uid, it.gid, chown ? 1 : 0, it.recordedLinks], i * 5);
+    const seen = it.seen;
+    let flags = chown && !(seen && Number(seen.uid) === it.uid && Number(seen.gid) === it.gid) ? F_CHOWN : 0;
+    if (seen && (Number(seen.mode) & 0o7777) === it.mode) flags |= F_SAME_MODE;
+    if (seen && seen.mtimeNs === it.mtimeNs) flags |= F_SAME_TIMES;
+    meta.set([it.mode, it.uid, it.gid, flags, it.recordedLinks], i * 5);
     ids[i * 2] = it.ino;
     ids[i * 2 + 1] = it.dev;
     times[i * 2] = it.mtimeNs;

@@ -186,6 +186,29 @@ describe('native livefs addon', () => {
     expect([after.uid, after.gid, after.mode & 0o7777n, after.mtimeNs]).toEqual([1234n, 5678n, 0o640n, meta.mtimeNs]);
   });
 
+  it('applies only the metadata that differs from what the caller saw', () => {
+    const { p, fd } = dir();
+    const f = path.join(p, 'g');
+    fs.writeFileSync(f, 'x');
+    fs.chmodSync(f, 0o640);
+    fs.utimesSync(f, 1_000_000, 1_000_000);
+    const st = fs.lstatSync(f, { bigint: true });
+    const item = { name: 'g', mode: 0o640, uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ino: st.ino, dev: st.dev, recordedLinks: 1 };
+    const seen = { mode: st.mode, uid: st.uid, gid: st.gid, mtimeNs: st.mtimeNs };
+    // Nothing differs: no call at all, so not even the ctime moves.
+    execFileSync('sleep', ['0.02']);
+    expect(applyMeta(fd, [{ ...item, seen }], true)).toEqual([0]);
+    expect(fs.lstatSync(f, { bigint: true }).ctimeNs).toBe(st.ctimeNs);
+    // Only the mode differs: the mode is set, the times are left as they are.
+    expect(applyMeta(fd, [{ ...item, mode: 0o600, seen }], true)).toEqual([0]);
+    const after = fs.lstatSync(f, { bigint: true });
+    expect([Number(after.mode) & 0o7777, after.mtimeNs, after.atimeNs]).toEqual([0o600, st.mtimeNs, st.atimeNs]);
+    // Only the mtime differs: set (atime = mtime), mode untouched.
+    expect(applyMeta(fd, [{ ...item, mode: 0o600, mtimeNs: meta.mtimeNs, seen: { ...seen, mode: after.mode } }], true)).toEqual([0]);
+    const last = fs.lstatSync(f, { bigint: true });
+    expect([Number(last.mode) & 0o7777, last.mtimeNs, last.atimeNs]).toEqual([0o600, meta.mtimeNs, meta.mtimeNs]);
+  });
+
   it('applies metadata only to the inode examined, never through a symlink', () => {
     const { p, fd } = dir();
     fs.writeFileSync(path.join(p, 'f'), 'x');
