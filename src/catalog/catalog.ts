@@ -1,6 +1,6 @@
 import type { BlobId } from '../pack/blobid.js';
 import type { PackIndex } from '../pack/format.js';
-import type { Entry, EntryType } from '../repo/tree.js';
+import type { Entry } from '../repo/tree.js';
 import type { RawPath } from '../util/rawpath.js';
 import { BlobIndex, type PackContents } from './blobindex.js';
 import { CatalogDb } from './db.js';

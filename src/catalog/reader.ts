@@ -214,7 +214,8 @@ export class CatalogReader {
       LEFT JOIN dirstate d ON d.tree=v.tree
       WHERE p.path=? AND ${OPEN_ROW}`,
       )
-      .get(toBlob(p), lineage, beforeSeq) as { vid: number; pid: number; type: number; tree: Buffer | null; digest: Buffer | null } | undefined;
+      .get(toBlob(p), lineage, beforeSeq) as
+      { vid: number; pid: number; type: number; tree: Buffer | null; digest: Buffer | null } | undefined;
     return r
       ? {
           versionId: r.vid,

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Repository, SnapshotRecord } from '../repo/repository.js';
 import type { Catalog, DirState, SnapshotRow, VersionRow } from '../catalog/catalog.js';
-import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry, type EntryType } from '../repo/tree.js';
+import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
@@ -78,7 +78,6 @@ interface Child {
   isSource: boolean;
   childFully: boolean;
 }
-
 
 interface DirResult {
   tree: BlobId;

@@ -193,7 +193,16 @@ describe('native livefs addon', () => {
     fs.chmodSync(f, 0o640);
     fs.utimesSync(f, 1_000_000, 1_000_000);
     const st = fs.lstatSync(f, { bigint: true });
-    const item = { name: 'g', mode: 0o640, uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ino: st.ino, dev: st.dev, recordedLinks: 1 };
+    const item = {
+      name: 'g',
+      mode: 0o640,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeNs: st.mtimeNs,
+      ino: st.ino,
+      dev: st.dev,
+      recordedLinks: 1,
+    };
     const seen = { mode: st.mode, uid: st.uid, gid: st.gid, mtimeNs: st.mtimeNs };
     // Nothing differs: no call at all, so not even the ctime moves.
     execFileSync('sleep', ['0.02']);
