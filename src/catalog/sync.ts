@@ -1,4 +1,4 @@
-import type { Repository, StoredSnapshot } from '../repo/repository.js';
+import type { Repository, SnapshotListing, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from './catalog.js';
 import { BlobCorruptError } from '../repo/repository.js';
 import { decodeTree, sameEntry, type Entry } from '../repo/tree.js';
@@ -79,6 +79,13 @@ export interface SyncOptions {
   follow?: Iterable<string>;
   /** Follow every host: import every snapshot's trees (the catalog of earlier releases). */
   allHosts?: boolean;
+  /**
+   * Also list and read the records of hosts not followed (kept as records only, table
+   * remote_snapshots): for commands over every host (`snapshots`, forget's policy, `latest` or an
+   * id of another host, check). A routine sync lists only the followed hosts' record prefixes
+   * (and the flat records of older releases), so it reads nothing another host wrote (issue 15).
+   */
+  allRecords?: boolean;
 }
 
 /** One problem of an imported snapshot, as Catalog.damagedUnder reports it. */
@@ -138,15 +145,15 @@ export async function syncCatalog(
   // snapshot record, so every snapshot seen here has all its indexes in the listing below even
   // while another host is writing (the other order can see a record whose trees it lacks).
   let t0 = performance.now();
-  const repoSnaps = new Set<string>();
-  for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
+  const listing = await repo.listSnapshots(follow, opts.allHosts === true || opts.allRecords === true);
+  const repoSnaps = listing.ids;
   const repoPacks = new Set<string>();
   for await (const id of repo.listPackIndexes()) repoPacks.add(id);
   report.phases_ms.list += performance.now() - t0;
 
   const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, onProgress);
   dropVanishedPacks(catalog, repoPacks, report);
-  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, fresh, report, followed, opts.allHosts ? undefined : follow);
+  const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done();
   let n = 0;
   t0 = performance.now();
@@ -236,22 +243,28 @@ const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time 
 async function snapshotsToImport(
   repo: Repository,
   catalog: Catalog,
-  repoSnaps: Set<string>,
+  listing: SnapshotListing,
   fresh: StoredSnapshot[],
   report: SyncReport,
   followed: (host: string) => boolean,
   followSet: Set<string> | undefined,
 ): Promise<StoredSnapshot[]> {
+  const repoSnaps = listing.ids;
+  // The catalog's snapshots are of followed hosts: their prefixes (or the flat layout) were listed.
   for (const s of catalog.listSnapshots()) {
     if (!repoSnaps.has(s.id)) {
       catalog.forgetSnapshot(s.id);
       report.snapshots_removed++;
     }
   }
-  for (const id of catalog.remoteSnapshotIds()) {
-    if (!repoSnaps.has(id)) {
-      catalog.removeRemoteSnapshot(id);
-      report.snapshots_removed++;
+  // Records of other hosts are checked only against a listing of every host (allRecords): a
+  // routine sync does not list them, and the commands that read them sync with allRecords first.
+  if (listing.complete) {
+    for (const id of catalog.remoteSnapshotIds()) {
+      if (!repoSnaps.has(id)) {
+        catalog.removeRemoteSnapshot(id);
+        report.snapshots_removed++;
+      }
     }
   }
   // Only the records of followed hosts are parsed (all of them with allHosts).

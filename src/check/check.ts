@@ -142,7 +142,8 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
     let catalogErrors: CheckError[] = [];
     try {
       s.lockCatalog('check');
-      await syncCatalog(s.repo, s.catalog, log);
+      // Every host's records: compareCatalog below compares with the whole repository.
+      await syncCatalog(s.repo, s.catalog, log, { allRecords: true });
       // Compared while the catalog lock still keeps local snapshots out: a snapshot finishing
       // during a long --read-data must not look like a disagreement.
       catalogErrors = await compareCatalog(s.repo, s.catalog);

@@ -90,7 +90,10 @@ export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): Forget
  */
 export async function forget(s: RepoContext, opts: ForgetOptions): Promise<ForgetReport> {
   const run = async (): Promise<ForgetReport> => {
-    if (!opts.dryRun) await syncCatalog(s.repo, s.catalog, opts.onProgress);
+    // Every host's records (issue 15: a routine sync reads only the followed hosts'): the policy
+    // is applied across the fleet. A dry run reads them too (it writes only to the catalog).
+    s.lockCatalog('forget');
+    await syncCatalog(s.repo, s.catalog, opts.onProgress, { allRecords: true });
     // Every host's snapshots, also those this catalog keeps as records only (issue 15).
     const rows = s.catalog.listAllSnapshots().filter((r) => !opts.host || r.host === opts.host);
     const groups = planForget(rows, opts.policy);
