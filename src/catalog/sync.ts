@@ -68,6 +68,8 @@ export interface SyncReport {
   phases_ms: { list: number; get: number; insert: number; import: number };
   /** Objects read (GET) by this sync: pack indexes and snapshot records. */
   objects_read: number;
+  /** `objects_read` by kind: indexes of data packs, of tree packs, and snapshot records (issue 15 profiling). */
+  objects_read_kinds: { data_indexes: number; tree_indexes: number; records: number };
 }
 
 /** Which hosts' trees a sync imports (issue 15: a host's catalog is bounded by its own data). */
@@ -134,6 +136,7 @@ export async function syncCatalog(
     duration_s: 0,
     phases_ms: { list: 0, get: 0, insert: 0, import: 0 },
     objects_read: 0,
+    objects_read_kinds: { data_indexes: 0, tree_indexes: 0, records: 0 },
   };
   const done = () => {
     report.duration_s = (performance.now() - started) / 1000;
@@ -201,14 +204,19 @@ async function fetchNew(
     async (k) => (k[0] === 'i' ? { index: await repo.loadPackIndex(k.slice(1)) } : { snap: await repo.loadSnapshot(k.slice(1)) }),
     (got) => {
       if ('index' in got) {
+        if (got.index.type === 'tree') report.objects_read_kinds.tree_indexes++;
+        else report.objects_read_kinds.data_indexes++;
         const idx: PackIndexInput = { ...got.index, form: 'far' };
         catalog.addPackIndex(idx);
         report.packs_added++;
         if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
-      } else if (followed(got.snap.host)) fresh.push(got.snap);
-      else {
-        catalog.addRemoteSnapshot(got.snap);
-        report.remote_added++;
+      } else {
+        report.objects_read_kinds.records++;
+        if (followed(got.snap.host)) fresh.push(got.snap);
+        else {
+          catalog.addRemoteSnapshot(got.snap);
+          report.remote_added++;
+        }
       }
     },
     report,
@@ -285,6 +293,7 @@ async function snapshotsToImport(
     [...repoSnaps].filter((id) => !remoteNow.has(id) || promoted.has(id)),
     (id) => repo.loadSnapshot(id),
     (s) => {
+      report.objects_read_kinds.records++;
       if (followed(s.host)) all.push(s);
       else catalog.addRemoteSnapshot(s);
     },
