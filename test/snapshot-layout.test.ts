@@ -95,7 +95,8 @@ describe('snapshot record layout (issue 15)', () => {
     const src = (host: string) => path.join(base, 'src', host);
     for (const host of ['host-a', 'host-b']) write(path.join(src(host), 'f.txt'), `${host}\n`);
     expect(cli(['init'], env('host-a')).code).toBe(0);
-    expect(cli(['snapshot', src('host-a')], env('host-a')).code).toBe(0);
+    const s0 = cli(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(s0.code, s0.stderr).toBe(0);
     const b1 = cli(['--json', 'snapshot', src('host-b')], env('host-b'));
     expect(b1.code, b1.stderr).toBe(0);
     const s = cli(['--json', 'catalog', 'sync'], env('host-a'));
@@ -109,5 +110,27 @@ describe('snapshot record layout (issue 15)', () => {
     expect(fs.readFileSync(path.join(target, src('host-b'), 'f.txt'), 'utf8')).toBe('host-b\n');
     const byId = cli(['--json', 'cat', b1.json.snapshot_id.slice(0, 10), path.join(src('host-b'), 'f.txt')], env('host-a', 'other'));
     expect(byId.code, byId.stderr).toBe(0);
+
+    // A record moved below another host's tag is no host's to a sync: neither imported nor
+    // listed (a sync of its host would never see it), and check names it.
+    write(path.join(src('host-a'), 'f.txt'), 'second\n');
+    const a2 = cli(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(a2.code, a2.stderr).toBe(0);
+    const files = snapshotRecordFiles(repoEnv(base).SNAPFILL_REPO);
+    const moved = path.join(path.dirname(files.get(b1.json.snapshot_id)!), a2.json.snapshot_id);
+    fs.renameSync(files.get(a2.json.snapshot_id)!, moved);
+    const fresh = cli(['--json', 'catalog', 'sync'], env('host-a', 'a-fresh'));
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.json.snapshots_added).toBe(1);
+    const all = cli(['--json', 'snapshots'], env('host-a', 'a-fresh'));
+    expect(all.json.snapshots.map((x: any) => x.id).sort()).toEqual([b1.json.snapshot_id, s0.json.snapshot_id].sort());
+    expect(all.stderr).toMatch(/stored below another host's tag: ignored/);
+    const mine = cli(['--json', 'ls', 'latest', src('host-a')], env('host-a', 'a-fresh'));
+    expect(mine.code, mine.stderr).toBe(0);
+    const chk = cli(['--json', 'check'], env('host-a', 'a-fresh'));
+    expect(chk.code).toBe(1);
+    expect(chk.json.errors.some((e: any) => e.path === `snapshot ${a2.json.snapshot_id}` && /another host's tag/.test(e.message))).toBe(
+      true,
+    );
   }, 60_000);
 });

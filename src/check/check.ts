@@ -355,6 +355,11 @@ async function checkSnapshots(
       continue;
     }
     result.snapshots_checked++;
+    if (!(await repo.recordUnderItsHost(snap)))
+      found.errors.push({
+        path: `snapshot ${id}`,
+        message: `snapshot record of host "${snap.host}" is stored below another host's tag (moved or crafted): catalogs of that host do not import it`,
+      });
     for (const h of await walker.damageBelow(snap.tree, 'dir')) {
       const list = affected.get(h.pack) ?? [];
       list.push({ snapshot_id: id, path: display(h.path) });

@@ -408,13 +408,30 @@ export class Repository {
     }
     const prefixes = [SNAPSHOT_PREFIX];
     for (const h of new Set(hosts)) prefixes.push(hostSnapshotPrefix(await this.hostTag(h)));
-    for (const [i, prefix] of prefixes.entries()) {
-      for await (const o of this.store.list(prefix, { shallow: i === 0 })) {
-        const id = this.learnSnapshotKey(o.key);
-        if (id !== null) ids.add(id);
-      }
+    // The listings overlap (each is a request of its own; their order does not matter).
+    const keys = await Promise.all(
+      prefixes.map(async (prefix, i) => {
+        const out: string[] = [];
+        for await (const o of this.store.list(prefix, { shallow: i === 0 })) out.push(o.key);
+        return out;
+      }),
+    );
+    for (const key of keys.flat()) {
+      const id = this.learnSnapshotKey(key);
+      if (id !== null) ids.add(id);
     }
     return { ids, complete: false };
+  }
+
+  /**
+   * Whether a record lies where its host's records go: below its host's tag, or flat (older
+   * releases). A record under another host's tag (crafted, or moved) is not that host's for a
+   * routine sync, which lists only its hosts' tags: callers keep it as a record of another
+   * host, and check reports it.
+   */
+  async recordUnderItsHost(s: StoredSnapshot): Promise<boolean> {
+    const key = parseSnapshotKey(await this.snapshotKeyOf(s.id));
+    return !key || key.hostTag === null || key.hostTag === (await this.hostTag(s.host));
   }
 
   /** The id a listed `snapshots/` key stores, remembering where it is; null for a key of no record. */
