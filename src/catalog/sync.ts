@@ -110,9 +110,11 @@ function isAlive(pid: number): boolean {
  * indexes and snapshots it lacks (written by another host, or before a crash), and drops what
  * the repository no longer has. On an empty catalog this is a full rebuild.
  *
- * Per-host cost (issue 15): only objects the catalog does not know are read (the catalog's
- * packs and snapshot tables are the cursor); other hosts' packs get compact rows
- * (blobindex.ts, form 'far'), and their snapshots' trees are not imported unless followed.
+ * Per-host cost (issue 15): only the records of followed hosts are listed (below their host
+ * tags, plus the flat records of older releases) unless `allRecords`; only objects the catalog
+ * does not know are read (the catalog's packs and snapshot tables are the cursor); other hosts'
+ * packs get compact rows (blobindex.ts, form 'far'), and their snapshots' trees are not
+ * imported unless followed.
  */
 export async function syncCatalog(
   repo: Repository,
