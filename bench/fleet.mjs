@@ -24,6 +24,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freezeBuild } from './freeze-build.mjs';
 import { startS3rver } from './s3rver.mjs';
+import Database from 'better-sqlite3';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -185,6 +186,27 @@ function dirBytes(d, match = () => true) {
   return n;
 }
 
+/** Bytes per table and index of the catalog below a cache directory (SQLite dbstat), largest first. */
+function catalogTables(cache) {
+  const out = {};
+  const find = (d) => {
+    for (const e of fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }) : []) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) find(p);
+      else if (e.name === 'catalog.db') {
+        const db = new Database(p, { readonly: true });
+        try {
+          for (const t of db.prepare('SELECT name, sum(pgsize) AS b FROM dbstat GROUP BY name ORDER BY b DESC').all()) out[t.name] = t.b;
+        } finally {
+          db.close();
+        }
+      }
+    }
+  };
+  find(cache);
+  return out;
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
@@ -248,6 +270,8 @@ async function fleet(n, base) {
     host1_sync_median_s: 0,
     host1_sync_phases_ms: [],
     host1_sync_objects_read: [],
+    host1_sync_objects_kinds: [],
+    host1_catalog_tables: {},
     shared_plain_bytes: 0,
     data_blob_bytes: 0,
     duplicate_blob_bytes: 0,
@@ -340,6 +364,7 @@ async function fleet(n, base) {
       r.host1_sync_s.push(s.json.duration_s);
       if (s.json.phases_ms) r.host1_sync_phases_ms.push(s.json.phases_ms);
       if (s.json.objects_read !== undefined) r.host1_sync_objects_read.push(s.json.objects_read);
+      if (s.json.objects_read_kinds) r.host1_sync_objects_kinds.push(s.json.objects_read_kinds);
     } else r.errors.push(`host-1 catalog sync exit ${s.code}: ${s.stderr.trim().split('\n').pop()}`);
     log(`N=${n} round ${round + 1}/${opts.rounds}: ${r.snapshots_ok}/${r.snapshots} snapshots ok, ${r.prunes_ok}/${r.prunes} prunes ok`);
   }
@@ -354,6 +379,7 @@ async function fleet(n, base) {
   if (last.code !== 0) r.errors.push(`final prune exit ${last.code}: ${last.stderr.trim().split('\n').pop()}`);
 
   r.host1_catalog_bytes = dirBytes(path.join(base, 'cache-1'), (f) => /\.db(-wal)?$/.test(f));
+  r.host1_catalog_tables = catalogTables(path.join(base, 'cache-1'));
   r.host1_sync_median_s = median(r.host1_sync_s);
 
   // A fresh machine: empty cache, host name of none of them.
@@ -454,6 +480,20 @@ const table = [
   ),
   row('copies of shared content stored', (x) => x.shared_copies.toFixed(2), '~1'),
   row('host 1 sync: objects read per round (median)', (x) => String(median(x.host1_sync_objects_read)), ''),
+  row(
+    'host 1 sync: data indexes / tree indexes / records read per round (median)',
+    (x) => ['data_indexes', 'tree_indexes', 'records'].map((k) => String(median(x.host1_sync_objects_kinds.map((o) => o[k])))).join(' / '),
+    '',
+  ),
+  row(
+    'host 1 catalog, largest tables (KiB)',
+    (x) =>
+      Object.entries(x.host1_catalog_tables)
+        .slice(0, 4)
+        .map(([t, b]) => `${t} ${(b / 1024).toFixed(0)}`)
+        .join(', '),
+    '',
+  ),
   row(
     'host 1 sync phases, median ms: list / get / insert / import',
     (x) => ['list', 'get', 'insert', 'import'].map((k) => median(x.host1_sync_phases_ms.map((p) => p[k])).toFixed(0)).join(' / '),

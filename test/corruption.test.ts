@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { openObjectSync } from './support/craft.js';
-import { cli, repoEnv, tmpDir, write } from './helpers.js';
+import { cli, repoEnv, tmpDir, write, snapshotRecordFiles } from './helpers.js';
 import { openSession } from '../src/api/session.js';
 import { compareCatalog } from '../src/check/check.js';
 
@@ -196,7 +196,7 @@ describe('corrupted repository data', () => {
 
   it('a damaged snapshot record is reported by its id', () => {
     const c = copy('snaprec');
-    const f = path.join(c.repo, 'snapshots', snaps[0]);
+    const f = snapshotRecordFiles(c.repo).get(snaps[0])!;
     fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('"v": 1', '"v": 2'));
     const r = cli(['--json', 'check'], c.env);
     expect(r.code).toBe(1);
@@ -213,7 +213,7 @@ describe('corrupted repository data', () => {
     });
     try {
       // The repository loses a snapshot record and gains a pack the catalog never saw.
-      fs.renameSync(path.join(c.repo, 'snapshots', snaps[0]), path.join(c.dir, 'gone'));
+      fs.renameSync(snapshotRecordFiles(c.repo).get(snaps[0])!, path.join(c.dir, 'gone'));
       const idx = packs(c.repo)[0];
       fs.copyFileSync(path.join(c.repo, 'index', idx.id), path.join(c.repo, 'index', 'f'.repeat(64)));
       const errs = await compareCatalog(s.repo, s.catalog);

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write } from './helpers.js';
+import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write, snapshotRecordFiles } from './helpers.js';
 import { openSession } from '../src/api/session.js';
 import { checkSession } from '../src/check/check.js';
 import { openObjectSync } from './support/craft.js';
@@ -143,15 +143,12 @@ describe('crash safety under SIGKILL', { timeout: 360_000 }, () => {
 
   /** Snapshots in the repository (the source of truth), oldest first; no process needed. */
   function repoSnapshots(): string[] {
-    const dir = path.join(env.SNAPFILL_REPO, 'snapshots');
     return (
-      fs
-        .readdirSync(dir)
-        .filter((n) => !n.startsWith('.'))
+      [...snapshotRecordFiles(env.SNAPFILL_REPO)]
         // Records are sealed (format v2): opened with the test repository's key, as a reader would.
-        .map((id) => ({
+        .map(([id, file]) => ({
           id,
-          time: JSON.parse(openObjectSync(env.SNAPFILL_REPO, fs.readFileSync(path.join(dir, id))).toString()).time as string,
+          time: JSON.parse(openObjectSync(env.SNAPFILL_REPO, fs.readFileSync(file)).toString()).time as string,
         }))
         .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1))
         .map((x) => x.id)

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { BIN, IS_ROOT, cli, repoEnv, requireSystem, tmpDir, write, TEST_PASSWORD } from './helpers.js';
+import { BIN, IS_ROOT, cli, repoEnv, requireSystem, tmpDir, write, TEST_PASSWORD, snapshotRecordFiles } from './helpers.js';
 import { startS3rver, s3rverBin, cliAsync, s3Env, type S3Server } from './support/s3server.js';
 import { openObjectSync } from './support/craft.js';
 
@@ -136,7 +136,7 @@ describe('encrypted repositories (format 2)', () => {
 
   it('a tampered snapshot record is named by check', () => {
     const d = damaged('t-snap');
-    flipByte(path.join(d.repo, 'snapshots', snap), 40);
+    flipByte(snapshotRecordFiles(d.repo).get(snap)!, 40);
     const r = cli(['--json', 'check'], d.env);
     expect(r.code).toBe(1);
     expect(r.json.errors.some((e: any) => e.path.includes(snap))).toBe(true);

@@ -275,7 +275,9 @@ describe.skipIf(skip)('forget and prune on S3 (real s3rver)', () => {
 
       // 2. Once snapshot 1's record may go (records are not extended), forget removes it; its packs
       //    are garbage but still retained: kept, with the date the server holds, and no error.
-      await waitUntil(untilOf(P, `snapshots/${snap1}`));
+      // (records lie below a tag of their host: snapshots/<tag>/<id>)
+      const rec1 = [...lock.retention.keys()].find((k) => k.startsWith(`bkt/${P}/snapshots/`) && k.endsWith(`/${snap1}`))!;
+      await waitUntil(untilOf(P, rec1.slice(`bkt/${P}/`.length)));
       const f = await cliAsync(['--json', 'forget', '--keep-last', '1', '--prune'], env);
       expect(f.code, f.stdout + f.stderr).toBe(0);
       expect(f.json.removed.map((r: any) => r.id ?? r)).toEqual([snap1]);

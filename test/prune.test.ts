@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cli, describeTree, diffTrees, repoEnv, testPassword, tmpDir, write, TEST_INIT } from './helpers.js';
+import { cli, describeTree, diffTrees, repoEnv, testPassword, tmpDir, write, TEST_INIT, snapshotRecordFiles } from './helpers.js';
 import { LocalStore } from '../src/store/local.js';
 import { Repository } from '../src/repo/repository.js';
 import { RepoLock } from '../src/repo/lock.js';
@@ -178,8 +178,7 @@ describe('snapfill prune', () => {
     await other.release();
 
     // A snapshot whose record cannot be read: prune cannot know what it needs, so it deletes nothing.
-    const ids = fs.readdirSync(path.join(env.SNAPFILL_REPO, 'snapshots'));
-    fs.writeFileSync(path.join(env.SNAPFILL_REPO, 'snapshots', ids[0]), '{"broken":');
+    fs.writeFileSync([...snapshotRecordFiles(env.SNAPFILL_REPO).values()][0], '{"broken":');
     const before = fs.readdirSync(path.join(env.SNAPFILL_REPO, 'data'), { recursive: true }).length;
     const b = cli(['prune'], { ...env, SNAPFILL_CACHE: path.join(base, 'cache-other') });
     expect(b.code).toBe(1);

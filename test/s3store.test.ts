@@ -108,6 +108,21 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
     await st.close();
   });
 
+  it('a shallow listing (delimiter /) does not descend below the prefix (issue 15: host-tagged records)', async () => {
+    const st = store(server.url, 's3://unit-bucket/shallow');
+    for (const k of ['snapshots/flat1', 'snapshots/flat2', 'snapshots/0123456789abcdef/rec1', 'snapshots/fedcba9876543210/rec2'])
+      await st.put(k, Buffer.from('s'));
+    const keys = async (prefix: string, shallow: boolean) => {
+      const out: string[] = [];
+      for await (const o of st.list(prefix, { shallow })) out.push(o.key);
+      return out.sort();
+    };
+    expect(await keys('snapshots/', true)).toEqual(['snapshots/flat1', 'snapshots/flat2']);
+    expect(await keys('snapshots/', false)).toHaveLength(4);
+    expect(await keys('snapshots/0123456789abcdef/', true)).toEqual(['snapshots/0123456789abcdef/rec1']);
+    await st.close();
+  });
+
   it('detects that s3rver ignores If-None-Match and falls back to HEAD-then-PUT', async () => {
     const st = store(server.url, 's3://unit-bucket/cond');
     await st.put('config', Buffer.from('one'), { ifAbsent: true });

@@ -53,6 +53,23 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     await server?.stop();
   });
 
+  /** Keys below `prefix` in the bucket, listed through s3rver directly (not counted by the proxy). */
+  async function listKeys(prefix: string): Promise<string[]> {
+    const { S3Client, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+    const c = new S3Client({
+      endpoint: server.url,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    try {
+      const r = await c.send(new ListObjectsV2Command({ Bucket: 'fleet', Prefix: prefix }));
+      return (r.Contents ?? []).map((o) => o.Key!);
+    } finally {
+      c.destroy();
+    }
+  }
+
   /** GETs of pack indexes and snapshot records since the last resetCounts (keys without the repository prefix). */
   function objectGets(prefix: string): string[] {
     return proxy.log
@@ -86,24 +103,53 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     expect(c1.code, c1.stderr).toBe(0);
     expect(c1.json.blobs_added).toBe(b1.json.blobs_added); // same shape: 6 own files + trees, no shared file
 
-    // A's sync reads exactly B's and C's new objects once: their indexes and records.
+    // Records are stored below a tag of their host (a keyed hash: no host name in the store).
+    const recordKeys = (await listKeys('r1/snapshots/')).map((k) => k.slice('r1/'.length));
+    expect(recordKeys).toHaveLength(3);
+    for (const k of recordKeys) expect(k).toMatch(/^snapshots\/[0-9a-f]{16}\/[0-9a-f]{64}$/);
+    expect(new Set(recordKeys.map((k) => k.split('/')[1])).size).toBe(3);
+    expect(recordKeys.join(' ')).not.toMatch(/host/);
+
+    // A's sync reads B's and C's new pack indexes once, and none of their snapshot records: it
+    // lists only its own host's records (issue 15).
     proxy.resetCounts();
     const s1 = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
     expect(s1.code, s1.stderr).toBe(0);
     const got1 = objectGets('r1');
-    expect(got1.filter((k) => k.startsWith('snapshots/')).sort()).toEqual(
-      [b1.json.snapshot_id, c1.json.snapshot_id].map((id: string) => `snapshots/${id}`).sort(),
-    );
+    expect(got1.filter((k) => k.startsWith('snapshots/'))).toEqual([]);
+    // Nor listed: the listings were of A's own prefix and the flat layout (one level, delimiter /).
+    const lists1 = proxy.log
+      .filter((r) => r.method === 'GET' && /(^|&)prefix=/.test(r.query))
+      .map((r) => new URLSearchParams(r.query))
+      .filter((q) => q.get('prefix')!.startsWith('r1/snapshots/'))
+      .map((q) => `${q.get('prefix')} ${q.get('delimiter') ?? ''}`);
+    const tagA = recordKeys.find((k) => k.endsWith(a1.json.snapshot_id))!.split('/')[1];
+    expect(lists1.sort()).toEqual(['r1/snapshots/ /', `r1/snapshots/${tagA}/ `]);
     expect(new Set(got1).size).toBe(got1.length); // nothing read twice
     expect(s1.json.objects_read).toBe(got1.length);
-    expect(s1.json.packs_added).toBe(got1.length - 2);
-    expect(s1.json.remote_added).toBe(2); // records only: A does not follow B or C
+    expect(s1.json.packs_added).toBe(got1.length);
+    expect(s1.json.remote_added).toBe(0);
     // Nothing new: a second sync reads no object at all (it lists keys only).
     proxy.resetCounts();
     const s2 = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
     expect(s2.code, s2.stderr).toBe(0);
     expect(objectGets('r1')).toEqual([]);
     expect(s2.json.objects_read).toBe(0);
+
+    // A command over every host reads the other hosts' records on demand, once: `snapshots`
+    // lists all three; B's and C's records are read now (and kept as records), not again.
+    proxy.resetCounts();
+    const all = await cliAsync(['--json', 'snapshots'], env('host-a'));
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.json.snapshots.map((x: any) => x.id).sort()).toEqual([a1, b1, c1].map((x) => x.json.snapshot_id).sort());
+    const gotAll = objectGets('r1').filter((k) => k.startsWith('snapshots/'));
+    expect(gotAll.map((k) => k.split('/')[2]).sort()).toEqual([b1.json.snapshot_id, c1.json.snapshot_id].sort());
+    proxy.resetCounts();
+    const onlyB = await cliAsync(['--json', 'snapshots', '--host', 'host-b'], env('host-a'));
+    expect(onlyB.code, onlyB.stderr).toBe(0);
+    expect(onlyB.json.snapshots.map((x: any) => x.id)).toEqual([b1.json.snapshot_id]);
+    expect(objectGets('r1')).toEqual([]);
+    expect(query<{ n: number }>(catalogFile(path.join(base, 'cache-host-a')), `SELECT count(*) AS n FROM remote_snapshots`).n).toBe(2);
 
     // A's catalog: the packs it wrote have full rows, B's and C's compact ones (issue 15): exact
     // rows for their data packs, hints only for their tree packs.

@@ -275,7 +275,8 @@ export async function refreshCatalog(s: Session): Promise<boolean> {
     throw e;
   }
   try {
-    await syncCatalog(s.repo, s.catalog);
+    // The console lists every host's snapshots: their records too (issue 15).
+    await syncCatalog(s.repo, s.catalog, undefined, { allRecords: true });
     return true;
   } finally {
     s.unlockCatalog();

@@ -20,6 +20,7 @@ export {
   selectSnapshot,
   pickSnapshot,
   importHosts,
+  readAllRecords,
   type ChosenSnapshot,
   type SnapshotFilter,
   type SnapshotGroup,

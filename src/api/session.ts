@@ -46,6 +46,8 @@ export interface OpenOptions extends StoreOptions {
 export class Session implements RepoContext {
   private releaseLock: (() => void) | null = null;
   syncReport: SyncReport | null = null;
+  /** Set by api/snapshots.ts readAllRecords: every host's records were read in this session. */
+  allRecordsRead = false;
   /** Set by openSession: a read-only command's session, which may go without a repository lock. */
   readOnly = false;
   /** Notes for the person running the command (openSession's onProgress). */

@@ -3,6 +3,7 @@ import { OptionError } from '../util/errors.js';
 import { display, fromUser, isUnder, normalizeAbs, type RawPath } from '../util/rawpath.js';
 import type { Session } from './session.js';
 import { syncCatalog } from '../catalog/sync.js';
+import { LockBusyError } from '../util/pidlock.js';
 
 export interface SnapshotFilter {
   /** Only snapshots of this host. */
@@ -56,10 +57,31 @@ function matches(r: SnapshotRow, f: SnapshotFilter): boolean {
 /**
  * Committed snapshots of every host, oldest first, narrowed by host, tag and source path. Those
  * of hosts the catalog does not follow are `remote` rows (records only, issue 15): pass one to
- * pickSnapshot, which imports its trees before an operation reads them.
+ * pickSnapshot, which imports its trees before an operation reads them. Call readAllRecords
+ * first: a routine sync does not read other hosts' records.
  */
 export function listSnapshots(s: Session, filter: SnapshotFilter = {}): SnapshotRow[] {
   return s.catalog.listAllSnapshots().filter((r) => matches(r, filter));
+}
+
+/**
+ * Brings the records of every host into the catalog (issue 15: a routine sync lists only the
+ * followed hosts' records): for a command over every host (`snapshots`, `latest`, an id of
+ * another host). Records not seen before are read once and kept as records (no trees). Once
+ * per session; a read-only command whose catalog another process holds reads it as it is.
+ */
+export async function readAllRecords(s: Session): Promise<void> {
+  if (s.allRecordsRead) return;
+  try {
+    await s.withCatalogLock('reading the snapshot records of every host', async () => {
+      const rep = await syncCatalog(s.repo, s.catalog, s.note, { allRecords: true });
+      for (const d of rep.damaged) s.note(`warning: snapshot ${d.snapshot_id.slice(0, 8)}: ${d.path}: ${d.message}`);
+    });
+  } catch (e) {
+    if (!(s.readOnly && e instanceof LockBusyError)) throw e;
+    s.note(`note: ${e.message}; other hosts' snapshots are listed as the catalog last saw them`);
+  }
+  s.allRecordsRead = true;
 }
 
 /**
@@ -171,6 +193,7 @@ export async function pickSnapshot(s: Session, ref: SnapshotRef, paths: RawPath[
   if (typeof ref !== 'string' && 'seq' in ref) snap = ref;
   else {
     const q: SnapshotQuery = typeof ref === 'string' ? { ref } : ref;
+    await readAllRecords(s); // the choice is among every host's snapshots
     chosen = chooseAmong(s.catalog.listAllSnapshots(), q.ref, selection(q, paths, filter));
     snap = chosen.snapshot;
   }

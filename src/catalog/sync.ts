@@ -1,4 +1,4 @@
-import type { Repository, StoredSnapshot } from '../repo/repository.js';
+import type { Repository, SnapshotListing, StoredSnapshot } from '../repo/repository.js';
 import type { Catalog } from './catalog.js';
 import { BlobCorruptError } from '../repo/repository.js';
 import { decodeTree, sameEntry, type Entry } from '../repo/tree.js';
@@ -68,6 +68,8 @@ export interface SyncReport {
   phases_ms: { list: number; get: number; insert: number; import: number };
   /** Objects read (GET) by this sync: pack indexes and snapshot records. */
   objects_read: number;
+  /** `objects_read` by kind: indexes of data packs, of tree packs, and snapshot records (issue 15 profiling). */
+  objects_read_kinds: { data_indexes: number; tree_indexes: number; records: number };
 }
 
 /** Which hosts' trees a sync imports (issue 15: a host's catalog is bounded by its own data). */
@@ -79,6 +81,13 @@ export interface SyncOptions {
   follow?: Iterable<string>;
   /** Follow every host: import every snapshot's trees (the catalog of earlier releases). */
   allHosts?: boolean;
+  /**
+   * Also list and read the records of hosts not followed (kept as records only, table
+   * remote_snapshots): for commands over every host (`snapshots`, forget's policy, `latest` or an
+   * id of another host, check). A routine sync lists only the followed hosts' record prefixes
+   * (and the flat records of older releases), so it reads nothing another host wrote (issue 15).
+   */
+  allRecords?: boolean;
 }
 
 /** One problem of an imported snapshot, as Catalog.damagedUnder reports it. */
@@ -101,9 +110,11 @@ function isAlive(pid: number): boolean {
  * indexes and snapshots it lacks (written by another host, or before a crash), and drops what
  * the repository no longer has. On an empty catalog this is a full rebuild.
  *
- * Per-host cost (issue 15): only objects the catalog does not know are read (the catalog's
- * packs and snapshot tables are the cursor); other hosts' packs get compact rows
- * (blobindex.ts, form 'far'), and their snapshots' trees are not imported unless followed.
+ * Per-host cost (issue 15): only the records of followed hosts are listed (below their host
+ * tags, plus the flat records of older releases) unless `allRecords`; only objects the catalog
+ * does not know are read (the catalog's packs and snapshot tables are the cursor); other hosts'
+ * packs get compact rows (blobindex.ts, form 'far'), and their snapshots' trees are not
+ * imported unless followed.
  */
 export async function syncCatalog(
   repo: Repository,
@@ -127,6 +138,7 @@ export async function syncCatalog(
     duration_s: 0,
     phases_ms: { list: 0, get: 0, insert: 0, import: 0 },
     objects_read: 0,
+    objects_read_kinds: { data_indexes: 0, tree_indexes: 0, records: 0 },
   };
   const done = () => {
     report.duration_s = (performance.now() - started) / 1000;
@@ -138,15 +150,15 @@ export async function syncCatalog(
   // snapshot record, so every snapshot seen here has all its indexes in the listing below even
   // while another host is writing (the other order can see a record whose trees it lacks).
   let t0 = performance.now();
-  const repoSnaps = new Set<string>();
-  for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
+  const listing = await repo.listSnapshots(follow, opts.allHosts === true || opts.allRecords === true);
+  const repoSnaps = listing.ids;
   const repoPacks = new Set<string>();
   for await (const id of repo.listPackIndexes()) repoPacks.add(id);
   report.phases_ms.list += performance.now() - t0;
 
   const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, onProgress);
   dropVanishedPacks(catalog, repoPacks, report);
-  const toImport = await snapshotsToImport(repo, catalog, repoSnaps, fresh, report, followed, opts.allHosts ? undefined : follow);
+  const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done();
   let n = 0;
   t0 = performance.now();
@@ -188,25 +200,44 @@ async function fetchNew(
   const newPacks = [...repoPacks].filter((id) => !catalog.hasPack(id));
   const newSnaps = [...repoSnaps].filter((id) => !knownSnaps.has(id));
   const fresh: StoredSnapshot[] = [];
-  type Got = { index: PackIndexInput } | { snap: StoredSnapshot };
+  // `placed`: the record lies where its host's records go (else it is kept as a record only).
+  type Got = { index: PackIndexInput } | { snap: StoredSnapshot; placed: boolean };
   await pipelined<Got>(
     [...newPacks.map((id) => `i${id}`), ...newSnaps.map((id) => `s${id}`)],
-    async (k) => (k[0] === 'i' ? { index: await repo.loadPackIndex(k.slice(1)) } : { snap: await repo.loadSnapshot(k.slice(1)) }),
+    async (k) => {
+      if (k[0] === 'i') return { index: await repo.loadPackIndex(k.slice(1)) };
+      const snap = await repo.loadSnapshot(k.slice(1));
+      return { snap, placed: await repo.recordUnderItsHost(snap) };
+    },
     (got) => {
       if ('index' in got) {
+        if (got.index.type === 'tree') report.objects_read_kinds.tree_indexes++;
+        else report.objects_read_kinds.data_indexes++;
         const idx: PackIndexInput = { ...got.index, form: 'far' };
         catalog.addPackIndex(idx);
         report.packs_added++;
         if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
-      } else if (followed(got.snap.host)) fresh.push(got.snap);
-      else {
-        catalog.addRemoteSnapshot(got.snap);
-        report.remote_added++;
+      } else {
+        report.objects_read_kinds.records++;
+        if (!got.placed) onProgress?.(misplaced(got.snap));
+        else if (followed(got.snap.host)) fresh.push(got.snap);
+        else {
+          catalog.addRemoteSnapshot(got.snap);
+          report.remote_added++;
+        }
       }
     },
     report,
   );
   return fresh;
+}
+
+/**
+ * A record below another host's tag (moved or crafted) is no host's to this catalog: neither
+ * imported nor listed (a routine sync of its host never sees it; check names it).
+ */
+function misplaced(s: StoredSnapshot): string {
+  return `warning: snapshot ${s.id.slice(0, 8)} of host "${s.host}" is stored below another host's tag: ignored ("snapfill check" names it)`;
 }
 
 /** Drops the packs the repository no longer has. */
@@ -236,22 +267,28 @@ const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time 
 async function snapshotsToImport(
   repo: Repository,
   catalog: Catalog,
-  repoSnaps: Set<string>,
+  listing: SnapshotListing,
   fresh: StoredSnapshot[],
   report: SyncReport,
   followed: (host: string) => boolean,
   followSet: Set<string> | undefined,
 ): Promise<StoredSnapshot[]> {
+  const repoSnaps = listing.ids;
+  // The catalog's snapshots are of followed hosts: their prefixes (or the flat layout) were listed.
   for (const s of catalog.listSnapshots()) {
     if (!repoSnaps.has(s.id)) {
       catalog.forgetSnapshot(s.id);
       report.snapshots_removed++;
     }
   }
-  for (const id of catalog.remoteSnapshotIds()) {
-    if (!repoSnaps.has(id)) {
-      catalog.removeRemoteSnapshot(id);
-      report.snapshots_removed++;
+  // Records of other hosts are checked only against a listing of every host (allRecords): a
+  // routine sync does not list them, and the commands that read them sync with allRecords first.
+  if (listing.complete) {
+    for (const id of catalog.remoteSnapshotIds()) {
+      if (!repoSnaps.has(id)) {
+        catalog.removeRemoteSnapshot(id);
+        report.snapshots_removed++;
+      }
     }
   }
   // Only the records of followed hosts are parsed (all of them with allHosts).
@@ -270,8 +307,13 @@ async function snapshotsToImport(
   const promoted = new Set(fresh.map((f) => f.id));
   await pipelined(
     [...repoSnaps].filter((id) => !remoteNow.has(id) || promoted.has(id)),
-    (id) => repo.loadSnapshot(id),
-    (s) => {
+    async (id) => {
+      const s = await repo.loadSnapshot(id);
+      return { s, placed: await repo.recordUnderItsHost(s) };
+    },
+    ({ s, placed }) => {
+      report.objects_read_kinds.records++;
+      if (!placed) return; // said by the fetch that first saw it
       if (followed(s.host)) all.push(s);
       else catalog.addRemoteSnapshot(s);
     },

@@ -142,7 +142,8 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
     let catalogErrors: CheckError[] = [];
     try {
       s.lockCatalog('check');
-      await syncCatalog(s.repo, s.catalog, log);
+      // Every host's records: compareCatalog below compares with the whole repository.
+      await syncCatalog(s.repo, s.catalog, log, { allRecords: true });
       // Compared while the catalog lock still keeps local snapshots out: a snapshot finishing
       // during a long --read-data must not look like a disagreement.
       catalogErrors = await compareCatalog(s.repo, s.catalog);
@@ -354,6 +355,11 @@ async function checkSnapshots(
       continue;
     }
     result.snapshots_checked++;
+    if (!(await repo.recordUnderItsHost(snap)))
+      found.errors.push({
+        path: `snapshot ${id}`,
+        message: `snapshot record of host "${snap.host}" is stored below another host's tag (moved or crafted): catalogs of that host do not import it`,
+      });
     for (const h of await walker.damageBelow(snap.tree, 'dir')) {
       const list = affected.get(h.pack) ?? [];
       list.push({ snapshot_id: id, path: display(h.path) });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { display, listSnapshots } from '../api/index.js';
+import { display, listSnapshots, readAllRecords } from '../api/index.js';
 import { humanTime } from './format.js';
 
 export function register(program: Command): void {
@@ -18,6 +18,7 @@ export function register(program: Command): void {
         const list = await withSession(g, { readOnly: true }, async (s) => {
           encrypted = s.repo.encrypted;
           version = s.repo.config.version;
+          await readAllRecords(s);
           return listSnapshots(s, { host: opts.host, tag: opts.tag, path: opts.path });
         });
         // Said on stderr: stdout stays the list a script parses.

@@ -1,6 +1,7 @@
 import type { RepoContext } from '../catalog/context.js';
 import type { SnapshotRow } from '../catalog/catalog.js';
 import { syncCatalog } from '../catalog/sync.js';
+import { thisHost } from '../util/host.js';
 import { display } from '../util/rawpath.js';
 import { OptionError, type OptionText } from '../util/errors.js';
 import { applyPolicy, policyIsEmpty, type RetentionPolicy } from './policy.js';
@@ -90,7 +91,12 @@ export function planForget(rows: SnapshotRow[], policy: RetentionPolicy): Forget
  */
 export async function forget(s: RepoContext, opts: ForgetOptions): Promise<ForgetReport> {
   const run = async (): Promise<ForgetReport> => {
-    if (!opts.dryRun) await syncCatalog(s.repo, s.catalog, opts.onProgress);
+    // Every host's records (issue 15: a routine sync reads only the followed hosts'): the policy
+    // is applied across the fleet. A dry run reads them too (it writes only to the catalog).
+    // With --host of a followed host (`run`'s retention of its own host) its records are enough.
+    const followed = s.catalog.followedHosts().add(thisHost());
+    s.lockCatalog('forget');
+    await syncCatalog(s.repo, s.catalog, opts.onProgress, { allRecords: !opts.host || !followed.has(opts.host) });
     // Every host's snapshots, also those this catalog keeps as records only (issue 15).
     const rows = s.catalog.listAllSnapshots().filter((r) => !opts.host || r.host === opts.host);
     const groups = planForget(rows, opts.policy);

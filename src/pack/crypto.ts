@@ -86,6 +86,7 @@ export function hkdf(ikm: Uint8Array, salt: Uint8Array | string, info: string, l
 /** The HKDF `info` strings of the keys derived from a repository's master key (docs/FORMAT.md). */
 export const INFO_DATA_KEY = 'snapfill data key';
 export const INFO_CHUNKER_SEED = 'snapfill chunker seed';
+export const INFO_HOST_TAG = 'snapfill host tag';
 
 /** The keys a version-2 repository uses, derived from its master key and config id. */
 export interface RepoSecrets {
@@ -93,9 +94,18 @@ export interface RepoSecrets {
   dataKey: Buffer | null;
   /** 32 bytes for the content-defined chunker's gear table (secret only when encrypted). */
   chunkerSeed: Buffer;
+  /** HMAC key of host tags (the `<tag>` of `snapshots/<tag>/<id>`; secret only when encrypted). */
+  hostTagKey: Buffer;
 }
 
 export function deriveSecrets(masterKey: Buffer | null, repoId: string): RepoSecrets {
-  if (!masterKey) return { dataKey: null, chunkerSeed: hkdf(Buffer.from(repoId, 'utf8'), '', INFO_CHUNKER_SEED) };
-  return { dataKey: hkdf(masterKey, repoId, INFO_DATA_KEY), chunkerSeed: hkdf(masterKey, repoId, INFO_CHUNKER_SEED) };
+  if (!masterKey) {
+    const ikm = Buffer.from(repoId, 'utf8');
+    return { dataKey: null, chunkerSeed: hkdf(ikm, '', INFO_CHUNKER_SEED), hostTagKey: hkdf(ikm, '', INFO_HOST_TAG) };
+  }
+  return {
+    dataKey: hkdf(masterKey, repoId, INFO_DATA_KEY),
+    chunkerSeed: hkdf(masterKey, repoId, INFO_CHUNKER_SEED),
+    hostTagKey: hkdf(masterKey, repoId, INFO_HOST_TAG),
+  };
 }

@@ -5,7 +5,8 @@
  *   config                    the repository config
  *   data/<id[0:2]>/<id>       a pack (a tar archive of blobs)
  *   index/<id>                the index of pack <id> (gzipped JSON)
- *   snapshots/<id>            a snapshot record
+ *   snapshots/<tag>/<id>      a snapshot record; <tag> names its host without revealing it (issue 15)
+ *   snapshots/<id>            a snapshot record of releases before host tags (still read)
  *   locks/<id>                a repository lock (rewritten while held, deleted on release)
  *   keys/<id>                 a key object: the master key wrapped by one password (version 2)
  *   garbage/<id>              packs prune marked as garbage, deleted by a later prune (issue 15)
@@ -36,8 +37,32 @@ export function indexKey(packId: string): string {
   return INDEX_PREFIX + packId;
 }
 
-export function snapshotKey(snapshotId: string): string {
-  return SNAPSHOT_PREFIX + snapshotId;
+/**
+ * A snapshot record's key: below its host's tag (`hostTag`, 16 hex digits), or flat (the layout
+ * of releases before issue 15, still read; `hostTag` null).
+ */
+export function snapshotKey(snapshotId: string, hostTag: string | null = null): string {
+  return hostTag === null ? SNAPSHOT_PREFIX + snapshotId : `${SNAPSHOT_PREFIX}${hostTag}/${snapshotId}`;
+}
+
+/** The prefix below which one host's records are stored (listed by a catalog sync that follows it). */
+export function hostSnapshotPrefix(hostTag: string): string {
+  return `${SNAPSHOT_PREFIX}${hostTag}/`;
+}
+
+const FLAT_SNAPSHOT = /^snapshots\/([^/]+)$/;
+const TAGGED_SNAPSHOT = /^snapshots\/([0-9a-f]{16})\/([^/]+)$/;
+
+/**
+ * The snapshot id and host tag (null: the flat layout) of a listed `snapshots/` key; null for a
+ * key of neither form (not a record: ignored). An id that is not the hash of the object's bytes
+ * fails when the record is read (check reports it).
+ */
+export function parseSnapshotKey(key: string): { id: string; hostTag: string | null } | null {
+  const flat = FLAT_SNAPSHOT.exec(key);
+  if (flat) return { id: flat[1], hostTag: null };
+  const tagged = TAGGED_SNAPSHOT.exec(key);
+  return tagged ? { id: tagged[2], hostTag: tagged[1] } : null;
 }
 
 export function lockKey(lockId: string): string {

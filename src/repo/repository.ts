@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ObjectStore, PutOptions } from '../store/store.js';
 import { OptionError } from '../util/errors.js';
@@ -11,10 +11,12 @@ import {
   INDEX_PREFIX,
   PACK_PREFIX,
   SNAPSHOT_PREFIX,
+  hostSnapshotPrefix,
   idOfKey,
   indexKey,
   packIdOfKey,
   packKey,
+  parseSnapshotKey,
   snapshotKey,
 } from '../pack/keys.js';
 import { loadBlobsFromPack, takeBlob, type BlobKey, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
@@ -75,7 +77,10 @@ interface Unlocked {
   keyId: string;
 }
 
-/** The record that makes a snapshot visible. Stored at `snapshots/<id>`, id = SHA-256 of the bytes. */
+/**
+ * The record that makes a snapshot visible. Stored at `snapshots/<host tag>/<id>` (flat
+ * `snapshots/<id>` before issue 15), id = SHA-256 of the bytes.
+ */
 export interface SnapshotRecord {
   v: 1;
   time: string;
@@ -94,6 +99,13 @@ export interface StoredSnapshot extends SnapshotRecord {
   id: string;
 }
 
+/** Snapshot ids listed: of every host (`complete`), or of some hosts' tags plus every flat record. */
+export interface SnapshotListing {
+  ids: Set<string>;
+  /** True when every record of the repository was listed (every host). */
+  complete: boolean;
+}
+
 export class RepoNotFoundError extends OptionError {
   constructor(location: string) {
     super((n) => `no snapfill repository at ${location}: run "snapfill init" (or check ${n('repo')} / SNAPFILL_REPO)`);
@@ -109,6 +121,11 @@ export class Repository {
   private secretsNow: RepoSecrets;
   /** The key being unlocked (Repository.open with deferUnlock): set until unlock() has it. */
   private unlocking: Promise<Unlocked> | null = null;
+  /**
+   * Where each snapshot record seen by this instance is stored (id -> key): the layout is flat
+   * or host-tagged per record (issue 15), and the callers speak in ids.
+   */
+  private readonly snapshotKeys = new Map<string, string>();
 
   private constructor(
     readonly store: ObjectStore,
@@ -336,8 +353,8 @@ export class Repository {
   }
 
   /** Until when S3 Object Lock keeps a snapshot record from being deleted; null when it may go now. */
-  snapshotRetainedUntil(snapshotId: string): Promise<Date | null> {
-    return this.retainedUntil(snapshotKey(snapshotId));
+  async snapshotRetainedUntil(snapshotId: string): Promise<Date | null> {
+    return this.retainedUntil(await this.snapshotKeyOf(snapshotId));
   }
 
   private async retainedUntil(key: string): Promise<Date | null> {
@@ -346,23 +363,102 @@ export class Repository {
     return until && until.getTime() > Date.now() ? until : null;
   }
 
-  /** Stores a record; the id is the SHA-256 of the bytes as stored (sealed, when encrypted). */
+  /**
+   * The tag under which `host`'s snapshot records are stored (issue 15): 16 hex digits of
+   * HMAC-SHA256 of the host name under a key derived from the master key, so the store does not
+   * show host names (an unencrypted repository derives the key from its id: a plain hash).
+   * Two hosts sharing a tag only read each other's records; nothing relies on tags being unique.
+   */
+  async hostTag(host: string): Promise<string> {
+    await this.unlock();
+    return createHmac('sha256', this.secrets.hostTagKey).update(host, 'utf8').digest('hex').slice(0, 16);
+  }
+
+  /** Stores a record under its host's tag; the id is the SHA-256 of the bytes as stored (sealed, when encrypted). */
   async saveSnapshot(rec: SnapshotRecord): Promise<string> {
     await this.unlock();
     const json = Buffer.from(JSON.stringify(rec, null, 1));
     const bytes = this.encrypted ? this.sealObject(gzipSync(json, { level: 9 })) : json;
     const id = createHash('sha256').update(bytes).digest('hex');
-    await this.store.put(snapshotKey(id), bytes);
+    const key = snapshotKey(id, await this.hostTag(rec.host));
+    await this.store.put(key, bytes);
+    this.snapshotKeys.set(id, key);
     return id;
   }
 
+  /** Every snapshot record's id, both layouts (prune, check, copy, commands over every host). */
   async *listSnapshotIds(): AsyncIterable<string> {
-    for await (const o of this.store.list(SNAPSHOT_PREFIX)) yield idOfKey(SNAPSHOT_PREFIX, o.key);
+    for await (const o of this.store.list(SNAPSHOT_PREFIX)) {
+      const id = this.learnSnapshotKey(o.key);
+      if (id !== null) yield id;
+    }
+  }
+
+  /**
+   * The records a catalog that follows `hosts` needs (issue 15): those below these hosts' tags,
+   * and every record of the flat layout (older releases wrote no tag; listed without descending
+   * into the tags: one listing whatever the fleet's size). `complete` when `all`: then every
+   * record is listed.
+   */
+  async listSnapshots(hosts: Iterable<string>, all = false): Promise<SnapshotListing> {
+    const ids = new Set<string>();
+    if (all) {
+      for await (const id of this.listSnapshotIds()) ids.add(id);
+      return { ids, complete: true };
+    }
+    const prefixes = [SNAPSHOT_PREFIX];
+    for (const h of new Set(hosts)) prefixes.push(hostSnapshotPrefix(await this.hostTag(h)));
+    // The listings overlap (each is a request of its own; their order does not matter).
+    const keys = await Promise.all(
+      prefixes.map(async (prefix, i) => {
+        const out: string[] = [];
+        for await (const o of this.store.list(prefix, { shallow: i === 0 })) out.push(o.key);
+        return out;
+      }),
+    );
+    for (const key of keys.flat()) {
+      const id = this.learnSnapshotKey(key);
+      if (id !== null) ids.add(id);
+    }
+    return { ids, complete: false };
+  }
+
+  /**
+   * Whether a record lies where its host's records go: below its host's tag, or flat (older
+   * releases). A record under another host's tag (crafted, or moved) is not that host's for a
+   * routine sync, which lists only its hosts' tags: callers keep it as a record of another
+   * host, and check reports it.
+   */
+  async recordUnderItsHost(s: StoredSnapshot): Promise<boolean> {
+    const key = parseSnapshotKey(await this.snapshotKeyOf(s.id));
+    return !key || key.hostTag === null || key.hostTag === (await this.hostTag(s.host));
+  }
+
+  /** The id a listed `snapshots/` key stores, remembering where it is; null for a key of no record. */
+  private learnSnapshotKey(key: string): string | null {
+    const k = parseSnapshotKey(key);
+    if (!k) return null;
+    // Two keys holding one id hold the same bytes (the id is their hash): either will do.
+    if (!this.snapshotKeys.has(k.id)) this.snapshotKeys.set(k.id, key);
+    return k.id;
+  }
+
+  /**
+   * Where record `id` is stored: known from a listing or a write of this instance; else the
+   * flat key when it exists, else found by listing every record (callers list first, so this
+   * is the rare path). An id found nowhere gets the flat key (a read then fails "not found").
+   */
+  private async snapshotKeyOf(id: string): Promise<string> {
+    const known = this.snapshotKeys.get(id);
+    if (known) return known;
+    if (await this.store.head(snapshotKey(id))) return snapshotKey(id);
+    for await (const _ of this.listSnapshotIds()) void _;
+    return this.snapshotKeys.get(id) ?? snapshotKey(id);
   }
 
   async loadSnapshot(id: string): Promise<StoredSnapshot> {
     await this.unlock();
-    const bytes = await this.store.get(snapshotKey(id));
+    const bytes = await this.store.get(await this.snapshotKeyOf(id));
     if (createHash('sha256').update(bytes).digest('hex') !== id) throw new Error(`snapshot ${id} is damaged (hash mismatch)`);
     const opened = this.openObject(bytes, `snapshot ${id}`);
     const text = opened[0] === 0x1f && opened[1] === 0x8b ? gunzipSync(opened, { maxOutputLength: 64 * 1024 * 1024 }) : opened;
@@ -371,7 +467,7 @@ export class Repository {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
-    await this.store.delete(snapshotKey(id));
+    await this.store.delete(await this.snapshotKeyOf(id));
   }
 
   // [prune, issue 15] small sealed records of other kinds (garbage/<id>, src/repo/garbage.ts):

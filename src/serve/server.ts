@@ -21,6 +21,7 @@ import {
   listAccounts,
   listPage,
   openSession,
+  readAllRecords,
   refreshCatalog,
   OptionError,
   snapshotsHolding,
@@ -150,6 +151,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   // a KDF), not per request. Its catalog is re-synced before a request when it is older than
   // REFRESH_MS, one sync at a time.
   const session = await openSession({ ...o.session, readOnly: true });
+  await readAllRecords(session); // the console lists every host's snapshots (issue 15: read on demand)
   let synced = Date.now();
   let syncing: Promise<void> | null = null;
   const withSession = async <T>(fn: (s: Session) => Promise<T>): Promise<T> => {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ObjectExistsError, ObjectNotFoundError, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
+import { ObjectExistsError, ObjectNotFoundError, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 
 /**
  * A repository in a local directory. Every put is temp file + fsync + rename + directory
@@ -123,11 +123,11 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
     // Walk only the directory that can hold the prefix.
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
-    yield* this.walk(baseKey, prefix);
+    yield* this.walk(baseKey, prefix, opts.shallow === true);
   }
 
   /** The entries of a key directory; none when it does not exist (yet). */
@@ -140,14 +140,15 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  private async *walk(dirKey: string, prefix: string): AsyncIterable<ObjectInfo> {
+  private async *walk(dirKey: string, prefix: string, shallow: boolean): AsyncIterable<ObjectInfo> {
     const names = this.dirents(dirKey);
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const d of names) {
       if (d.name.startsWith('.tmp-')) continue;
       const key = dirKey ? `${dirKey}/${d.name}` : d.name;
       if (d.isDirectory()) {
-        if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
+        // Shallow: a directory below the prefix holds only keys with a `/` after it.
+        if ((key.startsWith(prefix) && !shallow) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix, shallow);
       } else if (key.startsWith(prefix)) {
         let st: fs.Stats;
         try {

@@ -22,6 +22,7 @@ import {
   ObjectNotFoundError,
   ObjectRetainedError,
   type DeleteOptions,
+  type ListOptions,
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
@@ -428,14 +429,17 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
+    const delimiter = opts.shallow ? { Delimiter: '/' } : {};
     const full = this.k(prefix);
     const strip = this.settings.prefix.length;
     do {
       const page = await this.request(`LIST ${full}`, () => {
         this.stats.list++;
-        return this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: full, ContinuationToken: token }));
+        return this.client.send(
+          new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: full, ContinuationToken: token, ...delimiter }),
+        );
       });
       for (const o of page.Contents ?? []) {
         if (!o.Key) continue;

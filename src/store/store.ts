@@ -57,6 +57,11 @@ export class ObjectRetainedError extends Error {
   }
 }
 
+export interface ListOptions {
+  /** Only keys with no `/` after the prefix. */
+  shallow?: boolean;
+}
+
 export interface ObjectStore {
   /** Human-readable location, e.g. `/srv/backup` or `s3://bucket/prefix`. */
   readonly location: string;
@@ -64,8 +69,11 @@ export interface ObjectStore {
   put(key: string, data: Buffer, opts?: PutOptions): Promise<void>;
   get(key: string): Promise<Buffer>;
   getRange(key: string, offset: number, length: number): Promise<Buffer>;
-  /** Every object whose key starts with `prefix`. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Every object whose key starts with `prefix`; with `shallow`, only those with no `/` after
+   * the prefix (S3: a listing with delimiter `/`, one request whatever lies below).
+   */
+  list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo>;
   /** Removing a missing object is not an error. */
   delete(key: string, opts?: DeleteOptions): Promise<void>;
   /** Size of the object, or null when it does not exist. */
