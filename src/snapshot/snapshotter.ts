@@ -138,7 +138,9 @@ export class Snapshotter {
   private excluded: (p: RawPath) => boolean = () => false;
   private lastProgress = 0;
   private expected: SnapshotProgress['expected'] = null;
-  private chunkBuf: Buffer;
+  /** The main thread's read buffer for big files, allocated at the first one (16 MiB with CDC). */
+  private chunkBuf: Buffer | null = null;
+  private readonly chunkBufSize: number;
   /** Content-defined chunking (version-2 repositories), or null: fixed chunk_size chunks. */
   private readonly cdc: { gear: Uint32Array; cfg: ChunkerConfig; cutter: Chunker } | null;
   /** Files of at most this many bytes are stored as one blob (read by the reader threads). */
@@ -156,12 +158,12 @@ export class Snapshotter {
       this.cdc = { gear, cfg, cutter: new Chunker(gear, cfg) };
       this.wholeFileMax = cfg.threshold;
       // One unfinished chunk (< max) plus one read of max bytes.
-      this.chunkBuf = Buffer.allocUnsafe(2 * cfg.max);
+      this.chunkBufSize = 2 * cfg.max;
     } else {
       // Version 1 (no chunker in its config): fixed chunks, which its older readers expect.
       this.cdc = null;
       this.wholeFileMax = repo.config.chunk_size;
-      this.chunkBuf = Buffer.allocUnsafe(repo.config.chunk_size);
+      this.chunkBufSize = repo.config.chunk_size;
     }
   }
 
@@ -185,6 +187,7 @@ export class Snapshotter {
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
     this.sink = new BlobSink(this.repo, this.catalog, {
       packSize: this.repo.config.pack_size,
+      maxInFlight: this.repo.store.putsInFlight,
       onUpload: this.opts.onUpload,
       guard: this.opts.guard, // [prune, issue 15]
     });
@@ -848,7 +851,7 @@ export class Snapshotter {
     content: BlobId[],
     sizes: number[] | undefined,
   ): Promise<number> {
-    const buf = this.chunkBuf;
+    const buf = (this.chunkBuf ??= Buffer.allocUnsafe(this.chunkBufSize));
     const cutter = this.cdc && sizeAtOpen > this.cdc.cfg.threshold ? this.cdc.cutter : null;
     const store = async (chunk: Buffer) => {
       const id = blobIdOf(chunk);

@@ -9,6 +9,8 @@ import { ObjectExistsError, ObjectNotFoundError, type ListOptions, type ObjectIn
  */
 export class LocalStore implements ObjectStore {
   readonly location: string;
+  /** A pack is written while the next fills: a second one in flight only held 17 MiB more (issue 17). */
+  readonly putsInFlight = 1;
 
   constructor(private readonly root: string) {
     this.location = path.resolve(root);

@@ -65,6 +65,11 @@ export interface ListOptions {
 export interface ObjectStore {
   /** Human-readable location, e.g. `/srv/backup` or `s3://bucket/prefix`. */
   readonly location: string;
+  /**
+   * How many large puts (packs) in flight pay off; each is a pack's size of memory held. A local
+   * directory writes at memory or disk speed: 1. Unset: latency-bound (S3), the writer's default.
+   */
+  readonly putsInFlight?: number;
   /** Atomically stores `data` under `key`: readers see the whole object or none of it. */
   put(key: string, data: Buffer, opts?: PutOptions): Promise<void>;
   get(key: string): Promise<Buffer>;
