@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cli, repoEnv, tmpDir, write } from './helpers.js';
+import { cli, repoEnv, ROOT, tmpDir, write } from './helpers.js';
 import { NATIVE_MISSING } from '../src/livefs/native.js';
 
 /**
@@ -31,6 +31,16 @@ describe('without the native addon', () => {
       expect(r.code, args.join(' ')).not.toBe(0);
       expect(r.stderr, args.join(' ')).toBe(`snapfill: ${NATIVE_MISSING}\n`);
       expect(r.stdout, args.join(' ')).toBe('');
+    }
+    expect(fs.existsSync(target)).toBe(false);
+    // Only the blob codec missing (a build of an older release): the restores say so too.
+    const partial = path.join(base, 'partial-build');
+    fs.mkdirSync(partial);
+    for (const f of ['livefs.node', 'livefs_read.node']) fs.copyFileSync(path.join(ROOT, 'build', 'Release', f), path.join(partial, f));
+    for (const args of commands.filter((a) => a[0] === 'restore')) {
+      const r = cli(args, { ...env, SNAPFILL_TEST_NATIVE_DIR: partial });
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toBe(`snapfill: ${NATIVE_MISSING}\n`);
     }
     expect(fs.existsSync(target)).toBe(false);
     // With the addon, the same restore works.

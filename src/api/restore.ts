@@ -1,4 +1,5 @@
 import { restore, type RestoreOptions, type RestoreResult } from '../restore/restorer.js';
+import { loadBlobCodec } from '../pack/nativecodec.js';
 import { native } from '../livefs/native.js';
 import { requestedRoots } from '../restore/scope.js';
 import { nonRootRestoreNote } from '../restore/tally.js';
@@ -37,6 +38,7 @@ function described(r: SnapshotRow): RestoredSnapshot {
 export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Promise<RestoreSnapshotResult> {
   // [issue 17, native-restore] No slow fallback: without the addon, one line and a non-zero exit before anything else.
   native();
+  loadBlobCodec();
   const { snapshot, host, ...opts } = o;
   // The key first (the session may derive it in the background, overlapping the catalog's open
   // and sync): a wrong password is the one line said, and nothing is written, no lock either.

@@ -10,7 +10,9 @@ import * as os from 'node:os';
  * operations that touch the live tree stop with one line that names the fix.
  */
 
-export const NATIVE_MISSING = 'native addon not built: run `npm rebuild` (needs g++, make, python3)';
+import { NATIVE_MISSING } from '../util/errors.js';
+
+export { NATIVE_MISSING };
 
 /** Names cross as one buffer of NUL-terminated names and n + 1 offsets (see native/livefs.c). */
 interface Addon {

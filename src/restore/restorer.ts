@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { loadBlobCodec } from '../pack/nativecodec.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RepoContext } from '../catalog/context.js';
@@ -33,8 +34,9 @@ const MODES: RestoreMode[] = ['missing', 'changed', 'checksum', 'metadata', 'all
  * other hard links, --delete (extras.ts), directory metadata (dirmeta.ts); counted in tally.ts.
  */
 export async function restore(s: RepoContext, o: RestoreOptions): Promise<RestoreResult> {
-  // No slow fallback: without the addon the restore stops here, in one line naming the build step.
+  // No slow fallback: without the addons the restore stops here, in one line naming the build step.
   native();
+  loadBlobCodec();
   const mode = o.mode ?? 'missing';
   if (!MODES.includes(mode))
     throw new OptionError((n) => `unknown ${n('mode')} "${mode}": use missing, changed, checksum, metadata or all`);

@@ -26,3 +26,6 @@ export class OptionError extends Error {
     return this.text(name);
   }
 }
+
+/** The one line every command says when a native addon (livefs, livefs_read, blobcodec) is not built (issue 17). */
+export const NATIVE_MISSING = 'native addon not built: run `npm rebuild` (needs g++, make, python3)';

@@ -1,0 +1,63 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { NATIVE_MISSING } from '../util/errors.js';
+import { KEY_BYTES } from './crypto.js';
+
+/**
+ * The native fast path of codec.ts openBlob (native/blobcodec.c, issue 17): a stored blob to
+ * its plain bytes in one call, into a buffer the caller owns, with the cipher, digest and
+ * inflate states kept per thread. Same rules as openBlob: authenticated under the key with the
+ * blob id as AAD, then plain bytes whose SHA-256 is the id, or raw deflate inflating to them.
+ */
+
+const ABI = 1;
+
+interface CodecAddon {
+  abi: number;
+  open(key: Buffer, stored: Buffer, id: Buffer, out: Buffer, known: number, result: Int32Array): number;
+}
+
+let addon: CodecAddon | null = null;
+
+function codec(): CodecAddon {
+  if (addon) return addon;
+  const dir = process.env.SNAPFILL_TEST_NATIVE_DIR; // tests only: see livefs/native.ts addonPath
+  const file = dir ? `${dir}/blobcodec.node` : fileURLToPath(new URL('../../build/Release/blobcodec.node', import.meta.url));
+  let a: CodecAddon;
+  try {
+    a = createRequire(import.meta.url)(file) as CodecAddon;
+  } catch {
+    throw new Error(NATIVE_MISSING);
+  }
+  if (a.abi !== ABI) throw new Error(`${NATIVE_MISSING}: the built addon is stale`);
+  addon = a;
+  return addon;
+}
+
+/** What a caller knows of a blob it verified before (its hash is then skipped; GCM still authenticates). */
+export const Known = { Unknown: 0, Plain: 1, Deflated: 2 } as const;
+export type Known = (typeof Known)[keyof typeof Known];
+
+/** Why a blob could not be opened (a negative result of openBlobInto). */
+export const NOT_AUTHENTIC = -1;
+export const CORRUPT = -2;
+/** `out` is too short for the plain bytes: grow it and call again. */
+export const TOO_SMALL = -3;
+export const NO_MEMORY = -4;
+
+const NO_KEY = Buffer.alloc(0);
+
+/**
+ * Opens `stored` (blob `id`, 32 raw bytes) into `out`: the plain length, or a negative code
+ * above. `result[1]` is 1 when the blob was stored deflated. `key`: the data key, or null for
+ * a repository stored unsealed.
+ */
+export function openBlobInto(key: Buffer | null, stored: Buffer, id: Buffer, out: Buffer, known: Known, result: Int32Array): number {
+  if (key && key.length !== KEY_BYTES) throw new RangeError('openBlobInto: key must be 32 bytes');
+  return codec().open(key ?? NO_KEY, stored, id, out, known, result);
+}
+
+/** Loads the addon now (a worker's start-up): a missing build is one clear error before any work. */
+export function loadBlobCodec(): void {
+  codec();
+}
