@@ -80,8 +80,7 @@ describe.skipIf(skip)('tree pack indexes below their host tag (issue 15, real s3
 
   function setup(name: string) {
     const repo = `s3://${BUCKET}/${name}`;
-    const env = (host: string, cache = host) =>
-      s3Env(proxy.url, repo, path.join(base, name, `cache-${cache}`), { SNAPFILL_HOST: host });
+    const env = (host: string, cache = host) => s3Env(proxy.url, repo, path.join(base, name, `cache-${cache}`), { SNAPFILL_HOST: host });
     const src = (host: string) => path.join(base, name, 'src', host);
     const run = async (args: string[], host: string, cache = host) => {
       const r = await cliAsync(['--json', ...args], env(host, cache));

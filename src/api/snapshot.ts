@@ -49,8 +49,7 @@ export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promi
 async function refillBlobLocations(s: Session, host: string, onLog?: (msg: string) => void): Promise<void> {
   const before = s.catalog.countBlobs();
   // The indexes the sync lists (issue 15: not other hosts' tree packs, which the catalog does not hold).
-  for (const id of (await listCatalogPackIndexes(s.repo, s.catalog, [host])).keys())
-    s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
+  for (const id of (await listCatalogPackIndexes(s.repo, s.catalog, [host])).keys()) s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
   const filled = s.catalog.countBlobs() - before;
   if (filled) onLog?.(`catalog: ${filled} blob locations restored after packs were pruned elsewhere`);
 }
