@@ -441,27 +441,26 @@ async function fleet(n, base) {
         } else homes.set(b.id, { length: b.length, packs: [idx.pack] });
       }
     }
-    // Why content is there twice. (a) A copy in a pack a prune marked and that awaits its
-    // deletion (the grace period): the pack a repack or a snapshot copied it out of, or the
-    // blob's only home when a snapshot stored it again (docs/FORMAT.md s4/s6). It goes with the
-    // next prune after the grace: a counting artifact of a bench that stops right after one.
-    // (b) Copies in live packs all written within one round: hosts storing the same new blob at
-    // once, neither having seen the other's pack (concurrent first writes: expected without
-    // coordination). (c) The rest: live copies written in different rounds.
+    // Why content is there more than once. By origin: copies written in the round the blob was
+    // first stored in are concurrent first writes (hosts storing the same new blob at once,
+    // neither having seen the other's pack: expected without coordination); copies written in
+    // a later round are re-stores (a repack's copy, a snapshot's copy out of a marked pack,
+    // docs/FORMAT.md s4/s6). By state: extra copies in packs a prune already marked await
+    // their deletion (grace period) and go with the next prune after it: the bench counts them
+    // because it stops right after a prune; only copies in live packs stay.
     const marked = new Set(garbage.markedPacks(await garbage.listGarbage(session.repo)).keys());
     const packTime = new Map();
     for await (const p of session.repo.listPacks()) packTime.set(p.id, p.mtime?.getTime());
     const roundOf = (t) => (t === undefined ? -1 : roundLog.findIndex((x) => x.start <= t && t <= x.end));
     for (const { length, packs } of homes.values()) {
-      let extra = packs.length - 1;
+      const extra = packs.length - 1;
       if (!extra) continue;
-      const inMarked = Math.min(extra, packs.filter((p) => marked.has(p)).length);
-      r.duplicate_bytes_marked += inMarked * length;
-      extra -= inMarked;
-      if (!extra) continue;
-      const rounds = new Set(packs.filter((p) => !marked.has(p)).map((p) => roundOf(packTime.get(p))));
-      if (rounds.size === 1 && !rounds.has(-1)) r.duplicate_bytes_concurrent += extra * length;
-      else r.duplicate_bytes_later += extra * length;
+      const rounds = packs.map((p) => roundOf(packTime.get(p))).filter((x) => x >= 0);
+      const first = rounds.length ? Math.min(...rounds) : -1;
+      const inFirst = Math.max(1, rounds.filter((x) => x === first).length);
+      r.duplicate_bytes_concurrent += (inFirst - 1) * length;
+      r.duplicate_bytes_later += (extra - (inFirst - 1)) * length;
+      r.duplicate_bytes_marked += Math.min(extra, packs.filter((p) => marked.has(p)).length) * length;
     }
   } finally {
     await session.close();
@@ -509,11 +508,10 @@ const table = [
   ),
   row('copies of shared content stored', (x) => x.shared_copies.toFixed(2), '~1'),
   row(
-    'extra copies: awaiting deletion (marked) / concurrent first writes / other',
+    'extra copies by origin: concurrent first writes / later re-stores; of all extra, in marked packs (freed after the grace)',
     (x) =>
-      [x.duplicate_bytes_marked, x.duplicate_bytes_concurrent, x.duplicate_bytes_later]
-        .map((b) => (b / Math.max(1, x.shared_plain_bytes)).toFixed(2))
-        .join(' / '),
+      [x.duplicate_bytes_concurrent, x.duplicate_bytes_later].map((b) => (b / Math.max(1, x.shared_plain_bytes)).toFixed(2)).join(' / ') +
+      `; ${(x.duplicate_bytes_marked / Math.max(1, x.shared_plain_bytes)).toFixed(2)}`,
     '',
   ),
   row('host 1 sync: objects read per round (median)', (x) => String(median(x.host1_sync_objects_read)), ''),
