@@ -275,6 +275,9 @@ async function fleet(n, base) {
     shared_plain_bytes: 0,
     data_blob_bytes: 0,
     duplicate_blob_bytes: 0,
+    duplicate_bytes_marked: 0,
+    duplicate_bytes_concurrent: 0,
+    duplicate_bytes_later: 0,
     shared_copies: 0,
     errors: [],
   };
@@ -422,17 +425,42 @@ async function fleet(n, base) {
   // How often content is stored: every data blob entry of every pack index, against the distinct ones.
   Object.assign(process.env, fresh);
   const api = await import(path.join(path.dirname(path.dirname(BIN)), 'dist', 'api', 'index.js'));
+  const garbage = await import(path.join(path.dirname(path.dirname(BIN)), 'dist', 'repo', 'garbage.js'));
   const session = await api.openSession({ noSync: true, readOnly: true });
   try {
-    const seen = new Map();
+    const homes = new Map(); // blob id -> { length, packs }
     for await (const id of session.repo.listPackIndexes()) {
       const idx = await session.repo.loadPackIndex(id);
       if (idx.type !== 'data') continue;
       for (const b of idx.blobs) {
         r.data_blob_bytes += b.length;
-        if (seen.has(b.id)) r.duplicate_blob_bytes += b.length;
-        else seen.set(b.id, b.length);
+        const h = homes.get(b.id);
+        if (h) {
+          r.duplicate_blob_bytes += b.length;
+          h.packs.push(idx.pack);
+        } else homes.set(b.id, { length: b.length, packs: [idx.pack] });
       }
+    }
+    // Why content is there more than once. By origin: copies written in the round the blob was
+    // first stored in are concurrent first writes (hosts storing the same new blob at once,
+    // neither having seen the other's pack: expected without coordination); copies written in
+    // a later round are re-stores (a repack's copy, a snapshot's copy out of a marked pack,
+    // docs/FORMAT.md s4/s6). By state: extra copies in packs a prune already marked await
+    // their deletion (grace period) and go with the next prune after it: the bench counts them
+    // because it stops right after a prune; only copies in live packs stay.
+    const marked = new Set(garbage.markedPacks(await garbage.listGarbage(session.repo)).keys());
+    const packTime = new Map();
+    for await (const p of session.repo.listPacks()) packTime.set(p.id, p.mtime?.getTime());
+    const roundOf = (t) => (t === undefined ? -1 : roundLog.findIndex((x) => x.start <= t && t <= x.end));
+    for (const { length, packs } of homes.values()) {
+      const extra = packs.length - 1;
+      if (!extra) continue;
+      const rounds = packs.map((p) => roundOf(packTime.get(p))).filter((x) => x >= 0);
+      const first = rounds.length ? Math.min(...rounds) : -1;
+      const inFirst = Math.max(1, rounds.filter((x) => x === first).length);
+      r.duplicate_bytes_concurrent += (inFirst - 1) * length;
+      r.duplicate_bytes_later += (extra - (inFirst - 1)) * length;
+      r.duplicate_bytes_marked += Math.min(extra, packs.filter((p) => marked.has(p)).length) * length;
     }
   } finally {
     await session.close();
@@ -479,6 +507,13 @@ const table = [
     '<= 1.5x',
   ),
   row('copies of shared content stored', (x) => x.shared_copies.toFixed(2), '~1'),
+  row(
+    'extra copies by origin: concurrent first writes / later re-stores; of all extra, in marked packs (freed after the grace)',
+    (x) =>
+      [x.duplicate_bytes_concurrent, x.duplicate_bytes_later].map((b) => (b / Math.max(1, x.shared_plain_bytes)).toFixed(2)).join(' / ') +
+      `; ${(x.duplicate_bytes_marked / Math.max(1, x.shared_plain_bytes)).toFixed(2)}`,
+    '',
+  ),
   row('host 1 sync: objects read per round (median)', (x) => String(median(x.host1_sync_objects_read)), ''),
   row(
     'host 1 sync: data indexes / tree indexes / records read per round (median)',

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { openObjectSync } from './support/craft.js';
-import { cli, repoEnv, tmpDir, write, snapshotRecordFiles } from './helpers.js';
+import { cli, repoEnv, tmpDir, write, snapshotRecordFiles, indexFiles } from './helpers.js';
 import { openSession } from '../src/api/session.js';
 import { compareCatalog } from '../src/check/check.js';
 
@@ -27,14 +27,11 @@ function readIndex(repo: string, file: string): PackInfo['index'] {
 }
 
 function packs(repo: string): PackInfo[] {
-  return fs
-    .readdirSync(path.join(repo, 'index'))
-    .filter((n) => !n.startsWith('.'))
-    .map((id) => ({
-      id,
-      file: path.join(repo, 'data', id.slice(0, 2), id),
-      index: readIndex(repo, path.join(repo, 'index', id)),
-    }));
+  return [...indexFiles(repo)].map(([id, indexFile]) => ({
+    id,
+    file: path.join(repo, 'data', id.slice(0, 2), id),
+    index: readIndex(repo, indexFile),
+  }));
 }
 
 function packOf(repo: string, blob: string): { pack: PackInfo; offset: number; length: number } {
@@ -139,7 +136,7 @@ describe('corrupted repository data', () => {
     const q = path.join(c.dir, 'quarantine');
     fs.mkdirSync(q);
     fs.renameSync(loc.pack.file, path.join(q, loc.pack.id));
-    fs.renameSync(path.join(c.repo, 'index', loc.pack.id), path.join(q, `${loc.pack.id}.index`));
+    fs.renameSync(indexFiles(c.repo).get(loc.pack.id)!, path.join(q, `${loc.pack.id}.index`));
     expect(cli(['check'], c.env).code).toBe(1);
     expect(cli(['catalog', 'sync'], c.env).code).toBe(0);
     const heal = cli(['--json', 'snapshot', src, '--host', 'heal-test', '--tag', 'heal'], c.env);
@@ -215,7 +212,7 @@ describe('corrupted repository data', () => {
       // The repository loses a snapshot record and gains a pack the catalog never saw.
       fs.renameSync(snapshotRecordFiles(c.repo).get(snaps[0])!, path.join(c.dir, 'gone'));
       const idx = packs(c.repo)[0];
-      fs.copyFileSync(path.join(c.repo, 'index', idx.id), path.join(c.repo, 'index', 'f'.repeat(64)));
+      fs.copyFileSync(indexFiles(c.repo).get(idx.id)!, path.join(c.repo, 'index', 'f'.repeat(64)));
       const errs = await compareCatalog(s.repo, s.catalog);
       expect(errs.map((e) => e.path).sort()).toEqual([`pack ${'f'.repeat(64)}`, `snapshot ${snaps[0]}`]);
       expect(errs.every((e) => e.message.includes('catalog rebuild'))).toBe(true);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { BIN, IS_ROOT, cli, repoEnv, requireSystem, tmpDir, write, TEST_PASSWORD, snapshotRecordFiles } from './helpers.js';
+import { BIN, IS_ROOT, cli, repoEnv, requireSystem, tmpDir, write, TEST_PASSWORD, snapshotRecordFiles, indexFiles } from './helpers.js';
 import { startS3rver, s3rverBin, cliAsync, s3Env, type S3Server } from './support/s3server.js';
 import { openObjectSync } from './support/craft.js';
 
@@ -123,13 +123,12 @@ describe('encrypted repositories (format 2)', () => {
 
   it('a tampered pack index is named by check', () => {
     const d = damaged('t-index');
-    const id = fs.readdirSync(path.join(d.repo, 'index'))[0];
-    const file = path.join(d.repo, 'index', id);
+    const [, file] = [...indexFiles(d.repo)][0];
     flipByte(file, Math.floor(fs.statSync(file).size / 2));
     const r = cli(['--json', 'check'], d.env);
     expect(r.code).toBe(1);
     expect(
-      r.json.errors.some((e: any) => e.path === `index/${id}` && /authentication/.test(e.message)),
+      r.json.errors.some((e: any) => e.path === path.relative(d.repo, file) && /authentication/.test(e.message)),
       JSON.stringify(r.json.errors),
     ).toBe(true);
   });
@@ -165,8 +164,8 @@ describe('encrypted repositories (format 2)', () => {
     // The pack of upload.bin: find it through the (decrypted) indexes.
     const id = sha(fs.readFileSync(`${src}/site/upload.bin`));
     let hit: { pack: string; offset: number; length: number } | null = null;
-    for (const p of fs.readdirSync(path.join(d.repo, 'index'))) {
-      const idx = JSON.parse(openObjectSync(d.repo, fs.readFileSync(path.join(d.repo, 'index', p))).toString('utf8'));
+    for (const [p, file] of indexFiles(d.repo)) {
+      const idx = JSON.parse(openObjectSync(d.repo, fs.readFileSync(file)).toString('utf8'));
       const b = idx.blobs.find((x: any) => x.id === id);
       if (b) hit = { pack: p, offset: b.offset, length: b.length };
     }

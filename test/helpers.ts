@@ -163,6 +163,23 @@ export function requireSystem(pkg: string, present: boolean | (() => boolean), i
 const announced = new Set<string>();
 
 /**
+ * The pack index files of a local repository, by pack id: flat `index/<id>` (data packs, and
+ * tree packs of older releases) or `index/<host tag>/<id>` (tree packs, issue 15).
+ */
+export function indexFiles(repo: string): Map<string, string> {
+  const dir = path.join(repo, 'index');
+  const out = new Map<string, string>();
+  if (!fs.existsSync(dir)) return out;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isDirectory()) {
+      for (const n of fs.readdirSync(path.join(dir, e.name))) if (!n.startsWith('.')) out.set(n, path.join(dir, e.name, n));
+    } else out.set(e.name, path.join(dir, e.name));
+  }
+  return out;
+}
+
+/**
  * The snapshot record files of a local repository, by id: `snapshots/<host tag>/<id>` (issue 15)
  * or the flat `snapshots/<id>` of older releases.
  */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { BIN, cli, repoEnv, tmpDir, write, type CliResult } from './helpers.js';
+import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write, type CliResult } from './helpers.js';
 
 /**
  * The interleavings of the lock-free two-phase prune (issue 15, docs/FORMAT.md "Garbage and
@@ -214,6 +214,58 @@ describe('lock-free prune: interleavings with snapshots', () => {
     if (again.packs_marked + again.packs_deleted) again = prune(env, '0s').json;
     expect([again.packs_marked, again.packs_deleted, again.orphan_packs_deleted]).toEqual([0, 0, 0]);
     checkAndRestore(env, base, s.json.snapshot_id, src2);
+  });
+
+  it('mark DURING a snapshot that reuses a TREE of the marked pack: it copies the tree into a new tree pack below its host tag', async () => {
+    // Tree pack indexes lie below their host's tag (issue 15): the copy the snapshot makes
+    // before its record must go there too, or its host's next sync would not list it.
+    const base = tmpDir('snapfill-lockfree-tree-');
+    const env = { ...repoEnv(base), SNAPFILL_HOST: 'host-t' };
+    expect(cli(['init'], env).code).toBe(0);
+    const src = path.join(base, 'src');
+    const parked = path.join(base, 'parked');
+    write(path.join(src, 'top.txt'), 'top\n');
+    write(path.join(src, 'sub', 'a.txt'), 'a\n');
+    write(path.join(src, 'sub', 'b.txt'), 'b\n');
+    expect(cli(['snapshot', src, '-q', '--time', '2026-11-01T00:00:00Z'], env).code).toBe(0);
+    // The second snapshot lacks sub/: once the first is forgotten, sub's tree is used by nothing.
+    fs.renameSync(path.join(src, 'sub'), parked);
+    expect(cli(['snapshot', src, '-q', '--time', '2026-11-02T00:00:00Z'], env).code).toBe(0);
+    expect(cli(['--json', 'forget', '--keep-last', '1'], env).json.removed).toHaveLength(1);
+    fs.renameSync(parked, path.join(src, 'sub')); // sub's own listing (its tree blob) is unchanged
+    const indexDirs = () => fs.readdirSync(path.join(env.SNAPFILL_REPO, 'index'), { withFileTypes: true }).filter((d) => d.isDirectory());
+    expect(indexDirs()).toHaveLength(1);
+    const tagDir = path.join(env.SNAPFILL_REPO, 'index', indexDirs()[0].name);
+    const treeIndexesBefore = fs.readdirSync(tagDir).length;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2500);
+    // Held at its first index write (its tree pack: no data is new): sub's tree was reused.
+    const s = await startHeld(['--json', 'snapshot', src], env, '/index/', 1);
+    const p1 = prune(env, '0s');
+    expect(p1.code, p1.stderr).toBe(0);
+    expect(p1.json.packs_marked).toBeGreaterThanOrEqual(1);
+    expect(p1.json.packs_deleted).toBe(0); // the snapshot's marker is older than the mark
+    s.release();
+    const r = await s.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/copied them to new packs/);
+    // Its own tree pack and the copy, both below the host's tag; still the only tag.
+    expect(indexDirs().map((d) => d.name)).toEqual([path.basename(tagDir)]);
+    expect(fs.readdirSync(tagDir).length).toBeGreaterThanOrEqual(treeIndexesBefore + 2);
+    const p2 = prune(env, '0s');
+    expect(p2.code, p2.stderr).toBe(0);
+    expect(p2.json.packs_deleted).toBeGreaterThanOrEqual(1);
+    expect(p2.json.packs_unmarked).toBe(0);
+    // The host's routine sync lists the copy (below its tag) and drops the deleted pack.
+    const sync = cli(['--json', 'catalog', 'sync'], env);
+    expect(sync.code, sync.stderr).toBe(0);
+    const c = cli(['--json', 'check', '--read-data'], env);
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    for (const cache of ['', '-fresh']) {
+      const target = path.join(base, 'restore' + cache);
+      const rr = cli(['--json', 'restore', r.json.snapshot_id, '--target', target], { ...env, SNAPFILL_CACHE: env.SNAPFILL_CACHE + cache });
+      expect(rr.code, rr.stderr).toBe(0);
+      expect(diffTrees(describeTree(src), describeTree(path.join(target, src)))).toEqual([]);
+    }
   });
 
   it('refuses a nonsense grace', () => {

@@ -126,6 +126,22 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     const tagA = recordKeys.find((k) => k.endsWith(a1.json.snapshot_id))!.split('/')[1];
     expect(lists1.sort()).toEqual(['r1/snapshots/ /', `r1/snapshots/${tagA}/ `]);
     expect(new Set(got1).size).toBe(got1.length); // nothing read twice
+    // Tree pack indexes lie below their host's tag (index/<tag>/<id>): A lists only the flat
+    // indexes (one level) and its own tag, and reads no tree index of B or C.
+    const indexKeys = (await listKeys('r1/index/')).map((k) => k.slice('r1/'.length));
+    const treeIndexOf = (tag: string) => indexKeys.filter((k) => k.startsWith(`index/${tag}/`));
+    const tagB = recordKeys.find((k) => k.endsWith(b1.json.snapshot_id))!.split('/')[1];
+    const tagC = recordKeys.find((k) => k.endsWith(c1.json.snapshot_id))!.split('/')[1];
+    for (const tag of [tagA, tagB, tagC]) expect(treeIndexOf(tag).length).toBeGreaterThan(0);
+    expect(indexKeys.filter((k) => k.split('/').length > 3)).toEqual([]);
+    expect(got1.filter((k) => k.split('/').length > 2)).toEqual([]);
+    expect(s1.json.objects_read_kinds.tree_indexes).toBe(0);
+    const indexLists1 = proxy.log
+      .filter((r) => r.method === 'GET' && /(^|&)prefix=/.test(r.query))
+      .map((r) => new URLSearchParams(r.query))
+      .filter((q) => q.get('prefix')!.startsWith('r1/index/'))
+      .map((q) => `${q.get('prefix')} ${q.get('delimiter') ?? ''}`);
+    expect(indexLists1.sort()).toEqual(['r1/index/ /', `r1/index/${tagA}/ `]);
     expect(s1.json.objects_read).toBe(got1.length);
     expect(s1.json.packs_added).toBe(got1.length);
     expect(s1.json.remote_added).toBe(0);
@@ -151,14 +167,16 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     expect(objectGets('r1')).toEqual([]);
     expect(query<{ n: number }>(catalogFile(path.join(base, 'cache-host-a')), `SELECT count(*) AS n FROM remote_snapshots`).n).toBe(2);
 
-    // A's catalog: the packs it wrote have full rows, B's and C's compact ones (issue 15): exact
-    // rows for their data packs, hints only for their tree packs.
+    // A's catalog: the packs it wrote have full rows, B's and C's data packs compact ones
+    // (issue 15), and it has no row at all of their tree packs (not even hints).
     const catA = catalogFile(path.join(base, 'cache-host-a'));
     const count = (file: string, sql: string) => query<{ n: number }>(file, sql).n;
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far<>0`)).toBe(s1.json.packs_added);
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=1`)).toBeGreaterThan(0);
-    const farTrees = count(catA, `SELECT count(*) AS n FROM packs WHERE far=2`);
-    expect(farTrees).toBeGreaterThan(0);
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=2`)).toBe(0);
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE type='tree' AND far<>0`)).toBe(0);
+    const treePacksA = count(catA, `SELECT count(*) AS n FROM packs WHERE type='tree'`);
+    expect(treePacksA).toBe(treeIndexOf(tagA).length);
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=0`)).toBeGreaterThan(0);
     expect(count(catA, `SELECT count(*) AS n FROM blobs b JOIN packs p ON p.id=b.pack WHERE p.far<>0`)).toBe(0);
     // B's catalog knows A's packs (its dedup found the shared files there) as compact rows.
@@ -177,11 +195,24 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
       expect(diffTrees(describeTree(src(of)), describeTree(path.join(target, src(of))))).toEqual([]);
     };
     await restoreAndCompare('host-b', b1.json.snapshot_id, 'host-b', path.join(base, 'out-b-on-b'));
+    proxy.resetCounts();
     await restoreAndCompare('host-a', b1.json.snapshot_id, 'host-b', path.join(base, 'out-b-on-a'));
-    // Importing B's trees on demand loaded B's tree pack(s) as full rows; C's stay hints.
-    const farTreesAfter = count(catA, `SELECT count(*) AS n FROM packs WHERE far=2`);
-    expect(farTreesAfter).toBeLessThan(farTrees);
-    expect(farTreesAfter).toBeGreaterThan(0);
+    // Importing B's trees on demand listed B's tag and read B's tree indexes (full rows), and
+    // never C's.
+    const gotRestore = objectGets('r1');
+    expect(gotRestore.filter((k) => k.startsWith(`index/${tagB}/`)).sort()).toEqual(treeIndexOf(tagB).sort());
+    expect(gotRestore.filter((k) => k.startsWith(`index/${tagC}/`))).toEqual([]);
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE type='tree'`)).toBe(treePacksA + treeIndexOf(tagB).length);
+    // B is followed now: a routine sync lists B's tag too (and still not C's), reading nothing new.
+    proxy.resetCounts();
+    const s3 = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
+    expect(s3.code, s3.stderr).toBe(0);
+    expect(objectGets('r1')).toEqual([]);
+    const indexLists3 = proxy.log
+      .filter((r) => r.method === 'GET' && /(^|&)prefix=/.test(r.query))
+      .map((r) => new URLSearchParams(r.query).get('prefix')!)
+      .filter((p) => p.startsWith('r1/index/'));
+    expect(indexLists3.sort()).toEqual(['r1/index/', `r1/index/${tagA}/`, `r1/index/${tagB}/`].sort());
     await restoreAndCompare('host-a', a1.json.snapshot_id, 'host-a', path.join(base, 'out-a-on-a'));
     for (const [snap, of] of [
       [a1.json.snapshot_id, 'host-a'],

@@ -79,7 +79,8 @@ export async function copySnapshots(o: CopyOptions): Promise<CopyReport> {
     const flush = async (type: BlobType) => {
       const w = writers[type];
       delete writers[type];
-      if (w?.count) await target.savePack(w);
+      // A tree pack goes below the tag of the host whose snapshot is being copied (issue 15).
+      if (w?.count) await target.savePack(w, treeTag);
     };
     const put = async (id: BlobId, plain: Buffer, type: BlobType) => {
       const w = (writers[type] ??= target.newPackWriter(type));
@@ -95,6 +96,7 @@ export async function copySnapshots(o: CopyOptions): Promise<CopyReport> {
       return source.readBlob(at.pack, at.offset, at.length, id);
     };
     const idMap = new Map<string, string>();
+    let treeTag: string | null = null;
     for (const snap of chosen) {
       const dup = existing.find((e) => e.tree === snap.tree && e.time === snap.time && e.host === snap.host);
       if (dup) {
@@ -105,6 +107,7 @@ export async function copySnapshots(o: CopyOptions): Promise<CopyReport> {
       // Every tree is walked (a tree present in the target does not prove its subtree is: an
       // interrupted copy may have stored a tree pack but not its data pack); blobs go by id.
       const seenTrees = new Set<BlobId>();
+      treeTag = await target.hostTag(snap.host);
       const walk = async (treeId: BlobId): Promise<void> => {
         if (seenTrees.has(treeId)) return;
         seenTrees.add(treeId);

@@ -1,5 +1,6 @@
 import { Snapshotter, type SnapshotOptions, type SnapshotResult } from '../snapshot/snapshotter.js';
 import { syncCatalog } from '../catalog/sync.js';
+import { listCatalogPackIndexes } from '../catalog/treeindexes.js';
 import { ReuseGuard } from '../snapshot/reuseguard.js';
 import type { Session } from './session.js';
 import { thisHost } from '../util/host.js';
@@ -30,7 +31,7 @@ export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promi
     // The host recorded (--host) is followed: its earlier snapshots are this one's parents.
     const sync = await syncCatalog(s.repo, s.catalog, onLog, { follow: [snapshotOpts.host ?? thisHost()] });
     // (The session's own sync at open may have been the one that saw the packs go.)
-    if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, onLog);
+    if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, snapshotOpts.host ?? thisHost(), onLog);
     // [prune, issue 15] blobs only marked packs hold count as absent; re-checked before the record.
     guard.prepare(onLog);
     const marker = s.heldLock;
@@ -45,9 +46,10 @@ export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promi
  * would not find the blob. Re-adding every index fills exactly those rows (it never moves
  * rows that exist). One index read per pack, and only after packs were removed.
  */
-async function refillBlobLocations(s: Session, onLog?: (msg: string) => void): Promise<void> {
+async function refillBlobLocations(s: Session, host: string, onLog?: (msg: string) => void): Promise<void> {
   const before = s.catalog.countBlobs();
-  for await (const id of s.repo.listPackIndexes()) s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
+  // The indexes the sync lists (issue 15: not other hosts' tree packs, which the catalog does not hold).
+  for (const id of (await listCatalogPackIndexes(s.repo, s.catalog, [host])).keys()) s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
   const filled = s.catalog.countBlobs() - before;
   if (filled) onLog?.(`catalog: ${filled} blob locations restored after packs were pruned elsewhere`);
 }

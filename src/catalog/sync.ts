@@ -10,6 +10,7 @@ import { thisHost } from '../util/host.js';
 import { BlobIndex, type PackIndexInput } from './blobindex.js';
 import { CatalogDb } from './db.js';
 import type { PackIndex } from '../pack/format.js';
+import { TreeIndexSearch, listCatalogPackIndexes } from './treeindexes.js';
 
 /**
  * Objects in flight at once while fetching (on S3 each is a request: latency, not bandwidth, is
@@ -152,8 +153,9 @@ export async function syncCatalog(
   let t0 = performance.now();
   const listing = await repo.listSnapshots(follow, opts.allHosts === true || opts.allRecords === true);
   const repoSnaps = listing.ids;
-  const repoPacks = new Set<string>();
-  for await (const id of repo.listPackIndexes()) repoPacks.add(id);
+  // Every flat index and the tree pack indexes below the followed hosts' tags (issue 15): no
+  // other host's tree index is listed or read here (TreeIndexSearch reads them on demand).
+  const repoPacks = await listCatalogPackIndexes(repo, catalog, follow, opts.allHosts === true);
   report.phases_ms.list += performance.now() - t0;
 
   const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, onProgress);
@@ -163,8 +165,9 @@ export async function syncCatalog(
   let n = 0;
   t0 = performance.now();
   const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
+  const search = new TreeIndexSearch(repo, catalog);
   for (const s of toImport) {
-    const damage = await importSnapshot(repo, catalog, s, trees);
+    const damage = await importSnapshot(repo, catalog, s, trees, search);
     catalog.removeRemoteSnapshot(s.id); // imported now (its host is followed): no longer a record only
     for (const d of damage) report.damaged.push({ snapshot_id: s.id, path: display(d.path), message: d.message });
     if (damage.length)
@@ -176,6 +179,8 @@ export async function syncCatalog(
   }
   report.snapshots_added = toImport.length;
   report.phases_ms.import += performance.now() - t0;
+  report.objects_read += search.indexesRead;
+  report.objects_read_kinds.tree_indexes += search.indexesRead;
   // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
   catalog.setMeta('verify_reuse', '1');
   return done();
@@ -191,13 +196,13 @@ async function fetchNew(
   repo: Repository,
   catalog: Catalog,
   repoSnaps: Set<string>,
-  repoPacks: Set<string>,
+  repoPacks: Map<string, string | null>,
   report: SyncReport,
   followed: (host: string) => boolean,
   onProgress?: (msg: string) => void,
 ): Promise<StoredSnapshot[]> {
   const knownSnaps = catalog.knownSnapshotIds();
-  const newPacks = [...repoPacks].filter((id) => !catalog.hasPack(id));
+  const newPacks = [...repoPacks.keys()].filter((id) => !catalog.hasPack(id));
   const newSnaps = [...repoSnaps].filter((id) => !knownSnaps.has(id));
   const fresh: StoredSnapshot[] = [];
   // `placed`: the record lies where its host's records go (else it is kept as a record only).
@@ -213,7 +218,10 @@ async function fetchNew(
       if ('index' in got) {
         if (got.index.type === 'tree') report.objects_read_kinds.tree_indexes++;
         else report.objects_read_kinds.data_indexes++;
-        const idx: PackIndexInput = { ...got.index, form: 'far' };
+        // A tree pack below a listed host tag is of a followed host: its trees are imported, so
+        // it gets full rows at once (no second read). Flat ones (every data pack, older
+        // releases' tree packs) get compact rows: this catalog did not write them.
+        const idx: PackIndexInput = { ...got.index, form: repoPacks.get(got.index.pack) ? 'near' : 'far' };
         catalog.addPackIndex(idx);
         report.packs_added++;
         if (report.packs_added % 100 === 0) onProgress?.(`catalog: ${report.packs_added} pack indexes imported`);
@@ -241,7 +249,7 @@ function misplaced(s: StoredSnapshot): string {
 }
 
 /** Drops the packs the repository no longer has. */
-function dropVanishedPacks(catalog: Catalog, repoPacks: Set<string>, report: SyncReport): void {
+function dropVanishedPacks(catalog: Catalog, repoPacks: Map<string, string | null>, report: SyncReport): void {
   for (const id of catalog.packIds()) {
     if (!repoPacks.has(id)) {
       catalog.removePack(id);
@@ -335,6 +343,7 @@ export async function importSnapshot(
   catalog: Catalog,
   s: StoredSnapshot,
   trees = new PackCache(repo),
+  search = new TreeIndexSearch(repo, catalog),
 ): Promise<ImportDamage[]> {
   const lineage = catalog.lineageId(s.host, s.paths);
   const parent = catalog.lineageHead(lineage);
@@ -345,6 +354,7 @@ export async function importSnapshot(
     lineage,
     seq,
     trees,
+    search,
     // Subtrees shared with the parent carry its damage along (only looked up when it has some).
     carryFrom: parent && catalog.hasDamage(parent.seq) ? parent.seq : null,
   };
@@ -367,6 +377,7 @@ interface ImportContext {
   lineage: number;
   seq: number;
   trees: PackCache;
+  search: TreeIndexSearch;
   carryFrom: number | null;
 }
 
@@ -401,10 +412,13 @@ async function loadTreePacks(repo: Repository, catalog: Catalog, treeId: string)
 }
 
 /** A tree's entries, or why they are lost (the blob is absent, corrupt or not a tree). */
-async function readTree(repo: Repository, catalog: Catalog, treeId: string, trees: PackCache): Promise<Entry[] | string> {
+async function readTree(ctx: ImportContext, treeId: string): Promise<Entry[] | string> {
+  const { repo, catalog, trees } = ctx;
   const id = `tree blob ${treeId.slice(0, 12)}`;
   let loc = catalog.blobLocation(treeId);
   if (!loc && (await loadTreePacks(repo, catalog, treeId))) loc = catalog.blobLocation(treeId);
+  // Below another host's tag (issue 15): searched only after everything this catalog lists.
+  if (!loc && (await ctx.search.find(treeId))) loc = catalog.blobLocation(treeId);
   if (!loc) return `${id} is not in any pack`;
   let bytes: Buffer;
   try {
@@ -424,7 +438,7 @@ async function readTree(repo: Repository, catalog: Catalog, treeId: string, tree
 
 async function importTree(ctx: ImportContext, dir: RawPath, dirPathId: number, treeId: string): Promise<void> {
   const { catalog, lineage, seq } = ctx;
-  let entries = await readTree(ctx.repo, catalog, treeId, ctx.trees);
+  let entries = await readTree(ctx, treeId);
   if (typeof entries === 'string') {
     catalog.addDamage(seq, dir, dir, `${entries}: directory contents lost`);
     entries = []; // the parent's children are not known to be here: they are closed below

@@ -11,6 +11,7 @@ import { decodeTree, type Entry } from '../repo/tree.js';
 import { display, join, type RawPath } from '../util/rawpath.js';
 import type { RepoContext } from '../catalog/context.js';
 import { syncCatalog } from '../catalog/sync.js';
+import { listCatalogPackIndexes } from '../catalog/treeindexes.js';
 import { LockBusyError } from '../util/pidlock.js';
 import { OptionError } from '../util/errors.js';
 import { nameProblem, quoteName, refusedPath } from '../util/names.js';
@@ -182,8 +183,8 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
   for (const id of catSnaps)
     if (!repoSnaps.has(id))
       errors.push({ path: `snapshot ${id}`, message: `catalog lists a snapshot the repository does not have ${hint}` });
-  const repoPacks = new Set<string>();
-  for await (const id of repo.listPackIndexes()) repoPacks.add(id);
+  // The packs the catalog's own sync lists (issue 15): other hosts' tree packs are not its to hold.
+  const repoPacks = new Set((await listCatalogPackIndexes(repo, catalog)).keys());
   const catPacks = new Set(catalog.packIds());
   for (const id of repoPacks)
     if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
@@ -265,12 +266,12 @@ async function checkPacks(repo: Repository, cmp: Catalog | null, result: CheckRe
     try {
       idx = await repo.loadPackIndex(id);
     } catch (e) {
-      found.errors.push({ path: indexKey(id), message: `pack index cannot be loaded: ${(e as Error).message}` });
+      found.errors.push({ path: repo.indexKeyForDisplay(id), message: `pack index cannot be loaded: ${(e as Error).message}` });
       found.markBroken(id, 'pack index unreadable', []);
       continue;
     }
     indexes.set(id, idx);
-    const differs = cmp ? compareIndex(cmp, idx) : null;
+    const differs = cmp ? compareIndex(cmp, idx, repo.indexKeyForDisplay(id)) : null;
     if (differs) found.errors.push(differs);
     for (const b of idx.blobs) if (!blobHome.has(b.id)) blobHome.set(b.id, { pack: id, offset: b.offset, length: b.length });
   }
@@ -393,7 +394,7 @@ function brokenPacks(found: Findings, affected: Map<string, AffectedPath[]>): Br
  * earlier): type, size, and every blob's offset and length. Null when they agree, or when the
  * catalog does not know the pack (compareCatalog reports that).
  */
-export function compareIndex(catalog: Catalog, idx: PackIndex): CheckError | null {
+export function compareIndex(catalog: Catalog, idx: PackIndex, key = indexKey(idx.pack)): CheckError | null {
   const have = catalog.packContents(idx.pack);
   if (!have) return null;
   const diffs: string[] = [];
@@ -420,7 +421,7 @@ export function compareIndex(catalog: Catalog, idx: PackIndex): CheckError | nul
   }
   if (!diffs.length) return null;
   return {
-    path: indexKey(idx.pack),
+    path: key,
     message:
       `pack index differs from the catalog's copy (${blobs} blobs differ; ${diffs.join('; ')}): the index object or the catalog was altered. ` +
       '"snapfill check --read-data" shows which blobs are damaged; then "snapfill catalog rebuild"',

@@ -14,7 +14,8 @@ import {
 import { deleteGarbage, listGarbage, markedPacks, saveGarbage } from '../repo/garbage.js';
 import { isStale, listLocks, lockKind, LOCK_STALE_MS } from '../repo/lock.js';
 import { STORE_TIME_SLACK_MS, storeTime } from '../repo/clock.js';
-import { indexKey, packKey } from '../pack/keys.js';
+import { packKey } from '../pack/keys.js';
+import { catalogIndexTags } from '../catalog/treeindexes.js';
 import type { BlobLocation, PackIndex } from '../pack/format.js';
 import type { BlobId } from '../pack/blobid.js';
 
@@ -150,7 +151,16 @@ export async function prune(repo: Repository, catalog: Catalog | null, opts: Pru
   // New packs (pack, then index) are durable before the catalog knows them and before their
   // sources are marked: a crash leaves duplicates, which the next run resolves.
   const written = { written: await repackBlobs(repo, toMark.repack, log) };
-  if (catalog && written.written.length) catalog.atomic(() => written.written.forEach((i) => catalog.addPackIndex(i)));
+  if (catalog && written.written.length) {
+    // Only what the catalog's own sync lists (issue 15): a new tree pack below another host's
+    // tag would look pruned to that sync (it does not list the tag) and cost it a re-check.
+    const tags = await catalogIndexTags(repo, catalog);
+    const mine = written.written.filter((i) => {
+      const tag = repo.indexTagOf(i.pack);
+      return !tag || tags.has(tag);
+    });
+    catalog.atomic(() => mine.forEach((i) => catalog.addPackIndex(i)));
+  }
   const newlyMarked = [...toMark.unused, ...toMark.repack.map((p) => p.index.pack), ...toMark.orphans].filter(
     (id) => !written.written.some((w) => w.pack === id),
   );
@@ -402,7 +412,7 @@ async function extendRetention(repo: Repository, plans: Map<string, PackPlan>, l
     const current = await repo.packRetainedUntil(id);
     if (current && current.getTime() - Date.now() > periodMs / 2) continue;
     await repo.store.extendRetention(packKey(id), until);
-    await repo.store.extendRetention(indexKey(id), until);
+    await repo.store.extendRetention(await repo.indexKeyOf(id), until);
     n++;
   }
   if (n) log(`prune: extended object-lock retention of ${n} packs live snapshots use to ${until.toISOString()}`);

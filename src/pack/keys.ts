@@ -4,7 +4,10 @@
  *
  *   config                    the repository config
  *   data/<id[0:2]>/<id>       a pack (a tar archive of blobs)
- *   index/<id>                the index of pack <id> (gzipped JSON)
+ *   index/<id>                the index of data pack <id> (gzipped JSON); also of tree packs of
+ *                             releases before tagged tree indexes (still read)
+ *   index/<tag>/<id>          the index of tree pack <id>, below the tag of the host whose
+ *                             snapshot wrote it (issue 15: a routine sync lists only its hosts' tags)
  *   snapshots/<tag>/<id>      a snapshot record; <tag> names its host without revealing it (issue 15)
  *   snapshots/<id>            a snapshot record of releases before host tags (still read)
  *   locks/<id>                a repository lock (rewritten while held, deleted on release)
@@ -33,8 +36,32 @@ export function packKey(packId: string): string {
   return `${PACK_PREFIX}${packId.slice(0, 2)}/${packId}`;
 }
 
-export function indexKey(packId: string): string {
-  return INDEX_PREFIX + packId;
+/**
+ * A pack index's key: flat for data packs (every host reads them: dedup needs them) and for the
+ * tree packs of older releases; below a host's tag (`hostTag`, 16 hex digits) for tree packs,
+ * which only the commands that read that host's trees need.
+ */
+export function indexKey(packId: string, hostTag: string | null = null): string {
+  return hostTag === null ? INDEX_PREFIX + packId : `${INDEX_PREFIX}${hostTag}/${packId}`;
+}
+
+/** The prefix below which the tree pack indexes of one host tag are stored. */
+export function hostIndexPrefix(hostTag: string): string {
+  return `${INDEX_PREFIX}${hostTag}/`;
+}
+
+const FLAT_INDEX = /^index\/([^/]+)$/;
+const TAGGED_INDEX = /^index\/([0-9a-f]{16})\/([^/]+)$/;
+
+/**
+ * The pack id and host tag (null: flat) of a listed `index/` key; null for a key of neither
+ * form (not an index: ignored, as a stray object under `index/` always was).
+ */
+export function parseIndexKey(key: string): { id: string; hostTag: string | null } | null {
+  const flat = FLAT_INDEX.exec(key);
+  if (flat) return { id: flat[1], hostTag: null };
+  const tagged = TAGGED_INDEX.exec(key);
+  return tagged ? { id: tagged[2], hostTag: tagged[1] } : null;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Repository } from './repository.js';
 import { bufferReader, badBlobError, loadStoredBlobsSync } from './blobloader.js';
 import type { BlobId } from '../pack/blobid.js';
-import type { BlobLocation, BlobType, PackIndex } from '../pack/format.js';
+import type { BlobLocation, PackIndex } from '../pack/format.js';
 import type { PackWriter } from '../pack/packwriter.js';
 import { ObjectRetainedError } from '../store/store.js';
 
@@ -89,29 +89,39 @@ export interface ReclaimPlan {
   orphans: string[];
 }
 
-/** Writes the used blobs of the packs to rewrite into new packs, grouped by blob type; returns their indexes. */
+/**
+ * Writes the used blobs of the packs to rewrite into new packs, grouped by blob type and, for
+ * tree packs, by the host tag their index lies below (issue 15: a host's trees stay where only
+ * the commands reading that host's trees look); returns their indexes.
+ */
 export async function repackBlobs(repo: Repository, repack: ReclaimPlan['repack'], log: (msg: string) => void): Promise<PackIndex[]> {
   const written: PackIndex[] = [];
-  const writers: Partial<Record<BlobType, PackWriter>> = {};
-  const flush = async (type: BlobType) => {
-    const w = writers[type];
-    delete writers[type];
-    if (w?.count) written.push(await repo.savePack(w));
+  const writers = new Map<string, { w: PackWriter; tag: string | null }>();
+  const flush = async (group: string) => {
+    const g = writers.get(group);
+    writers.delete(group);
+    if (g?.w.count) written.push(await repo.savePack(g.w, g.tag));
   };
   for (const { index, used } of repack) {
     const pack = await repo.readPack(index.pack);
     const loaded = loadStoredBlobsSync(bufferReader(pack), used, repo.blobKey(), Infinity);
+    // A data pack's index is flat whatever its source; a tree pack keeps its source's tag (an
+    // index not seen in a listing, or flat: flat, where every sync finds it).
+    const tag = index.type === 'tree' ? (repo.indexTagOf(index.pack) ?? null) : null;
+    const group = `${index.type}:${tag ?? ''}`;
     for (const loc of used) {
       const stored = loaded.plain.get(loc.id);
       // Never copy a corrupt blob into a fresh pack under its id: stop instead (check will name it).
       if (!stored) throw badBlobError(loc.id, index.pack, loaded.bad.get(loc.id) ?? 'was not loaded');
-      const w = (writers[index.type] ??= repo.newPackWriter(index.type));
-      w.addSealed(loc.id, Buffer.from(stored)); // already sealed (encrypted repositories); a copy: a view would keep the whole old pack alive
-      if (w.size >= repo.config.pack_size) await flush(index.type);
+      let g = writers.get(group);
+      if (!g) writers.set(group, (g = { w: repo.newPackWriter(index.type), tag }));
+      g.w.addSealed(loc.id, Buffer.from(stored)); // already sealed (encrypted repositories); a copy: a view would keep the whole old pack alive
+      if (g.w.size >= repo.config.pack_size) await flush(group);
     }
     log(`prune: repacked ${index.pack.slice(0, 12)} (${used.length}/${index.blobs.length} blobs kept)`);
   }
-  await flush('data');
-  await flush('tree');
+  // Data packs first (as before): trees are never stored before the data they name.
+  const groups = [...writers.keys()].sort((a, b) => (a.startsWith('data:') ? 0 : 1) - (b.startsWith('data:') ? 0 : 1));
+  for (const group of groups) await flush(group);
   return written;
 }

@@ -11,11 +11,12 @@ import {
   INDEX_PREFIX,
   PACK_PREFIX,
   SNAPSHOT_PREFIX,
+  hostIndexPrefix,
   hostSnapshotPrefix,
-  idOfKey,
   indexKey,
   packIdOfKey,
   packKey,
+  parseIndexKey,
   parseSnapshotKey,
   snapshotKey,
 } from '../pack/keys.js';
@@ -126,6 +127,13 @@ export class Repository {
    * or host-tagged per record (issue 15), and the callers speak in ids.
    */
   private readonly snapshotKeys = new Map<string, string>();
+  /**
+   * Where each pack index seen by this instance is stored (pack id -> keys): flat, or below a
+   * host tag for tree packs (issue 15). Callers speak in pack ids. Usually one key; two hosts
+   * that wrote byte-identical tree packs (possible unencrypted: e.g. a pack of the empty tree
+   * alone) have one pack under two tags, and a deleted pack must lose every index naming it.
+   */
+  private readonly indexKeys = new Map<string, string[]>();
 
   private constructor(
     readonly store: ObjectStore,
@@ -281,24 +289,106 @@ export class Repository {
     return plain;
   }
 
-  /** Uploads a finished pack, then its index. A pack without an index is garbage, never referenced. */
-  async savePack(writer: PackWriter): Promise<PackIndex> {
+  /**
+   * Uploads a finished pack, then its index. A pack without an index is garbage, never
+   * referenced. A tree pack's index goes below `treeTag` (the tag of the host whose trees it
+   * holds, see hostTag; issue 15), so that only the commands reading that host's trees list and
+   * read it; null keeps it flat, where every catalog sync reads it. Data pack indexes are always
+   * flat: every host's dedup needs them.
+   */
+  async savePack(writer: PackWriter, treeTag: string | null): Promise<PackIndex> {
     await this.unlock();
     const { id, bytes, index } = await writer.finish();
     await this.store.put(packKey(id), bytes);
+    const key = indexKey(id, index.type === 'tree' ? treeTag : null);
     // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
     // Compressed before it is sealed (ciphertext does not compress).
-    await this.store.put(indexKey(id), this.sealObject(gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 })));
+    await this.store.put(key, this.sealObject(gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 })));
+    this.rememberIndexKey(id, key);
     return index;
   }
 
+  /** Every pack index's id, both layouts and every host tag (prune, check, copy: they must see all). */
   async *listPackIndexes(): AsyncIterable<string> {
-    for await (const o of this.store.list(INDEX_PREFIX)) yield idOfKey(INDEX_PREFIX, o.key);
+    for await (const o of this.store.list(INDEX_PREFIX)) {
+      const k = this.learnIndexKey(o.key);
+      if (k) yield k.id;
+    }
+  }
+
+  /**
+   * The pack indexes a catalog that lists `tags` needs (issue 15): every flat index (all data
+   * packs, and the tree packs of older releases: one listing without descending into the tags)
+   * and the tree pack indexes below each of `tags`. Returns pack id -> host tag (null: flat).
+   */
+  async listPackIndexesBelow(tags: Iterable<string>): Promise<Map<string, string | null>> {
+    const prefixes = [INDEX_PREFIX, ...[...new Set(tags)].map(hostIndexPrefix)];
+    // The listings overlap (each is a request of its own; their order does not matter).
+    const keys = await Promise.all(
+      prefixes.map(async (prefix, i) => {
+        const out: string[] = [];
+        for await (const o of this.store.list(prefix, { shallow: i === 0 })) out.push(o.key);
+        return out;
+      }),
+    );
+    const out = new Map<string, string | null>();
+    for (const key of keys.flat()) {
+      const k = this.learnIndexKey(key);
+      if (k && !out.has(k.id)) out.set(k.id, k.hostTag);
+    }
+    return out;
+  }
+
+  /** The pack id of a listed `index/` key, remembering where it is; null for a key of no index. */
+  private learnIndexKey(key: string): { id: string; hostTag: string | null } | null {
+    const k = parseIndexKey(key);
+    if (k) this.rememberIndexKey(k.id, key);
+    return k;
+  }
+
+  private rememberIndexKey(packId: string, key: string): void {
+    const keys = this.indexKeys.get(packId);
+    if (!keys) this.indexKeys.set(packId, [key]);
+    else if (!keys.includes(key)) keys.push(key);
+  }
+
+  /**
+   * The host tag a pack's index lies below (null: flat), as far as this instance has listed or
+   * written it; undefined when it has not seen that index.
+   */
+  indexTagOf(packId: string): string | null | undefined {
+    const key = this.indexKeys.get(packId)?.[0];
+    return key === undefined ? undefined : (parseIndexKey(key)?.hostTag ?? null);
+  }
+
+  /**
+   * Where pack `packId`'s index is stored: known from a listing or a write of this instance;
+   * else the flat key when it exists, else found by listing every index (callers list first, so
+   * this is the rare path). An index found nowhere gets the flat key (a read then fails "not
+   * found", a delete deletes nothing).
+   */
+  async indexKeyOf(packId: string): Promise<string> {
+    return (await this.indexKeysOf(packId))[0];
+  }
+
+  /** Every key holding pack `packId`'s index that this instance knows (see indexKeyOf for an unknown one). */
+  private async indexKeysOf(packId: string): Promise<string[]> {
+    const known = this.indexKeys.get(packId);
+    if (known) return known;
+    if (await this.store.head(indexKey(packId))) return [indexKey(packId)];
+    for await (const _ of this.listPackIndexes()) void _;
+    return this.indexKeys.get(packId) ?? [indexKey(packId)];
+  }
+
+  /** The key of a pack's index for messages (check): the known one, else the flat one. */
+  indexKeyForDisplay(packId: string): string {
+    return this.indexKeys.get(packId)?.[0] ?? indexKey(packId);
   }
 
   async loadPackIndex(packId: string): Promise<PackIndex> {
     await this.unlock();
-    const raw = this.openObject(await this.store.get(indexKey(packId)), `pack index ${indexKey(packId)}`);
+    const key = await this.indexKeyOf(packId);
+    const raw = this.openObject(await this.store.get(key), `pack index ${key}`);
     const text = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw, { maxOutputLength: 256 * 1024 * 1024 }) : raw;
     const idx = JSON.parse(text.toString('utf8')) as PackIndex;
     if (idx.v !== 1 || idx.pack !== packId || !Array.isArray(idx.blobs)) throw new Error(`invalid pack index ${packId}`);
@@ -343,7 +433,8 @@ export class Repository {
    * storing a blob it thinks exists.
    */
   async deletePack(packId: string, hasIndex = true): Promise<void> {
-    if (hasIndex) await this.store.delete(indexKey(packId));
+    // Every index naming the pack (prune listed them all first), before the pack.
+    if (hasIndex) for (const key of await this.indexKeysOf(packId)) await this.store.delete(key);
     await this.store.delete(packKey(packId));
   }
 

@@ -31,6 +31,8 @@ export class BlobSink {
       onUpload?: (bytes: number) => Promise<void> | void;
       /** [prune, issue 15] Blobs whose only homes are packs marked as garbage count as absent. */
       guard?: ReuseGuard;
+      /** The tag of the snapshot's host: its tree pack indexes go below it (issue 15, Repository.savePack). */
+      treeTag: string | null;
     },
   ) {}
 
@@ -78,7 +80,7 @@ export class BlobSink {
     if (this.failure) throw this.failure;
     const p = (async () => {
       if (this.opts.onUpload) await this.opts.onUpload(w.size);
-      const idx = await this.repo.savePack(w);
+      const idx = await this.repo.savePack(w, this.opts.treeTag);
       w.recycle(); // the pack is stored: its buffer serves the next pack
       this.catalog.addPackIndex(idx);
       for (const b of idx.blobs) {

@@ -80,7 +80,13 @@ export class ReuseGuard {
    * `markerHealthy` false (the marker could not be refreshed for long) also checks that every
    * pack still exists, since a prune may then have deleted packs this snapshot relies on.
    */
-  async beforeRecord(lineage: number, rootTree: BlobId, markerHealthy: boolean, onLog?: (msg: string) => void): Promise<number> {
+  async beforeRecord(
+    lineage: number,
+    rootTree: BlobId,
+    markerHealthy: boolean,
+    treeTag: string | null,
+    onLog?: (msg: string) => void,
+  ): Promise<number> {
     const now = new Set(markedPacks(await listGarbage(this.repo)).keys());
     const risky = new Set([...now].filter((p) => !this.marked.has(p)));
     const vanished = new Set<string>();
@@ -139,7 +145,7 @@ export class ReuseGuard {
     }
     for (const w of Object.values(writers)) {
       if (!w?.count) continue;
-      const idx = await this.repo.savePack(w);
+      const idx = await this.repo.savePack(w, treeTag); // trees below the snapshot's host tag, like its other tree packs
       this.catalog.addPackIndex(idx);
       for (const b of idx.blobs) this.stored(b.id);
     }

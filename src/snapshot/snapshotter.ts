@@ -190,6 +190,7 @@ export class Snapshotter {
       maxInFlight: this.repo.store.putsInFlight,
       onUpload: this.opts.onUpload,
       guard: this.opts.guard, // [prune, issue 15]
+      treeTag: await this.repo.hostTag(host),
     });
     this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.wholeFileMax, this.repo.blobKey());
     try {
@@ -236,7 +237,13 @@ export class Snapshotter {
         program: 'snapfill 0.1.0',
       };
       // [prune, issue 15] Packs a prune marked while this ran: copy what this snapshot uses from them.
-      await this.opts.guard?.beforeRecord(this.lineage, tree, this.opts.markerHealthy?.() ?? true, this.opts.onLog);
+      await this.opts.guard?.beforeRecord(
+        this.lineage,
+        tree,
+        this.opts.markerHealthy?.() ?? true,
+        await this.repo.hostTag(host),
+        this.opts.onLog,
+      );
       // Packs and indexes are durable; only now does the snapshot record make the snapshot visible.
       const id = await this.repo.saveSnapshot(rec);
       this.catalog.commitSnapshot(this.seq, id, tree, rec.parent, rec);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { hostSnapshotPrefix, parseSnapshotKey, snapshotKey } from '../../src/pack/keys.js';
+import { hostIndexPrefix, hostSnapshotPrefix, indexKey, parseIndexKey, parseSnapshotKey, snapshotKey } from '../../src/pack/keys.js';
 import { LocalStore } from '../../src/store/local.js';
 import { deriveSecrets } from '../../src/pack/crypto.js';
 
@@ -20,6 +20,16 @@ describe('snapshot record keys', () => {
     expect(parseSnapshotKey(snapshotKey(id, tag))).toEqual({ id, hostTag: tag });
     for (const k of [`snapshots/${tag}/x/${id}`, `snapshots/nothex0123456789/${id}`, `snapshots/${tag}/`, `index/${id}`, 'snapshots/'])
       expect(parseSnapshotKey(k), k).toBeNull();
+  });
+
+  it('pack index keys: flat (data packs, older tree packs) and below a host tag (tree packs) parse to the same pack id', () => {
+    expect(indexKey(id)).toBe(`index/${id}`);
+    expect(indexKey(id, tag)).toBe(`index/${tag}/${id}`);
+    expect(hostIndexPrefix(tag)).toBe(`index/${tag}/`);
+    expect(parseIndexKey(indexKey(id))).toEqual({ id, hostTag: null });
+    expect(parseIndexKey(indexKey(id, tag))).toEqual({ id, hostTag: tag });
+    for (const k of [`index/${tag}/x/${id}`, `index/nothex0123456789/${id}`, `index/${tag}/`, `snapshots/${id}`, 'index/'])
+      expect(parseIndexKey(k), k).toBeNull();
   });
 
   it('the host tag key differs per repository and with encryption', () => {
