@@ -17,7 +17,12 @@ export interface PasswordOptions {
   passwordCommand?: string;
 }
 
-export type PasswordGetter = () => Promise<string>;
+/** Reads the password when called; `from` says where it comes from (a wrong password names it). */
+export type PasswordGetter = (() => Promise<string>) & { readonly from?: string };
+
+function getter(from: string, read: () => Promise<string>): PasswordGetter {
+  return Object.assign(read, { from });
+}
 
 /** The first line of a password file, without its line end; empty is an error. */
 export function readPasswordFile(file: string, from: string): string {
@@ -92,20 +97,24 @@ export function passwordSource(
 ): PasswordGetter | undefined {
   if (opts.passwordFile !== undefined) {
     const f = opts.passwordFile;
-    return async () => readPasswordFile(f, '--password-file');
+    return getter(`--password-file ${f}`, async () => readPasswordFile(f, '--password-file'));
   }
   if (env.SNAPFILL_PASSWORD_FILE) {
     const f = env.SNAPFILL_PASSWORD_FILE;
-    return async () => readPasswordFile(f, 'SNAPFILL_PASSWORD_FILE');
+    return getter(`SNAPFILL_PASSWORD_FILE ${f}`, async () => readPasswordFile(f, 'SNAPFILL_PASSWORD_FILE'));
   }
   if (opts.passwordCommand !== undefined) {
     const c = opts.passwordCommand;
-    return async () => runPasswordCommand(c);
+    return getter('--password-command', async () => runPasswordCommand(c));
   }
-  if (configPasswordFile) return async () => readPasswordFile(configPasswordFile, 'the config file');
+  if (configPasswordFile)
+    return getter(`the config file's password_file ${configPasswordFile}`, async () =>
+      readPasswordFile(configPasswordFile, 'the config file'),
+    );
   const dflt = defaultPasswordFile(env);
-  if (fs.existsSync(dflt)) return async () => readPasswordFile(dflt, 'the default password file');
-  if (onTerminal()) return () => promptPassword('repository password: ');
+  if (fs.existsSync(dflt))
+    return getter(`the default password file ${dflt}`, async () => readPasswordFile(dflt, 'the default password file'));
+  if (onTerminal()) return getter('the terminal', () => promptPassword('repository password: '));
   return undefined;
 }
 

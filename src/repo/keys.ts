@@ -161,8 +161,8 @@ export async function listKeys(store: ObjectStore): Promise<KeyInfo[]> {
 }
 
 export class WrongPasswordError extends Error {
-  constructor(location: string) {
-    super(`wrong password for the repository at ${location} (no key object accepts it)`);
+  constructor(location: string, from?: string) {
+    super(`wrong password for the repository at ${location} (no key object accepts it${from ? `; password from ${from}` : ''})`);
     this.name = 'WrongPasswordError';
   }
 }
@@ -172,7 +172,7 @@ export class WrongPasswordError extends Error {
  * object that opened it. A damaged key object is skipped while another may still open the
  * repository; when none opens it, the error names the damage (not just "wrong password").
  */
-export async function openMasterKey(store: ObjectStore, password: string): Promise<{ master: Buffer; keyId: string }> {
+export async function openMasterKey(store: ObjectStore, password: string, from?: string): Promise<{ master: Buffer; keyId: string }> {
   const ids = await listKeyIds(store);
   if (!ids.length)
     throw new Error(`the repository at ${store.location} is encrypted but has no key objects (keys/ is empty or unreadable)`);
@@ -192,7 +192,7 @@ export async function openMasterKey(store: ObjectStore, password: string): Promi
     if (master) return { master, keyId: id };
   }
   if (damage.length) throw new Error(`wrong password, or damaged key objects: ${damage.join('; ')}`);
-  throw new WrongPasswordError(store.location);
+  throw new WrongPasswordError(store.location, from);
 }
 
 /** Stores a key object (never overwrites one). */

@@ -30,8 +30,8 @@ export { BlobCorruptError } from './blobloader.js';
 /** The newest format this code writes and reads (docs/FORMAT.md). Version 1 stays readable and writable. */
 export const REPO_VERSION = 2;
 
-/** How an encrypted repository asks for its password: only called when one is needed. */
-export type PasswordSource = () => Promise<string>;
+/** How an encrypted repository asks for its password: only called when one is needed; `from` names it in errors. */
+export type PasswordSource = (() => Promise<string>) & { readonly from?: string };
 
 export class PasswordNeededError extends OptionError {
   constructor(location: string) {
@@ -207,7 +207,7 @@ export class Repository {
     if (config.encryption !== 'aes-256-gcm')
       throw new Error(`repository at ${store.location} uses unknown encryption "${String(config.encryption)}"`);
     if (!password) throw new PasswordNeededError(store.location);
-    const unlocking = openMasterKey(store, await password());
+    const unlocking = openMasterKey(store, await password(), password.from);
     if (!opts.deferUnlock) return new Repository(store, config, await unlocking);
     const repo = new Repository(store, config, null);
     repo.unlocking = unlocking;
