@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { createCipheriv, createHash } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { BIN, cli, hasCmd, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
+import { BIN, catalogOf, cli, hasCmd, repoEnv, requireSystem, tmpDir, write } from './helpers.js';
 import { openSession, type Session } from '../src/api/index.js';
 import { FileContentReader } from '../src/query/filecontent.js';
 import { DEFAULT_CHUNKER } from '../src/pack/chunker.js';
@@ -145,7 +145,7 @@ describe('content-defined chunking (version 2)', () => {
   describe('ranged reads (what mount does)', () => {
     let s: Session;
     beforeAll(async () => {
-      s = await openSession({ repo: env.SNAPFILL_REPO, passwordFile: env.SNAPFILL_PASSWORD_FILE, readOnly: true });
+      s = await openSession({ repo: env.SNAPFILL_REPO, catalog: catalogOf(env), passwordFile: env.SNAPFILL_PASSWORD_FILE, readOnly: true });
     });
     afterAll(async () => await s?.close());
 
@@ -260,7 +260,12 @@ describe('version-1 repositories keep fixed chunks', () => {
     const config = JSON.parse(fs.readFileSync(path.join(env.SNAPFILL_REPO, 'config'), 'utf8'));
     expect([config.version, config.chunker]).toEqual([1, undefined]);
     await run(env, ['snapshot', '-q', src]);
-    const s = await openSession({ repo: env.SNAPFILL_REPO, passwordFile: env.SNAPFILL_PASSWORD_FILE, readOnly: true });
+    const s = await openSession({
+      repo: env.SNAPFILL_REPO,
+      catalog: catalogOf(env),
+      passwordFile: env.SNAPFILL_PASSWORD_FILE,
+      readOnly: true,
+    });
     try {
       const snap = s.catalog.listSnapshots()[0];
       const v = s.catalog.entry(snap, file)!;

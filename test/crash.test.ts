@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { BIN, cli, describeTree, diffTrees, repoEnv, tmpDir, write, snapshotRecordFiles } from './helpers.js';
+import { BIN, catalogOf, cli, describeTree, diffTrees, repoEnv, tmpDir, write, snapshotRecordFiles } from './helpers.js';
 import { openSession } from '../src/api/session.js';
 import { checkSession } from '../src/check/check.js';
 import { openObjectSync } from './support/craft.js';
@@ -160,7 +160,12 @@ describe('crash safety under SIGKILL', { timeout: 360_000 }, () => {
    * process start: this runs after every kill). The CLI command itself runs at each test's end.
    */
   async function expectCheckPasses(context: string, readData = false): Promise<void> {
-    const s = await openSession({ repo: env.SNAPFILL_REPO, passwordFile: env.SNAPFILL_PASSWORD_FILE, noSync: true });
+    const s = await openSession({
+      repo: env.SNAPFILL_REPO,
+      catalog: catalogOf(env),
+      passwordFile: env.SNAPFILL_PASSWORD_FILE,
+      noSync: true,
+    });
     try {
       const r = await checkSession(s, { readData });
       expect(JSON.stringify(r.errors).slice(0, 1500), `check after ${context}`).toBe('[]');

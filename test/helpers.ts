@@ -74,6 +74,16 @@ export function repoEnv(base: string): Record<string, string> {
   };
 }
 
+/**
+ * The catalog file the CLI uses for `env`'s repository (SNAPFILL_CACHE/<repository id>/catalog.db):
+ * what a session opened inside the test process must be given, since that process has no
+ * SNAPFILL_CACHE of its own (its default, as root, is the machine's /var/cache/snapfill).
+ */
+export function catalogOf(env: Record<string, string>): string {
+  const id = (JSON.parse(fs.readFileSync(path.join(env.SNAPFILL_REPO, 'config'), 'utf8')) as { id: string }).id;
+  return path.join(env.SNAPFILL_CACHE, id, 'catalog.db');
+}
+
 let passwordFile: string | null = null;
 
 /** One password file for the whole test process, outside every test's own directories (creating none of them). */

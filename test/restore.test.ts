@@ -99,6 +99,39 @@ describe('restore', () => {
     expect(again.json.files_restored).toBe(0);
   });
 
+  it('missing mode with a few names gone per directory: exactly those come back (hard links, names that are not UTF-8, --exclude), the rest are counted as present', () => {
+    // Bytes that are not UTF-8 in names: one deleted, one kept.
+    const dir0 = Buffer.from(`${src}/home/alice/public_html/dir0/`);
+    const gonePlain = Buffer.concat([dir0, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74])]); // "caf\xe9.txt"
+    const keptPlain = Buffer.concat([dir0, Buffer.from([0x6b, 0xff, 0xfe, 0x2e, 0x74, 0x78, 0x74])]);
+    fs.writeFileSync(gonePlain, 'latin-1 name\n');
+    fs.writeFileSync(keptPlain, 'kept\n');
+    const before = describeTree(src);
+    snap(env, src);
+    const gone: string[] = [];
+    for (const acct of ['alice', 'bob']) for (let d = 0; d < 4; d++) gone.push(`${src}/home/${acct}/public_html/dir${d}/file3.php`);
+    gone.push(`${src}/home/alice/Maildir/cur/1-hardlink.mail`); // its other name stays: linked back to it
+    for (const p of gone) fs.rmSync(p);
+    fs.rmSync(gonePlain);
+    const excluded = `${src}/home/bob/public_html/dir1/file3.php`;
+    const r = restore(env, ['latest', '--exclude', excluded]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.files_restored).toBe(gone.length - 1 + 1); // the excluded one stays gone; the non-UTF-8 name comes back
+    expect(fs.existsSync(excluded)).toBe(false);
+    const after = describeTree(src);
+    for (const p of gone.filter((g) => g !== excluded)) expect(after.get(p.slice(src.length)), p).toBe(before.get(p.slice(src.length)));
+    expect(fs.readFileSync(gonePlain, 'utf8')).toBe('latin-1 name\n');
+    expect(fs.readFileSync(keptPlain, 'utf8')).toBe('kept\n');
+    const mail = `${src}/home/alice/Maildir/cur/`;
+    expect(fs.statSync(mail + '1-hardlink.mail').ino).toBe(fs.statSync(mail + '1.mail').ino);
+    // Everything else was there: counted as present, none rewritten.
+    const files = [...before.keys()].filter((k) => before.get(k)!.includes(' f ')).length;
+    expect(r.json.files_skipped).toBeGreaterThanOrEqual(files - gone.length - 1);
+    const again = restore(env, ['latest', '--exclude', excluded]);
+    expect(again.json.files_restored).toBe(0);
+    expect(describeTree(src)).toEqual(after);
+  });
+
   it('story 2: metadata mode repairs chmod 000 / chown nobody without rewriting data', () => {
     const before = describeTree(src);
     snap(env, src);

@@ -66,13 +66,34 @@ type RestoreSqlRow = [
 // arrays, the name as TEXT (non-ASCII names fetched again as bytes) joined to the parent's path
 // in JavaScript, and the columns a mode does not use left out (owner names: only to map owners
 // by name; the fingerprint: only with checksum). Blob locations are looked up per file written.
-const restoreChildrenSql = (owners: boolean, fp: boolean, loc: boolean) => `SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid,
+const restoreSql = (
+  owners: boolean,
+  fp: boolean,
+  loc: boolean,
+  where: string,
+) => `SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid,
   ${owners ? 'v.uname, v.gname' : "'', ''"}, v.size, CAST(v.mtime AS TEXT), v.target, ${fp ? 'v.fp' : 'NULL'}, v.content, v.rdev, v.nlink,
   ${loc ? 'k.hash, b.offset, b.length' : 'NULL, NULL, NULL'}
   FROM paths p CROSS JOIN versions v ON v.path=p.id
   ${loc ? 'LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack' : ''}
+  WHERE ${where} AND ${IN_SNAP}`;
+const RESTORE_CHILDREN = [0, 1, 2, 3, 4, 5, 6, 7].map(
+  (i) => restoreSql(!!(i & 4), !!(i & 2), !!(i & 1), 'p.parent = @pid') + ' ORDER BY p.name',
+);
+/** One entry by path id, in the same form (a missing-mode pass fetches only what is missing). */
+const RESTORE_ONE = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => restoreSql(!!(i & 4), !!(i & 2), !!(i & 1), 'p.id = @id'));
+/** A directory's children by name and type only, and whether one is a hard link with a target. */
+const RESTORE_NAMES = `SELECT p.id, CAST(p.name AS TEXT), v.type, v.target IS NOT NULL FROM paths p CROSS JOIN versions v ON v.path=p.id
   WHERE p.parent = @pid AND ${IN_SNAP} ORDER BY p.name`;
-const RESTORE_CHILDREN = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => restoreChildrenSql(!!(i & 4), !!(i & 2), !!(i & 1)));
+
+/** What a missing-mode pass first reads of a child: enough to see whether its name is there, and to walk on. */
+export interface RestoreName {
+  pathId: number;
+  path: RawPath;
+  type: EntryType;
+  /** A hard link with a target: the orchestrator sees it even when present (it may be linked back to). */
+  linked: boolean;
+}
 
 /** A restore's entry with its path id (a directory's id is how its children are asked for). */
 export type RestoreChild = LightEntry & { pathId: number };
@@ -346,12 +367,46 @@ export class CatalogReader {
       .raw(true)
       .all({ pid, lineage: snap.lineage, seq: snap.seq }) as RestoreSqlRow[];
     const prefix = dir === '/' ? '/' : dir + '/';
-    return rows.map((r) =>
-      restoreChild(
-        r,
-        prefix + (NON_ASCII.test(r[1]) ? fromBlob(this.db.st('SELECT name FROM paths WHERE id = ?').pluck().get(r[0]) as Buffer) : r[1]),
-      ),
-    );
+    return rows.map((r) => restoreChild(r, prefix + (NON_ASCII.test(r[1]) ? this.rawName(r[0]) : r[1])));
+  }
+
+  /**
+   * The children of directory `pid` by name only (a restore in missing mode reads every column
+   * only of the entries whose names are not there): in name order.
+   */
+  childNamesForRestore(pid: number, dir: RawPath, snap: SnapshotKey): RestoreName[] {
+    const rows = this.db.st(RESTORE_NAMES).raw(true).all({ pid, lineage: snap.lineage, seq: snap.seq }) as [
+      number,
+      string,
+      number,
+      number,
+    ][];
+    const prefix = dir === '/' ? '/' : dir + '/';
+    return rows.map((r) => ({
+      pathId: r[0],
+      path: prefix + (NON_ASCII.test(r[1]) ? this.rawName(r[0]) : r[1]),
+      type: ENTRY_TYPES[r[2]],
+      linked: r[3] === 1,
+    }));
+  }
+
+  /** One child as childrenForRestore returns it, by its path id and path (from childNamesForRestore). */
+  childForRestore(
+    id: number,
+    p: RawPath,
+    snap: SnapshotKey,
+    opts: { owners: boolean; fingerprints: boolean; locations?: boolean },
+  ): RestoreChild | undefined {
+    const r = this.db
+      .st(RESTORE_ONE[(opts.owners ? 4 : 0) + (opts.fingerprints ? 2 : 0) + (opts.locations ? 1 : 0)])
+      .raw(true)
+      .get({ id, lineage: snap.lineage, seq: snap.seq }) as RestoreSqlRow | undefined;
+    return r ? restoreChild(r, p) : undefined;
+  }
+
+  /** A stored name as bytes (names that are not ASCII come back through this). */
+  private rawName(id: number): RawPath {
+    return fromBlob(this.db.st('SELECT name FROM paths WHERE id = ?').pluck().get(id) as Buffer);
   }
 
   /** The restore's form of one entry (the root of a restore), with its path id. */
@@ -478,7 +533,7 @@ export class CatalogReader {
       .raw(true)
       .all({ lineage: snap.lineage, seq: snap.seq, pid }) as VerifyChildRow[];
     for (const r of rows) {
-      if (NON_ASCII.test(r[1])) r[1] = fromBlob(this.db.st('SELECT name FROM paths WHERE id = ?').pluck().get(r[0]) as Buffer);
+      if (NON_ASCII.test(r[1])) r[1] = this.rawName(r[0]);
     }
     return rows;
   }

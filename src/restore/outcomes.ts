@@ -16,7 +16,12 @@ export function emptyCounts(): OutcomeCounts {
  * Counts `r` when it is one of the outcomes above and returns true; false when the
  * orchestrator must see the entry. A dry run lists every entry's action: nothing is only counted.
  */
-export function countOutcome(c: OutcomeCounts, v: LightEntry, r: ClassifyResult, dryRun: boolean): boolean {
+export function countOutcome(
+  c: OutcomeCounts,
+  v: Pick<LightEntry, 'type' | 'target' | 'size'>,
+  r: ClassifyResult,
+  dryRun: boolean,
+): boolean {
   if (dryRun) return false;
   switch (r.outcome) {
     case 'written':

@@ -76,6 +76,21 @@ const EMPTY_I64 = new BigInt64Array(0);
 const EMPTY_U32 = new Uint32Array(0);
 const EMPTY_I32 = new Int32Array(0);
 
+/**
+ * The names in live directory `rel` (scanned names-only, and kept for the classify that
+ * follows), or null when the directory is not there or cannot be opened or read safely: the
+ * caller then classifies the entries one by one, which reports why.
+ */
+export function liveNames(rel: string): ReadonlyMap<string, number> | null {
+  if (worker.freshDirs.has(rel)) return null;
+  try {
+    const fd = worker.root.dirFd(rel, false);
+    return fd === null ? null : liveDir(rel, fd, true).index;
+  } catch {
+    return null;
+  }
+}
+
 /** Forgets what was scanned below `rel` (after a failure there). */
 export function forgetLive(rel: string): void {
   for (const k of [...liveDirs.keys()]) if (k === rel || rel === '' || k.startsWith(rel + '/')) forgetOne(k);

@@ -1,5 +1,5 @@
 import type { BlobLocationRow } from '../catalog/catalog.js';
-import { CatalogReader, type RestoreChild } from '../catalog/reader.js';
+import { CatalogReader, type RestoreChild, type RestoreName } from '../catalog/reader.js';
 import { makeMatcher } from '../util/globs.js';
 import { IdNames } from '../util/ids.js';
 import type { RawPath } from '../util/rawpath.js';
@@ -7,7 +7,7 @@ import { chunkRefs, relOf, wireEntry } from './context.js';
 import { countOutcome, emptyCounts } from './outcomes.js';
 import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './protocol.js';
 import { safeSnapshotPath } from './scope.js';
-import { classifyBatch } from './worker-classify.js';
+import { classifyBatch, liveNames } from './worker-classify.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
 
@@ -74,32 +74,74 @@ export function walkDirs(tasks: RestoreDirTask[]): WalkReply {
   return out;
 }
 
+const UNSAFE = 'unsafe path in the snapshot (.., NUL, or an invalid name); refused';
+
 function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): void {
   if (task.fresh && !worker.init.dryRun) worker.freshDirs.add(relOf(task.path));
   const todo: RestoreChild[] = [];
-  const below: RestoreChild[] = [];
-  // A directory this run created: every file in it is written, so their locations come with the rows.
-  const locations = task.fresh && worker.init.repoDir !== null && worker.init.mode !== 'metadata';
-  const rows = w.catalog.childrenForRestore(task.id, task.path, w.snap, {
+  const below: { pathId: number; path: RawPath }[] = [];
+  const opts = {
     owners: w.byName !== null,
     fingerprints: w.fingerprints,
-    locations,
-  });
-  for (const v of rows) {
-    if (!safeSnapshotPath(v.path) || (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target)))) {
-      out.errors.push({ path: v.path, message: 'unsafe path in the snapshot (.., NUL, or an invalid name); refused' });
-      continue; // a directory: nothing below it either
+    // A directory this run created: every file in it is written, so their locations come with the rows.
+    locations: task.fresh && worker.init.repoDir !== null && worker.init.mode !== 'metadata',
+  };
+  const accept = (v: RestoreChild) => {
+    if (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target))) out.errors.push({ path: v.path, message: UNSAFE });
+    else todo.push(v);
+  };
+  const present = !task.fresh && worker.init.mode === 'missing' && !worker.init.dryRun ? presentNames(w, task) : null;
+  if (present) {
+    // Missing mode in a directory that is there: most names usually are too. Those are counted
+    // from their names alone; every column is read only for the entries to create.
+    for (const n of present.names) {
+      if (!safeSnapshotPath(n.path)) {
+        out.errors.push({ path: n.path, message: UNSAFE });
+        continue; // a directory: nothing below it either
+      }
+      if (w.excluded(n.path)) continue;
+      if (n.type === 'dir') below.push(n);
+      if (w.included && (n.type === 'dir' || !w.included(n.path))) continue;
+      if (present.live.has(n.path.slice(present.skip)) && !n.linked) {
+        out.counts.entries++;
+        countOutcome(out.counts, { type: n.type, target: null, size: 0 }, { outcome: 'skip-present' }, false);
+        continue;
+      }
+      const v = w.catalog.childForRestore(n.pathId, n.path, w.snap, opts);
+      if (v) accept(v);
     }
-    if (w.excluded(v.path)) continue;
-    if (v.type === 'dir') below.push(v);
-    // With --include only matching files are restored; directories are made on demand for them.
-    if (w.included && (v.type === 'dir' || !w.included(v.path))) continue;
-    todo.push(v);
+  } else {
+    for (const v of w.catalog.childrenForRestore(task.id, task.path, w.snap, opts)) {
+      if (!safeSnapshotPath(v.path)) {
+        out.errors.push({ path: v.path, message: UNSAFE });
+        continue; // a directory: nothing below it either
+      }
+      if (w.excluded(v.path)) continue;
+      if (v.type === 'dir') below.push(v);
+      // With --include only matching files are restored; directories are made on demand for them.
+      if (w.included && (v.type === 'dir' || !w.included(v.path))) continue;
+      accept(v);
+    }
   }
   const created = new Set<number>();
   for (let i = 0; i < todo.length; i += CHUNK) classifyChunk(w, todo.slice(i, i + CHUNK), out, created);
   // Pushed in reverse: popped in name order.
   for (let i = below.length - 1; i >= 0; i--) local.push({ id: below[i].pathId, path: below[i].path, fresh: created.has(below[i].pathId) });
+}
+
+/**
+ * For a missing-mode pass: the directory's snapshot names and the live names, when the live
+ * directory is there and at most half its names are missing (else reading every row at once
+ * is cheaper than one lookup per missing name). `skip` cuts a path to its last component.
+ */
+function presentNames(w: Walk, task: RestoreDirTask): { names: RestoreName[]; live: ReadonlyMap<string, number>; skip: number } | null {
+  const live = liveNames(relOf(task.path));
+  if (!live) return null;
+  const names = w.catalog.childNamesForRestore(task.id, task.path, w.snap);
+  const skip = task.path === '/' ? 1 : task.path.length + 1;
+  let missing = 0;
+  for (const n of names) if (!live.has(n.path.slice(skip))) missing++;
+  return missing * 2 > names.length ? null : { names, live, skip };
 }
 
 function classifyChunk(w: Walk, entries: RestoreChild[], out: WalkReply, created: Set<number>): void {
