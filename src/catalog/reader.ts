@@ -71,17 +71,23 @@ const restoreSql = (
   fp: boolean,
   loc: boolean,
   where: string,
+  from = 'paths p',
 ) => `SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid,
   ${owners ? 'v.uname, v.gname' : "'', ''"}, v.size, CAST(v.mtime AS TEXT), v.target, ${fp ? 'v.fp' : 'NULL'}, v.content, v.rdev, v.nlink,
   ${loc ? 'k.hash, b.offset, b.length' : 'NULL, NULL, NULL'}
-  FROM paths p CROSS JOIN versions v ON v.path=p.id
+  FROM ${from} CROSS JOIN versions v ON v.path=p.id
   ${loc ? 'LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack' : ''}
   WHERE ${where} AND ${IN_SNAP}`;
 const RESTORE_CHILDREN = [0, 1, 2, 3, 4, 5, 6, 7].map(
   (i) => restoreSql(!!(i & 4), !!(i & 2), !!(i & 1), 'p.parent = @pid') + ' ORDER BY p.name',
 );
-/** One entry by path id, in the same form (a missing-mode pass fetches only what is missing). */
-const RESTORE_ONE = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => restoreSql(!!(i & 4), !!(i & 2), !!(i & 1), 'p.id = @id'));
+/**
+ * Entries by path id (a JSON array), in the same form: a missing-mode pass reads only what is
+ * missing. One statement for a directory's list: a statement per id cost ~2.5x as much per row.
+ */
+const RESTORE_BY_IDS = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+  restoreSql(!!(i & 4), !!(i & 2), !!(i & 1), '1', 'json_each(@ids) j CROSS JOIN paths p ON p.id = j.value'),
+);
 /** A directory's children by name and type only, and whether one is a hard link with a target. */
 const RESTORE_NAMES = `SELECT p.id, CAST(p.name AS TEXT), v.type, v.target IS NOT NULL FROM paths p CROSS JOIN versions v ON v.path=p.id
   WHERE p.parent = @pid AND ${IN_SNAP} ORDER BY p.name`;
@@ -390,18 +396,28 @@ export class CatalogReader {
     }));
   }
 
-  /** One child as childrenForRestore returns it, by its path id and path (from childNamesForRestore). */
-  childForRestore(
-    id: number,
-    p: RawPath,
+  /**
+   * Children as childrenForRestore returns them, by path id and path (from childNamesForRestore),
+   * in the order given; one that is no longer in the snapshot is left out.
+   */
+  childrenForRestoreByIds(
+    children: readonly { pathId: number; path: RawPath }[],
     snap: SnapshotKey,
     opts: { owners: boolean; fingerprints: boolean; locations?: boolean },
-  ): RestoreChild | undefined {
-    const r = this.db
-      .st(RESTORE_ONE[(opts.owners ? 4 : 0) + (opts.fingerprints ? 2 : 0) + (opts.locations ? 1 : 0)])
+  ): RestoreChild[] {
+    if (!children.length) return [];
+    const rows = this.db
+      .st(RESTORE_BY_IDS[(opts.owners ? 4 : 0) + (opts.fingerprints ? 2 : 0) + (opts.locations ? 1 : 0)])
       .raw(true)
-      .get({ id, lineage: snap.lineage, seq: snap.seq }) as RestoreSqlRow | undefined;
-    return r ? restoreChild(r, p) : undefined;
+      .all({ ids: JSON.stringify(children.map((c) => c.pathId)), lineage: snap.lineage, seq: snap.seq }) as RestoreSqlRow[];
+    const byId = new Map<number, RestoreSqlRow>();
+    for (const r of rows) byId.set(r[0], r);
+    const out: RestoreChild[] = [];
+    for (const c of children) {
+      const r = byId.get(c.pathId);
+      if (r) out.push(restoreChild(r, c.path));
+    }
+    return out;
   }
 
   /** A stored name as bytes (names that are not ASCII come back through this). */

@@ -80,18 +80,25 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
   if (task.fresh && !worker.init.dryRun) worker.freshDirs.add(relOf(task.path));
   const todo: RestoreChild[] = [];
   const below: { pathId: number; path: RawPath }[] = [];
+  const missingMode = !task.fresh && worker.init.mode === 'missing' && !worker.init.dryRun;
+  // Missing mode: the names first, unless the last directories were mostly missing (then one
+  // read of every row is cheaper), looking again every PROBE_EVERY directories.
+  const probe = missingMode && (missingShare <= 0.5 || ++sinceProbe >= PROBE_EVERY);
+  const present = probe ? presentNames(w, task) : null;
   const opts = {
     owners: w.byName !== null,
     fingerprints: w.fingerprints,
-    // A directory this run created: every file in it is written, so their locations come with the rows.
-    locations: task.fresh && worker.init.repoDir !== null && worker.init.mode !== 'metadata',
+    // Every file (a directory this run created) or most files (missing mode, where the last
+    // directories were mostly missing) will be written: their locations come with the rows.
+    locations:
+      (task.fresh || (missingMode && !present && missingShare > 0.5)) && worker.init.repoDir !== null && worker.init.mode !== 'metadata',
   };
   const accept = (v: RestoreChild) => {
     if (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target))) out.errors.push({ path: v.path, message: UNSAFE });
     else todo.push(v);
   };
-  const present = !task.fresh && worker.init.mode === 'missing' && !worker.init.dryRun ? presentNames(w, task) : null;
   if (present) {
+    const fetch: RestoreName[] = [];
     // Missing mode in a directory that is there: most names usually are too. Those are counted
     // from their names alone; every column is read only for the entries to create.
     for (const n of present.names) {
@@ -107,9 +114,11 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
         countOutcome(out.counts, { type: n.type, target: null, size: 0 }, { outcome: 'skip-present' }, false);
         continue;
       }
-      const v = w.catalog.childForRestore(n.pathId, n.path, w.snap, opts);
-      if (v) accept(v);
+      fetch.push(n);
     }
+    // Every one fetched is missing, so written: the locations come with the rows.
+    const written = { ...opts, locations: worker.init.repoDir !== null };
+    for (const v of w.catalog.childrenForRestoreByIds(fetch, w.snap, written)) accept(v);
   } else {
     for (const v of w.catalog.childrenForRestore(task.id, task.path, w.snap, opts)) {
       if (!safeSnapshotPath(v.path)) {
@@ -129,18 +138,26 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
   for (let i = below.length - 1; i >= 0; i--) local.push({ id: below[i].pathId, path: below[i].path, fresh: created.has(below[i].pathId) });
 }
 
+/** Missing mode: the share of names missing in the directories looked at lately (0..1, a moving average). */
+let missingShare = 0;
+/** Directories read whole since the names were last looked at first. */
+let sinceProbe = 0;
+const PROBE_EVERY = 16;
+
 /**
  * For a missing-mode pass: the directory's snapshot names and the live names, when the live
  * directory is there and at most half its names are missing (else reading every row at once
  * is cheaper than one lookup per missing name). `skip` cuts a path to its last component.
  */
 function presentNames(w: Walk, task: RestoreDirTask): { names: RestoreName[]; live: ReadonlyMap<string, number>; skip: number } | null {
+  sinceProbe = 0;
   const live = liveNames(relOf(task.path));
   if (!live) return null;
   const names = w.catalog.childNamesForRestore(task.id, task.path, w.snap);
   const skip = task.path === '/' ? 1 : task.path.length + 1;
   let missing = 0;
   for (const n of names) if (!live.has(n.path.slice(skip))) missing++;
+  if (names.length) missingShare = 0.75 * missingShare + 0.25 * (missing / names.length);
   return missing * 2 > names.length ? null : { names, live, skip };
 }
 
