@@ -247,6 +247,27 @@ describe('native livefs addon', () => {
     expect(fs.statSync(path.join(p, 'f')).mode & 0o777).not.toBe(0o777);
   });
 
+  it('sets the mode of the pinned inode on a kernel without fchmodat2 too (through /proc/self/fd)', () => {
+    const { p } = dir();
+    const f = path.join(p, 'h');
+    fs.writeFileSync(f, 'x');
+    fs.chmodSync(f, 0o644);
+    const st = fs.lstatSync(f, { bigint: true });
+    // A child process: the addon reads the switch when it loads.
+    const script = `
+      import * as fs from 'node:fs';
+      import { applyMeta } from ${JSON.stringify(path.resolve('dist/livefs/native.js'))};
+      const fd = fs.openSync(${JSON.stringify(p)}, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      const item = { name: 'h', mode: 0o600, uid: ${st.uid}, gid: ${st.gid}, mtimeNs: ${st.mtimeNs}n, ino: ${st.ino}n, dev: ${st.dev}n, recordedLinks: 1 };
+      process.stdout.write(JSON.stringify(applyMeta(fd, [item], false)));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, SNAPFILL_TEST_NO_FCHMODAT2: '1' },
+    });
+    expect(JSON.parse(out)).toEqual([0]);
+    expect(fs.lstatSync(f).mode & 0o7777).toBe(0o600);
+  });
+
   it('refuses a symlink in place of a directory', () => {
     const { p, fd } = dir();
     fs.symlinkSync('/etc', path.join(p, 'd'));
