@@ -7,6 +7,7 @@ import { chunkRefs, relOf, wireEntry } from './context.js';
 import { countOutcome, emptyCounts } from './outcomes.js';
 import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './protocol.js';
 import { safeSnapshotPath } from './scope.js';
+import type { EntryType } from '../repo/tree.js';
 import { classifyBatch, liveNames } from './worker-classify.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
@@ -93,6 +94,17 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
     locations:
       (task.fresh || (missingMode && !present && missingShare > 0.5)) && worker.init.repoDir !== null && worker.init.mode !== 'metadata',
   };
+  // An unsafe name is refused, an excluded one skipped, a directory walked; with --include only
+  // matching files are restored (directories are made on demand for them).
+  const wanted = (n: { pathId: number; path: RawPath; type: EntryType }): boolean => {
+    if (!safeSnapshotPath(n.path)) {
+      out.errors.push({ path: n.path, message: UNSAFE });
+      return false; // a directory: nothing below it either
+    }
+    if (w.excluded(n.path)) return false;
+    if (n.type === 'dir') below.push(n);
+    return !(w.included && (n.type === 'dir' || !w.included(n.path)));
+  };
   const accept = (v: RestoreChild) => {
     if (v.type === 'hardlink' && (v.target === null || !safeSnapshotPath(v.target))) out.errors.push({ path: v.path, message: UNSAFE });
     else todo.push(v);
@@ -102,13 +114,7 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
     // Missing mode in a directory that is there: most names usually are too. Those are counted
     // from their names alone; every column is read only for the entries to create.
     for (const n of present.names) {
-      if (!safeSnapshotPath(n.path)) {
-        out.errors.push({ path: n.path, message: UNSAFE });
-        continue; // a directory: nothing below it either
-      }
-      if (w.excluded(n.path)) continue;
-      if (n.type === 'dir') below.push(n);
-      if (w.included && (n.type === 'dir' || !w.included(n.path))) continue;
+      if (!wanted(n)) continue;
       if (present.live.has(n.path.slice(present.skip)) && !n.linked) {
         out.counts.entries++;
         countOutcome(out.counts, { type: n.type, target: null, size: 0 }, { outcome: 'skip-present' }, false);
@@ -120,17 +126,7 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
     const written = { ...opts, locations: worker.init.repoDir !== null };
     for (const v of w.catalog.childrenForRestoreByIds(fetch, w.snap, written)) accept(v);
   } else {
-    for (const v of w.catalog.childrenForRestore(task.id, task.path, w.snap, opts)) {
-      if (!safeSnapshotPath(v.path)) {
-        out.errors.push({ path: v.path, message: UNSAFE });
-        continue; // a directory: nothing below it either
-      }
-      if (w.excluded(v.path)) continue;
-      if (v.type === 'dir') below.push(v);
-      // With --include only matching files are restored; directories are made on demand for them.
-      if (w.included && (v.type === 'dir' || !w.included(v.path))) continue;
-      accept(v);
-    }
+    for (const v of w.catalog.childrenForRestore(task.id, task.path, w.snap, opts)) if (wanted(v)) accept(v);
   }
   const created = new Set<number>();
   for (let i = 0; i < todo.length; i += CHUNK) classifyChunk(w, todo.slice(i, i + CHUNK), out, created);
