@@ -1,3 +1,4 @@
+import type { BlobId } from '../pack/blobid.js';
 import { ENTRY_TYPES, type EntryType } from '../repo/tree.js';
 import { dirname, fromBlob, subtreeRange, toBlob, type RawPath } from '../util/rawpath.js';
 import { BlobIndex } from './blobindex.js';
@@ -54,7 +55,7 @@ type RestoreSqlRow = [
   string,
   Buffer | null,
   Buffer | null,
-  Buffer | null,
+  Buffer | number | null,
   number,
   number,
   string | null,
@@ -72,8 +73,10 @@ const restoreSql = (
   loc: boolean,
   where: string,
   from = 'paths p',
+  content = true,
 ) => `SELECT p.id, CAST(p.name AS TEXT), v.type, v.mode, v.uid, v.gid,
-  ${owners ? 'v.uname, v.gname' : "'', ''"}, v.size, CAST(v.mtime AS TEXT), v.target, ${fp ? 'v.fp' : 'NULL'}, v.content, v.rdev, v.nlink,
+  ${owners ? 'v.uname, v.gname' : "'', ''"}, v.size, CAST(v.mtime AS TEXT), v.target, ${fp ? 'v.fp' : 'NULL'},
+  ${content ? 'v.content' : '(v.content IS NOT NULL)'}, v.rdev, v.nlink,
   ${loc ? 'k.hash, b.offset, b.length' : 'NULL, NULL, NULL'}
   FROM ${from} CROSS JOIN versions v ON v.path=p.id
   ${loc ? 'LEFT JOIN blobs b ON b.hash = substr(v.content, 1, 32) LEFT JOIN packs k ON k.id = b.pack' : ''}
@@ -81,6 +84,16 @@ const restoreSql = (
 const RESTORE_CHILDREN = [0, 1, 2, 3, 4, 5, 6, 7].map(
   (i) => restoreSql(!!(i & 4), !!(i & 2), !!(i & 1), 'p.parent = @pid') + ' ORDER BY p.name',
 );
+/** The same without the blob ids (metadata mode writes no content: only whether a file has any). */
+const RESTORE_CHILDREN_META = [0, 4].map(
+  (i) => restoreSql(!!(i & 4), false, false, 'p.parent = @pid', 'paths p', false) + ' ORDER BY p.name',
+);
+
+/**
+ * The content of an entry read without its blob ids (a metadata-mode row): the file has content,
+ * its ids were not read. Anything that would write content refuses it (restore/context.ts).
+ */
+export const CONTENT_NOT_READ: readonly string[] = Object.freeze([]);
 /**
  * Entries by path id (a JSON array), in the same form: a missing-mode pass reads only what is
  * missing. One statement for a directory's list: a statement per id cost ~2.5x as much per row.
@@ -117,7 +130,7 @@ function restoreChild(r: RestoreSqlRow, path: RawPath): RestoreChild {
     mtimeNs: r[9],
     target: r[10] ? fromBlob(r[10]) : null,
     fp: r[11] ? r[11].toString('hex') : null,
-    content: contentFromBlob(r[12]),
+    content: typeof r[12] === 'number' ? (r[12] ? (CONTENT_NOT_READ as BlobId[]) : null) : contentFromBlob(r[12]),
     rdev: r[13],
     nlink: r[14],
     loc: r[15] ? { pack: r[15], offset: r[16]!, length: r[17]! } : null,
@@ -360,16 +373,21 @@ export class CatalogReader {
    * worker threads run it once per directory, on their own read-only connection): raw rows,
    * no BigInt conversions (the mtime stays a decimal string); owner names only with `owners`,
    * fingerprints only with `fingerprints`, the first blob's location joined in with `locations`
-   * (a directory whose files will all be written: cheaper than a lookup per file). In name order.
+   * (a directory whose files will all be written: cheaper than a lookup per file); `content`
+   * false leaves the blob ids unread (CONTENT_NOT_READ: metadata mode). In name order.
    */
   childrenForRestore(
     pid: number,
     dir: RawPath,
     snap: SnapshotKey,
-    opts: { owners: boolean; fingerprints: boolean; locations?: boolean },
+    opts: { owners: boolean; fingerprints: boolean; locations?: boolean; content?: boolean },
   ): RestoreChild[] {
     const rows = this.db
-      .st(RESTORE_CHILDREN[(opts.owners ? 4 : 0) + (opts.fingerprints ? 2 : 0) + (opts.locations ? 1 : 0)])
+      .st(
+        opts.content === false && !opts.fingerprints && !opts.locations
+          ? RESTORE_CHILDREN_META[opts.owners ? 1 : 0]
+          : RESTORE_CHILDREN[(opts.owners ? 4 : 0) + (opts.fingerprints ? 2 : 0) + (opts.locations ? 1 : 0)],
+      )
       .raw(true)
       .all({ pid, lineage: snap.lineage, seq: snap.seq }) as RestoreSqlRow[];
     const prefix = dir === '/' ? '/' : dir + '/';

@@ -1,7 +1,7 @@
 import { lightFromVersion, type BlobLocationRow, type LightEntry } from '../catalog/catalog.js';
 import { runDirTasks } from '../livefs/dirtasks.js';
 import { components, display, type RawPath } from '../util/rawpath.js';
-import { chunkRefs, relOf, wire, type RestoreRun } from './context.js';
+import { chunkRefs, contentWasRead, relOf, wire, type RestoreRun } from './context.js';
 import { countOutcome, emptyCounts } from './outcomes.js';
 import type { ClassifyResult, RestoreDirTask, WireEntry, WorkerReply } from './protocol.js';
 import { safeSnapshotPath } from './scope.js';
@@ -146,6 +146,7 @@ function onClassified(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyR
 }
 
 function planContent(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyResult, action: (a: string, reason?: string) => void): void {
+  contentWasRead(v);
   const blobs = v.content ?? [];
   const loc = blobs.length === 1 ? run.s.catalog.blobLocation(blobs[0]) : undefined;
   if (blobs.length === 1 && !loc) {
@@ -194,6 +195,7 @@ function planLink(run: RestoreRun, v: LightEntry, w: WireEntry, r: ClassifyResul
     onClassified(run, v, { ...w, type: 'file' }, { outcome: 'content', replace: r.replace });
     return;
   }
+  contentWasRead(v);
   const src = wire(run, lightFromVersion(first, null));
   run.plan.addLink(w.rel, relOf(target!), w, v.content ?? [], !!r.replace, {
     size: src.size,

@@ -3,7 +3,8 @@ import type { BlobLocationRow, LightEntry, SnapshotRow } from '../catalog/catalo
 import type { WorkerPool } from '../livefs/pool.js';
 import type { MetaPolicy, Placement } from '../livefs/install.js';
 import { IdNames } from '../util/ids.js';
-import type { RawPath } from '../util/rawpath.js';
+import { display, type RawPath } from '../util/rawpath.js';
+import { CONTENT_NOT_READ } from '../catalog/reader.js';
 import type { RestoreJournal } from './journal.js';
 import type { RestoreOptions } from './options.js';
 import type { RestorePlan } from './plan.js';
@@ -77,6 +78,11 @@ export function wireEntry(v: LightEntry, byName: IdNames | null, ancestor = fals
   };
 }
 
+/** Refuses an entry whose blob ids were not read (a metadata-mode row): it would be written empty. */
+export function contentWasRead(v: LightEntry): void {
+  if (v.content === CONTENT_NOT_READ) throw new Error(`internal: the content of ${display(v.path)} was not read; nothing written`);
+}
+
 /**
  * Where a file's chunks lie, for the direct strategy (the first chunk's location comes joined
  * with the entry); null when the entry has no content or a chunk is not in the index.
@@ -87,6 +93,7 @@ export function chunkRefs(
   locate: (id: string) => BlobLocationRow | undefined,
 ): ChunkRef[] | null {
   if (!v.content || (v.type !== 'file' && v.type !== 'hardlink')) return null;
+  contentWasRead(v);
   const out: ChunkRef[] = [];
   for (let i = 0; i < v.content.length; i++) {
     const loc = i === 0 && first ? first : locate(v.content[i]);

@@ -89,6 +89,8 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
   const opts = {
     owners: w.byName !== null,
     fingerprints: w.fingerprints,
+    // Metadata mode writes no content: whether a file has any is all it reads of it.
+    content: worker.init.mode !== 'metadata',
     // Every file (a directory this run created) or most files (missing mode, where the last
     // directories were mostly missing) will be written: their locations come with the rows.
     locations:

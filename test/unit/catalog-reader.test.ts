@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CatalogReader } from '../../src/catalog/reader.js';
+import { CatalogReader, CONTENT_NOT_READ } from '../../src/catalog/reader.js';
+import { chunkRefs } from '../../src/restore/context.js';
 import { BlobIndex } from '../../src/catalog/blobindex.js';
 import { ENTRY_TYPES } from '../../src/repo/tree.js';
 import { entry, hex, openParts, SNAP_IDS, tempCatalogFile, writeSnapshot, writeThree } from './catalog-fixture.js';
@@ -79,6 +80,18 @@ describe('catalog reader', () => {
     // Locations are looked up per file written.
     expect(ro.blobLocation(rows[0].content![0])).toEqual({ pack: hex('9'), offset: 512, length: 5 });
     expect(ro.entryForRestore(s1, '/a/f1')!.loc).toEqual({ pack: hex('9'), offset: 512, length: 5 });
+    // Metadata mode reads no blob ids: a file with content says so, and nothing can write it.
+    const meta = ro.childrenForRestore(a.pathId, a.path, s1, { owners: false, fingerprints: false, content: false });
+    expect(meta.map((r) => [r.path, r.content === CONTENT_NOT_READ, r.mode, r.mtimeNs])).toEqual(
+      rows.map((r) => [r.path, r.content !== null, r.mode, r.mtimeNs]),
+    );
+    expect(() => chunkRefs(meta[0], null, () => undefined)).toThrow(/was not read; nothing written/);
+    // The missing entries of a directory by id, in the order asked, with their locations.
+    const byId = ro.childrenForRestoreByIds([rows[1], rows[0]], s1, { owners: false, fingerprints: false, locations: true });
+    expect(byId.map((r) => [r.path, r.loc])).toEqual([
+      ['/a/f2', rows[1].content ? (ro.blobLocation(rows[1].content[0]) ?? null) : null],
+      ['/a/f1', { pack: hex('9'), offset: 512, length: 5 }],
+    ]);
     ro.close();
     db.close();
   });
