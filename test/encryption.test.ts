@@ -3,7 +3,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { BIN, IS_ROOT, cli, repoEnv, requireSystem, tmpDir, write, TEST_PASSWORD, snapshotRecordFiles, indexFiles } from './helpers.js';
+import Database from 'better-sqlite3';
+import {
+  BIN,
+  IS_ROOT,
+  catalogOf,
+  cli,
+  describeTree,
+  diffTrees,
+  repoEnv,
+  requireSystem,
+  tmpDir,
+  write,
+  TEST_PASSWORD,
+  snapshotRecordFiles,
+  indexFiles,
+} from './helpers.js';
 import { startS3rver, s3rverBin, cliAsync, s3Env, type S3Server } from './support/s3server.js';
 import { openObjectSync } from './support/craft.js';
 
@@ -116,6 +131,80 @@ describe('encrypted repositories (format 2)', () => {
     const none = noPasswordAtAll();
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/encrypted and no password was given.*--password-file/);
+  });
+
+  it('an in-place repair with a wrong password: the walk starts while the key is derived, yet nothing is written, locked or journaled', () => {
+    // A key of real cost (no test KDF), so the workers reach their first write long before the
+    // key is known: the write gate (livefs/writegate.ts) is what holds them, not the order of events.
+    const slow = path.join(base, 'slow-kdf');
+    const { SNAPFILL_INSECURE_TEST_KDF: _cheap, ...e } = repoEnv(slow);
+    const tree = path.join(slow, 'home');
+    for (let d = 0; d < 6; d++)
+      for (let f = 0; f < 40; f++) write(`${tree}/acct${d}/public_html/f${f}.php`, `<?php // ${d}/${f}\n`.repeat(f + 1));
+    expect(cli(['init'], e).code).toBe(0);
+    const r0 = cli(['snapshot', tree], e);
+    expect(r0.code, r0.stderr).toBe(0);
+    const intact = describeTree(tree);
+    // Damage of every kind a repair puts back: deleted files, a deleted directory, modes, times.
+    for (let f = 0; f < 40; f += 3) fs.rmSync(`${tree}/acct1/public_html/f${f}.php`);
+    fs.rmSync(`${tree}/acct2`, { recursive: true });
+    for (let f = 0; f < 40; f++) fs.chmodSync(`${tree}/acct3/public_html/f${f}.php`, 0o777);
+    for (let f = 0; f < 40; f++) fs.utimesSync(`${tree}/acct4/public_html/f${f}.php`, 1e9, 1e9);
+    const damaged = describeTree(tree, { mtimeDirs: true });
+    const repoBefore = [...files(e.SNAPFILL_REPO).keys()].sort();
+    const cacheBefore = [...files(e.SNAPFILL_CACHE).keys()].sort();
+    const bad = path.join(slow, 'wrong-pw');
+    fs.writeFileSync(bad, 'not the password\n');
+    for (const mode of ['missing', 'metadata', 'all']) {
+      const r = cli(['restore', 'latest', tree, '--mode', mode], { ...e, SNAPFILL_PASSWORD_FILE: bad });
+      expect(r.code, mode).not.toBe(0);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(/wrong password/);
+      expect(diffTrees(describeTree(tree, { mtimeDirs: true }), damaged), mode).toEqual([]);
+    }
+    expect([...files(e.SNAPFILL_REPO).keys()].sort()).toEqual(repoBefore); // no lock object either
+    expect([...files(e.SNAPFILL_CACHE).keys()].sort()).toEqual(cacheBefore); // no journal, no plan left
+    // The right password: the same repair runs, its workers reading packs with the key the gate hands over.
+    const ok = cli(['restore', 'latest', tree, '--mode', 'all'], e);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(diffTrees(describeTree(tree), intact)).toEqual([]);
+  });
+
+  it('a host tag remembered by the catalog is proven by the key before the catalog or the tree changes', () => {
+    // The catalog remembers its host's tag so that restore and verify list while the key is
+    // derived (issue 17). A wrong one (a catalog of another repository's key, or edited) must
+    // not drop the snapshots its listing missed, nor let a restore write: fail closed, one line.
+    const b = path.join(base, 'tags');
+    const e = repoEnv(b);
+    const tree = path.join(b, 'home');
+    for (let f = 0; f < 20; f++) write(`${tree}/a/f${f}.txt`, `file ${f}\n`);
+    expect(cli(['init'], e).code).toBe(0);
+    expect(cli(['snapshot', tree], e).code).toBe(0);
+    expect(cli(['snapshots'], e).code).toBe(0);
+    const cat = catalogOf(e);
+    const db = new Database(cat);
+    const tags = JSON.parse((db.prepare(`SELECT value FROM meta WHERE key='host_tags'`).get() as { value: string }).value);
+    expect(Object.values(tags)).toHaveLength(1);
+    db.prepare(`UPDATE meta SET value=? WHERE key='host_tags'`).run(
+      JSON.stringify(Object.fromEntries(Object.keys(tags).map((h) => [h, '0123456789abcdef']))),
+    );
+    db.close();
+    fs.rmSync(`${tree}/a/f3.txt`);
+    for (const args of [
+      ['restore', 'latest', tree],
+      ['verify', 'latest'],
+    ]) {
+      const r = cli(args, e);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(/tag for host .* does not match this repository's key: rebuild it/);
+    }
+    expect(fs.existsSync(`${tree}/a/f3.txt`)).toBe(false);
+    // The rebuild puts the right tag back; the snapshot was never dropped from the catalog meanwhile.
+    expect(cli(['catalog', 'rebuild'], e).code).toBe(0);
+    const r = cli(['restore', 'latest', tree], e);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(`${tree}/a/f3.txt`, 'utf8')).toBe('file 3\n');
   });
 
   /**

@@ -68,21 +68,45 @@ export class Session implements RepoContext {
 
   /** Runs `fn` holding a repository lock: shared (false), 'maintenance' (prune, forget) or exclusive (true). */
   async withRepoLock<T>(operation: string, exclusive: boolean | 'maintenance', fn: () => Promise<T>): Promise<T> {
-    const reader = this.readOnly && exclusive === false;
-    const lock = reader
-      ? await RepoLock.acquireForReading(this.repo.store, operation)
-      : await RepoLock.acquire(this.repo.store, operation, exclusive);
-    if (!lock)
-      this.note(
-        `note: the repository ${this.repo.store.location} is read-only for this user; no lock was taken ` +
-          `(${operation} only reads it; a prune started meanwhile elsewhere could remove what it reads)`,
-      );
-    this.heldLock = lock;
+    return this.withRepoLockAfter(Promise.resolve(), operation, exclusive, async (locked) => {
+      await locked;
+      return fn();
+    });
+  }
+
+  /**
+   * Runs `fn` at once, and takes the repository lock once `first` settles (e.g. the key's
+   * derivation): `fn` gets a promise of the lock held, which rejects with what `first` or the
+   * lock's acquisition threw, and must not touch the repository or write before it settles.
+   * The lock is released after `fn` ends (issue 17: a restore walks while the key is derived).
+   */
+  async withRepoLockAfter<T>(
+    first: Promise<void>,
+    operation: string,
+    exclusive: boolean | 'maintenance',
+    fn: (locked: Promise<void>) => Promise<T>,
+  ): Promise<T> {
+    let lock: RepoLock | null = null;
+    const locked = first.then(async () => {
+      const reader = this.readOnly && exclusive === false;
+      lock = reader
+        ? await RepoLock.acquireForReading(this.repo.store, operation)
+        : await RepoLock.acquire(this.repo.store, operation, exclusive);
+      if (!lock)
+        this.note(
+          `note: the repository ${this.repo.store.location} is read-only for this user; no lock was taken ` +
+            `(${operation} only reads it; a prune started meanwhile elsewhere could remove what it reads)`,
+        );
+      this.heldLock = lock;
+    });
+    locked.catch(() => {}); // fn awaits it; a rejection is not "unhandled" meanwhile
     try {
-      return await fn();
+      return await fn(locked);
     } finally {
+      // fn may end (fail) before the lock is taken: wait for it, so it is never left behind.
+      await locked.catch(() => {});
       this.heldLock = null;
-      await lock?.release();
+      await (lock as RepoLock | null)?.release();
     }
   }
 

@@ -141,7 +141,12 @@ export async function syncCatalog(
     objects_read: 0,
     objects_read_kinds: { data_indexes: 0, tree_indexes: 0, records: 0 },
   };
+  // Listing this host's records and tree indexes needs its tag, which needs the key: the tags
+  // remembered from an earlier sync let a restore or verify list while the key is derived.
+  const remembered = rememberedHostTags(catalog);
+  repo.knowHostTags(remembered);
   const done = () => {
+    rememberHostTags(repo, catalog, follow, remembered);
     report.duration_s = (performance.now() - started) / 1000;
     return report;
   };
@@ -157,6 +162,9 @@ export async function syncCatalog(
   // other host's tree index is listed or read here (TreeIndexSearch reads them on demand).
   const repoPacks = await listCatalogPackIndexes(repo, catalog, follow, opts.allHosts === true);
   report.phases_ms.list += performance.now() - t0;
+  // The prefixes listed may have come from remembered tags, which only the key proves: a listing
+  // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
+  if (listingChangesCatalog(catalog, listing, repoPacks)) await repo.unlock();
 
   const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, onProgress);
   dropVanishedPacks(catalog, repoPacks, report);
@@ -184,6 +192,37 @@ export async function syncCatalog(
   // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
   catalog.setMeta('verify_reuse', '1');
   return done();
+}
+
+/** Whether acting on this listing would change the catalog: a snapshot or pack added or dropped. */
+function listingChangesCatalog(catalog: Catalog, listing: SnapshotListing, repoPacks: Map<string, string | null>): boolean {
+  const known = catalog.knownSnapshotIds();
+  for (const id of listing.ids) if (!known.has(id)) return true;
+  // Records of hosts not followed are in a routine listing only when it lists every host.
+  const remote = listing.complete ? new Set<string>() : catalog.remoteSnapshotIds();
+  for (const id of known) if (!listing.ids.has(id) && !remote.has(id)) return true;
+  const packs = catalog.packIds();
+  if (packs.length !== repoPacks.size) return true;
+  return packs.some((id) => !repoPacks.has(id));
+}
+
+const HOST_TAGS_META = 'host_tags';
+
+/** Host -> tag, as an earlier sync stored them (an unreadable entry counts as none: the tag is then computed). */
+function rememberedHostTags(catalog: Catalog): Record<string, string> {
+  try {
+    const v: unknown = JSON.parse(catalog.getMeta(HOST_TAGS_META) ?? '{}');
+    return v && typeof v === 'object' ? (v as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Stores the followed hosts' tags when the key is at hand and one is new (repo.hostTagsNow). */
+function rememberHostTags(repo: Repository, catalog: Catalog, hosts: Set<string>, had: Record<string, string>): void {
+  const now = repo.hostTagsNow(hosts);
+  if (!now || Object.entries(now).every(([h, t]) => had[h] === t)) return;
+  catalog.setMeta(HOST_TAGS_META, JSON.stringify({ ...had, ...now }));
 }
 
 /**

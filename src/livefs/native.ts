@@ -130,6 +130,23 @@ export function native(): Addon {
 }
 
 /**
+ * This thread's write gate (livefs/writegate.ts): called before every call that changes the
+ * live tree, it returns once the run may write (or never: the run is stopped). Null: no gate.
+ */
+let writeGate: (() => void) | null = null;
+
+/** Holds this thread's writes to the live tree behind `wait` (null lifts the gate). */
+export function setWriteGate(wait: (() => void) | null): void {
+  writeGate = wait;
+}
+
+/** The addon, for a call that changes the live tree: through this thread's write gate first. */
+function writer(): Addon {
+  if (writeGate !== null) writeGate();
+  return native();
+}
+
+/**
  * Caps glibc's malloc arenas before worker threads start (issue 17, peak RSS). Each thread
  * otherwise gets an arena of its own; a worker's results (sealed blobs, read batches) are
  * allocated in it and freed by the main thread, which left ~35 MiB of fragments per worker
@@ -291,23 +308,23 @@ export function openDirAt(parentFd: number, name: string): number {
 }
 
 export function mkdirAt(dirFd: number, name: string, mode: number): number {
-  return native().mkdirAt(dirFd, ...one(name), mode);
+  return writer().mkdirAt(dirFd, ...one(name), mode);
 }
 
 export function symlinkAt(target: string, dirFd: number, name: string): number {
-  return native().symlinkAt(Buffer.from(target, 'latin1'), dirFd, ...one(name));
+  return writer().symlinkAt(Buffer.from(target, 'latin1'), dirFd, ...one(name));
 }
 
 export function mknodAt(dirFd: number, name: string, mode: number, rdev: number): number {
-  return native().mknodAt(dirFd, ...one(name), mode, rdev);
+  return writer().mknodAt(dirFd, ...one(name), mode, rdev);
 }
 
 export function linkAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string): number {
-  return native().linkAt(oldDirFd, ...one(oldName), newDirFd, ...one(newName));
+  return writer().linkAt(oldDirFd, ...one(oldName), newDirFd, ...one(newName));
 }
 
 export function unlinkAt(dirFd: number, name: string, removeDir = false): number {
-  return native().unlinkAt(dirFd, ...one(name), removeDir ? 1 : 0);
+  return writer().unlinkAt(dirFd, ...one(name), removeDir ? 1 : 0);
 }
 
 export function closeFd(fd: number): void {
@@ -383,7 +400,7 @@ export class InstallBatch {
     const tmp = packNames(this.tmps);
     const fin = packNames(this.names);
     const res = new Int32Array(n * 2);
-    native().install(
+    writer().install(
       dirFd,
       tmp.buf,
       tmp.offs,
@@ -445,7 +462,7 @@ function timeArgs(atimeNs: bigint, mtimeNs: bigint, keepNewerThanNs: bigint): Bi
 
 /** A temp file to be written from JavaScript (large files, chunk by chunk), then sealTemp()ed: an fd or -errno. */
 export function openTemp(dirFd: number, tmp: string, mode: number, flags: number): number {
-  return native().openTemp(dirFd, ...one(tmp), metaArgs(mode, 0, 0, flags));
+  return writer().openTemp(dirFd, ...one(tmp), metaArgs(mode, 0, 0, flags));
 }
 
 /** Length (when >= 0), owner, mode, times of an open temp file; closed; then into place. The fd is closed either way. */
@@ -461,7 +478,7 @@ export function sealTemp(
   keepNewerThanNs: bigint,
 ): StepResult {
   const res = new Int32Array(2);
-  native().seal(
+  writer().seal(
     fd,
     dirFd,
     ...one(tmp),
@@ -477,7 +494,7 @@ export function sealTemp(
 /** Moves a finished temp entry to its name (rename, or link with F_NOCLOBBER); the temp is removed on failure. */
 export function placeTemp(dirFd: number, tmp: string, name: string, flags: number, keepNewerThanNs: bigint): StepResult {
   const res = new Int32Array(2);
-  native().place(dirFd, ...one(tmp), ...one(name), metaArgs(0, 0, 0, flags), timeArgs(0n, 0n, keepNewerThanNs), res);
+  writer().place(dirFd, ...one(tmp), ...one(name), metaArgs(0, 0, 0, flags), timeArgs(0n, 0n, keepNewerThanNs), res);
   return stepResult(res, 0);
 }
 
@@ -497,7 +514,7 @@ export function installSpecialAt(
   keepNewerThanNs: bigint,
 ): StepResult {
   const res = new Int32Array(2);
-  native().special(
+  writer().special(
     dirFd,
     ...one(tmp),
     ...one(name),
@@ -531,7 +548,7 @@ export function fdMeta(fd: number, m: { mode: number; uid: number; gid: number }
   const t = new BigInt64Array(2);
   t[0] = mtimeNs;
   t[1] = mtimeNs;
-  check(native().fdMeta(fd, metaArgs(m.mode, m.uid, m.gid, flags), t), 'setattr', String(fd));
+  check(writer().fdMeta(fd, metaArgs(m.mode, m.uid, m.gid, flags), t), 'setattr', String(fd));
 }
 
 /**
@@ -581,7 +598,7 @@ export function applyMeta(dirFd: number, items: readonly MetaItem[], chown: bool
     times[i * 2 + 1] = it.mtimeNs;
   });
   const errs = new Int32Array(n);
-  native().applyMeta(dirFd, names.buf, names.offs, meta, ids, times, errs);
+  writer().applyMeta(dirFd, names.buf, names.offs, meta, ids, times, errs);
   return Array.from(errs);
 }
 

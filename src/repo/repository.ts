@@ -114,6 +114,11 @@ export class RepoNotFoundError extends OptionError {
   }
 }
 
+/** A host's tag: 16 hex digits of HMAC-SHA-256(host) under the repository's host tag key. */
+function tagOf(hostTagKey: Buffer, host: string): string {
+  return createHmac('sha256', hostTagKey).update(host, 'utf8').digest('hex').slice(0, 16);
+}
+
 /**
  * The content layer over an object store: packs of blobs, their index objects, and snapshot
  * records. It holds no state beyond the store, so any machine can read it.
@@ -461,8 +466,43 @@ export class Repository {
    * Two hosts sharing a tag only read each other's records; nothing relies on tags being unique.
    */
   async hostTag(host: string): Promise<string> {
+    // While the key is derived, a tag the catalog remembered will do (checked once it is: knowHostTags).
+    const known = this.unlocking ? this.rememberedTags.get(host) : undefined;
+    if (known !== undefined) return known;
     await this.unlock();
-    return createHmac('sha256', this.secrets.hostTagKey).update(host, 'utf8').digest('hex').slice(0, 16);
+    return tagOf(this.secrets.hostTagKey, host);
+  }
+
+  /** Tags given by knowHostTags, used while a deferred unlock is pending. */
+  private readonly rememberedTags = new Map<string, string>();
+
+  /**
+   * Host tags a caller remembers from an earlier session (the catalog keeps them: issue 17),
+   * so that listing a host's records and tree indexes need not wait for the key's derivation
+   * (~0.5 s of scrypt a command). Once the key is derived each one is checked, and a wrong one
+   * fails the unlock, and with it everything that awaits it (every write): fail closed.
+   */
+  knowHostTags(tags: Record<string, string>): void {
+    if (!this.unlocking) return; // the key is here (or none is needed): tags are computed
+    for (const [host, tag] of Object.entries(tags)) if (typeof tag === 'string') this.rememberedTags.set(host, tag);
+    this.unlocking = this.unlocking.then((u) => {
+      const key = deriveSecrets(u.master, this.config.id).hostTagKey;
+      for (const [host, tag] of this.rememberedTags)
+        if (tagOf(key, host) !== tag)
+          throw new Error(
+            `the local catalog's tag for host "${host}" does not match this repository's key: rebuild it ("snapfill catalog rebuild")`,
+          );
+      return u;
+    });
+    this.unlocking.catch(() => {}); // reported by unlock()
+  }
+
+  /** The tags of `hosts` when the key is at hand (null while a deferred unlock is pending): for the catalog to remember. */
+  hostTagsNow(hosts: Iterable<string>): Record<string, string> | null {
+    if (this.unlocking) return null;
+    const out: Record<string, string> = {};
+    for (const h of hosts) out[h] = tagOf(this.secrets.hostTagKey, h);
+    return out;
   }
 
   /** Stores a record under its host's tag; the id is the SHA-256 of the bytes as stored (sealed, when encrypted). */

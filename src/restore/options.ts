@@ -34,4 +34,10 @@ export interface RestoreOptions {
   onProgress?: (p: RestoreProgress) => void;
   /** Timed milestones of the run, for diagnosing a slow restore. */
   onDebug?: (msg: string) => void;
+  /**
+   * Settles when the run may write (the key proven, the repository lock held): until then the
+   * workers walk and compare, and their first write waits (livefs/writegate.ts). A rejection
+   * stops the run with that error before anything is written. Default: may write at once.
+   */
+  writable?: Promise<void>;
 }

@@ -38,8 +38,12 @@ export interface WorkerInit {
   chown: boolean;
   /** Local repository directory: workers read pack files themselves (direct strategy). */
   repoDir: string | null;
-  /** The repository's blob key (encrypted repositories), for the direct strategy's own pack reads. */
-  blobKey: Uint8Array | null;
+  /**
+   * The run's write gate (livefs/writegate.ts): workers walk and compare at once, and write only
+   * once the main thread has proven the key and taken the repository lock; the repository's blob
+   * key (direct strategy, encrypted repositories) crosses with it. Null: writes go through (dry run).
+   */
+  gate: SharedArrayBuffer | null;
   /** Where workers journal the directories they create (crash recovery); null in a dry run. */
   journalDir: string | null;
   /** The process umask during the restore (0 lets files be created with their final mode). */

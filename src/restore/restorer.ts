@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { RepoContext } from '../catalog/context.js';
 import { native } from '../livefs/native.js';
 import { WorkerPool } from '../livefs/pool.js';
+import { WriteGate } from '../livefs/writegate.js';
 import { SafeRoot } from '../livefs/safepath.js';
 import { IdNames } from '../util/ids.js';
 import { display, fromUser, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
@@ -47,7 +48,13 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
   const targetRoot = o.target ? normalizeAbs(fromUser(path.resolve(o.target))) : '/';
   const tally = new Tally(snap.id, mode, targetRoot, !!o.dryRun, o.onProgress);
   reportDamage(s, o, scope, tally);
-  if (o.target && !o.dryRun) fs.mkdirSync(toFs(targetRoot), { recursive: true, mode: 0o700 });
+  const writable = o.dryRun ? Promise.resolve() : (o.writable ?? Promise.resolve());
+  // The workers open the target when they start: one that does not exist yet is made first, so
+  // only then does the walk wait for the key (a restore into place, the repairs, never does).
+  if (o.target && !o.dryRun && !fs.existsSync(toFs(targetRoot))) {
+    await writable;
+    fs.mkdirSync(toFs(targetRoot), { recursive: true, mode: 0o700 });
+  }
   // A dry run into a target that does not exist yet: every entry is missing; plan against an empty scratch root.
   const workerRoot =
     o.target && o.dryRun && !fs.existsSync(toFs(targetRoot)) ? fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-dry-')) : targetRoot;
@@ -56,13 +63,20 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
   const interrupted = !o.dryRun && journal.hadInterruptedRun();
   // Directories an interrupted run created still carry their temporary 0700 state: finish them.
   if (interrupted) for (const rel of journal.leftovers()) tally.createdDirs.add(rel);
-  if (!o.dryRun) journal.open();
   // umask 0 for the duration: files are created with their snapshot mode directly (one chmod less per file).
   const oldUmask = o.dryRun ? null : process.umask(0);
   const plan = new RestorePlan(path.join(cacheDir, `restore-plan-${process.pid}.db`));
   let pool: WorkerPool<WorkerRequest, WorkerReply> | null = null;
+  const gate = new WriteGate();
+  // Opened once the run may write: the journal's directory first (workers journal into it).
+  const opened = writable.then(() => {
+    if (o.dryRun) return;
+    journal.open();
+    gate.open(direct ? s.repo.blobKey() : null);
+  });
+  opened.catch(() => {}); // awaited by runPhases; a rejection is not "unhandled" meanwhile
+  const direct = local && o.strategy !== 'planned';
   try {
-    const direct = local && o.strategy !== 'planned';
     const chown = process.getuid?.() === 0;
     const init: WorkerInit = {
       root: workerRoot,
@@ -74,7 +88,7 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
       umask: oldUmask === null ? process.umask() : 0,
       journalDir: o.dryRun ? null : journal.dir,
       repoDir: direct ? s.repo.store.localPath!('') : null,
-      blobKey: direct ? s.repo.blobKey() : null,
+      gate: o.dryRun ? null : gate.shared,
       walk: {
         catalogFile: s.catalog.file,
         lineage: snap.lineage,
@@ -106,7 +120,7 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
       policy: { chown, umask: init.umask },
       ids: new IdNames(),
     };
-    await runPhases(run, interrupted);
+    await runPhases(run, interrupted, opened);
   } finally {
     if (oldUmask !== null) process.umask(oldUmask);
     await pool?.close();
@@ -139,12 +153,20 @@ function snapshotTimeNs(time: string): bigint {
   return BigInt(Date.parse(time)) * 1000000n;
 }
 
-async function runPhases(run: RestoreRun, interrupted: boolean): Promise<void> {
+/**
+ * The phases in order. `opened` settles when the run may write: the walk (classifyAll) goes on
+ * meanwhile, its workers' writes waiting at the gate; if it rejects (a wrong password), the run
+ * stops with that error at once, workers still waiting, nothing written.
+ */
+async function runPhases(run: RestoreRun, interrupted: boolean, opened: Promise<void>): Promise<void> {
   const t0 = Date.now();
   const debug = (m: string) => run.o.onDebug?.(`[restore ${((Date.now() - t0) / 1000).toFixed(2)}s] ${m}`);
   debug('workers started');
-  await classifyAll(run);
+  const refused = opened.then(() => new Promise<never>(() => {}));
+  await Promise.race([classifyAll(run), refused]);
   debug('classified');
+  await opened;
+  debug('may write');
   const c = run.plan.counts();
   run.tally.progress.plannedFiles = c.content + c.links;
   run.tally.progress.plannedBytes = c.bytes;

@@ -75,6 +75,12 @@ function nameOf(rel: string): string {
 }
 
 let packs: LocalPacks | null = null;
+
+/** The local packs, read with the blob key that crosses with the write gate: reading waits there like a write. */
+function openPacks(): LocalPacks {
+  const key = worker.blobKey();
+  return new LocalPacks(worker.init.repoDir!, key ? Buffer.from(key.buffer, key.byteOffset, key.byteLength) : null);
+}
 /** The direct strategy's batch buffer: files of one directory read from the packs, installed in one call. */
 let batchBuf = Buffer.allocUnsafe(1 << 20);
 /** Files larger than this are written chunk by chunk on their own; a batch holds at most about this much. */
@@ -113,9 +119,8 @@ export function restoreEntries(entries: readonly WireEntry[], chunksOf: (k: numb
     if (!chunks[k]) res[k] = { outcome: 'error', msg: 'content blob is not in the repository index' };
     else todo.push(k);
   });
-  // The key crosses to the thread as a plain Uint8Array (structured clone).
-  const key = worker.init.blobKey;
-  packs ??= new LocalPacks(worker.init.repoDir!, key ? Buffer.from(key.buffer, key.byteOffset, key.byteLength) : null);
+  if (!todo.length) return res; // nothing to write: no wait at the write gate either
+  packs ??= openPacks();
   forRuns(
     todo,
     (k) => entries[k].rel,

@@ -3,6 +3,7 @@ import { threadId } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { xxh } from '../livefs/fingerprint.js';
 import { SafeRoot, splitParent, UnsafePathError } from '../livefs/safepath.js';
+import { joinWriteGate } from '../livefs/writegate.js';
 import type { InstallResult, MetaPolicy, Placement } from '../livefs/install.js';
 import type { WorkerInit } from './protocol.js';
 
@@ -23,13 +24,18 @@ export const worker = {
   touchedDirs: new Set<string>(),
   /** Directories this worker created in this run: entries below them are known to be missing. */
   freshDirs: new Set<string>(),
+  /** Passes the write gate (waiting until the run may write) and returns the blob key (livefs/writegate.ts). */
+  blobKey: (() => null) as () => Uint8Array | null,
 };
 
 export async function startWorker(init: WorkerInit): Promise<void> {
   worker.init = init;
   worker.snapshotTimeNs = BigInt(init.snapshotTimeNs);
   worker.policy = { chown: init.chown, umask: init.umask };
-  const journal = init.journalDir ? fs.openSync(`${init.journalDir}/worker-${process.pid}-${threadId}.log`, 'a', 0o600) : null;
+  worker.blobKey = joinWriteGate(init.gate);
+  // Opened at the first directory this worker creates, which is past the write gate: a run
+  // stopped before it may write (a wrong password) leaves no journal behind.
+  let journal: number | null = null;
   worker.root = new SafeRoot(
     init.root,
     (rel) => {
@@ -38,7 +44,10 @@ export async function startWorker(init: WorkerInit): Promise<void> {
     },
     (rel) => {
       // Journaled before the directory exists: a killed run's re-run finds and finishes it.
-      if (journal !== null) fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
+      if (init.journalDir === null) return;
+      worker.blobKey(); // the write gate: the journal is a write too
+      journal ??= fs.openSync(`${init.journalDir}/worker-${process.pid}-${threadId}.log`, 'a', 0o600);
+      fs.writeSync(journal, Buffer.from(rel, 'latin1').toString('base64') + '\n');
     },
   );
   worker.hasher = await xxh();
