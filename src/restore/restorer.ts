@@ -98,12 +98,10 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
         ownerByName: !!o.ownerByName,
       },
     };
-    pool = await WorkerPool.start<WorkerRequest, WorkerReply>(
-      workerUrl(import.meta.url, 'worker.js'),
-      Math.max(1, o.threads ?? Math.min(4, Math.max(2, os.cpus().length))),
-      init,
-      { depth: 4, label: 'restore worker' },
-    );
+    pool = await WorkerPool.start<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'), restoreThreads(o.threads), init, {
+      depth: 4,
+      label: 'restore worker',
+    });
     const run: RestoreRun = {
       s,
       o,
@@ -128,6 +126,11 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
     if (workerRoot !== targetRoot) fs.rmSync(workerRoot, { recursive: true, force: true });
   }
   return tally.finish();
+}
+
+/** How many worker threads a restore runs: `threads`, else 2-4 by the machine's cores. */
+export function restoreThreads(threads?: number): number {
+  return Math.max(1, threads ?? Math.min(4, Math.max(2, os.availableParallelism())));
 }
 
 /**
