@@ -174,7 +174,8 @@ const announced = new Set<string>();
 
 /**
  * The pack index files of a local repository, by pack id: flat `index/<id>` (data packs, and
- * tree packs of older releases) or `index/<host tag>/<id>` (tree packs, issue 15).
+ * tree packs of older releases), `index/<id>.<blob filter>` (small data packs, issue 15) or
+ * `index/<host tag>/<id>` (tree packs, issue 15).
  */
 export function indexFiles(repo: string): Map<string, string> {
   const dir = path.join(repo, 'index');
@@ -184,7 +185,7 @@ export function indexFiles(repo: string): Map<string, string> {
     if (e.name.startsWith('.')) continue;
     if (e.isDirectory()) {
       for (const n of fs.readdirSync(path.join(dir, e.name))) if (!n.startsWith('.')) out.set(n, path.join(dir, e.name, n));
-    } else out.set(e.name, path.join(dir, e.name));
+    } else out.set(e.name.split('.')[0], path.join(dir, e.name));
   }
   return out;
 }
@@ -201,7 +202,7 @@ export function snapshotRecordFiles(repo: string): Map<string, string> {
     if (e.name.startsWith('.')) continue;
     if (e.isDirectory()) {
       for (const n of fs.readdirSync(path.join(dir, e.name))) if (!n.startsWith('.')) out.set(n, path.join(dir, e.name, n));
-    } else out.set(e.name, path.join(dir, e.name));
+    } else out.set(e.name.split('.')[0], path.join(dir, e.name));
   }
   return out;
 }

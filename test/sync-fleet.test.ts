@@ -110,12 +110,15 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     expect(new Set(recordKeys.map((k) => k.split('/')[1])).size).toBe(3);
     expect(recordKeys.join(' ')).not.toMatch(/host/);
 
-    // A's sync reads B's and C's new pack indexes once, and none of their snapshot records: it
-    // lists only its own host's records (issue 15).
+    // A's routine sync reads no object B or C wrote: their data packs are small, so their index
+    // names carry blob filters and are recorded unread; and it lists only its own host's records
+    // (issue 15).
     proxy.resetCounts();
     const s1 = await cliAsync(['--json', 'catalog', 'sync'], env('host-a'));
     expect(s1.code, s1.stderr).toBe(0);
     const got1 = objectGets('r1');
+    expect(got1).toEqual([]);
+    expect(s1.json.packs_unread).toBeGreaterThanOrEqual(2); // B's and C's data packs
     expect(got1.filter((k) => k.startsWith('snapshots/'))).toEqual([]);
     // Nor listed: the listings were of A's own prefix and the flat layout (one level, delimiter /).
     const lists1 = proxy.log
@@ -167,11 +170,13 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     expect(objectGets('r1')).toEqual([]);
     expect(query<{ n: number }>(catalogFile(path.join(base, 'cache-host-a')), `SELECT count(*) AS n FROM remote_snapshots`).n).toBe(2);
 
-    // A's catalog: the packs it wrote have full rows, B's and C's data packs compact ones
-    // (issue 15), and it has no row at all of their tree packs (not even hints).
+    // A's catalog: the packs it wrote have full rows, B's and C's data packs compact ones (read
+    // by the sync of `snapshots`, which reads every unread pack first: its command may need any
+    // blob; issue 15), and it has no row at all of their tree packs (not even hints).
     const catA = catalogFile(path.join(base, 'cache-host-a'));
     const count = (file: string, sql: string) => query<{ n: number }>(file, sql).n;
-    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far<>0`)).toBe(s1.json.packs_added);
+    expect(count(catA, `SELECT count(*) AS n FROM unread_packs`)).toBe(0);
+    expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far<>0`)).toBe(s1.json.packs_unread);
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=1`)).toBeGreaterThan(0);
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=2`)).toBe(0);
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE type='tree' AND far<>0`)).toBe(0);
@@ -179,9 +184,11 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     expect(treePacksA).toBe(treeIndexOf(tagA).length);
     expect(count(catA, `SELECT count(*) AS n FROM packs WHERE far=0`)).toBeGreaterThan(0);
     expect(count(catA, `SELECT count(*) AS n FROM blobs b JOIN packs p ON p.id=b.pack WHERE p.far<>0`)).toBe(0);
-    // B's catalog knows A's packs (its dedup found the shared files there) as compact rows.
+    // B's catalog knows A's pack as compact rows: its snapshot read that index on demand, when
+    // the first shared file's blob hit the filter in its name.
     const catB = catalogFile(path.join(base, 'cache-host-b'));
     expect(query<{ n: number }>(catB, `SELECT count(*) AS n FROM far_blobs`).n).toBeGreaterThan(6);
+    expect(b1.json.indexes_read_on_demand).toBeGreaterThanOrEqual(1);
 
     // Shared content was stored once: every data blob of every pack index, against the distinct ones.
     const check = await cliAsync(['--json', 'check', '--read-data'], env('host-a'));
@@ -222,6 +229,78 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
       await restoreAndCompare('fresh', snap, of, path.join(base, `out-${of}-fresh`));
   }, 240_000);
 
+  it("other hosts' small data packs: recorded by the filter in their index names, read only for a blob they may hold, forgotten when pruned unread", async () => {
+    const repo = 's3://fleet/r3';
+    const env = (host: string) => s3Env(proxy.url, repo, path.join(base, `r3-cache-${host}`), { SNAPFILL_HOST: host });
+    const src = (host: string) => path.join(base, 'r3-src', host);
+    for (let i = 0; i < 5; i++) write(`${src('host-a')}/shared/f${i}.php`, bytesFor(`r3-shared:${i}`, 8_000));
+    write(`${src('host-a')}/own/a.dat`, bytesFor('r3-a', 8_000));
+    write(`${src('host-b')}/own/b.dat`, bytesFor('r3-b', 8_000));
+    expect((await cliAsync(['init'], env('host-a'))).code).toBe(0);
+    const a1 = await cliAsync(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(a1.code, a1.stderr).toBe(0);
+    // Every data pack index of so few blobs names its filter; each name fits one path component
+    // of a local repository and of s3rver's store (255 bytes, with its 22-byte suffixes).
+    const dataIndexes = (await listKeys('r3/index/')).map((k) => k.slice('r3/index/'.length)).filter((k) => !k.includes('/'));
+    expect(dataIndexes.length).toBeGreaterThan(0);
+    for (const k of dataIndexes) {
+      expect(k).toMatch(/^[0-9a-f]{64}\.[A-Za-z0-9_-]+$/);
+      expect(k.length + 22).toBeLessThanOrEqual(255);
+    }
+    // B's routine sync reads none of them.
+    proxy.resetCounts();
+    const s1 = await cliAsync(['--json', 'catalog', 'sync'], env('host-b'));
+    expect(s1.code, s1.stderr).toBe(0);
+    expect(objectGets('r3')).toEqual([]);
+    expect(s1.json.packs_unread).toBe(dataIndexes.length);
+    const catB = catalogFile(path.join(base, 'r3-cache-host-b'));
+    expect(query<{ n: number }>(catB, `SELECT count(*) AS n FROM unread_packs`).n).toBe(dataIndexes.length);
+    // B gets the shared files: its snapshot reads A's index on demand and stores none of them again.
+    for (let i = 0; i < 5; i++) write(`${src('host-b')}/shared/f${i}.php`, bytesFor(`r3-shared:${i}`, 8_000));
+    proxy.resetCounts();
+    const b1 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
+    expect(b1.code, b1.stderr).toBe(0);
+    expect(b1.json.indexes_read_on_demand).toBe(1);
+    expect(objectGets('r3').filter((k) => /^index\/[0-9a-f]{64}\./.test(k))).toHaveLength(1);
+    expect(b1.json.bytes_added).toBeLessThan(5 * 8_000);
+    // A pack pruned (here: deleted) before B read it. B's sync lists A's next pack unread; the
+    // pack and its index go; B's snapshot of the same content finds nothing there and stores it.
+    const before = new Set(await listKeys('r3/index/'));
+    write(`${src('host-a')}/shared/late.php`, bytesFor('r3-late', 8_000));
+    const a2 = await cliAsync(['--json', 'snapshot', src('host-a')], env('host-a'));
+    expect(a2.code, a2.stderr).toBe(0);
+    expect((await cliAsync(['catalog', 'sync'], env('host-b'))).code).toBe(0);
+    const unread = (await listKeys('r3/index/')).filter((k) => !before.has(k) && /^r3\/index\/[0-9a-f]{64}\./.test(k));
+    expect(unread).toHaveLength(1);
+    const lateId = unread[0].slice('r3/index/'.length).split('.')[0];
+    const { S3Client, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    const c = new S3Client({
+      endpoint: server.url,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    try {
+      for (const key of [unread[0], `r3/data/${lateId.slice(0, 2)}/${lateId}`])
+        await c.send(new DeleteObjectCommand({ Bucket: 'fleet', Key: key }));
+    } finally {
+      c.destroy();
+    }
+    write(`${src('host-b')}/shared/late.php`, bytesFor('r3-late', 8_000));
+    const b2 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
+    expect(b2.code, b2.stderr).toBe(0);
+    expect(b2.json.bytes_added).toBeGreaterThan(8_000);
+    expect(query<{ n: number }>(catB, `SELECT count(*) AS n FROM unread_packs WHERE hash='${lateId}'`).n).toBe(0);
+    // Everything B has restores on a fresh machine; restore's own sync reads every unread pack first.
+    const target = path.join(base, 'r3-out');
+    const r = await cliAsync(['--json', 'restore', b2.json.snapshot_id, '--target', target], env('fresh'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(diffTrees(describeTree(src('host-b')), describeTree(path.join(target, src('host-b'))))).toEqual([]);
+    const onB = await cliAsync(['--json', 'restore', b2.json.snapshot_id, '--target', path.join(base, 'r3-out-b')], env('host-b'));
+    expect(onB.code, onB.stderr).toBe(0);
+    expect(query<{ n: number }>(catB, `SELECT count(*) AS n FROM unread_packs`).n).toBe(0);
+  }, 120_000);
+
   it('a pack pruned away takes its compact rows with it; the shared blobs stay known in the packs that remain', async () => {
     const repo = 's3://fleet/r2';
     const env = (host: string) => s3Env(proxy.url, repo, path.join(base, `r2-cache-${host}`), { SNAPFILL_HOST: host });
@@ -239,7 +318,8 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     write(`${src('host-b')}/own/x.dat`, bytesFor('r2-host-b-v2', 30_000));
     const b2 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
     expect(b2.code, b2.stderr).toBe(0);
-    const s0 = await cliAsync(['catalog', 'sync'], env('host-a'));
+    // Every index read (not left unread by its filter): the compact rows this test is about.
+    const s0 = await cliAsync(['catalog', 'sync', '--all-packs'], env('host-a'));
     expect(s0.code, s0.stderr).toBe(0);
     const catA = catalogFile(path.join(base, 'r2-cache-host-a'));
     const farBefore = query<{ n: number }>(catA, `SELECT count(*) AS n FROM far_blobs`).n;

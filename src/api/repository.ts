@@ -31,7 +31,11 @@ export async function catalogRebuild(
 }
 
 /** Imports what the repository has and the catalog lacks (open the session without sync). */
-export async function catalogSync(s: Session, onProgress?: (msg: string) => void): Promise<SyncReport> {
+/**
+ * A routine sync, as a snapshot's: other hosts' small data packs are recorded by their blob
+ * filters, not read (issue 15; SyncOptions.lazyData), unless `allPacks`.
+ */
+export async function catalogSync(s: Session, onProgress?: (msg: string) => void, opts: { allPacks?: boolean } = {}): Promise<SyncReport> {
   s.lockCatalog('catalog sync');
-  return syncCatalog(s.repo, s.catalog, onProgress);
+  return syncCatalog(s.repo, s.catalog, onProgress, { lazyData: !opts.allPacks });
 }

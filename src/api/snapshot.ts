@@ -29,7 +29,9 @@ export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promi
     // Re-read the repository under the lock: a prune by another host between open and lock may
     // have removed packs, and dedup must only trust blobs that still exist.
     // The host recorded (--host) is followed: its earlier snapshots are this one's parents.
-    const sync = await syncCatalog(s.repo, s.catalog, onLog, { follow: [snapshotOpts.host ?? thisHost()] });
+    // Lazy (issue 15): other hosts' small data packs are recorded by the blob filters their index
+    // keys name; the snapshot reads one only when it is about to store a blob it may hold.
+    const sync = await syncCatalog(s.repo, s.catalog, onLog, { follow: [snapshotOpts.host ?? thisHost()], lazyData: true });
     // (The session's own sync at open may have been the one that saw the packs go.)
     if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, snapshotOpts.host ?? thisHost(), onLog);
     // [prune, issue 15] blobs only marked packs hold count as absent; re-checked before the record.

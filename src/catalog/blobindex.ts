@@ -64,6 +64,7 @@ export class BlobIndex {
    */
   addPackIndex(idx: PackIndexInput): void {
     this.db.atomic(() => {
+      this.db.st(`DELETE FROM unread_packs WHERE hash=?`).run(idx.pack); // read now
       const known = this.db.st(`SELECT id, far FROM packs WHERE hash=?`).get(idx.pack) as { id: number; far: number } | undefined;
       if (known?.far) {
         if (idx.form !== 'near') return;
@@ -139,6 +140,27 @@ export class BlobIndex {
       }
     }
     return out;
+  }
+
+  /**
+   * [issue 15] Records a data pack a lazy sync listed and did not read: only the blob filter its
+   * index key names is known (pack/blobfilter.ts). Its blobs count as absent until it is read.
+   */
+  addUnreadPack(packId: string, filter: Buffer): void {
+    this.db.st(`INSERT OR REPLACE INTO unread_packs(hash, filter) VALUES(?,?)`).run(packId, filter);
+  }
+
+  /** [issue 15] The packs listed but not read, with their blob filters. */
+  unreadPacks(): { pack: string; filter: Buffer }[] {
+    return (this.db.st(`SELECT hash, filter FROM unread_packs`).all() as { hash: string; filter: Buffer }[]).map((r) => ({
+      pack: r.hash,
+      filter: r.filter,
+    }));
+  }
+
+  /** [issue 15] Forgets an unread pack (gone from the repository). */
+  removeUnreadPack(packId: string): void {
+    this.db.st(`DELETE FROM unread_packs WHERE hash=?`).run(packId);
   }
 
   packIds(): string[] {
@@ -253,7 +275,9 @@ export class BlobIndex {
   /** Forgets every pack and blob (the start of a full rebuild). */
   clear(): void {
     this.db.atomic(() =>
-      this.db.exec(`DELETE FROM blobs; DELETE FROM blob_alt; DELETE FROM far_blobs; DELETE FROM tree_hints; DELETE FROM packs;`),
+      this.db.exec(
+        `DELETE FROM blobs; DELETE FROM blob_alt; DELETE FROM far_blobs; DELETE FROM tree_hints; DELETE FROM packs; DELETE FROM unread_packs;`,
+      ),
     );
   }
 }

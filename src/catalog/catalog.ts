@@ -1,8 +1,7 @@
 import type { BlobId } from '../pack/blobid.js';
-import type { PackIndex } from '../pack/format.js';
 import type { Entry } from '../repo/tree.js';
 import type { RawPath } from '../util/rawpath.js';
-import { BlobIndex, type PackContents } from './blobindex.js';
+import { BlobIndex, type PackContents, type PackIndexInput } from './blobindex.js';
 import { CatalogDb } from './db.js';
 import { CatalogReader, type DirState, type RestoreChild } from './reader.js';
 import type { BlobLocationRow, DirStatRow, SnapshotRow, VersionRow } from './rows.js';
@@ -99,11 +98,20 @@ export class Catalog {
   hasPack(packId: string): boolean {
     return this.blobs.hasPack(packId);
   }
-  addPackIndex(idx: PackIndex): void {
+  addPackIndex(idx: PackIndexInput): void {
     this.blobs.addPackIndex(idx);
   }
   packIds(): string[] {
     return this.blobs.packIds();
+  }
+  addUnreadPack(packId: string, filter: Buffer): void {
+    this.blobs.addUnreadPack(packId, filter);
+  }
+  unreadPacks(): { pack: string; filter: Buffer }[] {
+    return this.blobs.unreadPacks();
+  }
+  removeUnreadPack(packId: string): void {
+    this.blobs.removeUnreadPack(packId);
   }
   removePack(packId: string): void {
     this.blobs.removePack(packId);

@@ -96,6 +96,16 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX IF NOT EXISTS far_blobs_prefix ON far_blobs(substr(hash, 1, 8));
         CREATE TABLE IF NOT EXISTS tree_hints(pack INTEGER PRIMARY KEY, prefixes BLOB NOT NULL);`),
   },
+  // Per-host cost (issue 15): a data pack of few blobs names a keyed filter of its blob ids in
+  // its index key (pack/blobfilter.ts). A routine sync (a snapshot's, `catalog sync`) records
+  // other hosts' such packs here without reading their indexes; a snapshot about to store a
+  // blob a filter may hold reads that index then, and every other command's sync reads them
+  // all first. A pack is here or in packs, never both.
+  {
+    version: 5,
+    what: 'data packs listed but not read, with the blob filter their index key names',
+    up: (db) => db.exec(`CREATE TABLE IF NOT EXISTS unread_packs(hash TEXT PRIMARY KEY, filter BLOB NOT NULL) WITHOUT ROWID`),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -67,6 +67,11 @@ export interface SyncReport {
    * decode, overlapped), writing the catalog, importing trees, the rest (issue 15 profiling).
    */
   phases_ms: { list: number; get: number; insert: number; import: number };
+  /**
+   * Other hosts' data packs of few blobs this (lazy) sync recorded by the blob filter their
+   * index key names, without reading the index (issue 15; SyncOptions.lazyData).
+   */
+  packs_unread: number;
   /** Objects read (GET) by this sync: pack indexes and snapshot records. */
   objects_read: number;
   /** `objects_read` by kind: indexes of data packs, of tree packs, and snapshot records (issue 15 profiling). */
@@ -89,6 +94,14 @@ export interface SyncOptions {
    * (and the flat records of older releases), so it reads nothing another host wrote (issue 15).
    */
   allRecords?: boolean;
+  /**
+   * A routine sync (a snapshot's, `catalog sync`): a new data pack whose index key names a blob
+   * filter is recorded by that filter and not read (catalog table unread_packs); a snapshot
+   * reads it when it is about to store a blob the filter may hold (snapshot/blobsink.ts). Every
+   * other sync reads such packs, these and those recorded earlier: its command may need any
+   * blob's location (restore, check, prune).
+   */
+  lazyData?: boolean;
 }
 
 /** One problem of an imported snapshot, as Catalog.damagedUnder reports it. */
@@ -136,6 +149,7 @@ export async function syncCatalog(
     abandoned_discarded: 0,
     damaged: [],
     remote_added: 0,
+    packs_unread: 0,
     duration_s: 0,
     phases_ms: { list: 0, get: 0, insert: 0, import: 0 },
     objects_read: 0,
@@ -164,9 +178,9 @@ export async function syncCatalog(
   report.phases_ms.list += performance.now() - t0;
   // The prefixes listed may have come from remembered tags, which only the key proves: a listing
   // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
-  if (listingChangesCatalog(catalog, listing, repoPacks)) await repo.unlock();
+  if (listingChangesCatalog(catalog, listing, repoPacks, opts.lazyData === true)) await repo.unlock();
 
-  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, onProgress);
+  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, opts.lazyData === true, onProgress);
   dropVanishedPacks(catalog, repoPacks, report);
   const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done();
@@ -194,14 +208,16 @@ export async function syncCatalog(
   return done();
 }
 
-/** Whether acting on this listing would change the catalog: a snapshot or pack added or dropped. */
-function listingChangesCatalog(catalog: Catalog, listing: SnapshotListing, repoPacks: Map<string, string | null>): boolean {
+/** Whether acting on this listing would change the catalog: a snapshot or pack added, read or dropped. */
+function listingChangesCatalog(catalog: Catalog, listing: SnapshotListing, repoPacks: Map<string, string | null>, lazy: boolean): boolean {
   const known = catalog.knownSnapshotIds();
   for (const id of listing.ids) if (!known.has(id)) return true;
   // Records of hosts not followed are in a routine listing only when it lists every host.
   const remote = listing.complete ? new Set<string>() : catalog.remoteSnapshotIds();
   for (const id of known) if (!listing.ids.has(id) && !remote.has(id)) return true;
-  const packs = catalog.packIds();
+  const unread = catalog.unreadPacks();
+  if (unread.length && !lazy) return true; // to be read now
+  const packs = [...catalog.packIds(), ...unread.map((u) => u.pack)];
   if (packs.length !== repoPacks.size) return true;
   return packs.some((id) => !repoPacks.has(id));
 }
@@ -238,10 +254,22 @@ async function fetchNew(
   repoPacks: Map<string, string | null>,
   report: SyncReport,
   followed: (host: string) => boolean,
+  lazy: boolean,
   onProgress?: (msg: string) => void,
 ): Promise<StoredSnapshot[]> {
   const knownSnaps = catalog.knownSnapshotIds();
-  const newPacks = [...repoPacks.keys()].filter((id) => !catalog.hasPack(id));
+  const unread = new Set(catalog.unreadPacks().map((u) => u.pack));
+  let newPacks = [...repoPacks.keys()].filter((id) => !catalog.hasPack(id) && !(lazy && unread.has(id)));
+  if (lazy) {
+    // A flat index with a blob filter in its name: recorded by the filter, read when needed.
+    newPacks = newPacks.filter((id) => {
+      const filter = repoPacks.get(id) === null ? repo.indexFilterOf(id) : null;
+      if (!filter) return true;
+      catalog.addUnreadPack(id, filter);
+      report.packs_unread++;
+      return false;
+    });
+  }
   const newSnaps = [...repoSnaps].filter((id) => !knownSnaps.has(id));
   const fresh: StoredSnapshot[] = [];
   // `placed`: the record lies where its host's records go (else it is kept as a record only).
@@ -289,6 +317,8 @@ function misplaced(s: StoredSnapshot): string {
 
 /** Drops the packs the repository no longer has. */
 function dropVanishedPacks(catalog: Catalog, repoPacks: Map<string, string | null>, report: SyncReport): void {
+  // Unread packs: none of their blobs was ever taken as stored, so nothing else changes.
+  for (const u of catalog.unreadPacks()) if (!repoPacks.has(u.pack)) catalog.removeUnreadPack(u.pack);
   for (const id of catalog.packIds()) {
     if (!repoPacks.has(id)) {
       catalog.removePack(id);

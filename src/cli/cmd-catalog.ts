@@ -41,10 +41,18 @@ unreadable tree blobs lose their directory's contents, unsafe names are refused)
   cat
     .command('sync')
     .description('import what the repository has and the catalog lacks (done automatically by most commands)')
+    .option('--all-packs', "also read other hosts' small data pack indexes, which a routine sync records by the filter in their names")
+    .addHelpText(
+      'after',
+      `
+Like a snapshot's own sync, other hosts' small data packs are recorded by the blob filter their
+index names carry, and read only when a snapshot is about to store a blob one may hold; every
+other command (restore, check, prune, ...) reads them first.`,
+    )
     .action(
-      action(async (g) => {
+      action(async (g, [opts]) => {
         return withSession(g, { noSync: true }, async (s) => {
-          const rep = await catalogSync(s);
+          const rep = await catalogSync(s, undefined, { allPacks: !!opts.allPacks });
           if (g.json) printJson(rep);
           else
             info(

@@ -87,6 +87,7 @@ export function hkdf(ikm: Uint8Array, salt: Uint8Array | string, info: string, l
 export const INFO_DATA_KEY = 'snapfill data key';
 export const INFO_CHUNKER_SEED = 'snapfill chunker seed';
 export const INFO_HOST_TAG = 'snapfill host tag';
+export const INFO_BLOB_FILTER = 'snapfill blob filter';
 
 /** The keys a version-2 repository uses, derived from its master key and config id. */
 export interface RepoSecrets {
@@ -96,16 +97,24 @@ export interface RepoSecrets {
   chunkerSeed: Buffer;
   /** HMAC key of host tags (the `<tag>` of `snapshots/<tag>/<id>`; secret only when encrypted). */
   hostTagKey: Buffer;
+  /** HMAC key of the blob filters in data pack index names (pack/blobfilter.ts; secret only when encrypted). */
+  blobFilterKey: Buffer;
 }
 
 export function deriveSecrets(masterKey: Buffer | null, repoId: string): RepoSecrets {
   if (!masterKey) {
     const ikm = Buffer.from(repoId, 'utf8');
-    return { dataKey: null, chunkerSeed: hkdf(ikm, '', INFO_CHUNKER_SEED), hostTagKey: hkdf(ikm, '', INFO_HOST_TAG) };
+    return {
+      dataKey: null,
+      chunkerSeed: hkdf(ikm, '', INFO_CHUNKER_SEED),
+      hostTagKey: hkdf(ikm, '', INFO_HOST_TAG),
+      blobFilterKey: hkdf(ikm, '', INFO_BLOB_FILTER),
+    };
   }
   return {
     dataKey: hkdf(masterKey, repoId, INFO_DATA_KEY),
     chunkerSeed: hkdf(masterKey, repoId, INFO_CHUNKER_SEED),
     hostTagKey: hkdf(masterKey, repoId, INFO_HOST_TAG),
+    blobFilterKey: hkdf(masterKey, repoId, INFO_BLOB_FILTER),
   };
 }

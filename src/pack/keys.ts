@@ -6,6 +6,8 @@
  *   data/<id[0:2]>/<id>       a pack (a tar archive of blobs)
  *   index/<id>                the index of data pack <id> (gzipped JSON); also of tree packs of
  *                             releases before tagged tree indexes (still read)
+ *   index/<id>.<filter>       the same, for a data pack of few blobs: <filter> is a keyed filter
+ *                             of its blob ids (pack/blobfilter.ts), read from the listing (issue 15)
  *   index/<tag>/<id>          the index of tree pack <id>, below the tag of the host whose
  *                             snapshot wrote it (issue 15: a routine sync lists only its hosts' tags)
  *   snapshots/<tag>/<id>      a snapshot record; <tag> names its host without revealing it (issue 15)
@@ -41,8 +43,9 @@ export function packKey(packId: string): string {
  * tree packs of older releases; below a host's tag (`hostTag`, 16 hex digits) for tree packs,
  * which only the commands that read that host's trees need.
  */
-export function indexKey(packId: string, hostTag: string | null = null): string {
-  return hostTag === null ? INDEX_PREFIX + packId : `${INDEX_PREFIX}${hostTag}/${packId}`;
+export function indexKey(packId: string, hostTag: string | null = null, filter: string | null = null): string {
+  if (hostTag !== null) return `${INDEX_PREFIX}${hostTag}/${packId}`;
+  return filter === null ? INDEX_PREFIX + packId : `${INDEX_PREFIX}${packId}.${filter}`;
 }
 
 /** The prefix below which the tree pack indexes of one host tag are stored. */
@@ -50,18 +53,18 @@ export function hostIndexPrefix(hostTag: string): string {
   return `${INDEX_PREFIX}${hostTag}/`;
 }
 
-const FLAT_INDEX = /^index\/([^/]+)$/;
+const FLAT_INDEX = /^index\/([^/.]+)(?:\.([^/]*))?$/;
 const TAGGED_INDEX = /^index\/([0-9a-f]{16})\/([^/]+)$/;
 
 /**
- * The pack id and host tag (null: flat) of a listed `index/` key; null for a key of neither
- * form (not an index: ignored, as a stray object under `index/` always was).
+ * The pack id, host tag (null: flat) and blob filter text (null: none) of a listed `index/` key;
+ * null for a key of no such form (not an index: ignored, as a stray object under `index/` always was).
  */
-export function parseIndexKey(key: string): { id: string; hostTag: string | null } | null {
+export function parseIndexKey(key: string): { id: string; hostTag: string | null; filter: string | null } | null {
   const flat = FLAT_INDEX.exec(key);
-  if (flat) return { id: flat[1], hostTag: null };
+  if (flat) return { id: flat[1], hostTag: null, filter: flat[2] ?? null };
   const tagged = TAGGED_INDEX.exec(key);
-  return tagged ? { id: tagged[2], hostTag: tagged[1] } : null;
+  return tagged ? { id: tagged[2], hostTag: tagged[1], filter: null } : null;
 }
 
 /**

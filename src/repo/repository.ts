@@ -21,6 +21,7 @@ import {
   snapshotKey,
 } from '../pack/keys.js';
 import { loadBlobsFromPack, takeBlob, type BlobKey, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
+import { blobProbe, buildBlobFilter, parseBlobFilter, type BlobProbe } from '../pack/blobfilter.js';
 import { KEY_BYTES, deriveSecrets, seal, unseal, type RepoSecrets } from '../pack/crypto.js';
 import { DEFAULT_CHUNKER, validateChunker, type ChunkerConfig } from '../pack/chunker.js'; // [cdc, issue 14]
 import { makeKeyObject, openMasterKey, saveKeyObject, tuneScrypt, type ScryptParams } from './keys.js';
@@ -305,7 +306,16 @@ export class Repository {
     await this.unlock();
     const { id, bytes, index } = await writer.finish();
     await this.store.put(packKey(id), bytes);
-    const key = indexKey(id, index.type === 'tree' ? treeTag : null);
+    // A data pack of few blobs names a keyed filter of them (issue 15): other hosts learn from
+    // the listing whether it may hold a blob they are about to store, and read it only then.
+    const filter =
+      index.type === 'tree'
+        ? null
+        : buildBlobFilter(
+            this.secrets.blobFilterKey,
+            index.blobs.map((b) => b.id),
+          );
+    const key = indexKey(id, index.type === 'tree' ? treeTag : null, filter);
     // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
     // Compressed before it is sealed (ciphertext does not compress).
     await this.store.put(key, this.sealObject(gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 })));
@@ -355,6 +365,21 @@ export class Repository {
     const keys = this.indexKeys.get(packId);
     if (!keys) this.indexKeys.set(packId, [key]);
     else if (!keys.includes(key)) keys.push(key);
+  }
+
+  /**
+   * The blob filter a pack's index name carries (pack/blobfilter.ts), as far as this instance
+   * has listed or written it; null when it has none (or one this build cannot read).
+   */
+  indexFilterOf(packId: string): Buffer | null {
+    const key = this.indexKeys.get(packId)?.[0];
+    const text = key === undefined ? null : parseIndexKey(key)?.filter;
+    return (text && parseBlobFilter(text)) || null;
+  }
+
+  /** The positions a blob tests in blob filters (pack/blobfilter.ts): keyed, so the key must be at hand. */
+  blobProbe(id: BlobId): BlobProbe {
+    return blobProbe(this.secrets.blobFilterKey, id);
   }
 
   /**

@@ -2,7 +2,9 @@ import type { Repository } from '../repo/repository.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { PackWriter } from '../pack/packwriter.js';
 import type { BlobId } from '../pack/blobid.js';
-import type { BlobType } from '../pack/format.js';
+import type { BlobType, PackIndex } from '../pack/format.js';
+import { filterMayHold } from '../pack/blobfilter.js';
+import { ObjectNotFoundError } from '../store/store.js';
 import type { ReuseGuard } from './reuseguard.js';
 
 /** What a blob adds to a pack besides its bytes, at most (seal, tar header and padding of a new segment). */
@@ -47,6 +49,7 @@ export class BlobSink {
   async add(type: BlobType, id: BlobId, data: Uint8Array, checked = false, sealed = false): Promise<boolean> {
     if (this.failure) throw this.failure;
     if (!checked && this.has(id)) return false;
+    if (type === 'data' && (await this.storedInUnreadPack(id))) return false;
     let w = this.writers[type];
     // A blob that would take the pack past its size starts the next pack: the buffer reserved
     // for the pack size is never outgrown (issue 17: a large chunk doubled it to 34 MiB, and
@@ -73,6 +76,37 @@ export class BlobSink {
       await this.upload(w);
     }
     return true;
+  }
+
+  /** [issue 15] Data packs the sync listed and did not read (other hosts'), with their blob filters; loaded at the first new blob. */
+  private unread: { pack: string; filter: Buffer }[] | null = null;
+  /** [issue 15] Indexes of unread packs this snapshot read because a blob it was about to store might be there. */
+  unreadIndexesRead = 0;
+
+  /**
+   * [issue 15] Whether a blob about to be stored is in a pack the sync left unread after all:
+   * the packs whose blob filter may hold it are read now (as the sync would have), one read
+   * per pack at most, and the catalog is asked again. A pack pruned meanwhile is forgotten.
+   */
+  private async storedInUnreadPack(id: BlobId): Promise<boolean> {
+    this.unread ??= this.catalog.unreadPacks();
+    if (!this.unread.length) return false;
+    const probe = this.repo.blobProbe(id);
+    for (const u of this.unread.filter((x) => filterMayHold(x.filter, probe))) {
+      this.unread.splice(this.unread.indexOf(u), 1);
+      let idx: PackIndex;
+      try {
+        idx = await this.repo.loadPackIndex(u.pack);
+      } catch (e) {
+        if (!(e instanceof ObjectNotFoundError)) throw e;
+        this.catalog.removeUnreadPack(u.pack);
+        continue;
+      }
+      this.catalog.addPackIndex({ ...idx, form: 'far' });
+      this.unreadIndexesRead++;
+      if (this.has(id)) return true;
+    }
+    return false;
   }
 
   private async upload(w: PackWriter): Promise<void> {

@@ -67,6 +67,8 @@ export interface SnapshotResult {
   bytes_added: number;
   blobs_added: number;
   packs_written: number;
+  /** [issue 15] Other hosts' pack indexes the sync left unread that this snapshot read: a new blob's filter hit. */
+  indexes_read_on_demand: number;
   duration_s: number;
   errors: PathError[];
 }
@@ -212,6 +214,7 @@ export class Snapshotter {
         bytes_added: this.sink.bytesAdded,
         blobs_added: this.sink.blobsAdded,
         packs_written: this.sink.packsWritten,
+        indexes_read_on_demand: this.sink.unreadIndexesRead,
         errors: this.errors,
       };
       const rec: SnapshotRecord = {

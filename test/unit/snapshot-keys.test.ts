@@ -26,8 +26,12 @@ describe('snapshot record keys', () => {
     expect(indexKey(id)).toBe(`index/${id}`);
     expect(indexKey(id, tag)).toBe(`index/${tag}/${id}`);
     expect(hostIndexPrefix(tag)).toBe(`index/${tag}/`);
-    expect(parseIndexKey(indexKey(id))).toEqual({ id, hostTag: null });
-    expect(parseIndexKey(indexKey(id, tag))).toEqual({ id, hostTag: tag });
+    expect(parseIndexKey(indexKey(id))).toEqual({ id, hostTag: null, filter: null });
+    expect(parseIndexKey(indexKey(id, tag))).toEqual({ id, hostTag: tag, filter: null });
+    // A small data pack's index names a blob filter after its id (issue 15); a tree pack's never does.
+    expect(indexKey(id, null, 'CAAw_-')).toBe(`index/${id}.CAAw_-`);
+    expect(parseIndexKey(indexKey(id, null, 'CAAw_-'))).toEqual({ id, hostTag: null, filter: 'CAAw_-' });
+    expect(indexKey(id, tag, 'CAAw')).toBe(`index/${tag}/${id}`);
     for (const k of [`index/${tag}/x/${id}`, `index/nothex0123456789/${id}`, `index/${tag}/`, `snapshots/${id}`, 'index/'])
       expect(parseIndexKey(k), k).toBeNull();
   });
