@@ -35,7 +35,7 @@ export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promi
     // (The session's own sync at open may have been the one that saw the packs go.)
     if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, snapshotOpts.host ?? thisHost(), onLog);
     // [prune, issue 15] blobs only marked packs hold count as absent; re-checked before the record.
-    guard.prepare(onLog);
+    await guard.prepare(onLog);
     const marker = s.heldLock;
     return new Snapshotter(s.repo, s.catalog, { ...snapshotOpts, guard, markerHealthy: () => marker?.healthy() ?? true, onLog }).run();
   });

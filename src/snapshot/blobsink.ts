@@ -2,9 +2,8 @@ import type { Repository } from '../repo/repository.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { PackWriter } from '../pack/packwriter.js';
 import type { BlobId } from '../pack/blobid.js';
-import type { BlobType, PackIndex } from '../pack/format.js';
-import { filterMayHold } from '../pack/blobfilter.js';
-import { ObjectNotFoundError } from '../store/store.js';
+import type { BlobType } from '../pack/format.js';
+import { UnreadPacks } from '../catalog/unreadpacks.js';
 import type { ReuseGuard } from './reuseguard.js';
 
 /** What a blob adds to a pack besides its bytes, at most (seal, tar header and padding of a new segment). */
@@ -35,6 +34,8 @@ export class BlobSink {
       guard?: ReuseGuard;
       /** The tag of the snapshot's host: its tree pack indexes go below it (issue 15, Repository.savePack). */
       treeTag: string | null;
+      /** [issue 15] The packs the sync left unread (shared with the guard); made here when not given. */
+      unread?: UnreadPacks;
     },
   ) {}
 
@@ -78,35 +79,23 @@ export class BlobSink {
     return true;
   }
 
-  /** [issue 15] Data packs the sync listed and did not read (other hosts'), with their blob filters; loaded at the first new blob. */
-  private unread: { pack: string; filter: Buffer }[] | null = null;
-  /** [issue 15] Indexes of unread packs this snapshot read because a blob it was about to store might be there. */
-  unreadIndexesRead = 0;
+  /** [issue 15] The packs the sync left unread, read when a blob about to be stored may be there. */
+  private get unread(): UnreadPacks {
+    return (this.opts.unread ??= new UnreadPacks(this.repo, this.catalog));
+  }
+
+  /** [issue 15] Indexes of unread packs read on demand (by this snapshot: shared with its guard). */
+  get unreadIndexesRead(): number {
+    return this.opts.unread?.read ?? 0;
+  }
 
   /**
    * [issue 15] Whether a blob about to be stored is in a pack the sync left unread after all:
-   * the packs whose blob filter may hold it are read now (as the sync would have), one read
-   * per pack at most, and the catalog is asked again. A pack pruned meanwhile is forgotten.
+   * the packs whose blob filter may hold it are read now (as the sync would have), and the
+   * catalog is asked again.
    */
   private async storedInUnreadPack(id: BlobId): Promise<boolean> {
-    this.unread ??= this.catalog.unreadPacks();
-    if (!this.unread.length) return false;
-    const probe = this.repo.blobProbe(id);
-    for (const u of this.unread.filter((x) => filterMayHold(x.filter, probe))) {
-      this.unread.splice(this.unread.indexOf(u), 1);
-      let idx: PackIndex;
-      try {
-        idx = await this.repo.loadPackIndex(u.pack);
-      } catch (e) {
-        if (!(e instanceof ObjectNotFoundError)) throw e;
-        this.catalog.removeUnreadPack(u.pack);
-        continue;
-      }
-      this.catalog.addPackIndex({ ...idx, form: 'far' });
-      this.unreadIndexesRead++;
-      if (this.has(id)) return true;
-    }
-    return false;
+    return (await this.unread.readFor([id], () => this.has(id))) > 0 && this.has(id);
   }
 
   private async upload(w: PackWriter): Promise<void> {

@@ -5,6 +5,7 @@ import type { PackWriter } from '../pack/packwriter.js';
 import type { BlobType } from '../pack/format.js';
 import { listGarbage, markedPacks } from '../repo/garbage.js';
 import { bufferReader, loadStoredBlobsSync } from '../repo/blobloader.js';
+import { UnreadPacks } from '../catalog/unreadpacks.js';
 
 /**
  * A snapshot's side of the lock-free prune (issue 15; the argument is docs/FORMAT.md,
@@ -26,10 +27,19 @@ export class ReuseGuard {
   /** Blobs whose every known home is a marked pack (until this snapshot stores them again). */
   private dead = new Set<BlobId>();
 
+  /**
+   * [issue 15] The packs the (lazy) sync left unread: a blob is taken as held by marked packs
+   * only once the unread packs whose filter may hold it were read (else a host would copy
+   * what another host's live pack holds). Shared with the snapshot's dedup (BlobSink).
+   */
+  readonly unread: UnreadPacks;
+
   private constructor(
     private readonly repo: Repository,
     private readonly catalog: Catalog,
-  ) {}
+  ) {
+    this.unread = new UnreadPacks(repo, catalog);
+  }
 
   /** Reads the garbage records. Call it after the snapshot's marker is written and before the catalog sync. */
   static async start(repo: Repository, catalog: Catalog): Promise<ReuseGuard> {
@@ -39,8 +49,10 @@ export class ReuseGuard {
   }
 
   /** After the catalog sync: finds the blobs that only marked packs hold, and arms verify_reuse for new marks. */
-  prepare(onLog?: (msg: string) => void): void {
+  async prepare(onLog?: (msg: string) => void): Promise<void> {
     this.dead = this.deadBlobs(this.marked);
+    // Another copy may lie in a pack the sync left unread: read those first, then judge again.
+    if (this.dead.size && (await this.unread.readFor(this.dead))) this.dead = this.deadBlobs(this.marked);
     const seen = new Set<string>(JSON.parse(this.catalog.getMeta('garbage_seen') ?? '[]') as string[]);
     const fresh = [...this.marked].filter((p) => !seen.has(p) && this.catalog.hasPack(p));
     if (fresh.length && this.dead.size) {
@@ -97,12 +109,18 @@ export class ReuseGuard {
     }
     if (!risky.size && !vanished.size) return 0;
     const gone = new Set([...now, ...vanished]);
-    const candidates = new Set<BlobId>();
-    for (const p of [...risky, ...vanished]) {
-      const c = this.catalog.packContents(p);
-      if (!c) continue;
-      for (const id of c.blobs.keys()) if (this.catalog.blobHomes(id).every((h) => gone.has(h))) candidates.add(id);
-    }
+    const candidatesNow = () => {
+      const out = new Set<BlobId>();
+      for (const p of [...risky, ...vanished]) {
+        const c = this.catalog.packContents(p);
+        if (!c) continue;
+        for (const id of c.blobs.keys()) if (this.catalog.blobHomes(id).every((h) => gone.has(h))) out.add(id);
+      }
+      return out;
+    };
+    let candidates = candidatesNow();
+    // Another copy may lie in a pack the sync left unread (issue 15): read those, then judge again.
+    if (candidates.size && (await this.unread.readFor(candidates))) candidates = candidatesNow();
     const needed = this.catalog.lineageReferences(lineage, candidates);
     if (candidates.has(rootTree)) needed.add(rootTree);
     if (!needed.size) return 0;

@@ -192,6 +192,7 @@ export class Snapshotter {
       maxInFlight: this.repo.store.putsInFlight,
       onUpload: this.opts.onUpload,
       guard: this.opts.guard, // [prune, issue 15]
+      unread: this.opts.guard?.unread, // [issue 15] one reader of unread packs for dedup and the guard
       treeTag: await this.repo.hostTag(host),
     });
     this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.wholeFileMax, this.repo.blobKey());
