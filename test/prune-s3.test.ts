@@ -54,7 +54,8 @@ describe.skipIf(skip)('forget and prune on S3 (real s3rver)', () => {
   /** The key of a pack's index: flat, or below a host tag for a tree pack (issue 15). */
   function indexKeyIn(prefix: string, id: string): string {
     const keys = [...lock.retention.keys()].map((k) => k.slice(`bkt/${prefix}/`.length)).filter((k) => /^index\//.test(k));
-    return keys.find((k) => k.endsWith(`/${id}`)) ?? indexKey(id);
+    // Tagged (tree packs), flat, or flat with a blob filter after the id (small data packs, issue 15).
+    return keys.find((k) => k.endsWith(`/${id}`) || k.startsWith(`index/${id}.`)) ?? indexKey(id);
   }
   function untilOf(prefix: string, key: string): number {
     return lock.retention.get(`bkt/${prefix}/${key}`)!.until.getTime();
