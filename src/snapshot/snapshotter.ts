@@ -608,13 +608,15 @@ export class Snapshotter {
             opened.counted = true;
             opened.early = this.startEarlyReads(opened.sel.children, listing.fd, opened.inFlight, EARLY_WINDOW);
           }
-        } else if ('fd' in listing && !this.opts.oneFileSystem) opened.sel = this.selectChildren(c.p, c.childFully, listing);
-        // (issue 17) Its subdirectories are listed now too, not when the walk gets here: a
-        // walk that waited for each first subdirectory's listing spent half a no-change
-        // snapshot idle, a round trip to a reader thread per level. (With --one-file-system a
-        // subdirectory's device decides whether it is walked: that waits for the walk.)
-        if (opened.sel && 'fd' in listing && !this.opts.oneFileSystem)
-          for (const cc of opened.sel.children) if (cc.st.isDirectory()) this.prefetch(listing.fd, cc, isNew);
+        } else if ('fd' in listing && !this.opts.oneFileSystem) {
+          // (issue 17) A directory the parent snapshot has: its subdirectories are listed now
+          // too, not when the walk gets here. A walk that waited for each first subdirectory's
+          // listing spent half a no-change snapshot idle, a reader round trip per level. (Not
+          // below new directories, whose early reads keep the readers busy and hold memory;
+          // not with --one-file-system, where a subdirectory's device decides: the walk's.)
+          opened.sel = this.selectChildren(c.p, c.childFully, listing);
+          for (const cc of opened.sel.children) if (cc.st.isDirectory()) this.prefetch(listing.fd, cc, false);
+        }
         return opened;
       }),
     );
