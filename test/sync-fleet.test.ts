@@ -53,21 +53,30 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     await server?.stop();
   });
 
-  /** Keys below `prefix` in the bucket, listed through s3rver directly (not counted by the proxy). */
-  async function listKeys(prefix: string): Promise<string[]> {
-    const { S3Client, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
-    const c = new S3Client({
+  /** Runs `fn` with an S3 client of s3rver itself (not through the proxy: nothing it does is counted). */
+  async function direct<T>(
+    fn: (c: import('@aws-sdk/client-s3').S3Client, s3: typeof import('@aws-sdk/client-s3')) => Promise<T>,
+  ): Promise<T> {
+    const s3 = await import('@aws-sdk/client-s3');
+    const c = new s3.S3Client({
       endpoint: server.url,
       region: 'us-east-1',
       forcePathStyle: true,
       credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     });
     try {
-      const r = await c.send(new ListObjectsV2Command({ Bucket: 'fleet', Prefix: prefix }));
-      return (r.Contents ?? []).map((o) => o.Key!);
+      return await fn(c, s3);
     } finally {
       c.destroy();
     }
+  }
+
+  /** Keys below `prefix` in the bucket, listed through s3rver directly (not counted by the proxy). */
+  async function listKeys(prefix: string): Promise<string[]> {
+    return direct(async (c, s3) => {
+      const r = await c.send(new s3.ListObjectsV2Command({ Bucket: 'fleet', Prefix: prefix }));
+      return (r.Contents ?? []).map((o) => o.Key!);
+    });
   }
 
   /** GETs of pack indexes and snapshot records since the last resetCounts (keys without the repository prefix). */
@@ -273,19 +282,10 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     const unread = (await listKeys('r3/index/')).filter((k) => !before.has(k) && /^r3\/index\/[0-9a-f]{64}\./.test(k));
     expect(unread).toHaveLength(1);
     const lateId = unread[0].slice('r3/index/'.length).split('.')[0];
-    const { S3Client, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
-    const c = new S3Client({
-      endpoint: server.url,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    });
-    try {
+    await direct(async (c, s3) => {
       for (const key of [unread[0], `r3/data/${lateId.slice(0, 2)}/${lateId}`])
-        await c.send(new DeleteObjectCommand({ Bucket: 'fleet', Key: key }));
-    } finally {
-      c.destroy();
-    }
+        await c.send(new s3.DeleteObjectCommand({ Bucket: 'fleet', Key: key }));
+    });
     write(`${src('host-b')}/shared/late.php`, bytesFor('r3-late', 8_000));
     const b2 = await cliAsync(['--json', 'snapshot', src('host-b')], env('host-b'));
     expect(b2.code, b2.stderr).toBe(0);
