@@ -41,17 +41,14 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   native();
   loadBlobCodec();
   const { snapshot, host, ...opts } = o;
-  // The session may derive the key in the background (overlapping the catalog's open and
-  // sync). A dry run writes nothing and reads no blob: the key first, then the plan. A restore
-  // walks and compares meanwhile, and takes the lock and writes only once the key is proven
-  // (issue 17: ~0.5 s of scrypt off every repair): a wrong password still writes nothing, no lock either.
-  // The key's derivation (scrypt: ~0.5 s of one core and 128 MiB) overlaps the walk only where a
-  // core is free for it. Where the workers fill every core it only competed with them: repairs
-  // of 200k files on 2 cores were 3-14% slower and peaked ~50 MiB higher (BENCHMARKS.md), so
-  // there it goes first, as it always did.
-  if (!opts.dryRun && os.availableParallelism() <= restoreThreads(opts.threads)) await s.repo.unlock();
+  // The session may derive the key in the background (overlapping the catalog's open and sync).
+  // A restore walks and compares meanwhile, and takes the lock and writes only once the key is
+  // proven: a wrong password still writes nothing, no lock either. That overlap (scrypt: ~0.5 s
+  // of one core and 128 MiB) is only where a core is free for it: where the workers fill every
+  // core it only competed with them (repairs of 200k files on 2 cores 3-14% slower, ~50 MiB
+  // higher; BENCHMARKS.md), so there the key goes first, as for a dry run (no write, no blob).
+  if (opts.dryRun || os.availableParallelism() <= restoreThreads(opts.threads)) await s.repo.unlock();
   if (opts.dryRun) {
-    await s.repo.unlock();
     const snap = await pickSnapshot(s, snapshot, requestedRoots(opts), { host });
     return { ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) };
   }

@@ -178,10 +178,11 @@ export async function syncCatalog(
   report.phases_ms.list += performance.now() - t0;
   // The prefixes listed may have come from remembered tags, which only the key proves: a listing
   // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
-  if (listingChangesCatalog(catalog, listing, repoPacks, opts.lazyData === true)) await repo.unlock();
+  const known = { snaps: catalog.knownSnapshotIds(), unread: new Set(catalog.unreadPacks().map((u) => u.pack)) };
+  if (listingChangesCatalog(catalog, listing, repoPacks, known, opts.lazyData === true)) await repo.unlock();
 
-  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, opts.lazyData === true, onProgress);
-  dropVanishedPacks(catalog, repoPacks, report);
+  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, known, opts.lazyData === true, onProgress);
+  dropVanishedPacks(catalog, repoPacks, known.unread, report);
   const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done();
   let n = 0;
@@ -208,16 +209,26 @@ export async function syncCatalog(
   return done();
 }
 
+/** What the catalog held when the sync began: snapshot ids (imported and records) and unread packs. */
+interface KnownAtSync {
+  snaps: Set<string>;
+  unread: Set<string>;
+}
+
 /** Whether acting on this listing would change the catalog: a snapshot or pack added, read or dropped. */
-function listingChangesCatalog(catalog: Catalog, listing: SnapshotListing, repoPacks: Map<string, string | null>, lazy: boolean): boolean {
-  const known = catalog.knownSnapshotIds();
-  for (const id of listing.ids) if (!known.has(id)) return true;
+function listingChangesCatalog(
+  catalog: Catalog,
+  listing: SnapshotListing,
+  repoPacks: Map<string, string | null>,
+  known: KnownAtSync,
+  lazy: boolean,
+): boolean {
+  for (const id of listing.ids) if (!known.snaps.has(id)) return true;
   // Records of hosts not followed are in a routine listing only when it lists every host.
   const remote = listing.complete ? new Set<string>() : catalog.remoteSnapshotIds();
-  for (const id of known) if (!listing.ids.has(id) && !remote.has(id)) return true;
-  const unread = catalog.unreadPacks();
-  if (unread.length && !lazy) return true; // to be read now
-  const packs = [...catalog.packIds(), ...unread.map((u) => u.pack)];
+  for (const id of known.snaps) if (!listing.ids.has(id) && !remote.has(id)) return true;
+  if (known.unread.size && !lazy) return true; // to be read now
+  const packs = [...catalog.packIds(), ...known.unread];
   if (packs.length !== repoPacks.size) return true;
   return packs.some((id) => !repoPacks.has(id));
 }
@@ -254,12 +265,11 @@ async function fetchNew(
   repoPacks: Map<string, string | null>,
   report: SyncReport,
   followed: (host: string) => boolean,
+  known: KnownAtSync,
   lazy: boolean,
   onProgress?: (msg: string) => void,
 ): Promise<StoredSnapshot[]> {
-  const knownSnaps = catalog.knownSnapshotIds();
-  const unread = new Set(catalog.unreadPacks().map((u) => u.pack));
-  let newPacks = [...repoPacks.keys()].filter((id) => !catalog.hasPack(id) && !(lazy && unread.has(id)));
+  let newPacks = [...repoPacks.keys()].filter((id) => !catalog.hasPack(id) && !(lazy && known.unread.has(id)));
   if (lazy) {
     // A flat index with a blob filter in its name: recorded by the filter, read when needed.
     newPacks = newPacks.filter((id) => {
@@ -270,7 +280,7 @@ async function fetchNew(
       return false;
     });
   }
-  const newSnaps = [...repoSnaps].filter((id) => !knownSnaps.has(id));
+  const newSnaps = [...repoSnaps].filter((id) => !known.snaps.has(id));
   const fresh: StoredSnapshot[] = [];
   // `placed`: the record lies where its host's records go (else it is kept as a record only).
   type Got = { index: PackIndexInput } | { snap: StoredSnapshot; placed: boolean };
@@ -316,9 +326,10 @@ function misplaced(s: StoredSnapshot): string {
 }
 
 /** Drops the packs the repository no longer has. */
-function dropVanishedPacks(catalog: Catalog, repoPacks: Map<string, string | null>, report: SyncReport): void {
-  // Unread packs: none of their blobs was ever taken as stored, so nothing else changes.
-  for (const u of catalog.unreadPacks()) if (!repoPacks.has(u.pack)) catalog.removeUnreadPack(u.pack);
+function dropVanishedPacks(catalog: Catalog, repoPacks: Map<string, string | null>, unread: Set<string>, report: SyncReport): void {
+  // Unread packs (those of this sync are listed, so never among them): none of their blobs was
+  // ever taken as stored, so nothing else changes.
+  for (const id of unread) if (!repoPacks.has(id)) catalog.removeUnreadPack(id);
   for (const id of catalog.packIds()) {
     if (!repoPacks.has(id)) {
       catalog.removePack(id);

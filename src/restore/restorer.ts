@@ -48,7 +48,7 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
   const targetRoot = o.target ? normalizeAbs(fromUser(path.resolve(o.target))) : '/';
   const tally = new Tally(snap.id, mode, targetRoot, !!o.dryRun, o.onProgress);
   reportDamage(s, o, scope, tally);
-  const writable = o.dryRun ? Promise.resolve() : (o.writable ?? Promise.resolve());
+  const writable = o.writable ?? Promise.resolve();
   // The workers open the target when they start: one that does not exist yet is made first, so
   // only then does the walk wait for the key (a restore into place, the repairs, never does).
   if (o.target && !o.dryRun && !fs.existsSync(toFs(targetRoot))) {
@@ -67,15 +67,16 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
   const oldUmask = o.dryRun ? null : process.umask(0);
   const plan = new RestorePlan(path.join(cacheDir, `restore-plan-${process.pid}.db`));
   let pool: WorkerPool<WorkerRequest, WorkerReply> | null = null;
+  const direct = local && o.strategy !== 'planned';
   const gate = new WriteGate();
-  // Opened once the run may write: the journal's directory first (workers journal into it).
+  // Opened once the run may write: the journal's directory first (workers journal into it). A
+  // dry run's workers have no gate (they never write).
   const opened = writable.then(() => {
     if (o.dryRun) return;
     journal.open();
     gate.open(direct ? s.repo.blobKey() : null);
   });
   opened.catch(() => {}); // awaited by runPhases; a rejection is not "unhandled" meanwhile
-  const direct = local && o.strategy !== 'planned';
   try {
     const chown = process.getuid?.() === 0;
     const init: WorkerInit = {
