@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync, gzip } from 'node:zlib';
+import { promisify } from 'node:util';
 import type { ObjectStore, PutOptions } from '../store/store.js';
 import { OptionError } from '../util/errors.js';
 import { ObjectNotFoundError } from '../store/store.js';
@@ -25,6 +26,8 @@ import { blobProbe, buildBlobFilter, parseBlobFilter, type BlobProbe } from '../
 import { KEY_BYTES, deriveSecrets, seal, unseal, type RepoSecrets } from '../pack/crypto.js';
 import { DEFAULT_CHUNKER, validateChunker, type ChunkerConfig } from '../pack/chunker.js'; // [cdc, issue 14]
 import { makeKeyObject, openMasterKey, saveKeyObject, tuneScrypt, type ScryptParams } from './keys.js';
+
+const gzipAsync = promisify(gzip);
 
 export { BlobCorruptError } from './blobloader.js';
 
@@ -318,7 +321,8 @@ export class Repository {
     const key = indexKey(id, index.type === 'tree' ? treeTag : null, filter);
     // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
     // Compressed before it is sealed (ciphertext does not compress).
-    await this.store.put(key, this.sealObject(gzipSync(Buffer.from(JSON.stringify(index)), { level: 9 })));
+    // On the thread pool: level 9 of a 16 MiB pack's index was ~0.4 s of a 200k-file snapshot's main thread.
+    await this.store.put(key, this.sealObject(await gzipAsync(Buffer.from(JSON.stringify(index)), { level: 9 })));
     this.rememberIndexKey(id, key);
     return index;
   }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ObjectExistsError, ObjectNotFoundError, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
@@ -25,43 +26,44 @@ export class LocalStore implements ObjectStore {
     return path.join(this.location, key);
   }
 
+  /**
+   * Every call here is asynchronous (libuv's thread pool): writing a 16 MiB pack and its fsync
+   * used to block the snapshot's main thread, ~1.3 s of a 200k-file snapshot on tmpfs (issue 17),
+   * far more on a disk. The caller keeps `data` unchanged until the promise settles.
+   */
   async put(key: string, data: Buffer, opts: PutOptions = {}): Promise<void> {
     const dest = this.file(key);
     const dir = path.dirname(dest);
-    fs.mkdirSync(dir, { recursive: true });
+    await fsp.mkdir(dir, { recursive: true });
     const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const fd = fs.openSync(tmp, 'wx', 0o600);
+    const fh = await fsp.open(tmp, 'wx', 0o600);
     // Every failure from here on (ENOSPC from write, fsync or close; EEXIST; ...) removes the
     // temp file: on a full disk it is the biggest thing to free, and nothing else would.
     try {
       try {
         let off = 0;
-        while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-        fs.fsyncSync(fd);
+        while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+        await fh.sync();
       } finally {
-        fs.closeSync(fd);
+        await fh.close();
       }
       if (opts.ifAbsent) {
         // link() fails when the name exists, which makes it an atomic create-if-absent.
         try {
-          fs.linkSync(tmp, dest);
+          await fsp.link(tmp, dest);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key);
           throw e;
         }
-        fs.unlinkSync(tmp);
+        await fsp.unlink(tmp);
       } else {
-        fs.renameSync(tmp, dest);
+        await fsp.rename(tmp, dest);
       }
     } catch (e) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        /* already gone */
-      }
+      await fsp.unlink(tmp).catch(() => {}); // already gone
       throw e;
     }
-    fsyncDir(dir);
+    await fsyncDirAsync(dir);
   }
 
   async listStaleTemps(): Promise<ObjectInfo[]> {
@@ -204,6 +206,19 @@ function tempIsStale(name: string, mtimeMs: number, now: number): boolean {
     return false;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ESRCH'; // EPERM: alive, someone else's
+  }
+}
+
+/** fsyncDir on the thread pool. */
+async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic there.
+  } finally {
+    await fh?.close();
   }
 }
 
