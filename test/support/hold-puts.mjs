@@ -1,12 +1,14 @@
 /**
  * Holds a CLI process at one repository write, for the interleaving tests of the lock-free
  * prune (test/prune-lockfree.test.ts). Loaded with NODE_OPTIONS='--import <this file's URL>'.
- * The HOLD_NTH-th LocalStore put (rename or link of a temp file) whose destination matches the
+ * The HOLD_NTH-th LocalStore put (rename or link of a temp file, through node:fs or
+ * node:fs/promises) whose destination matches the
  * regular expression HOLD_MATCH stops before it lands: the hook creates the file HOLD_SIGNAL,
  * then waits (the whole process, synchronously) until the file HOLD_RELEASE exists.
  * Not a mock: the real file system does the work; only the moment of that write moves.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 
 const match = process.env.HOLD_MATCH ? new RegExp(process.env.HOLD_MATCH) : null;
@@ -39,6 +41,15 @@ if (match && signal && release) {
     fs.linkSync = function holdLinkSync(src, dest) {
       maybeHold(dest);
       return linkSync.call(this, src, dest);
+    };
+    const { rename, link } = fsp;
+    fsp.rename = function holdRename(src, dest) {
+      maybeHold(dest);
+      return rename.call(this, src, dest);
+    };
+    fsp.link = function holdLink(src, dest) {
+      maybeHold(dest);
+      return link.call(this, src, dest);
     };
     syncBuiltinESMExports();
   }
