@@ -6,6 +6,9 @@ import type { BlobType } from '../pack/format.js';
 import { UnreadPacks } from '../catalog/unreadpacks.js';
 import type { ReuseGuard } from './reuseguard.js';
 
+/** The size at which a snapshot's tree pack is stored (see BlobSink.packSizeOf). */
+const TREE_PACK_MAX = 4 << 20;
+
 /** What a blob adds to a pack besides its bytes, at most (seal, tar header and padding of a new segment). */
 const BLOB_SLACK = 2048;
 
@@ -55,7 +58,8 @@ export class BlobSink {
     // A blob that would take the pack past its size starts the next pack: the buffer reserved
     // for the pack size is never outgrown (issue 17: a large chunk doubled it to 34 MiB, and
     // such buffers were then recycled, ~100 MiB of a 1M-file snapshot's peak RSS).
-    if (w && w.count > 0 && w.size + data.length + BLOB_SLACK > this.opts.packSize) {
+    const packSize = this.packSizeOf(type);
+    if (w && w.count > 0 && w.size + data.length + BLOB_SLACK > packSize) {
       delete this.writers[type];
       await this.upload(w);
       w = this.writers[type]; // (the walk adds one blob at a time: none was opened meanwhile)
@@ -64,7 +68,7 @@ export class BlobSink {
       w = this.writers[type] = this.repo.newPackWriter(type);
       // One buffer of the pack size, no doublings. A tree pack fills slowly (a directory at a
       // time) and gets fresh pages, touched as it fills, rather than a recycled buffer.
-      w.reserve(this.opts.packSize, type === 'tree');
+      w.reserve(packSize, type === 'tree');
     }
     // `sealed`: a reader thread sealed it with this repository's key (only ever when it has one).
     if (sealed) w.addSealed(id, data);
@@ -72,11 +76,20 @@ export class BlobSink {
     this.pending.add(id);
     this.blobsAdded++;
     this.bytesAdded += data.length;
-    if (w.size >= this.opts.packSize) {
+    if (w.size >= packSize) {
       delete this.writers[type];
       await this.upload(w);
     }
     return true;
+  }
+
+  /**
+   * A tree pack fills slowly, a directory at a time, on fresh pages (see add), so the whole open
+   * pack stays resident for most of the walk: capped at TREE_PACK_MAX (issue 17, peak RSS of a
+   * 1M-file snapshot). Data packs fill fast and reuse one buffer: the repository's pack size.
+   */
+  private packSizeOf(type: BlobType): number {
+    return type === 'tree' ? Math.min(this.opts.packSize, TREE_PACK_MAX) : this.opts.packSize;
   }
 
   /** [issue 15] The packs the sync left unread, read when a blob about to be stored may be there. */
