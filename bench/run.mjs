@@ -514,7 +514,12 @@ class Bench {
   }
 
   /** The tools of a scenario that can run, logging why the others are skipped. */
-  toolsFor(ctx, key) {
+  /**
+   * The tools of a scenario in the order they run: reversed in every second run, so no tool is
+   * always first of its pair (the first of a pair measured slower on a VM whose speed drifts:
+   * a full restore read 1.21x against the baseline with snapfill always first, equal by hand).
+   */
+  toolsFor(ctx, key, run = 1) {
     const sc = SCENARIOS.find((s) => s.key === key);
     const out = [];
     for (const t of sc.tools) {
@@ -523,7 +528,7 @@ class Bench {
       if (why) this.skip(ctx, key, t, why);
       else out.push(t);
     }
-    return out;
+    return run % 2 === 0 ? out.reverse() : out;
   }
 
   restoreUnavailable() {
@@ -884,18 +889,18 @@ class Bench {
           if (!rec && n > 1) this.snapshot(ctx, t, n, key + '_setup', run, cur); // later scenarios need the repository
         }
       };
-      for (const t of this.toolsFor(ctx, 'full_snapshot')) {
+      for (const t of this.toolsFor(ctx, 'full_snapshot', run)) {
         if (this.wants('full_snapshot')) this.snapshot(ctx, t, 1, 'full_snapshot', run, cur);
         else if (t !== 'tar') this.snapshot(ctx, t, 1, 'full_snapshot_setup', run, cur); // later scenarios need it
       }
-      const incTools = this.toolsFor(ctx, 'nochange_snapshot');
+      const incTools = this.toolsFor(ctx, 'nochange_snapshot', run);
       doSnap('nochange_snapshot', 2, incTools);
       const ch = churn(ctx.home, { seed: o.seed, round: run });
       cur = { ...describe(), churned: ch.modified + ch.added };
       doSnap('churn_snapshot', 3, incTools);
       const ref = cur.m;
       if (this.wants('repo_size')) {
-        for (const t of this.toolsFor(ctx, 'repo_size')) {
+        for (const t of this.toolsFor(ctx, 'repo_size', run)) {
           const bytes = apparentBytes(ctx.repo[t]);
           const extra = isSnapfill(t) ? { catalog_bytes: apparentBytes(ctx.repo[t + 'Cache']) } : {};
           this.sizes.push({ fs: fsName, run, tool: t, bytes, ...extra });
@@ -908,12 +913,12 @@ class Bench {
         fs.mkdirSync(path.dirname(ctx.plain), { recursive: true });
         sh('rsync', ['-aH', ctx.home + '/', ctx.plain + '/']);
       }
-      if (this.wants('full_restore')) for (const t of this.toolsFor(ctx, 'full_restore')) this.fullRestore(ctx, t, run, ref);
+      if (this.wants('full_restore')) for (const t of this.toolsFor(ctx, 'full_restore', run)) this.fullRestore(ctx, t, run, ref);
       for (const key of ['restore_missing_7d', 'restore_missing_10pct']) {
-        if (this.wants(key)) for (const t of this.toolsFor(ctx, key)) this.restoreMissing(ctx, t, run, ref, key);
+        if (this.wants(key)) for (const t of this.toolsFor(ctx, key, run)) this.restoreMissing(ctx, t, run, ref, key);
       }
-      if (this.wants('metadata_repair')) for (const t of this.toolsFor(ctx, 'metadata_repair')) this.metadataRepair(ctx, t, run, ref);
-      if (this.wants('account_restore')) for (const t of this.toolsFor(ctx, 'account_restore')) this.accountRestore(ctx, t, run, ref);
+      if (this.wants('metadata_repair')) for (const t of this.toolsFor(ctx, 'metadata_repair', run)) this.metadataRepair(ctx, t, run, ref);
+      if (this.wants('account_restore')) for (const t of this.toolsFor(ctx, 'account_restore', run)) this.accountRestore(ctx, t, run, ref);
     }
     if (this.wants('catalog_growth') && !this.catalogGrowth) this.measureCatalogGrowth(ctx);
     if (!o.keep) fs.rmSync(root, { recursive: true, force: true });
