@@ -25,7 +25,7 @@ if (match && signal && release) {
     fs.writeFileSync(signal, String(process.pid));
     while (!fs.existsSync(release)) Atomics.wait(cell, 0, 0, 20);
   };
-  const { renameSync, linkSync, unlinkSync } = fs;
+  const { unlinkSync } = fs;
   // HOLD_UNLINK=1: deletes (LocalStore.delete unlinks the object's file) are held instead.
   if (process.env.HOLD_UNLINK === '1') {
     fs.unlinkSync = function holdUnlinkSync(p) {
@@ -34,23 +34,15 @@ if (match && signal && release) {
     };
     syncBuiltinESMExports();
   } else {
-    fs.renameSync = function holdRenameSync(src, dest) {
-      maybeHold(dest);
-      return renameSync.call(this, src, dest);
+    // A rename or link lands an object at `dest`: held there, through node:fs or node:fs/promises.
+    const holdAtDest = (mod, name) => {
+      const real = mod[name];
+      mod[name] = function held(src, dest, ...rest) {
+        maybeHold(dest);
+        return real.call(this, src, dest, ...rest);
+      };
     };
-    fs.linkSync = function holdLinkSync(src, dest) {
-      maybeHold(dest);
-      return linkSync.call(this, src, dest);
-    };
-    const { rename, link } = fsp;
-    fsp.rename = function holdRename(src, dest) {
-      maybeHold(dest);
-      return rename.call(this, src, dest);
-    };
-    fsp.link = function holdLink(src, dest) {
-      maybeHold(dest);
-      return link.call(this, src, dest);
-    };
+    for (const mod of [fs, fsp]) for (const name of mod === fs ? ['renameSync', 'linkSync'] : ['rename', 'link']) holdAtDest(mod, name);
     syncBuiltinESMExports();
   }
 }
