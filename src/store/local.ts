@@ -63,7 +63,7 @@ export class LocalStore implements ObjectStore {
       await fsp.unlink(tmp).catch(() => {}); // already gone
       throw e;
     }
-    await fsyncDirAsync(dir);
+    await fsyncDir(dir);
   }
 
   async listStaleTemps(): Promise<ObjectInfo[]> {
@@ -209,8 +209,8 @@ function tempIsStale(name: string, mtimeMs: number, now: number): boolean {
   }
 }
 
-/** fsyncDir on the thread pool. */
-async function fsyncDirAsync(dir: string): Promise<void> {
+/** fsync of a directory (the rename in it durable), on the thread pool; a no-op where the file system refuses it. */
+async function fsyncDir(dir: string): Promise<void> {
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(dir, 'r');
@@ -222,14 +222,3 @@ async function fsyncDirAsync(dir: string): Promise<void> {
   }
 }
 
-export function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic there.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
