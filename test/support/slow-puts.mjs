@@ -6,12 +6,15 @@
  * Not a mock: the real file system does the work; only the moment of the rename moves.
  *
  * LocalStore writes `<dir>/.tmp-<pid>-<12 hex>` and then renames it (or links it, for
- * create-if-absent puts) onto the object's key; those two calls are wrapped. The pause is a
- * synchronous sleep (the calls are synchronous), which also holds the process's other work:
- * for a kill test that only makes the moments between writes longer.
+ * create-if-absent puts) onto the object's key, through node:fs/promises (the puts) or node:fs
+ * (synchronous writers); both are wrapped. The synchronous calls sleep synchronously, which
+ * also holds the process's other work; the promise calls wait on a timer, so other puts go on,
+ * as they would with a slow disk.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { syncBuiltinESMExports } from 'node:module';
 
 const ms = Number(process.env.SLOW_PUTS_MS ?? 0) || 0;
@@ -19,18 +22,21 @@ const TEMP = /^\.tmp-\d+-[0-9a-f]{12}$/;
 
 if (ms > 0) {
   const cell = new Int32Array(new SharedArrayBuffer(4));
-  const pause = (src) => {
-    if (TEMP.test(path.basename(String(src)))) Atomics.wait(cell, 0, 0, ms);
-  };
-  const { renameSync, linkSync } = fs;
-  fs.renameSync = function slowRenameSync(src, dest) {
-    pause(src);
-    return renameSync.call(this, src, dest);
-  };
-  fs.linkSync = function slowLinkSync(src, dest) {
-    pause(src);
-    return linkSync.call(this, src, dest);
-  };
-  // `import * as fs from 'node:fs'` in the CLI's modules sees the wrapped functions too.
+  const isTemp = (src) => TEMP.test(path.basename(String(src)));
+  for (const name of ['renameSync', 'linkSync']) {
+    const real = fs[name];
+    fs[name] = function slowSync(src, dest) {
+      if (isTemp(src)) Atomics.wait(cell, 0, 0, ms);
+      return real.call(this, src, dest);
+    };
+  }
+  for (const name of ['rename', 'link']) {
+    const real = fsp[name];
+    fsp[name] = async function slow(src, dest) {
+      if (isTemp(src)) await sleep(ms);
+      return real.call(this, src, dest);
+    };
+  }
+  // `import * as fs from 'node:fs'` (or node:fs/promises) in the CLI's modules sees the wrapped functions too.
   syncBuiltinESMExports();
 }
