@@ -5,6 +5,9 @@ import type { HashInit, HashItem, HashReply, HashRequest, HashResult, ScanResult
 /** Items per message: one message per 64 files of a directory keeps the per-message cost small without delaying reads. */
 const HASH_BATCH = 64;
 
+/** Directories per listing message: few enough that both threads share a wide directory's subdirectories. */
+const SCAN_BATCH = 16;
+
 /**
  * Reader threads for the snapshot (the one worker pool, livefs/pool.ts): the files of one
  * directory are sent in batches, read relative to the directory's fd; each item gets its own
@@ -34,6 +37,21 @@ export class HashPool {
   async scan(parentFd: number, name: string, path: string): Promise<ScanResult> {
     const r = await this.pool.submit({ op: 'scan', parentFd, name, path });
     return (r as Extract<HashReply, { scan: ScanResult }>).scan;
+  }
+
+  /**
+   * Lists several subdirectories of the directory open at `parentFd`, SCAN_BATCH to a message
+   * (one message per directory was a large share of a no-change walk's main thread, issue 17):
+   * one promise per name, in order.
+   */
+  scanMany(parentFd: number, names: string[]): Promise<ScanResult>[] {
+    const out: Promise<ScanResult>[] = [];
+    for (let from = 0; from < names.length; from += SCAN_BATCH) {
+      const part = names.slice(from, from + SCAN_BATCH);
+      const reply = this.pool.submit({ op: 'scans', parentFd, names: part });
+      part.forEach((_, i) => out.push(reply.then((r) => (r as Extract<HashReply, { scans: ScanResult[] }>).scans[i])));
+    }
+    return out;
   }
 
   /** Reads (and hashes, compresses) files of the directory open at `dirFd`: one promise per item. */

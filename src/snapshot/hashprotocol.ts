@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 /** Messages between the snapshot walk and its reader threads. Big numbers travel as decimal strings. */
 export interface HashItem {
   /** Raw name of the file in its directory (one component). */
@@ -43,14 +45,16 @@ export type HashResult =
  * scan with parentFd -1 opens `path` itself (the root of the walk).
  */
 export type HashRequest =
-  { op: 'hash'; dirFd: number; items: HashItem[]; chunkSize: number } | { op: 'scan'; parentFd: number; name: string; path: string };
+  | { op: 'hash'; dirFd: number; items: HashItem[]; chunkSize: number }
+  | { op: 'scan'; parentFd: number; name: string; path: string }
+  | { op: 'scans'; parentFd: number; names: string[] };
 
 /** What a reader thread gets at start: the repository's data key (null: unencrypted), so it seals the blobs it stores. */
 export interface HashInit {
   key: Uint8Array | null;
 }
 
-export type HashReply = { id: number; results: HashResult[] } | { id: number; scan: ScanResult };
+export type HashReply = { id: number; results: HashResult[] } | { id: number; scan: ScanResult } | { id: number; scans: ScanResult[] };
 
 /** A directory listing with lstat fields: SCAN_FIELDS values per entry (mode, uid, gid, size,
  * mtime ns, ctime ns, ino, dev, nlink, rdev); status 0 = ok, 1 = vanished, 2 = error (in order in
@@ -59,59 +63,86 @@ export const SCAN_FIELDS = 10;
 
 export type ScanResult = { fd: number; names: string[]; stats: BigUint64Array; status: Uint8Array; errors: string[] } | { error: string };
 
-const S_IFMT = 0o170000n;
+const S_IFMT = 0o170000;
+const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-/** The lstat fields of one scanned entry, shaped like fs.BigIntStats for the walk's needs. */
+/**
+ * The lstat fields of one scanned entry, shaped like fs.BigIntStats for the walk's needs. Read
+ * from the scan's array when asked, not copied: each read of a BigUint64Array allocates a
+ * BigInt, and a walk asks most entries only for their type (a number here) and a field or two.
+ * Copying all ten per entry was a large share of the walk's allocations (issue 17).
+ */
 export class ScanStat {
-  readonly mode: bigint;
-  readonly uid: bigint;
-  readonly gid: bigint;
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  readonly ino: bigint;
-  readonly dev: bigint;
-  readonly nlink: bigint;
-  readonly rdev: bigint;
+  private readonly o: number;
+  /** S_IFMT bits of the mode. */
+  private readonly kind: number;
 
-  constructor(a: BigUint64Array, i: number) {
-    const o = i * SCAN_FIELDS;
-    this.mode = a[o];
-    this.uid = a[o + 1];
-    this.gid = a[o + 2];
-    this.size = a[o + 3];
-    this.mtimeNs = a[o + 4];
-    this.ctimeNs = a[o + 5];
-    this.ino = a[o + 6];
-    this.dev = a[o + 7];
-    this.nlink = a[o + 8];
-    this.rdev = a[o + 9];
+  /** `u32`: the same memory as `a` seen as Uint32Array (scanWords), so the type is read without a BigInt. */
+  constructor(
+    private readonly a: BigUint64Array,
+    i: number,
+    u32?: Uint32Array,
+  ) {
+    this.o = i * SCAN_FIELDS;
+    this.kind = (u32 ? u32[2 * this.o + (LITTLE_ENDIAN ? 0 : 1)] : Number(a[this.o])) & S_IFMT;
   }
 
-  private fmt(): bigint {
-    return this.mode & S_IFMT;
+  get mode(): bigint {
+    return this.a[this.o];
+  }
+  get uid(): bigint {
+    return this.a[this.o + 1];
+  }
+  get gid(): bigint {
+    return this.a[this.o + 2];
+  }
+  get size(): bigint {
+    return this.a[this.o + 3];
+  }
+  get mtimeNs(): bigint {
+    return this.a[this.o + 4];
+  }
+  get ctimeNs(): bigint {
+    return this.a[this.o + 5];
+  }
+  get ino(): bigint {
+    return this.a[this.o + 6];
+  }
+  get dev(): bigint {
+    return this.a[this.o + 7];
+  }
+  get nlink(): bigint {
+    return this.a[this.o + 8];
+  }
+  get rdev(): bigint {
+    return this.a[this.o + 9];
   }
   isFile(): boolean {
-    return this.fmt() === 0o100000n;
+    return this.kind === 0o100000;
   }
   isDirectory(): boolean {
-    return this.fmt() === 0o040000n;
+    return this.kind === 0o040000;
   }
   isSymbolicLink(): boolean {
-    return this.fmt() === 0o120000n;
+    return this.kind === 0o120000;
   }
   isFIFO(): boolean {
-    return this.fmt() === 0o010000n;
+    return this.kind === 0o010000;
   }
   isCharacterDevice(): boolean {
-    return this.fmt() === 0o020000n;
+    return this.kind === 0o020000;
   }
   isBlockDevice(): boolean {
-    return this.fmt() === 0o060000n;
+    return this.kind === 0o060000;
   }
   isSocket(): boolean {
-    return this.fmt() === 0o140000n;
+    return this.kind === 0o140000;
   }
+}
+
+/** A scan's stats array seen as 32-bit words, for ScanStat's type reads. */
+export function scanWords(a: BigUint64Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
 }
 
 /** What the walk reads of a stat: fs.BigIntStats and ScanStat both provide it. */

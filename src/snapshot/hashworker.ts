@@ -193,6 +193,11 @@ function scanDir(parentFd: number, name: string, path: string): ScanResult {
   return { fd, names, stats, status, errors };
 }
 
+/** A listing's arrays, moved to the main thread rather than copied. */
+function scanBuffers(r: ScanResult): ArrayBuffer[] {
+  return 'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : [];
+}
+
 /**
  * Loads the hasher, then tells the pool this thread is ready. A failure is left unhandled on
  * purpose: it ends the thread, which the pool sees as the worker's 'error'.
@@ -212,10 +217,12 @@ parentPort!.on('message', (m: { op: 'init'; init: HashInit | null } | (HashReque
   }
   if (m.op === 'scan') {
     const r = scanDir(m.parentFd, m.name, m.path);
-    parentPort!.postMessage(
-      { id: m.id, scan: r } satisfies HashReply,
-      'stats' in r ? [r.stats.buffer as ArrayBuffer, r.status.buffer as ArrayBuffer] : [],
-    );
+    parentPort!.postMessage({ id: m.id, scan: r } satisfies HashReply, scanBuffers(r));
+    return;
+  }
+  if (m.op === 'scans') {
+    const rs = m.names.map((name) => scanDir(m.parentFd, name, ''));
+    parentPort!.postMessage({ id: m.id, scans: rs } satisfies HashReply, rs.flatMap(scanBuffers));
     return;
   }
   const results = hashDir(m.dirFd, m.items, m.chunkSize);

@@ -10,7 +10,7 @@ import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
 import { HashPool } from './hashpool.js';
 import { native } from '../livefs/native.js';
 import { raiseNofile } from '../livefs/nativeread.js';
-import { SCAN_FIELDS, ScanStat, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
+import { SCAN_FIELDS, ScanStat, scanWords, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
 import { Chunker, gearTable, type ChunkerConfig } from '../pack/chunker.js';
 import { xxh, fpHex } from '../livefs/fingerprint.js';
@@ -377,7 +377,7 @@ export class Snapshotter {
     try {
       const { children, digest } = opened.sel ?? this.selectChildren(dir, fully, listing);
       // Start listing the subdirectories now: worker threads lstat them while this thread recurses.
-      for (const c of children) if (c.st.isDirectory()) this.prefetch(fd, c, isNew && !this.crosses(c, fsDev));
+      this.prefetch(fd, children, (c) => isNew && !this.crosses(c, fsDev));
 
       // A directory the parent snapshot did not have: every file in it is new, so its reads can
       // start now and run in the reader threads while this thread walks the subdirectories.
@@ -411,6 +411,8 @@ export class Snapshotter {
     const children: Child[] = [];
     let dpos = 0;
     let errAt = 0;
+    const stats = 'stats' in listing ? listing.stats : new BigUint64Array(0);
+    const words = scanWords(stats);
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
       const p = join(dir, name);
@@ -430,8 +432,7 @@ export class Snapshotter {
         this.errors.push({ path: display(p), message: 'vanished during the walk' });
         continue;
       }
-      const stats = (listing as { stats: BigUint64Array }).stats;
-      const st = new ScanStat(stats, i);
+      const st = new ScanStat(stats, i, words);
       if (!fully && !isSource && !st.isDirectory()) continue; // an ancestor path that is not a directory
       children.push({ name, p, st, isSource, childFully: fully || isSource });
       dpos = this.digestChild(dpos, name, stats, i, st.isFile());
@@ -586,40 +587,53 @@ export class Snapshotter {
   }
 
   /**
-   * Lists subdirectory `c` ahead of the walk. `isNew`: the parent snapshot has no such directory
-   * and the walk will enter it, so as soon as the listing arrives its children are selected and
-   * their reads start (a window, see DirReads): the reader threads work while this thread is
-   * still recording earlier directories, instead of waiting for each new directory's first reads.
+   * Lists the subdirectories among `children` ahead of the walk (those `isNew` says the parent
+   * snapshot lacks, see below). New ones: as soon as the listing arrives its children are
+   * selected and their reads start (a window, see DirReads): the reader threads work while this
+   * thread is still recording earlier directories, instead of waiting for each new directory's
+   * first reads.
    */
-  private prefetch(parentFd: number, c: Child, isNew: boolean): void {
+  private prefetch(parentFd: number, children: Child[], isNew: (c: Child) => boolean): void {
     // Bounded look-ahead: enough to keep the threads busy, not a copy of the whole tree (each
     // listing read ahead holds its directory's fd until it is walked).
-    if (parentFd < 0 || this.listings.size >= 256 || this.listings.has(c.p)) return;
-    const scanned = this.pool.scan(parentFd, c.name, c.p);
-    this.listings.set(
-      c.p,
-      scanned.then((listing): Opened => {
-        const opened: Opened = { listing, inFlight: [] };
-        if (isNew && 'fd' in listing) {
-          opened.sel = this.selectChildren(c.p, c.childFully, listing);
-          // Bounded: results wait in memory until the walk records them.
-          if (this.earlyDirs < EARLY_DIRS) {
-            this.earlyDirs++;
-            opened.counted = true;
-            opened.early = this.startEarlyReads(opened.sel.children, listing.fd, opened.inFlight, EARLY_WINDOW);
-          }
-        } else if ('fd' in listing && !this.opts.oneFileSystem) {
-          // (issue 17) A directory the parent snapshot has: its subdirectories are listed now
-          // too, not when the walk gets here. A walk that waited for each first subdirectory's
-          // listing spent half a no-change snapshot idle, a reader round trip per level. (Not
-          // below new directories, whose early reads keep the readers busy and hold memory;
-          // not with --one-file-system, where a subdirectory's device decides: the walk's.)
-          opened.sel = this.selectChildren(c.p, c.childFully, listing);
-          for (const cc of opened.sel.children) if (cc.st.isDirectory()) this.prefetch(listing.fd, cc, false);
-        }
-        return opened;
-      }),
+    if (parentFd < 0) return;
+    const dirs: Child[] = [];
+    for (const c of children) {
+      if (this.listings.size + dirs.length >= 256) break;
+      if (c.st.isDirectory() && !this.listings.has(c.p)) dirs.push(c);
+    }
+    if (!dirs.length) return;
+    const scans = this.pool.scanMany(
+      parentFd,
+      dirs.map((c) => c.name),
     );
+    dirs.forEach((c, k) => {
+      const fresh = isNew(c);
+      this.listings.set(
+        c.p,
+        scans[k].then((listing): Opened => {
+          const opened: Opened = { listing, inFlight: [] };
+          if (fresh && 'fd' in listing) {
+            opened.sel = this.selectChildren(c.p, c.childFully, listing);
+            // Bounded: results wait in memory until the walk records them.
+            if (this.earlyDirs < EARLY_DIRS) {
+              this.earlyDirs++;
+              opened.counted = true;
+              opened.early = this.startEarlyReads(opened.sel.children, listing.fd, opened.inFlight, EARLY_WINDOW);
+            }
+          } else if ('fd' in listing && !this.opts.oneFileSystem) {
+            // (issue 17) A directory the parent snapshot has: its subdirectories are listed now
+            // too, not when the walk gets here. A walk that waited for each first subdirectory's
+            // listing spent half a no-change snapshot idle, a reader round trip per level. (Not
+            // below new directories, whose early reads keep the readers busy and hold memory;
+            // not with --one-file-system, where a subdirectory's device decides: the walk's.)
+            opened.sel = this.selectChildren(c.p, c.childFully, listing);
+            this.prefetch(listing.fd, opened.sel.children, () => false);
+          }
+          return opened;
+        }),
+      );
+    });
   }
 
   /** The reads of a new directory's files, started now (see walkDir). */
