@@ -221,4 +221,3 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh?.close();
   }
 }
-
