@@ -2,6 +2,7 @@ import { Snapshotter, type SnapshotOptions, type SnapshotResult } from '../snaps
 import { syncCatalog } from '../catalog/sync.js';
 import { listCatalogPackIndexes } from '../catalog/treeindexes.js';
 import { ReuseGuard } from '../snapshot/reuseguard.js';
+import { HashPool, type SpawnedReaders } from '../snapshot/hashpool.js';
 import type { Session } from './session.js';
 import { thisHost } from '../util/host.js';
 
@@ -20,6 +21,24 @@ export interface TakeSnapshotOptions extends SnapshotOptions {
 export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promise<SnapshotResult> {
   const { lockName = 'snapshot', onLog, ...snapshotOpts } = opts;
   s.lockCatalog(lockName);
+  // The reader threads load now, while the key is derived (a session opened with deferUnlock,
+  // issue 17); they get the key when the walk starts. Spawning writes nothing; the key is proven
+  // before the marker (the first write), so a wrong password still writes nothing.
+  const readers = HashPool.spawn();
+  try {
+    await s.repo.unlock();
+    return await lockedSnapshot(s, snapshotOpts, readers, onLog);
+  } finally {
+    await readers.close(); // the snapshot closed them already, unless it failed before starting them
+  }
+}
+
+async function lockedSnapshot(
+  s: Session,
+  snapshotOpts: SnapshotOptions,
+  readers: SpawnedReaders,
+  onLog?: (msg: string) => void,
+): Promise<SnapshotResult> {
   // [prune, issue 15] The shared lock is the snapshot's MARKER: it does not stop prune; prune
   // keeps the packs it marks after this marker's creation until the marker goes.
   return s.withRepoLock('snapshot', false, async () => {
@@ -37,7 +56,13 @@ export async function takeSnapshot(s: Session, opts: TakeSnapshotOptions): Promi
     // [prune, issue 15] blobs only marked packs hold count as absent; re-checked before the record.
     await guard.prepare(onLog);
     const marker = s.heldLock;
-    return new Snapshotter(s.repo, s.catalog, { ...snapshotOpts, guard, markerHealthy: () => marker?.healthy() ?? true, onLog }).run();
+    return new Snapshotter(s.repo, s.catalog, {
+      ...snapshotOpts,
+      guard,
+      markerHealthy: () => marker?.healthy() ?? true,
+      onLog,
+      readers,
+    }).run();
   });
 }
 

@@ -80,8 +80,9 @@ Exit codes: 0 success, 3 snapshot taken but some paths could not be read (see er
         const progress = new Progress({ quiet: g.quiet });
         let last: SnapshotProgress | null = null;
         progress.onInterrupt(() => interruptedSnapshot(last));
-        // No sync at open: takeSnapshot syncs once, under the repository lock.
-        const result = await withSession(g, { create: true, noSync: true }, (s) =>
+        // No sync at open: takeSnapshot syncs once, under the repository lock. The key is derived
+        // in the background meanwhile (takeSnapshot awaits it before its first write).
+        const result = await withSession(g, { create: true, noSync: true, deferUnlock: true }, (s) =>
           takeSnapshot(s, {
             onLog: progressLog(g),
             paths,

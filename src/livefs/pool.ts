@@ -21,6 +21,14 @@ import { limitMallocArenas } from './native.js';
  */
 const YOUNG_GENERATION_MB = 6;
 
+/** Threads started by WorkerPool.spawn, not yet given their init. */
+export interface SpawnedPool<Request extends object, Reply extends { id: number }> {
+  /** Sends `init` to every thread; resolves with the pool once all are ready (closed if one fails). */
+  init(init: unknown): Promise<WorkerPool<Request, Reply>>;
+  /** Ends the threads (the pool will not be used). */
+  close(): Promise<void>;
+}
+
 export class WorkerPool<Request extends object, Reply extends { id: number }> {
   private readonly workers: { w: Worker; busy: number }[] = [];
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; slot: { busy: number } }>();
@@ -38,45 +46,69 @@ export class WorkerPool<Request extends object, Reply extends { id: number }> {
     init: unknown,
     opts: { depth?: number; label?: string } = {},
   ): Promise<WorkerPool<Request, Reply>> {
+    return WorkerPool.spawn<Request, Reply>(script, n, opts).init(init);
+  }
+
+  /**
+   * Starts the threads without their `init`: each loads its script meanwhile (~0.1 s), so a
+   * caller can spawn them before it has what `init` carries (a snapshot: the repository key, while
+   * scrypt derives it). Call `init` to get the pool, or `close` if it will not be used.
+   */
+  static spawn<Request extends object, Reply extends { id: number }>(
+    script: URL,
+    n: number,
+    opts: { depth?: number; label?: string } = {},
+  ): SpawnedPool<Request, Reply> {
     const pool = new WorkerPool<Request, Reply>(opts.depth ?? 2, opts.label ?? 'worker');
     limitMallocArenas(); // before the threads exist: they share an arena (see native.ts)
-    await Promise.all(
-      Array.from(
-        { length: n },
-        () =>
-          new Promise<void>((resolve, reject) => {
-            // A small young generation instead of V8's default (16 MiB semi-spaces, ~48 MiB): see above.
-            const w = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
-            const slot = { w, busy: 0 };
-            pool.workers.push(slot);
-            w.once('error', reject);
-            w.on('message', (m: Reply | { id: number; fatal: string }) => {
-              if (m.id === -1) {
-                if ('fatal' in m) reject(new Error(`${pool.label} failed to start: ${m.fatal}`));
-                else resolve();
-                return;
+    const ready = Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          // A small young generation instead of V8's default (16 MiB semi-spaces, ~48 MiB): see above.
+          const w = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
+          const slot = { w, busy: 0 };
+          pool.workers.push(slot);
+          w.once('error', reject);
+          w.on('message', (m: Reply | { id: number; fatal: string }) => {
+            if (m.id === -1) {
+              if ('fatal' in m) reject(new Error(`${pool.label} failed to start: ${m.fatal}`));
+              else resolve();
+              return;
+            }
+            const waiter = pool.waiting.get(m.id);
+            if (!waiter) return;
+            pool.waiting.delete(m.id);
+            waiter.slot.busy--;
+            // Wake every waiter: each re-checks whether its (possibly specific) worker has room.
+            for (const free of pool.slotFree.splice(0)) free();
+            if ('fatal' in m) waiter.reject(new Error(`${pool.label} failed: ${m.fatal}`));
+            else waiter.resolve(m);
+          });
+          w.on('error', (e) => {
+            for (const [id, wt] of pool.waiting)
+              if (wt.slot === slot) {
+                pool.waiting.delete(id);
+                wt.reject(e);
               }
-              const waiter = pool.waiting.get(m.id);
-              if (!waiter) return;
-              pool.waiting.delete(m.id);
-              waiter.slot.busy--;
-              // Wake every waiter: each re-checks whether its (possibly specific) worker has room.
-              for (const free of pool.slotFree.splice(0)) free();
-              if ('fatal' in m) waiter.reject(new Error(`${pool.label} failed: ${m.fatal}`));
-              else waiter.resolve(m);
-            });
-            w.on('error', (e) => {
-              for (const [id, wt] of pool.waiting)
-                if (wt.slot === slot) {
-                  pool.waiting.delete(id);
-                  wt.reject(e);
-                }
-            });
-            w.postMessage({ op: 'init', init });
-          }),
-      ),
+          });
+        }),
     );
-    return pool;
+    const all = Promise.all(ready);
+    all.catch(() => {}); // reported by init(); a pool closed unused reports nothing
+    return {
+      init: async (init: unknown) => {
+        for (const s of pool.workers) s.w.postMessage({ op: 'init', init });
+        try {
+          await all;
+        } catch (e) {
+          await pool.close();
+          throw e;
+        }
+        return pool;
+      },
+      close: () => pool.close(),
+    };
   }
 
   get size(): number {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { WorkerPool } from '../livefs/pool.js';
 import { workerUrl } from '../util/workerurl.js';
 import type { HashInit, HashItem, HashReply, HashRequest, HashResult, ScanResult } from './hashprotocol.js';
@@ -7,6 +8,17 @@ const HASH_BATCH = 64;
 
 /** Directories per listing message: few enough that both threads share a wide directory's subdirectories. */
 const SCAN_BATCH = 16;
+
+/** Reader threads of a snapshot: one per CPU, at least 1, at most 4. */
+function readerThreads(): number {
+  return Math.max(1, Math.min(4, os.cpus().length));
+}
+
+/** Reader threads started ahead of their key (HashPool.spawn). */
+export interface SpawnedReaders {
+  start(chunkSize: number, key: Buffer | null): Promise<HashPool>;
+  close(): Promise<void>;
+}
 
 /**
  * Reader threads for the snapshot (the one worker pool, livefs/pool.ts): the files of one
@@ -20,14 +32,23 @@ export class HashPool {
     private readonly chunkSize: number,
   ) {}
 
-  /** `key`: the repository's data key; the threads seal what they store (off the main thread). */
-  static async start(n: number, chunkSize: number, key: Buffer | null = null): Promise<HashPool> {
-    const init: HashInit = { key: key ? new Uint8Array(key) : null };
-    const pool = await WorkerPool.start<HashRequest, HashReply>(workerUrl(import.meta.url, 'hashworker.js'), n, init, {
+  /**
+   * Starts `n` reader threads (default: one per CPU, 1 to 4) before the key is known: they load
+   * while scrypt derives it (takeSnapshot). `start` gives them the repository's data key (null:
+   * unencrypted; they seal what they store, off the main thread); `close` ends them unused.
+   */
+  static spawn(n = readerThreads()): SpawnedReaders {
+    const spawned = WorkerPool.spawn<HashRequest, HashReply>(workerUrl(import.meta.url, 'hashworker.js'), n, {
       depth: Number.POSITIVE_INFINITY,
       label: 'snapshot reader',
     });
-    return new HashPool(pool, chunkSize);
+    return {
+      start: async (chunkSize, key) => {
+        const init: HashInit = { key: key ? new Uint8Array(key) : null };
+        return new HashPool(await spawned.init(init), chunkSize);
+      },
+      close: () => spawned.close(),
+    };
   }
 
   /**

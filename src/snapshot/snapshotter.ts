@@ -7,7 +7,7 @@ import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entr
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
-import { HashPool } from './hashpool.js';
+import { HashPool, type SpawnedReaders } from './hashpool.js';
 import { native } from '../livefs/native.js';
 import { raiseNofile } from '../livefs/nativeread.js';
 import { SCAN_FIELDS, ScanStat, scanWords, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
@@ -35,6 +35,8 @@ export interface SnapshotOptions {
   /** [prune, issue 15] Whether the snapshot's marker (shared lock) has been kept fresh. */
   markerHealthy?: () => boolean;
   onLog?: (msg: string) => void;
+  /** Reader threads started ahead (HashPool.spawn), e.g. while the key is derived; the snapshot closes them. */
+  readers?: SpawnedReaders;
 }
 
 export interface SnapshotProgress {
@@ -195,7 +197,7 @@ export class Snapshotter {
       unread: this.opts.guard?.unread, // [issue 15] one reader of unread packs for dedup and the guard
       treeTag: await this.repo.hostTag(host),
     });
-    this.pool = await HashPool.start(Math.max(1, Math.min(4, os.cpus().length)), this.wholeFileMax, this.repo.blobKey());
+    this.pool = await (this.opts.readers ?? HashPool.spawn()).start(this.wholeFileMax, this.repo.blobKey());
     try {
       this.catalog.ensurePath('/');
       const { tree } = await this.walkDir('/', false, null, undefined, -1);
