@@ -8,8 +8,8 @@
  * Not a mock: the real file system does the work; only the moment of that write moves.
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
+import { wrapPlacements } from './wrap-places.mjs';
 
 const match = process.env.HOLD_MATCH ? new RegExp(process.env.HOLD_MATCH) : null;
 const nth = Number(process.env.HOLD_NTH ?? 1) || 1;
@@ -34,15 +34,7 @@ if (match && signal && release) {
     };
     syncBuiltinESMExports();
   } else {
-    // A rename or link lands an object at `dest`: held there, through node:fs or node:fs/promises.
-    const holdAtDest = (mod, name) => {
-      const real = mod[name];
-      mod[name] = function held(src, dest, ...rest) {
-        maybeHold(dest);
-        return real.call(this, src, dest, ...rest);
-      };
-    };
-    for (const mod of [fs, fsp]) for (const name of mod === fs ? ['renameSync', 'linkSync'] : ['rename', 'link']) holdAtDest(mod, name);
-    syncBuiltinESMExports();
+    // A rename or link lands an object at `dest`: held there (the whole process, even from node:fs/promises).
+    wrapPlacements({ sync: (src, dest) => maybeHold(dest), async: async (src, dest) => maybeHold(dest) });
   }
 }

@@ -11,11 +11,9 @@
  * also holds the process's other work; the promise calls wait on a timer, so other puts go on,
  * as they would with a slow disk.
  */
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { syncBuiltinESMExports } from 'node:module';
+import { wrapPlacements } from './wrap-places.mjs';
 
 const ms = Number(process.env.SLOW_PUTS_MS ?? 0) || 0;
 const TEMP = /^\.tmp-\d+-[0-9a-f]{12}$/;
@@ -23,20 +21,12 @@ const TEMP = /^\.tmp-\d+-[0-9a-f]{12}$/;
 if (ms > 0) {
   const cell = new Int32Array(new SharedArrayBuffer(4));
   const isTemp = (src) => TEMP.test(path.basename(String(src)));
-  for (const name of ['renameSync', 'linkSync']) {
-    const real = fs[name];
-    fs[name] = function slowSync(src, dest) {
+  wrapPlacements({
+    sync: (src) => {
       if (isTemp(src)) Atomics.wait(cell, 0, 0, ms);
-      return real.call(this, src, dest);
-    };
-  }
-  for (const name of ['rename', 'link']) {
-    const real = fsp[name];
-    fsp[name] = async function slow(src, dest) {
+    },
+    async: async (src) => {
       if (isTemp(src)) await sleep(ms);
-      return real.call(this, src, dest);
-    };
-  }
-  // `import * as fs from 'node:fs'` (or node:fs/promises) in the CLI's modules sees the wrapped functions too.
-  syncBuiltinESMExports();
+    },
+  });
 }
