@@ -8,7 +8,7 @@ import { corruptBlob, dataKeySync, treeIdOf } from './support/craft.js';
 import { seal } from '../src/pack/crypto.js';
 import { LocalStore } from '../src/store/local.js';
 import { Repository } from '../src/repo/repository.js';
-import { indexKey } from '../src/pack/format.js';
+import { parseIndexKey } from '../src/pack/keys.js';
 import { openSession } from '../src/api/session.js';
 import { SnapshotTree } from '../src/mount/snaptree.js';
 
@@ -143,7 +143,7 @@ describe('a damaged tree blob loses one directory, not the snapshot', () => {
       if (idx.type !== 'data' || idx.blobs.length < 2) continue;
       [idx.blobs[0].offset, idx.blobs[1].offset] = [idx.blobs[1].offset, idx.blobs[0].offset];
       const gz = gzipSync(Buffer.from(JSON.stringify(idx)));
-      await repo.store.put(indexKey(id), key ? seal(key, gz) : gz);
+      await repo.store.put(await repo.indexKeyOf(id), key ? seal(key, gz) : gz);
       tampered = id;
       break;
     }
@@ -152,7 +152,7 @@ describe('a damaged tree blob loses one directory, not the snapshot', () => {
     const at = await corruptBlob(c.repo, tree);
     const r = cli(['--json', 'check'], c.env);
     expect(r.code, r.stderr).toBe(1);
-    const idxErr = r.json.errors.find((e: any) => e.path === `index/${tampered}`);
+    const idxErr = r.json.errors.find((e: any) => parseIndexKey(e.path)?.id === tampered);
     expect(idxErr?.message, JSON.stringify(r.json.errors)).toMatch(/differs from the catalog/);
     expect(
       r.json.errors.some(

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseIndexKey } from '../src/pack/keys.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = path.join(ROOT, 'bin', 'snapfill');
@@ -173,20 +174,25 @@ export function requireSystem(pkg: string, present: boolean | (() => boolean), i
 const announced = new Set<string>();
 
 /**
- * The pack index files of a local repository, by pack id: flat `index/<id>` (data packs, and
- * tree packs of older releases), `index/<id>.<blob filter>` (small data packs, issue 15) or
- * `index/<host tag>/<id>` (tree packs, issue 15).
+ * The pack index files of a local repository, by pack id: timed `index/t/<day>/<time>-<id>[.<blob
+ * filter>]` (data packs), flat `index/<id>[.<blob filter>]` (data packs of older releases, and
+ * their tree packs) or `index/<host tag>/<id>` (tree packs, issue 15).
  */
 export function indexFiles(repo: string): Map<string, string> {
   const dir = path.join(repo, 'index');
   const out = new Map<string, string>();
   if (!fs.existsSync(dir)) return out;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (e.name.startsWith('.')) continue;
-    if (e.isDirectory()) {
-      for (const n of fs.readdirSync(path.join(dir, e.name))) if (!n.startsWith('.')) out.set(n, path.join(dir, e.name, n));
-    } else out.set(e.name.split('.')[0], path.join(dir, e.name));
-  }
+  const walk = (d: string, key: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.')) continue;
+      if (e.isDirectory()) walk(path.join(d, e.name), `${key}/${e.name}`);
+      else {
+        const k = parseIndexKey(`${key}/${e.name}`);
+        if (k) out.set(k.id, path.join(d, e.name));
+      }
+    }
+  };
+  walk(dir, 'index');
   return out;
 }
 

@@ -233,7 +233,9 @@ describe('lock-free prune: interleavings with snapshots', () => {
     expect(cli(['snapshot', src, '-q', '--time', '2026-11-02T00:00:00Z'], env).code).toBe(0);
     expect(cli(['--json', 'forget', '--keep-last', '1'], env).json.removed).toHaveLength(1);
     fs.renameSync(parked, path.join(src, 'sub')); // sub's own listing (its tree blob) is unchanged
-    const indexDirs = () => fs.readdirSync(path.join(env.SNAPFILL_REPO, 'index'), { withFileTypes: true }).filter((d) => d.isDirectory());
+    // The host tag's folder (the timed data indexes' folder `t` aside).
+    const indexDirs = () =>
+      fs.readdirSync(path.join(env.SNAPFILL_REPO, 'index'), { withFileTypes: true }).filter((d) => d.isDirectory() && d.name !== 't');
     expect(indexDirs()).toHaveLength(1);
     const tagDir = path.join(env.SNAPFILL_REPO, 'index', indexDirs()[0].name);
     const treeIndexesBefore = fs.readdirSync(tagDir).length;

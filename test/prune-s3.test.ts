@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { requireSystem, tmpDir, write } from './helpers.js';
 import { startS3rver, s3rverBin, cliAsync, s3Env, S3_CREDENTIALS, type S3Server } from './support/s3server.js';
 import { ObjectLockProxy } from './support/objectlock-proxy.js';
-import { indexKey, packIdOfKey, packKey } from '../src/pack/keys.js';
+import { indexKey, packIdOfKey, packKey, parseIndexKey } from '../src/pack/keys.js';
 import { S3Client, DeleteObjectCommand, ListObjectsV2Command, PutObjectRetentionCommand } from '@aws-sdk/client-s3';
 
 /** The real SDK with s3rver's credentials, for what another party does to the bucket. */
@@ -54,8 +54,8 @@ describe.skipIf(skip)('forget and prune on S3 (real s3rver)', () => {
   /** The key of a pack's index: flat, or below a host tag for a tree pack (issue 15). */
   function indexKeyIn(prefix: string, id: string): string {
     const keys = [...lock.retention.keys()].map((k) => k.slice(`bkt/${prefix}/`.length)).filter((k) => /^index\//.test(k));
-    // Tagged (tree packs), flat, or flat with a blob filter after the id (small data packs, issue 15).
-    return keys.find((k) => k.endsWith(`/${id}`) || k.startsWith(`index/${id}.`)) ?? indexKey(id);
+    // Tagged (tree packs), timed (data packs), flat (older releases), with or without a blob filter (issue 15).
+    return keys.find((k) => parseIndexKey(k)?.id === id) ?? indexKey(id);
   }
   function untilOf(prefix: string, key: string): number {
     return lock.retention.get(`bkt/${prefix}/${key}`)!.until.getTime();

@@ -35,7 +35,11 @@ export async function catalogRebuild(
  * A routine sync, as a snapshot's: other hosts' small data packs are recorded by their blob
  * filters, not read (issue 15; SyncOptions.lazyData), unless `allPacks`.
  */
-export async function catalogSync(s: Session, onProgress?: (msg: string) => void, opts: { allPacks?: boolean } = {}): Promise<SyncReport> {
+export async function catalogSync(
+  s: Session,
+  onProgress?: (msg: string) => void,
+  opts: { allPacks?: boolean; full?: boolean } = {},
+): Promise<SyncReport> {
   s.lockCatalog('catalog sync');
-  return syncCatalog(s.repo, s.catalog, onProgress, { lazyData: !opts.allPacks });
+  return syncCatalog(s.repo, s.catalog, onProgress, { lazyData: !opts.allPacks, full: opts.full === true });
 }

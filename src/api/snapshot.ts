@@ -76,7 +76,8 @@ async function lockedSnapshot(
 async function refillBlobLocations(s: Session, host: string, onLog?: (msg: string) => void): Promise<void> {
   const before = s.catalog.countBlobs();
   // The indexes the sync lists (issue 15: not other hosts' tree packs, which the catalog does not hold).
-  for (const id of (await listCatalogPackIndexes(s.repo, s.catalog, [host])).keys()) s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
+  for (const id of (await listCatalogPackIndexes(s.repo, s.catalog, [host])).packs.keys())
+    s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
   const filled = s.catalog.countBlobs() - before;
   if (filled) onLog?.(`catalog: ${filled} blob locations restored after packs were pruned elsewhere`);
 }

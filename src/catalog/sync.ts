@@ -11,6 +11,8 @@ import { BlobIndex, type PackIndexInput } from './blobindex.js';
 import { CatalogDb } from './db.js';
 import type { PackIndex } from '../pack/format.js';
 import { TreeIndexSearch, listCatalogPackIndexes } from './treeindexes.js';
+import { listDeletionRecords, readDeletionRecord, type ListedDeletion } from '../repo/deletions.js';
+import { newer, readSyncCursor, resumeFrom, saveSyncCursor, clearSyncCursor, type SyncCursor } from './synccursor.js';
 
 /**
  * Objects in flight at once while fetching (on S3 each is a request: latency, not bandwidth, is
@@ -72,7 +74,15 @@ export interface SyncReport {
    * index key names, without reading the index (issue 15; SyncOptions.lazyData).
    */
   packs_unread: number;
-  /** Objects read (GET) by this sync: pack indexes and snapshot records. */
+  /**
+   * How the pack indexes were listed (issue 15): 'resumed' from the cursor the last sync left
+   * (only what is new, and deletion records for what went), or 'full' (no cursor yet, one older
+   * than deletion records are kept, `catalog sync --full`, a rebuild).
+   */
+  listing: 'full' | 'resumed';
+  /** Deletion records read (what prune deleted since the last sync). */
+  deletion_records_read: number;
+  /** Objects read (GET) by this sync: pack indexes, snapshot records, deletion records. */
   objects_read: number;
   /** `objects_read` by kind: indexes of data packs, of tree packs, and snapshot records (issue 15 profiling). */
   objects_read_kinds: { data_indexes: number; tree_indexes: number; records: number };
@@ -102,6 +112,8 @@ export interface SyncOptions {
    * blob's location (restore, check, prune).
    */
   lazyData?: boolean;
+  /** List every pack index, not only those new since the last sync (`catalog sync --full`). */
+  full?: boolean;
 }
 
 /** One problem of an imported snapshot, as Catalog.damagedUnder reports it. */
@@ -150,6 +162,8 @@ export async function syncCatalog(
     damaged: [],
     remote_added: 0,
     packs_unread: 0,
+    listing: 'full',
+    deletion_records_read: 0,
     duration_s: 0,
     phases_ms: { list: 0, get: 0, insert: 0, import: 0 },
     objects_read: 0,
@@ -159,8 +173,11 @@ export async function syncCatalog(
   // remembered from an earlier sync let a restore or verify list while the key is derived.
   const remembered = rememberedHostTags(catalog);
   repo.knowHostTags(remembered);
-  const done = () => {
+  const done = (cursor: SyncCursor) => {
     rememberHostTags(repo, catalog, follow, remembered);
+    // Last: a sync killed before this point lists again from the cursor it started with.
+    catalog.flush();
+    saveSyncCursor(catalog, cursor);
     report.duration_s = (performance.now() - started) / 1000;
     return report;
   };
@@ -172,19 +189,51 @@ export async function syncCatalog(
   let t0 = performance.now();
   const listing = await repo.listSnapshots(follow, opts.allHosts === true || opts.allRecords === true);
   const repoSnaps = listing.ids;
-  // Every flat index and the tree pack indexes below the followed hosts' tags (issue 15): no
-  // other host's tree index is listed or read here (TreeIndexSearch reads them on demand).
-  const repoPacks = await listCatalogPackIndexes(repo, catalog, follow, opts.allHosts === true);
+  // Data pack indexes (from the cursor, or all) and the tree pack indexes below the followed
+  // hosts' tags (issue 15): no other host's tree index is listed or read here (TreeIndexSearch
+  // reads them on demand). Then what prune deleted: after the indexes, so a pack whose deletion
+  // began before the index listing is known to be going (docs/FORMAT.md, "Catalog sync").
+  let cursor = opts.full ? null : readSyncCursor(catalog);
+  let packList = await listPacks(repo, catalog, follow, opts.allHosts === true, cursor);
+  let deletions = await listDeletions(repo, cursor);
   report.phases_ms.list += performance.now() - t0;
   // The prefixes listed may have come from remembered tags, which only the key proves: a listing
   // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
   const known = { snaps: catalog.knownSnapshotIds(), unread: new Set(catalog.unreadPacks().map((u) => u.pack)) };
-  if (listingChangesCatalog(catalog, listing, repoPacks, known, opts.lazyData === true)) await repo.unlock();
+  const lazy = opts.lazyData === true;
+  if (deletions.unread.length || listingChangesCatalog(catalog, listing, packList.packs, known, lazy, cursor !== null)) await repo.unlock();
+  let deleted: Set<string>;
+  try {
+    deleted = await readDeletions(repo, deletions.unread, report);
+  } catch (e) {
+    if (cursor === null) throw e;
+    // A record that cannot be read: what it deleted is unknown, so this sync lists everything.
+    onProgress?.(`warning: ${(e as Error).message}; listing every pack index instead`);
+    cursor = null;
+    t0 = performance.now();
+    packList = await listPacks(repo, catalog, follow, opts.allHosts === true, null);
+    deletions = await listDeletions(repo, null);
+    report.phases_ms.list += performance.now() - t0;
+    deleted = await readDeletions(repo, deletions.unread, report);
+  }
+  report.listing = cursor === null ? 'full' : 'resumed';
+  const repoPacks = packList.packs;
+  for (const id of deleted) repoPacks.delete(id); // going or gone: never (re)taken in
 
-  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, known, opts.lazyData === true, onProgress);
-  dropVanishedPacks(catalog, repoPacks, known.unread, report);
+  const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, known, lazy, onProgress);
+  dropVanishedPacks(catalog, cursor === null ? { listed: repoPacks } : { deleted }, known.unread, report);
+  const nextCursor: SyncCursor = {
+    v: 1,
+    index_ms: newer(cursor?.index_ms ?? null, packList.newestStampMs),
+    deleted_ms: newer(cursor?.deleted_ms ?? null, deletions.newestMs),
+    deleted_read: [],
+    at_ms: Date.now(),
+  };
+  // Records the next listing returns again (within its window) are not read again.
+  const from = resumeFrom(nextCursor.deleted_ms);
+  nextCursor.deleted_read = deletions.all.filter((d) => d.ms >= from).map((d) => d.id);
   const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
-  if (!toImport.length) return done();
+  if (!toImport.length) return done(nextCursor);
   let n = 0;
   t0 = performance.now();
   const trees = new PackCache(repo); // tree blobs are read whole packs at a time, shared across snapshots
@@ -206,7 +255,7 @@ export async function syncCatalog(
   report.objects_read_kinds.tree_indexes += search.indexesRead;
   // Imported rows were never checked against this catalog's blobs (e.g. a rebuild after damage).
   catalog.setMeta('verify_reuse', '1');
-  return done();
+  return done(nextCursor);
 }
 
 /** What the catalog held when the sync began: snapshot ids (imported and records) and unread packs. */
@@ -222,12 +271,15 @@ function listingChangesCatalog(
   repoPacks: Map<string, string | null>,
   known: KnownAtSync,
   lazy: boolean,
+  resumed: boolean,
 ): boolean {
   for (const id of listing.ids) if (!known.snaps.has(id)) return true;
   // Records of hosts not followed are in a routine listing only when it lists every host.
   const remote = listing.complete ? new Set<string>() : catalog.remoteSnapshotIds();
   for (const id of known.snaps) if (!listing.ids.has(id) && !remote.has(id)) return true;
   if (known.unread.size && !lazy) return true; // to be read now
+  // A resumed listing holds only what is new (what went is in deletion records, read with the key).
+  if (resumed) return [...repoPacks.keys()].some((id) => !known.unread.has(id) && !catalog.hasPack(id));
   const packs = [...catalog.packIds(), ...known.unread];
   if (packs.length !== repoPacks.size) return true;
   return packs.some((id) => !repoPacks.has(id));
@@ -325,13 +377,23 @@ function misplaced(s: StoredSnapshot): string {
   return `warning: snapshot ${s.id.slice(0, 8)} of host "${s.host}" is stored below another host's tag: ignored ("snapfill check" names it)`;
 }
 
-/** Drops the packs the repository no longer has. */
-function dropVanishedPacks(catalog: Catalog, repoPacks: Map<string, string | null>, unread: Set<string>, report: SyncReport): void {
+/**
+ * Drops the packs the repository no longer has: after a full listing, those it lacks; after a
+ * resumed one (which holds only what is new), those deletion records name.
+ */
+function dropVanishedPacks(
+  catalog: Catalog,
+  gone: { listed: Map<string, string | null> } | { deleted: Set<string> },
+  unread: Set<string>,
+  report: SyncReport,
+): void {
+  const vanished = 'listed' in gone ? (id: string) => !gone.listed.has(id) : (id: string) => gone.deleted.has(id);
   // Unread packs (those of this sync are listed, so never among them): none of their blobs was
   // ever taken as stored, so nothing else changes.
-  for (const id of unread) if (!repoPacks.has(id)) catalog.removeUnreadPack(id);
-  for (const id of catalog.packIds()) {
-    if (!repoPacks.has(id)) {
+  for (const id of unread) if (vanished(id)) catalog.removeUnreadPack(id);
+  const packs = 'listed' in gone ? catalog.packIds() : [...gone.deleted].filter((id) => catalog.hasPack(id));
+  for (const id of packs) {
+    if (vanished(id)) {
       catalog.removePack(id);
       report.packs_removed++;
     }
@@ -342,6 +404,38 @@ function dropVanishedPacks(catalog: Catalog, repoPacks: Map<string, string | nul
     catalog.clearTreeDigests();
     catalog.setMeta('verify_reuse', '1');
   }
+}
+
+/** The pack indexes a sync lists: from the cursor's window on, or (no cursor) all of them. */
+function listPacks(repo: Repository, catalog: Catalog, follow: Set<string>, allHosts: boolean, cursor: SyncCursor | null) {
+  return listCatalogPackIndexes(repo, catalog, follow, allHosts, cursor === null ? null : resumeFrom(cursor.index_ms));
+}
+
+/** Deletion records listed (from the cursor's window on, or all), and those not applied yet. */
+async function listDeletions(
+  repo: Repository,
+  cursor: SyncCursor | null,
+): Promise<{ all: ListedDeletion[]; unread: ListedDeletion[]; newestMs: number | null }> {
+  const all = await listDeletionRecords(repo, cursor === null ? null : resumeFrom(cursor.deleted_ms));
+  const read = new Set(cursor?.deleted_read ?? []);
+  const newestMs = all.reduce<number | null>((n, d) => newer(n, d.ms), null);
+  return { all, unread: all.filter((d) => !read.has(d.id)), newestMs };
+}
+
+/** The packs named by deletion records (read FETCH_WINDOW at a time). */
+async function readDeletions(repo: Repository, records: ListedDeletion[], report: SyncReport): Promise<Set<string>> {
+  const deleted = new Set<string>();
+  const byKey = new Map(records.map((d) => [d.key, d]));
+  await pipelined(
+    [...byKey.keys()],
+    (key) => readDeletionRecord(repo, byKey.get(key)!),
+    (packs) => {
+      report.deletion_records_read++;
+      for (const p of packs) deleted.add(p);
+    },
+    report,
+  );
+  return deleted;
 }
 
 const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1);
@@ -569,5 +663,6 @@ export async function rebuildCatalog(
   // The rebuilt catalog follows the hosts the old one did (their lineages go with clearAll).
   const follow = [...catalog.followedHosts(), ...(opts.follow ?? [])];
   catalog.clearAll();
+  clearSyncCursor(catalog);
   return syncCatalog(repo, catalog, onProgress, { ...opts, follow });
 }

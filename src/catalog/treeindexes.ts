@@ -43,20 +43,22 @@ export async function catalogIndexTags(repo: Repository, catalog: Catalog, follo
 }
 
 /**
- * The pack indexes a catalog's sync lists, pack id -> host tag (null: flat): every flat index and
- * those below `catalogIndexTags`; with `all`, every index of every host (a catalog that follows
- * every host).
+ * The pack indexes a catalog's sync lists, pack id -> host tag (null: flat or timed), and the
+ * newest data index stamp listed: every data index (with `since`, only those stamped at or after
+ * it: Repository.listPackIndexesBelow) and the tree indexes below `catalogIndexTags`; with `all`,
+ * every index of every host (a catalog that follows every host).
  */
 export async function listCatalogPackIndexes(
   repo: Repository,
   catalog: Catalog,
   follow: Iterable<string> = [],
   all = false,
-): Promise<Map<string, string | null>> {
-  if (!all) return repo.listPackIndexesBelow(await catalogIndexTags(repo, catalog, follow));
-  const out = new Map<string, string | null>();
-  for await (const id of repo.listPackIndexes()) out.set(id, repo.indexTagOf(id) ?? null);
-  return out;
+  since: number | null = null,
+): Promise<{ packs: Map<string, string | null>; newestStampMs: number | null }> {
+  if (!all) return repo.listPackIndexesBelow(await catalogIndexTags(repo, catalog, follow), since);
+  const packs = new Map<string, string | null>();
+  for await (const id of repo.listPackIndexes()) packs.set(id, repo.indexTagOf(id) ?? null);
+  return { packs, newestStampMs: null };
 }
 
 /** Index objects fetched at once by the search below (each is a request on S3). */

@@ -184,7 +184,7 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
     if (!repoSnaps.has(id))
       errors.push({ path: `snapshot ${id}`, message: `catalog lists a snapshot the repository does not have ${hint}` });
   // The packs the catalog's own sync lists (issue 15): other hosts' tree packs are not its to hold.
-  const repoPacks = new Set((await listCatalogPackIndexes(repo, catalog)).keys());
+  const repoPacks = new Set((await listCatalogPackIndexes(repo, catalog)).packs.keys());
   const catPacks = new Set(catalog.packIds());
   for (const id of repoPacks)
     if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });

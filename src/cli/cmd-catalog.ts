@@ -42,17 +42,22 @@ unreadable tree blobs lose their directory's contents, unsafe names are refused)
     .command('sync')
     .description('import what the repository has and the catalog lacks (done automatically by most commands)')
     .option('--all-packs', "also read other hosts' small data pack indexes, which a routine sync records by the filter in their names")
+    .option('--full', 'list every pack index, not only those new since the last sync (what went is then seen by its absence)')
     .addHelpText(
       'after',
       `
 Like a snapshot's own sync, other hosts' small data packs are recorded by the blob filter their
 index names carry, and read only when a snapshot is about to store a blob one may hold; every
-other command (restore, check, prune, ...) reads them first.`,
+other command (restore, check, prune, ...) reads them first.
+
+A sync lists only the data pack indexes stored since the last one, and learns what prune deleted
+from its deletion records; it lists everything when the catalog is new, when its last sync is
+older than those records are kept (13 days), and with --full.`,
     )
     .action(
       action(async (g, [opts]) => {
         return withSession(g, { noSync: true }, async (s) => {
-          const rep = await catalogSync(s, undefined, { allPacks: !!opts.allPacks });
+          const rep = await catalogSync(s, undefined, { allPacks: !!opts.allPacks, full: !!opts.full });
           if (g.json) printJson(rep);
           else
             info(

@@ -12,6 +12,7 @@ import {
   type ReclaimPlan,
 } from '../repo/reclaim.js';
 import { deleteGarbage, listGarbage, markedPacks, saveGarbage } from '../repo/garbage.js';
+import { DELETION_RETENTION_MS, expireDeletionRecords, saveDeletionRecord } from '../repo/deletions.js';
 import { isStale, listLocks, lockKind, LOCK_STALE_MS } from '../repo/lock.js';
 import { STORE_TIME_SLACK_MS, storeTime } from '../repo/clock.js';
 import { packKey } from '../pack/keys.js';
@@ -445,6 +446,8 @@ async function deleteDue(
 ): Promise<DeleteResult> {
   const res: DeleteResult = { deleted: [], orphans: [], unmarked: [], retained: [], waiting: 0 };
   const now = (await storeTime(repo.store)).now.getTime();
+  const expired = await expireDeletionRecords(repo, now);
+  if (expired) log(`prune: removed ${expired} deletion records older than ${DELETION_RETENTION_MS / 86_400_000} days`);
   const records = await listGarbage(repo);
   if (!records.length) return res;
   const markers = await snapshotMarkers(repo, now);
@@ -481,6 +484,8 @@ async function deleteDue(
     if (until) res.retained.push({ pack: id, until: until.toISOString() });
     else free.push(id);
   }
+  // Before anything goes: catalogs that sync from a cursor learn of the deletion only here.
+  if (free.length) await saveDeletionRecord(repo, free);
   if (catalog && free.length) updateCatalog(catalog, free);
   const gone = new Set<string>();
   for (const id of free) {

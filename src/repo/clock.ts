@@ -13,6 +13,18 @@ import { TMP_PREFIX } from '../pack/keys.js';
  */
 export const STORE_TIME_SLACK_MS = 2_000;
 
+/**
+ * Keys named by a store time (data pack indexes, deletion records; issue 15) are listed from a
+ * cursor: a sync resumes STAMP_WINDOW_MS before the newest stamp it has seen, so it also finds a
+ * key whose stamp is older than keys it saw, as long as the stamp was at most that much behind
+ * the store's time when the store took the key. A writer stamps with the store's time as it
+ * reckons it (one probe, storeTime, then its own clock: off by about a second) and writes the key
+ * again, freshly stamped, when a write took longer than STAMP_PUT_LIMIT_MS: the rest of the
+ * window covers the reckoning's error and a host clock that drifts while a snapshot runs.
+ */
+export const STAMP_WINDOW_MS = 120_000;
+export const STAMP_PUT_LIMIT_MS = 60_000;
+
 export interface StoreTime {
   /** The store's time now (when the probe was written). */
   now: Date;

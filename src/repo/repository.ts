@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import type { ObjectStore, PutOptions } from '../store/store.js';
+import type { ListOptions, ObjectStore, PutOptions } from '../store/store.js';
 import { OptionError } from '../util/errors.js';
 import { ObjectNotFoundError } from '../store/store.js';
 import type { BlobId } from '../pack/blobid.js';
@@ -20,7 +20,11 @@ import {
   parseIndexKey,
   parseSnapshotKey,
   snapshotKey,
+  TIMED_INDEX_PREFIX,
+  timedIndexCursor,
+  timedIndexKey,
 } from '../pack/keys.js';
+import { STAMP_PUT_LIMIT_MS, storeTime } from './clock.js';
 import { loadBlobsFromPack, takeBlob, type BlobKey, type BlobRef, type LoadedBlobs, type PackRangeReader } from './blobloader.js';
 import { blobProbe, buildBlobFilter, parseBlobFilter, type BlobProbe } from '../pack/blobfilter.js';
 import { KEY_BYTES, deriveSecrets, seal, unseal, type RepoSecrets } from '../pack/crypto.js';
@@ -302,29 +306,55 @@ export class Repository {
    * Uploads a finished pack, then its index. A pack without an index is garbage, never
    * referenced. A tree pack's index goes below `treeTag` (the tag of the host whose trees it
    * holds, see hostTag; issue 15), so that only the commands reading that host's trees list and
-   * read it; null keeps it flat, where every catalog sync reads it. Data pack indexes are always
-   * flat: every host's dedup needs them.
+   * read it; null keeps it flat. A data pack's index is named by the store time it is written at
+   * (`index/t/...`): every host's dedup needs it, and a sync lists only those newer than its
+   * last one (docs/FORMAT.md, "Catalog sync").
    */
   async savePack(writer: PackWriter, treeTag: string | null): Promise<PackIndex> {
     await this.unlock();
     const { id, bytes, index } = await writer.finish();
     await this.store.put(packKey(id), bytes);
-    // A data pack of few blobs names a keyed filter of them (issue 15): other hosts learn from
-    // the listing whether it may hold a blob they are about to store, and read it only then.
-    const filter =
-      index.type === 'tree'
-        ? null
-        : buildBlobFilter(
-            this.secrets.blobFilterKey,
-            index.blobs.map((b) => b.id),
-          );
-    const key = indexKey(id, index.type === 'tree' ? treeTag : null, filter);
     // Gzipped: an index is ~100 bytes of JSON per blob, and it is read on every catalog rebuild.
     // Compressed before it is sealed (ciphertext does not compress).
     // On the thread pool: level 9 of a 16 MiB pack's index was ~0.4 s of a 200k-file snapshot's main thread.
-    await this.store.put(key, this.sealObject(await gzipAsync(Buffer.from(JSON.stringify(index)), { level: 9 })));
-    this.rememberIndexKey(id, key);
-    return index;
+    const body = this.sealObject(await gzipAsync(Buffer.from(JSON.stringify(index)), { level: 9 }));
+    if (index.type === 'tree') {
+      const key = indexKey(id, treeTag);
+      await this.store.put(key, body);
+      this.rememberIndexKey(id, key);
+      return index;
+    }
+    // A data pack of few blobs names a keyed filter of them (issue 15): other hosts learn from
+    // the listing whether it may hold a blob they are about to store, and read it only then.
+    const filter = buildBlobFilter(
+      this.secrets.blobFilterKey,
+      index.blobs.map((b) => b.id),
+    );
+    // A sync resumes its listing a window before the newest stamp it saw (clock.ts): an index
+    // whose write took longer than the writer's share of that window is written again with a
+    // fresh stamp, so none lands behind a cursor (the stale copy is one more key of the pack).
+    for (;;) {
+      const started = performance.now();
+      const key = timedIndexKey(await this.storeNowMs(), id, filter);
+      await this.store.put(key, body);
+      this.rememberIndexKey(id, key);
+      if (performance.now() - started <= STAMP_PUT_LIMIT_MS) return index;
+    }
+  }
+
+  /** This host's clock minus the store's (clock.ts), probed once per instance; for key stamps. */
+  private storeSkew: Promise<number> | null = null;
+
+  /** The store's time now as this host reckons it (one probe of the store's clock, then its own clock). */
+  async storeNowMs(): Promise<number> {
+    this.storeSkew ??= storeTime(this.store).then(
+      (t) => t.skewMs,
+      (e: unknown) => {
+        this.storeSkew = null; // the next write probes again
+        throw e;
+      },
+    );
+    return Date.now() - (await this.storeSkew);
   }
 
   /** Every pack index's id, both layouts and every host tag (prune, check, copy: they must see all). */
@@ -336,30 +366,42 @@ export class Repository {
   }
 
   /**
-   * The pack indexes a catalog that lists `tags` needs (issue 15): every flat index (all data
-   * packs, and the tree packs of older releases: one listing without descending into the tags)
-   * and the tree pack indexes below each of `tags`. Returns pack id -> host tag (null: flat).
+   * The pack indexes a catalog that lists `tags` needs (issue 15): data pack indexes and the
+   * tree pack indexes below each of `tags`. With `since` (a store time, ms), only the timed data
+   * indexes stamped at or after it (a sync resuming from its cursor); without, every data index:
+   * the timed ones, and the flat ones of older releases (one listing that does not descend into
+   * the tags). Returns pack id -> host tag (null: flat or timed), and the newest stamp listed.
    */
-  async listPackIndexesBelow(tags: Iterable<string>): Promise<Map<string, string | null>> {
-    const prefixes = [INDEX_PREFIX, ...[...new Set(tags)].map(hostIndexPrefix)];
+  async listPackIndexesBelow(
+    tags: Iterable<string>,
+    since: number | null = null,
+  ): Promise<{ packs: Map<string, string | null>; newestStampMs: number | null }> {
+    const listings: { prefix: string; opts: ListOptions }[] = [
+      { prefix: TIMED_INDEX_PREFIX, opts: since === null ? {} : { startAfter: timedIndexCursor(since) } },
+      ...[...new Set(tags)].map((t) => ({ prefix: hostIndexPrefix(t), opts: {} })),
+    ];
+    if (since === null) listings.push({ prefix: INDEX_PREFIX, opts: { shallow: true } });
     // The listings overlap (each is a request of its own; their order does not matter).
     const keys = await Promise.all(
-      prefixes.map(async (prefix, i) => {
+      listings.map(async ({ prefix, opts }) => {
         const out: string[] = [];
-        for await (const o of this.store.list(prefix, { shallow: i === 0 })) out.push(o.key);
+        for await (const o of this.store.list(prefix, opts)) out.push(o.key);
         return out;
       }),
     );
-    const out = new Map<string, string | null>();
+    const packs = new Map<string, string | null>();
+    let newestStampMs: number | null = null;
     for (const key of keys.flat()) {
       const k = this.learnIndexKey(key);
-      if (k && !out.has(k.id)) out.set(k.id, k.hostTag);
+      if (!k) continue;
+      if (!packs.has(k.id)) packs.set(k.id, k.hostTag);
+      if (k.stampMs !== undefined && (newestStampMs === null || k.stampMs > newestStampMs)) newestStampMs = k.stampMs;
     }
-    return out;
+    return { packs, newestStampMs };
   }
 
   /** The pack id of a listed `index/` key, remembering where it is; null for a key of no index. */
-  private learnIndexKey(key: string): { id: string; hostTag: string | null } | null {
+  private learnIndexKey(key: string): ReturnType<typeof parseIndexKey> {
     const k = parseIndexKey(key);
     if (k) this.rememberIndexKey(k.id, key);
     return k;

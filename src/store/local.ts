@@ -131,7 +131,7 @@ export class LocalStore implements ObjectStore {
     // Walk only the directory that can hold the prefix.
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
-    yield* this.walk(baseKey, prefix, opts.shallow === true);
+    yield* this.walk(baseKey, prefix, opts.shallow === true, opts.startAfter ?? '');
   }
 
   /** The entries of a key directory; none when it does not exist (yet). */
@@ -144,7 +144,7 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  private async *walk(dirKey: string, prefix: string, shallow: boolean): AsyncIterable<ObjectInfo> {
+  private async *walk(dirKey: string, prefix: string, shallow: boolean, after: string): AsyncIterable<ObjectInfo> {
     const names = this.dirents(dirKey);
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const d of names) {
@@ -152,8 +152,11 @@ export class LocalStore implements ObjectStore {
       const key = dirKey ? `${dirKey}/${d.name}` : d.name;
       if (d.isDirectory()) {
         // Shallow: a directory below the prefix holds only keys with a `/` after it.
-        if ((key.startsWith(prefix) && !shallow) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix, shallow);
-      } else if (key.startsWith(prefix)) {
+        // Every key below `key/` sorts before `after` when `key/` does and `after` is not below it.
+        const allBefore = key + '/' < after && !after.startsWith(key + '/');
+        if (allBefore) continue;
+        if ((key.startsWith(prefix) && !shallow) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix, shallow, after);
+      } else if (key.startsWith(prefix) && key > after) {
         let st: fs.Stats;
         try {
           st = fs.statSync(this.file(key));

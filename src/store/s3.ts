@@ -432,13 +432,21 @@ export class S3Store implements ObjectStore {
   async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     const delimiter = opts.shallow ? { Delimiter: '/' } : {};
+    // Only the first request takes it: a continuation token already carries the position.
+    const startAfter = opts.startAfter === undefined ? {} : { StartAfter: this.k(opts.startAfter) };
     const full = this.k(prefix);
     const strip = this.settings.prefix.length;
     do {
       const page = await this.request(`LIST ${full}`, () => {
         this.stats.list++;
         return this.client.send(
-          new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: full, ContinuationToken: token, ...delimiter }),
+          new ListObjectsV2Command({
+            Bucket: this.settings.bucket,
+            Prefix: full,
+            ContinuationToken: token,
+            ...delimiter,
+            ...(token === undefined ? startAfter : {}),
+          }),
         );
       });
       for (const o of page.Contents ?? []) {

@@ -60,6 +60,8 @@ export class ObjectRetainedError extends Error {
 export interface ListOptions {
   /** Only keys with no `/` after the prefix. */
   shallow?: boolean;
+  /** Only keys that sort after this one (byte order; S3 `StartAfter`): a listing resumed from a cursor. */
+  startAfter?: string;
 }
 
 export interface ObjectStore {

@@ -1,0 +1,64 @@
+import type { Catalog } from './catalog.js';
+import { STAMP_WINDOW_MS } from '../repo/clock.js';
+import { SYNC_FULL_AFTER_MS } from '../repo/deletions.js';
+
+/**
+ * Where a catalog's last sync left its listings (issue 15; docs/FORMAT.md "Catalog sync"): data
+ * pack indexes and deletion records are named by store time, so a sync lists only those stamped
+ * from a window before the newest it saw. Kept in the catalog's meta table, written last by a
+ * sync that completed, so a crash never leaves a cursor ahead of what the catalog took in.
+ */
+export interface SyncCursor {
+  v: 1;
+  /** Newest data index stamp listed (store time, ms); null: none seen yet. */
+  index_ms: number | null;
+  /** Newest deletion record stamp listed; null: none seen yet. */
+  deleted_ms: number | null;
+  /** Deletion records (ids) already applied that the next listing returns again (within the window). */
+  deleted_read: string[];
+  /** This host's clock when the sync that wrote the cursor ran. */
+  at_ms: number;
+}
+
+const META = 'sync_cursor';
+
+function isStamp(v: unknown): v is number | null {
+  return v === null || (typeof v === 'number' && Number.isFinite(v));
+}
+
+/**
+ * The cursor to resume from, or null when this sync must list everything: none yet (a new or
+ * rebuilt catalog, or one of an earlier release), unreadable, or written longer ago than deletion
+ * records are kept (SYNC_FULL_AFTER_MS; or in the future: this host's clock went back), when the
+ * records of what was deleted meanwhile may be gone.
+ */
+export function readSyncCursor(catalog: Catalog, nowMs = Date.now()): SyncCursor | null {
+  let c: Partial<SyncCursor>;
+  try {
+    c = JSON.parse(catalog.getMeta(META) ?? 'null') as Partial<SyncCursor>;
+  } catch {
+    return null;
+  }
+  if (!c || c.v !== 1 || !isStamp(c.index_ms) || !isStamp(c.deleted_ms) || !Array.isArray(c.deleted_read)) return null;
+  if (typeof c.at_ms !== 'number' || c.at_ms > nowMs || nowMs - c.at_ms > SYNC_FULL_AFTER_MS) return null;
+  return c as SyncCursor;
+}
+
+/** Where a listing resumes: a window before the newest stamp seen (never after this host's now); 0 (everything) when none was seen. */
+export function resumeFrom(newestMs: number | null, nowMs = Date.now()): number {
+  return newestMs === null ? 0 : Math.max(0, Math.min(newestMs, nowMs) - STAMP_WINDOW_MS);
+}
+
+export function saveSyncCursor(catalog: Catalog, c: SyncCursor): void {
+  catalog.setMeta(META, JSON.stringify(c));
+}
+
+/** Forgets the cursor: the next sync lists everything (a rebuild). */
+export function clearSyncCursor(catalog: Catalog): void {
+  catalog.setMeta(META, 'null');
+}
+
+/** The newer of two stamps (null: none). */
+export function newer(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
+}
