@@ -123,6 +123,21 @@ describe.skipIf(skip)('S3 store over a real s3rver', () => {
     await st.close();
   });
 
+  it('lists from a cursor (StartAfter), also past one page (issue 15: a sync resumes its listing)', async () => {
+    const st = store(server.url, 's3://unit-bucket/after');
+    await Promise.all(Array.from({ length: 1100 }, (_, i) => st.put(`index/t/20261202/${String(i).padStart(6, '0')}-x`, Buffer.from('i'))));
+    const list = async (startAfter: string) => {
+      const out: string[] = [];
+      for await (const o of st.list('index/t/', { startAfter })) out.push(o.key);
+      return out;
+    };
+    expect(await list('index/t/20261202/000100')).toHaveLength(1000);
+    expect((await list('index/t/20261202/000100'))[0]).toBe('index/t/20261202/000100-x');
+    expect(await list('index/t/20261202/001099-x')).toEqual([]);
+    expect(await list('index/t/2026')).toHaveLength(1100); // before every key: all of them, over two pages
+    await st.close();
+  });
+
   it('detects that s3rver ignores If-None-Match and falls back to HEAD-then-PUT', async () => {
     const st = store(server.url, 's3://unit-bucket/cond');
     await st.put('config', Buffer.from('one'), { ifAbsent: true });

@@ -173,11 +173,12 @@ export async function syncCatalog(
   // remembered from an earlier sync let a restore or verify list while the key is derived.
   const remembered = rememberedHostTags(catalog);
   repo.knowHostTags(remembered);
-  const done = (cursor: SyncCursor) => {
+  const done = (cursor: SyncCursor | null) => {
     rememberHostTags(repo, catalog, follow, remembered);
     // Last: a sync killed before this point lists again from the cursor it started with.
     catalog.flush();
-    saveSyncCursor(catalog, cursor);
+    if (cursor) saveSyncCursor(catalog, cursor);
+    else clearSyncCursor(catalog);
     report.duration_s = (performance.now() - started) / 1000;
     return report;
   };
@@ -202,36 +203,38 @@ export async function syncCatalog(
   const known = { snaps: catalog.knownSnapshotIds(), unread: new Set(catalog.unreadPacks().map((u) => u.pack)) };
   const lazy = opts.lazyData === true;
   if (deletions.unread.length || listingChangesCatalog(catalog, listing, packList.packs, known, lazy, cursor !== null)) await repo.unlock();
-  let deleted: Set<string>;
-  try {
-    deleted = await readDeletions(repo, deletions.unread, report);
-  } catch (e) {
-    if (cursor === null) throw e;
-    // A record that cannot be read: what it deleted is unknown, so this sync lists everything.
-    onProgress?.(`warning: ${(e as Error).message}; listing every pack index instead`);
+  let { deleted, unreadable } = await readDeletions(repo, deletions.unread, report);
+  if (unreadable.length && cursor !== null) {
+    // What an unreadable record deleted is unknown: this sync lists everything (absence shows it).
     cursor = null;
     t0 = performance.now();
     packList = await listPacks(repo, catalog, follow, opts.allHosts === true, null);
     deletions = await listDeletions(repo, null);
     report.phases_ms.list += performance.now() - t0;
-    deleted = await readDeletions(repo, deletions.unread, report);
+    ({ deleted, unreadable } = await readDeletions(repo, deletions.unread, report));
   }
+  for (const u of unreadable) onProgress?.(`warning: ${u}; every pack index is listed while it is there ("snapfill check" names it)`);
   report.listing = cursor === null ? 'full' : 'resumed';
   const repoPacks = packList.packs;
   for (const id of deleted) repoPacks.delete(id); // going or gone: never (re)taken in
 
   const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, known, lazy, onProgress);
   dropVanishedPacks(catalog, cursor === null ? { listed: repoPacks } : { deleted }, known.unread, report);
-  const nextCursor: SyncCursor = {
-    v: 1,
-    index_ms: newer(cursor?.index_ms ?? null, packList.newestStampMs),
-    deleted_ms: newer(cursor?.deleted_ms ?? null, deletions.newestMs),
-    deleted_read: [],
-    at_ms: Date.now(),
-  };
+  // While a record cannot be read, no cursor is kept: every sync lists everything.
+  const nextCursor: SyncCursor | null = unreadable.length
+    ? null
+    : {
+        v: 1,
+        index_ms: newer(cursor?.index_ms ?? null, packList.newestStampMs),
+        deleted_ms: newer(cursor?.deleted_ms ?? null, deletions.newestMs),
+        deleted_read: [],
+        at_ms: Date.now(),
+      };
   // Records the next listing returns again (within its window) are not read again.
-  const from = resumeFrom(nextCursor.deleted_ms);
-  nextCursor.deleted_read = deletions.all.filter((d) => d.ms >= from).map((d) => d.id);
+  if (nextCursor) {
+    const from = resumeFrom(nextCursor.deleted_ms);
+    nextCursor.deleted_read = deletions.all.filter((d) => d.ms >= from).map((d) => d.id);
+  }
   const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done(nextCursor);
   let n = 0;
@@ -422,20 +425,29 @@ async function listDeletions(
   return { all, unread: all.filter((d) => !read.has(d.id)), newestMs };
 }
 
-/** The packs named by deletion records (read FETCH_WINDOW at a time). */
-async function readDeletions(repo: Repository, records: ListedDeletion[], report: SyncReport): Promise<Set<string>> {
+/**
+ * The packs named by deletion records (read FETCH_WINDOW at a time), and why each record that
+ * could not be read was not (damaged, tampered with, or of another key).
+ */
+async function readDeletions(
+  repo: Repository,
+  records: ListedDeletion[],
+  report: SyncReport,
+): Promise<{ deleted: Set<string>; unreadable: string[] }> {
   const deleted = new Set<string>();
+  const unreadable: string[] = [];
   const byKey = new Map(records.map((d) => [d.key, d]));
   await pipelined(
     [...byKey.keys()],
-    (key) => readDeletionRecord(repo, byKey.get(key)!),
+    (key) => readDeletionRecord(repo, byKey.get(key)!).catch((e: unknown) => (e as Error).message),
     (packs) => {
       report.deletion_records_read++;
-      for (const p of packs) deleted.add(p);
+      if (typeof packs === 'string') unreadable.push(packs);
+      else for (const p of packs) deleted.add(p);
     },
     report,
   );
-  return deleted;
+  return { deleted, unreadable };
 }
 
 const byTimeThenId = (a: StoredSnapshot, b: StoredSnapshot) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1);

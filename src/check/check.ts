@@ -12,6 +12,7 @@ import { display, join, type RawPath } from '../util/rawpath.js';
 import type { RepoContext } from '../catalog/context.js';
 import { syncCatalog } from '../catalog/sync.js';
 import { listCatalogPackIndexes } from '../catalog/treeindexes.js';
+import { listDeletionRecords, readDeletionRecord } from '../repo/deletions.js';
 import { LockBusyError } from '../util/pidlock.js';
 import { OptionError } from '../util/errors.js';
 import { nameProblem, quoteName, refusedPath } from '../util/names.js';
@@ -156,7 +157,7 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
     }
     const result = await checkRepository(s.repo, null, { ...opts, compareIndexesWith: synced ? s.catalog : undefined });
     result.catalog_synced = synced;
-    result.errors.push(...catalogErrors);
+    result.errors.push(...catalogErrors, ...(await checkDeletionRecords(s.repo)));
     result.ok = result.errors.length === 0;
     // Temp objects of dead writers are garbage, not damage: a warning (prune removes them)
     // that leaves `ok` and the exit code alone.
@@ -169,6 +170,23 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
     Object.assign(result, { stale_temp_objects: temps.length, stale_temp_bytes: tempBytes });
     return result;
   });
+}
+
+/**
+ * Deletion records (issue 15) that cannot be read: while one is there, every host's catalog sync
+ * lists every pack index (it cannot know what the record deleted). Removing it is safe once the
+ * packs it named are gone; prune removes it after DELETION_RETENTION_MS anyway.
+ */
+async function checkDeletionRecords(repo: Repository): Promise<CheckError[]> {
+  const errors: CheckError[] = [];
+  for (const d of await listDeletionRecords(repo, null)) {
+    try {
+      await readDeletionRecord(repo, d);
+    } catch (e) {
+      errors.push({ path: d.key, message: `${(e as Error).message} (catalog syncs list every pack index while it is there)` });
+    }
+  }
+  return errors;
 }
 
 /** Disagreements between the catalog and the repository's current snapshot and pack lists. */

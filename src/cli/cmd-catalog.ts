@@ -57,12 +57,12 @@ older than those records are kept (13 days), and with --full.`,
     .action(
       action(async (g, [opts]) => {
         return withSession(g, { noSync: true }, async (s) => {
-          const rep = await catalogSync(s, undefined, { allPacks: !!opts.allPacks, full: !!opts.full });
+          const rep = await catalogSync(s, progressLog(g), { allPacks: !!opts.allPacks, full: !!opts.full });
           if (g.json) printJson(rep);
           else
             info(
               g,
-              `catalog synced: +${rep.snapshots_added}/-${rep.snapshots_removed} snapshots, +${rep.packs_added}/-${rep.packs_removed} packs`,
+              `catalog synced${rep.listing === 'full' ? ' (every index listed)' : ''}: +${rep.snapshots_added}/-${rep.snapshots_removed} snapshots, +${rep.packs_added}/-${rep.packs_removed} packs`,
             );
           return reportDamage(rep);
         });

@@ -92,10 +92,12 @@ export function deletionCursor(ms: number): string {
 
 const STAMP = /^(\d{4})(\d{2})(\d{2})\/?(\d{2})(\d{2})(\d{2})$/;
 
-/** The time (ms) a stamp names; NaN for text that is not one. */
+/** The time (ms) a stamp names; NaN for text that is not one (also a month 13 or a 31 November). */
 export function stampTime(stamp: string): number {
   const m = STAMP.exec(stamp);
-  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+  if (!m) return NaN;
+  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+  return deletionStamp(ms) === stamp.replace('/', '') ? ms : NaN;
 }
 
 const DELETION = /^deleted\/(\d{14})-([0-9a-f]+)$/;
