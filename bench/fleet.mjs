@@ -273,6 +273,8 @@ async function fleet(n, base) {
     host1_sync_objects_kinds: [],
     host1_snapshot_indexes_read: [],
     host1_sync_unread: [],
+    host1_sync_listing: [],
+    host1_sync_deletions_read: [],
     host1_catalog_tables: {},
     shared_plain_bytes: 0,
     data_blob_bytes: 0,
@@ -374,6 +376,8 @@ async function fleet(n, base) {
       if (s.json.objects_read !== undefined) r.host1_sync_objects_read.push(s.json.objects_read);
       if (s.json.objects_read_kinds) r.host1_sync_objects_kinds.push(s.json.objects_read_kinds);
       if (s.json.packs_unread !== undefined) r.host1_sync_unread.push(s.json.packs_unread);
+      if (s.json.listing) r.host1_sync_listing.push(s.json.listing);
+      if (s.json.deletion_records_read !== undefined) r.host1_sync_deletions_read.push(s.json.deletion_records_read);
     } else r.errors.push(`host-1 catalog sync exit ${s.code}: ${s.stderr.trim().split('\n').pop()}`);
     log(`N=${n} round ${round + 1}/${opts.rounds}: ${r.snapshots_ok}/${r.snapshots} snapshots ok, ${r.prunes_ok}/${r.prunes} prunes ok`);
   }
@@ -559,6 +563,13 @@ const table = [
   row(
     'host 1 sync: data indexes / tree indexes / records read per round (median)',
     (x) => ['data_indexes', 'tree_indexes', 'records'].map((k) => String(median(x.host1_sync_objects_kinds.map((o) => o[k])))).join(' / '),
+    '',
+  ),
+  row(
+    'host 1 sync: listings resumed from its cursor / full; deletion records read (total)',
+    (x) =>
+      `${x.host1_sync_listing.filter((l) => l === 'resumed').length} / ${x.host1_sync_listing.filter((l) => l === 'full').length}; ` +
+      `${x.host1_sync_deletions_read.reduce((a, b) => a + b, 0)}`,
     '',
   ),
   row(

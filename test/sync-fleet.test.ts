@@ -276,6 +276,14 @@ describe.skipIf(skip)('catalog sync in a fleet (issue 15, real s3rver)', () => {
     expect(b1.code, b1.stderr).toBe(0);
     expect(b1.json.indexes_read_on_demand).toBe(1);
     expect(objectGets('r3').filter((k) => /^index\/t\/\d{8}\/\d{6}-[0-9a-f]{64}\./.test(k))).toHaveLength(1);
+    // It found that index by the key its catalog kept (its sync resumed from a cursor, which did
+    // not list it again): no listing of every index.
+    const indexListsB1 = proxy.log
+      .filter((r) => r.method === 'GET' && /(^|&)prefix=/.test(r.query))
+      .map((r) => new URLSearchParams(r.query))
+      .filter((q) => q.get('prefix')!.startsWith('r3/index/'))
+      .map((q) => `${q.get('prefix')}${q.has('start-after') ? ' from' : ''}`);
+    expect(new Set(indexListsB1.filter((l) => !/^r3\/index\/[0-9a-f]{16}\/$/.test(l)))).toEqual(new Set(['r3/index/t/ from']));
     expect(b1.json.bytes_added).toBeLessThan(5 * 8_000);
     // A pack pruned (here: deleted) before B read it. B's sync lists A's next pack unread; the
     // pack and its index go; B's snapshot of the same content finds nothing there and stores it.

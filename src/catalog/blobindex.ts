@@ -4,6 +4,14 @@ import type { CatalogDb } from './db.js';
 import type { BlobLocationRow } from './rows.js';
 
 /** What the catalog holds for one pack, from its imported index. */
+
+/** [issue 15] A data pack listed and not read: the blob filter its index key names, and that key. */
+export interface UnreadPack {
+  pack: string;
+  filter: Buffer;
+  key: string | null;
+}
+
 export interface PackContents {
   type: string;
   size: number;
@@ -146,16 +154,15 @@ export class BlobIndex {
    * [issue 15] Records a data pack a lazy sync listed and did not read: only the blob filter its
    * index key names is known (pack/blobfilter.ts). Its blobs count as absent until it is read.
    */
-  addUnreadPack(packId: string, filter: Buffer): void {
-    this.db.st(`INSERT OR REPLACE INTO unread_packs(hash, filter) VALUES(?,?)`).run(packId, filter);
+  addUnreadPack(packId: string, filter: Buffer, key: string | null): void {
+    this.db.st(`INSERT OR REPLACE INTO unread_packs(hash, filter, key) VALUES(?,?,?)`).run(packId, filter, key);
   }
 
-  /** [issue 15] The packs listed but not read, with their blob filters. */
-  unreadPacks(): { pack: string; filter: Buffer }[] {
-    return (this.db.st(`SELECT hash, filter FROM unread_packs`).all() as { hash: string; filter: Buffer }[]).map((r) => ({
-      pack: r.hash,
-      filter: r.filter,
-    }));
+  /** [issue 15] The packs listed but not read, with their blob filters and index keys (null: not recorded). */
+  unreadPacks(): UnreadPack[] {
+    return (this.db.st(`SELECT hash, filter, key FROM unread_packs`).all() as { hash: string; filter: Buffer; key: string | null }[]).map(
+      (r) => ({ pack: r.hash, filter: r.filter, key: r.key }),
+    );
   }
 
   /** [issue 15] Forgets an unread pack (gone from the repository). */

@@ -1,7 +1,7 @@
 import type { BlobId } from '../pack/blobid.js';
 import type { Entry } from '../repo/tree.js';
 import type { RawPath } from '../util/rawpath.js';
-import { BlobIndex, type PackContents, type PackIndexInput } from './blobindex.js';
+import { BlobIndex, type PackContents, type PackIndexInput, type UnreadPack } from './blobindex.js';
 import { CatalogDb } from './db.js';
 import { CatalogReader, type DirState, type RestoreChild } from './reader.js';
 import type { BlobLocationRow, DirStatRow, SnapshotRow, VersionRow } from './rows.js';
@@ -104,10 +104,10 @@ export class Catalog {
   packIds(): string[] {
     return this.blobs.packIds();
   }
-  addUnreadPack(packId: string, filter: Buffer): void {
-    this.blobs.addUnreadPack(packId, filter);
+  addUnreadPack(packId: string, filter: Buffer, key: string | null): void {
+    this.blobs.addUnreadPack(packId, filter, key);
   }
-  unreadPacks(): { pack: string; filter: Buffer }[] {
+  unreadPacks(): UnreadPack[] {
     return this.blobs.unreadPacks();
   }
   removeUnreadPack(packId: string): void {

@@ -106,6 +106,14 @@ export const MIGRATIONS: readonly Migration[] = [
     what: 'data packs listed but not read, with the blob filter their index key names',
     up: (db) => db.exec(`CREATE TABLE IF NOT EXISTS unread_packs(hash TEXT PRIMARY KEY, filter BLOB NOT NULL) WITHOUT ROWID`),
   },
+  // Issue 15: data pack index keys are named by store time (index/t/<day>/<time>-<id>), and a
+  // sync resumes its listing from a cursor, so a later process no longer lists an unread pack's
+  // key: it is kept, to read the index without listing everything (NULL: rows of before).
+  {
+    version: 6,
+    what: 'the index key of each unread data pack',
+    up: (db) => db.exec(`ALTER TABLE unread_packs ADD COLUMN key TEXT`),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

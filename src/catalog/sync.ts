@@ -200,7 +200,10 @@ export async function syncCatalog(
   report.phases_ms.list += performance.now() - t0;
   // The prefixes listed may have come from remembered tags, which only the key proves: a listing
   // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
-  const known = { snaps: catalog.knownSnapshotIds(), unread: new Set(catalog.unreadPacks().map((u) => u.pack)) };
+  const unreadRows = catalog.unreadPacks();
+  // A resumed listing may not list an unread pack's key again: the catalog kept it.
+  for (const u of unreadRows) if (u.key) repo.knowIndexKey(u.pack, u.key);
+  const known = { snaps: catalog.knownSnapshotIds(), unread: new Set(unreadRows.map((u) => u.pack)) };
   const lazy = opts.lazyData === true;
   if (deletions.unread.length || listingChangesCatalog(catalog, listing, packList.packs, known, lazy, cursor !== null)) await repo.unlock();
   let { deleted, unreadable } = await readDeletions(repo, deletions.unread, report);
@@ -330,7 +333,7 @@ async function fetchNew(
     newPacks = newPacks.filter((id) => {
       const filter = repoPacks.get(id) === null ? repo.indexFilterOf(id) : null;
       if (!filter) return true;
-      catalog.addUnreadPack(id, filter);
+      catalog.addUnreadPack(id, filter, repo.listedIndexKey(id));
       report.packs_unread++;
       return false;
     });

@@ -4,6 +4,7 @@ import type { BlobId } from '../pack/blobid.js';
 import type { PackIndex } from '../pack/format.js';
 import { filterMayHold } from '../pack/blobfilter.js';
 import { ObjectNotFoundError } from '../store/store.js';
+import type { UnreadPack } from './blobindex.js';
 
 /**
  * The data packs a lazy sync left unread (issue 15; catalog table unread_packs, SyncOptions.lazyData),
@@ -14,7 +15,7 @@ import { ObjectNotFoundError } from '../store/store.js';
  */
 export class UnreadPacks {
   /** Still unread, with filters; loaded at the first question (after the sync). */
-  private list: { pack: string; filter: Buffer }[] | null = null;
+  private list: UnreadPack[] | null = null;
   /** Indexes read on demand so far. */
   read = 0;
 
@@ -39,6 +40,9 @@ export class UnreadPacks {
     }
     let n = 0;
     for (const pack of wanted) {
+      const key = this.list.find((u) => u.pack === pack)?.key;
+      // Where the sync that recorded it listed it (a resumed listing may not list it again).
+      if (key) this.repo.knowIndexKey(pack, key);
       this.list = this.list.filter((u) => u.pack !== pack);
       let idx: PackIndex;
       try {

@@ -13,6 +13,7 @@ import type { RepoContext } from '../catalog/context.js';
 import { syncCatalog } from '../catalog/sync.js';
 import { listCatalogPackIndexes } from '../catalog/treeindexes.js';
 import { listDeletionRecords, readDeletionRecord } from '../repo/deletions.js';
+import { clearSyncCursor } from '../catalog/synccursor.js';
 import { LockBusyError } from '../util/pidlock.js';
 import { OptionError } from '../util/errors.js';
 import { nameProblem, quoteName, refusedPath } from '../util/names.js';
@@ -149,6 +150,9 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
       // Compared while the catalog lock still keeps local snapshots out: a snapshot finishing
       // during a long --read-data must not look like a disagreement.
       catalogErrors = await compareCatalog(s.repo, s.catalog);
+      // A pack gone without a prune's deletion record (removed by hand, lost): the next sync
+      // lists everything, so the catalog forgets it (a sync from a cursor would not see it go).
+      if (catalogErrors.some((e) => e.message.startsWith(CATALOG_PACK_NOT_IN_REPO))) clearSyncCursor(s.catalog);
     } catch (e) {
       synced = false;
       log?.(`note: catalog not synced (${e instanceof LockBusyError ? 'busy' : (e as Error).message}); checking the repository alone`);
@@ -189,6 +193,8 @@ async function checkDeletionRecords(repo: Repository): Promise<CheckError[]> {
   return errors;
 }
 
+const CATALOG_PACK_NOT_IN_REPO = 'catalog lists a pack the repository does not have';
+
 /** Disagreements between the catalog and the repository's current snapshot and pack lists. */
 export async function compareCatalog(repo: Repository, catalog: Catalog): Promise<CheckError[]> {
   const errors: CheckError[] = [];
@@ -206,8 +212,7 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
   const catPacks = new Set(catalog.packIds());
   for (const id of repoPacks)
     if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
-  for (const id of catPacks)
-    if (!repoPacks.has(id)) errors.push({ path: `pack ${id}`, message: `catalog lists a pack the repository does not have ${hint}` });
+  for (const id of catPacks) if (!repoPacks.has(id)) errors.push({ path: `pack ${id}`, message: `${CATALOG_PACK_NOT_IN_REPO} ${hint}` });
   return errors;
 }
 

@@ -407,6 +407,20 @@ export class Repository {
     return k;
   }
 
+  /** The key of a pack's index this instance has listed or written (the first one), if any. */
+  listedIndexKey(packId: string): string | null {
+    return this.indexKeys.get(packId)?.[0] ?? null;
+  }
+
+  /**
+   * Where a pack's index lies, as a caller recorded it from an earlier listing (issue 15: a sync
+   * that resumes from a cursor does not list it again). A key of another form, or naming another
+   * pack, is ignored.
+   */
+  knowIndexKey(packId: string, key: string): void {
+    if (parseIndexKey(key)?.id === packId) this.rememberIndexKey(packId, key);
+  }
+
   private rememberIndexKey(packId: string, key: string): void {
     const keys = this.indexKeys.get(packId);
     if (!keys) this.indexKeys.set(packId, [key]);

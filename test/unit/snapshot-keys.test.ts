@@ -68,7 +68,7 @@ describe('snapshot record keys', () => {
     for (const k of ['deleted/2026120214050-ab', 'deleted/20261202140509', 'deleted/x']) expect(parseDeletionKey(k), k).toBeNull();
   });
 
-  it('a local store lists from a cursor (startAfter), skipping whole folders before it', async () => {
+  it('a local store lists from a cursor (startAfter), passing over whole folders before it', async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'snapfill-keys-'));
     try {
       const st = new LocalStore(root);
