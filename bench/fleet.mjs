@@ -7,12 +7,16 @@
 // compared byte for byte with the tree it was taken of.
 //
 //   npm run build && node bench/fleet.mjs [--hosts 1,4,16] [--rounds 4] [--files 200] [--grace 20s]
-//                                         [--spread SECONDS] [--kill] [--seed 1] [--dir DIR] [--keep] [--json]
+//                                         [--spread SECONDS] [--gap SECONDS] [--kill] [--seed 1] [--dir DIR]
+//                                         [--keep] [--json]
 //
 // --kill SIGKILLs a random host's snapshot and the pruner now and then (test/fleet.test.ts).
 // --spread S starts the hosts of a round one after another over S seconds, in a random order
 // (as a fleet's randomised schedules do), instead of all within a few seconds: a host then
 // usually sees the shared content another host stored earlier, and stores it only once.
+// --gap S waits S seconds between rounds (the pruner runs on): with more than a sync's 2-minute
+// window, host 1's sync after a round lists only what that round wrote, as between a real
+// fleet's snapshots hours apart.
 // Reported per N: snapshots that failed or waited because of locks, prunes that could not run
 // because a snapshot was running, check/restore results, host 1's catalog size and incremental
 // sync time, and how often shared content is stored. Numbers are reported, never asserted here.
@@ -44,6 +48,7 @@ function args() {
     json: false,
     frozen: true,
     spread: null, // seconds over which a round's host starts are spread (null: all within a few seconds)
+    gap: 0, // seconds between rounds (a fleet's schedules are hours apart)
   };
   for (let i = 0; i < a.length; i++) {
     if (a[i] === '--hosts') o.hosts = a[++i].split(',').map(Number);
@@ -57,9 +62,10 @@ function args() {
     else if (a[i] === '--json') o.json = true;
     else if (a[i] === '--no-freeze') o.frozen = false;
     else if (a[i] === '--spread') o.spread = Number(a[++i]);
+    else if (a[i] === '--gap') o.gap = Number(a[++i]);
     else {
       console.log(
-        'usage: node bench/fleet.mjs [--hosts 1,4,16] [--rounds N] [--files N] [--grace 20s] [--spread SECONDS] [--kill] [--seed N] [--dir DIR] [--keep] [--json]',
+        'usage: node bench/fleet.mjs [--hosts 1,4,16] [--rounds N] [--files N] [--grace 20s] [--spread SECONDS] [--gap SECONDS] [--kill] [--seed N] [--dir DIR] [--keep] [--json]',
       );
       process.exit(a[i] === '--help' ? 0 : 2);
     }
@@ -68,9 +74,10 @@ function args() {
     o.hosts.some((n) => !Number.isInteger(n) || n < 1) ||
     !(o.rounds >= 1) ||
     !(o.files >= 4) ||
-    (o.spread !== null && !(o.spread >= 0))
+    (o.spread !== null && !(o.spread >= 0)) ||
+    !(o.gap >= 0)
   ) {
-    console.error('fleet: --hosts are positive integers, --rounds >= 1, --files >= 4, --spread >= 0 seconds');
+    console.error('fleet: --hosts are positive integers, --rounds >= 1, --files >= 4, --spread and --gap >= 0 seconds');
     process.exit(2);
   }
   return o;
@@ -320,6 +327,9 @@ async function fleet(n, base) {
   })();
 
   for (let round = 0; round < opts.rounds; round++) {
+    // --gap: the rounds as a fleet's schedules space them (the pruner keeps running meanwhile).
+    // Longer than a sync's window (2 min), host 1's sync lists only what the round wrote.
+    if (round > 0 && opts.gap > 0) await sleep(opts.gap * 1000);
     for (let h = 1; h <= n; h++) {
       const shared = writeRound(srcOf(h), h, round);
       if (h === 1) r.shared_plain_bytes += shared;

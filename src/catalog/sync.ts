@@ -188,15 +188,16 @@ export async function syncCatalog(
   // snapshot record, so every snapshot seen here has all its indexes in the listing below even
   // while another host is writing (the other order can see a record whose trees it lacks).
   let t0 = performance.now();
-  const listing = await repo.listSnapshots(follow, opts.allHosts === true || opts.allRecords === true);
+  let cursor = opts.full ? null : readSyncCursor(catalog);
+  const listing = await repo.listSnapshots(follow, opts.allHosts === true || opts.allRecords === true, cursor?.flat_records ?? true);
   const repoSnaps = listing.ids;
   // Data pack indexes (from the cursor, or all) and the tree pack indexes below the followed
   // hosts' tags (issue 15): no other host's tree index is listed or read here (TreeIndexSearch
-  // reads them on demand). Then what prune deleted: after the indexes, so a pack whose deletion
-  // began before the index listing is known to be going (docs/FORMAT.md, "Catalog sync").
-  let cursor = opts.full ? null : readSyncCursor(catalog);
-  let packList = await listPacks(repo, catalog, follow, opts.allHosts === true, cursor);
-  let deletions = await listDeletions(repo, cursor);
+  // reads them on demand); and what prune deleted (docs/FORMAT.md, "Catalog sync").
+  let [packList, deletions] = await Promise.all([
+    listPacks(repo, catalog, follow, opts.allHosts === true, cursor),
+    listDeletions(repo, cursor),
+  ]);
   report.phases_ms.list += performance.now() - t0;
   // The prefixes listed may have come from remembered tags, which only the key proves: a listing
   // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
@@ -211,8 +212,7 @@ export async function syncCatalog(
     // What an unreadable record deleted is unknown: this sync lists everything (absence shows it).
     cursor = null;
     t0 = performance.now();
-    packList = await listPacks(repo, catalog, follow, opts.allHosts === true, null);
-    deletions = await listDeletions(repo, null);
+    [packList, deletions] = await Promise.all([listPacks(repo, catalog, follow, opts.allHosts === true, null), listDeletions(repo, null)]);
     report.phases_ms.list += performance.now() - t0;
     ({ deleted, unreadable } = await readDeletions(repo, deletions.unread, report));
   }
@@ -232,6 +232,9 @@ export async function syncCatalog(
         deleted_ms: newer(cursor?.deleted_ms ?? null, deletions.newestMs),
         deleted_read: [],
         at_ms: Date.now(),
+        // Flat records may have appeared only where a release before host tags wrote one: as
+        // after the last listing of the flat layout, unless this sync listed it again.
+        flat_records: listing.flat === null ? (cursor?.flat_records ?? true) : listing.flat > 0,
       };
   // Records the next listing returns again (within its window) are not read again.
   if (nextCursor) {

@@ -18,6 +18,11 @@ export interface SyncCursor {
   deleted_read: string[];
   /** This host's clock when the sync that wrote the cursor ran. */
   at_ms: number;
+  /**
+   * Whether the repository has snapshot records of the flat layout (older releases): a resumed
+   * sync lists `snapshots/` one level deep only then (one request, one common prefix per host).
+   */
+  flat_records: boolean;
 }
 
 const META = 'sync_cursor';
@@ -40,6 +45,7 @@ export function readSyncCursor(catalog: Catalog, nowMs = Date.now()): SyncCursor
     return null;
   }
   if (!c || c.v !== 1 || !isStamp(c.index_ms) || !isStamp(c.deleted_ms) || !Array.isArray(c.deleted_read)) return null;
+  if (typeof c.flat_records !== 'boolean') return null;
   if (typeof c.at_ms !== 'number' || c.at_ms > nowMs || nowMs - c.at_ms > SYNC_FULL_AFTER_MS) return null;
   return c as SyncCursor;
 }

@@ -1,7 +1,6 @@
 import type { Repository } from './repository.js';
 import { DELETED_PREFIX, deletionCursor, deletionKey, parseDeletionKey } from '../pack/keys.js';
 import { ObjectNotFoundError } from '../store/store.js';
-import { STAMP_PUT_LIMIT_MS } from './clock.js';
 import { thisHost } from '../util/host.js';
 
 /**
@@ -34,18 +33,14 @@ export interface ListedDeletion {
 }
 
 /**
- * Writes the record naming `packs`, stamped with the store's time now (written again with a fresh
- * stamp when the write took longer than a cursor's window allows, as savePack does).
+ * Writes the record naming `packs`, stamped with the store's time now (Repository.putStamped).
  */
 export async function saveDeletionRecord(repo: Repository, packs: string[]): Promise<void> {
   const rec: DeletionRecord = { v: 1, packs, host: thisHost() };
-  for (;;) {
-    const started = performance.now();
-    const ms = await repo.storeNowMs();
-    // Mutable: deleted after DELETION_RETENTION_MS, so never under Object Lock retention.
+  // Mutable: deleted after DELETION_RETENTION_MS, so never under Object Lock retention.
+  await repo.putStamped(async (ms) => {
     await repo.putRecord((id) => deletionKey(ms, id), rec, { mutable: true });
-    if (performance.now() - started <= STAMP_PUT_LIMIT_MS) return;
-  }
+  });
 }
 
 /** Deletion records stamped at or after `since` (every one when null), oldest first. */

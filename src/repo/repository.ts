@@ -113,6 +113,8 @@ export interface SnapshotListing {
   ids: Set<string>;
   /** True when every record of the repository was listed (every host). */
   complete: boolean;
+  /** Records of the flat layout (older releases) listed; null when the flat layout was not listed. */
+  flat: number | null;
 }
 
 export class RepoNotFoundError extends OptionError {
@@ -330,15 +332,25 @@ export class Repository {
       this.secrets.blobFilterKey,
       index.blobs.map((b) => b.id),
     );
-    // A sync resumes its listing a window before the newest stamp it saw (clock.ts): an index
-    // whose write took longer than the writer's share of that window is written again with a
-    // fresh stamp, so none lands behind a cursor (the stale copy is one more key of the pack).
+    await this.putStamped(async (ms) => {
+      const key = timedIndexKey(ms, id, filter);
+      await this.store.put(key, body);
+      this.rememberIndexKey(id, key); // a write done again leaves its first key: one more key of the pack
+    });
+    return index;
+  }
+
+  /**
+   * Writes an object named by the store's time (a data pack index, a deletion record; issue 15):
+   * `write` stores it under a key made from `stampMs`. A sync resumes its listing a window
+   * before the newest stamp it saw (clock.ts), so a write that took longer than the writer's
+   * share of that window is done again with a fresh stamp: none lands behind a cursor.
+   */
+  async putStamped(write: (stampMs: number) => Promise<void>): Promise<void> {
     for (;;) {
       const started = performance.now();
-      const key = timedIndexKey(await this.storeNowMs(), id, filter);
-      await this.store.put(key, body);
-      this.rememberIndexKey(id, key);
-      if (performance.now() - started <= STAMP_PUT_LIMIT_MS) return index;
+      await write(await this.storeNowMs());
+      if (performance.now() - started <= STAMP_PUT_LIMIT_MS) return;
     }
   }
 
@@ -613,30 +625,34 @@ export class Repository {
   /**
    * The records a catalog that follows `hosts` needs (issue 15): those below these hosts' tags,
    * and every record of the flat layout (older releases wrote no tag; listed without descending
-   * into the tags: one listing whatever the fleet's size). `complete` when `all`: then every
-   * record is listed.
+   * into the tags: one listing whatever the fleet's size; not with `flat` false, for a catalog
+   * that knows the repository has none). `complete` when `all`: then every record is listed.
    */
-  async listSnapshots(hosts: Iterable<string>, all = false): Promise<SnapshotListing> {
+  async listSnapshots(hosts: Iterable<string>, all = false, flat = true): Promise<SnapshotListing> {
     const ids = new Set<string>();
+    let flatSeen = 0;
+    const learn = (key: string) => {
+      const id = this.learnSnapshotKey(key);
+      if (id === null) return;
+      ids.add(id);
+      if (parseSnapshotKey(key)?.hostTag === null) flatSeen++;
+    };
     if (all) {
-      for await (const id of this.listSnapshotIds()) ids.add(id);
-      return { ids, complete: true };
+      for await (const o of this.store.list(SNAPSHOT_PREFIX)) learn(o.key);
+      return { ids, complete: true, flat: flatSeen };
     }
-    const prefixes = [SNAPSHOT_PREFIX];
+    const prefixes = flat ? [SNAPSHOT_PREFIX] : [];
     for (const h of new Set(hosts)) prefixes.push(hostSnapshotPrefix(await this.hostTag(h)));
     // The listings overlap (each is a request of its own; their order does not matter).
     const keys = await Promise.all(
-      prefixes.map(async (prefix, i) => {
+      prefixes.map(async (prefix) => {
         const out: string[] = [];
-        for await (const o of this.store.list(prefix, { shallow: i === 0 })) out.push(o.key);
+        for await (const o of this.store.list(prefix, { shallow: prefix === SNAPSHOT_PREFIX })) out.push(o.key);
         return out;
       }),
     );
-    for (const key of keys.flat()) {
-      const id = this.learnSnapshotKey(key);
-      if (id !== null) ids.add(id);
-    }
-    return { ids, complete: false };
+    for (const key of keys.flat()) learn(key);
+    return { ids, complete: false, flat: flat ? flatSeen : null };
   }
 
   /**
