@@ -1,6 +1,5 @@
 import { Snapshotter, type SnapshotOptions, type SnapshotResult } from '../snapshot/snapshotter.js';
 import { syncCatalog } from '../catalog/sync.js';
-import { listCatalogPackIndexes } from '../catalog/treeindexes.js';
 import { ReuseGuard } from '../snapshot/reuseguard.js';
 import { HashPool, type SpawnedReaders } from '../snapshot/hashpool.js';
 import type { Session } from './session.js';
@@ -50,9 +49,9 @@ async function lockedSnapshot(
     // The host recorded (--host) is followed: its earlier snapshots are this one's parents.
     // Lazy (issue 15): other hosts' small data packs are recorded by the blob filters their index
     // keys name; the snapshot reads one only when it is about to store a blob it may hold.
-    const sync = await syncCatalog(s.repo, s.catalog, onLog, { follow: [snapshotOpts.host ?? thisHost()], lazyData: true });
-    // (The session's own sync at open may have been the one that saw the packs go.)
-    if (sync.packs_removed + (s.syncReport?.packs_removed ?? 0) > 0) await refillBlobLocations(s, snapshotOpts.host ?? thisHost(), onLog);
+    await syncCatalog(s.repo, s.catalog, onLog, { follow: [snapshotOpts.host ?? thisHost()], lazyData: true });
+    // Packs another host's prune removed take their rows with them; a blob with another copy
+    // keeps it (blob_alt for this host's packs, its own compact rows for another host's).
     // [prune, issue 15] blobs only marked packs hold count as absent; re-checked before the record.
     await guard.prepare(onLog);
     const marker = s.heldLock;
@@ -64,20 +63,4 @@ async function lockedSnapshot(
       readers,
     }).run();
   });
-}
-
-/**
- * After packs vanished from the repository (a prune, maybe by another host), a blob's catalog
- * row may have pointed at a removed copy while another copy lives on in a pack the catalog
- * already knew; the sync adds only packs it lacks, so that row stays missing and a restore
- * would not find the blob. Re-adding every index fills exactly those rows (it never moves
- * rows that exist). One index read per pack, and only after packs were removed.
- */
-async function refillBlobLocations(s: Session, host: string, onLog?: (msg: string) => void): Promise<void> {
-  const before = s.catalog.countBlobs();
-  // The indexes the sync lists (issue 15: not other hosts' tree packs, which the catalog does not hold).
-  for (const id of (await listCatalogPackIndexes(s.repo, s.catalog, [host])).packs.keys())
-    s.catalog.addPackIndex(await s.repo.loadPackIndex(id));
-  const filled = s.catalog.countBlobs() - before;
-  if (filled) onLog?.(`catalog: ${filled} blob locations restored after packs were pruned elsewhere`);
 }
