@@ -52,7 +52,7 @@ other command (restore, check, prune, ...) reads them first.
 
 A sync lists only the data pack indexes stored since the last one, and learns what prune deleted
 from its deletion records; it lists everything when the catalog is new, when its last sync is
-older than those records are kept (13 days), and with --full.`,
+13 days old or more (deletion records are kept 14), and with --full.`,
     )
     .action(
       action(async (g, [opts]) => {
