@@ -12,7 +12,7 @@ import { CatalogDb } from './db.js';
 import type { PackIndex } from '../pack/format.js';
 import { TreeIndexSearch, listCatalogPackIndexes } from './treeindexes.js';
 import { listDeletionRecords, readDeletionRecord, type ListedDeletion } from '../repo/deletions.js';
-import { newer, readSyncCursor, resumeFrom, saveSyncCursor, clearSyncCursor, type SyncCursor } from './synccursor.js';
+import { advanceSyncCursor, readSyncCursor, resumeFrom, saveSyncCursor, clearSyncCursor, type SyncCursor } from './synccursor.js';
 
 /**
  * Objects in flight at once while fetching (on S3 each is a request: latency, not bandwidth, is
@@ -194,10 +194,12 @@ export async function syncCatalog(
   // Data pack indexes (from the cursor, or all) and the tree pack indexes below the followed
   // hosts' tags (issue 15): no other host's tree index is listed or read here (TreeIndexSearch
   // reads them on demand); and what prune deleted (docs/FORMAT.md, "Catalog sync").
-  let [packList, deletions] = await Promise.all([
-    listPacks(repo, catalog, follow, opts.allHosts === true, cursor),
-    listDeletions(repo, cursor),
-  ]);
+  const listFrom = (c: SyncCursor | null) =>
+    Promise.all([
+      listCatalogPackIndexes(repo, catalog, follow, opts.allHosts === true, c && resumeFrom(c.index_ms)),
+      listDeletions(repo, c),
+    ]);
+  let [packList, deletions] = await listFrom(cursor);
   report.phases_ms.list += performance.now() - t0;
   // The prefixes listed may have come from remembered tags, which only the key proves: a listing
   // that would change the catalog (add, or above all drop, what a wrong tag hid) waits for it.
@@ -212,7 +214,7 @@ export async function syncCatalog(
     // What an unreadable record deleted is unknown: this sync lists everything (absence shows it).
     cursor = null;
     t0 = performance.now();
-    [packList, deletions] = await Promise.all([listPacks(repo, catalog, follow, opts.allHosts === true, null), listDeletions(repo, null)]);
+    [packList, deletions] = await listFrom(null);
     report.phases_ms.list += performance.now() - t0;
     ({ deleted, unreadable } = await readDeletions(repo, deletions.unread, report));
   }
@@ -224,23 +226,9 @@ export async function syncCatalog(
   const fresh = await fetchNew(repo, catalog, repoSnaps, repoPacks, report, followed, known, lazy, onProgress);
   dropVanishedPacks(catalog, cursor === null ? { listed: repoPacks } : { deleted }, known.unread, report);
   // While a record cannot be read, no cursor is kept: every sync lists everything.
-  const nextCursor: SyncCursor | null = unreadable.length
+  const nextCursor = unreadable.length
     ? null
-    : {
-        v: 1,
-        index_ms: newer(cursor?.index_ms ?? null, packList.newestStampMs),
-        deleted_ms: newer(cursor?.deleted_ms ?? null, deletions.newestMs),
-        deleted_read: [],
-        at_ms: Date.now(),
-        // Flat records may have appeared only where a release before host tags wrote one: as
-        // after the last listing of the flat layout, unless this sync listed it again.
-        flat_records: listing.flat === null ? (cursor?.flat_records ?? true) : listing.flat > 0,
-      };
-  // Records the next listing returns again (within its window) are not read again.
-  if (nextCursor) {
-    const from = resumeFrom(nextCursor.deleted_ms);
-    nextCursor.deleted_read = deletions.all.filter((d) => d.ms >= from).map((d) => d.id);
-  }
+    : advanceSyncCursor(cursor, { indexNewestMs: packList.newestStampMs, deletions: deletions.all, flatRecords: listing.flat });
   const toImport = await snapshotsToImport(repo, catalog, listing, fresh, report, followed, opts.allHosts ? undefined : follow);
   if (!toImport.length) return done(nextCursor);
   let n = 0;
@@ -415,20 +403,11 @@ function dropVanishedPacks(
   }
 }
 
-/** The pack indexes a sync lists: from the cursor's window on, or (no cursor) all of them. */
-function listPacks(repo: Repository, catalog: Catalog, follow: Set<string>, allHosts: boolean, cursor: SyncCursor | null) {
-  return listCatalogPackIndexes(repo, catalog, follow, allHosts, cursor === null ? null : resumeFrom(cursor.index_ms));
-}
-
 /** Deletion records listed (from the cursor's window on, or all), and those not applied yet. */
-async function listDeletions(
-  repo: Repository,
-  cursor: SyncCursor | null,
-): Promise<{ all: ListedDeletion[]; unread: ListedDeletion[]; newestMs: number | null }> {
+async function listDeletions(repo: Repository, cursor: SyncCursor | null): Promise<{ all: ListedDeletion[]; unread: ListedDeletion[] }> {
   const all = await listDeletionRecords(repo, cursor === null ? null : resumeFrom(cursor.deleted_ms));
   const read = new Set(cursor?.deleted_read ?? []);
-  const newestMs = all.reduce<number | null>((n, d) => newer(n, d.ms), null);
-  return { all, unread: all.filter((d) => !read.has(d.id)), newestMs };
+  return { all, unread: all.filter((d) => !read.has(d.id)) };
 }
 
 /**

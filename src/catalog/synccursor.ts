@@ -65,6 +65,29 @@ export function clearSyncCursor(catalog: Catalog): void {
 }
 
 /** The newer of two stamps (null: none). */
-export function newer(a: number | null, b: number | null): number | null {
+function newer(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.max(a, b);
+}
+
+/**
+ * The cursor a completed sync leaves: the newest stamps it listed (or those of the cursor it
+ * resumed from, when newer), the deletion records the next listing returns again (within its
+ * window: not read again), and whether the flat record layout holds anything (as the last
+ * listing of it found: `flatRecords` null when this sync did not list it).
+ */
+export function advanceSyncCursor(
+  from: SyncCursor | null,
+  listed: { indexNewestMs: number | null; deletions: { id: string; ms: number }[]; flatRecords: number | null },
+): SyncCursor {
+  const deleted_ms = listed.deletions.reduce((n, d) => newer(n, d.ms), from?.deleted_ms ?? null);
+  const window = resumeFrom(deleted_ms);
+  return {
+    v: 1,
+    index_ms: newer(from?.index_ms ?? null, listed.indexNewestMs),
+    deleted_ms,
+    deleted_read: listed.deletions.filter((d) => d.ms >= window).map((d) => d.id),
+    at_ms: Date.now(),
+    // Flat records appear only where a release before host tags writes one.
+    flat_records: listed.flatRecords === null ? (from?.flat_records ?? true) : listed.flatRecords > 0,
+  };
 }

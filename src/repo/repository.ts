@@ -444,8 +444,8 @@ export class Repository {
    * has listed or written it; null when it has none (or one this build cannot read).
    */
   indexFilterOf(packId: string): Buffer | null {
-    const key = this.indexKeys.get(packId)?.[0];
-    const text = key === undefined ? null : parseIndexKey(key)?.filter;
+    const key = this.listedIndexKey(packId);
+    const text = key === null ? null : parseIndexKey(key)?.filter;
     return (text && parseBlobFilter(text)) || null;
   }
 
@@ -459,8 +459,8 @@ export class Repository {
    * written it; undefined when it has not seen that index.
    */
   indexTagOf(packId: string): string | null | undefined {
-    const key = this.indexKeys.get(packId)?.[0];
-    return key === undefined ? undefined : (parseIndexKey(key)?.hostTag ?? null);
+    const key = this.listedIndexKey(packId);
+    return key === null ? undefined : (parseIndexKey(key)?.hostTag ?? null);
   }
 
   /**
@@ -484,7 +484,7 @@ export class Repository {
 
   /** The key of a pack's index for messages (check): the known one, else the flat one. */
   indexKeyForDisplay(packId: string): string {
-    return this.indexKeys.get(packId)?.[0] ?? indexKey(packId);
+    return this.listedIndexKey(packId) ?? indexKey(packId);
   }
 
   async loadPackIndex(packId: string): Promise<PackIndex> {
