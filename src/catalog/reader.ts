@@ -438,6 +438,24 @@ export class CatalogReader {
     return out;
   }
 
+  /**
+   * The stat digest recorded for the tree a directory has in a snapshot (livefs/dirdigest.ts),
+   * by the directory's path id; undefined when none was recorded.
+   */
+  dirDigest(pathId: number, snap: SnapshotKey): string | undefined {
+    const d = this.db
+      .st(`SELECT d.digest FROM versions v CROSS JOIN dirstate d ON d.tree = v.tree WHERE v.path = @pid AND ${IN_SNAP}`)
+      .pluck()
+      .get({ pid: pathId, lineage: snap.lineage, seq: snap.seq }) as Buffer | undefined;
+    return d?.toString('hex');
+  }
+
+  /** The path ids of a directory's children by name (undefined: no such path stored). */
+  childPathIds(parentId: number, names: readonly RawPath[]): (number | undefined)[] {
+    const st = this.db.st(`SELECT id FROM paths WHERE parent = ? AND name = ?`).pluck();
+    return names.map((n) => st.get(parentId, toBlob(n)) as number | undefined);
+  }
+
   /** A stored name as bytes (names that are not ASCII come back through this). */
   private rawName(id: number): RawPath {
     return fromBlob(this.db.st('SELECT name FROM paths WHERE id = ?').pluck().get(id) as Buffer);

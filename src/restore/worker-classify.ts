@@ -21,7 +21,7 @@ import { errMsg, forRuns, installed, placement, worker } from './worker-state.js
 const ENOENT = os.constants.errno.ENOENT;
 
 /** A live directory as one scan saw it: name -> index into copies of the scan's stat arrays. */
-interface LiveDir {
+export interface LiveDir {
   index: Map<string, number>;
   /** Scanned for existence only (missing mode): no stat fields. */
   namesOnly: boolean;
@@ -86,6 +86,20 @@ export function liveNames(rel: string): ReadonlyMap<string, number> | null {
   try {
     const fd = worker.root.dirFd(rel, false);
     return fd === null ? null : liveDir(rel, fd, true).index;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Live directory `rel` scanned with every entry's stat (and kept for the classify that may
+ * follow), or null as for liveNames.
+ */
+export function liveStats(rel: string): LiveDir | null {
+  if (worker.freshDirs.has(rel)) return null;
+  try {
+    const fd = worker.root.dirFd(rel, false);
+    return fd === null ? null : liveDir(rel, fd, false);
   } catch {
     return null;
   }

@@ -8,7 +8,8 @@ import { countOutcome, emptyCounts } from './outcomes.js';
 import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './protocol.js';
 import { safeSnapshotPath } from './scope.js';
 import type { EntryType } from '../repo/tree.js';
-import { classifyBatch, liveNames } from './worker-classify.js';
+import { classifyBatch, liveNames, liveStats } from './worker-classify.js';
+import { DirDigest } from '../livefs/dirdigest.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
 
@@ -79,6 +80,7 @@ const UNSAFE = 'unsafe path in the snapshot (.., NUL, or an invalid name); refus
 
 function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): void {
   if (task.fresh && !worker.init.dryRun) worker.freshDirs.add(relOf(task.path));
+  if (untouchedSinceSnapshot(w, task, out, local)) return;
   const todo: RestoreChild[] = [];
   const below: { pathId: number; path: RawPath }[] = [];
   const missingMode = !task.fresh && worker.init.mode === 'missing' && !worker.init.dryRun;
@@ -134,6 +136,60 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
   for (let i = 0; i < todo.length; i += CHUNK) classifyChunk(w, todo.slice(i, i + CHUNK), out, created);
   // Pushed in reverse: popped in name order.
   for (let i = below.length - 1; i >= 0; i--) local.push({ id: below[i].pathId, path: below[i].path, fresh: created.has(below[i].pathId) });
+}
+
+const digest = new DirDigest();
+/** Tests compare the shortcut with the full compare on the same trees (test/restore-untouched.test.ts). */
+const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+/**
+ * A metadata repair over a directory nobody touched since the snapshot (issue 17): when the live
+ * directory's stat digest (livefs/dirdigest.ts) equals the one the snapshot recorded for the
+ * directory's tree, every entry is there with the very stat fields the snapshot recorded, ctime
+ * and inode included, so nothing in it differs: its entries are counted as the compare would
+ * count them ('skip-same') without reading their rows, and its subdirectories are walked as
+ * usual. The snapshot trusts the same digest to reuse a tree unread. Anything the proof does
+ * not cover takes the compare: owners mapped by name, --include/--exclude, a dry run (it lists
+ * every entry), a file with several links (a hard-link group is the orchestrator's), a FIFO,
+ * device or socket, an entry that could not be stat-ed. Returns whether it handled the directory.
+ */
+function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): boolean {
+  const init = worker.init;
+  if (init.mode !== 'metadata' || task.fresh || init.dryRun || w.byName !== null || w.included || init.walk.exclude.length) return false;
+  if (NO_DIGEST_SKIP) return false;
+  const recorded = w.catalog.dirDigest(task.id, w.snap);
+  if (recorded === undefined) return false;
+  const live = liveStats(relOf(task.path));
+  if (!live) return false;
+  const names = [...live.index.keys()].sort();
+  const subdirs: RawPath[] = [];
+  digest.reset();
+  for (const name of names) {
+    const i = live.index.get(name)!;
+    if (live.errs[i] !== 0) return false;
+    const kind = live.u32[i * 5] & S_IFMT;
+    if (kind === S_IFREG && live.u32[i * 5 + 3] > 1) return false;
+    if (kind !== S_IFREG && kind !== S_IFDIR && kind !== S_IFLNK) return false;
+    if (kind === S_IFDIR) subdirs.push(name);
+    digest.addScan(name, live.u64, live.i64, live.u32, i, kind === S_IFREG);
+  }
+  if (digest.hex(worker.hasher) !== recorded) return false;
+  const ids = w.catalog.childPathIds(task.id, subdirs);
+  if (ids.some((id) => id === undefined)) return false;
+  for (const name of names) {
+    const kind = live.u32[live.index.get(name)! * 5] & S_IFMT;
+    const type: EntryType = kind === S_IFDIR ? 'dir' : kind === S_IFLNK ? 'symlink' : 'file';
+    out.counts.entries++;
+    countOutcome(out.counts, { type, target: null, size: 0 }, { outcome: 'skip-same' }, false);
+  }
+  const prefix = task.path === '/' ? '/' : task.path + '/';
+  // Pushed in reverse: popped in name order.
+  for (let k = subdirs.length - 1; k >= 0; k--) local.push({ id: ids[k]!, path: prefix + subdirs[k], fresh: false });
+  return true;
 }
 
 /** Missing mode: the share of names missing in the directories looked at lately (0..1, a moving average). */

@@ -10,10 +10,11 @@ import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
 import { HashPool, type SpawnedReaders } from './hashpool.js';
 import { native } from '../livefs/native.js';
 import { raiseNofile } from '../livefs/nativeread.js';
-import { SCAN_FIELDS, ScanStat, scanWords, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
+import { ScanStat, scanWords, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
 import { Chunker, gearTable, type ChunkerConfig } from '../pack/chunker.js';
 import { xxh, fpHex } from '../livefs/fingerprint.js';
+import { DirDigest } from '../livefs/dirdigest.js';
 import { makeMatcher } from '../util/globs.js';
 import { IdNames } from '../util/ids.js';
 import { display, fromFs, fromUser, isUnder, join, normalizeAbs, toFs, type RawPath } from '../util/rawpath.js';
@@ -93,8 +94,6 @@ interface DirResult {
 
 const O_NOATIME = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 const READ_RETRIES = 3;
-/** The digest's fields are little-endian u64: on such a host the scan's array holds those very bytes. */
-const LITTLE_ENDIAN = os.endianness() === 'LE';
 
 /** Whether a file's stat proves it unchanged since the parent snapshot, so it need not be opened. */
 function statUnchanged(prev: VersionRow, e: Entry): boolean {
@@ -149,7 +148,7 @@ export class Snapshotter {
   private readonly cdc: { gear: Uint32Array; cfg: ChunkerConfig; cutter: Chunker } | null;
   /** Files of at most this many bytes are stored as one blob (read by the reader threads). */
   private readonly wholeFileMax: number;
-  private digestBuf = Buffer.allocUnsafe(64 * 1024);
+  private readonly digest = new DirDigest();
 
   constructor(
     private readonly repo: Repository,
@@ -411,7 +410,7 @@ export class Snapshotter {
     }
     const names = 'names' in listing ? listing.names : [];
     const children: Child[] = [];
-    let dpos = 0;
+    this.digest.reset();
     let errAt = 0;
     const stats = 'stats' in listing ? listing.stats : new BigUint64Array(0);
     const words = scanWords(stats);
@@ -437,9 +436,9 @@ export class Snapshotter {
       const st = new ScanStat(stats, i, words);
       if (!fully && !isSource && !st.isDirectory()) continue; // an ancestor path that is not a directory
       children.push({ name, p, st, isSource, childFully: fully || isSource });
-      dpos = this.digestChild(dpos, name, stats, i, st.isFile());
+      this.digest.addFields(name, stats, i, st.isFile());
     }
-    return { children, digest: unreadable ? null : fpHex(this.hash.h64Raw(this.digestBuf.subarray(0, dpos))) };
+    return { children, digest: unreadable ? null : this.digest.hex(this.hash) };
   }
 
   /** Subdirectories first, in name order (this fixes which name of a hardlinked inode is "first"). */
@@ -654,29 +653,6 @@ export class Snapshotter {
     if (!p) return;
     this.listings.delete(dir);
     void p.then(closeOpened).catch(() => {});
-  }
-
-  /** Appends one child's name and stat fields to the digest buffer (binary: cheaper than text). */
-  /**
-   * Appends one child to the directory's digest input: its name, a NUL, and its ten stat fields
-   * as u64 LE in the scan's own order (mode, uid, gid, size, mtime, ctime, ino, dev, nlink, rdev),
-   * size 0 unless a file. Copied as bytes from the scan's array: writing ten BigInts per entry
-   * was ~4% of a no-change snapshot's main thread (issue 17); the bytes are the same.
-   */
-  private digestChild(pos: number, name: RawPath, stats: BigUint64Array, i: number, isFile: boolean): number {
-    const need = pos + name.length + 1 + SCAN_FIELDS * 8;
-    if (need > this.digestBuf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.digestBuf.length * 2));
-      this.digestBuf.copy(bigger, 0, 0, pos);
-      this.digestBuf = bigger;
-    }
-    const b = this.digestBuf;
-    pos += b.write(name, pos, 'latin1');
-    b[pos++] = 0;
-    if (LITTLE_ENDIAN) b.set(new Uint8Array(stats.buffer, stats.byteOffset + i * SCAN_FIELDS * 8, SCAN_FIELDS * 8), pos);
-    else for (let k = 0; k < SCAN_FIELDS; k++) b.writeBigUInt64LE(stats[i * SCAN_FIELDS + k], pos + k * 8);
-    if (!isFile) b.fill(0, pos + 3 * 8, pos + 4 * 8);
-    return pos + SCAN_FIELDS * 8;
   }
 
   /** A hardlinked file in a directory reused whole: its inode is still "seen" for later names. */

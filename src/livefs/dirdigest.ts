@@ -1,0 +1,86 @@
+import * as os from 'node:os';
+import type { XXHashAPI } from 'xxhash-wasm';
+import { fpHex } from './fingerprint.js';
+
+/** The fields are little-endian u64: on such a host the scan's arrays hold those very bytes. */
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+/** Stat fields per child in the digest input. */
+const FIELDS = 10;
+
+/**
+ * The stat digest of a directory's children: xxh64 over, for each child in name order, its raw
+ * name, a NUL and ten u64 LE fields (mode, uid, gid, size (files only, else 0), mtime ns,
+ * ctime ns, ino, dev, nlink, rdev). The snapshot records it per tree (catalog `dirstate`) and
+ * reuses a tree whose directory digests the same; a metadata repair skips a directory that
+ * digests as the snapshot recorded it. ctime and inode are in it: a chmod, chown, write or swap
+ * since changes it, and neither can be set back by a user.
+ *
+ * One buffer reused for every directory: add the children, then `hex`, then `reset`.
+ */
+export class DirDigest {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  private pos = 0;
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** The digest of what was added (xxh64, 16 hex digits). */
+  hex(hasher: XXHashAPI): string {
+    return fpHex(hasher.h64Raw(this.buf.subarray(0, this.pos)));
+  }
+
+  /**
+   * A child from the snapshot reader's listing: `stats` holds the ten fields per entry in the
+   * digest's own order, so on a little-endian host they are copied as bytes (writing ten
+   * BigInts per entry was ~4% of a no-change snapshot's main thread).
+   */
+  addFields(name: string, stats: BigUint64Array, i: number, isFile: boolean): void {
+    const at = this.name(name);
+    const b = this.buf;
+    if (LITTLE_ENDIAN) b.set(new Uint8Array(stats.buffer, stats.byteOffset + i * FIELDS * 8, FIELDS * 8), at);
+    else for (let k = 0; k < FIELDS; k++) b.writeBigUInt64LE(stats[i * FIELDS + k], at + k * 8);
+    if (!isFile) b.fill(0, at + 3 * 8, at + 4 * 8);
+    this.pos = at + FIELDS * 8;
+  }
+
+  /**
+   * A child from a livefs DirScan's arrays (u64: ino dev size blocks -, i64: atime mtime ctime,
+   * u32: mode uid gid nlink rdev; `i` its index): the same input as addFields for the same stat.
+   */
+  addScan(name: string, u64: BigUint64Array, i64: BigInt64Array, u32: Uint32Array, i: number, isFile: boolean): void {
+    const at = this.name(name);
+    const b = this.buf;
+    const w = i * 5;
+    const t = i * 3;
+    b.writeUInt32LE(u32[w], at);
+    b.writeUInt32LE(0, at + 4);
+    b.writeUInt32LE(u32[w + 1], at + 8);
+    b.writeUInt32LE(0, at + 12);
+    b.writeUInt32LE(u32[w + 2], at + 16);
+    b.writeUInt32LE(0, at + 20);
+    b.writeBigUInt64LE(isFile ? u64[w + 2] : 0n, at + 24);
+    b.writeBigInt64LE(i64[t + 1], at + 32);
+    b.writeBigInt64LE(i64[t + 2], at + 40);
+    b.writeBigUInt64LE(u64[w], at + 48);
+    b.writeBigUInt64LE(u64[w + 1], at + 56);
+    b.writeUInt32LE(u32[w + 3], at + 64);
+    b.writeUInt32LE(0, at + 68);
+    b.writeUInt32LE(u32[w + 4], at + 72);
+    b.writeUInt32LE(0, at + 76);
+    this.pos = at + FIELDS * 8;
+  }
+
+  /** Appends the name and its NUL (room made for the fields too); returns where the fields go. */
+  private name(name: string): number {
+    const need = this.pos + name.length + 1 + FIELDS * 8;
+    if (need > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, this.pos);
+      this.buf = bigger;
+    }
+    let at = this.pos + this.buf.write(name, this.pos, 'latin1');
+    this.buf[at++] = 0;
+    return at;
+  }
+}
