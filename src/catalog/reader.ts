@@ -443,8 +443,13 @@ export class CatalogReader {
    * by the directory's path id; undefined when none was recorded.
    */
   dirDigest(pathId: number, snap: SnapshotKey): string | undefined {
+    // The path's newest version from the snapshot's seq down, then whether it still lived at
+    // it: one row read, where IN_SNAP reads every older version of the path too (~2x here).
     const d = this.db
-      .st(`SELECT d.digest FROM versions v CROSS JOIN dirstate d ON d.tree = v.tree WHERE v.path = @pid AND ${IN_SNAP}`)
+      .st(
+        `SELECT d.digest FROM (SELECT tree, to_seq FROM versions WHERE path = @pid AND lineage = @lineage AND from_seq <= @seq
+          ORDER BY from_seq DESC LIMIT 1) v CROSS JOIN dirstate d ON d.tree = v.tree WHERE v.to_seq IS NULL OR v.to_seq >= @seq`,
+      )
       .pluck()
       .get({ pid: pathId, lineage: snap.lineage, seq: snap.seq }) as Buffer | undefined;
     return d?.toString('hex');

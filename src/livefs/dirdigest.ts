@@ -84,3 +84,40 @@ export class DirDigest {
     return at;
   }
 }
+
+/** A live directory's entries as a livefs DirScan holds their stat fields (index i per entry). */
+export interface ScannedStats {
+  u64: BigUint64Array;
+  i64: BigInt64Array;
+  u32: Uint32Array;
+  errs: Int32Array;
+}
+
+/** A directory listing the digest vouches for: its digest and its entries, in name order. */
+export interface DigestedListing {
+  digest: string;
+  entries: { name: string; type: 'file' | 'dir' | 'symlink' }[];
+}
+
+const S_IFMT = 0o170000;
+const KINDS: Record<number, 'file' | 'dir' | 'symlink'> = { 0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink' };
+
+/**
+ * The digest of a scanned live directory (`entries`: name and index into `st`, any order),
+ * with its entries by type; null when it holds what a digest match must not vouch for: an
+ * entry fstatat failed on (or that vanished), a file with several links (a hard-link group
+ * spans directories), a FIFO, device or socket (rare; their checks stay with the full compare).
+ */
+export function digestListing(entries: [string, number][], st: ScannedStats, d: DirDigest, hasher: XXHashAPI): DigestedListing | null {
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out: DigestedListing['entries'] = [];
+  d.reset();
+  for (const [name, i] of entries) {
+    if (st.errs[i] !== 0) return null;
+    const type = KINDS[st.u32[i * 5] & S_IFMT];
+    if (type === undefined || (type === 'file' && st.u32[i * 5 + 3] > 1)) return null;
+    d.addScan(name, st.u64, st.i64, st.u32, i, type === 'file');
+    out.push({ name, type });
+  }
+  return { digest: d.hex(hasher), entries: out };
+}

@@ -9,7 +9,7 @@ import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './pro
 import { safeSnapshotPath } from './scope.js';
 import type { EntryType } from '../repo/tree.js';
 import { classifyBatch, liveNames, liveStats } from './worker-classify.js';
-import { DirDigest } from '../livefs/dirdigest.js';
+import { DirDigest, digestListing } from '../livefs/dirdigest.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
 
@@ -141,10 +141,6 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
 const digest = new DirDigest();
 /** Tests compare the shortcut with the full compare on the same trees (test/restore-untouched.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
 
 /**
  * A metadata repair over a directory nobody touched since the snapshot (issue 17): when the live
@@ -154,8 +150,7 @@ const S_IFLNK = 0o120000;
  * count them ('skip-same') without reading their rows, and its subdirectories are walked as
  * usual. The snapshot trusts the same digest to reuse a tree unread. Anything the proof does
  * not cover takes the compare: owners mapped by name, --include/--exclude, a dry run (it lists
- * every entry), a file with several links (a hard-link group is the orchestrator's), a FIFO,
- * device or socket, an entry that could not be stat-ed. Returns whether it handled the directory.
+ * every entry), and what digestListing refuses. Returns whether it handled the directory.
  */
 function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): boolean {
   const init = worker.init;
@@ -165,26 +160,14 @@ function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, l
   if (recorded === undefined) return false;
   const live = liveStats(relOf(task.path));
   if (!live) return false;
-  const names = [...live.index.keys()].sort();
-  const subdirs: RawPath[] = [];
-  digest.reset();
-  for (const name of names) {
-    const i = live.index.get(name)!;
-    if (live.errs[i] !== 0) return false;
-    const kind = live.u32[i * 5] & S_IFMT;
-    if (kind === S_IFREG && live.u32[i * 5 + 3] > 1) return false;
-    if (kind !== S_IFREG && kind !== S_IFDIR && kind !== S_IFLNK) return false;
-    if (kind === S_IFDIR) subdirs.push(name);
-    digest.addScan(name, live.u64, live.i64, live.u32, i, kind === S_IFREG);
-  }
-  if (digest.hex(worker.hasher) !== recorded) return false;
+  const listing = digestListing([...live.index], live, digest, worker.hasher);
+  if (listing === null || listing.digest !== recorded) return false;
+  const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = w.catalog.childPathIds(task.id, subdirs);
   if (ids.some((id) => id === undefined)) return false;
-  for (const name of names) {
-    const kind = live.u32[live.index.get(name)! * 5] & S_IFMT;
-    const type: EntryType = kind === S_IFDIR ? 'dir' : kind === S_IFLNK ? 'symlink' : 'file';
+  for (const e of listing.entries) {
     out.counts.entries++;
-    countOutcome(out.counts, { type, target: null, size: 0 }, { outcome: 'skip-same' }, false);
+    countOutcome(out.counts, { type: e.type, target: null, size: 0 }, { outcome: 'skip-same' }, false);
   }
   const prefix = task.path === '/' ? '/' : task.path + '/';
   // Pushed in reverse: popped in name order.

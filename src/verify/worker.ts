@@ -6,6 +6,7 @@ import { ENTRY_TYPES } from '../repo/tree.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
 import { DirScan, errnoName, ScanStat } from '../livefs/native.js';
+import { DirDigest, digestListing } from '../livefs/dirdigest.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
 import { omittedBySnapshot } from '../util/snapshotrules.js';
 import { judge } from './judge.js';
@@ -32,7 +33,8 @@ let catalog!: CatalogReader;
 let snapParams!: { lineage: number; seq: number };
 let checksumOpt!: { checksum: boolean };
 let target = '';
-let hasher: XXHashAPI | null = null;
+/** xxh64: directory digests; with --checksum also content fingerprints. */
+let hasher!: XXHashAPI;
 let omitted: (p: string) => boolean = () => false;
 const BUDGET_ENTRIES = 2000;
 const ENOENT = os.constants.errno.ENOENT;
@@ -47,7 +49,7 @@ async function init(i: VerifyWorkerInit): Promise<void> {
   checksumOpt = { checksum: i.checksum };
   target = i.target;
   omitted = omittedBySnapshot(i.sources, i.excludes);
-  hasher = i.checksum ? await xxh() : null; // wasm compile only when content is compared
+  hasher = await xxh();
   parentPort!.postMessage({ id: -1 });
 }
 
@@ -83,12 +85,11 @@ type LiveEntry = fs.BigIntStats | number;
 const scanned = new DirScan();
 
 /**
- * The live entries of a directory, each not in the snapshot named as extra (unless the
- * snapshot's rules never looked at it); null when it cannot be listed. One getdents64 +
- * fstatat pass in the addon (livefs/native.ts) for the whole directory, instead of a readdir
- * and then an lstat per entry from JavaScript.
+ * Lists the live directory into `scanned`: one getdents64 + fstatat pass in the addon
+ * (livefs/native.ts) for the whole directory, instead of a readdir and then an lstat per entry
+ * from JavaScript. Returns why it cannot be listed, or null.
  */
-function listLive(task: DirTask, wanted: Map<string, VerifyEntry>, out: VerifyBatchResult): Map<string, LiveEntry> | null {
+function scanLive(task: DirTask): string | null {
   let rc: number;
   try {
     const fd = fs.openSync(livePath(task.path), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
@@ -98,13 +99,13 @@ function listLive(task: DirTask, wanted: Map<string, VerifyEntry>, out: VerifyBa
       fs.closeSync(fd);
     }
   } catch (e) {
-    out.errors.push({ path: task.path, message: `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
-    return null;
+    return `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
   }
-  if (rc < 0) {
-    out.errors.push({ path: task.path, message: `cannot list directory: ${errnoName(-rc)}` });
-    return null;
-  }
+  return rc < 0 ? `cannot list directory: ${errnoName(-rc)}` : null;
+}
+
+/** The live entries just scanned, each not in the snapshot named as extra (unless the snapshot's rules never looked at it). */
+function presentEntries(task: DirTask, wanted: Map<string, VerifyEntry>, out: VerifyBatchResult): Map<string, LiveEntry> {
   const present = new Map<string, LiveEntry>();
   for (let i = 0; i < scanned.count; i++) {
     const name = scanned.name(i);
@@ -118,6 +119,34 @@ function listLive(task: DirTask, wanted: Map<string, VerifyEntry>, out: VerifyBa
   return present;
 }
 
+const digest = new DirDigest();
+/** Tests compare the shortcut with the full compare on the same trees (test/verify.test.ts). */
+const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
+
+/**
+ * A directory nobody touched since the snapshot (issue 17): when the live directory just
+ * scanned has the stat digest (livefs/dirdigest.ts) the snapshot recorded for its tree, every
+ * entry is there with the stat fields the snapshot recorded, ctime and inode included, and
+ * nothing else is: all of them are checked and the same, without reading their rows; its
+ * subdirectories are verified as usual. Not with --checksum (content is read then), nor where
+ * digestListing refuses to vouch. Returns whether it handled the directory.
+ */
+function untouchedSinceSnapshot(task: DirTask, out: VerifyBatchResult, local: DirTask[]): boolean {
+  if (checksumOpt.checksum || NO_DIGEST_SKIP) return false;
+  const recorded = catalog.dirDigest(task.id, snapParams);
+  if (recorded === undefined) return false;
+  const entries: [string, number][] = [];
+  for (let i = 0; i < scanned.count; i++) entries.push([scanned.name(i), i]);
+  const listing = digestListing(entries, scanned, digest, hasher);
+  if (listing === null || listing.digest !== recorded) return false;
+  const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
+  const ids = catalog.childPathIds(task.id, subdirs);
+  if (ids.some((id) => id === undefined)) return false;
+  out.checked += listing.entries.length;
+  subdirs.forEach((name, k) => local.push({ id: ids[k]!, path: childPath(task.path, name) }));
+  return true;
+}
+
 /** The live stat of a listed entry: undefined when absent (or gone since the scan); an fstatat error is thrown as lstat would. */
 function liveStat(live: LiveEntry | undefined): fs.BigIntStats | undefined {
   if (typeof live !== 'number') return live;
@@ -126,6 +155,8 @@ function liveStat(live: LiveEntry | undefined): fs.BigIntStats | undefined {
 }
 
 function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): void {
+  const unlisted = scanLive(task);
+  if (unlisted === null && untouchedSinceSnapshot(task, out, local)) return;
   const rows = catalog.childrenForVerify(task.id, snapParams, checksumOpt);
   const wanted = new Map<string, VerifyEntry>();
   for (const r of rows) {
@@ -133,14 +164,15 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
     wanted.set(name, rowToEntry(r, childPath(task.path, name)));
   }
   // null when the directory cannot be listed: then each entry is looked up on its own.
-  const present = listLive(task, wanted, out);
+  if (unlisted !== null) out.errors.push({ path: task.path, message: unlisted });
+  const present = unlisted === null ? presentEntries(task, wanted, out) : null;
   for (const [name, e] of wanted) {
     out.checked++;
     const lp = (): Buffer => livePath(e.path);
     let st: fs.BigIntStats | undefined;
     try {
       st = present === null ? lstatExact(lp()) : liveStat(present.get(name));
-      const f = judge(e, st, lp, hasher);
+      const f = judge(e, st, lp, checksumOpt.checksum ? hasher : null);
       if (f.kind === 'missing') {
         out.missing.push(e.path);
         if (e.type === 'dir') addMissingSubtree(e.path, out);

@@ -6,13 +6,13 @@ import Database from 'better-sqlite3';
 import { catalogOf, cli, describeTree, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
 
 /**
- * Issue 17: a metadata repair skips a directory whose live stat digest (names, modes, owners,
- * sizes, mtimes, ctimes, inodes, links) equals the one the snapshot recorded for its tree:
- * nothing in it can differ. Its rows are not read. Everywhere else the full compare runs, and
- * the two give the same report and the same tree (SNAPFILL_TEST_NO_DIGEST_SKIP=1 turns the
- * shortcut off).
+ * Issue 17: a metadata repair and a verify skip a directory whose live stat digest (names,
+ * modes, owners, sizes, mtimes, ctimes, inodes, links) equals the one the snapshot recorded for
+ * its tree: nothing in it can differ. Its rows are not read. Everywhere else the full compare
+ * runs, and the two give the same report and the same tree (SNAPFILL_TEST_NO_DIGEST_SKIP=1 turns
+ * the shortcut off).
  */
-describe.skipIf(!IS_ROOT)('metadata repair of directories untouched since the snapshot', () => {
+describe.skipIf(!IS_ROOT)('metadata repair and verify of directories untouched since the snapshot', () => {
   function setup() {
     const base = tmpDir('snapfill-untouched-');
     const env = repoEnv(path.join(base, 'r'));
@@ -83,5 +83,44 @@ describe.skipIf(!IS_ROOT)('metadata repair of directories untouched since the sn
     expect(fast.errors).toEqual([]);
     expect(fast.metadata_fixed).toBe(7); // h1 and h2 are one inode: both names are fixed
     expect(fastTree).toEqual(before);
+  });
+
+  const verify = (env: Record<string, string>, slow = false, extra: string[] = []) => {
+    const r = cli(['--json', 'verify', 'latest', ...extra], slow ? { ...env, SNAPFILL_TEST_NO_DIGEST_SKIP: '1' } : env);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    delete j.duration_s;
+    for (const k of Object.keys(j))
+      if (Array.isArray(j[k])) j[k].sort((a: unknown, b: unknown) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+    return { code: r.code, j };
+  };
+
+  it('verify: the same findings as the full compare, intact and damaged, and no row read where untouched', () => {
+    const { env, src } = setup();
+    const intact = verify(env);
+    expect(intact.code).toBe(0);
+    expect(intact.j).toMatchObject({ ok: true, missing: 0, changed: 0, metadata_mismatch: 0, extra: 0 });
+    expect(verify(env, true)).toEqual(intact);
+    const db = new Database(catalogOf(env));
+    db.prepare(`UPDATE versions SET size = size + 1 WHERE to_seq IS NULL AND path = (SELECT id FROM paths WHERE path = ?)`).run(
+      Buffer.from(`${src}/d/file-3`, 'latin1'),
+    );
+    db.close();
+    expect(verify(env).j.changed).toBe(0);
+    expect(verify(env, true).j.changed).toBe(1);
+    fs.chmodSync(`${src}/d/file-4`, 0o600); // the same mode: only d's digest moves
+    expect(verify(env).j.changed).toBe(1);
+
+    fs.chmodSync(`${src}/a/f2`, 0o600);
+    fs.rmSync(`${src}/a/sub/g`);
+    write(`${src}/c/new`, 'new\n');
+    fs.appendFileSync(`${src}/d/file-9`, 'more');
+    fs.lchownSync(`${src}/a/link`, 77, 77);
+    const fast = verify(env);
+    expect(fast.code).toBe(3);
+    // changed: file-9 and the row altered above (d is touched now); metadata: f2, the link's owner, and the mtimes of a/sub and c.
+    expect(fast.j).toMatchObject({ missing: 1, changed: 2, metadata_mismatch: 4, extra: 1 });
+    expect(verify(env, true)).toEqual(fast);
+    // --checksum reads content: no shortcut, and the same findings.
+    expect(verify(env, false, ['--checksum'])).toEqual(verify(env, true, ['--checksum']));
   });
 });
