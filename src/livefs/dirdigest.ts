@@ -7,6 +7,25 @@ const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** Stat fields per child in the digest input. */
 const FIELDS = 10;
 
+/** The bytes of a typed array (one view per array, kept: a listing's entries all use it). */
+const views = new WeakMap<ArrayBufferView, Uint8Array>();
+function bytesOf(a: BigUint64Array | BigInt64Array | Uint32Array): Uint8Array {
+  let v = views.get(a);
+  if (!v) views.set(a, (v = new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));
+  return v;
+}
+/** A u32 field as a u64 LE (4 bytes, then 4 zero bytes). */
+function copy4(to: Buffer, at: number, from: Uint8Array, off: number): void {
+  to[at] = from[off];
+  to[at + 1] = from[off + 1];
+  to[at + 2] = from[off + 2];
+  to[at + 3] = from[off + 3];
+  to[at + 4] = to[at + 5] = to[at + 6] = to[at + 7] = 0;
+}
+function copy8(to: Buffer, at: number, from: Uint8Array, off: number): void {
+  for (let k = 0; k < 8; k++) to[at + k] = from[off + k];
+}
+
 /**
  * The stat digest of a directory's children: xxh64 over, for each child in name order, its raw
  * name, a NUL and ten u64 LE fields (mode, uid, gid, size (files only, else 0), mtime ns,
@@ -47,27 +66,39 @@ export class DirDigest {
   /**
    * A child from a livefs DirScan's arrays (u64: ino dev size blocks -, i64: atime mtime ctime,
    * u32: mode uid gid nlink rdev; `i` its index): the same input as addFields for the same stat.
+   * On a little-endian host the fields are copied as bytes: reading a BigInt per field allocated
+   * one, and the garbage showed in a metadata pass's profile.
    */
   addScan(name: string, u64: BigUint64Array, i64: BigInt64Array, u32: Uint32Array, i: number, isFile: boolean): void {
     const at = this.name(name);
     const b = this.buf;
     const w = i * 5;
     const t = i * 3;
-    b.writeUInt32LE(u32[w], at);
-    b.writeUInt32LE(0, at + 4);
-    b.writeUInt32LE(u32[w + 1], at + 8);
-    b.writeUInt32LE(0, at + 12);
-    b.writeUInt32LE(u32[w + 2], at + 16);
-    b.writeUInt32LE(0, at + 20);
-    b.writeBigUInt64LE(isFile ? u64[w + 2] : 0n, at + 24);
-    b.writeBigInt64LE(i64[t + 1], at + 32);
-    b.writeBigInt64LE(i64[t + 2], at + 40);
-    b.writeBigUInt64LE(u64[w], at + 48);
-    b.writeBigUInt64LE(u64[w + 1], at + 56);
-    b.writeUInt32LE(u32[w + 3], at + 64);
-    b.writeUInt32LE(0, at + 68);
-    b.writeUInt32LE(u32[w + 4], at + 72);
-    b.writeUInt32LE(0, at + 76);
+    if (!LITTLE_ENDIAN) {
+      for (let k = 0; k < 3; k++) b.writeBigUInt64LE(BigInt(u32[w + k]), at + k * 8);
+      b.writeBigUInt64LE(isFile ? u64[w + 2] : 0n, at + 24);
+      b.writeBigInt64LE(i64[t + 1], at + 32);
+      b.writeBigInt64LE(i64[t + 2], at + 40);
+      b.writeBigUInt64LE(u64[w], at + 48);
+      b.writeBigUInt64LE(u64[w + 1], at + 56);
+      b.writeBigUInt64LE(BigInt(u32[w + 3]), at + 64);
+      b.writeBigUInt64LE(BigInt(u32[w + 4]), at + 72);
+    } else {
+      const b64 = bytesOf(u64);
+      const bi = bytesOf(i64);
+      const b32 = bytesOf(u32);
+      copy4(b, at, b32, w * 4);
+      copy4(b, at + 8, b32, (w + 1) * 4);
+      copy4(b, at + 16, b32, (w + 2) * 4);
+      if (isFile) copy8(b, at + 24, b64, (w + 2) * 8);
+      else b.fill(0, at + 24, at + 32);
+      copy8(b, at + 32, bi, (t + 1) * 8);
+      copy8(b, at + 40, bi, (t + 2) * 8);
+      copy8(b, at + 48, b64, w * 8);
+      copy8(b, at + 56, b64, (w + 1) * 8);
+      copy4(b, at + 64, b32, (w + 3) * 4);
+      copy4(b, at + 72, b32, (w + 4) * 4);
+    }
     this.pos = at + FIELDS * 8;
   }
 
