@@ -64,6 +64,9 @@ const SCENARIOS = [
   },
   { key: 'restore_missing_10pct', title: 'restore missing after deleting 10% of files', tools: ['snapfill', 'snapfill_base', 'rsync'] },
   { key: 'metadata_repair', title: 'metadata repair after chmod/chown damage', tools: ['snapfill', 'snapfill_base', 'rsync'] },
+  // Issue 17: the passes over the intact tree itself, in place (nothing lost, nothing to do).
+  { key: 'intact_missing', title: 'restore missing in place, nothing missing', tools: ['snapfill', 'snapfill_base', 'rsync'] },
+  { key: 'intact_metadata', title: 'metadata repair in place, nothing to fix', tools: ['snapfill', 'snapfill_base', 'rsync'] },
   {
     key: 'account_restore',
     title: 'single-account restore (account deleted)',
@@ -715,6 +718,31 @@ class Bench {
     );
   }
 
+  /**
+   * A pass over the snapshotted tree in place where nothing was lost: snapfill's `missing` or
+   * `metadata` restore, rsync from the plain copy (`--ignore-existing`, or plain `-aH`). Nothing
+   * may be written: every file keeps its inode and the tree still matches.
+   */
+  intactPass(ctx, tool, run, ref, scenario) {
+    const inodes = new Map();
+    for (const [rel, e] of manifest(ctx.home, { hashMod: 0 })) if (e.d.startsWith('f ')) inodes.set(rel, e.ino);
+    const metadata = scenario === 'intact_metadata';
+    let t;
+    if (isSnapfill(tool))
+      t = this.snapfill(ctx, ['restore', 'latest', ctx.home, '--mode', metadata ? 'metadata' : 'missing'], undefined, tool);
+    else t = this.run1(ctx, tool, 'rsync', ['-aH', ...(metadata ? [] : ['--ignore-existing']), ctx.plain + '/', ctx.home + '/']);
+    this.record(ctx, scenario, tool, run, t, (tt) => {
+      if (isSnapfill(tool)) {
+        const j = lastJson(tt.stdout);
+        if (j?.errors?.length) return `${j.errors.length} errors, first: ${j.errors[0].path}: ${j.errors[0].message}`;
+        if (j && (j.bytes_written || j.files_restored || j.metadata_fixed))
+          return `an intact tree was changed: ${JSON.stringify(j.planned)}`;
+      }
+      const c = compare(ref, ctx.home, { hashMod: ctx.hashMod, inodes });
+      return c.ok || `${c.missing} missing, ${c.differ} differ, ${c.extra} unexpected; ${c.problems.join('; ')}`;
+    });
+  }
+
   metadataRepair(ctx, tool, run, ref) {
     this.withDamagedCopy(
       ctx,
@@ -912,6 +940,10 @@ class Bench {
         sh('rm', ['-rf', ctx.plain]);
         fs.mkdirSync(path.dirname(ctx.plain), { recursive: true });
         sh('rsync', ['-aH', ctx.home + '/', ctx.plain + '/']);
+      }
+      // Before any damage: the tree is still the one snapshot 3 read (same inodes).
+      for (const key of ['intact_missing', 'intact_metadata']) {
+        if (this.wants(key)) for (const t of this.toolsFor(ctx, key, run)) this.intactPass(ctx, t, run, ref, key);
       }
       if (this.wants('full_restore')) for (const t of this.toolsFor(ctx, 'full_restore', run)) this.fullRestore(ctx, t, run, ref);
       for (const key of ['restore_missing_7d', 'restore_missing_10pct']) {
