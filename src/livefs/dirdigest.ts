@@ -7,12 +7,9 @@ const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** Stat fields per child in the digest input. */
 const FIELDS = 10;
 
-/** The bytes of a typed array (one view per array, kept: a listing's entries all use it). */
-const views = new WeakMap<ArrayBufferView, Uint8Array>();
+/** The bytes of a typed array. */
 function bytesOf(a: BigUint64Array | BigInt64Array | Uint32Array): Uint8Array {
-  let v = views.get(a);
-  if (!v) views.set(a, (v = new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));
-  return v;
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 /** A u32 field as a u64 LE (4 bytes, then 4 zero bytes). */
 function copy4(to: Buffer, at: number, from: Uint8Array, off: number): void {
@@ -39,6 +36,13 @@ function copy8(to: Buffer, at: number, from: Uint8Array, off: number): void {
 export class DirDigest {
   private buf = Buffer.allocUnsafe(64 * 1024);
   private pos = 0;
+  /** The arrays addScan last read, and their bytes (every entry of a listing reads the same ones). */
+  private scanOf: [BigUint64Array, BigInt64Array, Uint32Array] | null = null;
+  private scanBytes: { b64: Uint8Array; bi: Uint8Array; b32: Uint8Array } = {
+    b64: new Uint8Array(0),
+    bi: new Uint8Array(0),
+    b32: new Uint8Array(0),
+  };
 
   reset(): void {
     this.pos = 0;
@@ -84,9 +88,12 @@ export class DirDigest {
       b.writeBigUInt64LE(BigInt(u32[w + 3]), at + 64);
       b.writeBigUInt64LE(BigInt(u32[w + 4]), at + 72);
     } else {
-      const b64 = bytesOf(u64);
-      const bi = bytesOf(i64);
-      const b32 = bytesOf(u32);
+      const of = this.scanOf;
+      if (of === null || of[0] !== u64 || of[1] !== i64 || of[2] !== u32) {
+        this.scanOf = [u64, i64, u32];
+        this.scanBytes = { b64: bytesOf(u64), bi: bytesOf(i64), b32: bytesOf(u32) };
+      }
+      const { b64, bi, b32 } = this.scanBytes;
       copy4(b, at, b32, w * 4);
       copy4(b, at + 8, b32, (w + 1) * 4);
       copy4(b, at + 16, b32, (w + 2) * 4);
@@ -152,3 +159,28 @@ export function digestListing(entries: [string, number][], st: ScannedStats, d: 
   }
   return { digest: d.hex(hasher), entries: out };
 }
+
+/**
+ * Whether comparing the next directory's digest is worth its cost (a catalog query and the
+ * digest of every entry): yes while directories lately were mostly found untouched; where they
+ * were not (a damaged tree, a restored copy: other inodes), only every PROBE_EVERY-th directory
+ * is tried, so a subtree nobody touched is noticed again within a few directories.
+ */
+export class DigestProbe {
+  /** Directories lately found untouched (0..1, a moving average). */
+  private share = 1;
+  private since = 0;
+
+  worth(): boolean {
+    if (this.share >= 1 / 3 || ++this.since >= PROBE_EVERY) {
+      this.since = 0;
+      return true;
+    }
+    return false;
+  }
+
+  saw(untouched: boolean): void {
+    this.share = 0.75 * this.share + 0.25 * (untouched ? 1 : 0);
+  }
+}
+const PROBE_EVERY = 16;

@@ -9,7 +9,7 @@ import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './pro
 import { safeSnapshotPath } from './scope.js';
 import type { EntryType } from '../repo/tree.js';
 import { classifyBatch, liveNames, liveStats } from './worker-classify.js';
-import { DirDigest, digestListing } from '../livefs/dirdigest.js';
+import { DigestProbe, DirDigest, digestListing } from '../livefs/dirdigest.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
 
@@ -139,6 +139,7 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
 }
 
 const digest = new DirDigest();
+const digestProbe = new DigestProbe();
 /** Tests compare the shortcut with the full compare on the same trees (test/restore-untouched.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
@@ -155,12 +156,11 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): boolean {
   const init = worker.init;
   if (init.mode !== 'metadata' || task.fresh || init.dryRun || w.byName !== null || w.included || init.walk.exclude.length) return false;
-  if (NO_DIGEST_SKIP) return false;
+  if (NO_DIGEST_SKIP || !digestProbe.worth()) return false;
   const recorded = w.catalog.dirDigest(task.id, w.snap);
-  if (recorded === undefined) return false;
-  const live = liveStats(relOf(task.path));
-  if (!live) return false;
-  const listing = digestListing([...live.index], live, digest, worker.hasher);
+  const live = recorded === undefined ? null : liveStats(relOf(task.path));
+  const listing = live === null ? null : digestListing([...live.index], live, digest, worker.hasher);
+  digestProbe.saw(listing !== null && listing.digest === recorded);
   if (listing === null || listing.digest !== recorded) return false;
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = w.catalog.childPathIds(task.id, subdirs);

@@ -6,7 +6,7 @@ import { ENTRY_TYPES } from '../repo/tree.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
 import { DirScan, errnoName, ScanStat } from '../livefs/native.js';
-import { DirDigest, digestListing } from '../livefs/dirdigest.js';
+import { DigestProbe, DirDigest, digestListing } from '../livefs/dirdigest.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
 import { omittedBySnapshot } from '../util/snapshotrules.js';
 import { judge } from './judge.js';
@@ -120,6 +120,7 @@ function presentEntries(task: DirTask, wanted: Map<string, VerifyEntry>, out: Ve
 }
 
 const digest = new DirDigest();
+const probe = new DigestProbe();
 /** Tests compare the shortcut with the full compare on the same trees (test/verify.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
@@ -132,12 +133,12 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
  * digestListing refuses to vouch. Returns whether it handled the directory.
  */
 function untouchedSinceSnapshot(task: DirTask, out: VerifyBatchResult, local: DirTask[]): boolean {
-  if (checksumOpt.checksum || NO_DIGEST_SKIP) return false;
+  if (checksumOpt.checksum || NO_DIGEST_SKIP || !probe.worth()) return false;
   const recorded = catalog.dirDigest(task.id, snapParams);
-  if (recorded === undefined) return false;
   const entries: [string, number][] = [];
-  for (let i = 0; i < scanned.count; i++) entries.push([scanned.name(i), i]);
-  const listing = digestListing(entries, scanned, digest, hasher);
+  if (recorded !== undefined) for (let i = 0; i < scanned.count; i++) entries.push([scanned.name(i), i]);
+  const listing = recorded === undefined ? null : digestListing(entries, scanned, digest, hasher);
+  probe.saw(listing !== null && listing.digest === recorded);
   if (listing === null || listing.digest !== recorded) return false;
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = catalog.childPathIds(task.id, subdirs);
