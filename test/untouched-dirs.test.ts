@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { catalogOf, cli, describeTree, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
+import { DigestProbe } from '../src/livefs/dirdigest.js';
 
 /**
  * Issue 17: a metadata repair and a verify skip a directory whose live stat digest (names,
@@ -122,5 +123,25 @@ describe.skipIf(!IS_ROOT)('metadata repair and verify of directories untouched s
     expect(verify(env, true)).toEqual(fast);
     // --checksum reads content: no shortcut, and the same findings.
     expect(verify(env, false, ['--checksum'])).toEqual(verify(env, true, ['--checksum']));
+  });
+});
+
+describe('DigestProbe', () => {
+  const listing = (digest: string) => ({ digest, entries: [] });
+  it('stops trying where directories keep failing the compare, tries every 16th, and resumes on a match', () => {
+    const p = new DigestProbe();
+    for (let i = 0; i < 4; i++) {
+      expect(p.worth()).toBe(true);
+      expect(p.matches('aa', listing('bb'))).toBe(false);
+    }
+    const tried = Array.from({ length: 32 }, () => p.worth());
+    expect(tried.filter(Boolean).length).toBe(2);
+    expect(tried[15]).toBe(true);
+    expect(p.matches(undefined, listing('bb'))).toBe(false);
+    expect(p.matches('aa', null)).toBe(false);
+    // Untouched directories again: back to trying every one.
+    for (let i = 0; i < 20 && !p.worth(); i++);
+    for (let i = 0; i < 4; i++) expect(p.matches('cc', listing('cc'))).toBe(true);
+    expect([p.worth(), p.worth(), p.worth()]).toEqual([true, true, true]);
   });
 });

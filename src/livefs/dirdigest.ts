@@ -179,8 +179,11 @@ export class DigestProbe {
     return false;
   }
 
-  saw(untouched: boolean): void {
-    this.share = 0.75 * this.share + 0.25 * (untouched ? 1 : 0);
+  /** Whether `listing` digests as `recorded` (undefined: none recorded); remembered for `worth`. */
+  matches(recorded: string | undefined, listing: DigestedListing | null): listing is DigestedListing {
+    const same = listing !== null && listing.digest === recorded;
+    this.share = 0.75 * this.share + 0.25 * (same ? 1 : 0);
+    return same;
   }
 }
 const PROBE_EVERY = 16;

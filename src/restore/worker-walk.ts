@@ -140,7 +140,7 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
 
 const digest = new DirDigest();
 const digestProbe = new DigestProbe();
-/** Tests compare the shortcut with the full compare on the same trees (test/restore-untouched.test.ts). */
+/** Tests compare the shortcut with the full compare on the same trees (test/untouched-dirs.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
 /**
@@ -160,8 +160,7 @@ function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, l
   const recorded = w.catalog.dirDigest(task.id, w.snap);
   const live = recorded === undefined ? null : liveStats(relOf(task.path));
   const listing = live === null ? null : digestListing([...live.index], live, digest, worker.hasher);
-  digestProbe.saw(listing !== null && listing.digest === recorded);
-  if (listing === null || listing.digest !== recorded) return false;
+  if (!digestProbe.matches(recorded, listing)) return false;
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = w.catalog.childPathIds(task.id, subdirs);
   if (ids.some((id) => id === undefined)) return false;

@@ -120,8 +120,8 @@ function presentEntries(task: DirTask, wanted: Map<string, VerifyEntry>, out: Ve
 }
 
 const digest = new DirDigest();
-const probe = new DigestProbe();
-/** Tests compare the shortcut with the full compare on the same trees (test/verify.test.ts). */
+const digestProbe = new DigestProbe();
+/** Tests compare the shortcut with the full compare on the same trees (test/untouched-dirs.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
 /**
@@ -133,13 +133,12 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
  * digestListing refuses to vouch. Returns whether it handled the directory.
  */
 function untouchedSinceSnapshot(task: DirTask, out: VerifyBatchResult, local: DirTask[]): boolean {
-  if (checksumOpt.checksum || NO_DIGEST_SKIP || !probe.worth()) return false;
+  if (checksumOpt.checksum || NO_DIGEST_SKIP || !digestProbe.worth()) return false;
   const recorded = catalog.dirDigest(task.id, snapParams);
   const entries: [string, number][] = [];
   if (recorded !== undefined) for (let i = 0; i < scanned.count; i++) entries.push([scanned.name(i), i]);
   const listing = recorded === undefined ? null : digestListing(entries, scanned, digest, hasher);
-  probe.saw(listing !== null && listing.digest === recorded);
-  if (listing === null || listing.digest !== recorded) return false;
+  if (!digestProbe.matches(recorded, listing)) return false;
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = catalog.childPathIds(task.id, subdirs);
   if (ids.some((id) => id === undefined)) return false;
