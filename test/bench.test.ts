@@ -120,6 +120,8 @@ describe('bench', () => {
       'restore_missing_7d',
       'restore_missing_10pct',
       'metadata_repair',
+      'intact_missing',
+      'intact_metadata',
       'account_restore',
     ];
     expect(rows.map((x) => x.scenario)).toEqual(scenarios);
