@@ -1,12 +1,5 @@
 import * as os from 'node:os';
-import {
-  restore,
-  restoreThreads,
-  spawnRestoreWorkers,
-  type RestoreOptions,
-  type RestoreResult,
-  type SpawnedRestoreWorkers,
-} from '../restore/restorer.js';
+import { restore, restoreThreads, type RestoreOptions, type RestoreResult } from '../restore/restorer.js';
 import { loadBlobCodec } from '../pack/nativecodec.js';
 import { native } from '../livefs/native.js';
 import { requestedRoots } from '../restore/scope.js';
@@ -48,23 +41,6 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   native();
   loadBlobCodec();
   const { snapshot, host, ...opts } = o;
-  // (issue 17) The worker threads load their modules while the key is derived, on the core
-  // scrypt leaves free; they get their work (and the target) only in restore, after the key.
-  const workers = spawnRestoreWorkers(opts.threads);
-  try {
-    return await restoreWith(s, snapshot, host, opts, workers);
-  } finally {
-    await workers.close(); // already closed by restore, unless it failed before using them
-  }
-}
-
-async function restoreWith(
-  s: Session,
-  snapshot: RestoreSnapshotOptions['snapshot'],
-  host: string | undefined,
-  opts: Omit<RestoreSnapshotOptions, 'snapshot' | 'host'>,
-  workers: SpawnedRestoreWorkers,
-): Promise<RestoreSnapshotResult> {
   // The session may derive the key in the background (overlapping the catalog's open and sync).
   // A restore walks and compares meanwhile, and takes the lock and writes only once the key is
   // proven: a wrong password still writes nothing, no lock either. That overlap (scrypt: ~0.5 s
@@ -74,7 +50,7 @@ async function restoreWith(
   if (opts.dryRun || os.availableParallelism() <= restoreThreads(opts.threads)) await s.repo.unlock();
   if (opts.dryRun) {
     const snap = await pickSnapshot(s, snapshot, requestedRoots(opts), { host });
-    return { ...(await restore(s, { ...opts, snapshot: snap }, workers)), snapshot: described(snap) };
+    return { ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) };
   }
   // What the restore says before it acts (the snapshot chosen, a non-root's limits) is said
   // once the key is proven: a wrong password stays the one line said.
@@ -88,7 +64,7 @@ async function restoreWith(
       () => said.forEach((say) => say()),
       () => {},
     );
-    return { ...(await restore(s, { ...opts, snapshot: snap, writable }, workers)), snapshot: described(snap) };
+    return { ...(await restore(s, { ...opts, snapshot: snap, writable })), snapshot: described(snap) };
   });
 }
 

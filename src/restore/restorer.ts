@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RepoContext } from '../catalog/context.js';
 import { native } from '../livefs/native.js';
-import { WorkerPool, type SpawnedPool } from '../livefs/pool.js';
+import { WorkerPool } from '../livefs/pool.js';
 import { WriteGate } from '../livefs/writegate.js';
 import { SafeRoot } from '../livefs/safepath.js';
 import { IdNames } from '../util/ids.js';
@@ -34,7 +34,7 @@ const MODES: RestoreMode[] = ['missing', 'changed', 'checksum', 'metadata', 'all
  * Phases: classify (classify.ts), hard-link group firsts and content (links.ts, content.ts),
  * other hard links, --delete (extras.ts), directory metadata (dirmeta.ts); counted in tally.ts.
  */
-export async function restore(s: RepoContext, o: RestoreOptions, workers?: SpawnedRestoreWorkers): Promise<RestoreResult> {
+export async function restore(s: RepoContext, o: RestoreOptions): Promise<RestoreResult> {
   // No slow fallback: without the addons the restore stops here, in one line naming the build step.
   native();
   loadBlobCodec();
@@ -99,7 +99,10 @@ export async function restore(s: RepoContext, o: RestoreOptions, workers?: Spawn
         ownerByName: !!o.ownerByName,
       },
     };
-    pool = await (workers ?? spawnRestoreWorkers(o.threads)).init(init);
+    pool = await WorkerPool.start<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'), restoreThreads(o.threads), init, {
+      depth: 4,
+      label: 'restore worker',
+    });
     const run: RestoreRun = {
       s,
       o,
@@ -127,22 +130,6 @@ export async function restore(s: RepoContext, o: RestoreOptions, workers?: Spawn
 }
 
 /** How many worker threads a restore runs: `threads`, else 2-4 by the machine's cores. */
-/** Restore worker threads started ahead of their work (spawnRestoreWorkers). */
-export type SpawnedRestoreWorkers = SpawnedPool<WorkerRequest, WorkerReply>;
-
-/**
- * Starts the restore's worker threads without their work: each loads its modules meanwhile
- * (~0.15 s of a core), so the caller can spawn them while the key is derived. Spawning writes
- * nothing; the threads get the target and the run's settings with their init (restore). Hand
- * them to restore, or close them.
- */
-export function spawnRestoreWorkers(threads?: number): SpawnedRestoreWorkers {
-  return WorkerPool.spawn<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'), restoreThreads(threads), {
-    depth: 4,
-    label: 'restore worker',
-  });
-}
-
 export function restoreThreads(threads?: number): number {
   return Math.max(1, threads ?? Math.min(4, Math.max(2, os.availableParallelism())));
 }
