@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { catalogOf, cli, describeTree, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
-import { DigestProbe } from '../src/livefs/dirdigest.js';
+import { ShortcutProbe } from '../src/util/shortcutprobe.js';
 
 /**
  * Issue 17: a metadata repair and a verify skip a directory whose live stat digest (names,
@@ -126,22 +126,26 @@ describe.skipIf(!IS_ROOT)('metadata repair and verify of directories untouched s
   });
 });
 
-describe('DigestProbe', () => {
-  const listing = (digest: string) => ({ digest, entries: [] });
-  it('stops trying where directories keep failing the compare, tries every 16th, and resumes on a match', () => {
-    const p = new DigestProbe();
+describe('ShortcutProbe', () => {
+  it('stops trying a shortcut that keeps failing, tries every 16th, and resumes once it pays again', () => {
+    const p = new ShortcutProbe(1 / 3);
     for (let i = 0; i < 4; i++) {
       expect(p.worth()).toBe(true);
-      expect(p.matches('aa', listing('bb'))).toBe(false);
+      p.saw(false);
     }
+    expect(p.likely).toBe(false);
     const tried = Array.from({ length: 32 }, () => p.worth());
     expect(tried.filter(Boolean).length).toBe(2);
     expect(tried[15]).toBe(true);
-    expect(p.matches(undefined, listing('bb'))).toBe(false);
-    expect(p.matches('aa', null)).toBe(false);
-    // Untouched directories again: back to trying every one.
-    for (let i = 0; i < 20 && !p.worth(); i++);
-    for (let i = 0; i < 4; i++) expect(p.matches('cc', listing('cc'))).toBe(true);
+    for (let i = 0; i < 4; i++) p.saw(true);
+    expect(p.likely).toBe(true);
     expect([p.worth(), p.worth(), p.worth()]).toEqual([true, true, true]);
+    // A share: missing mode reports the part of a directory's names found present.
+    const names = new ShortcutProbe(0.5);
+    names.saw(0.1);
+    names.saw(0.1);
+    expect(names.likely).toBe(true); // 0.75 * 0.775 + 0.025 = 0.606
+    names.saw(0.1);
+    expect(names.likely).toBe(false);
   });
 });

@@ -160,30 +160,7 @@ export function digestListing(entries: [string, number][], st: ScannedStats, d: 
   return { digest: d.hex(hasher), entries: out };
 }
 
-/**
- * Whether comparing the next directory's digest is worth its cost (a catalog query and the
- * digest of every entry): yes while directories lately were mostly found untouched; where they
- * were not (a damaged tree, a restored copy: other inodes), only every PROBE_EVERY-th directory
- * is tried, so a subtree nobody touched is noticed again within a few directories.
- */
-export class DigestProbe {
-  /** Directories lately found untouched (0..1, a moving average). */
-  private share = 1;
-  private since = 0;
-
-  worth(): boolean {
-    if (this.share >= 1 / 3 || ++this.since >= PROBE_EVERY) {
-      this.since = 0;
-      return true;
-    }
-    return false;
-  }
-
-  /** Whether `listing` digests as `recorded` (undefined: none recorded); remembered for `worth`. */
-  matches(recorded: string | undefined, listing: DigestedListing | null): listing is DigestedListing {
-    const same = listing !== null && listing.digest === recorded;
-    this.share = 0.75 * this.share + 0.25 * (same ? 1 : 0);
-    return same;
-  }
+/** Whether `listing` digests as `recorded` (undefined: none recorded for the directory). */
+export function digestMatches(recorded: string | undefined, listing: DigestedListing | null): listing is DigestedListing {
+  return listing !== null && listing.digest === recorded;
 }
-const PROBE_EVERY = 16;

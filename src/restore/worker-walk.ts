@@ -9,7 +9,8 @@ import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './pro
 import { safeSnapshotPath } from './scope.js';
 import type { EntryType } from '../repo/tree.js';
 import { classifyBatch, liveNames, liveStats } from './worker-classify.js';
-import { DigestProbe, DirDigest, digestListing } from '../livefs/dirdigest.js';
+import { DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
+import { ShortcutProbe } from '../util/shortcutprobe.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
 
@@ -85,9 +86,8 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
   const below: { pathId: number; path: RawPath }[] = [];
   const missingMode = !task.fresh && worker.init.mode === 'missing' && !worker.init.dryRun;
   // Missing mode: the names first, unless the last directories were mostly missing (then one
-  // read of every row is cheaper), looking again every PROBE_EVERY directories.
-  const probe = missingMode && (missingShare <= 0.5 || ++sinceProbe >= PROBE_EVERY);
-  const present = probe ? presentNames(w, task) : null;
+  // read of every row is cheaper), looking again every 16th directory.
+  const present = missingMode && namesFirst.worth() ? presentNames(w, task) : null;
   const opts = {
     owners: w.byName !== null,
     fingerprints: w.fingerprints,
@@ -96,7 +96,7 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
     // Every file (a directory this run created) or most files (missing mode, where the last
     // directories were mostly missing) will be written: their locations come with the rows.
     locations:
-      (task.fresh || (missingMode && !present && missingShare > 0.5)) && worker.init.repoDir !== null && worker.init.mode !== 'metadata',
+      (task.fresh || (missingMode && !present && !namesFirst.likely)) && worker.init.repoDir !== null && worker.init.mode !== 'metadata',
   };
   // An unsafe name is refused, an excluded one skipped, a directory walked; with --include only
   // matching files are restored (directories are made on demand for them).
@@ -139,7 +139,8 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
 }
 
 const digest = new DirDigest();
-const digestProbe = new DigestProbe();
+/** Metadata mode: whether directories lately were untouched (a damaged tree stops paying for the digest). */
+const digestFirst = new ShortcutProbe(1 / 3);
 /** Tests compare the shortcut with the full compare on the same trees (test/untouched-dirs.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
@@ -156,11 +157,13 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): boolean {
   const init = worker.init;
   if (init.mode !== 'metadata' || task.fresh || init.dryRun || w.byName !== null || w.included || init.walk.exclude.length) return false;
-  if (NO_DIGEST_SKIP || !digestProbe.worth()) return false;
+  if (NO_DIGEST_SKIP || !digestFirst.worth()) return false;
   const recorded = w.catalog.dirDigest(task.id, w.snap);
   const live = recorded === undefined ? null : liveStats(relOf(task.path));
   const listing = live === null ? null : digestListing([...live.index], live, digest, worker.hasher);
-  if (!digestProbe.matches(recorded, listing)) return false;
+  const untouched = digestMatches(recorded, listing);
+  digestFirst.saw(untouched);
+  if (!untouched) return false;
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = w.catalog.childPathIds(task.id, subdirs);
   if (ids.some((id) => id === undefined)) return false;
@@ -174,11 +177,8 @@ function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, l
   return true;
 }
 
-/** Missing mode: the share of names missing in the directories looked at lately (0..1, a moving average). */
-let missingShare = 0;
-/** Directories read whole since the names were last looked at first. */
-let sinceProbe = 0;
-const PROBE_EVERY = 16;
+/** Missing mode: the share of names present in the directories looked at lately; at least half: names first. */
+const namesFirst = new ShortcutProbe(0.5);
 
 /**
  * For a missing-mode pass: the directory's snapshot names and the live names, when the live
@@ -186,14 +186,13 @@ const PROBE_EVERY = 16;
  * is cheaper than one lookup per missing name). `skip` cuts a path to its last component.
  */
 function presentNames(w: Walk, task: RestoreDirTask): { names: RestoreName[]; live: ReadonlyMap<string, number>; skip: number } | null {
-  sinceProbe = 0;
   const live = liveNames(relOf(task.path));
   if (!live) return null;
   const names = w.catalog.childNamesForRestore(task.id, task.path, w.snap);
   const skip = task.path === '/' ? 1 : task.path.length + 1;
   let missing = 0;
   for (const n of names) if (!live.has(n.path.slice(skip))) missing++;
-  if (names.length) missingShare = 0.75 * missingShare + 0.25 * (missing / names.length);
+  if (names.length) namesFirst.saw(1 - missing / names.length);
   return missing * 2 > names.length ? null : { names, live, skip };
 }
 

@@ -6,7 +6,8 @@ import { ENTRY_TYPES } from '../repo/tree.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
 import { DirScan, errnoName, ScanStat } from '../livefs/native.js';
-import { DigestProbe, DirDigest, digestListing } from '../livefs/dirdigest.js';
+import { DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
+import { ShortcutProbe } from '../util/shortcutprobe.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
 import { omittedBySnapshot } from '../util/snapshotrules.js';
 import { judge } from './judge.js';
@@ -120,7 +121,8 @@ function presentEntries(task: DirTask, wanted: Map<string, VerifyEntry>, out: Ve
 }
 
 const digest = new DirDigest();
-const digestProbe = new DigestProbe();
+/** Whether directories lately were untouched (a damaged tree or restored copy stops paying for the digest). */
+const digestFirst = new ShortcutProbe(1 / 3);
 /** Tests compare the shortcut with the full compare on the same trees (test/untouched-dirs.test.ts). */
 const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
@@ -133,12 +135,14 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
  * digestListing refuses to vouch. Returns whether it handled the directory.
  */
 function untouchedSinceSnapshot(task: DirTask, out: VerifyBatchResult, local: DirTask[]): boolean {
-  if (checksumOpt.checksum || NO_DIGEST_SKIP || !digestProbe.worth()) return false;
+  if (checksumOpt.checksum || NO_DIGEST_SKIP || !digestFirst.worth()) return false;
   const recorded = catalog.dirDigest(task.id, snapParams);
   const entries: [string, number][] = [];
   if (recorded !== undefined) for (let i = 0; i < scanned.count; i++) entries.push([scanned.name(i), i]);
   const listing = recorded === undefined ? null : digestListing(entries, scanned, digest, hasher);
-  if (!digestProbe.matches(recorded, listing)) return false;
+  const untouched = digestMatches(recorded, listing);
+  digestFirst.saw(untouched);
+  if (!untouched) return false;
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = catalog.childPathIds(task.id, subdirs);
   if (ids.some((id) => id === undefined)) return false;
