@@ -2,6 +2,9 @@ import * as os from 'node:os';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { fpHex } from './fingerprint.js';
 
+/** Tests compare the digest skip with the full compare on the same trees (test/untouched-dirs.test.ts). */
+export const DIGEST_SKIP_OFF = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
+
 /** The fields are little-endian u64: on such a host the scan's arrays hold those very bytes. */
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** Stat fields per child in the digest input. */

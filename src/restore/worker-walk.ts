@@ -9,7 +9,7 @@ import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './pro
 import { safeSnapshotPath } from './scope.js';
 import type { EntryType } from '../repo/tree.js';
 import { classifyBatch, liveNames, liveStats } from './worker-classify.js';
-import { DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
+import { DIGEST_SKIP_OFF, DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
 import { ShortcutProbe } from '../util/shortcutprobe.js';
 import { restoreEntries } from './worker-content.js';
 import { worker } from './worker-state.js';
@@ -141,8 +141,6 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
 const digest = new DirDigest();
 /** Metadata mode: whether directories lately were untouched (a damaged tree stops paying for the digest). */
 const digestFirst = new ShortcutProbe(1 / 3);
-/** Tests compare the shortcut with the full compare on the same trees (test/untouched-dirs.test.ts). */
-const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
 /**
  * A metadata repair over a directory nobody touched since the snapshot (issue 17): when the live
@@ -157,7 +155,7 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDirTask[]): boolean {
   const init = worker.init;
   if (init.mode !== 'metadata' || task.fresh || init.dryRun || w.byName !== null || w.included || init.walk.exclude.length) return false;
-  if (NO_DIGEST_SKIP || !digestFirst.worth()) return false;
+  if (DIGEST_SKIP_OFF || !digestFirst.worth()) return false;
   const recorded = w.catalog.dirDigest(task.id, w.snap);
   const live = recorded === undefined ? null : liveStats(relOf(task.path));
   const listing = live === null ? null : digestListing([...live.index], live, digest, worker.hasher);

@@ -6,7 +6,7 @@ import { ENTRY_TYPES } from '../repo/tree.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
 import { DirScan, errnoName, ScanStat } from '../livefs/native.js';
-import { DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
+import { DIGEST_SKIP_OFF, DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
 import { ShortcutProbe } from '../util/shortcutprobe.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
 import { omittedBySnapshot } from '../util/snapshotrules.js';
@@ -123,8 +123,6 @@ function presentEntries(task: DirTask, wanted: Map<string, VerifyEntry>, out: Ve
 const digest = new DirDigest();
 /** Whether directories lately were untouched (a damaged tree or restored copy stops paying for the digest). */
 const digestFirst = new ShortcutProbe(1 / 3);
-/** Tests compare the shortcut with the full compare on the same trees (test/untouched-dirs.test.ts). */
-const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 
 /**
  * A directory nobody touched since the snapshot (issue 17): when the live directory just
@@ -135,7 +133,7 @@ const NO_DIGEST_SKIP = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
  * digestListing refuses to vouch. Returns whether it handled the directory.
  */
 function untouchedSinceSnapshot(task: DirTask, out: VerifyBatchResult, local: DirTask[]): boolean {
-  if (checksumOpt.checksum || NO_DIGEST_SKIP || !digestFirst.worth()) return false;
+  if (checksumOpt.checksum || DIGEST_SKIP_OFF || !digestFirst.worth()) return false;
   const recorded = catalog.dirDigest(task.id, snapParams);
   const entries: [string, number][] = [];
   if (recorded !== undefined) for (let i = 0; i < scanned.count; i++) entries.push([scanned.name(i), i]);
