@@ -213,7 +213,7 @@ describe('corrupted repository data', () => {
       fs.renameSync(snapshotRecordFiles(c.repo).get(snaps[0])!, path.join(c.dir, 'gone'));
       const idx = packs(c.repo)[0];
       fs.copyFileSync(indexFiles(c.repo).get(idx.id)!, path.join(c.repo, 'index', 'f'.repeat(64)));
-      const errs = await compareCatalog(s.repo, s.catalog);
+      const { errors: errs } = await compareCatalog(s.repo, s.catalog);
       expect(errs.map((e) => e.path).sort()).toEqual([`pack ${'f'.repeat(64)}`, `snapshot ${snaps[0]}`]);
       expect(errs.every((e) => e.message.includes('catalog rebuild'))).toBe(true);
     } finally {

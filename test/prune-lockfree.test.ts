@@ -216,6 +216,29 @@ describe('lock-free prune: interleavings with snapshots', () => {
     checkAndRestore(env, base, s.json.snapshot_id, src2);
   });
 
+  it('crash of prune after its deletion record, before the first delete: check passes with a warning, the next prune deletes', async () => {
+    const { base, env, src2 } = setup();
+    const s = cli(['--json', 'snapshot', src2], env);
+    expect(s.code, s.stderr).toBe(0);
+    // Killed at the first pack index it deletes: the record naming the packs has landed, no pack has gone.
+    const k = await startHeld(['--json', 'prune', '--grace', '0s'], pruner(env), '/index/', 1, true);
+    k.kill();
+    await k.done;
+    expect(fs.readdirSync(path.join(env.SNAPFILL_REPO, 'deleted'))).toHaveLength(1);
+    // Both catalogs: the pruner's (updated by prune before the deletes) and the snapshot host's (synced by check).
+    for (const e of [pruner(env), env]) {
+      const c = cli(['--json', 'check'], e);
+      expect(c.code, c.stdout + c.stderr).toBe(0);
+      expect(c.stderr).toMatch(/warning: \d+ packs? named by a deletion record (is|are) still in the repository \(an interrupted prune\)/);
+    }
+    const p = prune(env, '0s');
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.json.packs_deleted).toBeGreaterThanOrEqual(1);
+    const c = cli(['--json', 'check'], env);
+    expect(c.stderr).not.toMatch(/deletion record/);
+    checkAndRestore(env, base, s.json.snapshot_id, src2);
+  });
+
   it('mark DURING a snapshot that reuses a TREE of the marked pack: it copies the tree into a new tree pack below its host tag', async () => {
     // Tree pack indexes lie below their host's tag (issue 15): the copy the snapshot makes
     // before its record must go there too, or its host's next sync would not list it.

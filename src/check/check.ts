@@ -81,6 +81,11 @@ export interface CheckResult {
   broken_packs: BrokenPack[];
   /** Packs without an index: leftovers of an interrupted snapshot; harmless, removed by prune. */
   unindexed_packs: string[];
+  /**
+   * Packs a deletion record names that are still in the repository: a prune died between
+   * writing the record and deleting them (catalogs have let them go); the next prune deletes them.
+   */
+  packs_left_by_interrupted_prune?: string[];
   catalog_synced: boolean;
   /** Repository format version (1 or 2). */
   format_version: number;
@@ -143,13 +148,17 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
   return s.withRepoLock('check', false, async () => {
     let synced = true;
     let catalogErrors: CheckError[] = [];
+    let leftByPrune: string[] = [];
+    let deletions: Awaited<ReturnType<typeof readDeletionRecords>> | null = null;
     try {
       s.lockCatalog('check');
       // Every host's records: compareCatalog below compares with the whole repository.
       await syncCatalog(s.repo, s.catalog, log, { allRecords: true });
       // Compared while the catalog lock still keeps local snapshots out: a snapshot finishing
-      // during a long --read-data must not look like a disagreement.
-      catalogErrors = await compareCatalog(s.repo, s.catalog);
+      // during a long --read-data must not look like a disagreement. The deletion records are
+      // read after the sync: every record it applied is among them.
+      deletions = await readDeletionRecords(s.repo);
+      ({ errors: catalogErrors, leftByPrune } = await compareCatalog(s.repo, s.catalog, deletions.packs));
       // A pack gone without a prune's deletion record (removed by hand, lost): the next sync
       // lists everything, so the catalog forgets it (a sync from a cursor would not see it go).
       if (catalogErrors.some((e) => e.message.startsWith(CATALOG_PACK_NOT_IN_REPO))) clearSyncCursor(s.catalog);
@@ -161,8 +170,13 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
     }
     const result = await checkRepository(s.repo, null, { ...opts, compareIndexesWith: synced ? s.catalog : undefined });
     result.catalog_synced = synced;
-    result.errors.push(...catalogErrors, ...(await checkDeletionRecords(s.repo)));
+    result.errors.push(...catalogErrors, ...(deletions ?? (await readDeletionRecords(s.repo))).errors);
     result.ok = result.errors.length === 0;
+    result.packs_left_by_interrupted_prune = leftByPrune;
+    if (leftByPrune.length)
+      log?.(
+        `warning: ${leftByPrune.length} ${leftByPrune.length === 1 ? 'pack named by a deletion record is' : 'packs named by a deletion record are'} still in the repository (an interrupted prune); "snapfill prune" deletes them`,
+      );
     // Temp objects of dead writers are garbage, not damage: a warning (prune removes them)
     // that leaves `ok` and the exit code alone.
     const temps = (await s.repo.store.listStaleTemps?.()) ?? [];
@@ -177,27 +191,39 @@ export async function checkSession(s: RepoContext, opts: CheckOptions = {}): Pro
 }
 
 /**
- * Deletion records (issue 15) that cannot be read: while one is there, every host's catalog sync
- * lists every pack index (it cannot know what the record deleted). Removing it is safe once the
- * packs it named are gone; prune removes it after DELETION_RETENTION_MS anyway.
+ * Every deletion record (issue 15): the packs they name, and an error for each that cannot be
+ * read: while one is there, every host's catalog sync lists every pack index (it cannot know what
+ * the record deleted). Removing it is safe once the packs it named are gone; prune removes it
+ * after DELETION_RETENTION_MS anyway.
  */
-async function checkDeletionRecords(repo: Repository): Promise<CheckError[]> {
+async function readDeletionRecords(repo: Repository): Promise<{ packs: Set<string>; errors: CheckError[] }> {
+  const packs = new Set<string>();
   const errors: CheckError[] = [];
   for (const d of await listDeletionRecords(repo, null)) {
     try {
-      await readDeletionRecord(repo, d);
+      for (const p of await readDeletionRecord(repo, d)) packs.add(p);
     } catch (e) {
       errors.push({ path: d.key, message: `${(e as Error).message} (catalog syncs list every pack index while it is there)` });
     }
   }
-  return errors;
+  return { packs, errors };
 }
 
 const CATALOG_PACK_NOT_IN_REPO = 'catalog lists a pack the repository does not have';
 
-/** Disagreements between the catalog and the repository's current snapshot and pack lists. */
-export async function compareCatalog(repo: Repository, catalog: Catalog): Promise<CheckError[]> {
+/**
+ * Disagreements between the catalog and the repository's current snapshot and pack lists. A pack
+ * that `deleted` (the packs deletion records name) lists is being deleted: a catalog sync lets it
+ * go before it is gone, so its presence is an interrupted prune's leftover (`leftByPrune`), not a
+ * disagreement.
+ */
+export async function compareCatalog(
+  repo: Repository,
+  catalog: Catalog,
+  deleted: ReadonlySet<string> = new Set(),
+): Promise<{ errors: CheckError[]; leftByPrune: string[] }> {
   const errors: CheckError[] = [];
+  const leftByPrune: string[] = [];
   const hint = '(run "snapfill catalog rebuild")';
   const repoSnaps = new Set<string>();
   for await (const id of repo.listSnapshotIds()) repoSnaps.add(id);
@@ -210,10 +236,13 @@ export async function compareCatalog(repo: Repository, catalog: Catalog): Promis
   // The packs the catalog's own sync lists (issue 15): other hosts' tree packs are not its to hold.
   const repoPacks = new Set((await listCatalogPackIndexes(repo, catalog)).packs.keys());
   const catPacks = new Set(catalog.packIds());
-  for (const id of repoPacks)
-    if (!catPacks.has(id)) errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
+  for (const id of repoPacks) {
+    if (catPacks.has(id)) continue;
+    if (deleted.has(id)) leftByPrune.push(id);
+    else errors.push({ path: `pack ${id}`, message: `pack is in the repository but not in the catalog ${hint}` });
+  }
   for (const id of catPacks) if (!repoPacks.has(id)) errors.push({ path: `pack ${id}`, message: `${CATALOG_PACK_NOT_IN_REPO} ${hint}` });
-  return errors;
+  return { errors, leftByPrune };
 }
 
 /** Everything found wrong so far: errors to report, and per pack what is broken and which blobs. */
@@ -261,7 +290,7 @@ export async function checkRepository(repo: Repository, catalog: Catalog | null,
   if (opts.readData || opts.subset) await readSelectedPacks(repo, packs, opts, result, found);
   const affected = await checkSnapshots(repo, packs, result, found);
   // The catalog must describe exactly what the repository holds.
-  if (catalog) found.errors.push(...(await compareCatalog(repo, catalog)));
+  if (catalog) found.errors.push(...(await compareCatalog(repo, catalog)).errors);
   result.broken_packs = brokenPacks(found, affected);
   result.ok = found.errors.length === 0;
   return result;
