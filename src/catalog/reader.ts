@@ -192,6 +192,11 @@ export class CatalogReader {
     return new CatalogReader(CatalogDb.openReadOnly(file));
   }
 
+  /** `fn`'s queries in one read transaction (CatalogDb.reading): a worker's batch of directories. */
+  reading<T>(fn: () => T): T {
+    return this.db.reading(fn);
+  }
+
   /** Closes the connection: only for a reader from openReadOnly (the facade closes its own). */
   close(): void {
     this.db.close();

@@ -69,10 +69,14 @@ function opened(): Walk {
 export function walkDirs(tasks: RestoreDirTask[]): WalkReply {
   const out: WalkReply = { counts: emptyCounts(), items: [], errors: [], more: [] };
   const local = [...tasks];
-  while (local.length) {
-    walkDir(opened(), local.pop()!, out, local);
-    if (out.counts.entries >= BUDGET_ENTRIES) break;
-  }
+  const w = opened();
+  // One read transaction for the batch's queries, not one per statement (CatalogDb.reading).
+  w.catalog.reading(() => {
+    while (local.length) {
+      walkDir(w, local.pop()!, out, local);
+      if (out.counts.entries >= BUDGET_ENTRIES) break;
+    }
+  });
   out.more = local;
   return out;
 }

@@ -217,10 +217,13 @@ function addMissingSubtree(dir: string, out: VerifyBatchResult): void {
 function verifyDirs(dirs: DirTask[]): VerifyBatchResult {
   const out = emptyBatch();
   const local: DirTask[] = [...dirs];
-  while (local.length) {
-    processDir(local.pop()!, out, local);
-    if (out.checked >= BUDGET_ENTRIES) break;
-  }
+  // One read transaction for the batch's queries, not one per statement (CatalogDb.reading).
+  catalog.reading(() => {
+    while (local.length) {
+      processDir(local.pop()!, out, local);
+      if (out.checked >= BUDGET_ENTRIES) break;
+    }
+  });
   out.more = local;
   return out;
 }
