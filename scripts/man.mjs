@@ -9,7 +9,7 @@ import { manPage } from '../dist/cli/man.js';
 import { packageVersion } from '../dist/cli/cmd-version.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const page = manPage(buildProgram(), packageVersion());
+const page = manPage(await buildProgram(), packageVersion());
 if (process.argv.includes('--stdout')) process.stdout.write(page);
 else {
   const out = path.join(root, 'docs', 'snapfill.1');

@@ -215,6 +215,32 @@ describe('version, completion, man page', () => {
     expect(cli(['completion', 'fish']).stderr).toMatch(/expected bash or zsh/);
   });
 
+  it('a run loads only the command it names: global options and their values before it, help and typos still see every command', () => {
+    const env = repoEnv(tmpDir());
+    const pw = env.SNAPFILL_PASSWORD_FILE;
+    const repo = env.SNAPFILL_REPO;
+    const bare = { SNAPFILL_CACHE: env.SNAPFILL_CACHE, SNAPFILL_INSECURE_TEST_KDF: '1' };
+    expect(cli(['--password-file', pw, '-r', repo, '-q', 'init'], bare).code).toBe(0);
+    // Values that are themselves command names must not be taken for the command.
+    for (const args of [
+      ['-r', repo, '--password-file', pw, '--json', 'snapshots'],
+      [`--repo=${repo}`, `--password-file=${pw}`, '--json', 'snapshots'],
+      ['--catalog', 'restore', '-r', repo, '--password-file', pw, '--json', 'snapshots'],
+    ]) {
+      const r = cli(args, bare, { cwd: tmpDir() });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json, r.stdout).not.toBeNull();
+    }
+    expect(cli(['-r', repo, 'backup', '--help']).stdout).toMatch(/^Usage: snapfill snapshot\|backup/);
+    expect(cli(['doctor', '--help']).stdout).toMatch(/^Usage: snapfill doctor/);
+    const help = cli(['--help']).stdout;
+    for (const c of ['init', 'snapshot', 'restore', 'verify', 'serve', 'copy']) expect(help).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    expect(cli(['help', 'verify']).stdout).toMatch(/^Usage: snapfill verify/);
+    const typo = cli(['-r', repo, 'restor']);
+    expect(typo.code).not.toBe(0);
+    expect(typo.stderr).toMatch(/unknown command 'restor'[\s\S]*restore/);
+  });
+
   it('a man page generated from the command definitions, installed with the package', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     expect(pkg.man).toEqual(['./docs/snapfill.1']);

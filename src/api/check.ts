@@ -1,6 +1,8 @@
 import { checkSession, parseSubset, type CheckResult, type PackSubset } from '../check/check.js';
 import type { Session } from './session.js';
 
+export { parseSubset } from '../check/check.js';
+
 export interface CheckRunOptions {
   /** Read every pack (or the subset) and verify each blob's SHA-256. */
   readData?: boolean;

@@ -5,6 +5,9 @@ import { DEFAULT_POLICY, formatDuration, policyIsEmpty, type RetentionPolicy } f
 import type { PruneOptions, PruneReport } from '../maintain/prune.js';
 import type { Session } from './session.js';
 
+export { parseDuration } from '../maintain/policy.js';
+export { parseGrace } from '../maintain/prune.js';
+
 export interface ChosenPolicy {
   policy: RetentionPolicy;
   /** Where it came from: the caller's rules, the config file, or the built-in default. */

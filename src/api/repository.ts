@@ -3,6 +3,8 @@ import { isStale, listLocks, removeStaleLocks, type LockInfo } from '../repo/loc
 import { rebuildCatalog, syncCatalog, type SyncReport } from '../catalog/sync.js';
 import { openSettingsStore, type OpenOptions, type Session } from './session.js';
 
+export { repoStats } from '../query/stats.js';
+
 /**
  * Removes the locks of processes that died; live locks are returned, never removed. Works on
  * the store alone (no catalog), so a repository whose catalog is busy can still be unlocked.

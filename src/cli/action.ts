@@ -1,13 +1,8 @@
 import type { Command } from 'commander';
 import { globals, printJson, retryPrinter, EXIT, type GlobalOpts } from './output.js';
-import {
-  withSession as withApiSession,
-  LockBusyError,
-  OptionError,
-  RepoLockedError,
-  type OpenOptions,
-  type Session,
-} from '../api/index.js';
+import { withSession as withApiSession } from '../api/session.js';
+import { LockBusyError, OptionError, RepoLockedError } from '../api/common.js';
+import type { OpenOptions, Session } from '../api/index.js';
 
 export function storeOpts(g: GlobalOpts): OpenOptions {
   return {

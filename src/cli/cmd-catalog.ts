@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, progressLog, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { catalogRebuild, catalogSync, type SyncReport } from '../api/index.js';
+import { catalogRebuild, catalogSync } from '../api/repository.js';
+import type { SyncReport } from '../api/index.js';
 
 /**
  * Damage met while importing (refused names, lost directory listings) is named on stderr and

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, progressLog, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
-import { check, parseSubset, type CheckResult } from '../api/index.js';
+import { check, parseSubset } from '../api/check.js';
+import type { CheckResult } from '../api/index.js';
 
 const SHOW = 20;
 

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { EXIT, printJson, type GlobalOpts } from './output.js';
-import { configCheck, type DoctorReport } from '../api/index.js';
+import { configCheck } from '../api/doctor.js';
+import type { DoctorReport } from '../api/index.js';
 
 const LABEL = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
 

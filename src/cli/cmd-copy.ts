@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, progressLog, storeOpts } from './action.js';
 import { info, printJson } from './output.js';
-import { copySnapshots } from '../api/index.js';
+import { copySnapshots } from '../api/copy.js';
 
 export function register(program: Command): void {
   program

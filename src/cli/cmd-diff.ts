@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { diff, pickForPath } from '../api/index.js';
+import { diff, pickForPath } from '../api/browse.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
 export function register(program: Command): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT } from './output.js';
-import { dumpSubtree } from '../api/index.js';
+import { dumpSubtree } from '../api/browse.js';
 import { endQuietlyOnEpipe } from './stdout.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 

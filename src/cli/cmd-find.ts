@@ -2,10 +2,12 @@ import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson, type GlobalOpts } from './output.js';
 import { humanTime, modeString, timeString } from './format.js';
-import { display, find, prepareFind, type FoundPath, type FoundVersion } from '../api/index.js';
+import { display } from '../api/common.js';
+import { find, prepareFind } from '../api/find.js';
+import type { FoundPath, FoundVersion } from '../api/index.js';
 
 // The size and time parsers live in the library; re-exported for callers that knew them here.
-export { parseSize, parseTime } from '../api/index.js';
+export { parseSize, parseTime } from '../api/find.js';
 
 function versionJson(p: FoundPath, x: FoundVersion): Record<string, unknown> {
   const v = x.version;

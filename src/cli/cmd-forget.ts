@@ -1,16 +1,8 @@
 import type { Command } from 'commander';
 import { action, collect, progressLog, withSession } from './action.js';
 import { humanBytes, info, printJson, type GlobalOpts } from './output.js';
-import {
-  choosePolicy,
-  describePolicy,
-  forgetSnapshots,
-  parseDuration,
-  parseGrace,
-  type ChosenPolicy,
-  type PruneReport,
-  type RetentionPolicy,
-} from '../api/index.js';
+import { choosePolicy, describePolicy, forgetSnapshots, parseDuration, parseGrace } from '../api/maintain.js';
+import type { ChosenPolicy, PruneReport, RetentionPolicy } from '../api/index.js';
 
 function count(flag: string) {
   return (v: string) => {

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { info, printJson } from './output.js';
-import { initRepository } from '../api/index.js';
+import { initRepository } from '../api/session.js';
 
 export function register(program: Command): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { info, printJson } from './output.js';
-import { addRepoKey, changeRepoPassword, listRepoKeys, removeRepoKey } from '../api/index.js';
+import { addRepoKey, changeRepoPassword, listRepoKeys, removeRepoKey } from '../api/keys.js';
 import { humanTime } from './format.js';
 
 export function register(program: Command): void {

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson } from './output.js';
-import { basename, display, listEntries, pickForPath } from '../api/index.js';
+import { basename, display } from '../api/common.js';
+import { listEntries, pickForPath } from '../api/browse.js';
 import { entryJson, longLine } from './format.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 

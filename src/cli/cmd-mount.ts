@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { EXIT, info, printJson, type GlobalOpts } from './output.js';
-import { checkMountAvailable, mount, unmountHint, type MountHandle } from '../api/index.js';
+import { checkMountAvailable, mount, unmountHint } from '../api/mount.js';
+import type { MountHandle } from '../api/index.js';
 
 /** Stays mounted until SIGINT or SIGTERM, then unmounts. */
 async function serveUntilSignal(g: GlobalOpts, handle: MountHandle): Promise<number> {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, progressLog, withSession } from './action.js';
 import { printJson } from './output.js';
-import { pruneRepository } from '../api/index.js';
+import { pruneRepository } from '../api/maintain.js';
 import { GRACE_HELP, graceFromEnv, graceOption, parseThreshold, printPruneReport } from './cmd-forget.js';
 
 export function register(program: Command): void {

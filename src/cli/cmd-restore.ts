@@ -3,7 +3,8 @@ import { action, checkThreads, collect, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
 import { Progress, interruptedRestore, restoreProgressLine } from './progress.js';
 import { planLines } from './format.js';
-import { restoreSnapshot, type RestoreMode, type RestoreProgress, type RestoreResult } from '../api/index.js';
+import { restoreSnapshot } from '../api/restore.js';
+import type { RestoreMode, RestoreProgress, RestoreResult } from '../api/index.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
 const SHOW_DELETES = 200;

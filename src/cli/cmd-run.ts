@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { action, positiveNumber } from './action.js';
 import { EXIT, printJson } from './output.js';
-import { configPath, loadConfig, reexecAtIdlePriority, runJob, summaryLine, type ThrottleSettings } from '../api/index.js';
+import { configPath, loadConfig, reexecAtIdlePriority } from '../api/common.js';
+import { runJob, summaryLine } from '../api/run.js';
+import type { ThrottleSettings } from '../api/index.js';
 
 export function register(program: Command): void {
   program

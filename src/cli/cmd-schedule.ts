@@ -1,16 +1,8 @@
 import type { Command } from 'commander';
 import { action, collect } from './action.js';
 import { info, printJson } from './output.js';
-import {
-  detectInit,
-  installSchedule,
-  removeSchedule,
-  renderSchedule,
-  scheduleSpecFromConfig,
-  showSchedule,
-  type InitSystem,
-  type ScheduleSpec,
-} from '../api/index.js';
+import { detectInit, installSchedule, removeSchedule, renderSchedule, scheduleSpecFromConfig, showSchedule } from '../api/schedule.js';
+import type { InitSystem, ScheduleSpec } from '../api/index.js';
 
 function initOf(v: string | undefined, root: string): InitSystem {
   if (v === undefined || v === 'auto') return detectInit(root);

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { action, collect, storeOpts } from './action.js';
-import { consoleSettings, JsonLog, withSession } from '../api/index.js';
+import { consoleSettings } from '../api/console.js';
+import { JsonLog } from '../api/monitor.js';
+import { withSession } from '../api/session.js';
 import { checkListen, startServer } from '../serve/server.js';
 import { progressLog } from './action.js';
 

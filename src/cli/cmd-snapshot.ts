@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { action, collect, positiveNumber, progressLog, withSession } from './action.js';
 import { EXIT, humanBytes, info, printJson, type GlobalOpts } from './output.js';
 import { Progress, formatProgress } from './progress.js';
-import { display, reexecAtIdlePriority, takeSnapshot, throttleHooks, type SnapshotResult } from '../api/index.js';
+import { display, reexecAtIdlePriority, throttleHooks } from '../api/common.js';
+import { takeSnapshot } from '../api/snapshot.js';
+import type { SnapshotResult } from '../api/index.js';
 
 type SnapshotProgress = Parameters<NonNullable<Parameters<typeof takeSnapshot>[1]['onProgress']>>[0];
 

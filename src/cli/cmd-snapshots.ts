@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { info, printJson } from './output.js';
-import { display, listSnapshots, readAllRecords } from '../api/index.js';
+import { display } from '../api/common.js';
+import { listSnapshots, readAllRecords } from '../api/snapshots.js';
 import { humanTime } from './format.js';
 
 export function register(program: Command): void {

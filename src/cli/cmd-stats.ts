@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, withSession } from './action.js';
 import { humanBytes, info, printJson } from './output.js';
-import { repoStats } from '../api/index.js';
+import { repoStats } from '../api/repository.js';
 
 export function register(program: Command): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, storeOpts } from './action.js';
 import { info, printJson } from './output.js';
-import { unlockRepository } from '../api/index.js';
+import { unlockRepository } from '../api/repository.js';
 
 export function register(program: Command): void {
   program

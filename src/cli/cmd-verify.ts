@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, checkThreads, withSession } from './action.js';
 import { EXIT, info, printJson, type GlobalOpts } from './output.js';
-import { verify, type VerifyResult } from '../api/index.js';
+import { verify } from '../api/verify.js';
+import type { VerifyResult } from '../api/index.js';
 import { addSnapshotFilters, snapshotQuery } from './snapshot-choice.js';
 
 const SHOW = 10;

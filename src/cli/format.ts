@@ -1,4 +1,5 @@
-import { display, type VersionRow } from '../api/index.js';
+import { display } from '../api/common.js';
+import type { VersionRow } from '../api/index.js';
 import { humanBytes } from './output.js';
 
 const TYPE_CHAR: Record<string, string> = {

@@ -1,17 +1,13 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { register as init } from './cmd-init.js';
-import { register as snapshot } from './cmd-snapshot.js';
-import { register as snapshots } from './cmd-snapshots.js';
-import { register as ls } from './cmd-ls.js';
-import { register as find } from './cmd-find.js';
-import { register as diff } from './cmd-diff.js';
-import { register as stats } from './cmd-stats.js';
-import { register as catalog } from './cmd-catalog.js';
-import { extraCommands } from './registry.js';
+import { COMMANDS, type CommandEntry } from './registry.js';
 import { packageVersion } from './cmd-version.js';
 import { endQuietlyOnEpipe } from './stdout.js';
 
-export function buildProgram(): Command {
+/**
+ * The program with the command `argv` names, or with every command when it names none it knows
+ * (help, a typo, completion): a run loads only its own command's modules.
+ */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command();
   program
     .name('snapfill')
@@ -41,12 +37,32 @@ Quick start:
   snapfill restore latest --mode missing  # put back only what is missing
 `,
     );
-  for (const reg of [init, snapshot, snapshots, ls, find, diff, stats, catalog, ...extraCommands]) reg(program);
+  const named = argv ? commandNamed(program, argv) : undefined;
+  const entries = named && !named.needsAll ? [named] : COMMANDS;
+  for (const m of await Promise.all(entries.map((e) => e.load()))) m.register(program);
   return program;
+}
+
+/**
+ * The command `argv` runs: its first word after the global options (skipping their values).
+ * Undefined when that is unclear (an option this cannot place, `--`, no word, an unknown word):
+ * then every command is loaded and commander decides, as before.
+ */
+function commandNamed(program: Command, argv: readonly string[]): CommandEntry | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('-')) return COMMANDS.find((c) => c.names.includes(a));
+    if (a === '--' || a === '-') return undefined;
+    if (a.startsWith('--') && a.includes('=')) continue;
+    const opt = program.options.find((o) => o.long === a || o.short === a);
+    if (!opt || opt.optional) return undefined;
+    if (opt.required) i++;
+  }
+  return undefined;
 }
 
 export async function main(argv: string[]): Promise<void> {
   // `snapfill ls -R ... | head`: every command ends quietly when its reader goes away.
   endQuietlyOnEpipe();
-  await buildProgram().parseAsync(argv);
+  await (await buildProgram(argv)).parseAsync(argv);
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { display, type ChosenSnapshot, type SnapshotQuery, type SnapshotRow } from '../api/index.js';
+import { display } from '../api/common.js';
+import type { ChosenSnapshot, SnapshotQuery, SnapshotRow } from '../api/index.js';
 import { humanTime } from './format.js';
 import type { GlobalOpts } from './output.js';
 
