@@ -1,7 +1,8 @@
 /**
  * The library API: what the CLI uses is what a program can use. Whole operations take an open
  * Session and options (never flag names); the lower layers' types, errors and path helpers a
- * caller needs are re-exported here, so a front end imports nothing else.
+ * caller needs are re-exported here, so a program imports nothing else. (The CLI imports each
+ * command's own api module and api/common.ts instead, so a run loads only its command: issue 17.)
  */
 
 // The session: store + repository + catalog + locks.
