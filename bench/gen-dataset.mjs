@@ -388,6 +388,8 @@ export function churn(home, { seed = 1, round = 1, fraction = 0.01 } = {}) {
     counts.modified++;
   }
   const mailDirs = files.filter((f) => f.includes('/cur/')).map((f) => path.dirname(f).replace(/\/cur$/, '/new'));
+  // A tree that is not a generated one (bench --source) has no mail: new files go beside others.
+  if (!mailDirs.length) mailDirs.push(...new Set(files.map((f) => path.dirname(f))));
   for (let i = 0; i < Math.round(n * 0.3); i++) {
     const d = mailDirs[r.int(0, mailDirs.length - 1)];
     const f = path.join(d, `${NAME_EPOCH + round}.R${round}N${i}.host`);

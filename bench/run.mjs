@@ -94,6 +94,9 @@ function usage() {
   --render FILE      only re-render a results JSON into the markdown file (no run)
   --baseline DIR     also run the snapfill build in DIR (a checkout of another commit with
                      dist/ built) as tool snapfill_base, alternating with this build
+  --source DIR,...   a real tree instead of the generated one: each DIR is copied (cp -a) under
+                     the bench's home (e.g. /usr/share,/usr/include: system files and packages);
+                     results go to their own section (bench:source)
 `;
 }
 
@@ -147,10 +150,16 @@ function parseArgs(argv) {
     } else if (a === '--keep') o.keep = true;
     else if (a === '--render') o.render = path.resolve(v());
     else if (a === '--baseline') o.baseline = path.resolve(v());
+    else if (a === '--source') o.source = list(v()).map((d) => path.resolve(d));
     else if (a === '-h' || a === '--help') {
       process.stdout.write(usage());
       process.exit(0);
     } else throw new Error(`unknown argument ${a}\n${usage()}`);
+  }
+  if (o.source) {
+    for (const d of o.source) if (!fs.statSync(d, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--source: ${d} is not a directory`);
+    o.profile = 'source';
+    o.files ??= countFiles(o.source);
   }
   o.files ??= PROFILES[o.profile];
   if (!o.baseline) o.tools = o.tools.filter((t) => t !== 'snapfill_base');
@@ -372,6 +381,59 @@ function writeAfterSnapshot(home, seed) {
     touched.push(f);
   }
   return touched.map((f) => f.slice(home.length));
+}
+
+/**
+ * tar's archive format: GNU tar's default keeps whole seconds, which is all a generated tree has;
+ * a real tree (--source) has nanosecond mtimes, which only the POSIX (pax) format keeps, so tar
+ * restores what the others do. Only the mtime: pax's default atime and ctime records dropped.
+ */
+function tarFormat(o) {
+  return o.source ? ['--format=posix', '--pax-option=delete=atime,delete=ctime'] : [];
+}
+
+/** Regular files under the trees (for --source: the size of the run, as --files is otherwise). */
+function countFiles(dirs) {
+  let n = 0;
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (e.isFile()) n++;
+    }
+  };
+  for (const d of dirs) walk(d);
+  return n;
+}
+
+/**
+ * --source: the real trees copied under `home`, one directory each (named after its path), with
+ * the dataset's numbers as generate() reports them. The copies keep owners, modes, times and
+ * hard links (cp -a); "accounts" are the copied trees.
+ */
+function copySource(dirs, home) {
+  const t0 = Date.now();
+  fs.mkdirSync(home, { recursive: true });
+  for (const d of dirs) sh('cp', ['-a', d, path.join(home, d.replace(/^\/+/, '').replace(/\//g, '_'))]);
+  const stats = { files: 0, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 0, older_than_7d: 0, accounts: dirs.length };
+  const weekAgo = Date.now() - 7 * 86400_000;
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const f = path.join(d, e.name);
+      const st = fs.lstatSync(f);
+      if (st.isDirectory()) {
+        stats.dirs++;
+        walk(f);
+      } else if (st.isSymbolicLink()) stats.symlinks++;
+      else if (st.isFile()) {
+        stats.files++;
+        stats.bytes += st.size;
+        if (st.nlink > 1) stats.hardlinks++;
+        if (st.mtimeMs < weekAgo) stats.older_than_7d++;
+      }
+    }
+  };
+  walk(home);
+  return { ...stats, owners: `as in ${dirs.join(', ')}`, seconds: (Date.now() - t0) / 1000, home };
 }
 
 /** A permissions script gone wrong: every entry owned by nobody, files 600, dirs 700. */
@@ -636,7 +698,7 @@ class Bench {
       });
     }
     if (tool === 'tar') {
-      const t = this.run1(ctx, tool, 'tar', ['-cf', path.join(r.tar, 'full.tar'), '-C', path.dirname(ctx.home), path.basename(ctx.home)]);
+      const t = this.run1(ctx, tool, 'tar', [...tarFormat(this.o), '-cf', path.join(r.tar, 'full.tar'), '-C', path.dirname(ctx.home), path.basename(ctx.home)]);
       return this.record(ctx, scenario, tool, run, t, () =>
         fs.statSync(path.join(r.tar, 'full.tar')).size >= expect.bytes ? true : 'archive smaller than the data',
       );
@@ -888,7 +950,9 @@ class Bench {
     fs.rmSync(root, { recursive: true, force: true });
     fs.mkdirSync(root, { recursive: true });
     log(`[${fsName}] generating ${o.files} files under ${ctx.src}`);
-    const ds = generate({ out: ctx.src, seed: o.seed, files: o.files, bigFile: o.profile === '1m', createUsers: o.createUsers, log });
+    const ds = o.source
+      ? copySource(o.source, ctx.home)
+      : generate({ out: ctx.src, seed: o.seed, files: o.files, bigFile: o.profile === '1m', createUsers: o.createUsers, log });
     this.datasets[fsName] = { ...ds, plan: undefined };
     log(
       `[${fsName}] ${ds.files} files, ${(ds.bytes / 1048576).toFixed(0)} MiB, ${ds.older_than_7d} older than 7 days, generated in ${ds.seconds.toFixed(1)} s`,
@@ -935,7 +999,7 @@ class Bench {
         }
       }
       // The peers' restore sources for the tree as of snapshot 3 (untimed).
-      if (this.available('tar') === null) sh('tar', ['-cf', path.join(ctx.repo.tar, 'full.tar'), '-C', ctx.src, 'home']);
+      if (this.available('tar') === null) sh('tar', [...tarFormat(o), '-cf', path.join(ctx.repo.tar, 'full.tar'), '-C', ctx.src, 'home']);
       if (this.available('rsync') === null) {
         sh('rm', ['-rf', ctx.plain]);
         fs.mkdirSync(path.dirname(ctx.plain), { recursive: true });

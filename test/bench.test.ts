@@ -146,4 +146,41 @@ describe('bench', () => {
     expect(text).toContain('<!-- bench:tiny:begin -->');
     expect(text).toContain('| full restore to an empty target |');
   });
+  it('--source: a real tree (copied with owners, modes, times, links) in place of the generated one', async () => {
+    const base = tmpDir('snapfill-bench-source-');
+    onTestFinished(() => fs.rmSync(base, { recursive: true, force: true }));
+    const md = path.join(base, 'BENCHMARKS.md');
+    fs.writeFileSync(md, '# Benchmarks\n');
+    const sources = [path.join(ROOT, 'docs'), path.join(ROOT, 'native')];
+    const r = await runNode([
+      RUNNER,
+      '--source',
+      sources.join(','),
+      '--runs',
+      '1',
+      '--fs',
+      'disk',
+      '--disk-dir',
+      path.join(base, 'work'),
+      '--tools',
+      'snapfill,tar,rsync',
+      '--scenarios',
+      'full_snapshot,full_restore,restore_missing_10pct,metadata_repair',
+      '--no-install',
+      '--results-dir',
+      path.join(base, 'results'),
+      '--markdown',
+      md,
+    ]);
+    expect(r.status, r.stderr.slice(-3000) + r.stdout.slice(-2000)).toBe(0);
+    const res = JSON.parse(fs.readFileSync(path.join(base, 'results', fs.readdirSync(path.join(base, 'results'))[0]), 'utf8'));
+    const files = sources.reduce((n, d) => n + fs.readdirSync(d, { recursive: true }).filter((f) => fs.lstatSync(path.join(d, String(f))).isFile()).length, 0);
+    expect(res.datasets.disk.files).toBe(files);
+    expect(res.datasets.disk.accounts).toBe(2);
+    for (const row of res.summary.rows as Row[]) {
+      const c = row.tools.snapfill;
+      expect(c?.ok, `${row.scenario}: ${c?.wrong?.join('; ') ?? c?.skipped}`).toBe(true);
+    }
+    expect(fs.readFileSync(md, 'utf8')).toContain('<!-- bench:source:begin -->');
+  });
 });
