@@ -157,7 +157,8 @@ function parseArgs(argv) {
     } else throw new Error(`unknown argument ${a}\n${usage()}`);
   }
   if (o.source) {
-    for (const d of o.source) if (!fs.statSync(d, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--source: ${d} is not a directory`);
+    for (const d of o.source)
+      if (!fs.statSync(d, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--source: ${d} is not a directory`);
     o.profile = 'source';
     o.files ??= countFiles(o.source);
   }
@@ -698,7 +699,14 @@ class Bench {
       });
     }
     if (tool === 'tar') {
-      const t = this.run1(ctx, tool, 'tar', [...tarFormat(this.o), '-cf', path.join(r.tar, 'full.tar'), '-C', path.dirname(ctx.home), path.basename(ctx.home)]);
+      const t = this.run1(ctx, tool, 'tar', [
+        ...tarFormat(this.o),
+        '-cf',
+        path.join(r.tar, 'full.tar'),
+        '-C',
+        path.dirname(ctx.home),
+        path.basename(ctx.home),
+      ]);
       return this.record(ctx, scenario, tool, run, t, () =>
         fs.statSync(path.join(r.tar, 'full.tar')).size >= expect.bytes ? true : 'archive smaller than the data',
       );

@@ -174,7 +174,10 @@ describe('bench', () => {
     ]);
     expect(r.status, r.stderr.slice(-3000) + r.stdout.slice(-2000)).toBe(0);
     const res = JSON.parse(fs.readFileSync(path.join(base, 'results', fs.readdirSync(path.join(base, 'results'))[0]), 'utf8'));
-    const files = sources.reduce((n, d) => n + fs.readdirSync(d, { recursive: true }).filter((f) => fs.lstatSync(path.join(d, String(f))).isFile()).length, 0);
+    const files = sources.reduce(
+      (n, d) => n + fs.readdirSync(d, { recursive: true }).filter((f) => fs.lstatSync(path.join(d, String(f))).isFile()).length,
+      0,
+    );
     expect(res.datasets.disk.files).toBe(files);
     expect(res.datasets.disk.accounts).toBe(2);
     for (const row of res.summary.rows as Row[]) {
