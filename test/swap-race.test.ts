@@ -75,9 +75,9 @@ while (!fs.existsSync(stop)) {
 process.stdout.write(String(swaps));
 `;
 
-function runRestore(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+function runRestore(args: string[], env: Record<string, string>, command = 'restore'): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, '--json', 'restore', ...args], {
+    const p = spawn(process.execPath, [BIN, '--json', command, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -154,4 +154,47 @@ describe('directory-to-symlink swap raced against a running restore', () => {
     expect(fin.code, fin.stderr).toBe(0);
     for (const d of dirs) expect(fs.readFileSync(`${d}/sub/inner.txt`, 'utf8')).toMatch(/^inner \d/);
   }, 600_000);
+  it('verify --checksum reads nothing outside the tree: a swapped directory is refused, not listed or read through', async () => {
+    const base = tmpDir('snapfill-swap-verify-');
+    const env = repoEnv(path.join(base, 'r'));
+    const src = path.join(base, 'src');
+    const content = (d: number, f: number) => `<?php // ${d} ${f} ${'y'.repeat(f * 7)}\n`;
+    for (let d = 0; d < DIRS; d++) for (let f = 0; f < FILES; f++) write(`${src}/site/d${d}/file${f}.php`, content(d, f), 0o644);
+    expect(cli(['init'], env).code).toBe(0);
+    expect(cli(['snapshot', src], env).code).toBe(0);
+    const target = path.join(base, 'target');
+    expect(cli(['restore', 'latest', '--target', target], env).code).toBe(0);
+    // Outside: files of the very sizes the snapshot recorded (so a followed path would be read
+    // for its fingerprint), their atime before their mtime, so any read of them moves it (relatime).
+    const outside = path.join(base, 'outside');
+    const past = Date.now() / 1000 - 86400;
+    for (let f = 0; f < FILES; f++) {
+      const file = `${outside}/file${f}.php`;
+      write(file, content(0, f).replace('<', '>'), 0o600);
+      fs.utimesSync(file, past - 3600, past);
+    }
+    const atimes = () => fs.readdirSync(outside).map((n) => `${n} ${fs.statSync(path.join(outside, n), { bigint: true }).atimeNs}`);
+    const before = atimes();
+    const dirs = Array.from({ length: DIRS }, (_, d) => path.join(target, src, 'site', `d${d}`));
+    const stop = path.join(base, 'stop');
+    const racer = spawn(process.execPath, ['-e', RACER], {
+      env: { ...process.env, RACE_DIRS: JSON.stringify(dirs), RACE_OUTSIDE: outside, RACE_STOP: stop, RACE_FILES: String(FILES) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let swaps = '';
+    racer.stdout.on('data', (d) => (swaps += d));
+    const exited = new Promise<void>((resolve) => racer.on('close', () => resolve()));
+    const deadline = Date.now() + SECONDS_PER_MODE * 1000;
+    let runs = 0;
+    while (Date.now() < deadline || runs < 3) {
+      const r = await runRestore(['latest', '--target', target, '--checksum'], env, 'verify');
+      // Findings (3) and refusals are expected while the racer works; a crash is not.
+      expect([0, 1, 3], r.stderr).toContain(r.code);
+      runs++;
+    }
+    fs.writeFileSync(stop, '');
+    await exited;
+    expect(Number(swaps)).toBeGreaterThan(20);
+    expect(atimes()).toEqual(before);
+  }, 300_000);
 });

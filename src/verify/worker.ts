@@ -5,7 +5,8 @@ import type { XXHashAPI } from 'xxhash-wasm';
 import { ENTRY_TYPES } from '../repo/tree.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
-import { DirScan, errnoName, ScanStat } from '../livefs/native.js';
+import { DirScan, errnoName, lstatAt, ScanStat } from '../livefs/native.js';
+import { procPath, SafeRoot, splitParent, UnsafePathError } from '../livefs/safepath.js';
 import { DIGEST_SKIP_OFF, DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
 import { ShortcutProbe } from '../util/shortcutprobe.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
@@ -37,6 +38,14 @@ let target = '';
 /** xxh64: directory digests; with --checksum also content fingerprints. */
 let hasher!: XXHashAPI;
 let omitted: (p: string) => boolean = () => false;
+/**
+ * The live tree's directories, each opened relative to its parent's fd with O_NOFOLLOW (issue
+ * 17): a directory a customer swaps for a symlink mid-run is refused, never listed, stat-ed or
+ * read through, as in the restore.
+ */
+let safe!: SafeRoot;
+/** The same for the first names of hard link groups: its own fds, so none of the walk's is evicted while in use. */
+let linkDirs!: SafeRoot;
 const BUDGET_ENTRIES = 2000;
 const ENOENT = os.constants.errno.ENOENT;
 
@@ -49,6 +58,8 @@ async function init(i: VerifyWorkerInit): Promise<void> {
   snapParams = { lineage: i.lineage, seq: i.seq };
   checksumOpt = { checksum: i.checksum };
   target = i.target;
+  safe = new SafeRoot(target === '' ? '/' : target);
+  linkDirs = new SafeRoot(target === '' ? '/' : target, undefined, undefined, 16);
   omitted = omittedBySnapshot(i.sources, i.excludes);
   hasher = await xxh();
   parentPort!.postMessage({ id: -1 });
@@ -85,24 +96,27 @@ function rowToEntry(r: VerifyChildRow, path: string): VerifyEntry {
 type LiveEntry = fs.BigIntStats | number;
 const scanned = new DirScan();
 
+/** A snapshot path as a path below the verified root ('' is the root). */
+function relOf(p: string): string {
+  return p === '/' ? '' : p.slice(1);
+}
+
 /**
  * Lists the live directory into `scanned`: one getdents64 + fstatat pass in the addon
- * (livefs/native.ts) for the whole directory, instead of a readdir and then an lstat per entry
- * from JavaScript. Returns why it cannot be listed, or null.
+ * (livefs/native.ts) for the whole directory, on its fd opened through SafeRoot. Returns the fd,
+ * or why the directory cannot be listed (`unsafe`: a symlink or non-directory is in its way).
  */
-function scanLive(task: DirTask): string | null {
-  let rc: number;
+function scanLive(task: DirTask): { fd: number } | { why: string; unsafe: boolean; gone?: boolean } {
+  let fd: number | null;
   try {
-    const fd = fs.openSync(livePath(task.path), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
-    try {
-      rc = scanned.read(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fd = safe.dirFd(relOf(task.path), false);
   } catch (e) {
-    return `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    if (e instanceof UnsafePathError) return { why: 'a symlink or non-directory is in its way; not followed', unsafe: true };
+    return { why: `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, unsafe: false };
   }
-  return rc < 0 ? `cannot list directory: ${errnoName(-rc)}` : null;
+  if (fd === null) return { why: 'cannot list directory: ENOENT', unsafe: false, gone: true };
+  const rc = scanned.read(fd);
+  return rc < 0 ? { why: `cannot list directory: ${errnoName(-rc)}`, unsafe: false } : { fd };
 }
 
 /** The live entries just scanned, each not in the snapshot named as extra (unless the snapshot's rules never looked at it). */
@@ -157,7 +171,15 @@ function liveStat(live: LiveEntry | undefined): fs.BigIntStats | undefined {
 }
 
 function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): void {
-  const unlisted = scanLive(task);
+  const scan = scanLive(task);
+  if ('unsafe' in scan && scan.unsafe) {
+    out.errors.push({ path: task.path, message: scan.why });
+    return;
+  }
+  const unlisted = 'why' in scan ? scan.why : null;
+  // Gone since its parent was listed: every entry is missing, none looked up by path.
+  const gone = 'gone' in scan && scan.gone === true;
+  const dirFd = 'fd' in scan ? scan.fd : -1;
   if (unlisted === null && untouchedSinceSnapshot(task, out, local)) return;
   const rows = catalog.childrenForVerify(task.id, snapParams, checksumOpt);
   const wanted = new Map<string, VerifyEntry>();
@@ -170,10 +192,12 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
   const present = unlisted === null ? presentEntries(task, wanted, out) : null;
   for (const [name, e] of wanted) {
     out.checked++;
-    const lp = (): Buffer => livePath(e.path);
+    // A listed directory's entries are read relative to its pinned fd; the path is only for a
+    // directory this user cannot list (a 711 home, not root): looked up one by one as before.
+    const lp = (): Buffer => (dirFd >= 0 ? procPath(dirFd, name) : livePath(e.path));
     let st: fs.BigIntStats | undefined;
     try {
-      st = present === null ? lstatExact(lp()) : liveStat(present.get(name));
+      st = gone ? undefined : present === null ? lstatExact(lp()) : liveStat(present.get(name));
       const f = judge(e, st, lp, checksumOpt.checksum ? hasher : null);
       if (f.kind === 'missing') {
         out.missing.push(e.path);
@@ -201,7 +225,14 @@ function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): vo
  */
 function brokenLink(e: VerifyEntry, st: fs.BigIntStats): string | null {
   if (e.linkFirst === null) return null;
-  const first = lstatExact(livePath(e.linkFirst));
+  const [dir, name] = splitParent(relOf(e.linkFirst));
+  let first: fs.BigIntStats | undefined;
+  try {
+    const fd = linkDirs.dirFd(dir, false);
+    first = fd === null ? undefined : lstatAt(fd, name);
+  } catch {
+    first = undefined; // not safely reachable: not the same file
+  }
   if (first && first.ino === st.ino && first.dev === st.dev) return null;
   return `hard link broken: no longer the same file as ${Buffer.from(e.linkFirst, 'latin1').toString('utf8')}`;
 }
