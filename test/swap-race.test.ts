@@ -75,6 +75,24 @@ while (!fs.existsSync(stop)) {
 process.stdout.write(String(swaps));
 `;
 
+/** Starts the racer on `dirs`; `stop()` ends it and gives the number of swaps it made. */
+function startRacer(dirs: string[], outside: string, stopFile: string): { stop: () => Promise<number> } {
+  const racer = spawn(process.execPath, ['-e', RACER], {
+    env: { ...process.env, RACE_DIRS: JSON.stringify(dirs), RACE_OUTSIDE: outside, RACE_STOP: stopFile, RACE_FILES: String(FILES) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let swaps = '';
+  racer.stdout.on('data', (d) => (swaps += d));
+  const exited = new Promise<void>((resolve) => racer.on('close', () => resolve()));
+  return {
+    stop: async () => {
+      fs.writeFileSync(stopFile, '');
+      await exited;
+      return Number(swaps);
+    },
+  };
+}
+
 function runRestore(args: string[], env: Record<string, string>, command = 'restore'): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [BIN, '--json', command, ...args], {
@@ -124,14 +142,7 @@ describe('directory-to-symlink swap raced against a running restore', () => {
     let totalSwaps = 0;
     let totalRuns = 0;
     for (const mode of ['missing', 'changed', 'checksum', 'metadata', 'all']) {
-      const stop = path.join(base, `stop-${mode}`);
-      const racer = spawn(process.execPath, ['-e', RACER], {
-        env: { ...process.env, RACE_DIRS: JSON.stringify(dirs), RACE_OUTSIDE: outside, RACE_STOP: stop, RACE_FILES: String(FILES) },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let swaps = '';
-      racer.stdout.on('data', (d) => (swaps += d));
-      const exited = new Promise<void>((resolve) => racer.on('close', () => resolve()));
+      const racer = startRacer(dirs, outside, path.join(base, `stop-${mode}`));
       const deadline = Date.now() + SECONDS_PER_MODE * 1000;
       let runs = 0;
       while (Date.now() < deadline || runs < 2) {
@@ -140,9 +151,7 @@ describe('directory-to-symlink swap raced against a running restore', () => {
         expect([0, 3], `${mode}: ${r.stderr}`).toContain(r.code);
         runs++;
       }
-      fs.writeFileSync(stop, '');
-      await exited;
-      totalSwaps += Number(swaps);
+      totalSwaps += await racer.stop();
       totalRuns += runs;
       expect(diff(before, stateOf(outside)), `after --mode ${mode}`).toEqual([]);
     }
@@ -176,14 +185,7 @@ describe('directory-to-symlink swap raced against a running restore', () => {
     const atimes = () => fs.readdirSync(outside).map((n) => `${n} ${fs.statSync(path.join(outside, n), { bigint: true }).atimeNs}`);
     const before = atimes();
     const dirs = Array.from({ length: DIRS }, (_, d) => path.join(target, src, 'site', `d${d}`));
-    const stop = path.join(base, 'stop');
-    const racer = spawn(process.execPath, ['-e', RACER], {
-      env: { ...process.env, RACE_DIRS: JSON.stringify(dirs), RACE_OUTSIDE: outside, RACE_STOP: stop, RACE_FILES: String(FILES) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let swaps = '';
-    racer.stdout.on('data', (d) => (swaps += d));
-    const exited = new Promise<void>((resolve) => racer.on('close', () => resolve()));
+    const racer = startRacer(dirs, outside, path.join(base, 'stop'));
     const deadline = Date.now() + SECONDS_PER_MODE * 1000;
     let runs = 0;
     while (Date.now() < deadline || runs < 3) {
@@ -192,9 +194,7 @@ describe('directory-to-symlink swap raced against a running restore', () => {
       expect([0, 1, 3], r.stderr).toContain(r.code);
       runs++;
     }
-    fs.writeFileSync(stop, '');
-    await exited;
-    expect(Number(swaps)).toBeGreaterThan(20);
+    expect(await racer.stop()).toBeGreaterThan(20);
     expect(atimes()).toEqual(before);
   }, 300_000);
 });
