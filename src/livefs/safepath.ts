@@ -106,6 +106,11 @@ export class SafeRoot {
   }
 }
 
+/** A snapshot path's place below a SafeRoot's root (no leading slash; '' is the root itself). */
+export function relOf(p: RawPath): RawPath {
+  return p.slice(1);
+}
+
 /** A name below an open directory as a path, for the few calls that only take paths (fingerprint reads). */
 export function procPath(dirFd: number, name: RawPath): Buffer {
   return Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), toFs(name)]);

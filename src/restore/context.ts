@@ -4,6 +4,7 @@ import type { WorkerPool } from '../livefs/pool.js';
 import type { MetaPolicy, Placement } from '../livefs/install.js';
 import { IdNames } from '../util/ids.js';
 import { display, type RawPath } from '../util/rawpath.js';
+import { relOf } from '../livefs/safepath.js';
 import { CONTENT_NOT_READ } from '../catalog/reader.js';
 import type { RestoreJournal } from './journal.js';
 import type { RestoreOptions } from './options.js';
@@ -38,10 +39,7 @@ export interface RestoreRun {
 /** Entries are sent to workers in batches of this many (links, directory metadata). */
 export const BATCH = 256;
 
-/** A snapshot path's place below the target root (no leading slash). */
-export function relOf(p: RawPath): RawPath {
-  return p.slice(1);
-}
+export { relOf };
 
 /** How this thread puts a file in place (the workers decide the same way). */
 export function placementOf(run: RestoreRun, replace: boolean, fresh: boolean): Placement {

@@ -6,7 +6,7 @@ import { ENTRY_TYPES } from '../repo/tree.js';
 import { xxh } from '../livefs/fingerprint.js';
 import { lstatExact } from '../livefs/compare.js';
 import { DirScan, errnoName, lstatAt, ScanStat } from '../livefs/native.js';
-import { procPath, SafeRoot, splitParent, UnsafePathError } from '../livefs/safepath.js';
+import { procPath, relOf, SafeRoot, splitParent, UnsafePathError } from '../livefs/safepath.js';
 import { DIGEST_SKIP_OFF, DirDigest, digestListing, digestMatches } from '../livefs/dirdigest.js';
 import { ShortcutProbe } from '../util/shortcutprobe.js';
 import { CatalogReader, type VerifyChildRow } from '../catalog/reader.js';
@@ -96,27 +96,22 @@ function rowToEntry(r: VerifyChildRow, path: string): VerifyEntry {
 type LiveEntry = fs.BigIntStats | number;
 const scanned = new DirScan();
 
-/** A snapshot path as a path below the verified root ('' is the root). */
-function relOf(p: string): string {
-  return p === '/' ? '' : p.slice(1);
-}
-
 /**
  * Lists the live directory into `scanned`: one getdents64 + fstatat pass in the addon
  * (livefs/native.ts) for the whole directory, on its fd opened through SafeRoot. Returns the fd,
  * or why the directory cannot be listed (`unsafe`: a symlink or non-directory is in its way).
  */
-function scanLive(task: DirTask): { fd: number } | { why: string; unsafe: boolean; gone?: boolean } {
+function scanLive(task: DirTask): { fd: number } | { why: string; cause: 'unsafe' | 'gone' | 'unreadable' } {
   let fd: number | null;
   try {
     fd = safe.dirFd(relOf(task.path), false);
   } catch (e) {
-    if (e instanceof UnsafePathError) return { why: 'a symlink or non-directory is in its way; not followed', unsafe: true };
-    return { why: `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, unsafe: false };
+    if (e instanceof UnsafePathError) return { why: 'a symlink or non-directory is in its way; not followed', cause: 'unsafe' };
+    return { why: `cannot list directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, cause: 'unreadable' };
   }
-  if (fd === null) return { why: 'cannot list directory: ENOENT', unsafe: false, gone: true };
+  if (fd === null) return { why: 'cannot list directory: ENOENT', cause: 'gone' };
   const rc = scanned.read(fd);
-  return rc < 0 ? { why: `cannot list directory: ${errnoName(-rc)}`, unsafe: false } : { fd };
+  return rc < 0 ? { why: `cannot list directory: ${errnoName(-rc)}`, cause: 'unreadable' } : { fd };
 }
 
 /** The live entries just scanned, each not in the snapshot named as extra (unless the snapshot's rules never looked at it). */
@@ -172,13 +167,13 @@ function liveStat(live: LiveEntry | undefined): fs.BigIntStats | undefined {
 
 function processDir(task: DirTask, out: VerifyBatchResult, local: DirTask[]): void {
   const scan = scanLive(task);
-  if ('unsafe' in scan && scan.unsafe) {
+  if ('cause' in scan && scan.cause === 'unsafe') {
     out.errors.push({ path: task.path, message: scan.why });
     return;
   }
   const unlisted = 'why' in scan ? scan.why : null;
   // Gone since its parent was listed: every entry is missing, none looked up by path.
-  const gone = 'gone' in scan && scan.gone === true;
+  const gone = 'cause' in scan && scan.cause === 'gone';
   const dirFd = 'fd' in scan ? scan.fd : -1;
   if (unlisted === null && untouchedSinceSnapshot(task, out, local)) return;
   const rows = catalog.childrenForVerify(task.id, snapParams, checksumOpt);
