@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { BIN, cli, IS_ROOT, repoEnv, tmpDir, write } from './helpers.js';
 
 /**
@@ -196,5 +196,58 @@ describe('directory-to-symlink swap raced against a running restore', () => {
     }
     expect(await racer.stop()).toBeGreaterThan(20);
     expect(atimes()).toEqual(before);
+  }, 300_000);
+});
+
+describe('directory-to-symlink swap raced against a running snapshot', () => {
+  it('takes nothing from outside the tree: no file read, no link target, whichever thread reads', async () => {
+    const base = tmpDir('snapfill-swap-snapshot-');
+    const env = repoEnv(path.join(base, 'r'));
+    const src = path.join(base, 'src');
+    // A file above the 1 MiB whole-file threshold is read by the main thread, the small ones by
+    // the reader threads; with --limit-read every file goes through the main thread.
+    const big = Buffer.alloc(1536 * 1024, 'b');
+    for (let d = 0; d < DIRS; d++) {
+      write(`${src}/site/d${d}/big.bin`, big, 0o644);
+      for (let f = 0; f < 20; f++) write(`${src}/site/d${d}/file${f}.php`, `<?php // ${d} ${f}\n`, 0o644);
+      fs.symlinkSync('file0.php', `${src}/site/d${d}/link.php`);
+    }
+    // Outside: the same names, holding what a customer must never get into their snapshot, and
+    // atimes older than their mtimes, so any read of them moves the atime (relatime).
+    const outside = path.join(base, 'outside');
+    const past = Date.now() / 1000 - 86400;
+    write(`${outside}/big.bin`, 'SECRET-BIG outside the tree\n', 0o600);
+    for (let f = 0; f < 20; f++) write(`${outside}/file${f}.php`, `SECRET-SMALL ${f}\n`, 0o600);
+    fs.symlinkSync('OUTSIDE-TARGET', `${outside}/link.php`);
+    for (const n of fs.readdirSync(outside)) if (n !== 'link.php') fs.utimesSync(path.join(outside, n), past - 3600, past);
+    const atimes = () => fs.readdirSync(outside).map((n) => `${n} ${fs.lstatSync(path.join(outside, n), { bigint: true }).atimeNs}`);
+    const before = atimes();
+    expect(cli(['init'], env).code).toBe(0);
+
+    const dirs = Array.from({ length: DIRS }, (_, d) => path.join(src, 'site', `d${d}`));
+    const racer = startRacer(dirs, outside, path.join(base, 'stop'));
+    const deadline = Date.now() + 2 * SECONDS_PER_MODE * 1000;
+    let runs = 0;
+    while (Date.now() < deadline || runs < 4) {
+      const args = runs % 2 ? ['--limit-read', '1000', src] : [src];
+      const r = await runRestore(args, env, 'snapshot');
+      // Errors for swapped paths (3: partial) are expected while the racer works; a crash is not.
+      expect([0, 3], r.stderr).toContain(r.code);
+      runs++;
+    }
+    expect(await racer.stop()).toBeGreaterThan(20);
+    expect(atimes()).toEqual(before);
+    // Every snapshot taken, read back as the tech would restore it: nothing from outside.
+    const ids: string[] = cli(['--json', 'snapshots'], env).json.snapshots.map((s: any) => s.id);
+    expect(ids.length).toBe(runs);
+    for (const id of ids) {
+      const tar = spawnSync(process.execPath, [BIN, 'dump', id, path.join(src, 'site')], {
+        env: { ...process.env, ...env },
+        maxBuffer: 1 << 30,
+      });
+      expect(tar.status, String(tar.stderr)).toBe(0);
+      expect(tar.stdout.includes('SECRET'), `snapshot ${id} holds an outside file`).toBe(false);
+      expect(tar.stdout.includes('OUTSIDE-TARGET'), `snapshot ${id} holds an outside link target`).toBe(false);
+    }
   }, 300_000);
 });

@@ -8,7 +8,8 @@ import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
 import { HashPool, type SpawnedReaders } from './hashpool.js';
-import { native } from '../livefs/native.js';
+import { native, readlinkAt } from '../livefs/native.js';
+import { procPath } from '../livefs/safepath.js';
 import { raiseNofile } from '../livefs/nativeread.js';
 import { ScanStat, scanWords, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
@@ -501,7 +502,7 @@ export class Snapshotter {
       for (const c of ordered) {
         const prevRow = prevChildren.get(c.name);
         prevChildren.delete(c.name);
-        const e = await this.entryOf(c, dirResults, prevRow, reads);
+        const e = await this.entryOf(c, dirResults, prevRow, reads, dirFd);
         if (e === null || (e.content === null && e.type === 'file') || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
         if (e === null) continue;
         this.recordVersion(c, e, prevRow, dirPathId, dir);
@@ -530,6 +531,7 @@ export class Snapshotter {
     dirResults: Map<RawPath, DirResult>,
     prevRow: VersionRow | undefined,
     reads: DirReads,
+    dirFd: number,
   ): Promise<Entry | null> {
     const e = this.entryFromStat(c.name, c.st);
     if (e.type === 'dir') {
@@ -539,11 +541,13 @@ export class Snapshotter {
     } else if (e.type === 'file') {
       this.stats.files++;
       this.stats.bytesTotal += e.size;
-      await this.recordFile(c.p, e, c.st, prevRow, reads.get(c.name));
+      await this.recordFile(c.p, e, c.st, prevRow, reads.get(c.name), dirFd);
     } else if (e.type === 'symlink') {
       this.stats.other++;
       try {
-        e.target = fromFs(fs.readlinkSync(toFs(c.p), { encoding: 'buffer' }));
+        // Relative to the directory's fd, as every read of the live tree (a parent swapped for a
+        // symlink since the listing must not lend the snapshot another link's target).
+        e.target = dirFd >= 0 ? readlinkAt(dirFd, c.name) : fromFs(fs.readlinkSync(toFs(c.p), { encoding: 'buffer' }));
       } catch (err) {
         this.error(c.p, err);
         return null;
@@ -753,7 +757,14 @@ export class Snapshotter {
     return true;
   }
 
-  private async recordFile(p: RawPath, e: Entry, st: StatLike, prev: VersionRow | undefined, read?: Promise<HashResult>): Promise<void> {
+  private async recordFile(
+    p: RawPath,
+    e: Entry,
+    st: StatLike,
+    prev: VersionRow | undefined,
+    read: Promise<HashResult> | undefined,
+    dirFd: number,
+  ): Promise<void> {
     if (e.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.hardlinks.get(key);
@@ -777,24 +788,30 @@ export class Snapshotter {
       this.stats.unchanged++;
       if (read) await this.keepStored(await read);
     } else {
-      if (!read || !(await this.applyRead(p, e, await read))) await this.readFile(p, e, st);
+      if (!read || !(await this.applyRead(p, e, await read))) await this.readFile(p, e, st, dirFd);
       if (prev) this.stats.changed++;
       else this.stats.new++;
     }
     if (e.nlink > 1) this.hardlinks.set(`${st.dev}:${st.ino}`, { path: p, fp: e.fp, content: e.content, chunkSizes: e.chunkSizes });
   }
 
-  /** Reads a file once: fingerprints it, cuts it into chunks, stores new chunks. Detects change during the read. */
-  private async readFile(p: RawPath, e: Entry, st0: StatLike): Promise<void> {
+  /**
+   * Reads a file once: fingerprints it, cuts it into chunks, stores new chunks. Detects change
+   * during the read. Opened relative to its directory's fd (`dirFd`, -1: none, by path), never by
+   * path: a customer who swaps a parent directory for a symlink after the listing must not get
+   * a file from elsewhere (/etc/shadow under the name of their own big file) into their snapshot.
+   */
+  private async readFile(p: RawPath, e: Entry, st0: StatLike, dirFd: number): Promise<void> {
     let st = st0;
+    const at = dirFd >= 0 ? procPath(dirFd, e.name) : toFs(p);
     for (let attempt = 1; ; attempt++) {
       let fd: number;
       try {
-        fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | O_NOATIME);
+        fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | O_NOATIME);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EPERM' && O_NOATIME) {
           try {
-            fd = fs.openSync(toFs(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+            fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
           } catch (err2) {
             this.fail(p, e, err2);
             return;
