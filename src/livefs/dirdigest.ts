@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import type { XXHashAPI } from 'xxhash-wasm';
+import type { XXHash, XXHashAPI } from 'xxhash-wasm';
 import { fpHex } from './fingerprint.js';
 
 /** Tests compare the digest skip with the full compare on the same trees (test/untouched-dirs.test.ts). */
@@ -9,6 +9,8 @@ export const DIGEST_SKIP_OFF = process.env.SNAPFILL_TEST_NO_DIGEST_SKIP === '1';
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** Stat fields per child in the digest input. */
 const FIELDS = 10;
+/** Digest input held before it is hashed: ~600 entries of 30-byte names. */
+const DIGEST_BUFFER = 64 * 1024;
 
 /** The bytes of a typed array. */
 function bytesOf(a: BigUint64Array | BigInt64Array | Uint32Array): Uint8Array {
@@ -34,11 +36,17 @@ function copy8(to: Buffer, at: number, from: Uint8Array, off: number): void {
  * digests as the snapshot recorded it. ctime and inode are in it: a chmod, chown, write or swap
  * since changes it, and neither can be set back by a user.
  *
- * One buffer reused for every directory: add the children, then `hex`, then `reset`.
+ * One buffer reused for every directory: `reset`, add the children, then `hex`. A directory
+ * whose input outgrows the buffer is hashed as it goes (xxh64 streaming, the same digest):
+ * a buffer grown to the widest directory stayed for the whole run, and so did the hasher's
+ * wasm memory, grown to take it in one call (~27 MiB after a 100k-message mail folder, issue 17).
  */
 export class DirDigest {
-  private buf = Buffer.allocUnsafe(64 * 1024);
+  private readonly buf = Buffer.allocUnsafe(DIGEST_BUFFER);
   private pos = 0;
+  private hasher: XXHashAPI | null = null;
+  /** The streaming hash of the bytes flushed out of `buf` (a directory wider than the buffer). */
+  private stream: XXHash<bigint> | null = null;
   /** The arrays addScan last read, and their bytes (every entry of a listing reads the same ones). */
   private scanOf: [BigUint64Array, BigInt64Array, Uint32Array] | null = null;
   private scanBytes: { b64: Uint8Array; bi: Uint8Array; b32: Uint8Array } = {
@@ -47,13 +55,23 @@ export class DirDigest {
     b32: new Uint8Array(0),
   };
 
-  reset(): void {
+  /** Starts a directory's digest, computed with `hasher`. */
+  reset(hasher: XXHashAPI): void {
     this.pos = 0;
+    this.hasher = hasher;
+    this.stream = null;
   }
 
-  /** The digest of what was added (xxh64, 16 hex digits). */
-  hex(hasher: XXHashAPI): string {
-    return fpHex(hasher.h64Raw(this.buf.subarray(0, this.pos)));
+  /** The digest of what was added since `reset` (xxh64, 16 hex digits). */
+  hex(): string {
+    const rest = this.buf.subarray(0, this.pos);
+    if (this.stream) return fpHex(this.stream.update(rest).digest());
+    return fpHex(this.hasherOf().h64Raw(rest));
+  }
+
+  private hasherOf(): XXHashAPI {
+    if (!this.hasher) throw new Error('DirDigest used before reset');
+    return this.hasher;
   }
 
   /**
@@ -114,11 +132,11 @@ export class DirDigest {
 
   /** Appends the name and its NUL (room made for the fields too); returns where the fields go. */
   private name(name: string): number {
-    const need = this.pos + name.length + 1 + FIELDS * 8;
-    if (need > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
-      this.buf.copy(bigger, 0, 0, this.pos);
-      this.buf = bigger;
+    // An entry is at most 255 + 1 + 80 bytes: it always fits an emptied buffer.
+    if (this.pos + name.length + 1 + FIELDS * 8 > this.buf.length) {
+      this.stream ??= this.hasherOf().create64();
+      this.stream.update(this.buf.subarray(0, this.pos));
+      this.pos = 0;
     }
     let at = this.pos + this.buf.write(name, this.pos, 'latin1');
     this.buf[at++] = 0;
@@ -152,7 +170,7 @@ const KINDS: Record<number, 'file' | 'dir' | 'symlink'> = { 0o100000: 'file', 0o
 export function digestListing(entries: [string, number][], st: ScannedStats, d: DirDigest, hasher: XXHashAPI): DigestedListing | null {
   entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const out: DigestedListing['entries'] = [];
-  d.reset();
+  d.reset(hasher);
   for (const [name, i] of entries) {
     if (st.errs[i] !== 0) return null;
     const type = KINDS[st.u32[i * 5] & S_IFMT];
@@ -160,7 +178,7 @@ export function digestListing(entries: [string, number][], st: ScannedStats, d: 
     d.addScan(name, st.u64, st.i64, st.u32, i, type === 'file');
     out.push({ name, type });
   }
-  return { digest: d.hex(hasher), entries: out };
+  return { digest: d.hex(), entries: out };
 }
 
 /** Whether `listing` digests as `recorded` (undefined: none recorded for the directory). */

@@ -82,35 +82,96 @@ const TYPE_CODE: Record<EntryType, string> = {
 };
 const CODE_TYPE: Record<string, EntryType> = Object.fromEntries(Object.entries(TYPE_CODE).map(([k, v]) => [v, k as EntryType]));
 
-/** Encodes a tree to its canonical bytes (equal trees give equal bytes, hence equal ids). */
+/** One entry as its tree row (the keys and order of the canonical bytes). */
+function rowOf(e: Entry): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    n: e.name,
+    t: TYPE_CODE[e.type],
+    m: e.mode,
+    u: e.uid,
+    g: e.gid,
+    U: e.user,
+    G: e.group,
+    s: e.size,
+    mt: e.mtime.toString(),
+    ct: e.ctime.toString(),
+    i: e.ino.toString(),
+    d: e.dev.toString(),
+    nl: e.nlink,
+  };
+  if (e.rdev) o.rd = e.rdev;
+  if (e.target !== null) o.l = e.target;
+  if (e.fp !== null) o.fp = e.fp;
+  if (e.content !== null) o.c = e.content;
+  if (e.chunkSizes) o.cs = e.chunkSizes;
+  if (e.tree !== null) o.st = e.tree;
+  if (e.flags) o.x = e.flags;
+  return o;
+}
+
+/** The tree's bytes around its rows: `JSON.stringify({ v: 1, e: rows })` is HEAD, the rows joined by commas, TAIL. */
+const TREE_HEAD = Buffer.from('{"v":1,"e":[');
+const TREE_TAIL = Buffer.from(']}');
+
+/**
+ * Encodes a tree to its canonical bytes (equal trees give equal bytes, hence equal ids), the
+ * entries in the order given (the snapshot's TreeEncoder sorts them).
+ */
 export function encodeTree(entries: Entry[]): Buffer {
-  const rows = entries.map((e) => {
-    const o: Record<string, unknown> = {
-      n: e.name,
-      t: TYPE_CODE[e.type],
-      m: e.mode,
-      u: e.uid,
-      g: e.gid,
-      U: e.user,
-      G: e.group,
-      s: e.size,
-      mt: e.mtime.toString(),
-      ct: e.ctime.toString(),
-      i: e.ino.toString(),
-      d: e.dev.toString(),
-      nl: e.nlink,
-    };
-    if (e.rdev) o.rd = e.rdev;
-    if (e.target !== null) o.l = e.target;
-    if (e.fp !== null) o.fp = e.fp;
-    if (e.content !== null) o.c = e.content;
-    if (e.chunkSizes) o.cs = e.chunkSizes;
-    if (e.tree !== null) o.st = e.tree;
-    if (e.flags) o.x = e.flags;
-    return o;
-  });
-  // Raw names are latin1 strings; JSON carries each byte as one code point, losslessly.
-  return Buffer.from(JSON.stringify({ v: 1, e: rows }), 'utf8');
+  const enc = new TreeEncoder();
+  for (const e of entries) enc.add(e);
+  return enc.finish(false);
+}
+
+/**
+ * Builds a tree's canonical bytes an entry at a time: each entry is kept only as its encoded
+ * row, in one growing buffer, until the directory is complete, instead of as an Entry with its
+ * BigInts, arrays and strings (issue 17: a mail folder of 100k messages held ~400 bytes of
+ * objects per entry until its tree was built, and then the whole tree once more as a string).
+ */
+export class TreeEncoder {
+  private buf = Buffer.allocUnsafe(16 * 1024);
+  private used = 0;
+  private names: RawPath[] = [];
+  /** Start and end of each row in `buf`, in the order added. */
+  private bounds: number[] = [];
+
+  get count(): number {
+    return this.names.length;
+  }
+
+  add(e: Entry): void {
+    // Raw names are latin1 strings; JSON carries each byte as one code point, losslessly (UTF-8 here).
+    const row = JSON.stringify(rowOf(e));
+    const len = Buffer.byteLength(row, 'utf8');
+    if (this.used + len > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.used + len, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+    }
+    this.bounds.push(this.used, this.used + this.buf.write(row, this.used, 'utf8'));
+    this.used += len;
+    this.names.push(e.name);
+  }
+
+  /** The tree's bytes, the entries sorted by name (byte order) unless `sort` is false. */
+  finish(sort = true): Buffer {
+    const n = this.names.length;
+    const order = Array.from({ length: n }, (_, i) => i);
+    const names = this.names;
+    if (sort) order.sort((a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0));
+    const out = Buffer.allocUnsafe(TREE_HEAD.length + this.used + Math.max(0, n - 1) + TREE_TAIL.length);
+    let at = TREE_HEAD.copy(out, 0);
+    order.forEach((i, k) => {
+      if (k > 0) out[at++] = 0x2c; // ','
+      at += this.buf.copy(out, at, this.bounds[2 * i], this.bounds[2 * i + 1]);
+    });
+    TREE_TAIL.copy(out, at);
+    this.buf = Buffer.allocUnsafe(0);
+    this.names = [];
+    this.bounds = [];
+    return out;
+  }
 }
 
 export function decodeTree(bytes: Buffer): Entry[] {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Repository, SnapshotRecord } from '../repo/repository.js';
 import type { Catalog, DirState, SnapshotRow, VersionRow } from '../catalog/catalog.js';
-import { encodeTree, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry } from '../repo/tree.js';
+import { encodeTree, TreeEncoder, entryTypeOf, sameEntry, FLAG_CHANGED_DURING_READ, type Entry } from '../repo/tree.js';
 import { blobIdOf, type BlobId } from '../pack/blobid.js';
 import { BlobSink } from './blobsink.js';
 import type { ReuseGuard } from './reuseguard.js'; // [prune, issue 15]
@@ -77,12 +77,20 @@ export interface SnapshotResult {
   errors: PathError[];
 }
 
-interface Child {
-  name: RawPath;
-  p: RawPath;
-  st: StatLike;
-  isSource: boolean;
-  childFully: boolean;
+/** An entry of a directory being walked. */
+class Child {
+  constructor(
+    readonly dir: RawPath,
+    readonly name: RawPath,
+    readonly st: StatLike,
+    readonly isSource: boolean,
+    readonly childFully: boolean,
+  ) {}
+
+  /** The full path, made when asked: a directory's children are held until it is recorded (100k in a mail folder, issue 17). */
+  get p(): RawPath {
+    return join(this.dir, this.name);
+  }
 }
 
 interface DirResult {
@@ -393,7 +401,7 @@ export class Snapshotter {
       return await this.buildTree(dir, prev, children, dirResults, earlyReads, digest, fd, reads);
     } finally {
       if (fd >= 0) {
-        if (reads.length) await Promise.allSettled(reads);
+        await reads.drained();
         fs.closeSync(fd);
       }
     }
@@ -411,7 +419,7 @@ export class Snapshotter {
     }
     const names = 'names' in listing ? listing.names : [];
     const children: Child[] = [];
-    this.digest.reset();
+    this.digest.reset(this.hash);
     let errAt = 0;
     const stats = 'stats' in listing ? listing.stats : new BigUint64Array(0);
     const words = scanWords(stats);
@@ -436,10 +444,10 @@ export class Snapshotter {
       }
       const st = new ScanStat(stats, i, words);
       if (!fully && !isSource && !st.isDirectory()) continue; // an ancestor path that is not a directory
-      children.push({ name, p, st, isSource, childFully: fully || isSource });
+      children.push(new Child(dir, name, st, isSource, fully || isSource));
       this.digest.addFields(name, stats, i, st.isFile());
     }
-    return { children, digest: unreadable ? null : this.digest.hex(this.hash) };
+    return { children, digest: unreadable ? null : this.digest.hex() };
   }
 
   /** Subdirectories first, in name order (this fixes which name of a hardlinked inode is "first"). */
@@ -489,11 +497,11 @@ export class Snapshotter {
     earlyReads: DirReads | null,
     digest: string | null,
     dirFd: number,
-    inFlight: Promise<unknown>[],
+    inFlight: ReadsInFlight,
   ): Promise<DirResult> {
     const dirPathId = prev?.pathId ?? this.catalog.ensurePath(dir);
     const prevChildren = this.catalog.openChildren(dirPathId, this.lineage, this.seq);
-    const entries: Entry[] = [];
+    const tree = new TreeEncoder();
     let digestable = digest !== null;
     // Files after subdirectories (see walkDir), each group in name order; the tree is sorted at the end.
     const ordered = [...children.filter((c) => c.st.isDirectory()), ...children.filter((c) => !c.st.isDirectory())];
@@ -506,7 +514,7 @@ export class Snapshotter {
         if (e === null || (e.content === null && e.type === 'file') || e.flags & FLAG_CHANGED_DURING_READ) digestable = false; // retry such files next time
         if (e === null) continue;
         this.recordVersion(c, e, prevRow, dirPathId, dir);
-        entries.push(e);
+        tree.add(e);
         this.progress(c.p);
       }
     } finally {
@@ -517,8 +525,7 @@ export class Snapshotter {
       this.catalog.closeVersion(this.seq, gone.versionId);
       if (gone.type === 'dir') this.catalog.closeSubtree(this.seq, this.lineage, join(dir, name));
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const bytes = encodeTree(entries);
+    const bytes = tree.finish();
     const id = blobIdOf(bytes);
     if (!this.sink.has(id)) await this.sink.add('tree', id, encodeForStore(bytes, 6), true);
     if (digestable && digest !== null) this.catalog.setTreeDigest(id, digest);
@@ -588,7 +595,7 @@ export class Snapshotter {
       if (o.counted) this.earlyDirs--;
       return o;
     }
-    return { listing: await this.pool.scan(parentFd, baseName(dir), dir), inFlight: [] };
+    return { listing: await this.pool.scan(parentFd, baseName(dir), dir), inFlight: new ReadsInFlight() };
   }
 
   /**
@@ -617,7 +624,7 @@ export class Snapshotter {
       this.listings.set(
         c.p,
         scans[k].then((listing): Opened => {
-          const opened: Opened = { listing, inFlight: [] };
+          const opened: Opened = { listing, inFlight: new ReadsInFlight() };
           if (fresh && 'fd' in listing) {
             opened.sel = this.selectChildren(c.p, c.childFully, listing);
             // Bounded: results wait in memory until the walk records them.
@@ -642,7 +649,7 @@ export class Snapshotter {
   }
 
   /** The reads of a new directory's files, started now (see walkDir). */
-  private startEarlyReads(children: Child[], fd: number, inFlight: Promise<unknown>[], window = READ_WINDOW): DirReads {
+  private startEarlyReads(children: Child[], fd: number, inFlight: ReadsInFlight, window = READ_WINDOW): DirReads {
     return this.startReads(
       children.filter((c) => !c.st.isDirectory()),
       new Map(),
@@ -680,8 +687,8 @@ export class Snapshotter {
    * The reads this directory needs (new or changed files of at most one chunk), handed to the
    * reader threads a bounded window ahead of this thread's recording (see DirReads).
    */
-  private startReads(children: Child[], prevChildren: Map<RawPath, VersionRow>, dirFd: number, inFlight: Promise<unknown>[]): DirReads {
-    const items: HashItem[] = [];
+  private startReads(children: Child[], prevChildren: Map<RawPath, VersionRow>, dirFd: number, inFlight: ReadsInFlight): DirReads {
+    const toRead: Child[] = [];
     const inodes = new Set<string>();
     for (const c of children) {
       if (!c.st.isFile() || !c.childFully) continue;
@@ -698,15 +705,9 @@ export class Snapshotter {
       )
         continue;
       if (c.st.size > BigInt(this.wholeFileMax) || this.opts.onRead) continue; // big or throttled: this thread reads it
-      items.push({
-        name: c.name,
-        size: c.st.size.toString(),
-        mtime: c.st.mtimeNs.toString(),
-        ctime: c.st.ctimeNs.toString(),
-        ino: c.st.ino.toString(),
-      });
+      toRead.push(c);
     }
-    return new DirReads(this.pool, dirFd < 0 ? [] : items, inFlight, this.readBudget, dirFd);
+    return new DirReads(this.pool, dirFd < 0 ? [] : toRead, inFlight, this.readBudget, dirFd);
   }
 
   /** Stores the blob of a read result that is not otherwise used. */
@@ -972,7 +973,7 @@ class ReadBudget {
  * The reads of one directory's files, in the order the walk records them, started a window
  * ahead of the recording (READ_WINDOW bytes, at least one batch): the reader threads stay busy
  * while the results waiting to be recorded (compressed file contents) stay bounded, even for a
- * directory of a million files. Every started read is also pushed to `inFlight`, so the
+ * directory of a million files. Every started read is also counted in `inFlight`, so the
  * directory's fd is closed only after they are all done.
  */
 class DirReads {
@@ -987,15 +988,16 @@ class DirReads {
 
   constructor(
     private readonly pool: HashPool,
-    private readonly items: HashItem[],
-    private readonly inFlight: Promise<unknown>[],
+    /** The files to read, in the order the walk records them (their read requests are made per batch, see fill). */
+    private readonly files: Child[],
+    private readonly inFlight: ReadsInFlight,
     private readonly budget: ReadBudget,
     private readonly dirFd = -1,
   ) {
-    this.taken = new Uint8Array(items.length);
-    items.forEach((it, k) => {
-      this.index.set(it.name, k);
-      this.prefix.push(this.prefix[k] + Number(it.size));
+    this.taken = new Uint8Array(files.length);
+    files.forEach((c, k) => {
+      this.index.set(c.name, k);
+      this.prefix.push(this.prefix[k] + Number(c.st.size));
     });
   }
 
@@ -1033,29 +1035,56 @@ class DirReads {
   }
 
   private fill(k: number, window = READ_WINDOW): void {
-    const n = this.items.length;
+    const n = this.files.length;
     // Reads the walk needs now always start; reads ahead only within the window and the budget.
     while (
       this.started < n &&
       (this.started <= k || (this.prefix[this.started] - this.prefix[k] < window && this.budget.used < this.budget.limit))
     ) {
-      const part = this.items.slice(this.started, this.started + READ_BATCH);
+      const part = this.files.slice(this.started, this.started + READ_BATCH).map(hashItemOf);
       this.budget.used += this.prefix[this.started + part.length] - this.prefix[this.started];
       for (const r of this.pool.hashDir(this.dirFd, part)) {
         this.promises.push(r);
-        this.inFlight.push(settled(r));
+        this.inFlight.add(r);
       }
       this.started += part.length;
     }
   }
 }
 
-/** Settles when `read` does, holding nothing of its result (for the waits before an fd is closed). */
-function settled(read: Promise<HashResult>): Promise<void> {
-  return read.then(
-    () => undefined,
-    () => undefined,
-  );
+/** A reader thread's request for one file: what it checks the file against while it reads. */
+function hashItemOf(c: Child): HashItem {
+  return {
+    name: c.name,
+    size: c.st.size.toString(),
+    mtime: c.st.mtimeNs.toString(),
+    ctime: c.st.ctimeNs.toString(),
+    ino: c.st.ino.toString(),
+  };
+}
+
+/**
+ * The reads started on one directory's fd that have not settled yet: the fd is closed only once
+ * there are none. A count, not a list: a list held a promise per file of the directory until it
+ * was recorded (100k in a large mail folder, issue 17).
+ */
+class ReadsInFlight {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  /** Counts `read` until it settles (either way: a failed read is the walk's to report, see DirReads.get). */
+  add(read: Promise<unknown>): void {
+    this.count++;
+    const done = (): void => {
+      if (--this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+    };
+    read.then(done, done);
+  }
+
+  /** Settles once every read added so far has settled. */
+  drained(): Promise<void> {
+    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
 }
 
 /**
@@ -1068,15 +1097,15 @@ interface Opened {
   early?: DirReads;
   /** Counted in Snapshotter.earlyDirs until the walk takes it. */
   counted?: boolean;
-  /** Every read started on the directory's fd: all settle before the fd is closed. */
-  inFlight: Promise<unknown>[];
+  /** The reads started on the directory's fd: all settle before the fd is closed. */
+  inFlight: ReadsInFlight;
 }
 
 /** Closes a listing's fd that will not be walked, once the reads started on it are done. */
 async function closeOpened(o: Opened): Promise<void> {
   o.early?.release();
   if (!('fd' in o.listing)) return;
-  await Promise.allSettled(o.inFlight);
+  await o.inFlight.drained();
   fs.closeSync(o.listing.fd);
 }
 
