@@ -136,10 +136,6 @@ export class TreeEncoder {
   /** Start and end of each row in `buf`, in the order added. */
   private bounds: number[] = [];
 
-  get count(): number {
-    return this.names.length;
-  }
-
   add(e: Entry): void {
     // Raw names are latin1 strings; JSON carries each byte as one code point, losslessly (UTF-8 here).
     const row = JSON.stringify(rowOf(e));

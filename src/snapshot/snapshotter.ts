@@ -554,7 +554,7 @@ export class Snapshotter {
       try {
         // Relative to the directory's fd, as every read of the live tree (a parent swapped for a
         // symlink since the listing must not lend the snapshot another link's target).
-        e.target = dirFd >= 0 ? readlinkAt(dirFd, c.name) : fromFs(fs.readlinkSync(toFs(c.p), { encoding: 'buffer' }));
+        e.target = readlinkAt(dirFd, c.name);
       } catch (err) {
         this.error(c.p, err);
         return null;
@@ -798,13 +798,13 @@ export class Snapshotter {
 
   /**
    * Reads a file once: fingerprints it, cuts it into chunks, stores new chunks. Detects change
-   * during the read. Opened relative to its directory's fd (`dirFd`, -1: none, by path), never by
-   * path: a customer who swaps a parent directory for a symlink after the listing must not get
+   * during the read. Opened relative to its directory's fd (a listing with children always has
+   * one, see ScanResult), never by path: a customer who swaps a parent directory for a symlink after the listing must not get
    * a file from elsewhere (/etc/shadow under the name of their own big file) into their snapshot.
    */
   private async readFile(p: RawPath, e: Entry, st0: StatLike, dirFd: number): Promise<void> {
     let st = st0;
-    const at = dirFd >= 0 ? procPath(dirFd, e.name) : toFs(p);
+    const at = procPath(dirFd, e.name);
     for (let attempt = 1; ; attempt++) {
       let fd: number;
       try {
