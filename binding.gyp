@@ -16,7 +16,8 @@
       "target_name": "blobcodec",
       "sources": ["native/blobcodec.c"],
       "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"],
-      "defines": ["NAPI_VERSION=8", "OPENSSL_API_COMPAT=30000", "OPENSSL_NO_DEPRECATED"]
+      "defines": ["NAPI_VERSION=8", "OPENSSL_API_COMPAT=30000", "OPENSSL_NO_DEPRECATED"],
+      "libraries": ["-ldeflate"]
     }
   ]
 }

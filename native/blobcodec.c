@@ -11,7 +11,10 @@
  * straight into the caller's buffer.
  *
  * OpenSSL and zlib are Node's own (their symbols are exported by the node binary; the headers
- * ship with Node's headers), so nothing else is linked. Every buffer is bounded by the lengths
+ * ship with Node's headers). The snapshot's side, deflate(), is libdeflate (the system's
+ * libdeflate-dev): whole-buffer deflate at level 1 measured 2.4x faster than zlib's on a hosting
+ * tree's small files, with output as small; any raw inflate reads it, so stored blobs are
+ * unchanged in kind. (For inflate it was only 15% faster than Node's zlib: restores keep zlib.) Every buffer is bounded by the lengths
  * of the buffers passed in; a blob that would not fit reports TOO_SMALL (the caller grows its
  * buffer up to its own limit: a decompression bomb stops there).
  */
@@ -19,10 +22,11 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 #include "napi_util.h"
 
-#define ABI 1
+#define ABI 2
 #define NONCE 12
 #define TAG 16
 #define ID 32
@@ -31,6 +35,9 @@
 enum { NOT_AUTHENTIC = -1, CORRUPT = -2, TOO_SMALL = -3, NO_MEMORY = -4 };
 /* What the caller already knows of a blob it verified before: skip the hash. */
 enum { UNKNOWN = 0, KNOWN_PLAIN = 1, KNOWN_DEFLATED = 2 };
+
+/* libdeflate's compression levels: 1 (fastest) to 12. */
+#define MAX_LEVEL 12
 
 /* Per thread (each worker is its own Node-API environment): made once, freed with the environment. */
 typedef struct {
@@ -42,6 +49,7 @@ typedef struct {
   int z_ready;
   unsigned char *scratch; /* the deflated form while it is inflated; grows, never per blob */
   size_t scratch_n;
+  struct libdeflate_compressor *comp[MAX_LEVEL + 1]; /* per level, made when first used */
 } state;
 
 static void free_state(napi_env env, void *data, void *hint) {
@@ -49,6 +57,8 @@ static void free_state(napi_env env, void *data, void *hint) {
   (void)hint;
   state *s = data;
   if (s->z_ready) inflateEnd(&s->z);
+  for (int l = 0; l <= MAX_LEVEL; l++)
+    if (s->comp[l]) libdeflate_free_compressor(s->comp[l]);
   EVP_CIPHER_CTX_free(s->cctx);
   EVP_CIPHER_free(s->gcm);
   EVP_MD_CTX_free(s->mctx);
@@ -199,10 +209,34 @@ done:
   return num(env, len);
 }
 
+/*
+ * deflate(plain, out, level 1..12) -> the length of the raw deflate of `plain` written to `out`,
+ * or TOO_SMALL when it does not fit there (a caller that sizes `out` to the largest form worth
+ * storing learns "keep it plain" at once), or NO_MEMORY.
+ */
+static napi_value deflate_blob(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  size_t argc = 3;
+  void *pp, *op;
+  size_t pn, on;
+  int32_t level;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc < 3 || napi_get_buffer_info(env, a[0], &pp, &pn) != napi_ok || napi_get_buffer_info(env, a[1], &op, &on) != napi_ok ||
+      napi_get_value_int32(env, a[2], &level) != napi_ok || level < 1 || level > MAX_LEVEL || pn > 0x7fffffff)
+    return fail(env, "deflate(plain, out, level)");
+  state *s = get_state(env);
+  if (!s) return num(env, NO_MEMORY);
+  if (!s->comp[level] && !(s->comp[level] = libdeflate_alloc_compressor(level))) return num(env, NO_MEMORY);
+  size_t n = on ? libdeflate_deflate_compress(s->comp[level], pp, pn, op, on) : 0;
+  return num(env, n ? (int64_t)n : TOO_SMALL);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value f, v;
   if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_blob, NULL, &f) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "open", f) != napi_ok) return NULL;
+  if (napi_create_function(env, "deflate", NAPI_AUTO_LENGTH, deflate_blob, NULL, &f) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "deflate", f) != napi_ok) return NULL;
   napi_create_uint32(env, ABI, &v);
   napi_set_named_property(env, exports, "abi", v);
   return exports;

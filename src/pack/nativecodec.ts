@@ -10,11 +10,12 @@ import { KEY_BYTES } from './crypto.js';
  * blob id as AAD, then plain bytes whose SHA-256 is the id, or raw deflate inflating to them.
  */
 
-const ABI = 1;
+const ABI = 2;
 
 interface CodecAddon {
   abi: number;
   open(key: Buffer, stored: Buffer, id: Buffer, out: Buffer, known: number, result: Int32Array): number;
+  deflate(plain: Uint8Array, out: Uint8Array, level: number): number;
 }
 
 let addon: CodecAddon | null = null;
@@ -55,6 +56,15 @@ const NO_KEY = Buffer.alloc(0);
 export function openBlobInto(key: Buffer | null, stored: Buffer, id: Buffer, out: Buffer, known: Known, result: Int32Array): number {
   if (key && key.length !== KEY_BYTES) throw new RangeError('openBlobInto: key must be 32 bytes');
   return codec().open(key ?? NO_KEY, stored, id, out, known, result);
+}
+
+/**
+ * Raw deflate of `plain` into `out` at `level` (1-12, libdeflate's): the length written, or
+ * TOO_SMALL when the deflated form does not fit in `out` (so a caller that passes only as much
+ * room as a form worth keeping learns at once that plain is better), or NO_MEMORY.
+ */
+export function deflateInto(plain: Uint8Array, out: Uint8Array, level: number): number {
+  return codec().deflate(plain, out, level);
 }
 
 /** Loads the addon now (a worker's start-up): a missing build is one clear error before any work. */

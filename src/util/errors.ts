@@ -28,4 +28,4 @@ export class OptionError extends Error {
 }
 
 /** The one line every command says when a native addon (livefs, livefs_read, blobcodec) is not built (issue 17). */
-export const NATIVE_MISSING = 'native addon not built: run `npm rebuild` (needs g++, make, python3)';
+export const NATIVE_MISSING = 'native addon not built: run `npm rebuild` (needs g++, make, python3, libdeflate-dev)';
