@@ -43,6 +43,7 @@ enum { UNKNOWN = 0, KNOWN_PLAIN = 1, KNOWN_DEFLATED = 2 };
 typedef struct {
   EVP_CIPHER *gcm;
   EVP_CIPHER_CTX *cctx;
+  EVP_CIPHER_CTX *ectx; /* sealing (the snapshot's readers) */
   EVP_MD *sha;
   EVP_MD_CTX *mctx;
   z_stream z;
@@ -60,6 +61,7 @@ static void free_state(napi_env env, void *data, void *hint) {
   for (int l = 0; l <= MAX_LEVEL; l++)
     if (s->comp[l]) libdeflate_free_compressor(s->comp[l]);
   EVP_CIPHER_CTX_free(s->cctx);
+  EVP_CIPHER_CTX_free(s->ectx);
   EVP_CIPHER_free(s->gcm);
   EVP_MD_CTX_free(s->mctx);
   EVP_MD_free(s->sha);
@@ -74,10 +76,11 @@ static state *get_state(napi_env env) {
   if (!s) return NULL;
   s->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
   s->cctx = EVP_CIPHER_CTX_new();
+  s->ectx = EVP_CIPHER_CTX_new();
   s->sha = EVP_MD_fetch(NULL, "SHA256", NULL);
   s->mctx = EVP_MD_CTX_new();
   s->z_ready = inflateInit2(&s->z, -15) == Z_OK;
-  if (!s->gcm || !s->cctx || !s->sha || !s->mctx || !s->z_ready || napi_set_instance_data(env, s, free_state, NULL) != napi_ok) {
+  if (!s->gcm || !s->cctx || !s->ectx || !s->sha || !s->mctx || !s->z_ready || napi_set_instance_data(env, s, free_state, NULL) != napi_ok) {
     free_state(env, s, NULL);
     return NULL;
   }
@@ -102,6 +105,19 @@ static int gcm_open(state *s, const unsigned char *key, const unsigned char *in,
   if (cn > 0 && EVP_DecryptUpdate(s->cctx, out, &l, ct, (int)cn) != 1) return 0;
   if (EVP_CIPHER_CTX_ctrl(s->cctx, EVP_CTRL_GCM_SET_TAG, TAG, (void *)(in + n - TAG)) != 1) return 0;
   return EVP_DecryptFinal_ex(s->cctx, out + l, &l2) == 1;
+}
+
+/* Seals `p` (n bytes) into `out` as nonce || ciphertext || tag, the id as AAD: 1 on success. */
+static int gcm_seal(state *s, const unsigned char *key, const unsigned char *nonce, const unsigned char *id, const unsigned char *p, size_t n,
+                    unsigned char *out) {
+  int l = 0, l2 = 0;
+  if (EVP_EncryptInit_ex(s->ectx, s->gcm, NULL, key, nonce) != 1) return 0;
+  if (EVP_EncryptUpdate(s->ectx, NULL, &l, id, ID) != 1) return 0;
+  memcpy(out, nonce, NONCE);
+  l = 0;
+  if (n > 0 && EVP_EncryptUpdate(s->ectx, out + NONCE, &l, p, (int)n) != 1) return 0;
+  if (EVP_EncryptFinal_ex(s->ectx, out + NONCE + l, &l2) != 1 || (size_t)(l + l2) != n) return 0;
+  return EVP_CIPHER_CTX_ctrl(s->ectx, EVP_CTRL_GCM_GET_TAG, TAG, out + NONCE + n) == 1;
 }
 
 /* Raw inflate of `in` into `out`: the plain length, TOO_SMALL, or CORRUPT. */
@@ -231,12 +247,55 @@ static napi_value deflate_blob(napi_env env, napi_callback_info info) {
   return num(env, n ? (int64_t)n : TOO_SMALL);
 }
 
+/* sha256(data, out (32 bytes)) -> 0, or NO_MEMORY: the blob id, without a Hash object per blob. */
+static napi_value sha256_blob(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  size_t argc = 2;
+  void *dp, *op;
+  size_t dn, on;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc < 2 || napi_get_buffer_info(env, a[0], &dp, &dn) != napi_ok || napi_get_buffer_info(env, a[1], &op, &on) != napi_ok || on != ID)
+    return fail(env, "sha256(data, out32)");
+  state *s = get_state(env);
+  if (!s) return num(env, NO_MEMORY);
+  unsigned int mn = 0;
+  if (EVP_DigestInit_ex(s->mctx, s->sha, NULL) != 1 || EVP_DigestUpdate(s->mctx, dp, dn) != 1 || EVP_DigestFinal_ex(s->mctx, op, &mn) != 1 ||
+      mn != ID)
+    return num(env, NO_MEMORY);
+  return num(env, 0);
+}
+
+/*
+ * seal(key (32 bytes), nonce (12 bytes, fresh), id (32 bytes: the AAD), encoded, out (exactly
+ * encoded + 28 bytes)) -> 0, or NO_MEMORY: a blob sealed as codec.ts sealBlob does, without a
+ * Cipher object and three Buffers per blob.
+ */
+static napi_value seal_blob(napi_env env, napi_callback_info info) {
+  napi_value a[5];
+  size_t argc = 5;
+  void *kp, *np, *ip, *ep, *op;
+  size_t kn, nn, in, en, on;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc < 5 || napi_get_buffer_info(env, a[0], &kp, &kn) != napi_ok || napi_get_buffer_info(env, a[1], &np, &nn) != napi_ok ||
+      napi_get_buffer_info(env, a[2], &ip, &in) != napi_ok || napi_get_buffer_info(env, a[3], &ep, &en) != napi_ok ||
+      napi_get_buffer_info(env, a[4], &op, &on) != napi_ok || kn != 32 || nn != NONCE || in != ID || en > 0x7fffffff ||
+      on != en + NONCE + TAG)
+    return fail(env, "seal(key, nonce, id, encoded, out)");
+  state *s = get_state(env);
+  if (!s) return num(env, NO_MEMORY);
+  return num(env, gcm_seal(s, kp, np, ip, ep, en, op) ? 0 : NO_MEMORY);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value f, v;
   if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_blob, NULL, &f) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "open", f) != napi_ok) return NULL;
   if (napi_create_function(env, "deflate", NAPI_AUTO_LENGTH, deflate_blob, NULL, &f) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "deflate", f) != napi_ok) return NULL;
+  if (napi_create_function(env, "sha256", NAPI_AUTO_LENGTH, sha256_blob, NULL, &f) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "sha256", f) != napi_ok) return NULL;
+  if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal_blob, NULL, &f) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "seal", f) != napi_ok) return NULL;
   napi_create_uint32(env, ABI, &v);
   napi_set_named_property(env, exports, "abi", v);
   return exports;

@@ -1,8 +1,8 @@
 import { inflateRawSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import type { BlobId } from './blobid.js';
-import { seal, unseal } from './crypto.js';
-import { deflateInto, NO_MEMORY } from './nativecodec.js';
+import { freshNonce, SEAL_OVERHEAD, unseal } from './crypto.js';
+import { deflateInto, NO_MEMORY, sealBlobInto } from './nativecodec.js';
 
 /**
  * Stored blob encoding. A blob is stored either as its plain bytes or deflate-compressed
@@ -35,7 +35,10 @@ export function openBlob(stored: Buffer, id: BlobId, key: Buffer | null = null):
 
 /** A blob's stored form in an encrypted repository: its encoded bytes sealed, the blob id as AAD. */
 export function sealBlob(key: Buffer, id: BlobId, encoded: Uint8Array): Buffer {
-  return seal(key, encoded, Buffer.from(id, 'hex'));
+  // The native codec (no Cipher object per blob): the same bytes as crypto.ts seal with the id as AAD.
+  const out = Buffer.allocUnsafeSlow(encoded.length + SEAL_OVERHEAD);
+  sealBlobInto(key, freshNonce(), Buffer.from(id, 'hex'), encoded, out);
+  return out;
 }
 
 /**

@@ -24,7 +24,7 @@ const NONCE_BLOCK = NONCE_BYTES * 4096;
 let nonces = Buffer.alloc(0);
 let nonceAt = 0;
 
-function freshNonce(): Buffer {
+export function freshNonce(): Buffer {
   if (nonceAt + NONCE_BYTES > nonces.length) {
     nonces = randomBytes(NONCE_BLOCK);
     nonceAt = 0;

@@ -16,6 +16,8 @@ interface CodecAddon {
   abi: number;
   open(key: Buffer, stored: Buffer, id: Buffer, out: Buffer, known: number, result: Int32Array): number;
   deflate(plain: Uint8Array, out: Uint8Array, level: number): number;
+  sha256(data: Uint8Array, out: Buffer): number;
+  seal(key: Buffer, nonce: Uint8Array, id: Buffer, encoded: Uint8Array, out: Buffer): number;
 }
 
 let addon: CodecAddon | null = null;
@@ -65,6 +67,25 @@ export function openBlobInto(key: Buffer | null, stored: Buffer, id: Buffer, out
  */
 export function deflateInto(plain: Uint8Array, out: Uint8Array, level: number): number {
   return codec().deflate(plain, out, level);
+}
+
+const idBytes = Buffer.alloc(32);
+
+/**
+ * blobIdOf's result (the SHA-256 of `data`, hex) in one call, without a Hash object per blob:
+ * for the snapshot's readers, which identify every file they read.
+ */
+export function blobIdNative(data: Uint8Array): string {
+  if (codec().sha256(data, idBytes) !== 0) throw new Error('out of memory while hashing a blob');
+  return idBytes.toString('hex');
+}
+
+/**
+ * Seals `encoded` into `out` (exactly its length + SEAL_OVERHEAD) as crypto.ts sealInto does with
+ * the blob id as AAD: the nonce is the caller's, fresh from crypto.ts nextNonce.
+ */
+export function sealBlobInto(key: Buffer, nonce: Uint8Array, id: Buffer, encoded: Uint8Array, out: Buffer): void {
+  if (codec().seal(key, nonce, id, encoded, out) !== 0) throw new Error('could not seal a blob (out of memory)');
 }
 
 /** Loads the addon now (a worker's start-up): a missing build is one clear error before any work. */

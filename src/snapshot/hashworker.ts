@@ -7,13 +7,13 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as fs from 'node:fs';
-import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { xxh } from '../livefs/fingerprint.js';
 import { DirScan, errnoName, openDirAt } from '../livefs/native.js';
 import { FileBatch, nativeRead, NOT_REGULAR, openRoot, readErrorName } from '../livefs/nativeread.js';
 import { encodeForStore, sealBlob } from '../pack/codec.js';
+import { blobIdNative } from '../pack/nativecodec.js';
 import {
   SCAN_FIELDS,
   type HashInit,
@@ -80,7 +80,7 @@ function resultOf(b: FileBatch, i: number, expect: Expect, last: boolean, chunkS
   const fp = hasher.h64Raw(data).toString(16).padStart(16, '0');
   const st = statOf(b, i);
   if (n === 0) return { code: 'ok', fp, id: null, stored: null, sealed: false, st, torn: !stable, read: 0 };
-  const id = createHash('sha256').update(data).digest('hex');
+  const id = blobIdNative(data);
   let stored: Uint8Array | null = null;
   if (!seen.has(id)) {
     const enc = encodeForStore(data);

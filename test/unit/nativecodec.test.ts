@@ -1,9 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { blobIdOf } from '../../src/pack/blobid.js';
 import { encodeForStore, openBlob, sealBlob } from '../../src/pack/codec.js';
-import { CORRUPT, Known, NOT_AUTHENTIC, openBlobInto, TOO_SMALL } from '../../src/pack/nativecodec.js';
+import { SEAL_OVERHEAD, unseal } from '../../src/pack/crypto.js';
+import {
+  blobIdNative,
+  CORRUPT,
+  deflateInto,
+  Known,
+  NOT_AUTHENTIC,
+  openBlobInto,
+  sealBlobInto,
+  TOO_SMALL,
+} from '../../src/pack/nativecodec.js';
 
 // The native codec (issue 17) must agree with codec.ts openBlob on every input: it is the same
 // rule, one call per blob. Blobs are made by the real encoder and sealer.
@@ -94,5 +104,28 @@ describe('native blob codec', () => {
     const rss0 = process.memoryUsage().rss;
     for (let r = 0; r < 5; r++) for (const b of blobs) expect(open(KEY, b.stored, b.id, 8192).n).toBeGreaterThan(0);
     expect(process.memoryUsage().rss - rss0).toBeLessThan(64 << 20);
+  });
+
+  it('the snapshot side: ids as blobIdOf, seals that open as crypto.ts seals do, deflate that any inflate reads', () => {
+    for (const data of [Buffer.alloc(0), Buffer.from('a'), randomBytes(255), text(4096), randomBytes(1 << 20), text(3 << 20)]) {
+      expect(blobIdNative(data)).toBe(blobIdOf(data));
+      const id = blobIdOf(data);
+      const enc = encodeForStore(data);
+      if (enc !== data) expect(inflateRawSync(enc).equals(data)).toBe(true);
+      const a = sealBlob(KEY, id, enc);
+      const b = sealBlob(KEY, id, enc);
+      expect(a.length).toBe(enc.length + SEAL_OVERHEAD);
+      expect(a.subarray(0, 12).equals(b.subarray(0, 12))).toBe(false); // a fresh nonce each time
+      expect(unseal(KEY, a, Buffer.from(id, 'hex'))!.equals(enc)).toBe(true);
+      expect(unseal(KEY, a, Buffer.from(blobIdOf(Buffer.from('other')), 'hex'))).toBeNull(); // the id is bound
+      expect(openBlob(a, id, KEY)!.equals(data)).toBe(true);
+    }
+    // Text shrinks; random bytes and short blobs stay plain; a malformed call throws.
+    expect(encodeForStore(text(100_000)).length).toBeLessThan(10_000);
+    const r = randomBytes(100_000);
+    expect(encodeForStore(r)).toBe(r);
+    expect(() => sealBlobInto(KEY, Buffer.alloc(12), Buffer.alloc(32), Buffer.alloc(10), Buffer.alloc(10))).toThrow();
+    expect(() => deflateInto(text(1000), Buffer.alloc(100), 13)).toThrow();
+    expect(deflateInto(randomBytes(1000), Buffer.alloc(100), 1)).toBe(TOO_SMALL);
   });
 });
