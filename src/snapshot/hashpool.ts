@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { WorkerPool } from '../livefs/pool.js';
 import { workerUrl } from '../util/workerurl.js';
-import type { HashInit, HashItem, HashReply, HashRequest, HashResult, ScanResult } from './hashprotocol.js';
+import { packHashItems, type HashInit, type HashReply, type HashRequest, type HashResult, type HashTarget, type ScanResult } from './hashprotocol.js';
 
 /** Items per message: one message per 64 files of a directory keeps the per-message cost small without delaying reads. */
 const HASH_BATCH = 64;
@@ -76,11 +76,12 @@ export class HashPool {
   }
 
   /** Reads (and hashes, compresses) files of the directory open at `dirFd`: one promise per item. */
-  hashDir(dirFd: number, items: HashItem[]): Promise<HashResult>[] {
+  hashDir(dirFd: number, targets: readonly HashTarget[]): Promise<HashResult>[] {
     const out: Promise<HashResult>[] = [];
-    for (let from = 0; from < items.length; from += HASH_BATCH) {
-      const part = items.slice(from, from + HASH_BATCH);
-      const reply = this.pool.submit({ op: 'hash', dirFd, items: part, chunkSize: this.chunkSize });
+    for (let from = 0; from < targets.length; from += HASH_BATCH) {
+      const part = targets.slice(from, from + HASH_BATCH);
+      const items = packHashItems(part);
+      const reply = this.pool.submit({ op: 'hash', dirFd, items, chunkSize: this.chunkSize }, [items.expect.buffer as ArrayBuffer]);
       part.forEach((_, i) => out.push(reply.then((r) => (r as Extract<HashReply, { results: HashResult[] }>).results[i])));
     }
     return out;

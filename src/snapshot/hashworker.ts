@@ -17,7 +17,8 @@ import { blobIdNative } from '../pack/nativecodec.js';
 import {
   SCAN_FIELDS,
   type HashInit,
-  type HashItem,
+  EXPECT_FIELDS,
+  type HashItems,
   type HashReply,
   type HashRequest,
   type HashResult,
@@ -99,12 +100,14 @@ function resultOf(b: FileBatch, i: number, expect: Expect, last: boolean, chunkS
  * its open fd after the read. A file whose stat after the read differs from what was expected
  * (or whose bytes do not match its size) is read again, up to RETRIES times, then kept as torn.
  */
-function hashDir(dirFd: number, items: HashItem[], chunkSize: number): HashResult[] {
-  const results: (HashResult | null)[] = items.map(() => null);
-  let todo = items.map((it, i) => ({
-    i,
-    expect: { size: BigInt(it.size), mtime: BigInt(it.mtime), ctime: BigInt(it.ctime), ino: BigInt(it.ino) },
-  }));
+function hashDir(dirFd: number, items: HashItems, chunkSize: number): HashResult[] {
+  const names = items.names.split('/');
+  const e = items.expect;
+  const results: (HashResult | null)[] = names.map(() => null);
+  let todo = names.map((_, i) => {
+    const o = i * EXPECT_FIELDS;
+    return { i, expect: { size: e[o], mtime: e[o + 1], ctime: e[o + 2], ino: BigInt.asUintN(64, e[o + 3]) } };
+  });
   for (let attempt = 1; todo.length; attempt++) {
     const again: typeof todo = [];
     for (let from = 0; from < todo.length;) {
@@ -116,7 +119,7 @@ function hashDir(dirFd: number, items: HashItem[], chunkSize: number): HashResul
       const part = todo.slice(from, to);
       batch.read(
         dirFd,
-        part.map((t) => items[t.i].name),
+        part.map((t) => names[t.i]),
         part.map(cap),
       );
       part.forEach((t, k) => {

@@ -11,7 +11,7 @@ import { HashPool, type SpawnedReaders } from './hashpool.js';
 import { native, readlinkAt } from '../livefs/native.js';
 import { procPath } from '../livefs/safepath.js';
 import { raiseNofile } from '../livefs/nativeread.js';
-import { ScanStat, scanWords, type HashItem, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
+import { ScanStat, scanWords, type HashResult, type ScanResult, type StatLike } from './hashprotocol.js';
 import { encodeForStore } from '../pack/codec.js';
 import { Chunker, gearTable, type ChunkerConfig } from '../pack/chunker.js';
 import { xxh, fpHex } from '../livefs/fingerprint.js';
@@ -1041,7 +1041,7 @@ class DirReads {
       this.started < n &&
       (this.started <= k || (this.prefix[this.started] - this.prefix[k] < window && this.budget.used < this.budget.limit))
     ) {
-      const part = this.files.slice(this.started, this.started + READ_BATCH).map(hashItemOf);
+      const part = this.files.slice(this.started, this.started + READ_BATCH);
       this.budget.used += this.prefix[this.started + part.length] - this.prefix[this.started];
       for (const r of this.pool.hashDir(this.dirFd, part)) {
         this.promises.push(r);
@@ -1050,17 +1050,6 @@ class DirReads {
       this.started += part.length;
     }
   }
-}
-
-/** A reader thread's request for one file: what it checks the file against while it reads. */
-function hashItemOf(c: Child): HashItem {
-  return {
-    name: c.name,
-    size: c.st.size.toString(),
-    mtime: c.st.mtimeNs.toString(),
-    ctime: c.st.ctimeNs.toString(),
-    ino: c.st.ino.toString(),
-  };
 }
 
 /**
