@@ -1,7 +1,15 @@
 import os from 'node:os';
 import { WorkerPool } from '../livefs/pool.js';
 import { workerUrl } from '../util/workerurl.js';
-import { packHashItems, type HashInit, type HashReply, type HashRequest, type HashResult, type HashTarget, type ScanResult } from './hashprotocol.js';
+import {
+  packHashItems,
+  type HashInit,
+  type HashReply,
+  type HashRequest,
+  type HashResult,
+  type HashTarget,
+  type ScanResult,
+} from './hashprotocol.js';
 
 /** Items per message: one message per 64 files of a directory keeps the per-message cost small without delaying reads. */
 const HASH_BATCH = 64;
