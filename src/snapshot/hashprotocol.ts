@@ -26,8 +26,8 @@ export function packHashItems(targets: readonly HashTarget[]): HashItems {
   targets.forEach((t, i) => {
     const o = i * EXPECT_FIELDS;
     names[i] = t.name;
-    // BigInt64Array stores any BigInt modulo 2^64: a listing's unsigned view of a time before
-    // 1970 reads back signed, as the reader's own stat of the file has it.
+    // BigInt64Array stores any BigInt modulo 2^64: times read back signed, as the reader's own
+    // stat of the file has them (a time before 1970 too); the reader reads the inode back unsigned.
     expect[o] = t.st.size;
     expect[o + 1] = t.st.mtimeNs;
     expect[o + 2] = t.st.ctimeNs;
