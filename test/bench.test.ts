@@ -172,7 +172,10 @@ describe('bench', () => {
       '--markdown',
       md,
     ]);
-    expect(r.status, r.stderr.slice(-3000) + r.stdout.slice(-2000)).toBe(0);
+    // 3: some tool's result failed its check. snapfill's rows are checked one by one below; a
+    // peer's may fail on its own, which the table shows as wrong (on a loaded CI machine rsync -aH
+    // once restored a directory of docs/ with its copy time, not the recorded mtime).
+    expect([0, 3], r.stderr.slice(-3000) + r.stdout.slice(-2000)).toContain(r.status);
     const res = JSON.parse(fs.readFileSync(path.join(base, 'results', fs.readdirSync(path.join(base, 'results'))[0]), 'utf8'));
     const files = sources.reduce(
       (n, d) => n + fs.readdirSync(d, { recursive: true }).filter((f) => fs.lstatSync(path.join(d, String(f))).isFile()).length,
