@@ -11,12 +11,15 @@
  * straight into the caller's buffer.
  *
  * OpenSSL and zlib are Node's own (their symbols are exported by the node binary; the headers
- * ship with Node's headers). The snapshot's side, deflate(), is libdeflate (the system's
- * libdeflate-dev): whole-buffer deflate at level 1 measured 2.4x faster than zlib's on a hosting
- * tree's small files, with output as small; any raw inflate reads it, so stored blobs are
- * unchanged in kind. (For inflate it was only 15% faster than Node's zlib: restores keep zlib.) Every buffer is bounded by the lengths
- * of the buffers passed in; a blob that would not fit reports TOO_SMALL (the caller grows its
- * buffer up to its own limit: a decompression bomb stops there).
+ * ship with Node's headers). The snapshot's side also lives here: deflate() is libdeflate (the
+ * system's libdeflate-dev; whole-buffer deflate at level 1 measured 2.4x faster than zlib's on a
+ * hosting tree's small files, output as small, and any raw inflate reads it), sha256() and
+ * seal() reuse this thread's OpenSSL contexts. Inflate stays zlib's (libdeflate was only 15%
+ * faster there).
+ *
+ * Every buffer is bounded by the lengths of the buffers passed in; a blob that would not fit
+ * reports TOO_SMALL (the caller grows its buffer up to its own limit: a decompression bomb stops
+ * there).
  */
 #include <node_api.h>
 #include <openssl/evp.h>
