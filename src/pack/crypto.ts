@@ -34,31 +34,21 @@ export function freshNonce(): Buffer {
   return n;
 }
 
-/** Seals `plain` with `key`; `aad` (authenticated, not stored) binds the item to its identity. */
+/**
+ * Seals `plain` with `key`; `aad` (authenticated, not stored) binds the item to its identity.
+ * (Blobs are sealed by the native codec, nativecodec.ts sealBlobInto: the same layout.)
+ */
 export function seal(key: Buffer, plain: Uint8Array, aad?: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);
-  sealInto(key, plain, out, 0, aad);
-  return out;
-}
-
-/**
- * Seals `plain` into `out` at `at` (exactly plain.length + SEAL_OVERHEAD bytes, the same layout
- * as seal()): the pack writer seals straight into its pack buffer, without an intermediate copy.
- */
-export function sealInto(key: Buffer, plain: Uint8Array, out: Buffer, at: number, aad?: Uint8Array): number {
-  const end = at + plain.length + SEAL_OVERHEAD;
-  if (end > out.length) throw new RangeError('sealInto: output too small');
   const nonce = freshNonce();
-  nonce.copy(out, at);
+  nonce.copy(out, 0);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) c.setAAD(aad);
-  let pos = at + NONCE_BYTES;
-  const body = c.update(plain);
-  pos += body.copy(out, pos);
-  const last = c.final();
-  pos += last.copy(out, pos);
+  let pos = NONCE_BYTES;
+  pos += c.update(plain).copy(out, pos);
+  pos += c.final().copy(out, pos);
   c.getAuthTag().copy(out, pos);
-  return end;
+  return out;
 }
 
 /** The plaintext of a sealed item, or null when it does not authenticate under `key` (and `aad`). */

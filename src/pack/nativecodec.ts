@@ -81,8 +81,8 @@ export function blobIdNative(data: Uint8Array): string {
 }
 
 /**
- * Seals `encoded` into `out` (exactly its length + SEAL_OVERHEAD) as crypto.ts sealInto does with
- * the blob id as AAD: the nonce is the caller's, fresh from crypto.ts nextNonce.
+ * Seals `encoded` into `out` (exactly its length + SEAL_OVERHEAD) in crypto.ts seal's layout, with
+ * the blob id as AAD: the nonce is the caller's, fresh from crypto.ts freshNonce.
  */
 export function sealBlobInto(key: Buffer, nonce: Uint8Array, id: Buffer, encoded: Uint8Array, out: Buffer): void {
   if (codec().seal(key, nonce, id, encoded, out) !== 0) throw new Error('could not seal a blob (out of memory)');

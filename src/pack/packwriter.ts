@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobId } from './blobid.js';
-import { SEAL_OVERHEAD, sealInto } from './crypto.js';
+import { freshNonce, SEAL_OVERHEAD } from './crypto.js';
+import { sealBlobInto } from './nativecodec.js';
 import { TAR_BLOCK, tarEntrySpan, type BlobLocation, type BlobType, type PackIndex } from './format.js';
 
 /**
@@ -97,8 +98,10 @@ export class PackWriter {
       this.addSealed(id, encoded);
       return;
     }
-    const at = this.place(id, encoded.length + SEAL_OVERHEAD);
-    sealInto(key, encoded, this.buf, at, Buffer.from(id, 'hex'));
+    const len = encoded.length + SEAL_OVERHEAD;
+    const at = this.place(id, len);
+    // Sealed straight into the pack buffer, by the same native call as the readers' blobs (codec.ts sealBlob).
+    sealBlobInto(key, freshNonce(), Buffer.from(id, 'hex'), encoded, this.buf.subarray(at, at + len));
   }
 
   /** Adds a blob exactly as stored in another pack of the same repository (repack: already sealed). */
