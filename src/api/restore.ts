@@ -46,8 +46,10 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   // proven: a wrong password still writes nothing, no lock either. That overlap (scrypt: ~0.5 s
   // of one core and 128 MiB) is only where a core is free for it: where the workers fill every
   // core it only competed with them (repairs of 200k files on 2 cores 3-14% slower, ~50 MiB
-  // higher; BENCHMARKS.md), so there the key goes first, as for a dry run (no write, no blob).
-  if (opts.dryRun || os.availableParallelism() <= restoreThreads(opts.threads)) await s.repo.unlock();
+  // higher; BENCHMARKS.md), so there their walk waits for the key (their threads load and the
+  // run is prepared meanwhile). A dry run (no write, no blob) proves the key first.
+  if (opts.dryRun) await s.repo.unlock();
+  const walkAfterWritable = os.availableParallelism() <= restoreThreads(opts.threads);
   if (opts.dryRun) {
     const snap = await pickSnapshot(s, snapshot, requestedRoots(opts), { host });
     return { ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) };
@@ -64,7 +66,7 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
       () => said.forEach((say) => say()),
       () => {},
     );
-    return { ...(await restore(s, { ...opts, snapshot: snap, writable })), snapshot: described(snap) };
+    return { ...(await restore(s, { ...opts, snapshot: snap, writable, walkAfterWritable })), snapshot: described(snap) };
   });
 }
 

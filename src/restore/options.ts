@@ -40,4 +40,9 @@ export interface RestoreOptions {
    * stops the run with that error before anything is written. Default: may write at once.
    */
   writable?: Promise<void>;
+  /**
+   * The workers start walking only once `writable` settles (their threads load meanwhile): where
+   * they fill every core, a walk beside the key's derivation only competed with it.
+   */
+  walkAfterWritable?: boolean;
 }

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RepoContext } from '../catalog/context.js';
 import { native } from '../livefs/native.js';
-import { WorkerPool } from '../livefs/pool.js';
+import { WorkerPool, type SpawnedPool } from '../livefs/pool.js';
 import { WriteGate } from '../livefs/writegate.js';
 import { SafeRoot } from '../livefs/safepath.js';
 import { IdNames } from '../util/ids.js';
@@ -49,6 +49,38 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
   const tally = new Tally(snap.id, mode, targetRoot, !!o.dryRun, o.onProgress);
   reportDamage(s, o, scope, tally);
   const writable = o.writable ?? Promise.resolve();
+  // The threads load their modules now (~0.15 s), while the key is derived and the run prepared;
+  // they start walking at `init` below.
+  const spawned = WorkerPool.spawn<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'), restoreThreads(o.threads), {
+    depth: 4,
+    label: 'restore worker',
+  });
+  try {
+    await walkRestore(s, o, { mode, local, scope, targetRoot, tally, writable }, spawned);
+  } finally {
+    await spawned.close(); // the threads of a run that never started them (else already closed)
+  }
+  return tally.finish();
+}
+
+/** What `restore` settled before its threads start. */
+interface Prepared {
+  mode: RestoreMode;
+  local: boolean;
+  scope: Scope;
+  targetRoot: RawPath;
+  tally: Tally;
+  writable: Promise<void>;
+}
+
+/** The run itself, its threads already loading (started at `init`, closed at the end). */
+async function walkRestore(
+  s: RepoContext,
+  o: RestoreOptions,
+  { mode, local, scope, targetRoot, tally, writable }: Prepared,
+  spawned: SpawnedPool<WorkerRequest, WorkerReply>,
+): Promise<void> {
+  const snap = o.snapshot;
   // The workers open the target when they start: one that does not exist yet is made first, so
   // only then does the walk wait for the key (a restore into place, the repairs, never does).
   if (o.target && !o.dryRun && !fs.existsSync(toFs(targetRoot))) {
@@ -99,10 +131,9 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
         ownerByName: !!o.ownerByName,
       },
     };
-    pool = await WorkerPool.start<WorkerRequest, WorkerReply>(workerUrl(import.meta.url, 'worker.js'), restoreThreads(o.threads), init, {
-      depth: 4,
-      label: 'restore worker',
-    });
+    // Where the workers fill every core, their walk waits for the key (see api/restore.ts).
+    if (o.walkAfterWritable) await writable;
+    pool = await spawned.init(init);
     const run: RestoreRun = {
       s,
       o,
@@ -126,7 +157,6 @@ export async function restore(s: RepoContext, o: RestoreOptions): Promise<Restor
     plan.close();
     if (workerRoot !== targetRoot) fs.rmSync(workerRoot, { recursive: true, force: true });
   }
-  return tally.finish();
 }
 
 /** How many worker threads a restore runs: `threads`, else 2-4 by the machine's cores. */
