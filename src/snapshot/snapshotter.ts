@@ -603,12 +603,11 @@ export class Snapshotter {
   }
 
   /**
-   * Lists `subdirs` (the subdirectories of a directory, in the walk's order) from the `from`th
-   * ahead of the walk (SIBLINGS_AHEAD of them; those `isNew` says the parent
-   * snapshot lacks, see below). New ones: as soon as the listing arrives its children are
-   * selected and their reads start (a window, see DirReads): the reader threads work while this
-   * thread is still recording earlier directories, instead of waiting for each new directory's
-   * first reads.
+   * Lists SIBLINGS_AHEAD of `subdirs` (a directory's subdirectories, in the walk's order) from
+   * the `from`th on, ahead of the walk. Those `isNew` says the parent snapshot lacks (see
+   * below): as soon as the listing arrives their children are selected and their reads start (a
+   * window, see DirReads): the reader threads work while this thread is still recording earlier
+   * directories, instead of waiting for each new directory's first reads.
    */
   private prefetch(parentFd: number, subdirs: Child[], isNew: (c: Child) => boolean, from = 0): void {
     // Bounded look-ahead: enough to keep the threads busy, not a copy of the whole tree (each
