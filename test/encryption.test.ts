@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -140,7 +141,7 @@ describe('encrypted repositories (format 2)', () => {
     expect(none.stderr).toMatch(/encrypted and no password was given.*--password-file/);
   });
 
-  it('an in-place repair with a wrong password: the walk starts while the key is derived, yet nothing is written, locked or journaled', () => {
+  it('an in-place repair with a wrong password: the walk starts (or its threads load) while the key is derived, yet nothing is written, locked or journaled', () => {
     // A key of real cost (no test KDF), so the workers reach their first write long before the
     // key is known: the write gate (livefs/writegate.ts) is what holds them, not the order of events.
     const slow = path.join(base, 'slow-kdf');
@@ -162,14 +163,17 @@ describe('encrypted repositories (format 2)', () => {
     const cacheBefore = [...files(e.SNAPFILL_CACHE).keys()].sort();
     const bad = path.join(slow, 'wrong-pw');
     fs.writeFileSync(bad, 'not the password\n');
-    for (const mode of ['missing', 'metadata', 'all']) {
-      // One worker: a core stays free, so the key is derived while the walk runs (api/restore.ts).
-      const r = cli(['restore', 'latest', tree, '--mode', mode, '--threads', '1'], { ...e, SNAPFILL_PASSWORD_FILE: bad });
-      expect(r.code, mode).not.toBe(0);
-      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
-      expect(r.stderr).toMatch(/wrong password/);
-      expect(diffTrees(describeTree(tree, { mtimeDirs: true }), damaged), mode).toEqual([]);
-    }
+    // One worker: a core stays free, so the key is derived while the walk runs (api/restore.ts).
+    // A worker per core: the threads load meanwhile and only their walk waits for the key; they
+    // must end with the run that never starts them (the command exits, it does not hang).
+    for (const threads of ['1', String(os.availableParallelism())])
+      for (const mode of ['missing', 'metadata', 'all']) {
+        const r = cli(['restore', 'latest', tree, '--mode', mode, '--threads', threads], { ...e, SNAPFILL_PASSWORD_FILE: bad });
+        expect(r.code, mode).not.toBe(0);
+        expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+        expect(r.stderr).toMatch(/wrong password/);
+        expect(diffTrees(describeTree(tree, { mtimeDirs: true }), damaged), `${mode}, ${threads} threads`).toEqual([]);
+      }
     expect([...files(e.SNAPFILL_REPO).keys()].sort()).toEqual(repoBefore); // no lock object either
     expect([...files(e.SNAPFILL_CACHE).keys()].sort()).toEqual(cacheBefore); // no journal, no plan left
     // The right password: the same repair runs, its workers reading packs with the key the gate hands over.
