@@ -48,9 +48,8 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   // core it only competed with them (repairs of 200k files on 2 cores 3-14% slower, ~50 MiB
   // higher; BENCHMARKS.md), so there their walk waits for the key (their threads load and the
   // run is prepared meanwhile). A dry run (no write, no blob) proves the key first.
-  if (opts.dryRun) await s.repo.unlock();
-  const walkAfterWritable = os.availableParallelism() <= restoreThreads(opts.threads);
   if (opts.dryRun) {
+    await s.repo.unlock();
     const snap = await pickSnapshot(s, snapshot, requestedRoots(opts), { host });
     return { ...(await restore(s, { ...opts, snapshot: snap })), snapshot: described(snap) };
   }
@@ -60,6 +59,7 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   const ref = announcedLater(snapshot, said);
   const snap = await pickSnapshot(s, ref, requestedRoots(opts), { host });
   const limits = nonRootRestoreNote(process.getuid?.());
+  const walkAfterWritable = os.availableParallelism() <= restoreThreads(opts.threads);
   if (limits) said.push(() => s.note(limits));
   return s.withRepoLockAfter(s.repo.unlock(), 'restore', false, async (writable) => {
     void writable.then(

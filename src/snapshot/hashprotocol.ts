@@ -1,6 +1,8 @@
 import os from 'node:os';
 
-/** Messages between the snapshot walk and its reader threads. Big numbers travel as decimal strings. */
+// Messages between the snapshot walk and its reader threads: read requests go packed (below); a
+// reader's stat of a file comes back with its big numbers as decimal strings (HashStat).
+
 /**
  * A reader's request for files of one directory, packed (issue 17: an object of five decimal
  * strings per file was most of the walk's postMessage time): the names joined by '/' (a name
