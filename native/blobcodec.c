@@ -17,6 +17,9 @@
  * seal() reuse this thread's OpenSSL contexts. Inflate stays zlib's (libdeflate was only 15%
  * faster there).
  *
+ * romix() (native/romix.c) is the one lane of scrypt the key derivation runs in parallel
+ * (src/pack/scrypt.ts): the repository's other native crypto, so it ships in this addon.
+ *
  * Every buffer is bounded by the lengths of the buffers passed in; a blob that would not fit
  * reports TOO_SMALL (the caller grows its buffer up to its own limit: a decompression bomb stops
  * there).
@@ -28,8 +31,9 @@
 #include <libdeflate.h>
 #include <zlib.h>
 #include "napi_util.h"
+#include "romix.h"
 
-#define ABI 2
+#define ABI 3
 #define NONCE 12
 #define TAG 16
 #define ID 32
@@ -299,6 +303,8 @@ static napi_value init(napi_env env, napi_value exports) {
   if (napi_set_named_property(env, exports, "sha256", f) != napi_ok) return NULL;
   if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal_blob, NULL, &f) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "seal", f) != napi_ok) return NULL;
+  if (napi_create_function(env, "romix", NAPI_AUTO_LENGTH, snapfill_romix, NULL, &f) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "romix", f) != napi_ok) return NULL;
   napi_create_uint32(env, ABI, &v);
   napi_set_named_property(env, exports, "abi", v);
   return exports;

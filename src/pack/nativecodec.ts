@@ -10,7 +10,7 @@ import { KEY_BYTES } from './crypto.js';
  * blob id as AAD, then plain bytes whose SHA-256 is the id, or raw deflate inflating to them.
  */
 
-const ABI = 2;
+const ABI = 3;
 
 interface CodecAddon {
   abi: number;
@@ -18,6 +18,7 @@ interface CodecAddon {
   deflate(plain: Uint8Array, out: Uint8Array, level: number): number;
   sha256(data: Uint8Array, out: Buffer): number;
   seal(key: Buffer, nonce: Uint8Array, id: Buffer, encoded: Uint8Array, out: Buffer): number;
+  romix(lane: Buffer, r: number, N: number): Promise<Buffer>;
 }
 
 let addon: CodecAddon | null = null;
@@ -86,6 +87,14 @@ export function blobIdNative(data: Uint8Array): string {
  */
 export function sealBlobInto(key: Buffer, nonce: Uint8Array, id: Buffer, encoded: Uint8Array, out: Buffer): void {
   if (codec().seal(key, nonce, id, encoded, out) !== 0) throw new Error('could not seal a blob (out of memory)');
+}
+
+/**
+ * One lane of scrypt (scryptROMix of RFC 7914, native/romix.c) on libuv's thread pool: the lane
+ * (128 * r bytes) after ROMix, in a new Buffer. For pack/scrypt.ts, which runs the lanes in parallel.
+ */
+export function romixLane(lane: Buffer, r: number, N: number): Promise<Buffer> {
+  return codec().romix(lane, r, N);
 }
 
 /** Loads the addon now (a worker's start-up): a missing build is one clear error before any work. */

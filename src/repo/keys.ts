@@ -1,8 +1,9 @@
-import { createHash, randomBytes, scrypt, scryptSync } from 'node:crypto';
+import { createHash, randomBytes, scryptSync } from 'node:crypto';
 import * as os from 'node:os';
 import type { ObjectStore } from '../store/store.js';
 import { ObjectNotFoundError } from '../store/store.js';
 import { KEY_BYTES, seal, unseal } from '../pack/crypto.js';
+import { scryptParallel } from '../pack/scrypt.js';
 import { KEY_PREFIX, idOfKey, keyObjectKey } from '../pack/keys.js';
 
 /**
@@ -123,20 +124,11 @@ export function unwrapKey(o: KeyObject, password: string): Buffer | null {
 }
 
 /**
- * The same, with scrypt on libuv's thread pool: the calling thread goes on (opening the
- * catalog, starting worker threads) while the key is derived (~0.5 s by design).
+ * The same, with scrypt's lanes on libuv's thread pool, side by side (pack/scrypt.ts): the calling
+ * thread goes on (opening the catalog, starting worker threads) while the key is derived.
  */
 export async function unwrapKeyAsync(o: KeyObject, password: string): Promise<Buffer | null> {
-  const key = await new Promise<Buffer>((resolve, reject) =>
-    scrypt(
-      Buffer.from(password, 'utf8'),
-      Buffer.from(o.salt, 'base64'),
-      KEY_BYTES,
-      { N: o.N, r: o.r, p: o.p, maxmem: 256 * o.N * o.r + 1024 * 1024 },
-      (err, k) => (err ? reject(err) : resolve(k)),
-    ),
-  );
-  return unwrapWith(o, key);
+  return unwrapWith(o, await scryptParallel(Buffer.from(password, 'utf8'), Buffer.from(o.salt, 'base64'), KEY_BYTES, o));
 }
 
 function unwrapWith(o: KeyObject, key: Buffer): Buffer | null {
