@@ -230,6 +230,9 @@ export class Catalog {
   openDirState(p: RawPath, lineage: number, beforeSeq: number): DirState | undefined {
     return this.reader.openDirState(p, lineage, beforeSeq);
   }
+  openDirStates(lineage: number, beforeSeq: number): Map<RawPath, DirState> {
+    return this.reader.openDirStates(lineage, beforeSeq);
+  }
   openVersionByPath(p: RawPath, lineage: number, beforeSeq: number): VersionRow | undefined {
     return this.reader.openVersionByPath(p, lineage, beforeSeq);
   }

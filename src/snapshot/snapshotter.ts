@@ -158,6 +158,8 @@ export class Snapshotter {
   /** Files of at most this many bytes are stored as one blob (read by the reader threads). */
   private readonly wholeFileMax: number;
   private readonly digest = new DirDigest();
+  /** The parent snapshot's directories (openDirStates), read in one query before the walk. */
+  private parentDirs = new Map<RawPath, DirState>();
 
   constructor(
     private readonly repo: Repository,
@@ -197,6 +199,7 @@ export class Snapshotter {
     const parent = this.catalog.lineageHead(this.lineage);
     if (parent && this.opts.onProgress) this.expected = expectedTotals(this.catalog, parent);
     this.seq = this.catalog.beginSnapshot(this.lineage, time, host, sources, this.opts.tags ?? []);
+    if (parent) this.parentDirs = this.catalog.openDirStates(this.lineage, this.seq);
     this.sink = new BlobSink(this.repo, this.catalog, {
       packSize: this.repo.config.pack_size,
       maxInFlight: this.repo.store.putsInFlight,
@@ -209,6 +212,7 @@ export class Snapshotter {
     try {
       this.catalog.ensurePath('/');
       const { tree } = await this.walkDir('/', false, null, undefined, -1);
+      this.parentDirs.clear(); // directories gone since the parent (never walked)
       await this.sink.finish();
       this.catalog.flush();
       const result: Omit<SnapshotResult, 'snapshot_id' | 'duration_s'> = {
@@ -373,7 +377,7 @@ export class Snapshotter {
     // 2,000-level tree nested 2,000 frames and overflowed the stack. Yielding to the event
     // loop every 256 levels unwinds the synchronous stack; other directories pay nothing.
     if (dir.length >= 512 && depthOf(dir) % 256 === 0) await new Promise((r) => setImmediate(r));
-    if (prev === null) prev = dir === '/' ? undefined : this.catalog.openDirState(dir, this.lineage, this.seq);
+    if (prev === null) prev = dir === '/' ? undefined : this.parentDirState(dir);
     // (issue 17) The directory is opened relative to its parent's fd, never through a symlink,
     // and stays open while its subtree is walked: its subdirectories are opened and its files
     // read relative to it. It is closed only once no read of it is in flight.
@@ -407,6 +411,17 @@ export class Snapshotter {
         fs.closeSync(fd);
       }
     }
+  }
+
+  /**
+   * The parent snapshot's row of `dir`: from the map read at the start (taken out once used, so
+   * it shrinks as the walk goes), else looked up (a new directory, or a path that was no directory).
+   */
+  private parentDirState(dir: RawPath): DirState | undefined {
+    const known = this.parentDirs.get(dir);
+    if (known === undefined) return this.catalog.openDirState(dir, this.lineage, this.seq);
+    this.parentDirs.delete(dir);
+    return known;
   }
 
   /**

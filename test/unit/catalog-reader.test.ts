@@ -152,6 +152,18 @@ describe('catalog reader', () => {
     db.close();
   });
 
+  it("reads every open directory row of a lineage in one query, as openDirState reads each (a snapshot's parent directories)", () => {
+    const { ro, close } = written();
+    const s3 = ro.listSnapshots()[2];
+    const all = ro.openDirStates(s3.lineage, s3.seq + 1);
+    expect([...all.keys()]).toEqual(['/a']); // /d was deleted in s3; /b and /c are no directories
+    expect(all.get('/a')).toEqual(ro.openDirState('/a', s3.lineage, s3.seq + 1));
+    expect(all.get('/a')).toMatchObject({ type: 'dir', tree: hex('b') });
+    expect(ro.openDirState('/d', s3.lineage, s3.seq + 1)).toBeUndefined();
+    expect(ro.openDirStates(s3.lineage + 1, s3.seq + 1).size).toBe(0); // another lineage has none
+    close();
+  });
+
   it('openReadOnly refuses a catalog file that does not exist (it never creates one)', () => {
     expect(() => CatalogReader.openReadOnly(tempCatalogFile())).toThrow();
   });
