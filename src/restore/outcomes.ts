@@ -51,8 +51,23 @@ export function countOutcome(
   }
 }
 
-function note(c: OutcomeCounts, kind: string, bytes = 0): void {
+/**
+ * Entries skipped with one outcome, counted at once as countOutcome counts each of them (none a
+ * name of a hard-link group linked back to): `nonDirs` entries that are no directory, `dirs`
+ * directories. For the intact passes' per-directory shortcuts (issue 17), which skip whole
+ * directories' entries: one count per directory, not a call and a note per entry.
+ */
+export function countSkipped(c: OutcomeCounts, outcome: 'skip-present' | 'skip-same', nonDirs: number, dirs: number): void {
+  c.entries += nonDirs + dirs;
+  if (nonDirs) {
+    c.skipped += nonDirs;
+    note(c, outcome, 0, nonDirs);
+  }
+  if (dirs) note(c, `${outcome} (dirs)`, 0, dirs);
+}
+
+function note(c: OutcomeCounts, kind: string, bytes = 0, count = 1): void {
   const e = (c.notes[kind] ??= { count: 0, bytes: 0 });
-  e.count++;
+  e.count += count;
   e.bytes += bytes;
 }

@@ -4,7 +4,7 @@ import { makeMatcher } from '../util/globs.js';
 import { IdNames } from '../util/ids.js';
 import type { RawPath } from '../util/rawpath.js';
 import { chunkRefs, relOf, wireEntry } from './context.js';
-import { countOutcome, emptyCounts } from './outcomes.js';
+import { countOutcome, countSkipped, emptyCounts } from './outcomes.js';
 import type { ClassifyResult, RestoreDirTask, WalkReply, WireEntry } from './protocol.js';
 import { safeSnapshotPath } from './scope.js';
 import type { EntryType } from '../repo/tree.js';
@@ -121,15 +121,18 @@ function walkDir(w: Walk, task: RestoreDirTask, out: WalkReply, local: RestoreDi
     const fetch: RestoreName[] = [];
     // Missing mode in a directory that is there: most names usually are too. Those are counted
     // from their names alone; every column is read only for the entries to create.
+    let presentFiles = 0;
+    let presentDirs = 0;
     for (const n of present.names) {
       if (!wanted(n)) continue;
       if (present.live.has(n.path.slice(present.skip)) && !n.linked) {
-        out.counts.entries++;
-        countOutcome(out.counts, { type: n.type, target: null, size: 0 }, { outcome: 'skip-present' }, false);
+        if (n.type === 'dir') presentDirs++;
+        else presentFiles++;
         continue;
       }
       fetch.push(n);
     }
+    countSkipped(out.counts, 'skip-present', presentFiles, presentDirs);
     // Every one fetched is missing, so written: the locations come with the rows.
     const written = { ...opts, locations: worker.init.repoDir !== null };
     for (const v of w.catalog.childrenForRestoreByIds(fetch, w.snap, written)) accept(v);
@@ -169,10 +172,7 @@ function untouchedSinceSnapshot(w: Walk, task: RestoreDirTask, out: WalkReply, l
   const subdirs = listing.entries.filter((e) => e.type === 'dir').map((e) => e.name);
   const ids = w.catalog.childPathIds(task.id, subdirs);
   if (ids.some((id) => id === undefined)) return false;
-  for (const e of listing.entries) {
-    out.counts.entries++;
-    countOutcome(out.counts, { type: e.type, target: null, size: 0 }, { outcome: 'skip-same' }, false);
-  }
+  countSkipped(out.counts, 'skip-same', listing.entries.length - subdirs.length, subdirs.length);
   const prefix = task.path === '/' ? '/' : task.path + '/';
   // Pushed in reverse: popped in name order.
   for (let k = subdirs.length - 1; k >= 0; k--) local.push({ id: ids[k]!, path: prefix + subdirs[k], fresh: false });
