@@ -43,8 +43,8 @@ export async function restoreSnapshot(s: Session, o: RestoreSnapshotOptions): Pr
   const { snapshot, host, ...opts } = o;
   // The session may derive the key in the background (overlapping the catalog's open and sync).
   // A restore walks and compares meanwhile, and takes the lock and writes only once the key is
-  // proven: a wrong password still writes nothing, no lock either. That overlap (scrypt: ~0.5 s
-  // of one core and 128 MiB) is only where a core is free for it: where the workers fill every
+  // proven: a wrong password still writes nothing, no lock either. That overlap (scrypt: its lanes
+  // side by side, ~0.1 s of each core here, 64 MiB each: pack/scrypt.ts) is only where a core is free for it: where the workers fill every
   // core it only competed with them (repairs of 200k files on 2 cores 3-14% slower, ~50 MiB
   // higher; BENCHMARKS.md), so there their walk waits for the key (their threads load and the
   // run is prepared meanwhile). A dry run (no write, no blob) proves the key first.

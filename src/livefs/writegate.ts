@@ -3,7 +3,7 @@ import { setWriteGate } from './native.js';
 /**
  * A gate between a run's worker threads and the live tree (issue 17). A restore's workers
  * start walking (reading the catalog, scanning directories, comparing) while the repository
- * key is still being derived (~0.5 s of scrypt) and the repository lock taken; their first
+ * key is still being derived (scrypt) and the repository lock taken; their first
  * write waits here until the main thread opens the gate. A wrong password therefore still
  * writes nothing: the gate is never opened, and the run is stopped with the workers waiting.
  *

@@ -576,7 +576,7 @@ export class Repository {
   /**
    * Host tags a caller remembers from an earlier session (the catalog keeps them: issue 17),
    * so that listing a host's records and tree indexes need not wait for the key's derivation
-   * (~0.5 s of scrypt a command). Once the key is derived each one is checked, and a wrong one
+   * (scrypt, in every command). Once the key is derived each one is checked, and a wrong one
    * fails the unlock, and with it everything that awaits it (every write): fail closed.
    */
   knowHostTags(tags: Record<string, string>): void {
