@@ -17,18 +17,29 @@ export interface ScryptCost {
 const PARALLEL_SCRATCH = 128 << 20;
 
 /**
+ * Lanes at once: one core is left to the threads a command starts while its key is derived (a
+ * restore's workers, a snapshot's readers load meanwhile), so on 2 cores the lanes run one after
+ * the other. Measured on 2 cores (issue 17): both lanes at once took the key from ~0.25 to ~0.11 s
+ * but a 1M-file full restore's peak RSS from 222 to 292 MiB (the lanes' 128 MiB beside the loading
+ * workers), against a 300 MB target.
+ */
+function lanesAtOnce(cost: ScryptCost, scratch: number): number {
+  return Math.max(1, Math.min(cost.p, os.availableParallelism() - 1, Math.floor(PARALLEL_SCRATCH / scratch)));
+}
+
+/**
  * scrypt (RFC 7914) with its p lanes run side by side (issue 17): the same function and result as
  * node:crypto's scrypt, which runs them one after the other. scrypt is PBKDF2-HMAC-SHA256 of the
  * password over the p lanes' ROMix; each ROMix is independent, so on a machine with a free core
  * a key object of p=2 takes half the time. Each lane runs natively on libuv's thread pool
- * (native/romix.c, in 2 MiB pages); at most as many at once as there are cores and
- * PARALLEL_SCRATCH allows. Nothing about the key's strength changes: the parameters are the key
+ * (native/romix.c, in 2 MiB pages: on its own ~2x node:crypto's speed here); at most
+ * lanesAtOnce at once. Nothing about the key's strength changes: the parameters are the key
  * object's, tuned at init as before (tuneScrypt); only the legitimate user's wait does.
  */
 export async function scryptParallel(password: Buffer, salt: Buffer, keyLen: number, cost: ScryptCost): Promise<Buffer> {
   const laneBytes = 128 * cost.r;
   const scratch = laneBytes * cost.N;
-  const side = Math.max(1, Math.min(cost.p, os.availableParallelism(), Math.floor(PARALLEL_SCRATCH / scratch)));
+  const side = lanesAtOnce(cost, scratch);
   const lanes = pbkdf2Sync(password, salt, 1, cost.p * laneBytes, 'sha256');
   try {
     const limit = pLimit(side);
