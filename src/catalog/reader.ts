@@ -176,6 +176,11 @@ const VERIFY_CHILDREN_FP = verifyChildrenSql(true);
 const VERIFY_CHILDREN = verifyChildrenSql(false);
 const NON_ASCII = /[\u0080-\uffff]/;
 
+/** A directory's open row as the snapshot walk uses it (openDirState, openDirStates). */
+function dirStateOf(versionId: number, pathId: number, type: number, tree: Buffer | null, digest: Buffer | null): DirState {
+  return { versionId, pathId, type: ENTRY_TYPES[type], tree: tree ? tree.toString('hex') : null, digest: digest ? digest.toString('hex') : null };
+}
+
 /**
  * Every query over snapshots, paths, versions and damage records. It runs on the catalog's own
  * connection (through the Catalog facade) or, opened with openReadOnly, on a read-only
@@ -261,15 +266,7 @@ export class CatalogReader {
       )
       .get(toBlob(p), lineage, beforeSeq) as
       { vid: number; pid: number; type: number; tree: Buffer | null; digest: Buffer | null } | undefined;
-    return r
-      ? {
-          versionId: r.vid,
-          pathId: r.pid,
-          type: ENTRY_TYPES[r.type],
-          tree: r.tree ? r.tree.toString('hex') : null,
-          digest: r.digest ? r.digest.toString('hex') : null,
-        }
-      : undefined;
+    return r ? dirStateOf(r.vid, r.pid, r.type, r.tree, r.digest) : undefined;
   }
 
   /**
@@ -287,14 +284,8 @@ export class CatalogReader {
       )
       .raw(true)
       .iterate(lineage, beforeSeq) as Iterable<[Buffer, number, number, Buffer | null, Buffer | null]>;
-    for (const [path, vid, pid, tree, digest] of rows)
-      out.set(fromBlob(path), {
-        versionId: vid,
-        pathId: pid,
-        type: 'dir',
-        tree: tree ? tree.toString('hex') : null,
-        digest: digest ? digest.toString('hex') : null,
-      });
+    const dir = ENTRY_TYPES.indexOf('dir');
+    for (const [path, vid, pid, tree, digest] of rows) out.set(fromBlob(path), dirStateOf(vid, pid, dir, tree, digest));
     return out;
   }
 
