@@ -178,7 +178,13 @@ const NON_ASCII = /[\u0080-\uffff]/;
 
 /** A directory's open row as the snapshot walk uses it (openDirState, openDirStates). */
 function dirStateOf(versionId: number, pathId: number, type: number, tree: Buffer | null, digest: Buffer | null): DirState {
-  return { versionId, pathId, type: ENTRY_TYPES[type], tree: tree ? tree.toString('hex') : null, digest: digest ? digest.toString('hex') : null };
+  return {
+    versionId,
+    pathId,
+    type: ENTRY_TYPES[type],
+    tree: tree ? tree.toString('hex') : null,
+    digest: digest ? digest.toString('hex') : null,
+  };
 }
 
 /**
