@@ -279,8 +279,8 @@ static int write_sparse(int fd, const char *p, size_t n) {
 }
 
 /*
- * Flags of an entry put in place: 1 chown; 2 no clobber (link, never replace; rename only where
- * the file system has no hard links and nothing is there); 4 keep newer (a final name modified
+ * Flags of an entry put in place: 1 chown; 2 no clobber (rename with RENAME_NOREPLACE, else a
+ * link; a checked rename only where the file system has neither and nothing is there); 4 keep newer (a final name modified
  * after times[2] is left alone); 8 clear a leftover temp of an interrupted run first; 16 created
  * with its final permission bits (umask 0): fchmod only for set-id and sticky bits.
  */
@@ -303,8 +303,12 @@ static int place_one(int dfd, const char *tmp, const char *fin, uint32_t flags, 
   } else if (!(flags & F_NOCLOBBER)) {
     if (renameat(dfd, tmp, dfd, fin) == 0) return 0;
     err = errno;
+  } else if (renameat2(dfd, tmp, dfd, fin, RENAME_NOREPLACE) == 0) {
+    return 0; /* one atomic no-clobber step where the file system has it (ext4, xfs, btrfs, tmpfs) */
+  } else if ((err = errno) != EINVAL && err != ENOSYS && err != ENOTSUP && err != EOPNOTSUPP) {
+    /* EEXIST: the name is taken (someone's); anything else is this entry's failure */
   } else if (linkat(dfd, tmp, dfd, fin, 0) == 0) {
-    err = 0;
+    err = 0; /* no RENAME_NOREPLACE here (NFS, some FUSE): a link never clobbers either */
   } else {
     err = errno;
     if (err == EPERM || err == EXDEV || err == ENOTSUP || err == EOPNOTSUPP || err == EMLINK) {

@@ -132,6 +132,30 @@ describe('restore', () => {
     expect(describeTree(src)).toEqual(after);
   });
 
+  it('missing and changed mode clear a leftover temp entry (file or symlink) of an interrupted run where the listing shows one, never following it', () => {
+    snap(env, src);
+    const outside = path.join(base, 'outside.txt');
+    fs.writeFileSync(outside, 'not yours\n');
+    const dir = `${src}/home/alice/public_html/dir1`;
+    for (const [mode, f] of [
+      ['missing', 'file4.php'],
+      ['changed', 'file5.php'],
+    ]) {
+      fs.rmSync(`${dir}/${f}`);
+      // What a killed restore leaves: a half-written temp, and one a customer turned into a symlink.
+      fs.writeFileSync(`${dir}/.snapfill-tmp.${f}`, 'half');
+      fs.symlinkSync(outside, `${dir}/.snapfill-tmp.file6.php`);
+      fs.rmSync(`${dir}/file6.php`);
+      const r = restore(env, ['latest', '--mode', mode]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json.files_restored).toBe(2);
+      expect(fs.readFileSync(`${dir}/${f}`, 'utf8')).toMatch(/^<\?php/);
+      expect(fs.readFileSync(`${dir}/file6.php`, 'utf8')).toMatch(/^<\?php/);
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.snapfill-tmp.'))).toEqual([]);
+      expect(fs.readFileSync(outside, 'utf8')).toBe('not yours\n');
+    }
+  });
+
   it('story 2: metadata mode repairs chmod 000 / chown nobody without rewriting data', () => {
     const before = describeTree(src);
     snap(env, src);

@@ -52,6 +52,8 @@ export interface Placement {
   replace: boolean;
   /** The directory was created by this run (mode 0700, ours): no leftovers in it, and a rename cannot clobber anyone's data. */
   fresh: boolean;
+  /** The directory's listing, read by this run, held no temp entry: nothing of an earlier run to clear first. */
+  clean?: boolean;
   /** When replacing: refuse an entry modified after this time (ns); null replaces newer entries too. */
   keepNewerThanNs: bigint | null;
 }
@@ -76,8 +78,9 @@ export function placeFlags(place: Placement, policy: MetaPolicy): number {
   if (policy.umask === 0) f |= F_FINAL_MODE;
   if (!place.replace && !place.fresh) f |= F_NOCLOBBER;
   if (place.replace && place.keepNewerThanNs !== null) f |= F_KEEP_NEWER;
-  // A directory this run created holds no leftovers of an earlier one.
-  if (!place.fresh) f |= F_CLEAR;
+  // A directory this run created, or one whose listing showed no temp entry, holds no leftovers
+  // of an earlier run (one planted since makes the create fail: EEXIST, never a clobber).
+  if (!place.fresh && !place.clean) f |= F_CLEAR;
   return f;
 }
 

@@ -125,6 +125,8 @@ export interface ClassifyResult {
   replace?: boolean;
   /** The parent directory was created by this restore: nothing else can be there. */
   fresh?: boolean;
+  /** The parent's listing held no temp entry: no leftover of an interrupted run to clear first. */
+  clean?: boolean;
   /** Why an existing entry is replaced (shown in the plan), e.g. extra hard links. */
   why?: string;
 }

@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import { compareEntry, hasForeignLinks, metadataFields, typeMatches, type Recorded } from '../livefs/compare.js';
 import { fingerprintFile } from '../livefs/fingerprint.js';
-import { installSpecial, modifiedAfter, type SpecialType } from '../livefs/install.js';
+import { installSpecial, modifiedAfter, TMP_PREFIX, type SpecialType } from '../livefs/install.js';
 import { setMetaBatch, type MetaFix } from '../livefs/meta.js';
 import { DirScan, errnoName, readlinkAt, ScanStat } from '../livefs/native.js';
 import { procPath, UnsafePathError } from '../livefs/safepath.js';
@@ -25,6 +25,8 @@ export interface LiveDir {
   index: Map<string, number>;
   /** Scanned for existence only (missing mode): no stat fields. */
   namesOnly: boolean;
+  /** Some name is a temp entry's (an interrupted run's leftover): a create here clears its temp name first. */
+  leftovers: boolean;
   u64: BigUint64Array;
   i64: BigInt64Array;
   u32: Uint32Array;
@@ -52,12 +54,18 @@ function liveDir(rel: string, fd: number, namesOnly: boolean): LiveDir {
   if (rc < 0) throw new Error(`${errnoName(-rc)}: scandir`);
   const n = scratch.count;
   const index = new Map<string, number>();
-  for (let i = 0; i < n; i++) index.set(scratch.name(i), i);
+  let leftovers = false;
+  for (let i = 0; i < n; i++) {
+    const name = scratch.name(i);
+    index.set(name, i);
+    if (name.startsWith(TMP_PREFIX)) leftovers = true;
+  }
   const d: LiveDir = namesOnly
-    ? { index, namesOnly, u64: EMPTY_U64, i64: EMPTY_I64, u32: EMPTY_U32, errs: EMPTY_I32 }
+    ? { index, namesOnly, leftovers, u64: EMPTY_U64, i64: EMPTY_I64, u32: EMPTY_U32, errs: EMPTY_I32 }
     : {
         index,
         namesOnly,
+        leftovers,
         u64: scratch.u64.slice(0, n * 5),
         i64: scratch.i64.slice(0, n * 3),
         u32: scratch.u32.slice(0, n * 5),
@@ -197,23 +205,23 @@ function classifyDir(parentRel: string, items: readonly WireEntry[], i: number, 
   });
 }
 
-/** Nothing is at the entry's place. */
-function absent(e: WireEntry): ClassifyResult {
+/** Nothing is at the entry's place (`live`: its directory's listing, when one was read). */
+function absent(e: WireEntry, live?: LiveDir): ClassifyResult {
   if (worker.init.mode === 'metadata') return { outcome: 'skip-present', msg: 'missing; metadata mode writes no content' };
-  return create(e);
+  return live ? created(e, live) : create(e);
 }
 
 function classifyOne(e: WireEntry, dfd: number, name: string, live: LiveDir, fixes: PendingFix[], k: number): ClassifyResult {
   const idx = live.index.get(name);
   const mode = worker.init.mode;
-  if (live.namesOnly) return idx !== undefined ? { outcome: 'skip-present' } : create(e);
+  if (live.namesOnly) return idx !== undefined ? { outcome: 'skip-present' } : created(e, live);
   let st: ScanStat | undefined;
   if (idx !== undefined) {
     const err = live.errs[idx];
     if (err !== 0 && err !== ENOENT) return { outcome: 'error', msg: `${errnoName(err)}: lstat` };
     if (err === 0) st = new ScanStat(live, idx);
   }
-  if (!st) return absent(e);
+  if (!st) return absent(e, live);
   if (e.ancestor || mode === 'missing') return { outcome: 'skip-present' };
   if (mode === 'metadata') return classifyMetadata(e, name, st, fixes, k);
   return classifyContent(e, dfd, name, st, fixes, k);
@@ -270,6 +278,13 @@ function classifyContent(e: WireEntry, dfd: number, name: string, st: ScanStat, 
   if (verdict.kind === 'type' || verdict.kind === 'content') return create(e, true);
   if (verdict.kind === 'same') return { outcome: 'skip-same' };
   return fixMeta(e, name, st, fixes, k);
+}
+
+/** create() of an entry missing from a listed directory: its file needs no leftover temp cleared when the listing had none. */
+function created(e: WireEntry, live: LiveDir): ClassifyResult {
+  const r = create(e);
+  if (!live.leftovers && r.outcome === 'content') r.clean = true;
+  return r;
 }
 
 /** Creates an entry that is missing (or replaces one when `replace`). Files and hardlinks are deferred. */

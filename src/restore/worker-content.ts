@@ -173,7 +173,7 @@ function writeDir(
     const e = entries[k];
     const chunks = chunkLists[k];
     const r = res[k];
-    const place = placement(!!r.replace, !!r.fresh);
+    const place = placement(!!r.replace, !!r.fresh, !!r.clean);
     try {
       if (e.size > BATCH_BYTES) {
         // Large: streamed chunk by chunk through a temp file of its own, never whole in memory.

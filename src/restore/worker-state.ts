@@ -88,8 +88,8 @@ export function forRuns<T>(items: readonly T[], relOf: (x: T) => string, fn: (pa
 }
 
 /** How an entry is put in place: replaced only when allowed, never over a newer one unless told. */
-export function placement(replace: boolean, fresh = false): Placement {
-  return { replace, fresh, keepNewerThanNs: worker.init.overwriteNewer ? null : worker.snapshotTimeNs };
+export function placement(replace: boolean, fresh = false, clean = false): Placement {
+  return { replace, fresh, clean, keepNewerThanNs: worker.init.overwriteNewer ? null : worker.snapshotTimeNs };
 }
 
 /**

@@ -142,6 +142,8 @@ describe('livefs/install', () => {
     fs.symlinkSync(outside, path.join(dir, tempNameFor('g')));
     // In a directory this run created ("fresh") nothing is cleared first: O_EXCL|O_NOFOLLOW refuses.
     expect(() => put('g', 'snapshot', { ...CREATE, fresh: true })).toThrow(/EEXIST/);
+    // Nor in one whose listing showed no temp entry ("clean": this one was planted since).
+    expect(() => put('g', 'snapshot', { ...CREATE, clean: true })).toThrow(/EEXIST/);
     expect(put('g', 'snapshot', CREATE)).toEqual({ installed: true });
     expect(fs.readFileSync(outside, 'utf8')).toBe('not yours');
     expect(temps()).toEqual([]);
