@@ -279,10 +279,10 @@ static int write_sparse(int fd, const char *p, size_t n) {
 }
 
 /*
- * Flags of an entry put in place: 1 chown; 2 no clobber (rename with RENAME_NOREPLACE, else a
- * link; a checked rename only where the file system has neither and nothing is there); 4 keep newer (a final name modified
- * after times[2] is left alone); 8 clear a leftover temp of an interrupted run first; 16 created
- * with its final permission bits (umask 0): fchmod only for set-id and sticky bits.
+ * Flags of an entry put in place: 1 chown; 2 no clobber (never replace: see place_new); 4 keep
+ * newer (a final name modified after times[2] is left alone); 8 clear a leftover temp of an
+ * interrupted run first; 16 created with its final permission bits (umask 0): fchmod only for
+ * set-id and sticky bits.
  */
 enum { F_CHOWN = 1, F_NOCLOBBER = 2, F_KEEP_NEWER = 4, F_CLEAR = 8, F_FINAL_MODE = 16, F_SAME_MODE = 32, F_SAME_TIMES = 64 };
 enum { STEP_OPEN = 1, STEP_WRITE, STEP_CHOWN, STEP_CHMOD, STEP_TIMES, STEP_PLACE, STEP_NEWER, STEP_META };
@@ -293,33 +293,48 @@ static int newer_there(int dfd, const char *fin, int64_t keep) {
   return fstatat(dfd, fin, &st, AT_SYMLINK_NOFOLLOW) == 0 && ts_ns(st.st_mtim) > keep;
 }
 
+static int unsupported(int err) {
+  return err == EINVAL || err == ENOSYS || err == ENOTSUP || err == EOPNOTSUPP;
+}
+
+/*
+ * Gives a temp entry its final name only if that name is free (EEXIST otherwise): one atomic
+ * rename with RENAME_NOREPLACE where the file system has it (ext4, xfs, btrfs, tmpfs); else a
+ * link, which never clobbers either (NFS, some FUSE); where hard links are refused too, a
+ * check-then-rename, a tiny window instead of none. 0 or errno; the temp is left to the caller.
+ */
+static int no_noreplace; /* test hook: behave as where RENAME_NOREPLACE is unsupported */
+
+static int place_new(int dfd, const char *tmp, const char *fin, int *linked) {
+  int err = __atomic_load_n(&no_noreplace, __ATOMIC_RELAXED) ? EINVAL
+            : renameat2(dfd, tmp, dfd, fin, RENAME_NOREPLACE) == 0 ? 0
+                                                                     : errno;
+  if (!unsupported(err)) return err;
+  if (linkat(dfd, tmp, dfd, fin, 0) == 0) {
+    *linked = 1;
+    return 0;
+  }
+  err = errno;
+  if (err != EPERM && err != EXDEV && err != ENOTSUP && err != EOPNOTSUPP && err != EMLINK) return err;
+  struct stat st;
+  if (fstatat(dfd, fin, &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+  return renameat(dfd, tmp, dfd, fin) == 0 ? 0 : errno;
+}
+
 /* Moves a finished temp entry to its final name; on any failure the temp is removed. */
 static int place_one(int dfd, const char *tmp, const char *fin, uint32_t flags, int64_t keep, int *step) {
   *step = STEP_PLACE;
-  int err = 0;
+  int err, linked = 0;
   if ((flags & F_KEEP_NEWER) && newer_there(dfd, fin, keep)) {
     *step = STEP_NEWER;
     err = EEXIST;
   } else if (!(flags & F_NOCLOBBER)) {
-    if (renameat(dfd, tmp, dfd, fin) == 0) return 0;
-    err = errno;
-  } else if (renameat2(dfd, tmp, dfd, fin, RENAME_NOREPLACE) == 0) {
-    return 0; /* one atomic no-clobber step where the file system has it (ext4, xfs, btrfs, tmpfs) */
-  } else if ((err = errno) != EINVAL && err != ENOSYS && err != ENOTSUP && err != EOPNOTSUPP) {
-    /* EEXIST: the name is taken (someone's); anything else is this entry's failure */
-  } else if (linkat(dfd, tmp, dfd, fin, 0) == 0) {
-    err = 0; /* no RENAME_NOREPLACE here (NFS, some FUSE): a link never clobbers either */
+    err = renameat(dfd, tmp, dfd, fin) == 0 ? 0 : errno;
   } else {
-    err = errno;
-    if (err == EPERM || err == EXDEV || err == ENOTSUP || err == EOPNOTSUPP || err == EMLINK) {
-      /* No hard links here (or to this type): check-then-rename, a tiny window instead of none. */
-      struct stat st;
-      if (fstatat(dfd, fin, &st, AT_SYMLINK_NOFOLLOW) == 0) err = EEXIST;
-      else if (renameat(dfd, tmp, dfd, fin) == 0) return 0;
-      else err = errno;
-    }
+    err = place_new(dfd, tmp, fin, &linked);
   }
-  unlinkat(dfd, tmp, 0);
+  /* Renamed: the temp name is gone. Linked, or failed: it is removed. */
+  if (err || linked) unlinkat(dfd, tmp, 0);
   return err;
 }
 
@@ -673,6 +688,8 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   /* Test hook: the path an older kernel takes (tests run where fchmodat2 exists). */
   if (getenv("SNAPFILL_TEST_NO_FCHMODAT2")) __atomic_store_n(&no_fchmodat2, 1, __ATOMIC_RELAXED);
+  /* Test hook: the no-clobber placement of a file system without RENAME_NOREPLACE (NFS). */
+  if (getenv("SNAPFILL_TEST_NO_RENAME_NOREPLACE")) __atomic_store_n(&no_noreplace, 1, __ATOMIC_RELAXED);
   napi_value v;
   napi_create_uint32(env, ABI * 1000 + U64_PER_ENTRY * 100 + I64_PER_ENTRY * 10 + U32_PER_ENTRY, &v);
   napi_set_named_property(env, exports, "layout", v);

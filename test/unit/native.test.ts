@@ -268,6 +268,32 @@ describe('native livefs addon', () => {
     expect(fs.lstatSync(f).mode & 0o7777).toBe(0o600);
   });
 
+  it('never clobbers where RENAME_NOREPLACE is missing either (a link, then the temp removed)', () => {
+    for (const noReplace of ['', '1']) {
+      const { p } = dir();
+      fs.writeFileSync(path.join(p, 'taken'), 'the customer');
+      const script = `
+        import * as fs from 'node:fs';
+        import { installFiles } from ${JSON.stringify(path.resolve('dist/livefs/native.js'))};
+        const fd = fs.openSync(${JSON.stringify(p)}, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+        const m = { mode: 0o644, uid: 0, gid: 0, atimeNs: 1n, mtimeNs: 1n };
+        const items = [{ ...m, name: 'new', tmp: '.t0', data: Buffer.from('ok') }, { ...m, name: 'taken', tmp: '.t1', data: Buffer.from('snapshot') }];
+        process.stdout.write(JSON.stringify(installFiles(fd, items, { chown: false, noClobber: true })));`;
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, SNAPFILL_TEST_NO_RENAME_NOREPLACE: noReplace },
+      });
+      expect(JSON.parse(out), `no RENAME_NOREPLACE: ${noReplace}`).toEqual([
+        { errno: 0, step: '' },
+        { errno: 17, step: 'rename' },
+      ]);
+      expect(fs.readFileSync(path.join(p, 'new'), 'utf8')).toBe('ok');
+      expect(fs.lstatSync(path.join(p, 'new')).nlink).toBe(1); // linked, then the temp name removed
+      expect(fs.readFileSync(path.join(p, 'taken'), 'utf8')).toBe('the customer');
+      expect(fs.readdirSync(p).sort()).toEqual(['new', 'taken']);
+    }
+  });
+
   it('refuses a symlink in place of a directory', () => {
     const { p, fd } = dir();
     fs.symlinkSync('/etc', path.join(p, 'd'));
