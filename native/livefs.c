@@ -297,18 +297,17 @@ static int unsupported(int err) {
   return err == EINVAL || err == ENOSYS || err == ENOTSUP || err == EOPNOTSUPP;
 }
 
+static int no_noreplace; /* test hook: behave as where RENAME_NOREPLACE is unsupported */
+
 /*
  * Gives a temp entry its final name only if that name is free (EEXIST otherwise): one atomic
  * rename with RENAME_NOREPLACE where the file system has it (ext4, xfs, btrfs, tmpfs); else a
  * link, which never clobbers either (NFS, some FUSE); where hard links are refused too, a
  * check-then-rename, a tiny window instead of none. 0 or errno; the temp is left to the caller.
  */
-static int no_noreplace; /* test hook: behave as where RENAME_NOREPLACE is unsupported */
-
 static int place_new(int dfd, const char *tmp, const char *fin, int *linked) {
-  int err = __atomic_load_n(&no_noreplace, __ATOMIC_RELAXED) ? EINVAL
-            : renameat2(dfd, tmp, dfd, fin, RENAME_NOREPLACE) == 0 ? 0
-                                                                     : errno;
+  int err = EINVAL;
+  if (!__atomic_load_n(&no_noreplace, __ATOMIC_RELAXED)) err = renameat2(dfd, tmp, dfd, fin, RENAME_NOREPLACE) == 0 ? 0 : errno;
   if (!unsupported(err)) return err;
   if (linkat(dfd, tmp, dfd, fin, 0) == 0) {
     *linked = 1;

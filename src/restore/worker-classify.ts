@@ -208,13 +208,13 @@ function classifyDir(parentRel: string, items: readonly WireEntry[], i: number, 
 /** Nothing is at the entry's place (`live`: its directory's listing, when one was read). */
 function absent(e: WireEntry, live?: LiveDir): ClassifyResult {
   if (worker.init.mode === 'metadata') return { outcome: 'skip-present', msg: 'missing; metadata mode writes no content' };
-  return live ? created(e, live) : create(e);
+  return live ? createIn(e, live) : create(e);
 }
 
 function classifyOne(e: WireEntry, dfd: number, name: string, live: LiveDir, fixes: PendingFix[], k: number): ClassifyResult {
   const idx = live.index.get(name);
   const mode = worker.init.mode;
-  if (live.namesOnly) return idx !== undefined ? { outcome: 'skip-present' } : created(e, live);
+  if (live.namesOnly) return idx !== undefined ? { outcome: 'skip-present' } : createIn(e, live);
   let st: ScanStat | undefined;
   if (idx !== undefined) {
     const err = live.errs[idx];
@@ -281,7 +281,7 @@ function classifyContent(e: WireEntry, dfd: number, name: string, st: ScanStat, 
 }
 
 /** create() of an entry missing from a listed directory: its file needs no leftover temp cleared when the listing had none. */
-function created(e: WireEntry, live: LiveDir): ClassifyResult {
+function createIn(e: WireEntry, live: LiveDir): ClassifyResult {
   const r = create(e);
   if (!live.leftovers && r.outcome === 'content') r.clean = true;
   return r;
