@@ -134,21 +134,51 @@ export class LocalPacks {
   }
 
   /**
+   * One chunk's plain bytes written straight into `dest` (at most `dest.length`), without a copy
+   * through the codec's own buffer: their length, or -1 when they would not fit (then read() them).
+   */
+  readInto(c: ChunkRef, dest: Buffer): number {
+    const cached = this.plainCache.get(c.id);
+    if (cached) {
+      if (cached.length > dest.length) return -1;
+      this.plainCache.delete(c.id);
+      this.plainCache.set(c.id, cached);
+      return cached.copy(dest, 0);
+    }
+    const again = this.verified.has(c.id);
+    const n = this.open(c, dest);
+    if (n === TOO_SMALL) return -1;
+    if (again && n <= PLAIN_CACHE_MAX_BLOB) this.remember(c.id, dest.subarray(0, n));
+    return n;
+  }
+
+  /**
    * One blob opened by the native codec into `plain` (grown as needed up to MAX_BLOB): one call,
-   * no Decipher, Hash or Zlib object and no intermediate Buffer per blob (issue 17). A blob
-   * verified before is only authenticated (encrypted) and inflated, its hash skipped.
+   * no Decipher, Hash or Zlib object and no intermediate Buffer per blob (issue 17).
    */
   private readUncached(c: ChunkRef): Buffer {
+    let n = this.open(c, this.plain);
+    while (n === TOO_SMALL && this.plain.length < MAX_BLOB) {
+      this.plain = Buffer.allocUnsafeSlow(Math.min(MAX_BLOB, this.plain.length * 4));
+      n = this.open(c, this.plain);
+    }
+    if (n === TOO_SMALL) throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} is corrupt`);
+    return this.plain.subarray(0, n);
+  }
+
+  /**
+   * Opens one blob into `out`: its plain length, or TOO_SMALL when it does not fit; any other
+   * failure throws. A blob verified before is only authenticated (encrypted) and inflated, its
+   * hash skipped.
+   */
+  private open(c: ChunkRef, out: Buffer): number {
     const known = this.verified.get(c.id);
     const raw = this.readRange(c, c.offset, c.length);
     if (raw.length < c.length) throw new CorruptChunkError(`pack ${c.pack.slice(0, 12)} is truncated`);
     this.idBuf.write(c.id, 'hex');
     const mode = known === undefined ? Known.Unknown : known ? Known.Plain : Known.Deflated;
-    let n = openBlobInto(this.key, raw, this.idBuf, this.plain, mode, this.result);
-    while (n === TOO_SMALL && this.plain.length < MAX_BLOB) {
-      this.plain = Buffer.allocUnsafeSlow(Math.min(MAX_BLOB, this.plain.length * 4));
-      n = openBlobInto(this.key, raw, this.idBuf, this.plain, mode, this.result);
-    }
+    const n = openBlobInto(this.key, raw, this.idBuf, out, mode, this.result);
+    if (n === TOO_SMALL) return n;
     if (n < 0) {
       const why = n === NOT_AUTHENTIC ? 'fails authentication' : n === NO_MEMORY ? 'could not be opened (out of memory)' : 'is corrupt';
       throw new CorruptChunkError(`content blob ${c.id.slice(0, 12)} in pack ${c.pack.slice(0, 12)} ${why}`);
@@ -157,6 +187,6 @@ export class LocalPacks {
       if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
       this.verified.set(c.id, this.result[1] === 0);
     }
-    return this.plain.subarray(0, n);
+    return n;
   }
 }

@@ -184,12 +184,21 @@ function writeDir(
         continue;
       }
       if (used + e.size > BATCH_BYTES) flush();
+      // Each chunk opened straight into the batch buffer (room for the recorded size); one
+      // that does not fit there (its blob is not what the size says) is opened and copied.
+      ensure(used, e.size);
       let at = used;
-      writeChunks(local, chunks!, (b) => {
+      for (const c of chunks!) {
+        const n = local.readInto(c, batchBuf.subarray(at));
+        if (n >= 0) {
+          at += n;
+          continue;
+        }
+        const b = local.read(c);
         ensure(at, b.length);
         b.copy(batchBuf, at);
         at += b.length;
-      });
+      }
       files.push({ name: nameOf(e.rel), meta: e, place, offset: used, length: at - used });
       batchKs.push(k);
       used = at;
